@@ -1,0 +1,2 @@
+//! KS frame allocators.
+#![deny(missing_docs)]

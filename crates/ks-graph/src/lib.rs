@@ -1,0 +1,3 @@
+//! KS filter graphs.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
