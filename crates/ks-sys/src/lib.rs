@@ -1,5 +1,18 @@
 //! Raw Windows Kernel Streaming (KS) allocator ABI: structures, constants, GUIDs and NTSTATUS
 //! values, with the C names verbatim (in the manner of `windows-sys`).
+//!
+//! Every structure has its size, alignment and field offsets asserted at compile time (x86_64
+//! and x86 values), and `tests/abi.rs` checks every item against data extracted from
+//! mingw-w64's `ks.h` by `tools/abi-probe`.
 #![no_std]
+#![forbid(unsafe_code)]
 #![allow(non_camel_case_types, non_snake_case, non_upper_case_globals)]
 #![deny(missing_docs)]
+
+mod framing;
+mod guid;
+mod status;
+
+pub use framing::*;
+pub use guid::*;
+pub use status::*;
