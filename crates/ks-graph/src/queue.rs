@@ -1,0 +1,749 @@
+//! Pin queues: the frames waiting at one pin, with a leading edge and an optional distinct
+//! trailing edge (AVStream's queue object behind a pin, ks-spec.md §8.2).
+//!
+//! A [`Queue`] owns the frames that have arrived at a pin and not yet completed. Stream
+//! pointers ([`PointerId`](crate::stream_pointer::PointerId)) walk over them; the operations
+//! on pointers (lock, advance, clone, delete, cancel …) are methods of the queue and live in
+//! [`stream_pointer`](crate::stream_pointer).
+//!
+//! # Completion
+//!
+//! A frame *completes* when no stream pointer references it **and** both edges have passed
+//! it (the leading edge, and the trailing edge when the pin has one) — or, for a cancelled
+//! frame, as soon as no clone references it any more (behaviours 51–52). A completed frame
+//! leaves the queue: it is handed to the completion sink installed with
+//! [`Queue::set_completion_sink`], or, without a sink, kept until
+//! [`Queue::pop_completed`] / [`Queue::drain_completed`] takes it. The runtime uses this to
+//! pass frames downstream or return them to their allocator (behaviour 60): the queue never
+//! drops a frame on its own except in [`Queue::flush`]'s caller-visible way (it is still
+//! delivered as a completion).
+//!
+//! # Example
+//!
+//! ```
+//! use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+//! use ks_graph::stream_pointer::PointerState;
+//!
+//! let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+//! let id = q.push(vec![7u8; 16], StreamHeader::with_data(16, 16));
+//! // The frame arrived into an empty queue: it is the leading-edge frame (behaviour 49).
+//! let lead = q.leading_edge(PointerState::Locked).expect("a frame is there");
+//! assert_eq!(q.frame_id(lead).unwrap(), Some(id));
+//! assert_eq!(q.data(lead).unwrap()[0], 7);
+//! q.unlock(lead, true).unwrap(); // eject: the leading edge moves past the frame
+//! let done = q.pop_completed().expect("the frame completed");
+//! assert_eq!(done.id, id);
+//! assert!(done.status.is_ok());
+//! ```
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use ks_alloc::Status;
+
+use crate::stream_pointer::{PointerData, PointerId, PointerKind, Slot};
+
+/// `KSPIN_FLAG_GENERATE_MAPPINGS` (0x100): the pin asks for scatter/gather mappings; for a
+/// queue this means `DataUsed` is set from the pointer's offsets when a pointer leaves a frame.
+#[doc(alias = "KSPIN_FLAG_GENERATE_MAPPINGS")]
+pub const PIN_FLAG_GENERATE_MAPPINGS: u32 = 0x0000_0100;
+/// `KSPIN_FLAG_DISTINCT_TRAILING_EDGE` (0x200): the pin's queue has a trailing edge distinct
+/// from its leading edge.
+#[doc(alias = "KSPIN_FLAG_DISTINCT_TRAILING_EDGE")]
+pub const PIN_FLAG_DISTINCT_TRAILING_EDGE: u32 = 0x0000_0200;
+/// `KSSTREAM_HEADER_OPTIONSF_ENDOFSTREAM` (0x200): the last frame of a stream.
+#[doc(alias = "KSSTREAM_HEADER_OPTIONSF_ENDOFSTREAM")]
+pub const OPTIONSF_END_OF_STREAM: u32 = 0x0000_0200;
+
+/// Identity of one frame within one queue: its arrival sequence number (0, 1, 2, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FrameId(pub(crate) u64);
+
+impl FrameId {
+    /// The arrival sequence number of the frame in its queue (the first frame is 0).
+    pub const fn sequence(self) -> u64 {
+        self.0
+    }
+
+    /// The id of the frame with arrival sequence number `seq` (which may or may not be in a
+    /// given queue; queue methods check).
+    pub const fn from_sequence(seq: u64) -> FrameId {
+        FrameId(seq)
+    }
+}
+
+impl fmt::Display for FrameId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "frame #{}", self.0)
+    }
+}
+
+/// The per-frame bookkeeping KS keeps in a `KSSTREAM_HEADER` (the fields a portable runtime
+/// needs; `Size` and `Data` are implied by the frame itself).
+#[doc(alias = "KSSTREAM_HEADER")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StreamHeader {
+    /// `FrameExtent`: usable size of the frame in bytes.
+    pub frame_extent: u32,
+    /// `DataUsed`: bytes of valid data at the start of the frame.
+    pub data_used: u32,
+    /// `OptionsFlags` (`KSSTREAM_HEADER_OPTIONSF_*`), e.g. [`OPTIONSF_END_OF_STREAM`].
+    pub options_flags: u32,
+    /// `TypeSpecificFlags`.
+    pub type_specific_flags: u32,
+    /// `PresentationTime.Time`, in 100 ns units.
+    pub presentation_time: i64,
+    /// `Duration`, in 100 ns units.
+    pub duration: i64,
+}
+
+impl StreamHeader {
+    /// A header for an empty frame of `frame_extent` bytes (`DataUsed` = 0): what an output
+    /// pin receives to fill.
+    pub const fn empty(frame_extent: u32) -> StreamHeader {
+        StreamHeader::with_data(frame_extent, 0)
+    }
+
+    /// A header for a frame of `frame_extent` bytes holding `data_used` valid bytes.
+    pub const fn with_data(frame_extent: u32, data_used: u32) -> StreamHeader {
+        StreamHeader {
+            frame_extent,
+            data_used,
+            options_flags: 0,
+            type_specific_flags: 0,
+            presentation_time: 0,
+            duration: 0,
+        }
+    }
+
+    /// Whether `KSSTREAM_HEADER_OPTIONSF_ENDOFSTREAM` is set.
+    pub const fn is_end_of_stream(&self) -> bool {
+        self.options_flags & OPTIONSF_END_OF_STREAM != 0
+    }
+
+    /// Sets or clears `KSSTREAM_HEADER_OPTIONSF_ENDOFSTREAM`.
+    pub fn set_end_of_stream(&mut self, eos: bool) {
+        if eos {
+            self.options_flags |= OPTIONSF_END_OF_STREAM;
+        } else {
+            self.options_flags &= !OPTIONSF_END_OF_STREAM;
+        }
+    }
+}
+
+/// Data-flow direction of the pin owning a queue (`KSPIN_DATAFLOW`).
+///
+/// It decides which offset is the pointer's `Offset`: `OffsetIn` on input pins, `OffsetOut`
+/// on output pins (ks-spec.md §8.1).
+#[doc(alias = "KSPIN_DATAFLOW")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// `KSPIN_DATAFLOW_IN`: frames carry data to consume (`OffsetIn` counts `DataUsed`).
+    Input,
+    /// `KSPIN_DATAFLOW_OUT`: frames are buffers to fill (`OffsetOut` counts `FrameExtent`).
+    Output,
+}
+
+/// How a queue behaves: its pin's direction and the queue-related pin flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// Direction of the owning pin.
+    pub direction: Direction,
+    /// `KSPIN_FLAG_DISTINCT_TRAILING_EDGE`: keep a trailing edge (behaviour 48).
+    pub distinct_trailing_edge: bool,
+    /// `KSPIN_FLAG_GENERATE_MAPPINGS`: set `DataUsed = Count − Remaining` when a pointer
+    /// leaves a frame (behaviour 59).
+    pub generate_mappings: bool,
+}
+
+impl QueueConfig {
+    /// An input-pin queue with no trailing edge and no mappings.
+    pub const fn input() -> QueueConfig {
+        QueueConfig::from_pin_flags(Direction::Input, 0)
+    }
+
+    /// An output-pin queue with no trailing edge and no mappings.
+    pub const fn output() -> QueueConfig {
+        QueueConfig::from_pin_flags(Direction::Output, 0)
+    }
+
+    /// The configuration a pin with `KSPIN_DESCRIPTOR_EX.Flags == flags` gets.
+    ///
+    /// ```
+    /// use ks_graph::queue::{Direction, QueueConfig, PIN_FLAG_DISTINCT_TRAILING_EDGE};
+    /// let c = QueueConfig::from_pin_flags(Direction::Input, PIN_FLAG_DISTINCT_TRAILING_EDGE);
+    /// assert!(c.distinct_trailing_edge && !c.generate_mappings);
+    /// ```
+    pub const fn from_pin_flags(direction: Direction, flags: u32) -> QueueConfig {
+        QueueConfig {
+            direction,
+            distinct_trailing_edge: flags & PIN_FLAG_DISTINCT_TRAILING_EDGE != 0,
+            generate_mappings: flags & PIN_FLAG_GENERATE_MAPPINGS != 0,
+        }
+    }
+
+    /// The same configuration with a distinct trailing edge.
+    pub const fn with_distinct_trailing_edge(mut self) -> QueueConfig {
+        self.distinct_trailing_edge = true;
+        self
+    }
+
+    /// The same configuration with `GENERATE_MAPPINGS` semantics for `DataUsed`.
+    pub const fn with_generate_mappings(mut self) -> QueueConfig {
+        self.generate_mappings = true;
+        self
+    }
+}
+
+/// A frame that has left its queue, with its header and the status its request completes
+/// with (`Ok` normally, the status set by
+/// [`Queue::set_status_code`] or `STATUS_CANCELLED` for a cancelled frame).
+#[derive(Debug)]
+pub struct Completed<F> {
+    /// The frame itself (for an allocator frame: drop it, or pass it on, to recycle it).
+    pub frame: F,
+    /// Its stream header as last written.
+    pub header: StreamHeader,
+    /// Which frame of the queue it was.
+    pub id: FrameId,
+    /// The completion status of the frame's request.
+    pub status: Result<(), Status>,
+}
+
+/// Where completed frames go when a sink is installed.
+pub type CompletionSink<F> = Box<dyn FnMut(Completed<F>) + Send>;
+
+pub(crate) struct Entry<F> {
+    /// `None` once the frame has completed (the entry stays until it reaches the front).
+    pub(crate) frame: Option<F>,
+    pub(crate) header: StreamHeader,
+    /// Stream pointers (edges and clones) currently on this frame.
+    pub(crate) refs: u32,
+    /// Locked stream pointers on this frame.
+    pub(crate) locks: u32,
+    pub(crate) cancelled: bool,
+    pub(crate) status: Result<(), Status>,
+}
+
+/// Counters of one queue, for reports and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueStats {
+    /// Frames that have arrived.
+    pub arrived: u64,
+    /// Frames that have completed (including cancelled ones).
+    pub completed: u64,
+    /// Frames that were cancelled.
+    pub cancelled: u64,
+}
+
+/// The frame queue of one pin, generic over the frame type `F` (the runtime uses
+/// `ks_alloc::Frame`; tests use plain byte vectors).
+///
+/// Not internally synchronised: the runtime keeps each queue behind its pin's processing
+/// mutex, as AVStream does.
+pub struct Queue<F> {
+    pub(crate) config: QueueConfig,
+    pub(crate) entries: VecDeque<Entry<F>>,
+    /// Sequence number of `entries[0]`.
+    pub(crate) base: u64,
+    /// Sequence number the next arriving frame gets; a pointer at `next` is past the end.
+    pub(crate) next: u64,
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) free_slots: Vec<u32>,
+    /// Clones in creation order (`KsPinGetFirstCloneStreamPointer` / `GetNextClone`).
+    pub(crate) clones: Vec<PointerId>,
+    pub(crate) leading: PointerId,
+    pub(crate) trailing: Option<PointerId>,
+    /// Pointers sitting past the last frame; they land on the next frame to arrive.
+    pub(crate) at_end: u32,
+    completed: VecDeque<Completed<F>>,
+    sink: Option<CompletionSink<F>>,
+    pub(crate) stats: QueueStats,
+}
+
+impl<F> fmt::Debug for Queue<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("config", &self.config)
+            .field("frames", &self.len())
+            .field("first", &self.base)
+            .field("next", &self.next)
+            .field("clones", &self.clones.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> Queue<F> {
+    /// An empty queue. Its leading edge exists from the start (unlocked, on no frame); its
+    /// trailing edge exists only with `distinct_trailing_edge`.
+    pub fn new(config: QueueConfig) -> Queue<F> {
+        let mut q = Queue {
+            config,
+            entries: VecDeque::new(),
+            base: 0,
+            next: 0,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            clones: Vec::new(),
+            leading: PointerId::INVALID,
+            trailing: None,
+            at_end: 0,
+            completed: VecDeque::new(),
+            sink: None,
+            stats: QueueStats::default(),
+        };
+        q.leading = q.insert_pointer(PointerData::new(PointerKind::LeadingEdge, 0));
+        if config.distinct_trailing_edge {
+            q.trailing = Some(q.insert_pointer(PointerData::new(PointerKind::TrailingEdge, 0)));
+        }
+        q
+    }
+
+    /// Reserves room so that `frames` frames and `clones` clones fit without reallocating
+    /// (the runtime calls this once, so steady-state streaming allocates nothing).
+    pub fn reserve(&mut self, frames: usize, clones: usize) {
+        self.entries.reserve(frames);
+        self.completed.reserve(frames);
+        self.slots.reserve(clones);
+        self.free_slots.reserve(clones);
+        self.clones.reserve(clones);
+    }
+
+    /// The queue's configuration.
+    pub fn config(&self) -> QueueConfig {
+        self.config
+    }
+
+    /// Arrival / completion counters.
+    pub fn stats(&self) -> QueueStats {
+        self.stats
+    }
+
+    /// Frames in the queue (arrived, not completed).
+    pub fn len(&self) -> usize {
+        self.entries.iter().filter(|e| e.frame.is_some()).count()
+    }
+
+    /// Whether no frame is in the queue.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Frames at or ahead of the leading edge that are not cancelled: the work the pin's
+    /// process callback has not reached yet.
+    pub fn frames_ahead(&self) -> usize {
+        let lead = self.pos(self.leading);
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| self.base + *i as u64 >= lead && e.frame.is_some() && !e.cancelled)
+            .count()
+    }
+
+    /// Bytes of input data and of output buffer space in the frames at and ahead of the
+    /// leading edge, as `(input_bytes, output_bytes)`.
+    #[doc(alias = "KsPinGetAvailableByteCount")]
+    pub fn available_bytes(&self) -> (u64, u64) {
+        let lead = self.pos(self.leading);
+        let mut input = 0u64;
+        let mut output = 0u64;
+        for (i, e) in self.entries.iter().enumerate() {
+            let seq = self.base + i as u64;
+            if seq < lead || e.frame.is_none() || e.cancelled {
+                continue;
+            }
+            let (consumed_in, consumed_out) = if seq == lead {
+                let p = self.ptr(self.leading);
+                (p.consumed_in, p.consumed_out)
+            } else {
+                (0, 0)
+            };
+            input += u64::from(e.header.data_used.saturating_sub(consumed_in));
+            output += u64::from(e.header.frame_extent.saturating_sub(consumed_out));
+        }
+        (input, output)
+    }
+
+    /// A frame arrives at the pin: it is appended to the queue. Pointers past the end (the
+    /// leading edge of an empty queue in particular) now reference it (behaviour 49).
+    pub fn push(&mut self, frame: F, header: StreamHeader) -> FrameId {
+        let seq = self.next;
+        self.entries.push_back(Entry {
+            frame: Some(frame),
+            header,
+            refs: self.at_end,
+            locks: 0,
+            cancelled: false,
+            status: Ok(()),
+        });
+        self.at_end = 0;
+        self.next += 1;
+        self.stats.arrived += 1;
+        FrameId(seq)
+    }
+
+    /// The header of a frame still in the queue (no lock needed to look).
+    pub fn frame_header(&self, id: FrameId) -> Option<&StreamHeader> {
+        self.entry(id.0).map(|e| &e.header)
+    }
+
+    /// Whether a frame is still in the queue.
+    pub fn contains(&self, id: FrameId) -> bool {
+        self.entry(id.0).is_some()
+    }
+
+    /// Whether a frame still in the queue has been cancelled.
+    pub fn is_cancelled(&self, id: FrameId) -> Option<bool> {
+        self.entry(id.0).map(|e| e.cancelled)
+    }
+
+    /// Installs the sink that receives every frame as it completes. Frames completed before
+    /// the sink was installed are passed to it at once, in completion order.
+    pub fn set_completion_sink(&mut self, mut sink: CompletionSink<F>) {
+        while let Some(c) = self.completed.pop_front() {
+            sink(c);
+        }
+        self.sink = Some(sink);
+    }
+
+    /// Removes the completion sink; later completions are kept for [`Queue::pop_completed`].
+    pub fn take_completion_sink(&mut self) -> Option<CompletionSink<F>> {
+        self.sink.take()
+    }
+
+    /// The oldest completed frame not yet taken (only used without a sink).
+    pub fn pop_completed(&mut self) -> Option<Completed<F>> {
+        self.completed.pop_front()
+    }
+
+    /// All completed frames not yet taken, oldest first.
+    pub fn drain_completed(&mut self) -> std::collections::vec_deque::Drain<'_, Completed<F>> {
+        self.completed.drain(..)
+    }
+
+    /// Completed frames waiting to be taken.
+    pub fn completed_len(&self) -> usize {
+        self.completed.len()
+    }
+
+    /// Stops the queue (the pin leaves ACQUIRE for STOP, or is reset): deletes every clone,
+    /// unlocks the edges, moves them past the end, and completes every frame still queued,
+    /// with `STATUS_CANCELLED` for the frames no edge had passed. Returns how many frames
+    /// this completed.
+    #[doc(alias = "AVStrMiniPinReset")]
+    pub fn flush(&mut self) -> usize {
+        let before = self.stats.completed;
+        let clones: Vec<PointerId> = std::mem::take(&mut self.clones);
+        for c in clones {
+            self.remove_pointer_unchecked(c);
+        }
+        let edges = [Some(self.leading), self.trailing];
+        for e in edges.into_iter().flatten() {
+            self.unlock_unchecked(e);
+        }
+        let lead = self.pos(self.leading);
+        for seq in self.base..self.next {
+            let idx = (seq - self.base) as usize;
+            let e = &mut self.entries[idx];
+            if e.frame.is_some() && seq >= lead && !e.cancelled {
+                e.cancelled = true;
+                e.status = Err(Status::Cancelled);
+                self.stats.cancelled += 1;
+            }
+        }
+        for e in edges.into_iter().flatten() {
+            let end = self.next;
+            self.move_pointer(e, end);
+        }
+        for seq in self.base..self.next {
+            self.try_complete(seq);
+        }
+        (self.stats.completed - before) as usize
+    }
+
+    /// Checks the queue's internal bookkeeping (reference and lock counts against the
+    /// pointers, edges on live frames). For tests and debugging; returns the first
+    /// inconsistency found.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut refs = vec![0u32; self.entries.len()];
+        let mut locks = vec![0u32; self.entries.len()];
+        let mut at_end = 0u32;
+        for (i, slot) in self.slots.iter().enumerate() {
+            let Some(p) = &slot.ptr else { continue };
+            if p.pos >= self.next {
+                if p.pos != self.next {
+                    return Err(format!("pointer {i} beyond the end: {}", p.pos));
+                }
+                if p.locked {
+                    return Err(format!("pointer {i} locked past the end"));
+                }
+                at_end += 1;
+                continue;
+            }
+            if p.pos < self.base {
+                return Err(format!("pointer {i} on a retired frame {}", p.pos));
+            }
+            let idx = (p.pos - self.base) as usize;
+            let e = &self.entries[idx];
+            if e.frame.is_none() {
+                return Err(format!("pointer {i} on completed frame {}", p.pos));
+            }
+            if p.kind != PointerKind::Clone && e.cancelled {
+                return Err(format!("edge {i} on cancelled frame {}", p.pos));
+            }
+            if p.locked && e.cancelled {
+                return Err(format!("pointer {i} locked on cancelled frame {}", p.pos));
+            }
+            refs[idx] += 1;
+            if p.locked {
+                locks[idx] += 1;
+            }
+        }
+        if at_end != self.at_end {
+            return Err(format!(
+                "at_end is {} but {} pointers are there",
+                self.at_end, at_end
+            ));
+        }
+        for (idx, e) in self.entries.iter().enumerate() {
+            let seq = self.base + idx as u64;
+            if e.frame.is_none() {
+                if idx == 0 {
+                    return Err("completed entry left at the front".into());
+                }
+                continue;
+            }
+            if e.refs != refs[idx] || e.locks != locks[idx] {
+                return Err(format!(
+                    "frame {seq}: refs {} locks {} but pointers say {} / {}",
+                    e.refs, e.locks, refs[idx], locks[idx]
+                ));
+            }
+            if self.completes_now(seq) {
+                return Err(format!("frame {seq} should have completed"));
+            }
+        }
+        if self.stats.completed + self.len() as u64 != self.stats.arrived {
+            return Err("arrived != completed + queued".into());
+        }
+        Ok(())
+    }
+
+    // ---- internals shared with stream_pointer.rs ----
+
+    pub(crate) fn entry(&self, seq: u64) -> Option<&Entry<F>> {
+        if seq < self.base {
+            return None;
+        }
+        self.entries
+            .get((seq - self.base) as usize)
+            .filter(|e| e.frame.is_some())
+    }
+
+    pub(crate) fn entry_mut(&mut self, seq: u64) -> Option<&mut Entry<F>> {
+        if seq < self.base {
+            return None;
+        }
+        self.entries
+            .get_mut((seq - self.base) as usize)
+            .filter(|e| e.frame.is_some())
+    }
+
+    /// Position of a live pointer (callers pass ids they know are live).
+    pub(crate) fn pos(&self, id: PointerId) -> u64 {
+        self.ptr(id).pos
+    }
+
+    pub(crate) fn ptr(&self, id: PointerId) -> &PointerData {
+        match self
+            .slots
+            .get(id.index as usize)
+            .and_then(|s| s.ptr.as_ref())
+        {
+            Some(p) => p,
+            None => unreachable_pointer(),
+        }
+    }
+
+    pub(crate) fn ptr_mut(&mut self, id: PointerId) -> &mut PointerData {
+        match self
+            .slots
+            .get_mut(id.index as usize)
+            .and_then(|s| s.ptr.as_mut())
+        {
+            Some(p) => p,
+            None => unreachable_pointer(),
+        }
+    }
+
+    pub(crate) fn insert_pointer(&mut self, data: PointerData) -> PointerId {
+        let pos = data.pos;
+        if pos >= self.next {
+            self.at_end += 1;
+        } else if let Some(e) = self.entry_mut(pos) {
+            e.refs += 1;
+            if data.locked {
+                e.locks += 1;
+            }
+        }
+        match self.free_slots.pop() {
+            Some(index) => {
+                let slot = &mut self.slots[index as usize];
+                slot.ptr = Some(data);
+                PointerId {
+                    index,
+                    generation: slot.generation,
+                }
+            }
+            None => {
+                let index = self.slots.len() as u32;
+                self.slots.push(Slot {
+                    generation: 0,
+                    ptr: Some(data),
+                });
+                PointerId {
+                    index,
+                    generation: 0,
+                }
+            }
+        }
+    }
+
+    /// Removes a live pointer, dropping its frame reference (and lock), and completes the
+    /// frame if that was its last reference.
+    pub(crate) fn remove_pointer_unchecked(&mut self, id: PointerId) {
+        self.unlock_unchecked(id);
+        let pos = self.pos(id);
+        if pos >= self.next {
+            self.at_end -= 1;
+        } else if let Some(e) = self.entry_mut(pos) {
+            e.refs -= 1;
+        }
+        let slot = &mut self.slots[id.index as usize];
+        slot.ptr = None;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free_slots.push(id.index);
+        self.try_complete(pos);
+    }
+
+    pub(crate) fn unlock_unchecked(&mut self, id: PointerId) {
+        let p = self.ptr_mut(id);
+        if !p.locked {
+            return;
+        }
+        p.locked = false;
+        let pos = p.pos;
+        if let Some(e) = self.entry_mut(pos) {
+            e.locks -= 1;
+        }
+    }
+
+    /// Moves an unlocked live pointer to `new` (≥ its position), keeping reference counts,
+    /// applying the `GENERATE_MAPPINGS` `DataUsed` rule to the frame it leaves, and
+    /// completing the frames the move released.
+    pub(crate) fn move_pointer(&mut self, id: PointerId, new: u64) {
+        let generate = self.config.generate_mappings;
+        let direction = self.config.direction;
+        let p = self.ptr_mut(id);
+        let old = p.pos;
+        if old == new {
+            return;
+        }
+        let used = p.pin_offset_consumed(direction);
+        p.pos = new;
+        p.consumed_in = 0;
+        p.consumed_out = 0;
+        let kind = p.kind;
+        if old >= self.next {
+            self.at_end -= 1;
+        } else if let Some(e) = self.entry_mut(old) {
+            e.refs -= 1;
+            if generate {
+                e.header.data_used = used;
+            }
+        }
+        if new >= self.next {
+            self.at_end += 1;
+        } else if let Some(e) = self.entry_mut(new) {
+            e.refs += 1;
+        }
+        match kind {
+            // An edge moving releases every frame it passed.
+            PointerKind::LeadingEdge | PointerKind::TrailingEdge => {
+                for seq in old..new.min(self.next) {
+                    self.try_complete(seq);
+                }
+            }
+            PointerKind::Clone => self.try_complete(old),
+        }
+    }
+
+    /// The first live, non-cancelled frame after `pos`, or the end.
+    pub(crate) fn next_live_after(&self, pos: u64) -> u64 {
+        let mut seq = (pos + 1).max(self.base);
+        while seq < self.next {
+            if let Some(e) = self.entry(seq) {
+                if !e.cancelled {
+                    return seq;
+                }
+            }
+            seq += 1;
+        }
+        self.next
+    }
+
+    fn completes_now(&self, seq: u64) -> bool {
+        let Some(e) = self.entry(seq) else {
+            return false;
+        };
+        if e.refs > 0 {
+            return false;
+        }
+        if e.cancelled {
+            return true;
+        }
+        if seq >= self.pos(self.leading) {
+            return false;
+        }
+        match self.trailing {
+            Some(t) => seq < self.pos(t),
+            None => true,
+        }
+    }
+
+    /// Completes frame `seq` if nothing holds it any more (behaviours 51–52).
+    pub(crate) fn try_complete(&mut self, seq: u64) {
+        if !self.completes_now(seq) {
+            return;
+        }
+        let idx = (seq - self.base) as usize;
+        let e = &mut self.entries[idx];
+        let Some(frame) = e.frame.take() else {
+            return;
+        };
+        let status = std::mem::replace(&mut e.status, Ok(()));
+        let done = Completed {
+            frame,
+            header: e.header,
+            id: FrameId(seq),
+            status,
+        };
+        self.stats.completed += 1;
+        while self.entries.front().is_some_and(|e| e.frame.is_none()) {
+            self.entries.pop_front();
+            self.base += 1;
+        }
+        match &mut self.sink {
+            Some(sink) => sink(done),
+            None => self.completed.push_back(done),
+        }
+    }
+}
+
+#[cold]
+fn unreachable_pointer() -> ! {
+    // Internal callers only pass ids validated by `stream_pointer::Queue::check`; reaching
+    // this is a bug in this module, not a user error.
+    panic!("ks-graph queue: internal stream pointer id used after removal")
+}

@@ -1,0 +1,639 @@
+//! Stream pointers: positions in a pin's [`Queue`] (KS `KSSTREAM_POINTER`, ks-spec.md §8).
+//!
+//! A stream pointer is a [`PointerId`] handle into its queue; every KS stream-pointer
+//! function is a method of [`Queue`] taking that handle, so no pointer can outlive or alias
+//! its queue and no `unsafe` is needed. A stale handle (a deleted clone) is refused with
+//! `STATUS_INVALID_PARAMETER`, never undefined behaviour.
+//!
+//! | KS function | here |
+//! |---|---|
+//! | `KsPinGetLeadingEdgeStreamPointer` | [`Queue::leading_edge`] |
+//! | `KsPinGetTrailingEdgeStreamPointer` | [`Queue::trailing_edge`] |
+//! | `KsStreamPointerLock` / `Unlock` | [`Queue::lock`] / [`Queue::unlock`] |
+//! | `KsStreamPointerAdvance` | [`Queue::advance`] |
+//! | `KsStreamPointerAdvanceOffsets` (`AndUnlock`) | [`Queue::advance_offsets`] ([`Queue::advance_offsets_and_unlock`]) |
+//! | `KsStreamPointerClone` / `Delete` | [`Queue::clone_pointer`] / [`Queue::delete`] |
+//! | `KsStreamPointerSetStatusCode` | [`Queue::set_status_code`] |
+//! | `KsPinGetFirstCloneStreamPointer` / `KsStreamPointerGetNextClone` | [`Queue::first_clone`] / [`Queue::next_clone`] |
+//! | IRP cancellation of a frame | [`Queue::cancel`] |
+//! | `StreamPointer->StreamHeader`, `OffsetIn`, `OffsetOut` | [`Queue::header`], [`Queue::offset_in`], [`Queue::offset_out`], [`Queue::data`] |
+//!
+//! # Example: a pin-centric process step
+//!
+//! ```
+//! use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+//! use ks_graph::stream_pointer::PointerState;
+//!
+//! let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+//! q.push(vec![1, 2, 3, 4], StreamHeader::with_data(4, 4));
+//! let lead = q.leading_edge(PointerState::Locked).unwrap();
+//! assert_eq!(q.remaining_data(lead).unwrap(), &[1, 2, 3, 4]);
+//! q.advance_offsets(lead, 3, 0, false).unwrap(); // consume 3 bytes
+//! assert_eq!(q.offset_in(lead).unwrap().remaining, 1);
+//! // Consuming exactly what remains moves to the next frame; there is none, so relocking
+//! // fails with STATUS_DEVICE_NOT_READY (behaviour 54).
+//! let err = q.advance_offsets(lead, 1, 0, false).unwrap_err();
+//! assert_eq!(err.name(), "STATUS_DEVICE_NOT_READY");
+//! assert_eq!(q.pop_completed().unwrap().header.data_used, 4);
+//! ```
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+
+use ks_alloc::Status;
+
+use crate::queue::{Direction, FrameId, Queue, StreamHeader};
+
+/// Handle to one stream pointer of one [`Queue`]: an index into the queue's pointer slab
+/// plus a generation, so a deleted clone's handle is recognised as stale.
+#[doc(alias = "KSSTREAM_POINTER")]
+#[doc(alias = "PKSSTREAM_POINTER")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PointerId {
+    pub(crate) index: u32,
+    pub(crate) generation: u32,
+}
+
+impl PointerId {
+    pub(crate) const INVALID: PointerId = PointerId {
+        index: u32::MAX,
+        generation: u32::MAX,
+    };
+}
+
+impl fmt::Display for PointerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "stream pointer {}.{}", self.index, self.generation)
+    }
+}
+
+/// `KSSTREAM_POINTER_STATE`: whether a pointer is locked onto its frame.
+#[doc(alias = "KSSTREAM_POINTER_STATE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointerState {
+    /// `KSSTREAM_POINTER_STATE_UNLOCKED` (0): may reference no frame or a cancellable one.
+    Unlocked,
+    /// `KSSTREAM_POINTER_STATE_LOCKED` (1): references a real frame that cannot be cancelled.
+    Locked,
+}
+
+/// What a stream pointer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointerKind {
+    /// The queue's leading edge (exists for the queue's lifetime, never deleted).
+    LeadingEdge,
+    /// The queue's trailing edge (only with `KSPIN_FLAG_DISTINCT_TRAILING_EDGE`).
+    TrailingEdge,
+    /// A clone made by [`Queue::clone_pointer`], deleted with [`Queue::delete`].
+    Clone,
+}
+
+/// `KSSTREAM_POINTER_OFFSET`: a pointer's position inside its frame, in bytes.
+#[doc(alias = "KSSTREAM_POINTER_OFFSET")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Offset {
+    /// Bytes already processed: `Data` is the frame's start plus this.
+    pub position: u32,
+    /// `Count`: bytes in the frame (input: `DataUsed`; output: `FrameExtent`).
+    pub count: u32,
+    /// `Remaining`: `Count` − processed; starts at `Count`, only decreases.
+    pub remaining: u32,
+}
+
+/// What a clone's cancel callback is told when the frame under it is cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CancelNotice {
+    /// The (unlocked) clone on the cancelled frame.
+    pub pointer: PointerId,
+    /// The frame being cancelled.
+    pub frame: FrameId,
+    /// The clone's context value (see [`Queue::clone_pointer`]).
+    pub context: u64,
+}
+
+/// What to do with a clone whose frame was cancelled. KS cancel callbacks run with the
+/// queue lock held and may not touch the queue; they usually delete the clone. Here the
+/// callback returns its decision and the queue applies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelAction {
+    /// Delete the clone (dropping its reference lets the frame complete).
+    Delete,
+    /// Keep the clone; it stays on the cancelled frame until deleted or advanced.
+    Keep,
+}
+
+/// A clone's cancel callback (`PFNKSSTREAMPOINTER`): a plain function, so cloning a
+/// pointer never allocates.
+#[doc(alias = "PFNKSSTREAMPOINTER")]
+pub type CancelCallback = fn(&CancelNotice) -> CancelAction;
+
+pub(crate) struct Slot {
+    pub(crate) generation: u32,
+    pub(crate) ptr: Option<PointerData>,
+}
+
+pub(crate) struct PointerData {
+    pub(crate) kind: PointerKind,
+    pub(crate) pos: u64,
+    pub(crate) locked: bool,
+    pub(crate) consumed_in: u32,
+    pub(crate) consumed_out: u32,
+    pub(crate) context: u64,
+    pub(crate) cancel: Option<CancelCallback>,
+}
+
+impl PointerData {
+    pub(crate) fn new(kind: PointerKind, pos: u64) -> PointerData {
+        PointerData {
+            kind,
+            pos,
+            locked: false,
+            consumed_in: 0,
+            consumed_out: 0,
+            context: 0,
+            cancel: None,
+        }
+    }
+
+    /// Bytes processed through the pin's own offset (`Count − Remaining`).
+    pub(crate) fn pin_offset_consumed(&self, direction: Direction) -> u32 {
+        match direction {
+            Direction::Input => self.consumed_in,
+            Direction::Output => self.consumed_out,
+        }
+    }
+}
+
+const STALE: &str = "stream pointer handle is stale (deleted clone) or belongs to another queue";
+const NOT_LOCKED: &str = "the stream pointer is not locked";
+const NO_FRAME: &str = "no frame at the stream pointer (past the last frame)";
+const CANCELLED: &str = "the frame under the stream pointer was cancelled";
+
+impl<F> Queue<F> {
+    fn check(&self, id: PointerId) -> Result<&PointerData, Status> {
+        match self.slots.get(id.index as usize) {
+            Some(Slot {
+                generation,
+                ptr: Some(p),
+            }) if *generation == id.generation => Ok(p),
+            _ => Err(Status::InvalidParameter(STALE.into())),
+        }
+    }
+
+    fn lock_unchecked(&mut self, id: PointerId) -> Result<(), Status> {
+        let p = self.ptr(id);
+        if p.locked {
+            return Ok(());
+        }
+        let pos = p.pos;
+        match self.entry_mut(pos) {
+            None => Err(Status::DeviceNotReady(NO_FRAME.into())),
+            Some(e) if e.cancelled => Err(Status::DeviceNotReady(CANCELLED.into())),
+            Some(e) => {
+                e.locks += 1;
+                self.ptr_mut(id).locked = true;
+                Ok(())
+            }
+        }
+    }
+
+    fn edge(&mut self, id: PointerId, state: PointerState) -> Option<PointerId> {
+        match state {
+            PointerState::Unlocked => {
+                self.unlock_unchecked(id);
+                Some(id)
+            }
+            PointerState::Locked => self.lock_unchecked(id).ok().map(|()| id),
+        }
+    }
+
+    /// The leading edge, in the state asked for. Unlocked: always returned, whether or not
+    /// a frame is there. Locked: locked and returned, or `None` when no frame is at the edge
+    /// (behaviour 47).
+    #[doc(alias = "KsPinGetLeadingEdgeStreamPointer")]
+    pub fn leading_edge(&mut self, state: PointerState) -> Option<PointerId> {
+        let id = self.leading;
+        self.edge(id, state)
+    }
+
+    /// The trailing edge, in the state asked for: `None` unless the queue has a distinct
+    /// trailing edge (behaviour 48), or (locked) when no frame is at the edge.
+    #[doc(alias = "KsPinGetTrailingEdgeStreamPointer")]
+    pub fn trailing_edge(&mut self, state: PointerState) -> Option<PointerId> {
+        let id = self.trailing?;
+        self.edge(id, state)
+    }
+
+    /// The leading edge's handle, without changing its lock state.
+    pub fn leading_edge_id(&self) -> PointerId {
+        self.leading
+    }
+
+    /// The trailing edge's handle (if any), without changing its lock state.
+    pub fn trailing_edge_id(&self) -> Option<PointerId> {
+        self.trailing
+    }
+
+    /// What the pointer is (edge or clone).
+    pub fn kind(&self, id: PointerId) -> Result<PointerKind, Status> {
+        Ok(self.check(id)?.kind)
+    }
+
+    /// Whether the pointer is locked.
+    pub fn is_locked(&self, id: PointerId) -> Result<bool, Status> {
+        Ok(self.check(id)?.locked)
+    }
+
+    /// The frame under the pointer, or `None` when it is past the last frame.
+    pub fn frame_id(&self, id: PointerId) -> Result<Option<FrameId>, Status> {
+        let pos = self.check(id)?.pos;
+        Ok(self.entry(pos).map(|_| FrameId(pos)))
+    }
+
+    /// Locks the pointer onto its frame. `STATUS_DEVICE_NOT_READY` when there is no frame or
+    /// the frame was cancelled (behaviour 55). Locking a locked pointer succeeds.
+    #[doc(alias = "KsStreamPointerLock")]
+    pub fn lock(&mut self, id: PointerId) -> Result<(), Status> {
+        self.check(id)?;
+        self.lock_unchecked(id)
+    }
+
+    /// Unlocks the pointer; with `eject`, also moves it to the next frame (which may let the
+    /// frame it leaves complete).
+    #[doc(alias = "KsStreamPointerUnlock")]
+    pub fn unlock(&mut self, id: PointerId, eject: bool) -> Result<(), Status> {
+        let pos = self.check(id)?.pos;
+        self.unlock_unchecked(id);
+        if eject {
+            let to = self.next_live_after(pos);
+            self.move_pointer(id, to);
+        }
+        Ok(())
+    }
+
+    /// Moves the pointer to the next frame (cancelled frames are skipped). An unlocked
+    /// pointer always succeeds, even onto no frame; a locked one is unlocked, moved and
+    /// relocked, and `STATUS_DEVICE_NOT_READY` means the relock failed because it was on the
+    /// last frame — the pointer has moved and is now unlocked (behaviour 53).
+    #[doc(alias = "KsStreamPointerAdvance")]
+    pub fn advance(&mut self, id: PointerId) -> Result<(), Status> {
+        let p = self.check(id)?;
+        let (pos, was_locked) = (p.pos, p.locked);
+        self.unlock_unchecked(id);
+        let to = self.next_live_after(pos);
+        self.move_pointer(id, to);
+        if was_locked {
+            self.lock_unchecked(id)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// `OffsetIn` of the pointer: input data (`Count` = the frame's `DataUsed`).
+    pub fn offset_in(&self, id: PointerId) -> Result<Offset, Status> {
+        let p = self.check(id)?;
+        let count = self.entry(p.pos).map_or(0, |e| e.header.data_used);
+        Ok(offset(count, p.consumed_in))
+    }
+
+    /// `OffsetOut` of the pointer: output space (`Count` = the frame's `FrameExtent`).
+    pub fn offset_out(&self, id: PointerId) -> Result<Offset, Status> {
+        let p = self.check(id)?;
+        let count = self.entry(p.pos).map_or(0, |e| e.header.frame_extent);
+        Ok(offset(count, p.consumed_out))
+    }
+
+    /// `Offset`: `OffsetIn` on an input pin's queue, `OffsetOut` on an output pin's.
+    pub fn offset(&self, id: PointerId) -> Result<Offset, Status> {
+        match self.config.direction {
+            Direction::Input => self.offset_in(id),
+            Direction::Output => self.offset_out(id),
+        }
+    }
+
+    /// Moves the pointer's offsets by `in_used` / `out_used` bytes. The pointer must be
+    /// locked (`STATUS_DEVICE_NOT_READY` otherwise); the amounts may not exceed `Remaining`
+    /// (`STATUS_INVALID_PARAMETER`: a pointer never crosses frames in one step). When the
+    /// pin's own offset reaches zero remaining, or with `eject`, the pointer advances to the
+    /// next frame and relocks, `STATUS_DEVICE_NOT_READY` if there is none (behaviour 54).
+    #[doc(alias = "KsStreamPointerAdvanceOffsets")]
+    pub fn advance_offsets(
+        &mut self,
+        id: PointerId,
+        in_used: u32,
+        out_used: u32,
+        eject: bool,
+    ) -> Result<(), Status> {
+        if !self.check(id)?.locked {
+            return Err(Status::DeviceNotReady(NOT_LOCKED.into()));
+        }
+        let (oin, oout) = (self.offset_in(id)?, self.offset_out(id)?);
+        if in_used > oin.remaining {
+            return Err(Status::InvalidParameter(
+                "InUsed exceeds OffsetIn.Remaining (a stream pointer cannot cross frames in one step)"
+                    .into(),
+            ));
+        }
+        if out_used > oout.remaining {
+            return Err(Status::InvalidParameter(
+                "OutUsed exceeds OffsetOut.Remaining (a stream pointer cannot cross frames in one step)"
+                    .into(),
+            ));
+        }
+        let direction = self.config.direction;
+        let p = self.ptr_mut(id);
+        p.consumed_in += in_used;
+        p.consumed_out += out_used;
+        let left = match direction {
+            Direction::Input => oin.remaining - in_used,
+            Direction::Output => oout.remaining - out_used,
+        };
+        if left == 0 || eject {
+            self.advance(id)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// [`Queue::advance_offsets`], then unlock. Using exactly the remaining bytes, or
+    /// `eject`, moves to the next frame; the pointer ends unlocked either way (so a missing
+    /// next frame is not an error here).
+    #[doc(alias = "KsStreamPointerAdvanceOffsetsAndUnlock")]
+    pub fn advance_offsets_and_unlock(
+        &mut self,
+        id: PointerId,
+        in_used: u32,
+        out_used: u32,
+        eject: bool,
+    ) -> Result<(), Status> {
+        if !self.check(id)?.locked {
+            return Err(Status::DeviceNotReady(NOT_LOCKED.into()));
+        }
+        match self.advance_offsets(id, in_used, out_used, eject) {
+            // Locked at call time, so NOT_READY means the relock after moving past the last
+            // frame failed: the pointer has moved and ends unlocked, as asked.
+            Ok(()) | Err(Status::DeviceNotReady(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.unlock_unchecked(id);
+        Ok(())
+    }
+
+    /// Clones a pointer: the clone starts on the same frame, at the same offsets and in the
+    /// same lock state, and adds one reference to the frame (behaviour 50). `cancel` is
+    /// called if the frame is cancelled while the clone is unlocked on it (behaviour 56);
+    /// `context` is a caller value handed back to it (KS's clone context bytes). Fails with
+    /// `STATUS_DEVICE_NOT_READY` when the pointer is on no frame or on a cancelled one.
+    #[doc(alias = "KsStreamPointerClone")]
+    pub fn clone_pointer(
+        &mut self,
+        id: PointerId,
+        cancel: Option<CancelCallback>,
+        context: u64,
+    ) -> Result<PointerId, Status> {
+        let p = self.check(id)?;
+        let mut data = PointerData::new(PointerKind::Clone, p.pos);
+        data.locked = p.locked;
+        data.consumed_in = p.consumed_in;
+        data.consumed_out = p.consumed_out;
+        data.context = context;
+        data.cancel = cancel;
+        match self.entry(p.pos) {
+            None => return Err(Status::DeviceNotReady(NO_FRAME.into())),
+            Some(e) if e.cancelled => return Err(Status::DeviceNotReady(CANCELLED.into())),
+            Some(_) => {}
+        }
+        let clone = self.insert_pointer(data);
+        self.clones.push(clone);
+        Ok(clone)
+    }
+
+    /// Deletes a clone, dropping its frame reference (which may complete the frame,
+    /// behaviour 51). Edges are not clones and cannot be deleted: `STATUS_INVALID_PARAMETER`
+    /// (behaviour 57).
+    #[doc(alias = "KsStreamPointerDelete")]
+    pub fn delete(&mut self, id: PointerId) -> Result<(), Status> {
+        match self.check(id)?.kind {
+            PointerKind::LeadingEdge => Err(Status::InvalidParameter(
+                "the leading edge is not a clone and cannot be deleted".into(),
+            )),
+            PointerKind::TrailingEdge => Err(Status::InvalidParameter(
+                "the trailing edge is not a clone and cannot be deleted".into(),
+            )),
+            PointerKind::Clone => {
+                self.forget_clone(id);
+                self.remove_pointer_unchecked(id);
+                Ok(())
+            }
+        }
+    }
+
+    fn forget_clone(&mut self, id: PointerId) {
+        if let Some(i) = self.clones.iter().position(|c| *c == id) {
+            self.clones.remove(i);
+        }
+    }
+
+    /// The caller value given when the clone was made (0 for edges).
+    pub fn context(&self, id: PointerId) -> Result<u64, Status> {
+        Ok(self.check(id)?.context)
+    }
+
+    /// Replaces a pointer's context value.
+    pub fn set_context(&mut self, id: PointerId, context: u64) -> Result<(), Status> {
+        self.check(id)?;
+        self.ptr_mut(id).context = context;
+        Ok(())
+    }
+
+    /// The oldest clone still alive.
+    #[doc(alias = "KsPinGetFirstCloneStreamPointer")]
+    pub fn first_clone(&self) -> Option<PointerId> {
+        self.clones.first().copied()
+    }
+
+    /// The clone created after `id`, in creation order (`None` at the end or for an edge).
+    #[doc(alias = "KsStreamPointerGetNextClone")]
+    pub fn next_clone(&self, id: PointerId) -> Option<PointerId> {
+        let i = self.clones.iter().position(|c| *c == id)?;
+        self.clones.get(i + 1).copied()
+    }
+
+    /// Chooses the status the frame under the pointer completes with.
+    #[doc(alias = "KsStreamPointerSetStatusCode")]
+    pub fn set_status_code(
+        &mut self,
+        id: PointerId,
+        status: Result<(), Status>,
+    ) -> Result<(), Status> {
+        let pos = self.check(id)?.pos;
+        match self.entry_mut(pos) {
+            Some(e) => {
+                e.status = status;
+                Ok(())
+            }
+            None => Err(Status::DeviceNotReady(NO_FRAME.into())),
+        }
+    }
+
+    /// Cancels a queued frame (KS: its IRP is cancelled). The frame completes with
+    /// `STATUS_CANCELLED` once no clone references it; edges on it move to the next frame
+    /// (behaviour 49); the cancel callback of every unlocked clone on it is called, in
+    /// creation order, and its [`CancelAction`] applied (behaviour 56).
+    ///
+    /// Policy (KS defers the cancellation of a locked frame; this API reports it): a frame
+    /// under a locked pointer is not cancelled, `STATUS_INVALID_DEVICE_STATE`. A frame no
+    /// longer queued gives `STATUS_NOT_FOUND`; cancelling twice is a no-op.
+    pub fn cancel(&mut self, frame: FrameId) -> Result<(), Status> {
+        let seq = frame.0;
+        let Some(e) = self.entry_mut(seq) else {
+            return Err(Status::NotFound(
+                "the frame is not in the queue (already completed, or never arrived)".into(),
+            ));
+        };
+        if e.cancelled {
+            return Ok(());
+        }
+        if e.locks > 0 {
+            return Err(Status::InvalidDeviceState(
+                "the frame is under a locked stream pointer and cannot be cancelled".into(),
+            ));
+        }
+        e.cancelled = true;
+        e.status = Err(Status::Cancelled);
+        self.stats.cancelled += 1;
+        for edge in [Some(self.leading), self.trailing].into_iter().flatten() {
+            if self.pos(edge) == seq {
+                let to = self.next_live_after(seq);
+                self.move_pointer(edge, to);
+            }
+        }
+        let mut i = 0;
+        while i < self.clones.len() {
+            let c = self.clones[i];
+            let p = self.ptr(c);
+            if p.pos == seq {
+                if let Some(cb) = p.cancel {
+                    let notice = CancelNotice {
+                        pointer: c,
+                        frame,
+                        context: p.context,
+                    };
+                    if cb(&notice) == CancelAction::Delete {
+                        self.clones.remove(i);
+                        self.remove_pointer_unchecked(c);
+                        continue;
+                    }
+                }
+            }
+            i += 1;
+        }
+        self.try_complete(seq);
+        Ok(())
+    }
+
+    /// The stream header of the frame under a locked pointer (`STATUS_DEVICE_NOT_READY` when
+    /// unlocked: data and header may only be touched through a locked pointer).
+    pub fn header(&self, id: PointerId) -> Result<&StreamHeader, Status> {
+        let pos = self.locked_pos(id)?;
+        match self.entry(pos) {
+            Some(e) => Ok(&e.header),
+            None => Err(Status::DeviceNotReady(NO_FRAME.into())),
+        }
+    }
+
+    /// The stream header of the frame under a locked pointer, for writing (`DataUsed`,
+    /// flags, times).
+    pub fn header_mut(&mut self, id: PointerId) -> Result<&mut StreamHeader, Status> {
+        let pos = self.locked_pos(id)?;
+        match self.entry_mut(pos) {
+            Some(e) => Ok(&mut e.header),
+            None => Err(Status::DeviceNotReady(NO_FRAME.into())),
+        }
+    }
+
+    fn locked_pos(&self, id: PointerId) -> Result<u64, Status> {
+        let p = self.check(id)?;
+        if !p.locked {
+            return Err(Status::DeviceNotReady(NOT_LOCKED.into()));
+        }
+        Ok(p.pos)
+    }
+
+    /// The frame under a locked pointer (for access to frame-specific API, e.g. the frame's
+    /// allocator).
+    pub fn frame(&self, id: PointerId) -> Result<&F, Status> {
+        let pos = self.locked_pos(id)?;
+        match self.entry(pos).and_then(|e| e.frame.as_ref()) {
+            Some(f) => Ok(f),
+            None => Err(Status::DeviceNotReady(NO_FRAME.into())),
+        }
+    }
+}
+
+impl<F: Deref<Target = [u8]> + DerefMut> Queue<F> {
+    fn bytes(&self, id: PointerId) -> Result<(&[u8], u32, u32, &PointerData), Status> {
+        let pos = self.locked_pos(id)?;
+        let p = self.ptr(id);
+        match self.entry(pos) {
+            Some(e) => match &e.frame {
+                Some(f) => Ok((&f[..], e.header.frame_extent, e.header.data_used, p)),
+                None => Err(Status::DeviceNotReady(NO_FRAME.into())),
+            },
+            None => Err(Status::DeviceNotReady(NO_FRAME.into())),
+        }
+    }
+
+    /// The whole frame (`FrameExtent` bytes, clamped to the frame's size) under a locked
+    /// pointer.
+    pub fn data(&self, id: PointerId) -> Result<&[u8], Status> {
+        let (bytes, extent, _, _) = self.bytes(id)?;
+        Ok(&bytes[..clamp(extent, bytes.len())])
+    }
+
+    /// The whole frame under a locked pointer, writable.
+    pub fn data_mut(&mut self, id: PointerId) -> Result<&mut [u8], Status> {
+        let pos = self.locked_pos(id)?;
+        match self.entry_mut(pos) {
+            Some(e) => {
+                let extent = e.header.frame_extent;
+                match &mut e.frame {
+                    Some(f) => {
+                        let n = clamp(extent, f.len());
+                        Ok(&mut f[..n])
+                    }
+                    None => Err(Status::DeviceNotReady(NO_FRAME.into())),
+                }
+            }
+            None => Err(Status::DeviceNotReady(NO_FRAME.into())),
+        }
+    }
+
+    /// The input bytes at and after `OffsetIn` (`Remaining` bytes) under a locked pointer.
+    pub fn remaining_data(&self, id: PointerId) -> Result<&[u8], Status> {
+        let (bytes, _, used, p) = self.bytes(id)?;
+        let end = clamp(used, bytes.len());
+        let start = clamp(p.consumed_in, end);
+        Ok(&bytes[start..end])
+    }
+
+    /// The output space at and after `OffsetOut` (`Remaining` bytes) under a locked pointer.
+    pub fn remaining_buffer_mut(&mut self, id: PointerId) -> Result<&mut [u8], Status> {
+        let consumed = self.check(id)?.consumed_out;
+        let buf = self.data_mut(id)?;
+        let start = clamp(consumed, buf.len());
+        Ok(&mut buf[start..])
+    }
+}
+
+fn offset(count: u32, consumed: u32) -> Offset {
+    Offset {
+        position: consumed.min(count),
+        count,
+        remaining: count.saturating_sub(consumed),
+    }
+}
+
+fn clamp(n: u32, len: usize) -> usize {
+    (n as usize).min(len)
+}

@@ -1,0 +1,544 @@
+//! Stream pointers and pin queues: one test per behaviour 47–57 and 59 of ks-spec.md §9.7,
+//! plus a proptest of random operation sequences against the queue's invariants.
+
+use std::collections::HashMap;
+
+use ks_graph::queue::{
+    Completed, Direction, FrameId, Queue, QueueConfig, StreamHeader,
+    PIN_FLAG_DISTINCT_TRAILING_EDGE,
+};
+use ks_graph::stream_pointer::{CancelAction, CancelNotice, PointerKind, PointerState};
+use proptest::prelude::*;
+
+type Q = Queue<Vec<u8>>;
+
+fn frame(byte: u8, len: usize) -> (Vec<u8>, StreamHeader) {
+    (
+        vec![byte; len],
+        StreamHeader::with_data(len as u32, len as u32),
+    )
+}
+
+fn push(q: &mut Q, byte: u8, len: usize) -> FrameId {
+    let (f, h) = frame(byte, len);
+    q.push(f, h)
+}
+
+fn completed_ids(q: &mut Q) -> Vec<u64> {
+    q.drain_completed().map(|c| c.id.sequence()).collect()
+}
+
+fn is_device_not_ready<T: std::fmt::Debug>(r: Result<T, ks_alloc::Status>) -> bool {
+    matches!(r, Err(ks_alloc::Status::DeviceNotReady(_)))
+}
+
+#[test]
+fn b47_locked_leading_edge_is_none_without_a_frame_unlocked_always_returned() {
+    let mut q = Q::new(QueueConfig::input());
+    assert!(q.leading_edge(PointerState::Locked).is_none());
+    let lead = q
+        .leading_edge(PointerState::Unlocked)
+        .expect("unlocked edge always exists");
+    assert_eq!(q.frame_id(lead).unwrap(), None);
+    assert!(!q.is_locked(lead).unwrap());
+    push(&mut q, 1, 8);
+    let locked = q
+        .leading_edge(PointerState::Locked)
+        .expect("a frame is at the edge");
+    assert_eq!(locked, lead);
+    assert!(q.is_locked(lead).unwrap());
+    // Asking for it unlocked returns it unlocked.
+    q.leading_edge(PointerState::Unlocked).unwrap();
+    assert!(!q.is_locked(lead).unwrap());
+}
+
+#[test]
+fn b48_trailing_edge_only_with_distinct_trailing_edge_flag() {
+    let mut plain = Q::new(QueueConfig::input());
+    push(&mut plain, 1, 4);
+    assert!(plain.trailing_edge(PointerState::Unlocked).is_none());
+    assert!(plain.trailing_edge(PointerState::Locked).is_none());
+
+    let cfg = QueueConfig::from_pin_flags(Direction::Input, PIN_FLAG_DISTINCT_TRAILING_EDGE);
+    let mut q = Q::new(cfg);
+    assert!(q.trailing_edge(PointerState::Unlocked).is_some());
+    assert!(
+        q.trailing_edge(PointerState::Locked).is_none(),
+        "no frame yet"
+    );
+    push(&mut q, 1, 4);
+    let t = q
+        .trailing_edge(PointerState::Locked)
+        .expect("frame at trailing edge");
+    assert_eq!(q.kind(t).unwrap(), PointerKind::TrailingEdge);
+    assert_ne!(t, q.leading_edge_id());
+}
+
+#[test]
+fn b49_frame_into_empty_queue_becomes_leading_frame_and_cancel_moves_edge() {
+    let mut q = Q::new(QueueConfig::input());
+    let lead = q.leading_edge_id();
+    let a = push(&mut q, 1, 4);
+    assert_eq!(q.frame_id(lead).unwrap(), Some(a));
+    let b = push(&mut q, 2, 4);
+    assert_eq!(
+        q.frame_id(lead).unwrap(),
+        Some(a),
+        "the edge stays until moved"
+    );
+    q.cancel(a).unwrap();
+    assert_eq!(
+        q.frame_id(lead).unwrap(),
+        Some(b),
+        "cancel moved the edge to a newer frame"
+    );
+    let done: Vec<Completed<Vec<u8>>> = q.drain_completed().collect();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].id, a);
+    assert_eq!(done[0].status, Err(ks_alloc::Status::Cancelled));
+    // Consuming every frame, then a new arrival: the edge picks it up again.
+    q.advance(lead).unwrap();
+    assert_eq!(q.frame_id(lead).unwrap(), None);
+    let c = push(&mut q, 3, 4);
+    assert_eq!(q.frame_id(lead).unwrap(), Some(c));
+    q.check_invariants().unwrap();
+}
+
+#[test]
+fn b50_clone_same_frame_same_lock_state_adds_a_reference() {
+    let mut q = Q::new(QueueConfig::input());
+    let a = push(&mut q, 1, 4);
+    push(&mut q, 2, 4);
+    let lead = q.leading_edge(PointerState::Locked).unwrap();
+    q.advance_offsets(lead, 1, 0, false).unwrap();
+    let clone = q.clone_pointer(lead, None, 42).unwrap();
+    assert_eq!(q.frame_id(clone).unwrap(), Some(a));
+    assert!(q.is_locked(clone).unwrap());
+    assert_eq!(q.offset_in(clone).unwrap(), q.offset_in(lead).unwrap());
+    assert_eq!(q.context(clone).unwrap(), 42);
+    assert_eq!(q.kind(clone).unwrap(), PointerKind::Clone);
+    // The edge leaves; the clone's reference keeps the frame.
+    q.unlock(lead, true).unwrap();
+    assert!(q.contains(a));
+    assert_eq!(q.completed_len(), 0);
+    // An unlocked parent gives an unlocked clone.
+    let unlocked_clone = q.clone_pointer(lead, None, 0).unwrap();
+    assert!(!q.is_locked(unlocked_clone).unwrap());
+    q.delete(clone).unwrap();
+    assert_eq!(completed_ids(&mut q), vec![0]);
+    q.check_invariants().unwrap();
+}
+
+#[test]
+fn b51_frame_completes_exactly_when_last_reference_goes() {
+    let mut q = Q::new(QueueConfig::input());
+    let a = push(&mut q, 1, 4);
+    let lead = q.leading_edge(PointerState::Locked).unwrap();
+    let c1 = q.clone_pointer(lead, None, 0).unwrap();
+    let c2 = q.clone_pointer(c1, None, 0).unwrap();
+    q.unlock(lead, true).unwrap();
+    assert!(q.contains(a));
+    q.delete(c1).unwrap();
+    assert!(q.contains(a), "one reference left");
+    assert_eq!(q.completed_len(), 0);
+    q.delete(c2).unwrap();
+    assert!(!q.contains(a));
+    assert_eq!(completed_ids(&mut q), vec![0]);
+    // The deleted clone's handle is now stale.
+    assert!(matches!(
+        q.delete(c2),
+        Err(ks_alloc::Status::InvalidParameter(_))
+    ));
+}
+
+#[test]
+fn b52_frames_between_edges_wait_for_the_trailing_edge() {
+    let cfg = QueueConfig::input().with_distinct_trailing_edge();
+    let mut q = Q::new(cfg);
+    for i in 0..3 {
+        push(&mut q, i, 4);
+    }
+    let lead = q.leading_edge(PointerState::Unlocked).unwrap();
+    q.advance(lead).unwrap();
+    q.advance(lead).unwrap();
+    assert_eq!(q.completed_len(), 0, "frames 0 and 1 are in the window");
+    let trail = q.trailing_edge(PointerState::Unlocked).unwrap();
+    q.advance(trail).unwrap();
+    assert_eq!(completed_ids(&mut q), vec![0]);
+    q.advance(trail).unwrap();
+    assert_eq!(completed_ids(&mut q), vec![1]);
+    // Frame 2 is at both edges: held until both pass.
+    q.advance(lead).unwrap();
+    assert_eq!(q.completed_len(), 0);
+    q.advance(trail).unwrap();
+    assert_eq!(completed_ids(&mut q), vec![2]);
+    q.check_invariants().unwrap();
+}
+
+#[test]
+fn b53_advance_unlocked_always_succeeds_locked_off_last_frame_is_not_ready() {
+    let mut q = Q::new(QueueConfig::input());
+    let lead = q.leading_edge(PointerState::Unlocked).unwrap();
+    q.advance(lead).unwrap(); // no frame at all: still success
+    push(&mut q, 1, 4);
+    push(&mut q, 2, 4);
+    let lead = q.leading_edge(PointerState::Locked).unwrap();
+    q.advance(lead).unwrap(); // onto frame 1, relocked
+    assert!(q.is_locked(lead).unwrap());
+    assert_eq!(q.data(lead).unwrap()[0], 2);
+    let r = q.advance(lead);
+    assert!(is_device_not_ready(r), "locked pointer off the last frame");
+    assert!(
+        !q.is_locked(lead).unwrap(),
+        "relock failed: it is unlocked now"
+    );
+    assert_eq!(q.frame_id(lead).unwrap(), None);
+    assert_eq!(completed_ids(&mut q), vec![0, 1]);
+}
+
+#[test]
+fn b54_advance_offsets_needs_a_lock_and_exact_remaining_moves_on() {
+    let mut q = Q::new(QueueConfig::input());
+    push(&mut q, 1, 10);
+    push(&mut q, 2, 6);
+    let lead = q.leading_edge(PointerState::Unlocked).unwrap();
+    assert!(is_device_not_ready(q.advance_offsets(lead, 1, 0, false)));
+    q.lock(lead).unwrap();
+    q.advance_offsets(lead, 4, 0, false).unwrap();
+    let off = q.offset_in(lead).unwrap();
+    assert_eq!((off.position, off.count, off.remaining), (4, 10, 6));
+    // More than Remaining: refused, nothing moves.
+    assert!(matches!(
+        q.advance_offsets(lead, 7, 0, false),
+        Err(ks_alloc::Status::InvalidParameter(_))
+    ));
+    assert_eq!(q.offset_in(lead).unwrap().remaining, 6);
+    // Exactly Remaining: on to the next frame, relocked, offsets reset.
+    q.advance_offsets(lead, 6, 0, false).unwrap();
+    assert_eq!(q.frame_id(lead).unwrap(), Some(FrameId::from_sequence(1)));
+    assert!(q.is_locked(lead).unwrap());
+    assert_eq!(q.offset_in(lead).unwrap().remaining, 6);
+    assert_eq!(completed_ids(&mut q), vec![0]);
+    // And off the last frame: moved, but relock fails.
+    assert!(is_device_not_ready(q.advance_offsets(lead, 6, 0, false)));
+    // The AndUnlock form ends unlocked and reports success.
+    push(&mut q, 3, 2);
+    q.lock(lead).unwrap();
+    q.advance_offsets_and_unlock(lead, 2, 0, false).unwrap();
+    assert!(!q.is_locked(lead).unwrap());
+    assert_eq!(completed_ids(&mut q), vec![1, 2]);
+}
+
+#[test]
+fn b55_locking_a_cancelled_frame_is_not_ready() {
+    let mut q = Q::new(QueueConfig::input());
+    let a = push(&mut q, 1, 4);
+    let lead = q.leading_edge(PointerState::Locked).unwrap();
+    let clone = q.clone_pointer(lead, None, 0).unwrap();
+    q.unlock(clone, false).unwrap();
+    q.unlock(lead, false).unwrap();
+    q.cancel(a).unwrap();
+    assert!(is_device_not_ready(q.lock(clone)));
+    assert!(q.contains(a), "the clone still references it");
+    q.delete(clone).unwrap();
+    let done: Vec<_> = q.drain_completed().collect();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].status, Err(ks_alloc::Status::Cancelled));
+}
+
+fn delete_me(_: &CancelNotice) -> CancelAction {
+    CancelAction::Delete
+}
+
+fn keep_me(_: &CancelNotice) -> CancelAction {
+    CancelAction::Keep
+}
+
+#[test]
+fn b56_locked_frames_are_not_cancelled_unlocked_clones_get_callbacks() {
+    let mut q = Q::new(QueueConfig::input());
+    let a = push(&mut q, 1, 4);
+    let lead = q.leading_edge(PointerState::Locked).unwrap();
+    assert!(matches!(
+        q.cancel(a),
+        Err(ks_alloc::Status::InvalidDeviceState(_))
+    ));
+    assert_eq!(q.is_cancelled(a), Some(false));
+    let deleting = q.clone_pointer(lead, Some(delete_me), 1).unwrap();
+    let keeping = q.clone_pointer(lead, Some(keep_me), 2).unwrap();
+    let silent = q.clone_pointer(lead, None, 3).unwrap();
+    for c in [deleting, keeping, silent] {
+        q.unlock(c, false).unwrap();
+    }
+    q.unlock(lead, false).unwrap();
+    q.cancel(a).unwrap();
+    assert!(q.kind(deleting).is_err(), "callback asked for deletion");
+    assert_eq!(q.first_clone(), Some(keeping));
+    assert_eq!(q.next_clone(keeping), Some(silent));
+    assert_eq!(q.next_clone(silent), None);
+    assert!(q.contains(a));
+    q.delete(keeping).unwrap();
+    q.delete(silent).unwrap();
+    assert!(!q.contains(a));
+    q.check_invariants().unwrap();
+}
+
+#[test]
+fn b57_edges_cannot_be_deleted() {
+    let mut q = Q::new(QueueConfig::input().with_distinct_trailing_edge());
+    let lead = q.leading_edge_id();
+    let trail = q.trailing_edge_id().unwrap();
+    assert!(matches!(
+        q.delete(lead),
+        Err(ks_alloc::Status::InvalidParameter(_))
+    ));
+    assert!(matches!(
+        q.delete(trail),
+        Err(ks_alloc::Status::InvalidParameter(_))
+    ));
+    assert_eq!(q.kind(lead).unwrap(), PointerKind::LeadingEdge);
+}
+
+#[test]
+fn b59_data_used_with_and_without_generate_mappings() {
+    // With GENERATE_MAPPINGS: DataUsed = Count − Remaining when a pointer leaves the frame.
+    let mut q: Q = Queue::new(QueueConfig::output().with_generate_mappings());
+    q.push(vec![0; 16], StreamHeader::empty(16));
+    let lead = q.leading_edge(PointerState::Locked).unwrap();
+    q.remaining_buffer_mut(lead).unwrap()[..5].fill(9);
+    q.advance_offsets(lead, 0, 5, true).unwrap_err(); // eject off the only frame
+    let done = q.pop_completed().unwrap();
+    assert_eq!(done.header.data_used, 5);
+    assert_eq!(&done.frame[..6], &[9, 9, 9, 9, 9, 0]);
+
+    // Without it: DataUsed is what the filter wrote.
+    let mut q: Q = Queue::new(QueueConfig::output());
+    q.push(vec![0; 16], StreamHeader::empty(16));
+    let lead = q.leading_edge(PointerState::Locked).unwrap();
+    q.advance_offsets(lead, 0, 5, false).unwrap();
+    q.header_mut(lead).unwrap().data_used = 12;
+    q.unlock(lead, true).unwrap();
+    assert_eq!(q.pop_completed().unwrap().header.data_used, 12);
+}
+
+#[test]
+fn header_and_data_need_a_lock_and_set_status_code_is_reported() {
+    let mut q = Q::new(QueueConfig::input());
+    push(&mut q, 5, 4);
+    let lead = q.leading_edge(PointerState::Unlocked).unwrap();
+    assert!(is_device_not_ready(q.data(lead)));
+    assert!(is_device_not_ready(q.header(lead)));
+    q.lock(lead).unwrap();
+    assert_eq!(q.header(lead).unwrap().data_used, 4);
+    q.set_status_code(
+        lead,
+        Err(ks_alloc::Status::Unsuccessful("device error".into())),
+    )
+    .unwrap();
+    q.unlock(lead, true).unwrap();
+    let done = q.pop_completed().unwrap();
+    assert!(matches!(
+        done.status,
+        Err(ks_alloc::Status::Unsuccessful(_))
+    ));
+}
+
+#[test]
+fn completion_sink_receives_frames_and_flush_completes_everything() {
+    use std::sync::{Arc, Mutex};
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut q = Q::new(QueueConfig::input().with_distinct_trailing_edge());
+    let s = Arc::clone(&seen);
+    q.set_completion_sink(Box::new(move |c| {
+        s.lock().unwrap().push((c.id.sequence(), c.status.is_ok()))
+    }));
+    for i in 0..4 {
+        push(&mut q, i, 4);
+    }
+    let lead = q.leading_edge(PointerState::Locked).unwrap();
+    let _clone = q.clone_pointer(lead, None, 0).unwrap();
+    q.advance(lead).unwrap();
+    assert_eq!(q.flush(), 4);
+    assert!(q.is_empty());
+    let mut got = seen.lock().unwrap().clone();
+    got.sort();
+    // Frame 0 had been passed by the leading edge (success); the rest were cancelled.
+    assert_eq!(got, vec![(0, true), (1, false), (2, false), (3, false)]);
+    q.check_invariants().unwrap();
+    assert_eq!(q.stats().arrived, 4);
+    assert_eq!(q.stats().completed, 4);
+}
+
+#[test]
+fn available_bytes_counts_input_and_output_ahead_of_the_leading_edge() {
+    let mut q = Q::new(QueueConfig::input());
+    q.push(vec![0; 8], StreamHeader::with_data(8, 6));
+    q.push(vec![0; 8], StreamHeader::with_data(8, 3));
+    let lead = q.leading_edge(PointerState::Locked).unwrap();
+    q.advance_offsets(lead, 2, 0, false).unwrap();
+    assert_eq!(q.available_bytes(), (4 + 3, 8 + 8));
+    assert_eq!(q.frames_ahead(), 2);
+}
+
+// ---- proptest: random operation sequences ----
+
+#[derive(Debug, Clone)]
+enum Op {
+    Push(u8),
+    Lock(usize),
+    Unlock(usize, bool),
+    Advance(usize),
+    AdvanceOffsets(usize, u32, bool),
+    Clone(usize, bool),
+    Delete(usize),
+    Cancel(u64),
+    GetLeading(bool),
+    GetTrailing(bool),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (1u8..16).prop_map(Op::Push),
+        2 => any::<usize>().prop_map(Op::Lock),
+        2 => (any::<usize>(), any::<bool>()).prop_map(|(p, e)| Op::Unlock(p, e)),
+        3 => any::<usize>().prop_map(Op::Advance),
+        2 => (any::<usize>(), 0u32..20, any::<bool>()).prop_map(|(p, n, e)| Op::AdvanceOffsets(p, n, e)),
+        2 => (any::<usize>(), any::<bool>()).prop_map(|(p, d)| Op::Clone(p, d)),
+        2 => any::<usize>().prop_map(Op::Delete),
+        1 => (0u64..40).prop_map(Op::Cancel),
+        1 => any::<bool>().prop_map(Op::GetLeading),
+        1 => any::<bool>().prop_map(Op::GetTrailing),
+    ]
+}
+
+fn record(q: &mut Q, completions: &mut HashMap<u64, usize>) -> Result<(), TestCaseError> {
+    for c in q.drain_completed() {
+        // The frame carries its own sequence number: the right frame came back.
+        prop_assert_eq!(u64::from(c.frame[0]), c.id.sequence() % 256);
+        *completions.entry(c.id.sequence()).or_default() += 1;
+    }
+    Ok(())
+}
+
+fn state(locked: bool) -> PointerState {
+    if locked {
+        PointerState::Locked
+    } else {
+        PointerState::Unlocked
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    #[test]
+    fn random_operations_keep_invariants_and_complete_every_frame_once(
+        trailing in any::<bool>(),
+        output in any::<bool>(),
+        ops in proptest::collection::vec(op(), 0..120),
+    ) {
+        let mut cfg = if output { QueueConfig::output() } else { QueueConfig::input() };
+        if trailing {
+            cfg = cfg.with_distinct_trailing_edge();
+        }
+        let mut q = Q::new(cfg);
+        let mut pointers = vec![q.leading_edge_id()];
+        if let Some(t) = q.trailing_edge_id() {
+            pointers.push(t);
+        }
+        let mut completions: HashMap<u64, usize> = HashMap::new();
+        let mut pushed = 0u64;
+        for op in ops {
+            let pick = |i: usize| pointers[i % pointers.len()];
+            match op {
+                Op::Push(len) => {
+                    let mut f = vec![0u8; usize::from(len)];
+                    f[0] = (pushed % 256) as u8;
+                    q.push(f, StreamHeader::with_data(u32::from(len), u32::from(len)));
+                    pushed += 1;
+                }
+                Op::Lock(i) => {
+                    let p = pick(i);
+                    let had_frame = q.frame_id(p).unwrap().is_some();
+                    let r = q.lock(p);
+                    if !had_frame {
+                        prop_assert!(r.is_err());
+                    }
+                }
+                Op::Unlock(i, eject) => q.unlock(pick(i), eject).unwrap(),
+                Op::Advance(i) => {
+                    let p = pick(i);
+                    let locked = q.is_locked(p).unwrap();
+                    let r = q.advance(p);
+                    if !locked {
+                        prop_assert!(r.is_ok(), "unlocked advance always succeeds");
+                    }
+                }
+                Op::AdvanceOffsets(i, n, eject) => {
+                    let p = pick(i);
+                    let locked = q.is_locked(p).unwrap();
+                    let r = q.advance_offsets(p, if output { 0 } else { n }, if output { n } else { 0 }, eject);
+                    if !locked {
+                        prop_assert!(is_device_not_ready(r));
+                    }
+                }
+                Op::Clone(i, keep_locked) => {
+                    let p = pick(i);
+                    if let Ok(c) = q.clone_pointer(p, Some(delete_me), 0) {
+                        prop_assert_eq!(q.is_locked(c).unwrap(), q.is_locked(p).unwrap());
+                        if !keep_locked {
+                            q.unlock(c, false).unwrap();
+                        }
+                        pointers.push(c);
+                    }
+                }
+                Op::Delete(i) => {
+                    let p = pick(i);
+                    let kind = q.kind(p).unwrap();
+                    let r = q.delete(p);
+                    if kind == PointerKind::Clone {
+                        prop_assert!(r.is_ok());
+                        pointers.retain(|x| *x != p);
+                    } else {
+                        prop_assert!(r.is_err());
+                    }
+                }
+                Op::Cancel(seq) => {
+                    let _ = q.cancel(FrameId::from_sequence(seq));
+                    // Cancel callbacks may have deleted clones.
+                    pointers.retain(|p| q.kind(*p).is_ok());
+                }
+                Op::GetLeading(l) => {
+                    let _ = q.leading_edge(state(l));
+                }
+                Op::GetTrailing(l) => {
+                    let t = q.trailing_edge(state(l));
+                    if !trailing {
+                        prop_assert!(t.is_none());
+                    }
+                }
+            }
+            if let Err(e) = q.check_invariants() {
+                prop_assert!(false, "invariant broken: {}", e);
+            }
+            record(&mut q, &mut completions)?;
+            prop_assert!(completions.values().all(|n| *n == 1), "a frame completed twice");
+        }
+        // Drain: delete every clone, unlock and move both edges to the end.
+        for p in pointers.clone() {
+            if q.kind(p).unwrap() == PointerKind::Clone {
+                q.delete(p).unwrap();
+            }
+        }
+        for edge in [Some(q.leading_edge_id()), q.trailing_edge_id()].into_iter().flatten() {
+            q.unlock(edge, false).unwrap();
+            while q.frame_id(edge).unwrap().is_some() {
+                q.advance(edge).unwrap();
+            }
+        }
+        record(&mut q, &mut completions)?;
+        prop_assert!(q.is_empty());
+        prop_assert_eq!(completions.len() as u64, pushed);
+        prop_assert!(completions.values().all(|n| *n == 1));
+        q.check_invariants().map_err(TestCaseError::fail)?;
+    }
+}
