@@ -155,6 +155,8 @@ pub const GUID_BUS_TYPE_1394: GUID = GUID::from_u128(0xf74e73eb_9ac5_45eb_be4d_7
 pub const GUID_BUS_TYPE_AVC: GUID = GUID::from_u128(0xc06ff265_ae09_48f0_812c_16753d7cba83);
 /// IEC 61883 device class (reused as a bus tag).
 pub const GUID_61883_CLASS: GUID = GUID::from_u128(0x7ebefbc0_3200_11d2_b4c2_00a0c9697d07);
+/// The IEC 61883 device setup class under its mingw-w64 name (= [`GUID_61883_CLASS`]).
+pub const GUID_DEVCLASS_61883: GUID = GUID_61883_CLASS;
 /// ksproxy `IKsAllocator` interface id (user mode).
 pub const IID_IKsAllocator: GUID = GUID::from_u128(0x8da64899_c0d9_11d0_8413_0000f822fe8a);
 /// ksproxy `IKsAllocatorEx` interface id.

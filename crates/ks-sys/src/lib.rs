@@ -9,10 +9,24 @@
 #![allow(non_camel_case_types, non_snake_case, non_upper_case_globals)]
 #![deny(missing_docs)]
 
+mod allocator;
 mod framing;
 mod guid;
+mod opaque;
+mod pin;
+mod pointer;
+mod property;
+mod proxy;
 mod status;
+mod stream;
 
+pub use allocator::*;
 pub use framing::*;
 pub use guid::*;
+pub use opaque::*;
+pub use pin::*;
+pub use pointer::*;
+pub use property::*;
+pub use proxy::*;
 pub use status::*;
+pub use stream::*;
