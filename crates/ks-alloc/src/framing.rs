@@ -256,40 +256,78 @@ macro_rules! flag_set {
             $( $(#[$cmeta])* pub const $cname: $name = $name($value); )*
 
             /// Names and bits of the named flags, in declaration order.
+            ///
+            /// ```
+            #[doc = concat!("let names = ks_alloc::", stringify!($name), "::NAMED;")]
+            /// assert!(names.iter().all(|(n, bits)| !n.is_empty() && *bits != 0));
+            /// ```
             pub const NAMED: &'static [(&'static str, u32)] = &[$((stringify!($cname), $value)),*];
 
             /// The empty set.
+            ///
+            /// ```
+            #[doc = concat!("assert!(ks_alloc::", stringify!($name), "::empty().is_empty());")]
+            /// ```
             pub const fn empty() -> Self {
                 $name(0)
             }
 
             /// The raw bits.
+            ///
+            /// ```
+            #[doc = concat!("assert_eq!(ks_alloc::", stringify!($name), "(0x3).bits(), 3);")]
+            /// ```
             pub const fn bits(self) -> u32 {
                 self.0
             }
 
             /// Whether every bit of `other` is set in `self`.
+            ///
+            /// ```
+            #[doc = concat!("use ks_alloc::", stringify!($name), " as F;")]
+            /// assert!(F(0b101).contains(F(0b100)));
+            /// assert!(!F(0b101).contains(F(0b110)));
+            /// ```
             pub const fn contains(self, other: Self) -> bool {
                 self.0 & other.0 == other.0
             }
 
             /// Whether `self` and `other` share a bit.
+            ///
+            /// ```
+            #[doc = concat!("use ks_alloc::", stringify!($name), " as F;")]
+            /// assert!(F(0b101).intersects(F(0b110)));
+            /// assert!(!F(0b001).intersects(F(0b110)));
+            /// ```
             pub const fn intersects(self, other: Self) -> bool {
                 self.0 & other.0 != 0
             }
 
             /// Whether no bit is set.
+            ///
+            /// ```
+            #[doc = concat!("assert!(!ks_alloc::", stringify!($name), "(1).is_empty());")]
+            /// ```
             pub const fn is_empty(self) -> bool {
                 self.0 == 0
             }
 
             /// The bits that no named constant covers.
+            ///
+            /// ```
+            #[doc = concat!("assert_eq!(ks_alloc::", stringify!($name), "(0x4000_0001).unknown_bits(), 0x4000_0000);")]
+            /// ```
             pub fn unknown_bits(self) -> u32 {
                 let known = Self::NAMED.iter().fold(0u32, |acc, (_, v)| acc | v);
                 self.0 & !known
             }
 
             /// `self` with the bits of `other` cleared.
+            ///
+            /// ```
+            #[doc = concat!("use ks_alloc::", stringify!($name), " as F;")]
+            /// assert_eq!(F(0b111).difference(F(0b010)), F(0b101));
+            /// ```
             pub const fn difference(self, other: Self) -> Self {
                 $name(self.0 & !other.0)
             }
@@ -563,16 +601,32 @@ macro_rules! guid_type {
             $( $(#[$cmeta])* pub const $cname: $name = $name(GUID::from_u128($value)); )*
 
             /// The value for a 128-bit GUID literal (`windows-rs` `from_u128` form).
+            ///
+            /// ```
+            #[doc = concat!("let t = ks_alloc::", stringify!($name), "::from_u128(0x12345678_9abc_def0_1122_334455667788);")]
+            /// assert_eq!(t.0.data1, 0x12345678);
+            /// ```
             pub const fn from_u128(v: u128) -> Self {
                 $name(GUID::from_u128(v))
             }
 
             /// The GUID as a 128-bit literal.
+            ///
+            /// ```
+            #[doc = concat!("let t = ks_alloc::", stringify!($name), "::from_u128(42);")]
+            /// assert_eq!(t.to_u128(), 42);
+            /// ```
             pub const fn to_u128(self) -> u128 {
                 self.0.to_u128()
             }
 
             /// The KS name of a known GUID, `None` for any other value.
+            ///
+            /// ```
+            #[doc = concat!("use ks_alloc::", stringify!($name), " as T;")]
+            /// assert!(T::default().name().is_some()); // GUID_NULL has a name
+            /// assert_eq!(T::from_u128(42).name(), None);
+            /// ```
             pub fn name(self) -> Option<&'static str> {
                 let k = self.0.to_u128();
                 $( if k == $value { return Some($text); } )*
@@ -580,6 +634,12 @@ macro_rules! guid_type {
             }
 
             /// Whether this is `GUID_NULL` (wildcard / don't care).
+            ///
+            /// ```
+            #[doc = concat!("use ks_alloc::", stringify!($name), " as T;")]
+            /// assert!(T::default().is_wildcard());
+            /// assert!(!T::from_u128(1).is_wildcard());
+            /// ```
             pub const fn is_wildcard(self) -> bool {
                 self.0.to_u128() == 0
             }

@@ -11,6 +11,6 @@ pub use framing::{
 };
 pub use status::{Message, Status};
 pub use validate::{
-    check_region_size, validate_create_request, validate_create_request_with,
+    check_region_size, validate_create_request, validate_create_request_with, validate_framing,
     DEFAULT_MAX_ALIGNMENT, VALID_CREATE_OPTIONS,
 };

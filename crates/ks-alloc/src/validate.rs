@@ -1,23 +1,7 @@
 //! Validation of allocator create requests (`KsValidateAllocatorCreateRequest`, ks-spec §5.3,
 //! behaviours 11–14).
 //!
-//! The rules, in the order they are checked. Each is either ReactOS behaviour (the only
-//! evidence; Microsoft documents "an error") or our *policy*, with the reason in one line:
-//!
-//! | # | Rule | Status | Source / reason |
-//! |---|---|---|---|
-//! | 1 | parameter block shorter than 24 bytes | `STATUS_UNSUCCESSFUL` | ReactOS (behaviour 12) |
-//! | 2 | parameter block longer than 24 bytes | `STATUS_INVALID_PARAMETER` | policy: `KsCreateAllocator` sends exactly one `KSALLOCATOR_FRAMING`; extra bytes mean the caller sent another structure (e.g. the EX form) and ignoring them would hide that bug |
-//! | 3 | `FrameSize` = 0 | `STATUS_INVALID_PARAMETER` | ReactOS (behaviour 13) |
-//! | 4 | `OptionsFlags` bit outside 0xF | `STATUS_INVALID_PARAMETER` | ReactOS (behaviour 13); rejects `PREFERENCES_ONLY` and 0x10 too |
-//! | 5 | `Reserved` ≠ 0 | `STATUS_INVALID_PARAMETER` | policy: documented "must be zero"; rejecting keeps the field free for future use |
-//! | 6 | `FileAlignment` not of the form 2^n − 1 | `STATUS_INVALID_PARAMETER` | policy: every header value is a mask; anything else has no meaning |
-//! | 7 | alignment larger than [`DEFAULT_MAX_ALIGNMENT`] (mask > 4095) | `STATUS_INVALID_PARAMETER` | ReactOS default allocator (behaviour 14), with a fixed 4 KiB page for portability |
-//! | 8 | `Frames` = 0 | `STATUS_INVALID_PARAMETER` | policy (ks-spec §10 item 1): an allocator that may hand out no frame, or unboundedly many, has no useful meaning and defeats flow control |
-//! | 9 | `Frames` × `FrameSize` (each frame rounded up to the alignment) exceeds `isize::MAX` | `STATUS_INTEGER_OVERFLOW` | policy: the frames must fit one contiguous region of the address space |
-//!
-//! `PoolType` is not checked here (ReactOS does not either); the allocator constructor decides
-//! which pools it serves.
+//! The rules are documented on [`validate_create_request`].
 
 use std::borrow::Cow;
 
@@ -37,14 +21,35 @@ pub const DEFAULT_MAX_ALIGNMENT: Alignment = Alignment::BYTES_4096;
 /// Mask of the option bits an allocator create request may carry (`OPTIONF_COMPATIBLE |
 /// OPTIONF_SYSTEM_MEMORY | REQUIREMENTF_FRAME_INTEGRITY | REQUIREMENTF_MUST_ALLOCATE`, as in
 /// ReactOS).
+///
+/// ```
+/// assert_eq!(ks_alloc::VALID_CREATE_OPTIONS & ks_alloc::RequirementFlags::PREFERENCES_ONLY.bits(), 0);
+/// ```
 pub const VALID_CREATE_OPTIONS: u32 = 0x0000_000F;
 
 /// Validates the parameter block of an allocator create request (the 24-byte
 /// `KSALLOCATOR_FRAMING` that follows the object-class name) and returns the framing.
 ///
-/// Applies the rules of the [module table](self) in order, with the default allocator's
-/// alignment limit [`DEFAULT_MAX_ALIGNMENT`]; every rejection names the field, its value and
-/// what is allowed.
+/// Uses the default allocator's alignment limit [`DEFAULT_MAX_ALIGNMENT`]; every rejection
+/// names the field, its value and what is allowed.
+///
+/// The rules, in the order they are checked. Each is either ReactOS behaviour (the only
+/// evidence; Microsoft documents "an error") or our *policy*, with the reason in one line:
+///
+/// | # | Rule | Status | Source / reason |
+/// |---|---|---|---|
+/// | 1 | parameter block shorter than 24 bytes | `STATUS_UNSUCCESSFUL` | ReactOS (behaviour 12) |
+/// | 2 | parameter block longer than 24 bytes | `STATUS_INVALID_PARAMETER` | policy: `KsCreateAllocator` sends exactly one `KSALLOCATOR_FRAMING`; extra bytes mean the caller sent another structure (e.g. the EX form) and ignoring them would hide that bug |
+/// | 3 | `FrameSize` = 0 | `STATUS_INVALID_PARAMETER` | ReactOS (behaviour 13) |
+/// | 4 | `OptionsFlags` bit outside 0xF | `STATUS_INVALID_PARAMETER` | ReactOS (behaviour 13); rejects `PREFERENCES_ONLY` and 0x10 too |
+/// | 5 | `Reserved` ≠ 0 | `STATUS_INVALID_PARAMETER` | policy: documented "must be zero"; rejecting keeps the field free for future use |
+/// | 6 | `FileAlignment` not of the form 2^n − 1 | `STATUS_INVALID_PARAMETER` | policy: every header value is a mask; anything else has no meaning |
+/// | 7 | alignment larger than [`DEFAULT_MAX_ALIGNMENT`] (mask > 4095) | `STATUS_INVALID_PARAMETER` | ReactOS default allocator (behaviour 14), with a fixed 4 KiB page for portability |
+/// | 8 | `Frames` = 0 | `STATUS_INVALID_PARAMETER` | policy (ks-spec §10 item 1): an allocator that may hand out no frame, or unboundedly many, has no useful meaning and defeats flow control |
+/// | 9 | `Frames` × `FrameSize` (each frame rounded up to the alignment) exceeds `isize::MAX` | `STATUS_INTEGER_OVERFLOW` | policy: the frames must fit one contiguous region of the address space |
+///
+/// `PoolType` is not checked here (ReactOS does not either); the allocator constructor decides
+/// which pools it serves.
 ///
 /// ```
 /// use ks_alloc::{validate_create_request, Alignment, Framing, PoolType};
@@ -99,11 +104,69 @@ pub fn validate_create_request_with(
     };
     let (flags, pool, frames, frame_size, mask, reserved) =
         (word(0), word(4), word(8), word(12), word(16), word(20));
+    check_frame_size(frame_size)?;
+    check_options(flags)?;
+    if reserved != 0 {
+        return Err(Status::InvalidParameter(Cow::Owned(format!(
+            "Reserved (offset 20) is 0x{reserved:08X}; must be 0"
+        ))));
+    }
+    let framing = Framing {
+        flags,
+        pool_type: PoolType(pool as i32),
+        frames,
+        frame_size,
+        alignment: Alignment::from_mask_field(mask, "FileAlignment (offset 16)")?,
+    };
+    validate_framing(&framing, max_alignment)?;
+    Ok(framing)
+}
+
+/// Rules 3, 4 and 7–9 of [`validate_create_request`] for a framing that is already a
+/// [`Framing`] (rules 1, 2, 5 and 6 are guaranteed by the type): use it when an allocator is
+/// created from Rust rather than from create-request bytes, so both paths accept exactly the
+/// same framings. Returns the size of the frame region in bytes (see [`check_region_size`]).
+///
+/// ```
+/// use ks_alloc::{validate_framing, Alignment, Framing, PoolType, DEFAULT_MAX_ALIGNMENT};
+/// let f = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 2, frame_size: 100, alignment: Alignment::BYTES_64 };
+/// assert_eq!(validate_framing(&f, DEFAULT_MAX_ALIGNMENT)?, 256);
+/// assert!(validate_framing(&Framing { frames: 0, ..f }, DEFAULT_MAX_ALIGNMENT).is_err());
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
+pub fn validate_framing(framing: &Framing, max_alignment: Alignment) -> Result<usize, Status> {
+    check_frame_size(framing.frame_size)?;
+    check_options(framing.flags)?;
+    if framing.alignment > max_alignment {
+        return Err(Status::InvalidParameter(Cow::Owned(format!(
+            "FileAlignment (offset 16) is 0x{:08X} ({} bytes); the allocator supports at most \
+             mask 0x{:X} ({} bytes)",
+            framing.alignment.mask(),
+            framing.alignment.bytes(),
+            max_alignment.mask(),
+            max_alignment.bytes()
+        ))));
+    }
+    if framing.frames == 0 {
+        return Err(Status::InvalidParameter(Cow::Borrowed(
+            "Frames (offset 8) is 0; must be at least 1 (policy: an allocator needs a frame limit)",
+        )));
+    }
+    check_region_size(framing)
+}
+
+/// Rule 3: `FrameSize` must not be 0.
+fn check_frame_size(frame_size: u32) -> Result<(), Status> {
     if frame_size == 0 {
         return Err(Status::InvalidParameter(Cow::Borrowed(
             "FrameSize (offset 12) is 0; must be at least 1",
         )));
     }
+    Ok(())
+}
+
+/// Rule 4: only the bits of [`VALID_CREATE_OPTIONS`].
+fn check_options(flags: u32) -> Result<(), Status> {
     if flags & !VALID_CREATE_OPTIONS != 0 {
         return Err(Status::InvalidParameter(Cow::Owned(format!(
             "OptionsFlags (offset 0) is 0x{flags:08X}; bits 0x{:08X} are outside the valid \
@@ -111,35 +174,7 @@ pub fn validate_create_request_with(
             flags & !VALID_CREATE_OPTIONS
         ))));
     }
-    if reserved != 0 {
-        return Err(Status::InvalidParameter(Cow::Owned(format!(
-            "Reserved (offset 20) is 0x{reserved:08X}; must be 0"
-        ))));
-    }
-    let alignment = Alignment::from_mask_field(mask, "FileAlignment (offset 16)")?;
-    if alignment > max_alignment {
-        return Err(Status::InvalidParameter(Cow::Owned(format!(
-            "FileAlignment (offset 16) is 0x{mask:08X} ({} bytes); the allocator supports at \
-             most mask 0x{:X} ({} bytes)",
-            alignment.bytes(),
-            max_alignment.mask(),
-            max_alignment.bytes()
-        ))));
-    }
-    if frames == 0 {
-        return Err(Status::InvalidParameter(Cow::Borrowed(
-            "Frames (offset 8) is 0; must be at least 1 (policy: an allocator needs a frame limit)",
-        )));
-    }
-    let framing = Framing {
-        flags,
-        pool_type: PoolType(pool as i32),
-        frames,
-        frame_size,
-        alignment,
-    };
-    check_region_size(&framing)?;
-    Ok(framing)
+    Ok(())
 }
 
 /// Checks rule 9: `Frames` frames of `FrameSize` bytes, each rounded up to the alignment, fit
@@ -154,8 +189,8 @@ pub fn validate_create_request_with(
 pub fn check_region_size(framing: &Framing) -> Result<usize, Status> {
     let overflow = || {
         Status::IntegerOverflow(Cow::Owned(format!(
-            "Frames ({}) x FrameSize ({} rounded up to {}) overflows the address space; the \
-             region must be at most {} bytes",
+            "Frames ({}) x FrameSize ({}, rounded up to a multiple of {}) overflows the \
+             address space; the frame region must be at most {} bytes",
             framing.frames,
             framing.frame_size,
             framing.alignment,
