@@ -1,0 +1,553 @@
+//! Building and inspecting filter graphs: [`GraphBuilder`] adds filter instances and connects
+//! output pins to input pins; [`GraphBuilder::build`] checks the whole graph and yields a
+//! [`Graph`], which carries per-instance state (framing edits, allocator assignments, the KS
+//! state and, from ACQUIRE on, the pipes' allocators).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use ks_alloc::FramingEx;
+
+use crate::error::GraphError;
+use crate::model::{check_framing, FilterDescriptor, FilterMode, PinDescriptor, PinDirection};
+use crate::props::{AllocatorRegistry, Assignment};
+use crate::state::{Active, KsState};
+
+/// A filter instance in a graph (index in insertion order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FilterId(pub(crate) u32);
+
+impl FilterId {
+    /// The index of the filter in insertion order.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A pin instance: its filter and the pin's index in the filter descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PinId {
+    pub(crate) filter: FilterId,
+    pub(crate) pin: u32,
+}
+
+impl PinId {
+    /// The filter the pin belongs to.
+    pub fn filter(self) -> FilterId {
+        self.filter
+    }
+
+    /// The pin's index in its filter descriptor's `pins`.
+    pub fn index(self) -> usize {
+        self.pin as usize
+    }
+}
+
+/// A connection from an output pin to an input pin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Connection {
+    /// The output (source) pin.
+    pub from: PinId,
+    /// The input (sink) pin.
+    pub to: PinId,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct PinNode {
+    pub(crate) peer: Option<PinId>,
+    /// The instance's own framing after a KsEdit (behaviour 9); `None` = the descriptor's.
+    pub(crate) edited: Option<FramingEx>,
+    /// The allocator assigned through `KSPROPERTY_STREAM_ALLOCATOR`.
+    pub(crate) assigned: Option<Assignment>,
+}
+
+#[derive(Debug)]
+pub(crate) struct FilterNode {
+    pub(crate) name: String,
+    pub(crate) desc: Arc<FilterDescriptor>,
+    pub(crate) pins: Vec<PinNode>,
+}
+
+/// Splits `"filter.pin"` at its last `.` (filter names may contain dots, pin names may not).
+fn split_pin_ref(text: &str) -> Result<(&str, &str), GraphError> {
+    match text.rsplit_once('.') {
+        Some((f, p)) if !f.is_empty() && !p.is_empty() => Ok((f, p)),
+        _ => Err(GraphError::BadPinName {
+            text: text.to_owned(),
+        }),
+    }
+}
+
+/// Shared lookups over the filter table, used by both the builder and the graph.
+#[derive(Debug, Default)]
+pub(crate) struct Filters {
+    pub(crate) nodes: Vec<FilterNode>,
+    names: HashMap<String, FilterId>,
+}
+
+impl Filters {
+    fn filter(&self, name: &str) -> Result<FilterId, GraphError> {
+        self.names
+            .get(name)
+            .copied()
+            .ok_or_else(|| GraphError::UnknownFilter {
+                filter: name.to_owned(),
+            })
+    }
+
+    fn pin(&self, text: &str) -> Result<PinId, GraphError> {
+        let (f, p) = split_pin_ref(text)?;
+        let filter = self.filter(f)?;
+        let idx = self.nodes[filter.index()]
+            .desc
+            .pin_index(p)
+            .ok_or_else(|| GraphError::UnknownPin {
+                filter: f.to_owned(),
+                pin: p.to_owned(),
+            })?;
+        Ok(PinId {
+            filter,
+            pin: idx as u32,
+        })
+    }
+
+    fn check_pin(&self, pin: PinId) -> Result<(), GraphError> {
+        let node = self
+            .nodes
+            .get(pin.filter.index())
+            .ok_or_else(|| GraphError::UnknownFilter {
+                filter: format!("#{}", pin.filter.0),
+            })?;
+        if pin.index() >= node.pins.len() {
+            return Err(GraphError::UnknownPin {
+                filter: node.name.clone(),
+                pin: format!("#{}", pin.pin),
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn pin_name(&self, pin: PinId) -> String {
+        let f = &self.nodes[pin.filter.index()];
+        format!("{}.{}", f.name, f.desc.pins[pin.index()].name)
+    }
+
+    pub(crate) fn pin_desc(&self, pin: PinId) -> &PinDescriptor {
+        &self.nodes[pin.filter.index()].desc.pins[pin.index()]
+    }
+
+    pub(crate) fn node(&self, pin: PinId) -> &PinNode {
+        &self.nodes[pin.filter.index()].pins[pin.index()]
+    }
+
+    pub(crate) fn node_mut(&mut self, pin: PinId) -> &mut PinNode {
+        &mut self.nodes[pin.filter.index()].pins[pin.index()]
+    }
+
+    fn connect(&mut self, from: PinId, to: PinId) -> Result<Connection, GraphError> {
+        self.check_pin(from)?;
+        self.check_pin(to)?;
+        for (pin, expected) in [(from, PinDirection::Out), (to, PinDirection::In)] {
+            let actual = self.pin_desc(pin).direction;
+            if actual != expected {
+                return Err(GraphError::WrongDirection {
+                    pin: self.pin_name(pin),
+                    expected,
+                    actual,
+                });
+            }
+        }
+        if from.filter == to.filter {
+            return Err(GraphError::SelfConnection {
+                filter: self.nodes[from.filter.index()].name.clone(),
+            });
+        }
+        for pin in [from, to] {
+            if let Some(peer) = self.node(pin).peer {
+                return Err(GraphError::AlreadyConnected {
+                    pin: self.pin_name(pin),
+                    peer: self.pin_name(peer),
+                });
+            }
+        }
+        self.node_mut(from).peer = Some(to);
+        self.node_mut(to).peer = Some(from);
+        Ok(Connection { from, to })
+    }
+
+    /// Every pin marked required is connected.
+    fn check_required(&self) -> Result<(), GraphError> {
+        for (fi, f) in self.nodes.iter().enumerate() {
+            for (pi, p) in f.desc.pins.iter().enumerate() {
+                if p.required && f.pins[pi].peer.is_none() {
+                    return Err(GraphError::Unconnected {
+                        pin: self.pin_name(PinId {
+                            filter: FilterId(fi as u32),
+                            pin: pi as u32,
+                        }),
+                        direction: p.direction,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Kahn's algorithm over filter-level edges. On a cycle, reports one cycle found by
+    /// walking upstream from a filter that was never freed.
+    fn topological_order(&self, connections: &[Connection]) -> Result<Vec<FilterId>, GraphError> {
+        let n = self.nodes.len();
+        let mut indegree = vec![0usize; n];
+        let mut out: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for c in connections {
+            indegree[c.to.filter.index()] += 1;
+            out[c.from.filter.index()].push(c.to.filter.index());
+        }
+        let mut ready: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+        ready.reverse(); // pop() then yields filters in insertion order
+        let mut order = Vec::with_capacity(n);
+        while let Some(i) = ready.pop() {
+            order.push(FilterId(i as u32));
+            for &j in out[i].iter().rev() {
+                indegree[j] -= 1;
+                if indegree[j] == 0 {
+                    ready.push(j);
+                }
+            }
+        }
+        if order.len() == n {
+            return Ok(order);
+        }
+        // Every remaining filter has an upstream filter that also remains; walking upstream
+        // must revisit one, which closes a cycle.
+        let mut upstream: Vec<Option<usize>> = vec![None; n];
+        for c in connections {
+            let (a, b) = (c.from.filter.index(), c.to.filter.index());
+            if indegree[a] > 0 && indegree[b] > 0 {
+                upstream[b] = Some(a);
+            }
+        }
+        let start = (0..n).find(|&i| indegree[i] > 0).unwrap_or(0);
+        let mut seen = vec![usize::MAX; n];
+        let mut path = Vec::new();
+        let mut cur = start;
+        while seen[cur] == usize::MAX {
+            seen[cur] = path.len();
+            path.push(cur);
+            match upstream[cur] {
+                Some(u) => cur = u,
+                None => break,
+            }
+        }
+        let from = if seen[cur] != usize::MAX {
+            seen[cur]
+        } else {
+            0
+        };
+        let mut cycle: Vec<String> = path[from..]
+            .iter()
+            .rev()
+            .map(|&i| self.nodes[i].name.clone())
+            .collect();
+        if let Some(first) = cycle.first().cloned() {
+            cycle.push(first);
+        }
+        Err(GraphError::Cycle { filters: cycle })
+    }
+}
+
+/// Builds a [`Graph`]: add filter instances, connect pins, then [`build`](Self::build).
+///
+/// Errors are reported at the call that causes them (unknown names, wrong direction, a pin
+/// already connected, self-connection) or by `build` for whole-graph rules (cycles, required
+/// pins left unconnected).
+///
+/// ```
+/// use std::sync::Arc;
+/// use ks_graph::{FilterDescriptor, GraphBuilder, PinDescriptor};
+/// let src = Arc::new(FilterDescriptor::kernel("source").with_pin(PinDescriptor::output("out").required()));
+/// let sink = Arc::new(FilterDescriptor::user("sink").with_pin(PinDescriptor::input("in")));
+/// let mut b = GraphBuilder::new();
+/// b.add_filter("cam", src)?;
+/// b.add_filter("app", sink)?;
+/// b.connect("cam.out", "app.in")?;
+/// let graph = b.build()?;
+/// assert_eq!(graph.connections().len(), 1);
+/// # Ok::<(), ks_graph::GraphError>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct GraphBuilder {
+    filters: Filters,
+    connections: Vec<Connection>,
+}
+
+impl GraphBuilder {
+    /// An empty builder.
+    pub fn new() -> GraphBuilder {
+        GraphBuilder::default()
+    }
+
+    /// Adds an instance of `descriptor` named `name` (unique in the graph; the descriptor is
+    /// validated with [`FilterDescriptor::validate`]).
+    pub fn add_filter(
+        &mut self,
+        name: impl Into<String>,
+        descriptor: Arc<FilterDescriptor>,
+    ) -> Result<FilterId, GraphError> {
+        let name = name.into();
+        if name.is_empty() {
+            return Err(GraphError::InvalidDescriptor {
+                filter: descriptor.name.clone(),
+                detail: "the instance name is empty".into(),
+            });
+        }
+        if self.filters.names.contains_key(&name) {
+            return Err(GraphError::DuplicateFilter { filter: name });
+        }
+        descriptor.validate()?;
+        let id = FilterId(self.filters.nodes.len() as u32);
+        let pins = descriptor.pins.iter().map(|_| PinNode::default()).collect();
+        self.filters.names.insert(name.clone(), id);
+        self.filters.nodes.push(FilterNode {
+            name,
+            desc: descriptor,
+            pins,
+        });
+        Ok(id)
+    }
+
+    /// The pin named `"filter.pin"`.
+    pub fn pin(&self, name: &str) -> Result<PinId, GraphError> {
+        self.filters.pin(name)
+    }
+
+    /// Connects output pin `from` to input pin `to`, both given as `"filter.pin"`.
+    pub fn connect(&mut self, from: &str, to: &str) -> Result<Connection, GraphError> {
+        let from = self.filters.pin(from)?;
+        let to = self.filters.pin(to)?;
+        self.connect_pins(from, to)
+    }
+
+    /// Connects output pin `from` to input pin `to`.
+    pub fn connect_pins(&mut self, from: PinId, to: PinId) -> Result<Connection, GraphError> {
+        let c = self.filters.connect(from, to)?;
+        self.connections.push(c);
+        Ok(c)
+    }
+
+    /// Checks the graph (no cycle, every required pin connected) and returns it, in STOP.
+    pub fn build(self) -> Result<Graph, GraphError> {
+        let topo = self.filters.topological_order(&self.connections)?;
+        self.filters.check_required()?;
+        Ok(Graph {
+            filters: self.filters,
+            connections: self.connections,
+            topo,
+            state: KsState::Stop,
+            active: None,
+            registry: AllocatorRegistry::default(),
+        })
+    }
+}
+
+/// A checked filter graph (acyclic; required pins connected when built).
+///
+/// The graph owns per-instance state: framing edits made in STOP
+/// ([`set_pin_framing`](Self::set_pin_framing), behaviour 9), allocator assignments
+/// (`KSPROPERTY_STREAM_ALLOCATOR`, see [`crate::props`]), the KS state
+/// ([`set_state`](Self::set_state)) and, from ACQUIRE on, the allocators of the negotiated
+/// [`AllocationPlan`](crate::AllocationPlan).
+pub struct Graph {
+    pub(crate) filters: Filters,
+    pub(crate) connections: Vec<Connection>,
+    pub(crate) topo: Vec<FilterId>,
+    pub(crate) state: KsState,
+    pub(crate) active: Option<Active>,
+    pub(crate) registry: AllocatorRegistry,
+}
+
+impl fmt::Debug for Graph {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Graph")
+            .field("filters", &self.filters.nodes.len())
+            .field("connections", &self.connections.len())
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Graph {
+    /// Number of filter instances.
+    pub fn filter_count(&self) -> usize {
+        self.filters.nodes.len()
+    }
+
+    /// Every filter instance, in insertion order.
+    pub fn filter_ids(&self) -> impl ExactSizeIterator<Item = FilterId> + '_ {
+        (0..self.filters.nodes.len()).map(|i| FilterId(i as u32))
+    }
+
+    /// The filter instance named `name`.
+    pub fn filter(&self, name: &str) -> Result<FilterId, GraphError> {
+        self.filters.filter(name)
+    }
+
+    /// The instance name of a filter.
+    ///
+    /// # Panics
+    /// If `id` does not come from this graph.
+    pub fn filter_name(&self, id: FilterId) -> &str {
+        &self.filters.nodes[id.index()].name
+    }
+
+    /// The descriptor of a filter instance.
+    ///
+    /// # Panics
+    /// If `id` does not come from this graph.
+    pub fn filter_descriptor(&self, id: FilterId) -> &Arc<FilterDescriptor> {
+        &self.filters.nodes[id.index()].desc
+    }
+
+    /// The mode of a filter instance.
+    ///
+    /// # Panics
+    /// If `id` does not come from this graph.
+    pub fn filter_mode(&self, id: FilterId) -> FilterMode {
+        self.filters.nodes[id.index()].desc.mode
+    }
+
+    /// The pins of a filter instance, in descriptor order.
+    ///
+    /// # Panics
+    /// If `id` does not come from this graph.
+    pub fn pins(&self, id: FilterId) -> impl ExactSizeIterator<Item = PinId> + '_ {
+        let n = self.filters.nodes[id.index()].pins.len();
+        (0..n).map(move |i| PinId {
+            filter: id,
+            pin: i as u32,
+        })
+    }
+
+    /// The pin named `"filter.pin"`.
+    pub fn pin(&self, name: &str) -> Result<PinId, GraphError> {
+        self.filters.pin(name)
+    }
+
+    /// `"filter.pin"` for a pin.
+    ///
+    /// # Panics
+    /// If `pin` does not come from this graph.
+    pub fn pin_name(&self, pin: PinId) -> String {
+        self.filters.pin_name(pin)
+    }
+
+    /// The descriptor of a pin.
+    ///
+    /// # Panics
+    /// If `pin` does not come from this graph.
+    pub fn pin_descriptor(&self, pin: PinId) -> &PinDescriptor {
+        self.filters.pin_desc(pin)
+    }
+
+    /// The pin connected to `pin`, if any.
+    ///
+    /// # Panics
+    /// If `pin` does not come from this graph.
+    pub fn peer(&self, pin: PinId) -> Option<PinId> {
+        self.filters.node(pin).peer
+    }
+
+    /// Every connection, in the order made.
+    pub fn connections(&self) -> &[Connection] {
+        &self.connections
+    }
+
+    /// The filters in an order where every filter comes after the filters feeding it.
+    pub fn topological_order(&self) -> &[FilterId] {
+        &self.topo
+    }
+
+    /// The pin instance's current framing: its KsEdit replacement if one was made, otherwise
+    /// the descriptor's (behaviour 9). `None` = the pin does not support framing.
+    ///
+    /// # Panics
+    /// If `pin` does not come from this graph.
+    pub fn pin_framing(&self, pin: PinId) -> Option<&FramingEx> {
+        self.filters
+            .node(pin)
+            .edited
+            .as_ref()
+            .or(self.filters.pin_desc(pin).framing.as_ref())
+    }
+
+    fn require_stop(&self, operation: &'static str) -> Result<(), GraphError> {
+        if self.state != KsState::Stop {
+            return Err(GraphError::WrongState {
+                operation,
+                state: self.state,
+                required: KsState::Stop,
+            });
+        }
+        Ok(())
+    }
+
+    /// Replaces this pin instance's framing (KsEdit of `AllocatorFraming`, behaviour 9).
+    /// Other instances of the same filter descriptor keep the descriptor's framing.
+    ///
+    /// Only legal in STOP (the framing feeds negotiation at STOP → ACQUIRE):
+    /// [`GraphError::WrongState`] otherwise. A malformed framing is
+    /// [`GraphError::InvalidFraming`].
+    pub fn set_pin_framing(&mut self, pin: PinId, framing: FramingEx) -> Result<(), GraphError> {
+        self.filters.check_pin(pin)?;
+        self.require_stop("editing a pin's framing")?;
+        check_framing(&framing).map_err(|detail| GraphError::InvalidFraming {
+            pin: self.filters.pin_name(pin),
+            detail,
+        })?;
+        self.filters.node_mut(pin).edited = Some(framing);
+        Ok(())
+    }
+
+    /// Drops this pin instance's framing edit: queries return the descriptor's framing again.
+    /// Only legal in STOP.
+    pub fn reset_pin_framing(&mut self, pin: PinId) -> Result<(), GraphError> {
+        self.filters.check_pin(pin)?;
+        self.require_stop("resetting a pin's framing")?;
+        self.filters.node_mut(pin).edited = None;
+        Ok(())
+    }
+
+    /// Removes the connection of `pin` (either end). Any allocator assigned to either pin
+    /// through `KSPROPERTY_STREAM_ALLOCATOR` is released (behaviour 46). Only legal in STOP.
+    /// The graph may then have a required pin unconnected; STOP → ACQUIRE reports it.
+    pub fn disconnect(&mut self, pin: PinId) -> Result<Connection, GraphError> {
+        self.filters.check_pin(pin)?;
+        self.require_stop("disconnecting a pin")?;
+        let peer = self
+            .filters
+            .node(pin)
+            .peer
+            .ok_or_else(|| GraphError::NotConnected {
+                pin: self.filters.pin_name(pin),
+            })?;
+        for p in [pin, peer] {
+            let node = self.filters.node_mut(p);
+            node.peer = None;
+            node.assigned = None; // drops the reference (behaviour 46)
+        }
+        let pos = self
+            .connections
+            .iter()
+            .position(|c| c.from == pin || c.to == pin)
+            .ok_or_else(|| GraphError::NotConnected {
+                pin: self.filters.pin_name(pin),
+            })?;
+        Ok(self.connections.remove(pos))
+    }
+
+    /// Checks the rules `build` checked that later edits can break (required pins connected).
+    pub fn validate(&self) -> Result<(), GraphError> {
+        self.filters.check_required()
+    }
+}

@@ -1,0 +1,1151 @@
+//! Allocator negotiation: pipes, merged framing, allocator choice. Pure functions of a
+//! [`Graph`]; the result is an [`AllocationPlan`] or a [`NegotiationError`].
+//!
+//! KS never published its proxy's algorithm (ks-spec §7.2, §10); this one is ours. The rules
+//! and the reason for each are in `docs/negotiation.md`; in short:
+//!
+//! 1. **Pipes.** A pipe is rooted at an output pin where frames enter (a filter with
+//!    [`Routing::Copy`], a pass-through filter with no connected input, or a tee branch that
+//!    had to be split). It runs on through pass-through filters (in-place transforms and tee
+//!    branches). A tee branch whose downstream modifies frames in place gets its own pipe,
+//!    because the other branches still read the same frames (ks-spec §7.1).
+//! 2. **Items.** A pin's framing items are alternatives; each pin takes, in pipe order, the
+//!    first item compatible with what the pins before it already fixed (hard memory type and
+//!    physical size range). Greedy and linear; a pipe that only a later alternative of an
+//!    earlier pin could satisfy is reported as a conflict.
+//! 3. **Merge.** Memory: wildcard matches anything, paged is satisfied by non-paged or user
+//!    memory, any pipe touching a user-mode filter uses USER memory. Size: intersection of the
+//!    physical ranges with their steppings (hard), then of the optimal ranges where possible;
+//!    the smallest size every pin accepts. Alignment: the strictest. Frames: the sum over the
+//!    pins, because every pin may hold its frames at the same time. Flags: hard unless the
+//!    item says `PREFERENCES_ONLY`.
+//! 4. **Allocator.** The vendor of a `MUST_ALLOCATE` pin first, then vendors in pipe order,
+//!    each only on an all-kernel pipe and only if its declared capabilities meet the merged
+//!    framing; otherwise the default allocator of the pipe's memory.
+//!
+//! Cost: linear in pins + connections (plus the items per pin).
+
+use ks_alloc::{Alignment, FrameRange, FramingItem, MemoryType, RequirementFlags};
+
+use crate::error::{Conflict, ConflictField, NegotiationError};
+use crate::graph::{FilterId, Graph, PinId};
+use crate::model::{FilterMode, PinDescriptor, Routing, VendorSpec};
+use crate::plan::{
+    AllocationPlan, AllocatorChoice, AllocatorKind, MemoryKind, MergedFraming, PipePlan,
+    RejectCode, Rejection, Relaxation,
+};
+
+/// Frame size used when no pin of a pipe states a minimum (one page). Policy.
+pub const DEFAULT_FRAME_SIZE: u32 = 4096;
+
+/// Frames used when no pin of a pipe states a count (double buffering). Policy.
+pub const DEFAULT_FRAMES: u32 = 2;
+
+/// Requirement flags an allocator must honour (the others concern the pins, not the memory).
+const ALLOCATOR_FLAGS: u32 =
+    RequirementFlags::SYSTEM_MEMORY.bits() | RequirementFlags::FRAME_INTEGRITY.bits();
+
+// ---------------------------------------------------------------------------------------------
+// Pipes
+// ---------------------------------------------------------------------------------------------
+
+/// The pipes of a graph, each as its pins (root output pin first, every pin after the pins
+/// upstream of it). Every connected pin is in exactly one pipe; unconnected pins in none.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ks_graph::{negotiate::pipes, FilterDescriptor, GraphBuilder, PinDescriptor, Routing};
+/// let src = Arc::new(FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out")));
+/// let xform = Arc::new(FilterDescriptor::kernel("inplace").with_routing(Routing::PassThrough)
+///     .with_pin(PinDescriptor::input("in").in_place()).with_pin(PinDescriptor::output("out")));
+/// let sink = Arc::new(FilterDescriptor::kernel("sink").with_pin(PinDescriptor::input("in")));
+/// let mut b = GraphBuilder::new();
+/// b.add_filter("s", src)?; b.add_filter("x", xform)?; b.add_filter("k", sink)?;
+/// b.connect("s.out", "x.in")?; b.connect("x.out", "k.in")?;
+/// let g = b.build()?;
+/// assert_eq!(pipes(&g).len(), 1); // the in-place transform keeps one pipe
+/// # Ok::<(), ks_graph::GraphError>(())
+/// ```
+pub fn pipes(graph: &Graph) -> Vec<Vec<PinId>> {
+    form_pipes(graph).0
+}
+
+/// Returns the pipes and, per filter and pin, the pipe index.
+fn form_pipes(graph: &Graph) -> (Vec<Vec<PinId>>, Vec<Vec<Option<usize>>>) {
+    let nodes = &graph.filters.nodes;
+    let n = nodes.len();
+    // Connected outputs per filter, and the connected input of pass-through filters.
+    let mut outs: Vec<Vec<PinId>> = vec![Vec::new(); n];
+    for (fi, f) in nodes.iter().enumerate() {
+        for (pi, p) in f.pins.iter().enumerate() {
+            if p.peer.is_some() && f.desc.pins[pi].direction == crate::PinDirection::Out {
+                outs[fi].push(PinId {
+                    filter: FilterId(fi as u32),
+                    pin: pi as u32,
+                });
+            }
+        }
+    }
+    let pass_input = |fi: usize| -> Option<PinId> {
+        let f = &nodes[fi];
+        if f.desc.routing != Routing::PassThrough {
+            return None;
+        }
+        f.desc.pins.iter().enumerate().find_map(|(pi, d)| {
+            (d.direction == crate::PinDirection::In && f.pins[pi].peer.is_some()).then_some(PinId {
+                filter: FilterId(fi as u32),
+                pin: pi as u32,
+            })
+        })
+    };
+    let modifies = |p: PinId| graph.filters.pin_desc(p).modifies_in_place;
+
+    // branch_mod[f][pin]: for a connected output, whether frames sent through it would be
+    // modified in place before they leave the pipe it would share. Computed downstream first.
+    let mut branch_mod: Vec<Vec<bool>> = nodes.iter().map(|f| vec![false; f.pins.len()]).collect();
+    for &fid in graph.topo.iter().rev() {
+        let fi = fid.index();
+        for &o in &outs[fi] {
+            let Some(i) = graph.filters.node(o).peer else {
+                continue;
+            };
+            let mut m = modifies(o) || modifies(i);
+            let down = i.filter.index();
+            if !m && pass_input(down) == Some(i) && outs[down].len() == 1 {
+                // A single-output pass-through filter carries its output's modification back
+                // up; a tee does not (its modifying branches are split off below).
+                let o2 = outs[down][0];
+                m = branch_mod[down][o2.index()];
+            }
+            branch_mod[fi][o.index()] = m;
+        }
+    }
+
+    let mut pipe_of: Vec<Vec<Option<usize>>> =
+        nodes.iter().map(|f| vec![None; f.pins.len()]).collect();
+    let mut pipes: Vec<Vec<PinId>> = Vec::new();
+    for &fid in &graph.topo {
+        let fi = fid.index();
+        let inherited = pass_input(fi).and_then(|i| pipe_of[fi][i.index()]);
+        let tee = outs[fi].len() >= 2;
+        for &o in &outs[fi] {
+            let Some(i) = graph.filters.node(o).peer else {
+                continue;
+            };
+            let p = match inherited {
+                Some(p) if !(tee && branch_mod[fi][o.index()]) => p,
+                _ => {
+                    pipes.push(Vec::new());
+                    pipes.len() - 1
+                }
+            };
+            pipes[p].push(o);
+            pipes[p].push(i);
+            pipe_of[fi][o.index()] = Some(p);
+            pipe_of[i.filter.index()][i.index()] = Some(p);
+        }
+    }
+    (pipes, pipe_of)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sets of frame sizes
+// ---------------------------------------------------------------------------------------------
+
+/// Frame sizes `x` with `lo <= x <= hi` and `x ≡ r (mod m)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SizeSet {
+    lo: u64,
+    hi: u64,
+    r: u64,
+    m: u64,
+}
+
+/// Why two size sets do not meet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Miss {
+    /// The `[min, max]` intervals do not overlap.
+    Disjoint,
+    /// They overlap but no size lies on both steppings.
+    Stepping,
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Inverse of `a` modulo `m` (`gcd(a, m) == 1`, `m >= 1`).
+fn mod_inverse(a: u64, m: u64) -> u64 {
+    if m == 1 {
+        return 0;
+    }
+    let (mut old_r, mut r) = (a as i128 % m as i128, m as i128);
+    let (mut old_s, mut s) = (1i128, 0i128);
+    while r != 0 {
+        let q = old_r / r;
+        (old_r, r) = (r, old_r - q * r);
+        (old_s, s) = (s, old_s - q * s);
+    }
+    old_s.rem_euclid(m as i128) as u64
+}
+
+impl SizeSet {
+    const ANY: SizeSet = SizeSet {
+        lo: 0,
+        hi: u32::MAX as u64,
+        r: 0,
+        m: 1,
+    };
+
+    /// The sizes of a KS range; a range with `max == 0` states no requirement (policy: KS
+    /// uses 0 for "no requirement" in frame sizes).
+    fn from_range(r: FrameRange) -> SizeSet {
+        if r.max == 0 {
+            return SizeSet::ANY;
+        }
+        let m = if r.stepping <= 1 {
+            1
+        } else {
+            r.stepping as u64
+        };
+        SizeSet {
+            lo: r.min as u64,
+            hi: r.max as u64,
+            r: r.min as u64 % m,
+            m,
+        }
+    }
+
+    fn is_any(&self) -> bool {
+        *self == SizeSet::ANY
+    }
+
+    /// The smallest member `>= t`.
+    fn first_at_or_above(&self, t: u64) -> Option<u64> {
+        let t = t.max(self.lo);
+        let x = t + (self.r + self.m - t % self.m) % self.m;
+        (x <= self.hi).then_some(x)
+    }
+
+    /// The largest member `<= t`.
+    fn last_at_or_below(&self, t: u64) -> Option<u64> {
+        let t = t.min(self.hi);
+        let back = (t % self.m + self.m - self.r) % self.m;
+        let x = t.checked_sub(back)?;
+        (x >= self.lo).then_some(x)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first_at_or_above(self.lo).is_none()
+    }
+
+    fn intersect(&self, o: &SizeSet) -> Result<SizeSet, Miss> {
+        let lo = self.lo.max(o.lo);
+        let hi = self.hi.min(o.hi);
+        if lo > hi {
+            return Err(Miss::Disjoint);
+        }
+        // Chinese remainder theorem for x ≡ r1 (mod m1), x ≡ r2 (mod m2).
+        let g = gcd(self.m, o.m);
+        let diff = (o.r as i128 - self.r as i128).rem_euclid(g as i128) as u64;
+        if diff != 0 {
+            return Err(Miss::Stepping);
+        }
+        let m2g = o.m / g;
+        let lcm = self.m as u128 * m2g as u128;
+        let k = (((o.r as i128 - self.r as i128) / g as i128).rem_euclid(m2g as i128) as u128
+            * mod_inverse((self.m / g) % m2g.max(1), m2g) as u128)
+            % m2g.max(1) as u128;
+        let x = (self.r as u128 + self.m as u128 * k) % lcm;
+        let set = if lcm > u32::MAX as u128 + 1 {
+            // At most one member fits in [lo, hi] (its width is below the modulus): keep the
+            // modulus small by turning the set into that one size.
+            let first = lo as u128 + (x + lcm - lo as u128 % lcm) % lcm;
+            if first > hi as u128 {
+                return Err(Miss::Stepping);
+            }
+            SizeSet {
+                lo: first as u64,
+                hi: first as u64,
+                r: 0,
+                m: 1,
+            }
+        } else {
+            SizeSet {
+                lo,
+                hi,
+                r: x as u64,
+                m: lcm as u64,
+            }
+        };
+        if set.is_empty() {
+            return Err(Miss::Stepping);
+        }
+        Ok(set)
+    }
+
+    /// The frame size chosen from this set: the smallest member at least the set's minimum
+    /// (the smallest size every pin accepts), or [`DEFAULT_FRAME_SIZE`] when no minimum is
+    /// stated; failing that the largest member below it. Never 0.
+    fn pick(&self) -> Option<u32> {
+        let target = if self.lo >= 1 {
+            self.lo
+        } else {
+            DEFAULT_FRAME_SIZE as u64
+        };
+        self.first_at_or_above(target)
+            .or_else(|| self.last_at_or_below(target).filter(|&x| x >= 1))
+            .map(|x| x as u32)
+    }
+
+    fn describe(&self) -> String {
+        if self.m > 1 {
+            format!(
+                "{}..={} (sizes ≡ {} mod {})",
+                self.lo, self.hi, self.r, self.m
+            )
+        } else {
+            format!("{}..={}", self.lo, self.hi)
+        }
+    }
+}
+
+fn describe_range(r: FrameRange) -> String {
+    if r.stepping > 1 {
+        format!("{}..={} step {}", r.min, r.max, r.stepping)
+    } else {
+        format!("{}..={}", r.min, r.max)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory classes
+// ---------------------------------------------------------------------------------------------
+
+/// Memory types by what they guarantee. Policy: SYSTEM is non-paged system memory; paged is
+/// the weakest host requirement (non-paged or user memory satisfies it: both are addressable
+/// host memory, and non-paged never faults); any other GUID is device memory that only the
+/// same GUID satisfies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mem {
+    Any,
+    Paged,
+    NonPaged,
+    User,
+    Device(MemoryType),
+}
+
+impl Mem {
+    fn of(t: MemoryType) -> Mem {
+        if t.is_wildcard() {
+            Mem::Any
+        } else if t == MemoryType::KERNEL_PAGED {
+            Mem::Paged
+        } else if t == MemoryType::KERNEL_NONPAGED || t == MemoryType::SYSTEM {
+            Mem::NonPaged
+        } else if t == MemoryType::USER {
+            Mem::User
+        } else {
+            Mem::Device(t)
+        }
+    }
+
+    /// The weakest memory satisfying both, if any.
+    fn meet(self, o: Mem) -> Option<Mem> {
+        match (self, o) {
+            (Mem::Any, x) | (x, Mem::Any) => Some(x),
+            (a, b) if a == b => Some(a),
+            (Mem::Paged, x @ (Mem::NonPaged | Mem::User))
+            | (x @ (Mem::NonPaged | Mem::User), Mem::Paged) => Some(x),
+            _ => None,
+        }
+    }
+
+    /// Whether memory `self` (as offered) meets requirement `req`.
+    fn satisfies(self, req: Mem) -> bool {
+        self == Mem::Any || self.meet(req) == Some(self)
+    }
+
+    fn memory_type(self) -> MemoryType {
+        match self {
+            Mem::Any => MemoryType::WILDCARD,
+            Mem::Paged => MemoryType::KERNEL_PAGED,
+            Mem::NonPaged => MemoryType::KERNEL_NONPAGED,
+            Mem::User => MemoryType::USER,
+            Mem::Device(t) => t,
+        }
+    }
+
+    fn kind(self) -> MemoryKind {
+        match self {
+            Mem::Any | Mem::NonPaged => MemoryKind::NonPaged,
+            Mem::Paged => MemoryKind::Paged,
+            Mem::User => MemoryKind::User,
+            Mem::Device(_) => MemoryKind::Device,
+        }
+    }
+
+    fn is_device(self) -> bool {
+        matches!(self, Mem::Device(_))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Merging one pipe
+// ---------------------------------------------------------------------------------------------
+
+struct PinInfo<'g> {
+    id: PinId,
+    name: String,
+    desc: &'g PinDescriptor,
+    items: &'g [FramingItem],
+}
+
+fn is_pref(item: &FramingItem) -> bool {
+    item.flags
+        .requirements()
+        .contains(RequirementFlags::PREFERENCES_ONLY)
+}
+
+/// Everything fixed so far while walking a pipe's pins.
+struct Acc {
+    phys: SizeSet,
+    lo_pin: Option<usize>,
+    hi_pin: Option<usize>,
+    step_pins: Vec<usize>,
+    opt: SizeSet,
+    opt_pins: Vec<usize>,
+    hard_mem: Mem,
+    mem_pin: Option<usize>,
+    pref_mem: Option<(Mem, usize)>,
+    align: Alignment,
+    frames: u64,
+    hard_flags: u32,
+    sysmem_pin: Option<usize>,
+    must_allocate: Vec<(usize, bool)>,
+    integrity: Vec<(usize, bool)>,
+}
+
+impl Acc {
+    fn new() -> Acc {
+        Acc {
+            phys: SizeSet::ANY,
+            lo_pin: None,
+            hi_pin: None,
+            step_pins: Vec::new(),
+            opt: SizeSet::ANY,
+            opt_pins: Vec::new(),
+            hard_mem: Mem::Any,
+            mem_pin: None,
+            pref_mem: None,
+            align: Alignment::BYTE,
+            frames: 0,
+            hard_flags: 0,
+            sysmem_pin: None,
+            must_allocate: Vec::new(),
+            integrity: Vec::new(),
+        }
+    }
+}
+
+struct PipeCtx<'g> {
+    id: usize,
+    pins: Vec<PinInfo<'g>>,
+    user_filter: Option<String>,
+}
+
+impl PipeCtx<'_> {
+    fn names(&self, idx: impl IntoIterator<Item = usize>) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for i in idx {
+            let n = &self.pins[i].name;
+            if !out.contains(n) {
+                out.push(n.clone());
+            }
+        }
+        out
+    }
+
+    fn error(&self, conflicts: Vec<Conflict>) -> NegotiationError {
+        NegotiationError {
+            pipe: self.id,
+            pins: self.pins.iter().map(|p| p.name.clone()).collect(),
+            conflicts,
+        }
+    }
+}
+
+/// Negotiates every pipe of `graph`.
+///
+/// Deterministic and side-effect free: no allocator is created and no vendor callback runs
+/// (that happens at STOP → ACQUIRE, [`Graph::set_state`](crate::Graph::set_state)).
+///
+/// # Errors
+/// A [`NegotiationError`] for the first pipe (in plan order) whose pins cannot all be
+/// satisfied, naming its pins and the conflicting fields.
+pub fn negotiate(graph: &Graph) -> Result<AllocationPlan, NegotiationError> {
+    let (pipes, pipe_of) = form_pipes(graph);
+    let mut plan = AllocationPlan {
+        pipes: Vec::with_capacity(pipes.len()),
+        pipe_of,
+    };
+    for (id, pins) in pipes.into_iter().enumerate() {
+        plan.pipes.push(negotiate_pipe(graph, id, pins)?);
+    }
+    Ok(plan)
+}
+
+fn negotiate_pipe(
+    graph: &Graph,
+    id: usize,
+    pin_ids: Vec<PinId>,
+) -> Result<PipePlan, NegotiationError> {
+    let mut user_filter = None;
+    let infos: Vec<PinInfo<'_>> = pin_ids
+        .iter()
+        .map(|&p| {
+            let f = &graph.filters.nodes[p.filter.index()];
+            if f.desc.mode == FilterMode::User && user_filter.is_none() {
+                user_filter = Some(f.name.clone());
+            }
+            PinInfo {
+                id: p,
+                name: graph.filters.pin_name(p),
+                desc: &f.desc.pins[p.index()],
+                items: graph
+                    .pin_framing(p)
+                    .map(|fx| fx.items.as_slice())
+                    .unwrap_or(&[]),
+            }
+        })
+        .collect();
+    let ctx = PipeCtx {
+        id,
+        pins: infos,
+        user_filter,
+    };
+    let user = ctx.user_filter.is_some();
+    let mut acc = Acc::new();
+    let mut relaxed: Vec<Relaxation> = Vec::new();
+    let mut chosen_items: Vec<Option<usize>> = Vec::with_capacity(ctx.pins.len());
+
+    for (k, pin) in ctx.pins.iter().enumerate() {
+        if pin.items.is_empty() {
+            chosen_items.push(None);
+            continue;
+        }
+        // The first alternative compatible with the hard memory type and physical range.
+        let mut chosen = None;
+        let mut first_miss: Option<(ConflictField, String)> = None;
+        for (n, item) in pin.items.iter().enumerate() {
+            let check_mem = !user && !is_pref(item);
+            let mem = Mem::of(item.memory_type);
+            if check_mem && acc.hard_mem.meet(mem).is_none() {
+                first_miss.get_or_insert_with(|| {
+                    (
+                        ConflictField::MemoryType,
+                        format!(
+                            "'{}' item {n} requires {} but {} is already required",
+                            pin.name,
+                            item.memory_type,
+                            acc.hard_mem.memory_type()
+                        ),
+                    )
+                });
+                continue;
+            }
+            match acc
+                .phys
+                .intersect(&SizeSet::from_range(item.physical_range))
+            {
+                Ok(set) => {
+                    chosen = Some((n, set));
+                    break;
+                }
+                Err(miss) => {
+                    let what = match miss {
+                        Miss::Disjoint => "does not overlap",
+                        Miss::Stepping => "has no size on the same stepping as",
+                    };
+                    // A size miss is more telling than a memory miss of an earlier item.
+                    if !matches!(first_miss, Some((ConflictField::FrameSize, _))) {
+                        first_miss = Some((
+                            ConflictField::FrameSize,
+                            format!(
+                                "'{}' item {n} physical range {} {what} the range {} required so far",
+                                pin.name,
+                                describe_range(item.physical_range),
+                                acc.phys.describe()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        let Some((n, phys)) = chosen else {
+            let (field, detail) = first_miss.unwrap_or((
+                ConflictField::FrameSize,
+                format!("'{}' has no usable framing item", pin.name),
+            ));
+            let mut who: Vec<usize> = match field {
+                ConflictField::MemoryType => acc.mem_pin.into_iter().collect(),
+                _ => acc
+                    .lo_pin
+                    .into_iter()
+                    .chain(acc.hi_pin)
+                    .chain(acc.step_pins.iter().copied())
+                    .collect(),
+            };
+            who.push(k);
+            return Err(ctx.error(vec![Conflict {
+                field,
+                pins: ctx.names(who),
+                detail,
+            }]));
+        };
+        chosen_items.push(Some(n));
+        let item = &pin.items[n];
+        let pref = is_pref(item);
+
+        // Physical range (hard, whatever PREFERENCES_ONLY says: it is not a flag).
+        let r = SizeSet::from_range(item.physical_range);
+        if !r.is_any() {
+            if r.lo > acc.phys.lo || acc.lo_pin.is_none() {
+                acc.lo_pin = Some(k);
+            }
+            if r.hi < acc.phys.hi || acc.hi_pin.is_none() {
+                acc.hi_pin = Some(k);
+            }
+            if r.m > 1 {
+                acc.step_pins.push(k);
+            }
+        }
+        acc.phys = phys;
+
+        // Optimal range: kept while it still meets the others and the physical range.
+        let o = SizeSet::from_range(item.framing_range);
+        if !o.is_any() {
+            match acc
+                .opt
+                .intersect(&o)
+                .and_then(|s| s.intersect(&acc.phys).map(|_| s))
+            {
+                Ok(s) => {
+                    acc.opt = s;
+                    acc.opt_pins.push(k);
+                }
+                Err(_) => relaxed.push(Relaxation {
+                    pin: pin.name.clone(),
+                    field: ConflictField::FrameSize,
+                    detail: format!(
+                        "optimal range {} not honoured: it does not meet {} (the optimal ranges \
+                         of earlier pins and the physical range)",
+                        describe_range(item.framing_range),
+                        acc.opt
+                            .intersect(&acc.phys)
+                            .map(|s| s.describe())
+                            .unwrap_or_else(|_| "the physical range".into())
+                    ),
+                }),
+            }
+        }
+
+        acc.align = acc.align.max(item.alignment);
+        acc.frames += item.frames as u64;
+
+        // Memory.
+        let mem = Mem::of(item.memory_type);
+        if user {
+            if !Mem::User.satisfies(mem) {
+                relaxed.push(Relaxation {
+                    pin: pin.name.clone(),
+                    field: ConflictField::MemoryType,
+                    detail: format!(
+                        "asks for {}; the pipe touches user-mode filter '{}', so its frames are \
+                         USER memory (kernel-side memory never reaches user mode, behaviour 40)",
+                        item.memory_type,
+                        ctx.user_filter.as_deref().unwrap_or("?")
+                    ),
+                });
+            }
+        } else if pref {
+            match acc.pref_mem {
+                None if mem != Mem::Any => acc.pref_mem = Some((mem, k)),
+                _ => {}
+            }
+        } else if let Some(m) = acc.hard_mem.meet(mem) {
+            if m != acc.hard_mem {
+                acc.mem_pin = Some(k);
+            }
+            acc.hard_mem = m;
+        }
+
+        // Flags.
+        let req = item.flags.requirements();
+        if !pref {
+            acc.hard_flags |= req.bits() & 0xF;
+            if req.contains(RequirementFlags::SYSTEM_MEMORY) && acc.sysmem_pin.is_none() {
+                acc.sysmem_pin = Some(k);
+            }
+        }
+        if req.contains(RequirementFlags::MUST_ALLOCATE) {
+            acc.must_allocate.push((k, !pref));
+        }
+        if req.contains(RequirementFlags::FRAME_INTEGRITY) {
+            acc.integrity.push((k, !pref));
+        }
+    }
+
+    let mut conflicts = Vec::new();
+
+    // FRAME_INTEGRITY: no pin after it in the pipe may modify frames in place. (Modifying
+    // pins only occur before the first tee of a pipe, so "after" means "downstream".)
+    let last_modifier = ctx.pins.iter().rposition(|p| p.desc.modifies_in_place);
+    for &(k, hard) in &acc.integrity {
+        if let Some(m) = last_modifier.filter(|&m| m > k) {
+            let detail = format!(
+                "'{}' requires FRAME_INTEGRITY but '{}' downstream in the same pipe modifies \
+                 frames in place",
+                ctx.pins[k].name, ctx.pins[m].name
+            );
+            if hard {
+                conflicts.push(Conflict {
+                    field: ConflictField::Flags,
+                    pins: ctx.names([k, m]),
+                    detail,
+                });
+            } else {
+                relaxed.push(Relaxation {
+                    pin: ctx.pins[k].name.clone(),
+                    field: ConflictField::Flags,
+                    detail: format!("{detail} (preference only: relaxed)"),
+                });
+            }
+        }
+    }
+
+    // MUST_ALLOCATE: at most one pin can allocate a pipe's frames.
+    let hard_alloc: Vec<usize> = acc
+        .must_allocate
+        .iter()
+        .filter(|m| m.1)
+        .map(|m| m.0)
+        .collect();
+    if hard_alloc.len() > 1 {
+        conflicts.push(Conflict {
+            field: ConflictField::Flags,
+            pins: ctx.names(hard_alloc.iter().copied()),
+            detail: "more than one pin requires MUST_ALLOCATE; one pipe has one allocator".into(),
+        });
+    }
+    let allocating_pin = hard_alloc
+        .first()
+        .copied()
+        .or_else(|| acc.must_allocate.first().map(|m| m.0));
+    for &(k, hard) in &acc.must_allocate {
+        if !hard && Some(k) != allocating_pin {
+            relaxed.push(Relaxation {
+                pin: ctx.pins[k].name.clone(),
+                field: ConflictField::Flags,
+                detail: format!(
+                    "MUST_ALLOCATE (preference only) not honoured: '{}' allocates the pipe",
+                    allocating_pin
+                        .map(|a| ctx.pins[a].name.as_str())
+                        .unwrap_or("?")
+                ),
+            });
+        }
+    }
+
+    // Frames.
+    let frames = if acc.frames == 0 {
+        DEFAULT_FRAMES as u64
+    } else {
+        acc.frames
+    };
+    if frames > u32::MAX as u64 {
+        conflicts.push(Conflict {
+            field: ConflictField::Frames,
+            pins: ctx.names(0..ctx.pins.len()),
+            detail: format!(
+                "the pins together hold {frames} frames, more than {}",
+                u32::MAX
+            ),
+        });
+    }
+
+    // Memory: USER for user pipes; otherwise the hard type refined by the first compatible
+    // preference; non-paged when nothing is asked.
+    let mut mem = if user { Mem::User } else { acc.hard_mem };
+    if !user {
+        if let Some((p, k)) = acc.pref_mem {
+            match mem.meet(p) {
+                Some(m) => mem = m,
+                None => relaxed.push(Relaxation {
+                    pin: ctx.pins[k].name.clone(),
+                    field: ConflictField::MemoryType,
+                    detail: format!(
+                        "prefers {} but {} is required (preference only: relaxed)",
+                        p.memory_type(),
+                        mem.memory_type()
+                    ),
+                }),
+            }
+        }
+    }
+    if !user && mem.is_device() && acc.hard_flags & RequirementFlags::SYSTEM_MEMORY.bits() != 0 {
+        conflicts.push(Conflict {
+            field: ConflictField::Flags,
+            pins: ctx.names(acc.sysmem_pin.into_iter().chain(acc.mem_pin)),
+            detail: format!(
+                "SYSTEM_MEMORY is required but the memory type is device memory {}",
+                mem.memory_type()
+            ),
+        });
+    }
+    if !conflicts.is_empty() {
+        return Err(ctx.error(conflicts));
+    }
+    let frames = frames as u32;
+
+    // Frame size sets: optimal-and-physical if they meet, else physical.
+    let opt_phys = acc.opt.intersect(&acc.phys).ok();
+    if opt_phys.is_none() && !acc.opt_pins.is_empty() {
+        for &k in &acc.opt_pins {
+            relaxed.push(Relaxation {
+                pin: ctx.pins[k].name.clone(),
+                field: ConflictField::FrameSize,
+                detail: format!(
+                    "optimal ranges together ({}) fall outside the physical range {}; sized by the \
+                     physical range",
+                    acc.opt.describe(),
+                    acc.phys.describe()
+                ),
+            });
+        }
+    }
+    let pick_size = |extra: Option<&SizeSet>| -> Option<(u32, bool)> {
+        let constrain = |s: SizeSet| match extra {
+            Some(e) => s.intersect(e).ok(),
+            None => Some(s),
+        };
+        if let Some(s) = opt_phys.and_then(constrain) {
+            if let Some(x) = s.pick() {
+                return Some((x, true));
+            }
+        }
+        constrain(acc.phys)
+            .and_then(|s| s.pick())
+            .map(|x| (x, false))
+    };
+
+    // Candidates: the MUST_ALLOCATE pin's vendor, then every vendor in pipe order.
+    let first = allocating_pin.filter(|&a| ctx.pins[a].desc.vendor.is_some());
+    let order = first.into_iter().chain(
+        (0..ctx.pins.len()).filter(|&k| ctx.pins[k].desc.vendor.is_some() && Some(k) != first),
+    );
+
+    // On a user pipe the memory is USER only because of the user-mode connection, which is
+    // reported as such; the memory check then covers the kernel pins' own requirements.
+    let required_mem = acc.hard_mem;
+    let mut rejected = Vec::new();
+    let mut chosen: Option<(usize, &VendorSpec, Mem, u32)> = None;
+    for k in order {
+        let Some(v) = ctx.pins[k].desc.vendor.as_ref() else {
+            continue;
+        };
+        let caps = &v.capabilities;
+        let mut codes = Vec::new();
+        let mut reasons = Vec::new();
+        if let Some(f) = &ctx.user_filter {
+            codes.push(RejectCode::UserModeConnection);
+            reasons.push(format!(
+                "the pipe touches user-mode filter '{f}'; vendor (kernel) allocators serve \
+                 kernel-to-kernel connections only"
+            ));
+        }
+        // The vendor's memory: the first it offers that meets the pipe's memory including
+        // its preference; a wildcard offer takes the pipe's memory; failing both, the first
+        // that meets the hard requirement alone (the preference then goes unmet).
+        let offered: Vec<Mem> = caps.memory_types.iter().map(|&t| Mem::of(t)).collect();
+        let vmem = offered
+            .iter()
+            .copied()
+            .find(|&o| o != Mem::Any && o.satisfies(mem))
+            .or_else(|| {
+                offered.contains(&Mem::Any).then_some(if mem == Mem::Any {
+                    Mem::NonPaged
+                } else {
+                    mem
+                })
+            })
+            .or_else(|| {
+                offered
+                    .iter()
+                    .copied()
+                    .find(|&o| o != Mem::Any && o.satisfies(required_mem))
+            });
+        if vmem.is_none() {
+            codes.push(RejectCode::MemoryType);
+            let list: Vec<String> = caps.memory_types.iter().map(|t| t.to_string()).collect();
+            reasons.push(format!(
+                "the pipe needs {} memory; the vendor serves [{}]",
+                required_mem.memory_type(),
+                list.join(", ")
+            ));
+        }
+        let vrange = SizeSet::from_range(caps.frame_size);
+        let size = pick_size(Some(&vrange));
+        if size.is_none() {
+            codes.push(RejectCode::FrameSizeRange);
+            reasons.push(format!(
+                "the pipe's sizes {} and the vendor's {} have no common frame size",
+                acc.phys.describe(),
+                describe_range(caps.frame_size)
+            ));
+        }
+        if acc.align.bytes() > caps.max_alignment.bytes() {
+            codes.push(RejectCode::Alignment);
+            reasons.push(format!(
+                "the pipe needs {}-byte alignment; the vendor guarantees {} bytes",
+                acc.align.bytes(),
+                caps.max_alignment.bytes()
+            ));
+        }
+        if frames > caps.max_frames {
+            codes.push(RejectCode::FrameCount);
+            reasons.push(format!(
+                "the pipe needs {frames} frames outstanding; the vendor serves at most {}",
+                caps.max_frames
+            ));
+        }
+        let missing = acc.hard_flags & ALLOCATOR_FLAGS & !caps.honours.bits();
+        if missing != 0 {
+            codes.push(RejectCode::Flags);
+            reasons.push(format!(
+                "the pipe requires {:?}, which the vendor does not honour",
+                RequirementFlags(missing)
+            ));
+        }
+        if let Some(&a) = hard_alloc.first() {
+            if a != k {
+                codes.push(RejectCode::MustAllocate);
+                reasons.push(format!(
+                    "'{}' must allocate the pipe's frames (MUST_ALLOCATE)",
+                    ctx.pins[a].name
+                ));
+            }
+        }
+        match (&chosen, codes.is_empty()) {
+            (None, true) => {
+                if let (Some(m), Some((sz, _))) = (vmem, size) {
+                    chosen = Some((k, v, m, sz));
+                    continue;
+                }
+            }
+            (Some((c, cv, _, _)), true) => {
+                codes.push(RejectCode::Outranked);
+                reasons.push(format!(
+                    "eligible, but vendor '{}' on '{}' ranks first",
+                    cv.name, ctx.pins[*c].name
+                ));
+            }
+            _ => {}
+        }
+        rejected.push(Rejection {
+            candidate: v.name.clone(),
+            kind: AllocatorKind::Vendor,
+            pin: Some(ctx.pins[k].name.clone()),
+            reason: reasons.join("; "),
+            codes,
+        });
+    }
+
+    let (allocator, frame_size, final_mem) = match chosen {
+        Some((k, v, m, size)) => {
+            rejected.push(Rejection {
+                candidate: "default".into(),
+                kind: AllocatorKind::Default,
+                pin: None,
+                reason: format!(
+                    "vendor '{}' on '{}' is eligible and ranks before the default allocator (a \
+                     pin's own allocator serves the memory the device works with)",
+                    v.name, ctx.pins[k].name
+                ),
+                codes: vec![RejectCode::Outranked],
+            });
+            (
+                AllocatorChoice {
+                    kind: AllocatorKind::Vendor,
+                    name: v.name.clone(),
+                    memory: m.kind(),
+                    pin: ctx.pins[k].name.clone(),
+                    pin_id: ctx.pins[k].id,
+                    vendor: Some(v.clone()),
+                },
+                size,
+                m,
+            )
+        }
+        None => {
+            // The default allocator serves host memory only.
+            if mem.is_device() {
+                if acc.hard_mem.is_device() {
+                    let mut pins: Vec<usize> = acc.mem_pin.into_iter().collect();
+                    pins.extend(rejected.iter().filter_map(|r| {
+                        ctx.pins
+                            .iter()
+                            .position(|p| Some(&p.name) == r.pin.as_ref())
+                    }));
+                    let why: Vec<String> = rejected
+                        .iter()
+                        .map(|r| format!("'{}': {}", r.candidate, r.reason))
+                        .collect();
+                    return Err(ctx.error(vec![Conflict {
+                        field: ConflictField::MemoryType,
+                        pins: ctx.names(pins),
+                        detail: format!(
+                            "device memory {} can only come from a vendor allocator, and none is \
+                             eligible{}{}",
+                            mem.memory_type(),
+                            if why.is_empty() { "" } else { ": " },
+                            why.join("; ")
+                        ),
+                    }]));
+                }
+                if let Some((_, k)) = acc.pref_mem {
+                    relaxed.push(Relaxation {
+                        pin: ctx.pins[k].name.clone(),
+                        field: ConflictField::MemoryType,
+                        detail: format!(
+                            "prefers device memory {}, which no eligible vendor serves; the \
+                             default allocator uses host memory",
+                            mem.memory_type()
+                        ),
+                    });
+                }
+                mem = acc.hard_mem;
+            }
+            let mem = if mem == Mem::Any { Mem::NonPaged } else { mem };
+            let Some((size, _)) = pick_size(None) else {
+                return Err(ctx.error(vec![Conflict {
+                    field: ConflictField::FrameSize,
+                    pins: ctx.names(acc.lo_pin.into_iter().chain(acc.hi_pin)),
+                    detail: format!(
+                        "the common range {} holds no size of at least 1 byte",
+                        acc.phys.describe()
+                    ),
+                }]));
+            };
+            let owner = allocating_pin.unwrap_or(0);
+            (
+                AllocatorChoice {
+                    kind: AllocatorKind::Default,
+                    name: "default".into(),
+                    memory: mem.kind(),
+                    pin: ctx.pins[owner].name.clone(),
+                    pin_id: ctx.pins[owner].id,
+                    vendor: None,
+                },
+                size,
+                mem,
+            )
+        }
+    };
+    if let Some(a) = allocating_pin {
+        if hard_alloc.first() == Some(&a) && allocator.pin_id != ctx.pins[a].id {
+            // Unreachable by construction (the MUST_ALLOCATE pin owns the default allocator
+            // and every other vendor is refused), kept as a guard on the invariant.
+            return Err(ctx.error(vec![Conflict {
+                field: ConflictField::Flags,
+                pins: ctx.names([a]),
+                detail: "the MUST_ALLOCATE pin does not own the chosen allocator".into(),
+            }]));
+        }
+    }
+
+    let memory_type = final_mem.memory_type();
+    Ok(PipePlan {
+        id,
+        root: ctx.pins[0].name.clone(),
+        mode: if user {
+            FilterMode::User
+        } else {
+            FilterMode::Kernel
+        },
+        items: chosen_items,
+        framing: MergedFraming {
+            frames,
+            frame_size,
+            alignment: acc.align.bytes(),
+            memory_type: memory_type.to_string(),
+            requirements: acc.hard_flags,
+            memory: memory_type,
+        },
+        allocator,
+        rejected,
+        relaxed,
+        pins: ctx.pins.iter().map(|p| p.name.clone()).collect(),
+        pin_ids,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(min: u32, max: u32, step: u32) -> SizeSet {
+        SizeSet::from_range(FrameRange {
+            min,
+            max,
+            stepping: step,
+        })
+    }
+
+    #[test]
+    fn steppings_combine_by_crt() {
+        let s = set(100, 1000, 6).intersect(&set(2, 1000, 4)).unwrap();
+        // x ≡ 4 (mod 6), x ≡ 2 (mod 4) → x ≡ 10 (mod 12); first ≥ 100 is 106.
+        assert_eq!(s.first_at_or_above(0), Some(106));
+        assert_eq!(s.m, 12);
+        assert_eq!(
+            set(100, 1000, 3).intersect(&set(101, 1000, 3)),
+            Err(Miss::Stepping)
+        );
+        assert_eq!(
+            set(1, 10, 1).intersect(&set(11, 20, 1)),
+            Err(Miss::Disjoint)
+        );
+    }
+
+    #[test]
+    fn huge_moduli_collapse_to_one_size() {
+        let a = set(0, u32::MAX, 65521);
+        let b = set(0, u32::MAX, 65519);
+        let c = set(0, u32::MAX, 65497);
+        let ab = a.intersect(&b).unwrap();
+        let abc = ab.intersect(&c);
+        // 0 is on all three steppings and is the only member below the product.
+        assert_eq!(abc.map(|s| (s.lo, s.hi)), Ok((0, 0)));
+    }
+
+    #[test]
+    fn pick_prefers_the_smallest_accepted_size() {
+        assert_eq!(set(1000, 5000, 512).pick(), Some(1000));
+        assert_eq!(SizeSet::ANY.pick(), Some(DEFAULT_FRAME_SIZE));
+        assert_eq!(set(0, 100, 1).pick(), Some(100));
+        assert_eq!(set(0, 0, 1).pick(), Some(DEFAULT_FRAME_SIZE)); // max 0 = no requirement
+    }
+
+    #[test]
+    fn memory_lattice() {
+        assert_eq!(Mem::Paged.meet(Mem::NonPaged), Some(Mem::NonPaged));
+        assert_eq!(Mem::NonPaged.meet(Mem::User), None);
+        assert!(Mem::NonPaged.satisfies(Mem::Paged));
+        assert!(!Mem::Paged.satisfies(Mem::NonPaged));
+        assert!(Mem::Any.satisfies(Mem::User));
+    }
+}

@@ -1,0 +1,270 @@
+//! The result of negotiation: an [`AllocationPlan`] with one [`PipePlan`] per pipe, saying
+//! which pins share frames, the merged framing, the chosen allocator and why every other
+//! candidate was not chosen. The plan serialises to JSON (`serde`), alignment in bytes:
+//!
+//! ```json
+//! {"pipes":[{"id":0,"pins":["cam.out","enc.in"],"root":"cam.out","mode":"kernel",
+//!   "allocator":{"kind":"vendor","name":"dma","memory":"nonpaged","pin":"cam.out"},
+//!   "framing":{"frames":6,"frame_size":4096,"alignment":64,"memory_type":"KSMEMORY_TYPE_KERNEL_NONPAGED","requirements":2},
+//!   "rejected":[{"candidate":"default","kind":"default","pin":null,"reason":"...","codes":["outranked"]}],
+//!   "relaxed":[],"items":[0,0]}]}
+//! ```
+
+use std::fmt;
+
+use ks_alloc::{Alignment, Framing, MemoryType, OptionFlags, RequirementFlags};
+
+use crate::error::ConflictField;
+use crate::graph::PinId;
+use crate::model::{FilterMode, VendorSpec};
+
+/// Which kind of allocator serves a pipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AllocatorKind {
+    /// The library's default allocator (`KsCreateDefaultAllocator`) of the pipe's memory.
+    Default,
+    /// A vendor allocator offered by a pin (`KSALLOCATOR_DISPATCH`).
+    Vendor,
+}
+
+/// The memory a pipe's frames live in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemoryKind {
+    /// Non-paged (locked) system memory: `KERNEL_NONPAGED`, `SYSTEM`.
+    NonPaged,
+    /// Pageable system memory: `KERNEL_PAGED`.
+    Paged,
+    /// Memory shareable with user-mode filters: `USER`.
+    User,
+    /// Device memory of a vendor allocator (any other memory type GUID).
+    Device,
+}
+
+impl MemoryKind {
+    /// True for memory that must never reach a user-mode filter (everything but `User`).
+    pub fn is_kernel_side(self) -> bool {
+        self != MemoryKind::User
+    }
+}
+
+impl fmt::Display for MemoryKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MemoryKind::NonPaged => "nonpaged",
+            MemoryKind::Paged => "paged",
+            MemoryKind::User => "user",
+            MemoryKind::Device => "device",
+        })
+    }
+}
+
+/// The allocator chosen for a pipe.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AllocatorChoice {
+    /// Default or vendor.
+    pub kind: AllocatorKind,
+    /// `"default"` or the vendor's name.
+    pub name: String,
+    /// The memory its frames live in.
+    pub memory: MemoryKind,
+    /// The pin that owns the allocator (`"filter.pin"`): the vendor's pin, the
+    /// MUST_ALLOCATE pin, or the pipe's root output pin.
+    pub pin: String,
+    /// The owning pin as an id.
+    #[serde(skip)]
+    pub pin_id: PinId,
+    /// The vendor allocator, when `kind` is `Vendor`.
+    #[serde(skip)]
+    pub vendor: Option<VendorSpec>,
+}
+
+/// The framing every pin of a pipe gets.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MergedFraming {
+    /// Frames the allocator may have outstanding (sum of the pins' counts).
+    pub frames: u32,
+    /// Bytes per frame.
+    pub frame_size: u32,
+    /// Alignment in bytes (the strictest of the pins).
+    pub alignment: u32,
+    /// The memory type, by name (or GUID text for device memory).
+    pub memory_type: String,
+    /// The hard requirement flags of the pipe (union over non-preference items).
+    pub requirements: u32,
+    /// The memory type.
+    #[serde(skip)]
+    pub memory: MemoryType,
+}
+
+impl MergedFraming {
+    /// The alignment as a typed value.
+    pub fn alignment(&self) -> Alignment {
+        Alignment::from_bytes(self.alignment).unwrap_or(Alignment::BYTE)
+    }
+
+    /// The old-style framing the pipe's allocator is created with: `OPTIONF_SYSTEM_MEMORY`
+    /// for system or user memory (not for device memory), the pool of the memory type
+    /// (`KERNEL_PAGED` → paged, everything else non-paged), frames, size and alignment.
+    /// Preference-only and undocumented bits are never passed on (a create request accepts
+    /// option bits 0x0–0xF only, behaviour 13).
+    pub fn to_framing(&self, memory: MemoryKind) -> Framing {
+        let flags = if memory == MemoryKind::Device {
+            0
+        } else {
+            OptionFlags::SYSTEM_MEMORY.bits()
+        };
+        Framing {
+            flags,
+            pool_type: self.memory.pool_type(),
+            frames: self.frames,
+            frame_size: self.frame_size,
+            alignment: self.alignment(),
+        }
+    }
+
+    /// The hard requirement flags, typed.
+    pub fn requirement_flags(&self) -> RequirementFlags {
+        RequirementFlags(self.requirements)
+    }
+}
+
+/// Why a candidate allocator was not chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectCode {
+    /// The pipe touches a user-mode filter: kernel (vendor) allocators are not candidates
+    /// (behaviour 40).
+    UserModeConnection,
+    /// The vendor serves no memory type the pipe accepts.
+    MemoryType,
+    /// The vendor's frame sizes do not meet the pipe's range.
+    FrameSizeRange,
+    /// The pipe needs a stricter alignment than the vendor guarantees.
+    Alignment,
+    /// The pipe needs more outstanding frames than the vendor serves.
+    FrameCount,
+    /// The pipe requires a flag the vendor does not honour.
+    Flags,
+    /// Another pin of the pipe must allocate (`MUST_ALLOCATE`).
+    MustAllocate,
+    /// Eligible, but a candidate ranked higher was chosen.
+    Outranked,
+}
+
+impl fmt::Display for RejectCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RejectCode::UserModeConnection => "user-mode connection",
+            RejectCode::MemoryType => "memory type",
+            RejectCode::FrameSizeRange => "frame size range",
+            RejectCode::Alignment => "alignment",
+            RejectCode::FrameCount => "frame count",
+            RejectCode::Flags => "flags",
+            RejectCode::MustAllocate => "must allocate",
+            RejectCode::Outranked => "outranked",
+        })
+    }
+}
+
+/// A candidate allocator that was not chosen, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rejection {
+    /// `"default"` or the vendor's name.
+    pub candidate: String,
+    /// Default or vendor.
+    pub kind: AllocatorKind,
+    /// The pin offering the vendor allocator (`None` for the default allocator).
+    pub pin: Option<String>,
+    /// Every reason, in words, joined by `"; "`.
+    pub reason: String,
+    /// Every reason as a code (in the order checked: user mode, memory type, frame size,
+    /// alignment, frame count, flags, must-allocate, outranked).
+    pub codes: Vec<RejectCode>,
+}
+
+/// A preference (or an optimal range) that could not be honoured, or a requirement the
+/// user-mode rule overrode.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Relaxation {
+    /// The pin whose wish was relaxed, `"filter.pin"`.
+    pub pin: String,
+    /// The field.
+    pub field: ConflictField,
+    /// What was asked and what was given.
+    pub detail: String,
+}
+
+/// One pipe: the connected pins sharing one allocator.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PipePlan {
+    /// The pipe's index in the plan.
+    pub id: usize,
+    /// Its pins, `"filter.pin"`, root (the output pin where frames enter) first, every pin
+    /// after the pins upstream of it.
+    pub pins: Vec<String>,
+    /// The same pins as ids.
+    #[serde(skip)]
+    pub pin_ids: Vec<PinId>,
+    /// For each pin (same order), the index of the framing item chosen among its
+    /// alternatives (`None`: the pin has no framing or no items).
+    pub items: Vec<Option<usize>>,
+    /// The root pin, `"filter.pin"`.
+    pub root: String,
+    /// `User` if any filter touching the pipe is user-mode, else `Kernel`.
+    pub mode: FilterMode,
+    /// The chosen allocator.
+    pub allocator: AllocatorChoice,
+    /// The merged framing.
+    pub framing: MergedFraming,
+    /// Every candidate not chosen, with its reasons.
+    pub rejected: Vec<Rejection>,
+    /// Preferences not honoured, optimal ranges missed, requirements overridden.
+    pub relaxed: Vec<Relaxation>,
+}
+
+impl PipePlan {
+    /// The old-style framing the pipe's allocator is created with.
+    pub fn allocator_framing(&self) -> Framing {
+        self.framing.to_framing(self.allocator.memory)
+    }
+
+    /// Whether `pin` belongs to this pipe.
+    pub fn contains(&self, pin: PinId) -> bool {
+        self.pin_ids.contains(&pin)
+    }
+}
+
+/// The negotiated allocation of a whole graph: one entry per pipe.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct AllocationPlan {
+    /// The pipes, numbered from 0 in the order their root filters appear in the graph's
+    /// topological order.
+    pub pipes: Vec<PipePlan>,
+    /// For every pin of the graph (by filter, then pin index), its pipe.
+    #[serde(skip)]
+    pub(crate) pipe_of: Vec<Vec<Option<usize>>>,
+}
+
+impl AllocationPlan {
+    /// The pipe `pin` belongs to (`None` for an unconnected pin).
+    pub fn pipe_of(&self, pin: PinId) -> Option<&PipePlan> {
+        let i = (*self.pipe_of.get(pin.filter().index())?.get(pin.index())?)?;
+        self.pipes.get(i)
+    }
+
+    /// How many pipes use a vendor allocator.
+    pub fn vendors_chosen(&self) -> usize {
+        self.pipes
+            .iter()
+            .filter(|p| p.allocator.kind == AllocatorKind::Vendor)
+            .count()
+    }
+
+    /// The plan as pretty-printed JSON.
+    pub fn to_json(&self) -> String {
+        // Serialising plain structs of strings and numbers cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}

@@ -1,0 +1,412 @@
+//! Pin properties that concern allocators, bytes in and bytes out with the KS rules
+//! (ks-spec §5.8, behaviours 6–10 and 46):
+//!
+//! | Property | Set / Id | Access |
+//! |---|---|---|
+//! | `KSPROPERTY_CONNECTION_ALLOCATORFRAMING` | Connection / 3 | GET: 24-byte `KSALLOCATOR_FRAMING` derived from the EX form |
+//! | `KSPROPERTY_CONNECTION_ALLOCATORFRAMING_EX` | Connection / 6 | GET: 24 + 88 × N bytes |
+//! | `KSPROPERTY_STREAM_ALLOCATOR` | Stream / 0 | GET: null handle; SET: assign an allocator |
+//!
+//! Size rules (the KS convention, ks-spec §5.8/§5.9): a zero-length data buffer is a size
+//! probe answered with `STATUS_BUFFER_OVERFLOW` and the required size; a non-empty buffer that
+//! is too short fails with `STATUS_BUFFER_TOO_SMALL` and the required size. SET on a get-only
+//! property is `STATUS_INVALID_DEVICE_REQUEST` (policy, ks-spec §10 item 5). A pin without
+//! framing answers the framing properties with `STATUS_NOT_FOUND` (behaviour 7); a pin that
+//! does not accept allocators answers `KSPROPERTY_STREAM_ALLOCATOR` with `STATUS_NOT_FOUND`.
+//!
+//! Allocator handles are modelled as a registry of allocator objects in the graph keyed by a
+//! non-zero handle value ([`AllocatorHandle`]). A pin assigned an allocator holds a reference
+//! (an `Arc`) to it; a new assignment, a SET of the null handle, or a disconnect drops it
+//! (behaviour 46).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::num::NonZeroU64;
+use std::sync::Arc;
+
+use ks_alloc::{Allocator, Status};
+use ks_sys::{KSPROPSETID_Connection, KSPROPSETID_Stream, GUID};
+
+use crate::graph::{Graph, PinId};
+
+/// Size of a `KSPROPERTY` header (`KSIDENTIFIER`): set GUID, id, flags, 8-byte aligned.
+pub const KSPROPERTY_SIZE: usize = 24;
+/// `KSPROPERTY_TYPE_GET`.
+pub const KSPROPERTY_TYPE_GET: u32 = 0x1;
+/// `KSPROPERTY_TYPE_SET`.
+pub const KSPROPERTY_TYPE_SET: u32 = 0x2;
+/// `KSPROPERTY_TYPE_TOPOLOGY` (ignored by pin properties).
+pub const KSPROPERTY_TYPE_TOPOLOGY: u32 = 0x1000_0000;
+/// `KSPROPERTY_CONNECTION_ALLOCATORFRAMING` (Connection set, id 3).
+pub const KSPROPERTY_CONNECTION_ALLOCATORFRAMING: u32 = 3;
+/// `KSPROPERTY_CONNECTION_ALLOCATORFRAMING_EX` (Connection set, id 6).
+pub const KSPROPERTY_CONNECTION_ALLOCATORFRAMING_EX: u32 = 6;
+/// `KSPROPERTY_STREAM_ALLOCATOR` (Stream set, id 0).
+pub const KSPROPERTY_STREAM_ALLOCATOR: u32 = 0;
+/// Size of a `HANDLE` value in property data: 8 bytes (the x64 pointer size; this library
+/// always uses the 64-bit layout for handles).
+pub const HANDLE_SIZE: usize = 8;
+/// Size of an old-style `KSALLOCATOR_FRAMING`.
+pub const FRAMING_SIZE: usize = 24;
+
+/// A parsed `KSPROPERTY` header.
+#[doc(alias = "KSPROPERTY")]
+#[doc(alias = "KSIDENTIFIER")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PropertyHeader {
+    /// The property set.
+    pub set: GUID,
+    /// The property id within the set.
+    pub id: u32,
+    /// `KSPROPERTY_TYPE_*` flags.
+    pub flags: u32,
+}
+
+impl PropertyHeader {
+    /// A header for `set`/`id` with `flags`.
+    pub fn new(set: GUID, id: u32, flags: u32) -> PropertyHeader {
+        PropertyHeader { set, id, flags }
+    }
+
+    /// The 24 header bytes (GUID in memory layout, then id and flags little-endian).
+    pub fn to_bytes(&self) -> [u8; KSPROPERTY_SIZE] {
+        let mut b = [0u8; KSPROPERTY_SIZE];
+        b[..16].copy_from_slice(&self.set.to_le_bytes());
+        b[16..20].copy_from_slice(&self.id.to_le_bytes());
+        b[20..24].copy_from_slice(&self.flags.to_le_bytes());
+        b
+    }
+
+    /// Parses the first 24 bytes of `bytes`; shorter input is `STATUS_INVALID_BUFFER_SIZE`
+    /// (the generic KS handler's answer to a request shorter than its header, ks-spec §5.5).
+    pub fn from_bytes(bytes: &[u8]) -> Result<PropertyHeader, Status> {
+        if bytes.len() < KSPROPERTY_SIZE {
+            return Err(Status::InvalidBufferSize(
+                format!(
+                    "property request is {} bytes; a KSPROPERTY header needs {KSPROPERTY_SIZE}",
+                    bytes.len()
+                )
+                .into(),
+            ));
+        }
+        let mut g = [0u8; 16];
+        g.copy_from_slice(&bytes[..16]);
+        let u = |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+        Ok(PropertyHeader {
+            set: GUID::from_le_bytes(g),
+            id: u(16),
+            flags: u(20),
+        })
+    }
+}
+
+/// A handle to an allocator registered in a graph (the `HANDLE` of
+/// `KSPROPERTY_STREAM_ALLOCATOR`). Never 0: 0 is the null handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AllocatorHandle(NonZeroU64);
+
+impl AllocatorHandle {
+    /// The handle value as it travels in property data.
+    pub fn value(self) -> u64 {
+        self.0.get()
+    }
+
+    /// The handle for a value (`None` for the null handle 0).
+    pub fn from_value(v: u64) -> Option<AllocatorHandle> {
+        NonZeroU64::new(v).map(AllocatorHandle)
+    }
+}
+
+impl fmt::Display for AllocatorHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}", self.0)
+    }
+}
+
+/// One registered allocator object.
+pub(crate) struct Registered {
+    pub(crate) allocator: Allocator,
+}
+
+impl fmt::Debug for Registered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registered").finish_non_exhaustive()
+    }
+}
+
+/// A pin's reference to an assigned allocator.
+#[derive(Debug, Clone)]
+pub(crate) struct Assignment {
+    pub(crate) handle: AllocatorHandle,
+    pub(crate) object: Arc<Registered>,
+}
+
+/// The graph's table of allocator objects by handle.
+#[derive(Debug)]
+pub(crate) struct AllocatorRegistry {
+    next: u64,
+    entries: HashMap<AllocatorHandle, Arc<Registered>>,
+}
+
+impl Default for AllocatorRegistry {
+    fn default() -> AllocatorRegistry {
+        // Handles start at an arbitrary non-zero, non-small value so a stray small integer is
+        // unlikely to name an allocator.
+        AllocatorRegistry {
+            next: 0x1000,
+            entries: HashMap::new(),
+        }
+    }
+}
+
+impl AllocatorRegistry {
+    pub(crate) fn insert(&mut self, allocator: Allocator) -> AllocatorHandle {
+        self.next += 4; // handle values are multiples of 4, like Windows handles
+        let handle = AllocatorHandle(NonZeroU64::new(self.next).unwrap_or(NonZeroU64::MIN));
+        self.entries
+            .insert(handle, Arc::new(Registered { allocator }));
+        handle
+    }
+
+    pub(crate) fn get(&self, handle: AllocatorHandle) -> Option<&Arc<Registered>> {
+        self.entries.get(&handle)
+    }
+
+    pub(crate) fn remove(&mut self, handle: AllocatorHandle) -> Option<Arc<Registered>> {
+        self.entries.remove(&handle)
+    }
+}
+
+fn too_small(required: usize, what: &'static str) -> Status {
+    Status::BufferTooSmall {
+        required,
+        message: what.into(),
+    }
+}
+
+/// The GET size rules: 0 bytes = probe (`STATUS_BUFFER_OVERFLOW`), too short =
+/// `STATUS_BUFFER_TOO_SMALL`, both with the required size.
+fn check_get_buffer(data: &[u8], required: usize, what: &'static str) -> Result<(), Status> {
+    if data.is_empty() {
+        Err(Status::BufferOverflow { required })
+    } else if data.len() < required {
+        Err(too_small(required, what))
+    } else {
+        Ok(())
+    }
+}
+
+impl Graph {
+    /// Handles a pin property request: `request` is the `KSPROPERTY` header (24 bytes, more
+    /// is ignored), `data` the property value buffer (output for GET, input for SET).
+    /// Returns the number of bytes written (GET) or consumed (SET) — KS's `Information`.
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_BUFFER_SIZE` (header short), `STATUS_PROPSET_NOT_FOUND` (unknown set),
+    /// `STATUS_NOT_FOUND` (unknown id, pin without framing, pin not accepting allocators),
+    /// `STATUS_INVALID_PARAMETER` (neither or both of GET and SET; unknown handle),
+    /// `STATUS_INVALID_DEVICE_REQUEST` (SET on a get-only property; other request types),
+    /// `STATUS_BUFFER_OVERFLOW` / `STATUS_BUFFER_TOO_SMALL` with the required size.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType, Status};
+    /// use ks_graph::{props::*, FilterDescriptor, GraphBuilder, PinDescriptor};
+    /// let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTE, 512, 512);
+    /// let d = Arc::new(FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out").with_framing(fx.clone())));
+    /// let mut b = GraphBuilder::new();
+    /// b.add_filter("s", d)?;
+    /// let mut g = b.build()?;
+    /// let pin = g.pin("s.out")?;
+    /// let req = PropertyHeader::new(ks_sys::KSPROPSETID_Connection,
+    ///     KSPROPERTY_CONNECTION_ALLOCATORFRAMING_EX, KSPROPERTY_TYPE_GET).to_bytes();
+    /// assert_eq!(g.pin_property(pin, &req, &mut []), Err(Status::BufferOverflow { required: 112 }));
+    /// let mut buf = [0u8; 112];
+    /// assert_eq!(g.pin_property(pin, &req, &mut buf), Ok(112));
+    /// assert_eq!(FramingEx::from_bytes(&buf)?, fx);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pin_property(
+        &mut self,
+        pin: PinId,
+        request: &[u8],
+        data: &mut [u8],
+    ) -> Result<usize, Status> {
+        let h = PropertyHeader::from_bytes(request)?;
+        if pin.filter().index() >= self.filters.nodes.len()
+            || pin.index() >= self.filters.nodes[pin.filter().index()].pins.len()
+        {
+            return Err(Status::InvalidParameter(
+                "the pin does not belong to this graph".into(),
+            ));
+        }
+        let kind = h.flags & !KSPROPERTY_TYPE_TOPOLOGY;
+        let is_get = match kind {
+            KSPROPERTY_TYPE_GET => true,
+            KSPROPERTY_TYPE_SET => false,
+            k if k & (KSPROPERTY_TYPE_GET | KSPROPERTY_TYPE_SET)
+                == (KSPROPERTY_TYPE_GET | KSPROPERTY_TYPE_SET) =>
+            {
+                return Err(Status::InvalidParameter(
+                    "property flags ask for both GET and SET; exactly one is allowed".into(),
+                ))
+            }
+            k => {
+                return Err(Status::InvalidDeviceRequest(
+                    format!(
+                        "property request type {k:#x} is not supported on pins; only \
+                         KSPROPERTY_TYPE_GET (0x1) and KSPROPERTY_TYPE_SET (0x2) are"
+                    )
+                    .into(),
+                ))
+            }
+        };
+        if h.set == KSPROPSETID_Connection {
+            let ex = match h.id {
+                KSPROPERTY_CONNECTION_ALLOCATORFRAMING_EX => true,
+                KSPROPERTY_CONNECTION_ALLOCATORFRAMING => false,
+                id => {
+                    return Err(Status::NotFound(
+                        format!("KSPROPSETID_Connection property {id} is not supported on pins")
+                            .into(),
+                    ))
+                }
+            };
+            if !is_get {
+                return Err(Status::InvalidDeviceRequest(
+                    "the allocator framing properties are get-only (behaviours 6 and 10)".into(),
+                ));
+            }
+            let Some(fx) = self.pin_framing(pin) else {
+                return Err(Status::NotFound(
+                    format!(
+                        "pin '{}' has no allocator framing (behaviour 7)",
+                        self.pin_name(pin)
+                    )
+                    .into(),
+                ));
+            };
+            if ex {
+                let required = fx.byte_len();
+                check_get_buffer(
+                    data,
+                    required,
+                    "KSALLOCATOR_FRAMING_EX needs 24 + 88 x CountItems bytes",
+                )?;
+                data[..required].copy_from_slice(&fx.to_bytes());
+                Ok(required)
+            } else {
+                check_get_buffer(data, FRAMING_SIZE, "KSALLOCATOR_FRAMING is 24 bytes")?;
+                let old = fx.to_framing()?;
+                data[..FRAMING_SIZE].copy_from_slice(&old.to_bytes());
+                Ok(FRAMING_SIZE)
+            }
+        } else if h.set == KSPROPSETID_Stream {
+            if h.id != KSPROPERTY_STREAM_ALLOCATOR {
+                return Err(Status::NotFound(
+                    format!(
+                        "KSPROPSETID_Stream property {} is not supported on pins",
+                        h.id
+                    )
+                    .into(),
+                ));
+            }
+            if !self.pin_descriptor(pin).accepts_allocator {
+                return Err(Status::NotFound(
+                    format!(
+                        "pin '{}' does not accept an allocator (KSPROPERTY_STREAM_ALLOCATOR)",
+                        self.pin_name(pin)
+                    )
+                    .into(),
+                ));
+            }
+            if is_get {
+                // GET always answers the null handle; success only signals support (DOC).
+                check_get_buffer(data, HANDLE_SIZE, "a HANDLE is 8 bytes")?;
+                data[..HANDLE_SIZE].fill(0);
+                Ok(HANDLE_SIZE)
+            } else {
+                if data.len() < HANDLE_SIZE {
+                    return Err(too_small(HANDLE_SIZE, "a HANDLE is 8 bytes"));
+                }
+                let mut v = [0u8; HANDLE_SIZE];
+                v.copy_from_slice(&data[..HANDLE_SIZE]);
+                let handle = AllocatorHandle::from_value(u64::from_le_bytes(v));
+                self.assign_allocator(pin, handle)?;
+                Ok(HANDLE_SIZE)
+            }
+        } else {
+            Err(Status::PropsetNotFound(
+                format!(
+                    "property set {:#034x} is not supported on pins",
+                    h.set.to_u128()
+                )
+                .into(),
+            ))
+        }
+    }
+
+    /// Registers an allocator object and returns its handle (what a client would get from
+    /// `KsCreateAllocator`). The registry holds one reference until
+    /// [`close_allocator_handle`](Self::close_allocator_handle).
+    pub fn register_allocator(&mut self, allocator: Allocator) -> AllocatorHandle {
+        self.registry.insert(allocator)
+    }
+
+    /// Closes a handle (like `CloseHandle`): the registry drops its reference; pins assigned
+    /// the allocator keep theirs until reassigned or disconnected.
+    pub fn close_allocator_handle(&mut self, handle: AllocatorHandle) -> Result<(), Status> {
+        self.registry.remove(handle).map(|_| ()).ok_or_else(|| {
+            Status::InvalidParameter(format!("no allocator has handle {handle}").into())
+        })
+    }
+
+    /// `KSPROPERTY_STREAM_ALLOCATOR` SET, typed: assigns the allocator behind `handle` to
+    /// `pin` (`None` = the null handle: unassign). The previous assignment's reference is
+    /// released (behaviour 46).
+    pub fn assign_allocator(
+        &mut self,
+        pin: PinId,
+        handle: Option<AllocatorHandle>,
+    ) -> Result<(), Status> {
+        if !self.pin_descriptor(pin).accepts_allocator {
+            return Err(Status::NotFound(
+                format!("pin '{}' does not accept an allocator", self.pin_name(pin)).into(),
+            ));
+        }
+        let new = match handle {
+            None => None,
+            Some(h) => {
+                let object = self.registry.get(h).cloned().ok_or_else(|| {
+                    Status::InvalidParameter(
+                        format!("no allocator has handle {h}; SET needs a handle from the graph's registry").into(),
+                    )
+                })?;
+                Some(Assignment { handle: h, object })
+            }
+        };
+        // Replacing drops the previous Arc: the old allocator loses this pin's reference.
+        self.filters.node_mut(pin).assigned = new;
+        Ok(())
+    }
+
+    /// The allocator assigned to `pin` through `KSPROPERTY_STREAM_ALLOCATOR`, with its handle.
+    pub fn assigned_allocator(&self, pin: PinId) -> Option<(AllocatorHandle, &Allocator)> {
+        self.filters
+            .node(pin)
+            .assigned
+            .as_ref()
+            .map(|a| (a.handle, &a.object.allocator))
+    }
+
+    /// How many references to the allocator behind `handle` pins hold (0 when the handle is
+    /// closed or unknown). Lets tests observe behaviour 46.
+    pub fn allocator_references(&self, handle: AllocatorHandle) -> usize {
+        self.filters
+            .nodes
+            .iter()
+            .flat_map(|f| f.pins.iter())
+            .filter(|p| p.assigned.as_ref().is_some_and(|a| a.handle == handle))
+            .count()
+    }
+}

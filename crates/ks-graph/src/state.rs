@@ -1,0 +1,245 @@
+//! KS states of a graph: STOP → ACQUIRE → PAUSE → RUN and back (`KSSTATE`).
+//!
+//! * **STOP → ACQUIRE** negotiates the [`AllocationPlan`] and creates every pipe's allocator
+//!   (the kernel pipe section is created at this transition, ks-spec §4.5). A vendor's
+//!   initialize runs only for vendors the plan chose (behaviour 38). If any creation fails, the
+//!   transition fails with that status and every allocator created so far is closed: nothing
+//!   leaks, the graph stays in STOP. Each allocator is registered in the graph's allocator
+//!   registry and assigned to its pipe's root (source) pin, as a graph manager would do with
+//!   `KSPROPERTY_STREAM_ALLOCATOR`.
+//! * **ACQUIRE → STOP** releases those assignments and closes the allocators (pending requests
+//!   are cancelled; a vendor's delete runs after its last frame comes back — the allocator's
+//!   own close semantics).
+//! * ACQUIRE ↔ PAUSE ↔ RUN change only the state.
+//!
+//! A request to jump several states walks through the intermediate ones, like KS.
+
+use std::fmt;
+
+use ks_alloc::{Allocator, Frame, Memory};
+
+use crate::error::{DeliveryError, StateError};
+use crate::graph::{Graph, PinId};
+use crate::model::FilterMode;
+use crate::negotiate::negotiate;
+use crate::plan::{AllocationPlan, MemoryKind};
+use crate::props::AllocatorHandle;
+
+/// The KS streaming state (`KSSTATE`).
+#[doc(alias = "KSSTATE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KsState {
+    /// `KSSTATE_STOP` (0): no resources.
+    Stop = 0,
+    /// `KSSTATE_ACQUIRE` (1): allocators exist.
+    Acquire = 1,
+    /// `KSSTATE_PAUSE` (2): ready to stream.
+    Pause = 2,
+    /// `KSSTATE_RUN` (3): streaming.
+    Run = 3,
+}
+
+impl KsState {
+    fn step_towards(self, target: KsState) -> KsState {
+        use KsState::*;
+        match (self as u8).cmp(&(target as u8)) {
+            std::cmp::Ordering::Less => [Acquire, Pause, Run][self as usize],
+            std::cmp::Ordering::Greater => [Stop, Acquire, Pause][self as usize - 1],
+            std::cmp::Ordering::Equal => self,
+        }
+    }
+}
+
+impl fmt::Display for KsState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KsState::Stop => "STOP",
+            KsState::Acquire => "ACQUIRE",
+            KsState::Pause => "PAUSE",
+            KsState::Run => "RUN",
+        })
+    }
+}
+
+/// A pipe's live allocator.
+#[derive(Clone)]
+pub struct PipeAllocator {
+    /// The pipe's index in the plan.
+    pub pipe: usize,
+    /// The allocator object.
+    pub allocator: Allocator,
+    /// Its handle in the graph's allocator registry.
+    pub handle: AllocatorHandle,
+}
+
+impl fmt::Debug for PipeAllocator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipeAllocator")
+            .field("pipe", &self.pipe)
+            .field("handle", &self.handle)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What exists from ACQUIRE on.
+#[derive(Debug)]
+pub(crate) struct Active {
+    pub(crate) plan: AllocationPlan,
+    pub(crate) allocators: Vec<PipeAllocator>,
+}
+
+fn memory_of(kind: MemoryKind) -> Memory {
+    match kind {
+        MemoryKind::Paged => Memory::Paged,
+        MemoryKind::User => Memory::User,
+        // Device memory only ever comes from a vendor allocator; non-paged otherwise.
+        MemoryKind::NonPaged | MemoryKind::Device => Memory::NonPaged,
+    }
+}
+
+impl Graph {
+    /// The current state.
+    pub fn state(&self) -> KsState {
+        self.state
+    }
+
+    /// Moves the graph to `target`, one state at a time (STOP → ACQUIRE → PAUSE → RUN or
+    /// back). On failure the graph stays in the last state reached.
+    ///
+    /// # Errors
+    /// At STOP → ACQUIRE: [`StateError::Graph`] (a required pin unconnected),
+    /// [`StateError::Negotiation`], or [`StateError::Allocator`] with the failing allocator's
+    /// status (a vendor initialize failure, for example); every allocator already created is
+    /// closed first.
+    pub fn set_state(&mut self, target: KsState) -> Result<(), StateError> {
+        while self.state != target {
+            let next = self.state.step_towards(target);
+            match (self.state, next) {
+                (KsState::Stop, KsState::Acquire) => self.acquire()?,
+                (KsState::Acquire, KsState::Stop) => self.release(),
+                _ => {}
+            }
+            self.state = next;
+        }
+        Ok(())
+    }
+
+    fn acquire(&mut self) -> Result<(), StateError> {
+        self.validate()?;
+        let plan = negotiate(self)?;
+        let mut created: Vec<Allocator> = Vec::with_capacity(plan.pipes.len());
+        for pipe in &plan.pipes {
+            let framing = pipe.allocator_framing();
+            let made = match &pipe.allocator.vendor {
+                Some(v) => Allocator::with_vendor(&framing, v.allocator.clone()),
+                None => Allocator::new(&framing, memory_of(pipe.allocator.memory)),
+            };
+            match made {
+                Ok(a) => created.push(a),
+                Err(status) => {
+                    for a in &created {
+                        a.close();
+                    }
+                    return Err(StateError::Allocator {
+                        pipe: pipe.id,
+                        allocator: pipe.allocator.name.clone(),
+                        status,
+                    });
+                }
+            }
+        }
+        let mut allocators = Vec::with_capacity(created.len());
+        for (pipe, allocator) in plan.pipes.iter().zip(created) {
+            let handle = self.registry.insert(allocator.clone());
+            let root = pipe.pin_ids[0];
+            if self.pin_descriptor(root).accepts_allocator {
+                // The root pin is where frames enter the pipe: the source pin that must use
+                // this allocator. The handle was just registered, so this cannot fail.
+                self.assign_allocator(root, Some(handle))
+                    .map_err(|status| StateError::Allocator {
+                        pipe: pipe.id,
+                        allocator: pipe.allocator.name.clone(),
+                        status,
+                    })?;
+            }
+            allocators.push(PipeAllocator {
+                pipe: pipe.id,
+                allocator,
+                handle,
+            });
+        }
+        tracing::debug!(pipes = plan.pipes.len(), "graph acquired its allocators");
+        self.active = Some(Active { plan, allocators });
+        Ok(())
+    }
+
+    fn release(&mut self) {
+        let Some(active) = self.active.take() else {
+            return;
+        };
+        for pa in &active.allocators {
+            for f in &mut self.filters.nodes {
+                for p in &mut f.pins {
+                    if p.assigned.as_ref().is_some_and(|a| a.handle == pa.handle) {
+                        p.assigned = None;
+                    }
+                }
+            }
+            self.registry.remove(pa.handle);
+            pa.allocator.close();
+        }
+    }
+
+    /// The negotiated plan (from ACQUIRE on; `None` in STOP).
+    pub fn plan(&self) -> Option<&AllocationPlan> {
+        self.active.as_ref().map(|a| &a.plan)
+    }
+
+    /// The pipes' allocators (empty in STOP), in plan order.
+    pub fn allocators(&self) -> &[PipeAllocator] {
+        self.active
+            .as_ref()
+            .map(|a| a.allocators.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// The allocator serving the pipe `pin` belongs to (from ACQUIRE on).
+    pub fn pipe_allocator(&self, pin: PinId) -> Option<&Allocator> {
+        let active = self.active.as_ref()?;
+        let pipe = active.plan.pipe_of(pin)?;
+        active.allocators.get(pipe.id).map(|a| &a.allocator)
+    }
+
+    /// The delivery rule (behaviour 40): a frame in kernel-side memory (non-paged, paged or
+    /// device memory) is never delivered to a pin of a user-mode filter. Runtimes call this
+    /// (or [`check_frame_delivery`](Self::check_frame_delivery)) before handing a frame to
+    /// `to`.
+    ///
+    /// # Errors
+    /// [`DeliveryError`] (`STATUS_INVALID_DEVICE_REQUEST`) when the delivery is refused.
+    pub fn check_delivery(&self, memory: Memory, to: PinId) -> Result<(), DeliveryError> {
+        let mode = self.filter_mode(to.filter());
+        if mode == FilterMode::User && !matches!(memory, Memory::User) {
+            return Err(DeliveryError {
+                pin: self.pin_name(to),
+                mode,
+                memory: format!("{memory:?}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// [`check_delivery`](Self::check_delivery) for a frame, by the memory of the allocator
+    /// it came from.
+    pub fn check_frame_delivery(&self, frame: &Frame, to: PinId) -> Result<(), DeliveryError> {
+        self.check_delivery(frame.allocator().memory(), to)
+    }
+}
+
+impl Drop for Graph {
+    /// A graph dropped outside STOP closes its allocators, as ACQUIRE → STOP would.
+    fn drop(&mut self) {
+        self.release();
+    }
+}

@@ -1,0 +1,720 @@
+//! Table-driven negotiation tests: each case builds a graph, negotiates it, and checks the
+//! plan (pipes, merged framing, allocator, rejections, relaxations) or the error.
+
+mod negotiation_support;
+
+use ks_alloc::{ItemFlags, MemoryType, RequirementFlags};
+use ks_graph::{
+    negotiate, AllocationPlan, AllocatorKind, ConflictField, Graph, MemoryKind, NegotiationError,
+    PinDescriptor, PipePlan, RejectCode, VendorCapabilities,
+};
+use negotiation_support::*;
+
+type Outcome = Result<AllocationPlan, NegotiationError>;
+
+struct Case {
+    name: &'static str,
+    graph: fn() -> Graph,
+    check: fn(Outcome),
+}
+
+fn ok(r: Outcome) -> AllocationPlan {
+    r.unwrap_or_else(|e| panic!("negotiation failed: {e}"))
+}
+
+fn err(r: Outcome) -> NegotiationError {
+    match r {
+        Ok(p) => panic!("expected a negotiation error, got plan {}", p.to_json()),
+        Err(e) => e,
+    }
+}
+
+fn one(r: Outcome) -> PipePlan {
+    let p = ok(r);
+    assert_eq!(p.pipes.len(), 1, "expected one pipe: {}", p.to_json());
+    p.pipes.into_iter().next().unwrap()
+}
+
+fn rejected_codes(p: &PipePlan, candidate: &str) -> Vec<RejectCode> {
+    p.rejected
+        .iter()
+        .find(|r| r.candidate == candidate)
+        .unwrap_or_else(|| panic!("{candidate} not among rejected: {:?}", p.rejected))
+        .codes
+        .clone()
+}
+
+const NP: MemoryType = MemoryType::KERNEL_NONPAGED;
+const PG: MemoryType = MemoryType::KERNEL_PAGED;
+const USR: MemoryType = MemoryType::USER;
+const ANY: MemoryType = MemoryType::WILDCARD;
+const NONE: ItemFlags = ItemFlags(0);
+const PREF: ItemFlags = ItemFlags(0x8000_0000);
+const DEVICE: MemoryType = MemoryType::from_u128(0x1234_5678_9abc_def0_1122_3344_5566_7788);
+
+fn two(
+    out: Option<ks_alloc::FramingEx>,
+    inp: Option<ks_alloc::FramingEx>,
+    so: ks_graph::FilterMode,
+    si: ks_graph::FilterMode,
+) -> Graph {
+    Net::new()
+        .f("a", source(so, out_pin(out)))
+        .f("b", sink(si, in_pin(inp)))
+        .c("a.out", "b.in")
+        .build()
+}
+
+fn vend_graph(
+    v: ks_graph::VendorSpec,
+    out: Option<ks_alloc::FramingEx>,
+    inp: Option<ks_alloc::FramingEx>,
+    sink_mode: ks_graph::FilterMode,
+) -> Graph {
+    Net::new()
+        .f("cam", source(K, out_pin(out).with_vendor(v)))
+        .f("dst", sink(sink_mode, in_pin(inp)))
+        .c("cam.out", "dst.in")
+        .build()
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "no framing anywhere: defaults (one page, two frames, non-paged)",
+            graph: || two(None, None, K, K),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.pins, ["a.out", "b.in"]);
+                assert_eq!((p.framing.frames, p.framing.frame_size, p.framing.alignment), (2, 4096, 1));
+                assert_eq!(p.allocator.kind, AllocatorKind::Default);
+                assert_eq!(p.allocator.memory, MemoryKind::NonPaged);
+                assert_eq!(p.allocator.pin, "a.out");
+                assert_eq!(p.items, [None, None]);
+            },
+        },
+        Case {
+            name: "frame counts are summed along the pipe",
+            graph: || two(Some(fx(NP, NONE, 4, 1, 4096, 4096)), Some(fx(ANY, NONE, 3, 1, 0, 0)), K, K),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.framing.frames, 7);
+                assert_eq!(p.framing.frame_size, 4096);
+            },
+        },
+        Case {
+            name: "the strictest alignment wins",
+            graph: || two(Some(fx(ANY, NONE, 1, 16, 0, 0)), Some(fx(ANY, NONE, 1, 64, 0, 0)), K, K),
+            check: |r| assert_eq!(one(r).framing.alignment, 64),
+        },
+        Case {
+            name: "wildcard meets paged: paged default allocator",
+            graph: || two(Some(fx(ANY, NONE, 1, 1, 0, 0)), Some(fx(PG, NONE, 1, 1, 0, 0)), K, K),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.allocator.memory, MemoryKind::Paged);
+                assert_eq!(p.framing.memory_type, "KSMEMORY_TYPE_KERNEL_PAGED");
+            },
+        },
+        Case {
+            name: "paged meets non-paged: non-paged satisfies both",
+            graph: || two(Some(fx(PG, NONE, 1, 1, 0, 0)), Some(fx(NP, NONE, 1, 1, 0, 0)), K, K),
+            check: |r| assert_eq!(one(r).allocator.memory, MemoryKind::NonPaged),
+        },
+        Case {
+            name: "hard non-paged vs hard user memory on a kernel pipe conflicts",
+            graph: || two(Some(fx(NP, NONE, 1, 1, 0, 0)), Some(fx(USR, NONE, 1, 1, 0, 0)), K, K),
+            check: |r| {
+                let e = err(r);
+                assert_eq!(e.conflicts[0].field, ConflictField::MemoryType);
+                assert_eq!(e.conflicts[0].pins, ["a.out", "b.in"]);
+                assert_eq!(e.pins, ["a.out", "b.in"]);
+            },
+        },
+        Case {
+            name: "a user-mode filter makes the pipe USER memory",
+            graph: || two(None, None, K, U),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.mode, ks_graph::FilterMode::User);
+                assert_eq!(p.allocator.memory, MemoryKind::User);
+                assert_eq!(p.framing.memory_type, "KSMEMORY_TYPE_USER");
+            },
+        },
+        Case {
+            name: "a kernel pin's non-paged requirement is overridden on a user pipe, and reported",
+            graph: || two(Some(fx(NP, NONE, 2, 1, 1024, 1024)), None, K, U),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.allocator.memory, MemoryKind::User);
+                assert_eq!(p.relaxed.len(), 1);
+                assert_eq!(p.relaxed[0].pin, "a.out");
+                assert_eq!(p.relaxed[0].field, ConflictField::MemoryType);
+                assert!(p.relaxed[0].detail.contains("user-mode filter 'b'"), "{}", p.relaxed[0].detail);
+            },
+        },
+        Case {
+            name: "vendor chosen on a kernel-to-kernel pipe whose framing it meets",
+            graph: || vend_graph(vendor("dma", caps()).0, Some(fx(NP, NONE, 4, 64, 8192, 8192)), None, K),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.allocator.kind, AllocatorKind::Vendor);
+                assert_eq!(p.allocator.name, "dma");
+                assert_eq!(p.allocator.pin, "cam.out");
+                assert_eq!(p.allocator.memory, MemoryKind::NonPaged);
+                assert_eq!((p.framing.frames, p.framing.frame_size, p.framing.alignment), (4, 8192, 64));
+                assert_eq!(rejected_codes(&p, "default"), [RejectCode::Outranked]);
+            },
+        },
+        Case {
+            name: "vendor refused on a user-mode connection",
+            graph: || vend_graph(vendor("dma", caps()).0, None, None, U),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.allocator.kind, AllocatorKind::Default);
+                assert_eq!(p.allocator.memory, MemoryKind::User);
+                assert_eq!(rejected_codes(&p, "dma"), [RejectCode::UserModeConnection]);
+            },
+        },
+        Case {
+            name: "vendor refused for memory type",
+            graph: || {
+                let c = VendorCapabilities::new(vec![DEVICE]);
+                vend_graph(vendor("dev", c).0, Some(fx(NP, NONE, 2, 1, 0, 0)), None, K)
+            },
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.allocator.kind, AllocatorKind::Default);
+                assert_eq!(rejected_codes(&p, "dev"), [RejectCode::MemoryType]);
+            },
+        },
+        Case {
+            name: "vendor refused for frame size range",
+            graph: || vend_graph(vendor("big", caps().with_frame_size(65536, 1 << 20, 1)).0, Some(phys(fx(NP, NONE, 2, 1, 4096, 4096), 0, 8192, 1)), None, K),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.allocator.kind, AllocatorKind::Default);
+                assert_eq!(rejected_codes(&p, "big"), [RejectCode::FrameSizeRange]);
+                assert_eq!(p.framing.frame_size, 4096);
+            },
+        },
+        Case {
+            name: "vendor refused for alignment",
+            graph: || vend_graph(vendor("v", caps().with_max_alignment(ks_alloc::Alignment::from_bytes(16).unwrap())).0, None, Some(fx(ANY, NONE, 1, 128, 0, 0)), K),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.framing.alignment, 128);
+                assert_eq!(rejected_codes(&p, "v"), [RejectCode::Alignment]);
+            },
+        },
+        Case {
+            name: "vendor refused for frame count",
+            graph: || vend_graph(vendor("v", caps().with_max_frames(4)).0, Some(frames(3)), Some(frames(3)), K),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.framing.frames, 6);
+                assert_eq!(rejected_codes(&p, "v"), [RejectCode::FrameCount]);
+            },
+        },
+        Case {
+            name: "vendor refused for flags it does not honour",
+            graph: || vend_graph(
+                vendor("v", caps().with_honours(RequirementFlags::SYSTEM_MEMORY)).0,
+                None,
+                Some(fx(ANY, ItemFlags::FRAME_INTEGRITY, 1, 1, 0, 0)),
+                K,
+            ),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.allocator.kind, AllocatorKind::Default);
+                assert_eq!(rejected_codes(&p, "v"), [RejectCode::Flags]);
+            },
+        },
+        Case {
+            name: "every failing capability is listed, in order (memory is USER because of the user connection, reported once)",
+            graph: || vend_graph(
+                vendor("v", VendorCapabilities::new(vec![DEVICE]).with_max_frames(1).with_max_alignment(ks_alloc::Alignment::BYTE)).0,
+                Some(fx(NP, NONE, 2, 8, 0, 0)),
+                None,
+                U,
+            ),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(
+                    rejected_codes(&p, "v"),
+                    [RejectCode::UserModeConnection, RejectCode::Alignment, RejectCode::FrameCount]
+                );
+            },
+        },
+        Case {
+            name: "a vendor gets a size inside its own range when the pipe allows it",
+            graph: || vend_graph(vendor("v", caps().with_frame_size(16384, 65536, 16384)).0, Some(phys(frames(2), 1000, 40000, 1)), None, K),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.allocator.kind, AllocatorKind::Vendor);
+                assert_eq!(p.framing.frame_size, 16384);
+            },
+        },
+        Case {
+            name: "two eligible vendors: the first in pipe order wins, the other is outranked",
+            graph: || {
+                Net::new()
+                    .f("a", source(K, out_pin(None).with_vendor(vendor("first", caps()).0)))
+                    .f("b", sink(K, in_pin(None).with_vendor(vendor("second", caps()).0)))
+                    .c("a.out", "b.in")
+                    .build()
+            },
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.allocator.name, "first");
+                assert_eq!(rejected_codes(&p, "second"), [RejectCode::Outranked]);
+            },
+        },
+        Case {
+            name: "MUST_ALLOCATE pin's vendor ranks first",
+            graph: || {
+                Net::new()
+                    .f("a", source(K, out_pin(None).with_vendor(vendor("up", caps()).0)))
+                    .f("b", sink(K, in_pin(Some(fx(ANY, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0))).with_vendor(vendor("down", caps()).0)))
+                    .c("a.out", "b.in")
+                    .build()
+            },
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.allocator.name, "down");
+                assert_eq!(p.allocator.pin, "b.in");
+                assert_eq!(rejected_codes(&p, "up"), [RejectCode::MustAllocate]);
+            },
+        },
+        Case {
+            name: "MUST_ALLOCATE pin without a vendor owns a default allocator; vendors elsewhere are refused",
+            graph: || {
+                Net::new()
+                    .f("a", source(K, out_pin(None).with_vendor(vendor("up", caps()).0)))
+                    .f("b", sink(K, in_pin(Some(fx(ANY, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0)))))
+                    .c("a.out", "b.in")
+                    .build()
+            },
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.allocator.kind, AllocatorKind::Default);
+                assert_eq!(p.allocator.pin, "b.in");
+                assert_eq!(rejected_codes(&p, "up"), [RejectCode::MustAllocate]);
+            },
+        },
+        Case {
+            name: "two hard MUST_ALLOCATE pins conflict",
+            graph: || two(Some(fx(ANY, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0)), Some(fx(ANY, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0)), K, K),
+            check: |r| {
+                let e = err(r);
+                assert_eq!(e.conflicts[0].field, ConflictField::Flags);
+                assert_eq!(e.conflicts[0].pins, ["a.out", "b.in"]);
+            },
+        },
+        Case {
+            name: "PREFERENCES_ONLY MUST_ALLOCATE yields to a hard one and is reported",
+            graph: || two(Some(fx(ANY, ItemFlags::MUST_ALLOCATE | PREF, 1, 1, 0, 0)), Some(fx(ANY, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0)), K, K),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.allocator.pin, "b.in");
+                assert_eq!(p.relaxed.len(), 1);
+                assert_eq!(p.relaxed[0].pin, "a.out");
+                assert_eq!(p.relaxed[0].field, ConflictField::Flags);
+            },
+        },
+        Case {
+            name: "PREFERENCES_ONLY memory type relaxed against a hard one, and reported",
+            graph: || two(Some(fx(NP, NONE, 1, 1, 0, 0)), Some(fx(USR, ItemFlags::SYSTEM_MEMORY | PREF, 1, 1, 0, 0)), K, K),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.allocator.memory, MemoryKind::NonPaged);
+                assert_eq!(p.relaxed.len(), 1);
+                assert_eq!(p.relaxed[0].pin, "b.in");
+                assert_eq!(p.relaxed[0].field, ConflictField::MemoryType);
+                assert_eq!(p.framing.requirements, 0, "preference flags are not hard requirements");
+            },
+        },
+        Case {
+            name: "a compatible preference refines a wildcard memory type",
+            graph: || two(Some(fx(PG, ItemFlags::SYSTEM_MEMORY | PREF, 1, 1, 0, 0)), None, K, K),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.allocator.memory, MemoryKind::Paged);
+                assert!(p.relaxed.is_empty());
+            },
+        },
+        Case {
+            name: "hard FRAME_INTEGRITY with an in-place modifier downstream conflicts",
+            graph: || {
+                Net::new()
+                    .f("a", source(K, out_pin(Some(fx(ANY, ItemFlags::FRAME_INTEGRITY, 1, 1, 0, 0)))))
+                    .f("x", inplace(K, in_pin(None), out_pin(None)))
+                    .f("b", sink(K, in_pin(None)))
+                    .c("a.out", "x.in")
+                    .c("x.out", "b.in")
+                    .build()
+            },
+            check: |r| {
+                let e = err(r);
+                assert_eq!(e.conflicts[0].field, ConflictField::Flags);
+                assert_eq!(e.conflicts[0].pins, ["a.out", "x.in"]);
+            },
+        },
+        Case {
+            name: "PREFERENCES_ONLY FRAME_INTEGRITY is relaxed and reported",
+            graph: || {
+                Net::new()
+                    .f("a", source(K, out_pin(Some(fx(ANY, ItemFlags::FRAME_INTEGRITY | PREF, 1, 1, 0, 0)))))
+                    .f("x", inplace(K, in_pin(None), out_pin(None)))
+                    .f("b", sink(K, in_pin(None)))
+                    .c("a.out", "x.in")
+                    .c("x.out", "b.in")
+                    .build()
+            },
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.relaxed.len(), 1);
+                assert_eq!(p.relaxed[0].field, ConflictField::Flags);
+                assert!(p.relaxed[0].detail.contains("x.in"));
+            },
+        },
+        Case {
+            name: "an in-place chain of five filters is one pipe; frames summed over all ten pins",
+            graph: || {
+                let mut n = Net::new().f("src", source(K, out_pin(Some(frames(1)))));
+                let mut prev = "src.out".to_string();
+                for i in 0..5 {
+                    let name = format!("x{i}");
+                    n = n.f(&name, inplace(K, in_pin(Some(frames(1))), out_pin(Some(frames(1)))));
+                    n = n.c(&prev, &format!("{name}.in"));
+                    prev = format!("{name}.out");
+                }
+                n.f("dst", sink(K, in_pin(Some(frames(1))))).c(&prev, "dst.in").build()
+            },
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.pins.len(), 12);
+                assert_eq!(p.pins[0], "src.out");
+                assert_eq!(p.pins[11], "dst.in");
+                assert_eq!(p.framing.frames, 12);
+            },
+        },
+        Case {
+            name: "a copy transform splits pipes, each with its own allocator and framing",
+            graph: || {
+                Net::new()
+                    .f("src", source(K, out_pin(Some(fx(NP, NONE, 2, 1, 1000, 1000)))))
+                    .f("cp", copy(K, in_pin(Some(frames(1))), out_pin(Some(fx(ANY, NONE, 3, 1, 500, 500)))))
+                    .f("dst", sink(U, in_pin(None)))
+                    .c("src.out", "cp.in")
+                    .c("cp.out", "dst.in")
+                    .build()
+            },
+            check: |r| {
+                let p = ok(r);
+                assert_eq!(p.pipes.len(), 2);
+                assert_eq!(p.pipes[0].pins, ["src.out", "cp.in"]);
+                assert_eq!(p.pipes[1].pins, ["cp.out", "dst.in"]);
+                assert_eq!((p.pipes[0].framing.frames, p.pipes[0].framing.frame_size), (3, 1000));
+                assert_eq!(p.pipes[0].allocator.memory, MemoryKind::NonPaged);
+                assert_eq!((p.pipes[1].framing.frames, p.pipes[1].framing.frame_size), (3, 500));
+                assert_eq!(p.pipes[1].allocator.memory, MemoryKind::User);
+            },
+        },
+        Case {
+            name: "tee branches that do not modify share the input's pipe",
+            graph: || {
+                Net::new()
+                    .f("src", source(K, out_pin(None)))
+                    .f("t", tee(K, 3))
+                    .f("s0", sink(K, in_pin(Some(frames(2)))))
+                    .f("s1", sink(K, in_pin(Some(frames(2)))))
+                    .f("s2", sink(K, in_pin(Some(frames(2)))))
+                    .c("src.out", "t.in")
+                    .c("t.o0", "s0.in")
+                    .c("t.o1", "s1.in")
+                    .c("t.o2", "s2.in")
+                    .build()
+            },
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.pins.len(), 8);
+                assert_eq!(p.framing.frames, 6);
+            },
+        },
+        Case {
+            name: "a tee branch whose downstream modifies in place gets its own pipe",
+            graph: || {
+                Net::new()
+                    .f("src", source(K, out_pin(None)))
+                    .f("t", tee(K, 2))
+                    .f("ro", sink(K, in_pin(None)))
+                    .f("rw", sink(K, in_pin(None).in_place()))
+                    .c("src.out", "t.in")
+                    .c("t.o0", "ro.in")
+                    .c("t.o1", "rw.in")
+                    .build()
+            },
+            check: |r| {
+                let p = ok(r);
+                assert_eq!(p.pipes.len(), 2);
+                assert_eq!(p.pipes[0].pins, ["src.out", "t.in", "t.o0", "ro.in"]);
+                assert_eq!(p.pipes[1].pins, ["t.o1", "rw.in"]);
+            },
+        },
+        Case {
+            name: "modification further down a tee branch (through a null transform) also splits it",
+            graph: || {
+                Net::new()
+                    .f("src", source(K, out_pin(None)))
+                    .f("t", tee(K, 2))
+                    .f("p", passthru(K, in_pin(None), out_pin(None)))
+                    .f("x", inplace(K, in_pin(None), out_pin(None)))
+                    .f("ro", sink(K, in_pin(None)))
+                    .f("end", sink(K, in_pin(None)))
+                    .c("src.out", "t.in")
+                    .c("t.o0", "p.in")
+                    .c("p.out", "x.in")
+                    .c("x.out", "end.in")
+                    .c("t.o1", "ro.in")
+                    .build()
+            },
+            check: |r| {
+                let p = ok(r);
+                assert_eq!(p.pipes.len(), 2);
+                assert_eq!(p.pipes[0].pins, ["src.out", "t.in", "t.o1", "ro.in"]);
+                assert_eq!(p.pipes[1].pins, ["t.o0", "p.in", "p.out", "x.in", "x.out", "end.in"]);
+            },
+        },
+        Case {
+            name: "a single-output in-place filter keeps the pipe even though it modifies",
+            graph: || {
+                Net::new()
+                    .f("src", source(K, out_pin(None)))
+                    .f("x", inplace(K, in_pin(None), out_pin(None)))
+                    .f("dst", sink(K, in_pin(None)))
+                    .c("src.out", "x.in")
+                    .c("x.out", "dst.in")
+                    .build()
+            },
+            check: |r| assert_eq!(one(r).pins.len(), 4),
+        },
+        Case {
+            name: "disjoint physical ranges conflict on frame size, naming both pins",
+            graph: || two(Some(phys(frames(1), 100, 200, 1)), Some(phys(frames(1), 300, 400, 1)), K, K),
+            check: |r| {
+                let e = err(r);
+                assert_eq!(e.conflicts[0].field, ConflictField::FrameSize);
+                assert_eq!(e.conflicts[0].pins, ["a.out", "b.in"]);
+                assert!(e.conflicts[0].detail.contains("does not overlap"), "{}", e.conflicts[0].detail);
+                assert_eq!(e.status().to_ntstatus(), 0xC000000Du32 as i32);
+            },
+        },
+        Case {
+            name: "steppings that never meet conflict on frame size",
+            graph: || two(Some(phys(frames(1), 100, 1000, 3)), Some(phys(frames(1), 101, 1000, 3)), K, K),
+            check: |r| {
+                let e = err(r);
+                assert_eq!(e.conflicts[0].field, ConflictField::FrameSize);
+                assert!(e.conflicts[0].detail.contains("stepping"), "{}", e.conflicts[0].detail);
+            },
+        },
+        Case {
+            name: "steppings that meet: the smallest size on both",
+            graph: || two(Some(phys(frames(1), 100, 1000, 6)), Some(phys(frames(1), 2, 1000, 4)), K, K),
+            check: |r| assert_eq!(one(r).framing.frame_size, 106),
+        },
+        Case {
+            name: "an optimal range inside the physical range is preferred",
+            graph: || two(Some(phys(fx(ANY, NONE, 1, 1, 8192, 16384), 1, 65536, 1)), None, K, K),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.framing.frame_size, 8192);
+                assert!(p.relaxed.is_empty());
+            },
+        },
+        Case {
+            name: "disjoint optimal ranges are relaxed (reported); the size still meets every physical range",
+            graph: || two(Some(fx(ANY, NONE, 1, 1, 1024, 1024)), Some(fx(ANY, NONE, 1, 1, 2048, 2048)), K, K),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.framing.frame_size, 1024);
+                assert_eq!(p.relaxed.len(), 1);
+                assert_eq!(p.relaxed[0].pin, "b.in");
+                assert_eq!(p.relaxed[0].field, ConflictField::FrameSize);
+            },
+        },
+        Case {
+            name: "alternatives: the first compatible item is taken",
+            graph: || two(Some(fx(NP, NONE, 1, 1, 0, 0)), Some(alt(fx(USR, NONE, 5, 1, 0, 0), fx(NP, NONE, 2, 1, 0, 0))), K, K),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.items, [Some(0), Some(1)]);
+                assert_eq!(p.framing.frames, 3);
+            },
+        },
+        Case {
+            name: "alternatives on a user pipe: the USER item is taken",
+            graph: || two(Some(alt(fx(NP, NONE, 1, 1, 0, 0), fx(USR, NONE, 4, 1, 0, 0))), None, K, U),
+            check: |r| {
+                let p = one(r);
+                // Memory never blocks an item on a user pipe, so the first item is taken and
+                // its non-paged wish is reported as overridden.
+                assert_eq!(p.items[0], Some(0));
+                assert_eq!(p.relaxed.len(), 1);
+            },
+        },
+        Case {
+            name: "alternatives none of which fits conflict",
+            graph: || two(Some(fx(NP, NONE, 1, 1, 0, 0)), Some(alt(fx(USR, NONE, 1, 1, 0, 0), fx(DEVICE, NONE, 1, 1, 0, 0))), K, K),
+            check: |r| assert_eq!(err(r).conflicts[0].field, ConflictField::MemoryType),
+        },
+        Case {
+            name: "device memory with no vendor to serve it conflicts",
+            graph: || two(Some(fx(DEVICE, NONE, 1, 1, 0, 0)), None, K, K),
+            check: |r| {
+                let e = err(r);
+                assert_eq!(e.conflicts[0].field, ConflictField::MemoryType);
+                assert!(e.conflicts[0].detail.contains("vendor"));
+            },
+        },
+        Case {
+            name: "device memory served by a vendor that declares it",
+            graph: || vend_graph(vendor("dev", VendorCapabilities::new(vec![DEVICE])).0, Some(fx(DEVICE, NONE, 2, 1, 0, 0)), None, K),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.allocator.kind, AllocatorKind::Vendor);
+                assert_eq!(p.allocator.memory, MemoryKind::Device);
+            },
+        },
+        Case {
+            name: "SYSTEM_MEMORY with device memory conflicts on flags",
+            graph: || vend_graph(
+                vendor("dev", VendorCapabilities::new(vec![DEVICE])).0,
+                Some(fx(DEVICE, NONE, 2, 1, 0, 0)),
+                Some(fx(ANY, ItemFlags::SYSTEM_MEMORY, 1, 1, 0, 0)),
+                K,
+            ),
+            check: |r| {
+                let e = err(r);
+                assert_eq!(e.conflicts[0].field, ConflictField::Flags);
+                assert_eq!(e.conflicts[0].pins, ["dst.in", "cam.out"]);
+            },
+        },
+        Case {
+            name: "a pass-through filter with its input unconnected starts a new pipe",
+            graph: || {
+                Net::new()
+                    .f("x", passthru(K, in_pin(None), out_pin(None)))
+                    .f("dst", sink(K, in_pin(None)))
+                    .c("x.out", "dst.in")
+                    .build()
+            },
+            check: |r| assert_eq!(one(r).pins, ["x.out", "dst.in"]),
+        },
+        Case {
+            name: "a mux (copy filter, two inputs) ends both input pipes",
+            graph: || {
+                let mux = ks_graph::FilterDescriptor::kernel("mux")
+                    .with_pin(PinDescriptor::input("a"))
+                    .with_pin(PinDescriptor::input("b"))
+                    .with_pin(PinDescriptor::output("out"));
+                Net::new()
+                    .f("s1", source(K, out_pin(None)))
+                    .f("s2", source(K, out_pin(None)))
+                    .f("m", mux)
+                    .f("dst", sink(K, in_pin(None)))
+                    .c("s1.out", "m.a")
+                    .c("s2.out", "m.b")
+                    .c("m.out", "dst.in")
+                    .build()
+            },
+            check: |r| {
+                let p = ok(r);
+                assert_eq!(p.pipes.len(), 3);
+                let roots: Vec<&str> = p.pipes.iter().map(|p| p.root.as_str()).collect();
+                assert_eq!(roots, ["s1.out", "s2.out", "m.out"]);
+            },
+        },
+        Case {
+            name: "unconnected pins belong to no pipe",
+            graph: || {
+                Net::new()
+                    .f("t", tee(K, 2))
+                    .f("src", source(K, out_pin(None)))
+                    .f("dst", sink(K, in_pin(None)))
+                    .c("src.out", "t.in")
+                    .c("t.o1", "dst.in")
+                    .build()
+            },
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.pins, ["src.out", "t.in", "t.o1", "dst.in"]);
+            },
+        },
+        Case {
+            name: "the plan serialises to JSON with the documented shape",
+            graph: || vend_graph(vendor("dma", caps()).0, Some(fx(NP, NONE, 4, 64, 8192, 8192)), None, K),
+            check: |r| {
+                let p = ok(r);
+                let v: serde_json::Value = serde_json::from_str(&p.to_json()).unwrap();
+                let pipe = &v["pipes"][0];
+                assert_eq!(pipe["id"], 0);
+                assert_eq!(pipe["pins"], serde_json::json!(["cam.out", "dst.in"]));
+                assert_eq!(pipe["allocator"]["kind"], "vendor");
+                assert_eq!(pipe["allocator"]["name"], "dma");
+                assert_eq!(pipe["allocator"]["memory"], "nonpaged");
+                assert_eq!(pipe["framing"]["frames"], 4);
+                assert_eq!(pipe["framing"]["frame_size"], 8192);
+                assert_eq!(pipe["framing"]["alignment"], 64);
+                assert_eq!(pipe["rejected"][0]["candidate"], "default");
+                assert!(pipe["rejected"][0]["reason"].as_str().unwrap().contains("dma"));
+            },
+        },
+    ]
+}
+
+#[test]
+fn negotiation_table() {
+    let cases = cases();
+    assert!(cases.len() >= 30, "only {} cases", cases.len());
+    for case in cases {
+        let graph = (case.graph)();
+        let outcome = negotiate(&graph);
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (case.check)(outcome)));
+        if let Err(e) = run {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            panic!("case '{}' failed: {msg}", case.name);
+        }
+    }
+}
+
+#[test]
+fn ksedit_framing_override_changes_only_that_instance() {
+    let d = std::sync::Arc::new(sink(K, in_pin(Some(frames(1)))));
+    let mut b = ks_graph::GraphBuilder::new();
+    b.add_filter("src", std::sync::Arc::new(source(K, out_pin(None))))
+        .unwrap();
+    b.add_filter("t", std::sync::Arc::new(tee(K, 2))).unwrap();
+    b.add_filter("s0", d.clone()).unwrap();
+    b.add_filter("s1", d).unwrap();
+    b.connect("src.out", "t.in").unwrap();
+    b.connect("t.o0", "s0.in").unwrap();
+    b.connect("t.o1", "s1.in").unwrap();
+    let mut g = b.build().unwrap();
+    assert_eq!(one(negotiate(&g)).framing.frames, 2);
+    let s1 = g.pin("s1.in").unwrap();
+    g.set_pin_framing(s1, frames(10)).unwrap();
+    assert_eq!(g.pin_framing(s1).unwrap().items[0].frames, 10);
+    assert_eq!(
+        g.pin_framing(g.pin("s0.in").unwrap()).unwrap().items[0].frames,
+        1
+    );
+    assert_eq!(one(negotiate(&g)).framing.frames, 11);
+    g.reset_pin_framing(s1).unwrap();
+    assert_eq!(one(negotiate(&g)).framing.frames, 2);
+}
