@@ -1,16 +1,40 @@
 //! KS frame allocators.
 #![deny(missing_docs)]
 
+mod allocator;
+mod events;
+mod frame;
 mod framing;
+mod freelist;
+mod future;
+mod level;
+mod loom;
+mod memory;
 mod status;
 mod validate;
+mod vendor;
+mod waiters;
+mod worker;
 
+pub use allocator::{
+    Allocator, AllocatorBuilder, AllocatorStatus, SharedMemory, StarvationReport,
+    DEFAULT_MAX_WAITERS, DEFAULT_STARVATION_THRESHOLD,
+};
+pub use events::{EventSubscription, FreeFrameEvents, NextFreeFrame};
+pub use frame::{Frame, Holder, OutstandingFrame};
 pub use framing::{
     Alignment, BusType, Compression, FrameRange, Framing, FramingEx, FramingItem, ItemFlags,
     MemoryType, OptionFlags, PoolType, RequirementFlags,
 };
+pub use freelist::MAX_FRAMES;
+pub use future::{Allocate, AllocateOwned, PendingAlloc};
+pub use level::{current_level, raise_to_dispatch, DispatchGuard, Level};
+pub use memory::Memory;
 pub use status::{Message, Status};
 pub use validate::{
     check_region_size, validate_create_request, validate_create_request_with, validate_framing,
     DEFAULT_MAX_ALIGNMENT, VALID_CREATE_OPTIONS,
+};
+pub use vendor::{
+    CommonBuffer, DefaultVendor, DynVendor, ErasedContext, RegionContext, VendorAllocator,
 };

@@ -1,0 +1,1363 @@
+//! The allocator object (KS: the allocator file object).
+//!
+//! # Implementation details
+//!
+//! * **Frames** live in slots `0..frames`. For the default allocator slot `i` is the frame at
+//!   `base + i * stride` of one [`Region`]; for a vendor allocator a slot is a *permit* whose
+//!   address is whatever the vendor's `allocate` returned. Either way the lock-free
+//!   [`FreeList`] of slot indices bounds the frames outstanding through both interfaces
+//!   together (behaviour 35): allocating is one CAS, freeing one CAS.
+//! * **Per-slot metadata** (state, holder tag, time taken, vendor address) is written only by
+//!   the slot's current owner, with plain atomic stores (no read-modify-write), and read by
+//!   diagnostics. The state tells the raw-address free which addresses are outstanding *as raw
+//!   addresses*, so a foreign, double or interior free is refused without touching anything.
+//! * **Pending requests** wait in one FIFO [`WaitQueue`] behind a mutex. The free list's
+//!   `WAITERS` bit is set while the queue is non-empty; a free that sees it hands the frame to
+//!   the oldest request instead of pushing it (behaviour 24), so the outstanding count does not
+//!   drop.
+//! * **Dispatch level**: such a free, made at Dispatch level, pushes the frame on a lock-free
+//!   deferred stack and wakes the library worker, which completes the request (behaviour 25).
+//! * **Lifetime / close**: `Allocator` handles hold the `Arc<Inner>`; frames do not (that
+//!   would cost two more atomic RMWs per frame). Instead, `close` (explicit, or when the last
+//!   handle drops) takes one extra strong reference if frames are still out, and the free
+//!   that brings the last frame home (detected atomically in the free-list word) runs the
+//!   vendor `delete` and drops that reference. Therefore a free never touches the allocator
+//!   after its push unless it holds a reference of its own.
+//!
+//! # Memory ordering
+//!
+//! Everything written to a frame before it is freed happens-before everything done with it by
+//! the next holder (Release push / Acquire pop, or the waiter mutex on a hand-off).
+
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+
+use crate::events::Events;
+use crate::frame::{now_ns, Frame, Holder, OutstandingFrame};
+use crate::freelist::{FreeList, Pop, PopOrWait, Push, MAX_FRAMES};
+use crate::level::{current_level, refuse_blocking, Level};
+use crate::loom::{
+    lock, Arc, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering,
+};
+use crate::memory::{Layout, Region};
+use crate::vendor::{DynVendor, ErasedContext};
+use crate::waiters::{set_waker, Notify, Polled, Ticket, WaitQueue};
+use crate::{Framing, Memory, Status};
+
+/// Slot states.
+pub(crate) const FREE: u32 = 0;
+pub(crate) const HELD: u32 = 1;
+pub(crate) const RAW: u32 = 2;
+pub(crate) const DEFERRED: u32 = 3;
+
+/// Default bound on pending requests (see [`AllocatorBuilder::max_waiters`]).
+pub const DEFAULT_MAX_WAITERS: u32 = 1024;
+/// Default starvation threshold (see [`AllocatorBuilder::starvation_threshold`]).
+pub const DEFAULT_STARVATION_THRESHOLD: Duration = Duration::from_secs(1);
+
+#[repr(align(64))]
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub(crate) state: AtomicU32,
+    holder: AtomicPtr<Holder>,
+    taken_at: AtomicU64,
+    addr: AtomicUsize,
+}
+
+pub(crate) enum Backend {
+    Region(Region),
+    Vendor {
+        vendor: Arc<dyn DynVendor>,
+        /// `Some` from creation until `delete`. Read shared by allocate/free; taken once by
+        /// `finalize`, when no other access can happen (close protocol).
+        cx: UnsafeCell<Option<ErasedContext>>,
+        name: &'static str,
+    },
+}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Backend::Region(r) => f.debug_tuple("Region").field(r).finish(),
+            Backend::Vendor { name, .. } => f.debug_struct("Vendor").field("name", name).finish(),
+        }
+    }
+}
+
+/// Why claiming a slot for a caller failed.
+enum ClaimError {
+    /// The vendor had no memory ("no frame now").
+    NoFrame,
+    /// The vendor returned a misaligned address (already returned to the vendor).
+    Misaligned(usize),
+}
+
+pub(crate) struct Inner {
+    pub(crate) free: FreeList,
+    slots: Box<[Slot]>,
+    backend: Backend,
+    frame_size: usize,
+    framing: Framing,
+    memory: Memory,
+    pub(crate) waiters: Mutex<WaitQueue>,
+    pub(crate) events: Events,
+    peak: CachePadded<AtomicU32>,
+    failed_try: CachePadded<AtomicU64>,
+    handles: AtomicUsize,
+    /// Scheduled on the worker (holding one strong reference for it).
+    pub(crate) in_worker: AtomicBool,
+    pub(crate) worker_next: AtomicPtr<Inner>,
+    name: String,
+    starvation_threshold: Option<Duration>,
+    pub(crate) last_starvation: Mutex<Option<StarvationReport>>,
+    pub(crate) starving_since_reported: AtomicBool,
+}
+
+// SAFETY: the only non-`Sync` field is the vendor context cell. It is read through shared
+// references by `allocate`/`free` from any thread (the context type is `Send + Sync`), and
+// written exactly once, by `finalize`, when the close protocol guarantees no other access
+// (closed, every slot home, so no allocate/free is running or can start).
+unsafe impl Sync for Inner {}
+// SAFETY: every field is `Send` (the vendor context is `Send + Sync`).
+unsafe impl Send for Inner {}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Allocator")
+            .field("name", &self.name)
+            .field("framing", &self.framing)
+            .field("memory", &self.memory)
+            .field("backend", &self.backend)
+            .field("free", &self.free.free_count())
+            .field("closed", &self.free.is_closed())
+            .finish()
+    }
+}
+
+impl Inner {
+    #[inline]
+    fn frame_ptr(&self, index: u32) -> NonNull<u8> {
+        match &self.backend {
+            Backend::Region(r) => r.frame_ptr(index as usize),
+            Backend::Vendor { .. } => {
+                // Relaxed: written by the claimer before the frame was handed over (ordered by
+                // the free-list CAS or the waiter mutex).
+                let a = self.slots[index as usize].addr.load(Ordering::Relaxed);
+                NonNull::new(a as *mut u8).unwrap_or(NonNull::dangling())
+            }
+        }
+    }
+
+    fn vendor_cx(&self) -> Option<(&dyn DynVendor, &ErasedContext)> {
+        match &self.backend {
+            Backend::Region(_) => None,
+            Backend::Vendor { vendor, cx, .. } => {
+                // SAFETY: `cx` is only written by `finalize`, which runs when no slot is out
+                // and the allocator is closed; every caller of `vendor_cx` owns a slot (or
+                // holds the waiter lock with requests pending, so not closed).
+                let cx = unsafe { &*cx.get() }.as_ref()?;
+                Some((&**vendor, cx))
+            }
+        }
+    }
+
+    /// Makes slot `index` (owned by the caller) an outstanding frame for `holder`.
+    #[inline]
+    fn claim(&self, index: u32, holder: Option<&'static Holder>) -> Result<(), ClaimError> {
+        let slot = &self.slots[index as usize];
+        if let Some((vendor, cx)) = self.vendor_cx() {
+            let p = vendor.dyn_allocate(cx).ok_or(ClaimError::NoFrame)?;
+            if !self.framing.alignment.is_aligned(p.as_ptr() as usize) {
+                vendor.dyn_free(cx, p);
+                return Err(ClaimError::Misaligned(p.as_ptr() as usize));
+            }
+            // Relaxed: the slot is ours; published with the frame (see `frame_ptr`).
+            slot.addr.store(p.as_ptr() as usize, Ordering::Relaxed);
+        }
+        // Relaxed (all three): owner-only writes, read by diagnostics as a snapshot; the frame
+        // hand-over orders them for the next owner.
+        slot.holder.store(
+            holder.map_or(std::ptr::null_mut(), |h| (h as *const Holder).cast_mut()),
+            Ordering::Relaxed,
+        );
+        slot.taken_at.store(now_ns(), Ordering::Relaxed);
+        slot.state.store(HELD, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Claims `index` or returns it to the free list, mapping the failure to a status.
+    fn claim_or_return(
+        this: &Arc<Inner>,
+        index: u32,
+        holder: Option<&'static Holder>,
+    ) -> Result<Frame, Status> {
+        match this.claim(index, holder) {
+            Ok(()) => Ok(this.frame(index)),
+            Err(e) => {
+                // The caller holds a handle, so finalizing here cannot free `this`.
+                if let Push::Pushed { finalize: true } = this.free.push(index, false) {
+                    // SAFETY: this push brought the last frame home after close.
+                    unsafe { Inner::finalize(Arc::as_ptr(this)) };
+                }
+                Err(match e {
+                    ClaimError::NoFrame => Status::Unsuccessful(
+                        "the vendor allocator has no frame now (its allocate returned none)".into(),
+                    ),
+                    ClaimError::Misaligned(a) => Status::InvalidParameter(
+                        format!(
+                            "the vendor allocator returned frame address {a:#x}, which is not \
+                             aligned to {} bytes as the framing requires; the frame was \
+                             returned to the vendor",
+                            this.framing.alignment.bytes()
+                        )
+                        .into(),
+                    ),
+                })
+            }
+        }
+    }
+
+    #[inline]
+    fn frame(self: &Arc<Inner>, index: u32) -> Frame {
+        Frame {
+            inner: NonNull::from(&**self),
+            ptr: self.frame_ptr(index),
+            len: self.frame_size,
+            index,
+        }
+    }
+
+    /// Updates the peak after a pop that left `free` frames on the list.
+    #[inline]
+    fn note_peak(&self) {
+        let out = self.free.capacity() - self.free.free_count();
+        // Relaxed: a statistic. The load avoids an RMW (and a cache-line write) unless the
+        // peak actually rises.
+        if out > self.peak.load(Ordering::Relaxed) {
+            self.peak.fetch_max(out, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn mark_raw(&self, index: u32) {
+        // Release: pairs with the AcqRel CAS in `free_raw`, which then sees the frame's
+        // final contents... and, more importantly, the state change itself.
+        self.slots[index as usize]
+            .state
+            .store(RAW, Ordering::Release);
+    }
+
+    pub(crate) fn held_for(&self, index: u32) -> Duration {
+        // Relaxed: diagnostics snapshot.
+        let t = self.slots[index as usize].taken_at.load(Ordering::Relaxed);
+        Duration::from_nanos(now_ns().saturating_sub(t))
+    }
+
+    /// Frees the RAII frame `index`.
+    ///
+    /// # Safety
+    /// `this` is the allocator of an outstanding frame `index` that the caller owns and gives
+    /// up.
+    #[inline]
+    pub(crate) unsafe fn release_held(this: NonNull<Inner>, index: u32) {
+        // SAFETY: forwarded from the caller.
+        unsafe { Inner::release(this.as_ptr(), index) }
+    }
+
+    /// The common free path.
+    ///
+    /// # Safety
+    /// As `release_held`. After the frame is back on the free list this function touches
+    /// `*this` only while holding a strong reference of its own, because the allocator may be
+    /// torn down by another thread as soon as the frame is home.
+    unsafe fn release(this: *const Inner, index: u32) {
+        // SAFETY: the frame is outstanding, so the allocator is alive (close protocol).
+        let inner = unsafe { &*this };
+        let slot = &inner.slots[index as usize];
+        if let Some((vendor, cx)) = inner.vendor_cx() {
+            // Relaxed: owner-only slot metadata.
+            let a = slot.addr.swap(0, Ordering::Relaxed);
+            if let Some(p) = NonNull::new(a as *mut u8) {
+                vendor.dyn_free(cx, p);
+            }
+        }
+        // Relaxed: owner-only; the push below publishes it.
+        slot.state.store(FREE, Ordering::Relaxed);
+        let events = inner.events.active();
+        if events {
+            // SAFETY: `this` comes from `Arc::as_ptr` and the allocator is alive (frame out).
+            unsafe { Arc::increment_strong_count(this) };
+        }
+        let mut pushed = false;
+        let mut finalize = false;
+        match inner.free.push(index, true) {
+            Push::Pushed { finalize: f } => {
+                pushed = true;
+                finalize = f;
+            }
+            Push::Diverted => {
+                if current_level() == Level::Dispatch {
+                    // SAFETY: we own frame `index` and the allocator is alive.
+                    unsafe { Inner::defer(this, index) };
+                } else {
+                    match inner.hand_off(index) {
+                        HandOff::Granted => {}
+                        HandOff::Pushed { finalize: f } => {
+                            pushed = true;
+                            finalize = f;
+                        }
+                    }
+                }
+            }
+        }
+        if events {
+            if pushed {
+                inner.events.fire();
+            }
+            if pushed && inner.events.needs_worker() {
+                // SAFETY: hands our own strong reference to the worker.
+                unsafe { Inner::schedule(this) };
+            } else {
+                // SAFETY: drops the reference taken above. If `finalize` is set the close
+                // reference is still held, so this cannot free the allocator.
+                unsafe { Arc::decrement_strong_count(this) };
+            }
+        }
+        if finalize {
+            // SAFETY: our push brought the last frame home after close.
+            unsafe { Inner::finalize(this) };
+        }
+    }
+
+    /// Frees at Dispatch level with requests pending: hand the frame to the worker.
+    ///
+    /// # Safety
+    /// The caller owns outstanding frame `index` of the live allocator `this`.
+    unsafe fn defer(this: *const Inner, index: u32) {
+        // SAFETY: alive (frame out); the reference keeps it alive across scheduling.
+        unsafe { Arc::increment_strong_count(this) };
+        // SAFETY: as above.
+        let inner = unsafe { &*this };
+        // Relaxed: diagnostics only.
+        inner.slots[index as usize]
+            .state
+            .store(DEFERRED, Ordering::Relaxed);
+        inner.free.push_deferred(index);
+        // SAFETY: we hold a strong reference, which `schedule` consumes.
+        unsafe { Inner::schedule(this) };
+    }
+
+    /// Hands our strong reference to the worker unless it is already scheduled.
+    ///
+    /// # Safety
+    /// The caller holds one strong reference to `this`, which this call consumes.
+    pub(crate) unsafe fn schedule(this: *const Inner) {
+        // SAFETY: the caller's reference keeps `this` alive.
+        let inner = unsafe { &*this };
+        // SeqCst: pairs with the worker's SeqCst `store(false)` before it takes the deferred
+        // stack: either the worker's take sees our push, or we see `false` here and schedule
+        // another pass (loom model `dispatch_free_vs_worker`).
+        if inner.in_worker.swap(true, Ordering::SeqCst) {
+            // The worker holds a reference for the pass that will see our work.
+            // SAFETY: drops our own reference; the worker's keeps the allocator alive.
+            unsafe { Arc::decrement_strong_count(this) };
+        } else {
+            crate::worker::enqueue(this);
+        }
+    }
+
+    /// One worker pass over this allocator: complete deferred hand-offs, deliver deferred
+    /// events. The caller (the worker) holds a strong reference.
+    pub(crate) fn service(&self) {
+        // SeqCst: see `schedule`.
+        self.in_worker.store(false, Ordering::SeqCst);
+        let this = self as *const Inner;
+        self.free.take_deferred(|index| {
+            if let HandOff::Pushed { finalize: true } = self.hand_off(index) {
+                // SAFETY: the last frame came home after close; the worker still holds its
+                // own reference, so `self` stays valid for the rest of this pass.
+                unsafe { Inner::finalize(this) };
+            }
+        });
+        self.events.deliver_deferred();
+    }
+
+    /// Passive-level slow path: give frame `index` (ours) to the oldest request, or push it
+    /// if nobody waits any more.
+    fn hand_off(&self, index: u32) -> HandOff {
+        loop {
+            let mut q = lock(&self.waiters);
+            if let Some((slot, holder)) = q.front() {
+                match self.claim(index, holder) {
+                    Ok(()) => {
+                        let notify = q.grant(slot, index);
+                        if q.is_empty() {
+                            self.free.clear_waiters();
+                        }
+                        drop(q);
+                        notify.wake();
+                        return HandOff::Granted;
+                    }
+                    Err(ClaimError::NoFrame) => {
+                        // Vendor has no memory: the request stays pending and is retried at
+                        // the next free. The queue is non-empty, so the allocator is not
+                        // closed and this push cannot finalize.
+                        self.free.push(index, false);
+                        return HandOff::Pushed { finalize: false };
+                    }
+                    Err(ClaimError::Misaligned(a)) => {
+                        tracing::error!(
+                            allocator = %self.name,
+                            addr = a,
+                            "vendor allocator returned a misaligned frame; refused and returned to the vendor"
+                        );
+                        self.free.push(index, false);
+                        return HandOff::Pushed { finalize: false };
+                    }
+                }
+            }
+            self.free.clear_waiters();
+            drop(q);
+            match self.free.push(index, true) {
+                Push::Pushed { finalize } => return HandOff::Pushed { finalize },
+                Push::Diverted => continue,
+            }
+        }
+    }
+
+    /// Tears the allocator down after close and the last frame: vendor `delete`, then drop
+    /// the reference `close` took.
+    ///
+    /// # Safety
+    /// Called exactly once, by whoever observed "closed and every frame home" atomically, and
+    /// with the close reference still held.
+    pub(crate) unsafe fn finalize(this: *const Inner) {
+        // SAFETY: the close reference keeps it alive.
+        let inner = unsafe { &*this };
+        if let Backend::Vendor { vendor, cx, .. } = &inner.backend {
+            // SAFETY: no allocate/free can run: the list is closed (no pops) and every slot is
+            // home (no frees), and this runs once. So this is the only access to `cx`.
+            if let Some(cx) = unsafe { &mut *cx.get() }.take() {
+                vendor.dyn_delete(cx);
+            }
+        }
+        tracing::debug!(allocator = %inner.name, "allocator torn down");
+        // SAFETY: drops the close reference (taken in `close`).
+        unsafe { Arc::decrement_strong_count(this) };
+    }
+}
+
+enum HandOff {
+    Granted,
+    Pushed { finalize: bool },
+}
+
+/// One KS allocator object: a bounded pool of equal, aligned frames with the non-blocking
+/// function-table interface ([`try_allocate`](Self::try_allocate)), the queued request
+/// interface ([`allocate`](Self::allocate), [`allocate_blocking`](Self::allocate_blocking)),
+/// FREEFRAME events, status, and the KS byte surface ([`property`](Self::property) etc.).
+///
+/// `Allocator` is a cheap handle (`Clone`); the allocator closes when [`close`](Self::close)
+/// is called or the last handle is dropped.
+///
+/// # Memory ordering
+/// Everything written to a frame before it is freed happens-before everything the next
+/// holder of that frame does with it.
+///
+/// # Examples
+/// ```
+/// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+/// let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2,
+///                         frame_size: 4096, alignment: Alignment::BYTES_64 };
+/// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+/// let a = alloc.try_allocate()?;
+/// let b = alloc.try_allocate()?;
+/// assert_eq!(a.addr() % 64, 0);
+/// assert!(alloc.try_allocate().is_err(), "Frames bounds the outstanding frames");
+/// drop(a);
+/// let c = alloc.try_allocate()?;
+/// # drop((b, c));
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
+#[doc(alias = "KsCreateDefaultAllocator")]
+#[doc(alias = "KsCreateDefaultAllocatorEx")]
+pub struct Allocator {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl Clone for Allocator {
+    fn clone(&self) -> Allocator {
+        // Relaxed: a plain reference count; the Arc itself orders the teardown.
+        self.inner.handles.fetch_add(1, Ordering::Relaxed);
+        Allocator {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl Drop for Allocator {
+    fn drop(&mut self) {
+        // AcqRel: the last handle must see every other handle's operations before closing.
+        if self.inner.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.close();
+        }
+    }
+}
+
+impl fmt::Debug for Allocator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+/// Builds an [`Allocator`] with options beyond [`Allocator::new`].
+///
+/// ```
+/// use std::time::Duration;
+/// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+/// let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 4,
+///                         frame_size: 1024, alignment: Alignment::BYTE };
+/// let alloc = Allocator::builder(&framing)
+///     .memory(Memory::Paged)
+///     .name("decoder.out")
+///     .max_waiters(16)
+///     .starvation_threshold(Some(Duration::from_millis(250)))
+///     .build()?;
+/// assert_eq!(alloc.name(), "decoder.out");
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
+#[must_use]
+pub struct AllocatorBuilder {
+    framing: Framing,
+    memory: Option<Memory>,
+    vendor: Option<Arc<dyn DynVendor>>,
+    name: Option<String>,
+    max_waiters: u32,
+    starvation_threshold: Option<Duration>,
+}
+
+impl fmt::Debug for AllocatorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AllocatorBuilder")
+            .field("framing", &self.framing)
+            .field("memory", &self.memory)
+            .field("vendor", &self.vendor.as_ref().map(|v| v.name()))
+            .field("name", &self.name)
+            .field("max_waiters", &self.max_waiters)
+            .field("starvation_threshold", &self.starvation_threshold)
+            .finish()
+    }
+}
+
+impl AllocatorBuilder {
+    /// Default allocator over this kind of memory (default: from the framing's pool type).
+    pub fn memory(mut self, memory: Memory) -> Self {
+        self.memory = Some(memory);
+        self
+    }
+
+    /// Vendor allocator (KS: `KSALLOCATOR_DISPATCH`) instead of the default memory.
+    pub fn vendor(mut self, vendor: Arc<dyn DynVendor>) -> Self {
+        self.vendor = Some(vendor);
+        self
+    }
+
+    /// A name for diagnostics (default `"allocator"`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Bound on simultaneously pending requests (default [`DEFAULT_MAX_WAITERS`]). Waiter
+    /// records are allocated once, here, so that queueing never touches the heap; a request
+    /// beyond the bound fails with `STATUS_INSUFFICIENT_RESOURCES`.
+    pub fn max_waiters(mut self, n: u32) -> Self {
+        self.max_waiters = n;
+        self
+    }
+
+    /// A request pending longer than this makes the allocator emit a starvation report naming
+    /// the frames' holders (`None` disables; default [`DEFAULT_STARVATION_THRESHOLD`]).
+    pub fn starvation_threshold(mut self, t: Option<Duration>) -> Self {
+        self.starvation_threshold = t;
+        self
+    }
+
+    /// Creates the allocator.
+    ///
+    /// # Errors
+    /// * `STATUS_INVALID_PARAMETER`: `frames` is 0 or above [`MAX_FRAMES`](crate::MAX_FRAMES)
+    ///   (policy: a KS allocator with `Frames == 0` would be unbounded; we refuse it), or
+    ///   `frame_size` is 0, or the pool type is unknown.
+    /// * `STATUS_INSUFFICIENT_RESOURCES`: memory could not be mapped or locked (the message
+    ///   names `RLIMIT_MEMLOCK` and the bytes asked for), or the worker thread could not start.
+    /// * whatever the vendor's `initialize` returns.
+    pub fn build(self) -> Result<Allocator, Status> {
+        let f = self.framing;
+        if f.frames == 0 || f.frames > MAX_FRAMES {
+            return Err(Status::InvalidParameter(
+                format!(
+                    "Frames is {}; must be 1..={MAX_FRAMES} (policy: 0 would mean an unbounded \
+                     allocator, which KS leaves undefined)",
+                    f.frames
+                )
+                .into(),
+            ));
+        }
+        if f.frame_size == 0 {
+            return Err(Status::InvalidParameter(
+                "FrameSize is 0; must be at least 1".into(),
+            ));
+        }
+        crate::worker::ensure_started()?;
+        let (backend, memory) = match self.vendor {
+            Some(vendor) => {
+                let memory = vendor.memory();
+                let name = vendor.name();
+                let cx = vendor.dyn_initialize(&f)?;
+                (
+                    Backend::Vendor {
+                        vendor,
+                        cx: UnsafeCell::new(Some(cx)),
+                        name,
+                    },
+                    memory,
+                )
+            }
+            None => {
+                let memory = match self.memory {
+                    Some(m) => m,
+                    None => Memory::from_pool(f.pool_type)?,
+                };
+                let layout = Layout::new(
+                    f.frames as usize,
+                    f.frame_size as usize,
+                    f.alignment.bytes() as usize,
+                )?;
+                (Backend::Region(Region::new(layout, memory)?), memory)
+            }
+        };
+        let slots = (0..f.frames)
+            .map(|_| Slot {
+                state: AtomicU32::new(FREE),
+                holder: AtomicPtr::new(std::ptr::null_mut()),
+                taken_at: AtomicU64::new(0),
+                addr: AtomicUsize::new(0),
+            })
+            .collect();
+        let inner = Arc::new(Inner {
+            free: FreeList::new(f.frames),
+            slots,
+            backend,
+            frame_size: f.frame_size as usize,
+            framing: f,
+            memory,
+            waiters: Mutex::new(WaitQueue::new(self.max_waiters)),
+            events: Events::new(),
+            peak: CachePadded::new(AtomicU32::new(0)),
+            failed_try: CachePadded::new(AtomicU64::new(0)),
+            handles: AtomicUsize::new(1),
+            in_worker: AtomicBool::new(false),
+            worker_next: AtomicPtr::new(std::ptr::null_mut()),
+            name: self.name.unwrap_or_else(|| "allocator".to_string()),
+            starvation_threshold: self.starvation_threshold,
+            last_starvation: Mutex::new(None),
+            starving_since_reported: AtomicBool::new(false),
+        });
+        if self.starvation_threshold.is_some() {
+            crate::worker::watch(&inner);
+        }
+        Ok(Allocator { inner })
+    }
+}
+
+/// Allocator status: `KSSTREAMALLOCATOR_STATUS` (framing and allocated frames, behaviours
+/// 19-20) plus extended counters.
+#[doc(alias = "KSSTREAMALLOCATOR_STATUS")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllocatorStatus {
+    /// The framing the allocator was created with.
+    pub framing: Framing,
+    /// Frames currently outstanding through both interfaces (`AllocatedFrames`).
+    #[doc(alias = "AllocatedFrames")]
+    pub allocated_frames: u32,
+    /// Most frames ever outstanding at once.
+    pub peak_allocated_frames: u32,
+    /// Requests pending now.
+    pub pending: u32,
+    /// Most requests ever pending at once.
+    pub max_pending: u32,
+    /// Frees that completed a pending request directly.
+    pub handoffs: u64,
+    /// Non-blocking allocates that found no free frame.
+    pub failed_try_allocates: u64,
+    /// Whether the allocator is closed.
+    pub closed: bool,
+}
+
+impl AllocatorStatus {
+    /// Size of `KSSTREAMALLOCATOR_STATUS`.
+    pub const KS_SIZE: usize = 32;
+
+    /// The 32-byte `KSSTREAMALLOCATOR_STATUS`: framing, `AllocatedFrames`, `Reserved` = 0.
+    pub fn to_ks_bytes(&self) -> [u8; 32] {
+        let mut b = [0u8; 32];
+        b[..24].copy_from_slice(&self.framing.to_bytes());
+        b[24..28].copy_from_slice(&self.allocated_frames.to_le_bytes());
+        b
+    }
+}
+
+/// A request pending longer than the starvation threshold, and who holds the frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StarvationReport {
+    /// The allocator's name.
+    pub allocator: String,
+    /// How long the oldest request has been waiting.
+    pub waiting_for: Duration,
+    /// Requests pending.
+    pub pending: u32,
+    /// The outstanding frames and their holders, longest-held first.
+    pub holders: Vec<OutstandingFrame>,
+}
+
+impl fmt::Display for StarvationReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "allocator {}: {} request(s) pending, oldest for {:?}; {} frame(s) held:",
+            self.allocator,
+            self.pending,
+            self.waiting_for,
+            self.holders.len()
+        )?;
+        for h in &self.holders {
+            write!(
+                f,
+                " [#{} {} for {:?}{}]",
+                h.index,
+                h.holder.unwrap_or("<untagged>"),
+                h.held_for,
+                if h.raw { ", raw" } else { "" }
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Allocator {
+    /// Creates a default allocator (KS: `KsCreateDefaultAllocator`) serving `framing.frames`
+    /// frames of `framing.frame_size` bytes from `memory`.
+    ///
+    /// # Errors
+    /// See [`AllocatorBuilder::build`].
+    pub fn new(framing: &Framing, memory: Memory) -> Result<Allocator, Status> {
+        Allocator::builder(framing).memory(memory).build()
+    }
+
+    /// Creates an allocator whose frames come from a vendor allocator (KS:
+    /// `KsCreateDefaultAllocatorEx` with `KSALLOCATOR_DISPATCH`). The vendor's `initialize`
+    /// runs once, here; see [`VendorAllocator`](crate::VendorAllocator) for the guarantees.
+    ///
+    /// # Errors
+    /// The vendor's `initialize` error, or those of [`AllocatorBuilder::build`].
+    pub fn with_vendor(framing: &Framing, vendor: Arc<dyn DynVendor>) -> Result<Allocator, Status> {
+        Allocator::builder(framing).vendor(vendor).build()
+    }
+
+    /// A builder for further options.
+    pub fn builder(framing: &Framing) -> AllocatorBuilder {
+        AllocatorBuilder {
+            framing: *framing,
+            memory: None,
+            vendor: None,
+            name: None,
+            max_waiters: DEFAULT_MAX_WAITERS,
+            starvation_threshold: Some(DEFAULT_STARVATION_THRESHOLD),
+        }
+    }
+
+    /// # Safety
+    /// `inner` comes from `Arc::as_ptr` of a live `Arc<Inner>`.
+    pub(crate) unsafe fn from_inner_ptr(inner: NonNull<Inner>) -> Allocator {
+        // SAFETY: forwarded from the caller.
+        unsafe { Arc::increment_strong_count(inner.as_ptr().cast_const()) };
+        // SAFETY: the count was just incremented for this new Arc.
+        let inner = unsafe { Arc::from_raw(inner.as_ptr().cast_const()) };
+        // Relaxed: plain count, see `Clone`.
+        inner.handles.fetch_add(1, Ordering::Relaxed);
+        Allocator { inner }
+    }
+
+    /// The function-table allocate (KS: `KSSTREAMALLOCATOR_FUNCTIONTABLE.AllocateFrame`):
+    /// never blocks, never queues, never touches the heap or makes a system call.
+    ///
+    /// # Errors
+    /// * `STATUS_UNSUCCESSFUL` at once when no frame is free (behaviour 31);
+    /// * `STATUS_NOT_SUPPORTED` when the memory is not non-paged: the function table is not
+    ///   offered then (behaviour 29);
+    /// * `STATUS_INVALID_DEVICE_STATE` after [`close`](Self::close) (behaviour 36).
+    #[doc(alias = "AllocateFrame")]
+    #[inline]
+    pub fn try_allocate(&self) -> Result<Frame, Status> {
+        self.try_allocate_inner(None)
+    }
+
+    /// [`try_allocate`](Self::try_allocate), recording `holder` as the frame's holder.
+    ///
+    /// # Errors
+    /// As [`try_allocate`](Self::try_allocate).
+    #[inline]
+    pub fn try_allocate_for(&self, holder: &'static Holder) -> Result<Frame, Status> {
+        self.try_allocate_inner(Some(holder))
+    }
+
+    #[inline]
+    fn try_allocate_inner(&self, holder: Option<&'static Holder>) -> Result<Frame, Status> {
+        if !self.inner.memory.is_dispatch_safe() {
+            return Err(self.no_function_table());
+        }
+        match self.inner.free.pop() {
+            Pop::Frame(i) => {
+                self.inner.note_peak();
+                Inner::claim_or_return(&self.inner, i, holder)
+            }
+            Pop::Empty => {
+                // Relaxed: a statistic.
+                self.inner.failed_try.fetch_add(1, Ordering::Relaxed);
+                Err(Status::Unsuccessful("no free frame".into()))
+            }
+            Pop::Closed => Err(closed_status()),
+        }
+    }
+
+    fn no_function_table(&self) -> Status {
+        Status::NotSupported(
+            "the function table (non-blocking allocate) is offered only for non-paged memory; \
+             this allocator's memory may page-fault (use allocate() or allocate_blocking())"
+                .into(),
+        )
+    }
+
+    /// Allocates a frame: completes at once if one is free, otherwise waits in the FIFO queue
+    /// shared with every other caller (KS: `KSMETHOD_STREAMALLOCATOR_ALLOC` returning
+    /// `STATUS_PENDING`) until a free hands it one.
+    ///
+    /// # Cancel safety
+    /// Dropping the future withdraws the request (KS: `STATUS_CANCELLED`): it consumes no
+    /// frame — a frame already handed to it goes on to the next request — and the other
+    /// requests keep their order (behaviour 27). The request joins the queue at its first poll.
+    ///
+    /// # Errors
+    /// `STATUS_CANCELLED` if the allocator is closed while the request pends;
+    /// `STATUS_INVALID_DEVICE_STATE` if it was closed before; `STATUS_INSUFFICIENT_RESOURCES`
+    /// when `max_waiters` requests already pend.
+    ///
+    /// ```
+    /// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+    /// # }
+    /// let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 1,
+    ///                         frame_size: 256, alignment: Alignment::BYTE };
+    /// let alloc = Allocator::new(&framing, Memory::Paged)?;
+    /// let frame = block_on(alloc.allocate())?;
+    /// assert_eq!(frame.len(), 256);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
+    #[doc(alias = "KSMETHOD_STREAMALLOCATOR_ALLOC")]
+    pub fn allocate(&self) -> crate::Allocate<'_> {
+        crate::Allocate::new(self, None)
+    }
+
+    /// [`allocate`](Self::allocate), recording `holder`.
+    pub fn allocate_for(&self, holder: &'static Holder) -> crate::Allocate<'_> {
+        crate::Allocate::new(self, Some(holder))
+    }
+
+    /// [`allocate`](Self::allocate) as a `'static` future (it holds a handle), for spawning.
+    pub fn allocate_owned(&self) -> crate::AllocateOwned {
+        crate::AllocateOwned::new(self.clone(), None)
+    }
+
+    /// [`allocate_owned`](Self::allocate_owned), recording `holder`.
+    pub fn allocate_owned_for(&self, holder: &'static Holder) -> crate::AllocateOwned {
+        crate::AllocateOwned::new(self.clone(), Some(holder))
+    }
+
+    /// Allocates a frame, blocking the calling thread in the shared FIFO queue until a frame
+    /// is handed to it or `timeout` (if any) elapses.
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_DEVICE_STATE` at Dispatch level (it would block) or after close;
+    /// `STATUS_DEVICE_NOT_READY` on timeout (policy); `STATUS_CANCELLED` if closed while
+    /// waiting; `STATUS_INSUFFICIENT_RESOURCES` if `max_waiters` requests already pend.
+    pub fn allocate_blocking(&self, timeout: Option<Duration>) -> Result<Frame, Status> {
+        self.allocate_blocking_inner(timeout, None)
+    }
+
+    /// [`allocate_blocking`](Self::allocate_blocking), recording `holder`.
+    ///
+    /// # Errors
+    /// As [`allocate_blocking`](Self::allocate_blocking).
+    pub fn allocate_blocking_for(
+        &self,
+        timeout: Option<Duration>,
+        holder: &'static Holder,
+    ) -> Result<Frame, Status> {
+        self.allocate_blocking_inner(timeout, Some(holder))
+    }
+
+    fn allocate_blocking_inner(
+        &self,
+        timeout: Option<Duration>,
+        holder: Option<&'static Holder>,
+    ) -> Result<Frame, Status> {
+        if current_level() == Level::Dispatch {
+            return Err(refuse_blocking("allocate_blocking"));
+        }
+        let ticket = match self.begin(holder, || Notify::Thread(std::thread::current()))? {
+            Begin::Ready(f) => return Ok(f),
+            Begin::Queued(t) => t,
+        };
+        self.wait_ticket(ticket, timeout)
+    }
+
+    /// Blocks on a queued ticket (Passive level only).
+    pub(crate) fn wait_ticket(
+        &self,
+        ticket: Ticket,
+        timeout: Option<Duration>,
+    ) -> Result<Frame, Status> {
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        loop {
+            match self.poll_ticket(ticket, |n| {
+                if !matches!(n, Notify::Thread(t) if t.id() == std::thread::current().id()) {
+                    *n = Notify::Thread(std::thread::current());
+                }
+            }) {
+                Polled::Granted(i) => return Ok(self.inner.frame(i)),
+                Polled::Cancelled => return Err(Status::Cancelled),
+                Polled::Queued => {}
+            }
+            match deadline {
+                None => std::thread::park(),
+                Some(d) => {
+                    let now = std::time::Instant::now();
+                    if now >= d {
+                        if let Some(i) = self.withdraw(ticket) {
+                            // Granted just before the timeout: keep it.
+                            return Ok(self.inner.frame(i));
+                        }
+                        return Err(Status::DeviceNotReady(
+                            format!(
+                                "timed out after {:?} waiting for a frame ({} of {} frames \
+                                 outstanding)",
+                                timeout.unwrap_or_default(),
+                                self.status().allocated_frames,
+                                self.inner.framing.frames
+                            )
+                            .into(),
+                        ));
+                    }
+                    std::thread::park_timeout(d - now);
+                }
+            }
+        }
+    }
+
+    /// First step of a queued allocate: a frame now, or a place in the queue.
+    pub(crate) fn begin(
+        &self,
+        holder: Option<&'static Holder>,
+        notify: impl FnOnce() -> Notify,
+    ) -> Result<Begin, Status> {
+        let inner = &self.inner;
+        // Fast path: no lock.
+        match inner.free.pop() {
+            Pop::Frame(i) => {
+                inner.note_peak();
+                match inner.claim(i, holder) {
+                    Ok(()) => return Ok(Begin::Ready(inner.frame(i))),
+                    Err(ClaimError::Misaligned(_)) => {
+                        return Inner::claim_or_return_err(inner, i, holder)
+                    }
+                    Err(ClaimError::NoFrame) => {
+                        if let Push::Pushed { finalize: true } = inner.free.push(i, false) {
+                            // SAFETY: last frame home after close; we hold a handle.
+                            unsafe { Inner::finalize(Arc::as_ptr(inner)) };
+                        }
+                    }
+                }
+            }
+            Pop::Closed => return Err(closed_status()),
+            Pop::Empty => {}
+        }
+        let mut q = lock(&inner.waiters);
+        match inner.free.pop_or_wait() {
+            PopOrWait::Frame(i) => {
+                inner.note_peak();
+                match inner.claim(i, holder) {
+                    Ok(()) => return Ok(Begin::Ready(inner.frame(i))),
+                    Err(ClaimError::Misaligned(_)) => {
+                        drop(q);
+                        return Inner::claim_or_return_err(inner, i, holder);
+                    }
+                    Err(ClaimError::NoFrame) => {
+                        // Vendor has no memory although a slot is free: wait for a free.
+                        inner.free.push(i, false);
+                        inner.free.set_waiters();
+                    }
+                }
+            }
+            PopOrWait::Closed => return Err(closed_status()),
+            PopOrWait::Wait => {}
+        }
+        match q.enqueue(notify(), holder) {
+            Some(t) => Ok(Begin::Queued(t)),
+            None => {
+                if q.is_empty() {
+                    inner.free.clear_waiters();
+                }
+                Err(Status::InsufficientResources(
+                    format!(
+                        "{} requests are already pending on allocator {}; max_waiters is {} \
+                             (raise it with Allocator::builder().max_waiters(..))",
+                        q.len(),
+                        inner.name,
+                        q.capacity()
+                    )
+                    .into(),
+                ))
+            }
+        }
+    }
+
+    /// Checks a queued request, updating how it wants to be woken.
+    pub(crate) fn poll_ticket(&self, t: Ticket, notify: impl FnOnce(&mut Notify)) -> Polled {
+        lock(&self.inner.waiters).poll(t, notify)
+    }
+
+    pub(crate) fn poll_ticket_waker(&self, t: Ticket, waker: &std::task::Waker) -> Polled {
+        self.poll_ticket(t, |n| set_waker(n, waker))
+    }
+
+    /// Withdraws a request. A frame already granted to it is returned to the caller.
+    pub(crate) fn withdraw(&self, t: Ticket) -> Option<u32> {
+        let mut q = lock(&self.inner.waiters);
+        let granted = q.remove(t);
+        if q.is_empty() && !self.inner.free.is_closed() {
+            self.inner.free.clear_waiters();
+        }
+        granted
+    }
+
+    /// Withdraws a request and frees any frame it had been granted (cancellation).
+    pub(crate) fn cancel(&self, t: Ticket) {
+        if let Some(i) = self.withdraw(t) {
+            // SAFETY: frame `i` was granted to this request and is now ours; we hold a handle.
+            unsafe { Inner::release(Arc::as_ptr(&self.inner), i) };
+        }
+    }
+
+    pub(crate) fn frame_from_grant(&self, i: u32) -> Frame {
+        self.inner.frame(i)
+    }
+
+    /// Frees a frame given by address (KS: `KSMETHOD_STREAMALLOCATOR_FREE` or
+    /// `KSSTREAMALLOCATOR_FUNCTIONTABLE.FreeFrame`), as produced by [`Frame::into_raw`].
+    /// Never blocks.
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_PARAMETER` (policy, ks-spec §10 item 5) if `addr` is not the start of a
+    /// frame this allocator has outstanding as a raw address: foreign, already freed, interior,
+    /// or held by a live [`Frame`]. Nothing changes then.
+    ///
+    /// ```
+    /// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1,
+    ///                         frame_size: 64, alignment: Alignment::BYTE };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let addr = alloc.try_allocate()?.into_raw();
+    /// alloc.free_raw(addr)?;
+    /// assert!(alloc.free_raw(addr).is_err(), "double free refused");
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
+    #[doc(alias = "FreeFrame")]
+    #[doc(alias = "KSMETHOD_STREAMALLOCATOR_FREE")]
+    pub fn free_raw(&self, addr: usize) -> Result<(), Status> {
+        let inner = &self.inner;
+        let index = match &inner.backend {
+            Backend::Region(r) => r.index_of(addr),
+            Backend::Vendor { .. } => inner.slots.iter().position(|s| {
+                // Relaxed: a lookup; the state CAS below decides.
+                addr != 0 && s.addr.load(Ordering::Relaxed) == addr
+            }),
+        };
+        let Some(index) = index else {
+            return Err(not_outstanding(addr, &inner.name));
+        };
+        // AcqRel: Acquire pairs with `mark_raw`'s Release; only one of two racing frees of
+        // the same address can win this CAS.
+        if inner.slots[index]
+            .state
+            .compare_exchange(RAW, HELD, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return Err(not_outstanding(addr, &inner.name));
+        }
+        // SAFETY: the CAS made us the frame's unique owner; we hold a handle.
+        unsafe { Inner::release(Arc::as_ptr(inner), index as u32) };
+        Ok(())
+    }
+
+    /// Closes the allocator (KS: closing the allocator handle): pending requests complete with
+    /// `STATUS_CANCELLED`, new allocations fail, FREEFRAME subscriptions end. Frames already
+    /// out stay valid until they come back; a vendor's `delete` runs after the last one.
+    /// Idempotent; also happens when the last handle is dropped.
+    pub fn close(&self) {
+        let inner = &self.inner;
+        let mut q = lock(&inner.waiters);
+        if inner.free.is_closed() {
+            return;
+        }
+        // The close reference: keeps the allocator alive for frames still out.
+        // SAFETY: we hold a handle, so the pointer is live.
+        unsafe { Arc::increment_strong_count(Arc::as_ptr(inner)) };
+        let (_, finalize) = inner.free.close();
+        let wake = q.cancel_all();
+        drop(q);
+        for n in wake {
+            n.wake();
+        }
+        inner.events.close();
+        crate::worker::unwatch(inner);
+        if finalize {
+            // SAFETY: every frame was home when we closed; we hold a handle too.
+            unsafe { Inner::finalize(Arc::as_ptr(inner)) };
+        }
+    }
+
+    /// Whether [`close`](Self::close) has run.
+    pub fn is_closed(&self) -> bool {
+        self.inner.free.is_closed()
+    }
+
+    /// Status (KS: `KSPROPERTY_STREAMALLOCATOR_STATUS`, behaviours 19-20) with extended
+    /// counters.
+    #[doc(alias = "KSPROPERTY_STREAMALLOCATOR_STATUS")]
+    pub fn status(&self) -> AllocatorStatus {
+        let inner = &self.inner;
+        let q = lock(&inner.waiters);
+        AllocatorStatus {
+            framing: inner.framing,
+            allocated_frames: inner.free.capacity() - inner.free.free_count(),
+            // Relaxed (both): statistics.
+            peak_allocated_frames: inner.peak.load(Ordering::Relaxed),
+            pending: q.len(),
+            max_pending: q.max_len,
+            handoffs: q.handoffs,
+            failed_try_allocates: inner.failed_try.load(Ordering::Relaxed),
+            closed: inner.free.is_closed(),
+        }
+    }
+
+    /// The outstanding frames and who holds them, longest-held first.
+    pub fn outstanding(&self) -> Vec<OutstandingFrame> {
+        self.inner.outstanding()
+    }
+
+    /// A starvation report if a request has pended longer than the threshold now.
+    pub fn starvation_report(&self) -> Option<StarvationReport> {
+        self.inner.starvation_report()
+    }
+
+    /// The last starvation report the allocator emitted (as a `tracing` warning), if any.
+    /// The library worker checks every 50 ms.
+    pub fn last_starvation_report(&self) -> Option<StarvationReport> {
+        lock(&self.inner.last_starvation).clone()
+    }
+
+    /// The creation framing.
+    pub fn framing(&self) -> &Framing {
+        &self.inner.framing
+    }
+
+    /// The memory kind.
+    pub fn memory(&self) -> Memory {
+        self.inner.memory
+    }
+
+    /// Bytes per frame.
+    pub fn frame_size(&self) -> usize {
+        self.inner.frame_size
+    }
+
+    /// The diagnostics name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Whether the function table is offered (non-paged memory, behaviour 29).
+    pub fn offers_function_table(&self) -> bool {
+        self.inner.memory.is_dispatch_safe()
+    }
+
+    /// For [`Memory::User`]: the shared memory that holds the frames, so another process can
+    /// map them.
+    pub fn shared_memory(&self) -> Option<SharedMemory<'_>> {
+        match &self.inner.backend {
+            Backend::Region(r) => {
+                let (fd, base_offset, len) = r.shared()?;
+                let l = r.layout();
+                Some(SharedMemory {
+                    fd,
+                    len,
+                    base_offset,
+                    stride: l.stride,
+                    frames: l.frames,
+                })
+            }
+            Backend::Vendor { .. } => None,
+        }
+    }
+
+    /// Whether two handles refer to the same allocator.
+    pub fn same(&self, other: &Allocator) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+/// The memfd of a [`Memory::User`] allocator and where its frames lie in it.
+#[derive(Debug, Clone, Copy)]
+pub struct SharedMemory<'a> {
+    /// The memfd (map it `MAP_SHARED` with `len` bytes).
+    pub fd: std::os::fd::BorrowedFd<'a>,
+    /// Length of the memfd in bytes.
+    pub len: usize,
+    /// Offset of frame 0.
+    pub base_offset: usize,
+    /// Distance between frames.
+    pub stride: usize,
+    /// Number of frames.
+    pub frames: usize,
+}
+
+impl SharedMemory<'_> {
+    /// Byte offset of frame `index` in the memfd.
+    pub fn frame_offset(&self, index: usize) -> Option<usize> {
+        (index < self.frames).then(|| self.base_offset + index * self.stride)
+    }
+}
+
+/// First step of a queued allocate.
+pub(crate) enum Begin {
+    Ready(Frame),
+    Queued(Ticket),
+}
+
+impl Inner {
+    fn claim_or_return_err(
+        this: &Arc<Inner>,
+        index: u32,
+        _holder: Option<&'static Holder>,
+    ) -> Result<Begin, Status> {
+        // The vendor frame was already returned; return the slot and report.
+        if let Push::Pushed { finalize: true } = this.free.push(index, false) {
+            // SAFETY: last frame home after close; the caller holds a handle.
+            unsafe { Inner::finalize(Arc::as_ptr(this)) };
+        }
+        Err(Status::InvalidParameter(
+            format!(
+                "the vendor allocator returned a frame address not aligned to {} bytes as the \
+                 framing requires; the frame was returned to the vendor",
+                this.framing.alignment.bytes()
+            )
+            .into(),
+        ))
+    }
+}
+
+impl Inner {
+    /// The outstanding frames and who holds them, longest-held first.
+    pub(crate) fn outstanding(&self) -> Vec<OutstandingFrame> {
+        let inner = self;
+        let now = now_ns();
+        let mut v: Vec<OutstandingFrame> = inner
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                // Relaxed (all): a diagnostics snapshot; a frame changing hands meanwhile may
+                // be listed with its previous or new holder.
+                let state = s.state.load(Ordering::Relaxed);
+                if state == FREE {
+                    return None;
+                }
+                let h = s.holder.load(Ordering::Relaxed);
+                // SAFETY: non-null holder pointers are only ever stored from `&'static Holder`.
+                let holder = (!h.is_null()).then(|| unsafe { &*h }.0);
+                Some(OutstandingFrame {
+                    index: i,
+                    addr: inner.frame_ptr(i as u32).as_ptr() as usize,
+                    holder,
+                    held_for: Duration::from_nanos(
+                        now.saturating_sub(s.taken_at.load(Ordering::Relaxed)),
+                    ),
+                    raw: state == RAW,
+                })
+            })
+            .collect();
+        v.sort_by_key(|o| std::cmp::Reverse(o.held_for));
+        v
+    }
+
+    /// A starvation report if a request has pended longer than the threshold now.
+    pub(crate) fn starvation_report(&self) -> Option<StarvationReport> {
+        let threshold = self.starvation_threshold?;
+        let (since, pending) = {
+            let q = lock(&self.waiters);
+            (q.oldest_since()?, q.len())
+        };
+        let waiting_for = since.elapsed();
+        (waiting_for >= threshold).then(|| StarvationReport {
+            allocator: self.name.clone(),
+            waiting_for,
+            pending,
+            holders: self.outstanding(),
+        })
+    }
+
+    /// Emits a starvation report if one is due and none was emitted for the current episode.
+    pub(crate) fn check_starvation(&self) {
+        match self.starvation_report() {
+            Some(r) => {
+                // Relaxed: only the worker (and tests) call this; a duplicate report is benign.
+                if !self.starving_since_reported.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(allocator = %r.allocator, pending = r.pending, "{r}");
+                    *lock(&self.last_starvation) = Some(r);
+                }
+            }
+            None => self.starving_since_reported.store(false, Ordering::Relaxed),
+        }
+    }
+}
+
+pub(crate) fn closed_status() -> Status {
+    Status::InvalidDeviceState("the allocator is closed".into())
+}
+
+fn not_outstanding(addr: usize, name: &str) -> Status {
+    Status::InvalidParameter(
+        format!(
+            "frame address {addr:#x} is not a frame allocator {name} has outstanding as a raw \
+             address (foreign, already freed, interior pointer, or held by a Frame)"
+        )
+        .into(),
+    )
+}

@@ -1,0 +1,328 @@
+//! `KSEVENT_STREAMALLOCATOR_FREEFRAME`: subscribers learn when a frame returns to the free
+//! list (behaviour 33), in callback form ([`Allocator::on_free_frame`]) or awaitable form
+//! ([`Allocator::free_frame_events`]).
+//!
+//! Policy (KS is silent, ks-spec §10): the event fires once per free that puts a frame on the
+//! free list; a free that completes a pending request does not fire it (no frame became
+//! free). Frees at Dispatch level deliver the event through the library worker. After close
+//! the event is disabled (behaviour 36): subscriptions can no longer be made and awaiting ones
+//! complete with `STATUS_CANCELLED`.
+//!
+//! The free path pays only one relaxed load for this while nobody subscribes.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc as StdArc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use crate::level::{current_level, Level};
+use crate::loom::{lock, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::{Allocator, Status};
+
+type Callback = StdArc<dyn Fn() + Send + Sync>;
+
+#[derive(Default)]
+struct Registry {
+    next_id: u64,
+    callbacks: Vec<(u64, Callback)>,
+    wakers: Vec<(u64, Waker)>,
+    closed: bool,
+}
+
+pub(crate) struct Events {
+    subscribers: AtomicUsize,
+    generation: AtomicU64,
+    deferred: AtomicBool,
+    registry: Mutex<Registry>,
+}
+
+impl fmt::Debug for Events {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Events")
+            .field("subscribers", &self.subscribers.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Events {
+    pub(crate) fn new() -> Events {
+        Events {
+            subscribers: AtomicUsize::new(0),
+            generation: AtomicU64::new(0),
+            deferred: AtomicBool::new(false),
+            registry: Mutex::new(Registry::default()),
+        }
+    }
+
+    /// Whether anybody subscribed (a hint; subscriptions racing with a free may miss it).
+    #[inline]
+    pub(crate) fn active(&self) -> bool {
+        // Relaxed: a hint, see above.
+        self.subscribers.load(Ordering::Relaxed) != 0
+    }
+
+    /// A frame went on the free list.
+    pub(crate) fn fire(&self) {
+        // Release: pairs with the Acquire load in `NextFreeFrame::poll`.
+        self.generation.fetch_add(1, Ordering::Release);
+        if current_level() == Level::Dispatch {
+            // Release: pairs with the Acquire swap in `deliver_deferred` (worker).
+            self.deferred.store(true, Ordering::Release);
+        } else {
+            self.deliver();
+        }
+    }
+
+    /// Whether a Dispatch-level fire left delivery to the worker.
+    pub(crate) fn needs_worker(&self) -> bool {
+        // Acquire: see `fire`.
+        self.deferred.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn deliver_deferred(&self) {
+        // Acquire: see `fire`.
+        if self.deferred.swap(false, Ordering::Acquire) {
+            self.deliver();
+        }
+    }
+
+    fn deliver(&self) {
+        let mut r = lock(&self.registry);
+        for (_, cb) in &r.callbacks {
+            cb();
+        }
+        // `drain` keeps the vector's capacity: no heap traffic in steady state.
+        for (_, w) in r.wakers.drain(..) {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        let mut r = lock(&self.registry);
+        r.closed = true;
+        r.callbacks.clear();
+        for (_, w) in r.wakers.drain(..) {
+            w.wake();
+        }
+    }
+
+    fn subscribe(&self, cb: Option<Callback>) -> Result<u64, Status> {
+        let mut r = lock(&self.registry);
+        if r.closed {
+            return Err(crate::allocator::closed_status());
+        }
+        r.next_id += 1;
+        let id = r.next_id;
+        if let Some(cb) = cb {
+            r.callbacks.push((id, cb));
+        }
+        // Relaxed: the registry lock orders subscriber bookkeeping.
+        self.subscribers.fetch_add(1, Ordering::Relaxed);
+        Ok(id)
+    }
+
+    fn unsubscribe(&self, id: u64) {
+        let mut r = lock(&self.registry);
+        r.callbacks.retain(|(i, _)| *i != id);
+        r.wakers.retain(|(i, _)| *i != id);
+        // Relaxed: as in `subscribe`.
+        self.subscribers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A FREEFRAME callback subscription (KS: an enabled `KSEVENT_STREAMALLOCATOR_FREEFRAME`).
+/// Dropping it disables the event (KS: `IOCTL_KS_DISABLE_EVENT`).
+#[must_use = "dropping the subscription disables the event"]
+pub struct EventSubscription {
+    alloc: Allocator,
+    id: u64,
+}
+
+impl fmt::Debug for EventSubscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventSubscription")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl EventSubscription {
+    /// The subscription's id (the KS event handle of the request surface).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl Drop for EventSubscription {
+    fn drop(&mut self) {
+        self.alloc.inner.events.unsubscribe(self.id);
+    }
+}
+
+/// Awaitable FREEFRAME events: [`next_event`](Self::next_event) completes at the next free that puts a
+/// frame on the free list.
+pub struct FreeFrameEvents {
+    alloc: Allocator,
+    id: u64,
+    seen: u64,
+}
+
+impl fmt::Debug for FreeFrameEvents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FreeFrameEvents")
+            .field("id", &self.id)
+            .field("seen", &self.seen)
+            .finish()
+    }
+}
+
+impl Drop for FreeFrameEvents {
+    fn drop(&mut self) {
+        self.alloc.inner.events.unsubscribe(self.id);
+    }
+}
+
+impl FreeFrameEvents {
+    /// Waits for the next FREEFRAME event (events since the previous `next` count: none is
+    /// lost between two calls).
+    ///
+    /// # Errors
+    /// `STATUS_CANCELLED` once the allocator is closed.
+    pub fn next_event(&mut self) -> NextFreeFrame<'_> {
+        NextFreeFrame { events: self }
+    }
+
+    /// Blocking form of [`next_event`](Self::next_event), with a timeout; `Ok(false)` on timeout.
+    ///
+    /// # Errors
+    /// `STATUS_CANCELLED` once closed; `STATUS_INVALID_DEVICE_STATE` at Dispatch level.
+    pub fn wait(&mut self, timeout: Duration) -> Result<bool, Status> {
+        if current_level() == Level::Dispatch {
+            return Err(crate::level::refuse_blocking("FreeFrameEvents::wait"));
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        let thread = std::thread::current();
+        let waker = Waker::from(StdArc::new(ThreadWaker(thread)));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(r) = Pin::new(&mut self.next_event()).poll(&mut cx) {
+                return r.map(|()| true);
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            std::thread::park_timeout(deadline - now);
+        }
+    }
+}
+
+struct ThreadWaker(std::thread::Thread);
+
+impl std::task::Wake for ThreadWaker {
+    fn wake(self: StdArc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Future returned by [`FreeFrameEvents::next_event`].
+#[must_use = "futures do nothing unless polled"]
+pub struct NextFreeFrame<'a> {
+    events: &'a mut FreeFrameEvents,
+}
+
+impl fmt::Debug for NextFreeFrame<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NextFreeFrame").finish()
+    }
+}
+
+impl Future for NextFreeFrame<'_> {
+    type Output = Result<(), Status>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.events.alloc.is_closed() {
+            return Poll::Ready(Err(Status::Cancelled));
+        }
+        let ev = &this.events.alloc.inner.events;
+        // Acquire: pairs with the Release increment in `fire`.
+        let g = ev.generation.load(Ordering::Acquire);
+        if g != this.events.seen {
+            this.events.seen = g;
+            return Poll::Ready(Ok(()));
+        }
+        let mut r = lock(&ev.registry);
+        if r.closed {
+            return Poll::Ready(Err(Status::Cancelled));
+        }
+        let id = this.events.id;
+        match r.wakers.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, w)) if w.will_wake(cx.waker()) => {}
+            Some((_, w)) => *w = cx.waker().clone(),
+            None => r.wakers.push((id, cx.waker().clone())),
+        }
+        drop(r);
+        // Re-check after registering: a fire between our first load and the registration
+        // delivered before our waker was there.
+        // Acquire: as above.
+        let g = ev.generation.load(Ordering::Acquire);
+        if g != this.events.seen {
+            this.events.seen = g;
+            return Poll::Ready(Ok(()));
+        }
+        Poll::Pending
+    }
+}
+
+impl Allocator {
+    /// Subscribes `callback` to FREEFRAME (KS: enabling `KSEVENT_STREAMALLOCATOR_FREEFRAME`).
+    /// It runs on the freeing thread (at Passive level) or on the library worker (frees at
+    /// Dispatch level), under the event lock: it must not block, panic, or (un)subscribe.
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_DEVICE_STATE` after close.
+    ///
+    /// ```
+    /// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+    /// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1,
+    ///                         frame_size: 64, alignment: Alignment::BYTE };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let fired = Arc::new(AtomicUsize::new(0));
+    /// let f2 = fired.clone();
+    /// let sub = alloc.on_free_frame(move || { f2.fetch_add(1, Ordering::Relaxed); })?;
+    /// drop(alloc.try_allocate()?);
+    /// assert_eq!(fired.load(Ordering::Relaxed), 1);
+    /// drop(sub);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
+    #[doc(alias = "KSEVENT_STREAMALLOCATOR_FREEFRAME")]
+    pub fn on_free_frame(
+        &self,
+        callback: impl Fn() + Send + Sync + 'static,
+    ) -> Result<EventSubscription, Status> {
+        let id = self.inner.events.subscribe(Some(StdArc::new(callback)))?;
+        Ok(EventSubscription {
+            alloc: self.clone(),
+            id,
+        })
+    }
+
+    /// Subscribes to FREEFRAME in awaitable form.
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_DEVICE_STATE` after close.
+    pub fn free_frame_events(&self) -> Result<FreeFrameEvents, Status> {
+        let id = self.inner.events.subscribe(None)?;
+        // Acquire: start counting from now.
+        let seen = self.inner.events.generation.load(Ordering::Acquire);
+        Ok(FreeFrameEvents {
+            alloc: self.clone(),
+            id,
+            seen,
+        })
+    }
+}

@@ -1,0 +1,180 @@
+//! [`Frame`], the RAII form of an allocated frame, and [`Holder`], the tag that says who holds
+//! it.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use crate::allocator::{Allocator, Inner};
+
+/// Who holds a frame: a caller-chosen name such as a pin or element id, recorded with every
+/// outstanding frame and listed by [`Allocator::outstanding`] and starvation reports.
+///
+/// A `Holder` is referenced as `&'static Holder`, so recording it is one pointer store (no
+/// heap). A literal `&Holder("capture.out")` is promoted to a `'static` constant:
+///
+/// ```
+/// use ks_alloc::{Allocator, Framing, Holder, Memory};
+/// # let framing = Framing { flags: 0, pool_type: ks_alloc::PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: ks_alloc::Alignment::BYTE };
+/// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+/// let frame = alloc.try_allocate_for(&Holder("capture.out"))?;
+/// assert_eq!(alloc.outstanding()[0].holder, Some("capture.out"));
+/// drop(frame);
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Holder(pub &'static str);
+
+/// Returns the monotonic coarse clock in nanoseconds (a vDSO read, no system call).
+#[inline]
+pub(crate) fn now_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    (t.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(t.tv_nsec as u64)
+}
+
+/// One frame from an [`Allocator`]: exclusive access to its bytes until dropped, which frees
+/// it (handing it to the oldest pending request if there is one, behaviour 24).
+///
+/// `Frame` is `Send` and `Sync` (it is a unique owner of its bytes, like `Box<[u8]>`). It does
+/// not keep an `Allocator` handle: the allocator's memory stays valid while any frame is out,
+/// even after the allocator is closed and every handle dropped (see [`Allocator::close`]).
+///
+/// ```
+/// use ks_alloc::{Allocator, Framing, Memory};
+/// # let framing = Framing { flags: 0, pool_type: ks_alloc::PoolType::NON_PAGED, frames: 1, frame_size: 16, alignment: ks_alloc::Alignment::BYTE };
+/// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+/// let mut frame = alloc.try_allocate()?;
+/// frame[..5].copy_from_slice(b"hello");
+/// assert_eq!(frame.len(), 16);
+/// assert_eq!(alloc.status().allocated_frames, 1);
+/// drop(frame);
+/// assert_eq!(alloc.status().allocated_frames, 0);
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
+#[must_use = "dropping a Frame frees it at once"]
+pub struct Frame {
+    pub(crate) inner: NonNull<Inner>,
+    pub(crate) ptr: NonNull<u8>,
+    pub(crate) len: usize,
+    pub(crate) index: u32,
+}
+
+// SAFETY: a `Frame` is the unique owner of `len` bytes at `ptr` (the slot is HELD, nobody
+// else can reach the bytes), like `Box<[u8]>`; `inner` points to an `Inner` that is `Sync`
+// and stays alive while the frame is outstanding (close protocol in allocator.rs).
+unsafe impl Send for Frame {}
+// SAFETY: `&Frame` only allows reading the bytes and the metadata; see `Send`.
+unsafe impl Sync for Frame {}
+
+impl Frame {
+    /// The frame's start address (KS: the frame pointer).
+    pub fn addr(&self) -> usize {
+        self.ptr.as_ptr() as usize
+    }
+
+    /// The frame's start pointer.
+    pub fn as_ptr(&self) -> NonNull<u8> {
+        self.ptr
+    }
+
+    /// The frame's slot index in its allocator (`0..frames`). For the default allocator frame
+    /// `i` sits at `base + i * stride`.
+    pub fn index(&self) -> Option<usize> {
+        Some(self.index as usize)
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        // SAFETY: the allocator stays alive while this frame is outstanding.
+        unsafe { self.inner.as_ref() }
+    }
+
+    /// A handle to the allocator this frame came from (possibly closed).
+    pub fn allocator(&self) -> Allocator {
+        // SAFETY: `inner` came from `Arc::as_ptr` of the allocator's `Arc<Inner>`, which is
+        // alive while this frame is outstanding.
+        unsafe { Allocator::from_inner_ptr(self.inner) }
+    }
+
+    /// Turns the frame into its raw address (the KS form: a `PVOID` frame pointer). The frame
+    /// stays outstanding until [`Allocator::free_raw`] is called with this address; raw frames
+    /// are never freed implicitly.
+    #[doc(alias = "KSMETHOD_STREAMALLOCATOR_ALLOC")]
+    pub fn into_raw(self) -> usize {
+        let addr = self.addr();
+        self.inner().mark_raw(self.index);
+        std::mem::forget(self);
+        addr
+    }
+
+    /// How long this frame has been out.
+    pub fn held_for(&self) -> Duration {
+        self.inner().held_for(self.index)
+    }
+}
+
+impl Deref for Frame {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `ptr` is valid for `len` bytes while the frame is outstanding and this
+        // `Frame` is their only owner.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl DerefMut for Frame {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`, and `&mut self` makes the access exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl AsRef<[u8]> for Frame {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl AsMut<[u8]> for Frame {
+    fn as_mut(&mut self) -> &mut [u8] {
+        self
+    }
+}
+
+impl Drop for Frame {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: this frame is outstanding and owned by us; `release` is called exactly once
+        // per allocation (Drop runs once; `into_raw` forgets the Frame instead).
+        unsafe { Inner::release_held(self.inner, self.index) }
+    }
+}
+
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Frame")
+            .field("index", &self.index)
+            .field("addr", &format_args!("{:#x}", self.addr()))
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+/// One outstanding frame, as listed by [`Allocator::outstanding`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutstandingFrame {
+    /// Slot index.
+    pub index: usize,
+    /// Frame address.
+    pub addr: usize,
+    /// The holder tag given at allocation, if any.
+    pub holder: Option<&'static str>,
+    /// How long the frame has been out (coarse clock, a few ms resolution).
+    pub held_for: Duration,
+    /// True if the frame is held as a raw address (KS request surface / `into_raw`).
+    pub raw: bool,
+}

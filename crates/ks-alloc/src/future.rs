@@ -1,0 +1,233 @@
+//! The queued allocate as a `Future`: [`Allocate`] (borrows the allocator) and
+//! [`AllocateOwned`] (`'static`, holds a handle), plus [`PendingAlloc`], the handle of a KS
+//! ALLOC request that returned `STATUS_PENDING`.
+//!
+//! Runtime-agnostic: only `std::future::Future` and `std::task::Waker`.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use crate::allocator::Begin;
+use crate::frame::Holder;
+use crate::level::{current_level, refuse_blocking, Level};
+use crate::waiters::{Notify, Polled, Ticket};
+use crate::{Allocator, Frame, Status};
+
+/// State shared by both futures.
+#[derive(Debug, Clone, Copy)]
+enum State {
+    Init,
+    Queued(Ticket),
+    Done,
+}
+
+fn poll_state(
+    alloc: &Allocator,
+    state: &mut State,
+    holder: Option<&'static Holder>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Frame, Status>> {
+    match *state {
+        State::Init => match alloc.begin(holder, || Notify::Waker(cx.waker().clone())) {
+            Ok(Begin::Ready(f)) => {
+                *state = State::Done;
+                Poll::Ready(Ok(f))
+            }
+            Ok(Begin::Queued(t)) => {
+                *state = State::Queued(t);
+                Poll::Pending
+            }
+            Err(e) => {
+                *state = State::Done;
+                Poll::Ready(Err(e))
+            }
+        },
+        State::Queued(t) => match alloc.poll_ticket_waker(t, cx.waker()) {
+            Polled::Granted(i) => {
+                *state = State::Done;
+                Poll::Ready(Ok(alloc.frame_from_grant(i)))
+            }
+            Polled::Cancelled => {
+                *state = State::Done;
+                Poll::Ready(Err(Status::Cancelled))
+            }
+            Polled::Queued => Poll::Pending,
+        },
+        State::Done => Poll::Ready(Err(Status::InvalidDeviceRequest(
+            "allocate future polled after completion".into(),
+        ))),
+    }
+}
+
+fn cancel_state(alloc: &Allocator, state: &mut State) {
+    if let State::Queued(t) = *state {
+        *state = State::Done;
+        alloc.cancel(t);
+    }
+}
+
+/// Future of [`Allocator::allocate`]. Dropping it while pending cancels the request without
+/// consuming a frame.
+#[must_use = "futures do nothing unless polled"]
+pub struct Allocate<'a> {
+    alloc: &'a Allocator,
+    holder: Option<&'static Holder>,
+    state: State,
+}
+
+impl<'a> Allocate<'a> {
+    pub(crate) fn new(alloc: &'a Allocator, holder: Option<&'static Holder>) -> Self {
+        Allocate {
+            alloc,
+            holder,
+            state: State::Init,
+        }
+    }
+}
+
+impl Future for Allocate<'_> {
+    type Output = Result<Frame, Status>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        poll_state(this.alloc, &mut this.state, this.holder, cx)
+    }
+}
+
+impl Drop for Allocate<'_> {
+    fn drop(&mut self) {
+        cancel_state(self.alloc, &mut self.state);
+    }
+}
+
+impl fmt::Debug for Allocate<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Allocate")
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+/// Future of [`Allocator::allocate_owned`]: like [`Allocate`] but `'static`.
+#[must_use = "futures do nothing unless polled"]
+pub struct AllocateOwned {
+    alloc: Allocator,
+    holder: Option<&'static Holder>,
+    state: State,
+}
+
+impl AllocateOwned {
+    pub(crate) fn new(alloc: Allocator, holder: Option<&'static Holder>) -> Self {
+        AllocateOwned {
+            alloc,
+            holder,
+            state: State::Init,
+        }
+    }
+}
+
+impl Future for AllocateOwned {
+    type Output = Result<Frame, Status>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        poll_state(&this.alloc, &mut this.state, this.holder, cx)
+    }
+}
+
+impl Drop for AllocateOwned {
+    fn drop(&mut self) {
+        cancel_state(&self.alloc, &mut self.state);
+    }
+}
+
+impl fmt::Debug for AllocateOwned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AllocateOwned")
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+/// A pending KS ALLOC request (the method returned `STATUS_PENDING`): it holds its place in
+/// the FIFO queue. Await it, [`wait`](Self::wait) for it, or drop it to cancel (KS:
+/// `IoCancelIrp`, completing with `STATUS_CANCELLED`).
+#[must_use = "dropping a pending request cancels it"]
+pub struct PendingAlloc {
+    alloc: Allocator,
+    state: State,
+}
+
+impl fmt::Debug for PendingAlloc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingAlloc")
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+impl PendingAlloc {
+    #[allow(dead_code)] // used by the KS request surface (request.rs)
+    pub(crate) fn new(alloc: Allocator, ticket: Ticket) -> Self {
+        PendingAlloc {
+            alloc,
+            state: State::Queued(ticket),
+        }
+    }
+
+    /// Blocks until the request completes or `timeout` elapses.
+    ///
+    /// # Errors
+    /// `STATUS_CANCELLED` if the allocator closed; `STATUS_DEVICE_NOT_READY` on timeout (the
+    /// request is then withdrawn); `STATUS_INVALID_DEVICE_STATE` at Dispatch level.
+    pub fn wait(mut self, timeout: Option<Duration>) -> Result<Frame, Status> {
+        if current_level() == Level::Dispatch {
+            return Err(refuse_blocking("PendingAlloc::wait"));
+        }
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Queued(t) => self.alloc.wait_ticket(t, timeout),
+            _ => Err(Status::InvalidDeviceRequest(
+                "request already completed".into(),
+            )),
+        }
+    }
+
+    /// Completes the request now if a frame has been handed to it (the KS client's view of
+    /// the IRP completing): `Ok(Some(frame))`, `Ok(None)` while still pending.
+    ///
+    /// # Errors
+    /// `STATUS_CANCELLED` if the allocator closed.
+    pub fn try_complete(&mut self) -> Result<Option<Frame>, Status> {
+        let State::Queued(t) = self.state else {
+            return Err(Status::InvalidDeviceRequest(
+                "request already completed".into(),
+            ));
+        };
+        match self.alloc.poll_ticket(t, |_| {}) {
+            Polled::Granted(i) => {
+                self.state = State::Done;
+                Ok(Some(self.alloc.frame_from_grant(i)))
+            }
+            Polled::Cancelled => {
+                self.state = State::Done;
+                Err(Status::Cancelled)
+            }
+            Polled::Queued => Ok(None),
+        }
+    }
+}
+
+impl Future for PendingAlloc {
+    type Output = Result<Frame, Status>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        poll_state(&this.alloc, &mut this.state, None, cx)
+    }
+}
+
+impl Drop for PendingAlloc {
+    fn drop(&mut self) {
+        cancel_state(&self.alloc, &mut self.state);
+    }
+}

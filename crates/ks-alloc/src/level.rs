@@ -1,0 +1,84 @@
+//! The per-thread *context level*: the portable stand-in for KS's IRQL (design.md).
+//!
+//! A thread runs at [`Level::Passive`] (may block) unless it raised itself to
+//! [`Level::Dispatch`] with [`raise_to_dispatch`], as a real-time audio callback or an
+//! interrupt-like handler would. At Dispatch level:
+//!
+//! * APIs that may block ([`Allocator::allocate_blocking`](crate::Allocator::allocate_blocking),
+//!   [`PendingAlloc::wait`](crate::PendingAlloc::wait)) refuse to run and return
+//!   `STATUS_INVALID_DEVICE_STATE` (KS would bugcheck);
+//! * a free that finds requests pending hands the frame to the library worker without taking
+//!   the waiter lock, and the worker completes the oldest request afterwards (behaviour 25);
+//! * FREEFRAME subscribers are notified by the worker, not inline.
+
+use std::cell::Cell;
+use std::marker::PhantomData;
+
+/// A thread's context level (KS: IRQL).
+#[doc(alias = "IRQL")]
+#[doc(alias = "KIRQL")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// May block, sleep, allocate and make system calls (KS: `PASSIVE_LEVEL`).
+    #[doc(alias = "PASSIVE_LEVEL")]
+    Passive,
+    /// Must not block, sleep or allocate (KS: `DISPATCH_LEVEL`).
+    #[doc(alias = "DISPATCH_LEVEL")]
+    Dispatch,
+}
+
+crate::loom::thread_local! {
+    static LEVEL: Cell<Level> = const { Cell::new(Level::Passive) };
+}
+
+/// The calling thread's current level.
+///
+/// ```
+/// use ks_alloc::{current_level, raise_to_dispatch, Level};
+/// assert_eq!(current_level(), Level::Passive);
+/// {
+///     let _g = raise_to_dispatch();
+///     assert_eq!(current_level(), Level::Dispatch);
+/// }
+/// assert_eq!(current_level(), Level::Passive);
+/// ```
+#[doc(alias = "KeGetCurrentIrql")]
+pub fn current_level() -> Level {
+    LEVEL.with(Cell::get)
+}
+
+/// Raises the calling thread to [`Level::Dispatch`] until the guard is dropped (which restores
+/// the previous level). Guards nest.
+#[doc(alias = "KeRaiseIrql")]
+pub fn raise_to_dispatch() -> DispatchGuard {
+    let previous = LEVEL.with(|l| l.replace(Level::Dispatch));
+    DispatchGuard {
+        previous,
+        _not_send: PhantomData,
+    }
+}
+
+/// Restores the previous context level on drop. Not `Send`: the level is per thread.
+#[must_use = "the thread drops back to its previous level when the guard is dropped"]
+#[derive(Debug)]
+pub struct DispatchGuard {
+    previous: Level,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for DispatchGuard {
+    fn drop(&mut self) {
+        LEVEL.with(|l| l.set(self.previous));
+    }
+}
+
+/// The error a blocking API returns at Dispatch level.
+pub(crate) fn refuse_blocking(api: &'static str) -> crate::Status {
+    crate::Status::InvalidDeviceState(
+        format!(
+            "{api} may block and was called at Dispatch level; use try_allocate or the async \
+             allocate() at Dispatch level, or drop the DispatchGuard first"
+        )
+        .into(),
+    )
+}

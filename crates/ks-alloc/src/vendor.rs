@@ -1,0 +1,339 @@
+//! Vendor allocators (KS: `KSALLOCATOR_DISPATCH` — `InitializeAllocator`, `Allocate`, `Free`,
+//! `DeleteAllocator`), the default allocator as one of them ([`DefaultVendor`]), and the
+//! example device allocator [`CommonBuffer`].
+//!
+//! # Contract guaranteed by the allocator object (behaviours 16-18, 42)
+//!
+//! * `initialize` runs exactly once, during [`Allocator::with_vendor`](crate::Allocator::with_vendor),
+//!   before anything else; if it fails, creation fails with its status and nothing else is
+//!   ever called.
+//! * `allocate` and `free` receive only the context `initialize` returned, in any interleaving,
+//!   from any thread (possibly at Dispatch level: they must not block).
+//! * `allocate` returning `None` means "no frame now": a non-blocking allocate fails with
+//!   `STATUS_UNSUCCESSFUL`, a queued request stays pending and is retried at the next free.
+//! * An address not aligned as the framing asks is refused (`STATUS_INVALID_PARAMETER` to the
+//!   caller) and handed straight back to `free`.
+//! * At most `framing.frames` frames are outstanding at once (the allocator's slots bound it).
+//! * `delete` runs exactly once, after the allocator is closed and the last frame has come
+//!   back, and nothing is called after it.
+
+use std::any::Any;
+use std::fmt;
+use std::ptr::NonNull;
+
+use crate::freelist::{FreeList, Pop, Push};
+use crate::memory::{Layout, Region};
+use crate::{Framing, Memory, Status};
+
+/// A vendor allocator (KS: `KSALLOCATOR_DISPATCH`).
+///
+/// # Safety
+/// Every pointer `allocate` returns must be valid for reads and writes of
+/// `framing.frame_size` bytes and must not overlap any other frame outstanding from this
+/// context, from the moment it is returned until it is passed to `free` (the allocator hands
+/// those bytes out as `&mut [u8]`).
+///
+/// # Examples
+/// ```
+/// use std::ptr::NonNull;
+/// use std::sync::{Arc, Mutex};
+/// use ks_alloc::{Alignment, Allocator, Framing, PoolType, Status, VendorAllocator};
+///
+/// /// Frames from the Rust heap (for illustration).
+/// struct HeapVendor;
+/// // SAFETY: each frame is a distinct live heap block of `frame_size` bytes until freed.
+/// unsafe impl VendorAllocator for HeapVendor {
+///     type Context = (std::alloc::Layout, Mutex<u32>);
+///     fn initialize(&self, f: &Framing) -> Result<Self::Context, Status> {
+///         let l = std::alloc::Layout::from_size_align(f.frame_size as usize, f.alignment.bytes() as usize)
+///             .map_err(|e| Status::InvalidParameter(e.to_string().into()))?;
+///         Ok((l, Mutex::new(0)))
+///     }
+///     fn allocate(&self, cx: &Self::Context) -> Option<NonNull<u8>> {
+///         *cx.1.lock().unwrap() += 1;
+///         // SAFETY: the layout has a non-zero size (FrameSize >= 1).
+///         NonNull::new(unsafe { std::alloc::alloc(cx.0) })
+///     }
+///     fn free(&self, cx: &Self::Context, p: NonNull<u8>) {
+///         // SAFETY: `p` came from `allocate` with this layout.
+///         unsafe { std::alloc::dealloc(p.as_ptr(), cx.0) }
+///     }
+///     fn delete(&self, _cx: Self::Context) {}
+/// }
+///
+/// let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2,
+///                         frame_size: 128, alignment: Alignment::BYTES_64 };
+/// let alloc = Allocator::with_vendor(&framing, Arc::new(HeapVendor))?;
+/// let f = alloc.try_allocate()?;
+/// assert_eq!(f.addr() % 64, 0);
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
+#[doc(alias = "KSALLOCATOR_DISPATCH")]
+pub unsafe trait VendorAllocator: Send + Sync + 'static {
+    /// The allocator context (KS: the `Context` set by `InitializeAllocator`).
+    type Context: Send + Sync + 'static;
+
+    /// KS `InitializeAllocator`: called once, at creation, with the creation framing.
+    ///
+    /// # Errors
+    /// Any status; creation then fails with it.
+    #[doc(alias = "PFNKSPININITIALIZEALLOCATOR")]
+    fn initialize(&self, framing: &Framing) -> Result<Self::Context, Status>;
+
+    /// KS `Allocate` (`PFNKSDEFAULTALLOCATE`): a frame, or `None` for "no frame now".
+    #[doc(alias = "PFNKSDEFAULTALLOCATE")]
+    fn allocate(&self, cx: &Self::Context) -> Option<NonNull<u8>>;
+
+    /// KS `Free` (`PFNKSDEFAULTFREE`): takes back a frame `allocate` returned.
+    #[doc(alias = "PFNKSDEFAULTFREE")]
+    fn free(&self, cx: &Self::Context, frame: NonNull<u8>);
+
+    /// KS `DeleteAllocator` (`PFNKSDELETEALLOCATOR`): once, after close and the last frame.
+    #[doc(alias = "PFNKSDELETEALLOCATOR")]
+    fn delete(&self, cx: Self::Context);
+
+    /// The kind of memory the frames are (decides whether the function table is offered).
+    /// Default: `NonPaged` (device and DMA memory never page-fault); override if the frames
+    /// may page-fault.
+    fn memory(&self) -> Memory {
+        Memory::NonPaged
+    }
+
+    /// A name for diagnostics. Default: the type name.
+    fn name(&self) -> &'static str {
+        std::any::type_name::<Self>()
+    }
+}
+
+/// An initialized vendor context, type-erased.
+pub struct ErasedContext(Box<dyn Any + Send + Sync>);
+
+impl fmt::Debug for ErasedContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ErasedContext")
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<T: super::VendorAllocator> Sealed for T {}
+}
+
+/// The object-safe form of [`VendorAllocator`], implemented for every vendor allocator (and
+/// only for them: it is sealed, so its pointer contract cannot be bypassed). Pass vendors as
+/// `Arc<dyn DynVendor>`.
+pub trait DynVendor: sealed::Sealed + Send + Sync + 'static {
+    /// `initialize`, with the context erased.
+    ///
+    /// # Errors
+    /// The vendor's status.
+    fn dyn_initialize(&self, framing: &Framing) -> Result<ErasedContext, Status>;
+    /// `allocate` on an erased context (`None` also if the context is not this vendor's).
+    fn dyn_allocate(&self, cx: &ErasedContext) -> Option<NonNull<u8>>;
+    /// `free` on an erased context (ignored if the context is not this vendor's).
+    fn dyn_free(&self, cx: &ErasedContext, frame: NonNull<u8>);
+    /// `delete` on an erased context.
+    fn dyn_delete(&self, cx: ErasedContext);
+    /// See [`VendorAllocator::memory`].
+    fn memory(&self) -> Memory;
+    /// See [`VendorAllocator::name`].
+    fn name(&self) -> &'static str;
+}
+
+impl<T: VendorAllocator> DynVendor for T {
+    fn dyn_initialize(&self, framing: &Framing) -> Result<ErasedContext, Status> {
+        Ok(ErasedContext(Box::new(self.initialize(framing)?)))
+    }
+    #[inline]
+    fn dyn_allocate(&self, cx: &ErasedContext) -> Option<NonNull<u8>> {
+        self.allocate(cx.0.downcast_ref::<T::Context>()?)
+    }
+    #[inline]
+    fn dyn_free(&self, cx: &ErasedContext, frame: NonNull<u8>) {
+        if let Some(cx) = cx.0.downcast_ref::<T::Context>() {
+            self.free(cx, frame);
+        }
+    }
+    fn dyn_delete(&self, cx: ErasedContext) {
+        if let Ok(cx) = cx.0.downcast::<T::Context>() {
+            self.delete(*cx);
+        }
+    }
+    fn memory(&self) -> Memory {
+        VendorAllocator::memory(self)
+    }
+    fn name(&self) -> &'static str {
+        VendorAllocator::name(self)
+    }
+}
+
+/// The default allocator's memory management as a [`VendorAllocator`]: frames at fixed
+/// offsets in one [`Memory`] region, a lock-free free list of them.
+///
+/// [`Allocator::new`](crate::Allocator::new) uses the same region and free list directly
+/// (saving the indirection and a second free list on the fast path); `DefaultVendor` is that
+/// machinery behind the vendor interface, e.g. to wrap or decorate it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DefaultVendor {
+    /// Memory kind.
+    pub memory: Memory,
+}
+
+/// Context of [`DefaultVendor`] and [`CommonBuffer`]: the region and its free list.
+#[derive(Debug)]
+pub struct RegionContext {
+    region: Region,
+    free: FreeList,
+}
+
+impl RegionContext {
+    fn new(framing: &Framing, memory: Memory) -> Result<RegionContext, Status> {
+        if framing.frames == 0 || framing.frames > crate::MAX_FRAMES {
+            return Err(Status::InvalidParameter(
+                format!(
+                    "Frames is {}; must be 1..={}",
+                    framing.frames,
+                    crate::MAX_FRAMES
+                )
+                .into(),
+            ));
+        }
+        let layout = Layout::new(
+            framing.frames as usize,
+            framing.frame_size as usize,
+            framing.alignment.bytes() as usize,
+        )?;
+        Ok(RegionContext {
+            region: Region::new(layout, memory)?,
+            free: FreeList::new(framing.frames),
+        })
+    }
+
+    fn allocate(&self) -> Option<NonNull<u8>> {
+        match self.free.pop() {
+            Pop::Frame(i) => Some(self.region.frame_ptr(i as usize)),
+            Pop::Empty | Pop::Closed => None,
+        }
+    }
+
+    fn free(&self, p: NonNull<u8>) {
+        match self.region.index_of(p.as_ptr() as usize) {
+            Some(i) => {
+                let _: Push = self.free.push(i as u32, false);
+            }
+            None => tracing::error!(
+                addr = p.as_ptr() as usize,
+                "region vendor asked to free an address it never handed out; ignored"
+            ),
+        }
+    }
+}
+
+// SAFETY: `RegionContext` hands out each frame of its region at most once until it is freed
+// (the free list owns the indices), and each frame is `frame_size` bytes inside the mapping,
+// which lives as long as the context.
+unsafe impl VendorAllocator for DefaultVendor {
+    type Context = RegionContext;
+    fn initialize(&self, framing: &Framing) -> Result<RegionContext, Status> {
+        RegionContext::new(framing, self.memory)
+    }
+    fn allocate(&self, cx: &RegionContext) -> Option<NonNull<u8>> {
+        cx.allocate()
+    }
+    fn free(&self, cx: &RegionContext, frame: NonNull<u8>) {
+        cx.free(frame)
+    }
+    fn delete(&self, cx: RegionContext) {
+        drop(cx);
+    }
+    fn memory(&self) -> Memory {
+        self.memory
+    }
+    fn name(&self) -> &'static str {
+        "default"
+    }
+}
+
+/// Example device allocator: frames carved from one contiguous locked region, like a device's
+/// common DMA buffer (KS: an AVStream vendor allocator over `AllocateCommonBuffer`). It
+/// declares capabilities and refuses framings that exceed them.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ks_alloc::{Alignment, Allocator, CommonBuffer, Framing, PoolType};
+/// let dev = CommonBuffer { name: "dma0", max_frame_size: 8192, max_frames: 8, alignment: Alignment::BYTES_512 };
+/// let ok = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 4, frame_size: 4096, alignment: Alignment::BYTES_64 };
+/// let alloc = Allocator::with_vendor(&ok, Arc::new(dev))?;
+/// assert_eq!(alloc.try_allocate()?.addr() % 512, 0, "device alignment applies");
+/// let too_big = Framing { frame_size: 65536, ..ok };
+/// assert!(Allocator::with_vendor(&too_big, Arc::new(dev)).is_err());
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommonBuffer {
+    /// Device name (diagnostics).
+    pub name: &'static str,
+    /// Largest frame the device can address.
+    pub max_frame_size: u32,
+    /// Most frames the buffer may hold.
+    pub max_frames: u32,
+    /// The device's own alignment requirement (frames are aligned to the larger of this and
+    /// the framing's).
+    pub alignment: crate::Alignment,
+}
+
+impl CommonBuffer {
+    /// Whether this device can serve `framing`; the error names the capability exceeded.
+    ///
+    /// # Errors
+    /// `STATUS_NOT_SUPPORTED` naming the field, the value and the capability.
+    pub fn check(&self, framing: &Framing) -> Result<(), Status> {
+        if framing.frame_size > self.max_frame_size {
+            return Err(Status::NotSupported(
+                format!(
+                    "FrameSize is {}; common buffer {} supports at most {} bytes per frame",
+                    framing.frame_size, self.name, self.max_frame_size
+                )
+                .into(),
+            ));
+        }
+        if framing.frames > self.max_frames {
+            return Err(Status::NotSupported(
+                format!(
+                    "Frames is {}; common buffer {} holds at most {} frames",
+                    framing.frames, self.name, self.max_frames
+                )
+                .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+// SAFETY: delegates to `RegionContext` (see `DefaultVendor`).
+unsafe impl VendorAllocator for CommonBuffer {
+    type Context = RegionContext;
+    fn initialize(&self, framing: &Framing) -> Result<RegionContext, Status> {
+        self.check(framing)?;
+        let f = Framing {
+            alignment: framing.alignment.max(self.alignment),
+            ..*framing
+        };
+        RegionContext::new(&f, Memory::NonPaged)
+    }
+    fn allocate(&self, cx: &RegionContext) -> Option<NonNull<u8>> {
+        cx.allocate()
+    }
+    fn free(&self, cx: &RegionContext, frame: NonNull<u8>) {
+        cx.free(frame)
+    }
+    fn delete(&self, cx: RegionContext) {
+        drop(cx);
+    }
+    fn memory(&self) -> Memory {
+        Memory::NonPaged
+    }
+    fn name(&self) -> &'static str {
+        self.name
+    }
+}

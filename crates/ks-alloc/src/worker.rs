@@ -1,0 +1,180 @@
+//! The library worker thread (KS: the worker item that completes pending ALLOC requests when a
+//! frame is freed above `PASSIVE_LEVEL`, behaviour 25).
+//!
+//! One thread per process, started when the first allocator is created (so that a Dispatch
+//! level free never spawns anything). A Dispatch-level free pushes its frame on the
+//! allocator's deferred stack and, unless the allocator is already scheduled, links the
+//! allocator into the worker's lock-free list (taking a strong reference for the worker) and
+//! unparks it. Unparking is a non-blocking `futex` wake: the one system call a Dispatch free
+//! may make, the equivalent of KS queueing a work item.
+//!
+//! The worker also polls the allocators that have a starvation threshold (every 50 ms) and
+//! emits their starvation reports.
+
+use crate::allocator::Inner;
+
+#[cfg(not(loom))]
+mod imp {
+    use std::ptr;
+    use std::sync::atomic::{AtomicPtr, Ordering};
+    use std::sync::{Mutex, OnceLock, Weak};
+    use std::thread::Thread;
+    use std::time::Duration;
+
+    use super::Inner;
+    use crate::loom::{lock, Arc};
+    use crate::Status;
+
+    const TICK: Duration = Duration::from_millis(50);
+
+    struct Worker {
+        thread: Thread,
+        /// Lock-free list of scheduled allocators, linked through `Inner::worker_next`. Many
+        /// producers push; the worker takes the whole list with one `swap` (no ABA).
+        queue: AtomicPtr<Inner>,
+        watched: Mutex<Vec<Weak<Inner>>>,
+    }
+
+    static WORKER: OnceLock<Result<Worker, String>> = OnceLock::new();
+
+    fn worker() -> Option<&'static Worker> {
+        WORKER.get().and_then(|w| w.as_ref().ok())
+    }
+
+    pub(crate) fn ensure_started() -> Result<(), Status> {
+        let w = WORKER.get_or_init(|| {
+            std::thread::Builder::new()
+                .name("ks-alloc-worker".into())
+                .spawn(run)
+                .map(|h| Worker {
+                    thread: h.thread().clone(),
+                    queue: AtomicPtr::new(ptr::null_mut()),
+                    watched: Mutex::new(Vec::new()),
+                })
+                .map_err(|e| e.to_string())
+        });
+        w.as_ref().map(|_| ()).map_err(|e| {
+            Status::InsufficientResources(
+                format!("cannot start the ks-alloc worker thread: {e}").into(),
+            )
+        })
+    }
+
+    /// Links `this` (with the caller's strong reference) into the worker's queue.
+    pub(crate) fn enqueue(this: *const Inner) {
+        let Some(w) = worker() else {
+            // Unreachable: an allocator exists only after `ensure_started` succeeded.
+            return;
+        };
+        // SAFETY: the caller transferred a strong reference, so `this` is alive.
+        let inner = unsafe { &*this };
+        // Relaxed: seeds the CAS.
+        let mut head = w.queue.load(Ordering::Relaxed);
+        loop {
+            // Relaxed: published by the Release CAS below.
+            inner.worker_next.store(head, Ordering::Relaxed);
+            // Release: pairs with the worker's Acquire swap, publishing `worker_next` and the
+            // deferred frames pushed before.
+            match w.queue.compare_exchange_weak(
+                head,
+                this.cast_mut(),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(h) => head = h,
+            }
+        }
+        w.thread.unpark();
+    }
+
+    pub(crate) fn watch(inner: &Arc<Inner>) {
+        if let Some(w) = worker() {
+            lock(&w.watched).push(Arc::downgrade(inner));
+        }
+    }
+
+    pub(crate) fn unwatch(inner: &Arc<Inner>) {
+        if let Some(w) = worker() {
+            let p = Arc::as_ptr(inner);
+            lock(&w.watched).retain(|x| x.as_ptr() != p && x.strong_count() > 0);
+        }
+    }
+
+    fn run() {
+        // Wait until `WORKER` is initialised (we may run before `get_or_init` stores it).
+        let w = loop {
+            if let Some(w) = worker() {
+                break w;
+            }
+            std::thread::park_timeout(Duration::from_millis(1));
+        };
+        let mut last_scan = std::time::Instant::now();
+        loop {
+            // Acquire: pairs with the Release CAS in `enqueue`.
+            let mut p = w.queue.swap(ptr::null_mut(), Ordering::Acquire);
+            if p.is_null() {
+                std::thread::park_timeout(TICK);
+            }
+            while !p.is_null() {
+                // SAFETY: every queued pointer carries a strong reference for the worker.
+                let inner = unsafe { &*p };
+                // Relaxed: ordered by the Acquire swap; read before `service` lets the
+                // allocator be scheduled (and relinked) again.
+                let next = inner.worker_next.load(Ordering::Relaxed);
+                inner.service();
+                // SAFETY: drops the reference the scheduler gave the worker.
+                unsafe { Arc::decrement_strong_count(p.cast_const()) };
+                p = next;
+            }
+            if last_scan.elapsed() >= TICK {
+                last_scan = std::time::Instant::now();
+                scan(w);
+            }
+        }
+    }
+
+    fn scan(w: &Worker) {
+        let live: Vec<Arc<Inner>> = {
+            let mut v = lock(&w.watched);
+            v.retain(|x| x.strong_count() > 0);
+            v.iter().filter_map(Weak::upgrade).collect()
+        };
+        for inner in live {
+            if !inner.free.is_closed() {
+                inner.check_starvation();
+            }
+        }
+    }
+}
+
+#[cfg(loom)]
+mod imp {
+    //! Under loom the model itself plays the worker: it calls `run_scheduled`.
+    use super::Inner;
+    use crate::loom::Arc;
+    use crate::Status;
+
+    pub(crate) fn ensure_started() -> Result<(), Status> {
+        Ok(())
+    }
+    pub(crate) fn enqueue(_this: *const Inner) {}
+    pub(crate) fn watch(_inner: &Arc<Inner>) {}
+    pub(crate) fn unwatch(_inner: &Arc<Inner>) {}
+}
+
+pub(crate) use imp::{enqueue, ensure_started, unwatch, watch};
+
+/// Loom: one worker pass if the allocator is scheduled (consumes the worker's reference).
+#[cfg(loom)]
+pub(crate) fn run_scheduled(inner: &crate::loom::Arc<Inner>) -> bool {
+    use crate::loom::Ordering;
+    // SeqCst: as in `Inner::schedule`.
+    if !inner.in_worker.load(Ordering::SeqCst) {
+        return false;
+    }
+    inner.service();
+    // SAFETY: drops the reference `schedule` handed to the worker.
+    unsafe { crate::loom::Arc::decrement_strong_count(crate::loom::Arc::as_ptr(inner)) };
+    true
+}

@@ -1,0 +1,437 @@
+//! The allocator object: both interfaces, hand-off, FIFO, cancel, close, raw frees, status.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use ks_alloc::{
+    raise_to_dispatch, Alignment, Allocator, Framing, Holder, Memory, PoolType, Status,
+};
+
+fn framing(frames: u32, size: u32) -> Framing {
+    Framing {
+        flags: 0,
+        pool_type: PoolType::NON_PAGED,
+        frames,
+        frame_size: size,
+        alignment: Alignment::BYTES_64,
+    }
+}
+
+fn alloc(frames: u32) -> Allocator {
+    Allocator::new(&framing(frames, 4096), Memory::NonPaged).unwrap()
+}
+
+/// Counts wake-ups.
+struct CountWaker(AtomicUsize);
+impl Wake for CountWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn counting_waker() -> (Arc<CountWaker>, Waker) {
+    let c = Arc::new(CountWaker(AtomicUsize::new(0)));
+    (c.clone(), Waker::from(c))
+}
+
+/// Minimal executor: polls on a thread-unparking waker.
+fn block_on<F: Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn frames_bound_outstanding_and_are_aligned_distinct() {
+    let a = alloc(3);
+    let frames: Vec<_> = (0..3).map(|_| a.try_allocate().unwrap()).collect();
+    let mut addrs: Vec<_> = frames.iter().map(|f| f.addr()).collect();
+    addrs.sort();
+    addrs.dedup();
+    assert_eq!(addrs.len(), 3);
+    assert!(addrs.iter().all(|p| p % 64 == 0));
+    assert!(matches!(a.try_allocate(), Err(Status::Unsuccessful(_))));
+    let s = a.status();
+    assert_eq!(s.allocated_frames, 3);
+    assert_eq!(s.peak_allocated_frames, 3);
+    assert_eq!(s.failed_try_allocates, 1);
+    drop(frames);
+    assert_eq!(a.status().allocated_frames, 0);
+    assert_eq!(a.status().to_ks_bytes()[24..28], 0u32.to_le_bytes());
+}
+
+#[test]
+fn frame_bytes_are_writable_and_survive_handover() {
+    let a = alloc(1);
+    let mut f = a.try_allocate().unwrap();
+    f.fill(0xAB);
+    assert_eq!(f.len(), 4096);
+    drop(f);
+    let f = a.try_allocate().unwrap();
+    assert!(f.iter().all(|&b| b == 0xAB));
+}
+
+#[test]
+fn paged_memory_refuses_function_table_but_serves_requests() {
+    let mut fr = framing(1, 64);
+    fr.pool_type = PoolType::PAGED;
+    let a = Allocator::builder(&fr).build().unwrap();
+    assert_eq!(a.memory(), Memory::Paged);
+    assert!(!a.offers_function_table());
+    assert!(matches!(a.try_allocate(), Err(Status::NotSupported(_))));
+    let f = block_on(a.allocate()).unwrap();
+    assert_eq!(f.len(), 64);
+}
+
+#[test]
+fn creation_rejects_zero_frames_and_too_many() {
+    assert!(matches!(
+        Allocator::new(&framing(0, 64), Memory::Paged),
+        Err(Status::InvalidParameter(_))
+    ));
+    assert!(matches!(
+        Allocator::new(&framing(70_000, 1), Memory::Paged),
+        Err(Status::InvalidParameter(_))
+    ));
+    assert!(matches!(
+        Allocator::new(&framing(1, 0), Memory::Paged),
+        Err(Status::InvalidParameter(_))
+    ));
+}
+
+#[test]
+fn free_with_pending_request_hands_over_without_dropping_count() {
+    let a = alloc(1);
+    let f = a.try_allocate().unwrap();
+    let (count, waker) = counting_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = pin!(a.allocate());
+    assert!(fut.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(a.status().pending, 1);
+    let addr = f.addr();
+    drop(f);
+    assert_eq!(count.0.load(Ordering::SeqCst), 1, "waiter woken");
+    assert_eq!(
+        a.status().allocated_frames,
+        1,
+        "outstanding count unchanged (B24)"
+    );
+    assert_eq!(a.status().handoffs, 1);
+    match fut.as_mut().poll(&mut cx) {
+        Poll::Ready(Ok(g)) => assert_eq!(g.addr(), addr),
+        other => panic!("expected the handed-over frame, got {other:?}"),
+    }
+    assert_eq!(a.status().pending, 0);
+}
+
+#[test]
+fn pending_requests_complete_in_fifo_order_and_cancel_keeps_order() {
+    let a = alloc(1);
+    let f = a.try_allocate().unwrap();
+    let (_c, waker) = counting_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut r1 = Box::pin(a.allocate_for(&Holder("r1")));
+    let mut r2 = Box::pin(a.allocate_for(&Holder("r2")));
+    let mut r3 = Box::pin(a.allocate_for(&Holder("r3")));
+    for r in [&mut r1, &mut r2, &mut r3] {
+        assert!(r.as_mut().poll(&mut cx).is_pending());
+    }
+    drop(r2); // cancel the middle one: consumes nothing
+    assert_eq!(a.status().pending, 2);
+    drop(f);
+    let g1 = match r1.as_mut().poll(&mut cx) {
+        Poll::Ready(Ok(g)) => g,
+        other => panic!("r1 first, got {other:?}"),
+    };
+    assert!(r3.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(a.outstanding()[0].holder, Some("r1"));
+    drop(g1);
+    assert!(matches!(r3.as_mut().poll(&mut cx), Poll::Ready(Ok(_))));
+    assert_eq!(a.status().max_pending, 3);
+}
+
+#[test]
+fn cancelling_a_granted_request_passes_the_frame_on() {
+    let a = alloc(1);
+    let f = a.try_allocate().unwrap();
+    let (_c, waker) = counting_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut r1 = Box::pin(a.allocate());
+    let mut r2 = Box::pin(a.allocate());
+    assert!(r1.as_mut().poll(&mut cx).is_pending());
+    assert!(r2.as_mut().poll(&mut cx).is_pending());
+    drop(f); // granted to r1
+    drop(r1); // r1 gives up: the frame goes on to r2
+    let Poll::Ready(Ok(g)) = r2.as_mut().poll(&mut cx) else {
+        panic!("r2 must get the frame")
+    };
+    assert_eq!(a.status().allocated_frames, 1);
+    drop(g);
+}
+
+#[test]
+fn cancelling_the_last_request_restores_the_free_list() {
+    let a = alloc(1);
+    let f = a.try_allocate().unwrap();
+    let (_c, waker) = counting_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut r = Box::pin(a.allocate());
+    assert!(r.as_mut().poll(&mut cx).is_pending());
+    drop(r);
+    drop(f);
+    assert_eq!(a.status().allocated_frames, 0);
+    assert!(
+        a.try_allocate().is_ok(),
+        "the frame went back to the free list"
+    );
+}
+
+#[test]
+fn blocking_allocate_times_out_and_is_woken_by_a_free() {
+    let a = alloc(1);
+    let f = a.try_allocate().unwrap();
+    match a.allocate_blocking(Some(Duration::from_millis(20))) {
+        Err(Status::DeviceNotReady(m)) => assert!(m.contains("timed out")),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert_eq!(a.status().pending, 0);
+    let a2 = a.clone();
+    let t = std::thread::spawn(move || a2.allocate_blocking(None).map(|g| g.addr()));
+    while a.status().pending == 0 {
+        std::thread::yield_now();
+    }
+    let addr = f.addr();
+    drop(f);
+    assert_eq!(t.join().unwrap().unwrap(), addr);
+}
+
+#[test]
+fn blocking_apis_refuse_dispatch_level() {
+    let a = alloc(1);
+    let _g = raise_to_dispatch();
+    assert!(matches!(
+        a.allocate_blocking(None),
+        Err(Status::InvalidDeviceState(_))
+    ));
+    // The non-blocking interface works at Dispatch level.
+    assert!(a.try_allocate().is_ok());
+}
+
+#[test]
+fn dispatch_level_free_completes_the_waiter_on_the_worker() {
+    let a = alloc(1);
+    let f = a.try_allocate().unwrap();
+    let a2 = a.clone();
+    let waiter = std::thread::spawn(move || block_on(a2.allocate()).map(|g| g.addr()));
+    while a.status().pending == 0 {
+        std::thread::yield_now();
+    }
+    let addr = f.addr();
+    {
+        let _g = raise_to_dispatch();
+        drop(f); // returns at once; the worker completes the request
+    }
+    assert_eq!(waiter.join().unwrap().unwrap(), addr);
+    assert_eq!(a.status().handoffs, 1);
+}
+
+#[test]
+fn close_cancels_pending_and_fails_new_allocations_but_keeps_frames_valid() {
+    let a = alloc(1);
+    let mut f = a.try_allocate().unwrap();
+    let (_c, waker) = counting_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut r = Box::pin(a.allocate());
+    assert!(r.as_mut().poll(&mut cx).is_pending());
+    a.close();
+    assert!(matches!(
+        r.as_mut().poll(&mut cx),
+        Poll::Ready(Err(Status::Cancelled))
+    ));
+    assert!(matches!(
+        a.try_allocate(),
+        Err(Status::InvalidDeviceState(_))
+    ));
+    assert!(matches!(
+        block_on(a.allocate()),
+        Err(Status::InvalidDeviceState(_))
+    ));
+    f.fill(7); // still valid
+    drop(r);
+    drop(a);
+    assert!(
+        f.iter().all(|&b| b == 7),
+        "frame valid after the last handle is gone"
+    );
+    let a = f.allocator();
+    assert!(a.is_closed());
+    drop(a);
+    drop(f);
+}
+
+#[test]
+fn raw_frees_refuse_foreign_double_interior_and_held_addresses() {
+    let a = alloc(2);
+    let other = alloc(1);
+    let held = a.try_allocate().unwrap();
+    let raw = a.try_allocate().unwrap().into_raw();
+    let foreign = other.try_allocate().unwrap();
+    let before = a.status();
+    for bad in [foreign.addr(), raw + 1, held.addr(), 0, usize::MAX] {
+        assert!(
+            matches!(a.free_raw(bad), Err(Status::InvalidParameter(_))),
+            "{bad:#x} must be refused"
+        );
+    }
+    assert_eq!(a.status(), before, "no state change");
+    a.free_raw(raw).unwrap();
+    assert!(matches!(a.free_raw(raw), Err(Status::InvalidParameter(_))));
+    assert_eq!(a.status().allocated_frames, 1);
+    drop(held);
+}
+
+#[test]
+fn max_waiters_bounds_the_queue_with_a_clear_error() {
+    let fr = framing(1, 64);
+    let a = Allocator::builder(&fr)
+        .memory(Memory::NonPaged)
+        .max_waiters(1)
+        .build()
+        .unwrap();
+    let _f = a.try_allocate().unwrap();
+    let (_c, waker) = counting_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut r1 = Box::pin(a.allocate());
+    assert!(r1.as_mut().poll(&mut cx).is_pending());
+    let mut r2 = Box::pin(a.allocate());
+    match r2.as_mut().poll(&mut cx) {
+        Poll::Ready(Err(Status::InsufficientResources(m))) => assert!(m.contains("max_waiters")),
+        other => panic!("expected the bound, got {other:?}"),
+    }
+}
+
+#[test]
+fn outstanding_names_holders_and_starvation_is_reported() {
+    let fr = framing(2, 64);
+    let a = Allocator::builder(&fr)
+        .memory(Memory::NonPaged)
+        .name("enc.in")
+        .starvation_threshold(Some(Duration::from_millis(30)))
+        .build()
+        .unwrap();
+    let f1 = a.try_allocate_for(&Holder("decoder.out")).unwrap();
+    let f2 = a.try_allocate_for(&Holder("scaler.out")).unwrap();
+    let mut names: Vec<_> = a.outstanding().iter().filter_map(|o| o.holder).collect();
+    names.sort();
+    assert_eq!(names, ["decoder.out", "scaler.out"]);
+    assert!(a.starvation_report().is_none());
+    let (_c, waker) = counting_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut r = Box::pin(a.allocate());
+    assert!(r.as_mut().poll(&mut cx).is_pending());
+    std::thread::sleep(Duration::from_millis(40));
+    let rep = a.starvation_report().expect("starving");
+    assert_eq!(rep.pending, 1);
+    assert_eq!(rep.holders.len(), 2);
+    assert!(rep.to_string().contains("decoder.out"));
+    // The worker emits it too (it scans every 50 ms).
+    let mut waited = 0;
+    while a.last_starvation_report().is_none() && waited < 200 {
+        std::thread::sleep(Duration::from_millis(10));
+        waited += 1;
+    }
+    assert!(a.last_starvation_report().is_some());
+    drop((f1, f2));
+}
+
+#[test]
+fn user_memory_exposes_the_memfd_and_offsets() {
+    let a = Allocator::new(&framing(2, 100), Memory::User).unwrap();
+    let sm = a.shared_memory().expect("user memory is shared");
+    assert_eq!(sm.frames, 2);
+    assert_eq!(sm.stride, 128);
+    assert_eq!(sm.frame_offset(1), Some(sm.base_offset + 128));
+    assert_eq!(sm.frame_offset(2), None);
+    assert!(alloc(1).shared_memory().is_none());
+}
+
+#[test]
+fn free_frame_events_fire_on_frees_to_the_list() {
+    let a = alloc(1);
+    let n = Arc::new(AtomicUsize::new(0));
+    let n2 = n.clone();
+    let sub = a
+        .on_free_frame(move || {
+            n2.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    let mut ev = a.free_frame_events().unwrap();
+    drop(a.try_allocate().unwrap());
+    assert_eq!(n.load(Ordering::SeqCst), 1);
+    assert!(ev.wait(Duration::from_secs(5)).unwrap());
+    assert!(!ev.wait(Duration::from_millis(10)).unwrap(), "no new event");
+    drop(sub);
+    drop(a.try_allocate().unwrap());
+    assert_eq!(n.load(Ordering::SeqCst), 1, "unsubscribed");
+    a.close();
+    assert!(matches!(
+        ev.wait(Duration::from_secs(1)),
+        Err(Status::Cancelled)
+    ));
+    assert!(a.on_free_frame(|| {}).is_err());
+}
+
+#[test]
+fn dispatch_level_free_frame_event_is_delivered_by_the_worker() {
+    let a = alloc(1);
+    let mut ev = a.free_frame_events().unwrap();
+    let f = a.try_allocate().unwrap();
+    {
+        let _g = raise_to_dispatch();
+        drop(f);
+    }
+    assert!(ev.wait(Duration::from_secs(5)).unwrap());
+}
+
+#[test]
+fn works_under_tokio() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let a = alloc(2);
+    rt.block_on(async {
+        let mut tasks = vec![];
+        for _ in 0..8 {
+            let a = a.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..200 {
+                    let mut f = a.allocate_owned().await.unwrap();
+                    f[0] = 1;
+                    tokio::task::yield_now().await;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    assert_eq!(a.status().allocated_frames, 0);
+    assert_eq!(a.status().pending, 0);
+}
