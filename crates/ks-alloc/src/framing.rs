@@ -64,6 +64,12 @@ fn fmt_guid(g: &GUID, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 /// Only masks of the form `2^n − 1` are valid, for `n` in 0..=31 (alignments 1 B .. 2 GiB);
 /// `0xFFFF_FFFF` (2^32 bytes) is rejected because the alignment would not fit in a `u32`.
 ///
+/// Policy (not Windows-documented): every decoder in this crate (bytes, ks-sys structures,
+/// create requests) rejects a `FileAlignment` that is not such a mask with
+/// `STATUS_INVALID_PARAMETER`, since no KS header defines one and negotiation and allocation
+/// rely on masks being masks. (The `FramePitch` reading of the same union field, tied to
+/// `KSALLOCATOR_FLAG_2D_BUFFER_REQUIRED`, is undocumented and not supported.)
+///
 /// ```
 /// use ks_alloc::Alignment;
 /// let a = Alignment::from_mask(3)?; // FILE_LONG_ALIGNMENT
