@@ -371,12 +371,19 @@ impl FilterDescriptor {
     }
 }
 
-/// Checks that every range of every item is well formed: `min <= max` for the physical and
-/// the optimal (framing) range. Returns what is wrong, in words.
+/// Checks that a framing is well formed: at least one item (a `KSALLOCATOR_FRAMING_EX` with
+/// `CountItems` 0 cannot be decoded by clients; a pin without requirements has no framing
+/// instead), and `min <= max` for the physical and the optimal (framing) range of every item.
+/// Returns what is wrong, in words.
 ///
 /// A stepping larger than `max - min` is accepted (KS calls it unpredictable; here the range
 /// then holds `min` only).
 pub fn check_framing(framing: &FramingEx) -> Result<(), String> {
+    if framing.items.is_empty() {
+        return Err(
+            "has no items; it must hold at least one (or the pin declares no framing)".into(),
+        );
+    }
     for (i, item) in framing.items.iter().enumerate() {
         for (what, r) in [
             ("physical", item.physical_range),

@@ -1,0 +1,276 @@
+//! KS states and allocator lifetime: STOP → ACQUIRE creates the plan's allocators (vendor
+//! initialize only when chosen, behaviour 38), failures close what was created, ACQUIRE → STOP
+//! closes; the delivery rule of behaviour 40 tested by trying.
+
+mod negotiation_support;
+
+use ks_alloc::{ItemFlags, Memory, MemoryType, Status};
+use ks_graph::{AllocatorKind, GraphError, KsState, StateError};
+use negotiation_support::*;
+
+const NP: MemoryType = MemoryType::KERNEL_NONPAGED;
+
+#[test]
+fn chosen_vendor_is_initialized_once_at_acquire_and_deleted_at_stop() {
+    let (v, counts) = vendor("dma", caps());
+    let mut g = Net::new()
+        .f(
+            "cam",
+            source(
+                K,
+                out_pin(Some(fx(NP, ItemFlags::empty(), 3, 64, 4096, 4096))).with_vendor(v),
+            ),
+        )
+        .f("dst", sink(K, in_pin(None)))
+        .c("cam.out", "dst.in")
+        .build();
+    assert_eq!(counts.inits(), 0, "negotiation alone never initializes");
+    g.set_state(KsState::Acquire).unwrap();
+    assert_eq!(counts.inits(), 1);
+    let plan = g.plan().unwrap();
+    assert_eq!(plan.pipes[0].allocator.kind, AllocatorKind::Vendor);
+    let alloc = g.pipe_allocator(g.pin("dst.in").unwrap()).unwrap().clone();
+    assert_eq!(alloc.framing().frames, 3);
+    assert_eq!(alloc.framing().frame_size, 4096);
+    let f = alloc.try_allocate().unwrap();
+    assert_eq!(f.addr() % 64, 0);
+    drop(f);
+    // The pipe's root (source) pin was assigned the allocator, as KSPROPERTY_STREAM_ALLOCATOR would.
+    let (h, a) = g.assigned_allocator(g.pin("cam.out").unwrap()).unwrap();
+    assert!(a.same(&alloc));
+    assert_eq!(g.allocator_references(h), 1);
+    drop(alloc);
+    g.set_state(KsState::Stop).unwrap();
+    assert_eq!(counts.deletes(), 1);
+    assert!(g.plan().is_none());
+    assert!(g.allocators().is_empty());
+    assert!(g.assigned_allocator(g.pin("cam.out").unwrap()).is_none());
+}
+
+#[test]
+fn vendor_on_a_user_mode_connection_is_never_initialized() {
+    let (v, counts) = vendor("dma", caps());
+    let mut g = Net::new()
+        .f("cam", source(K, out_pin(None).with_vendor(v)))
+        .f("app", sink(U, in_pin(None)))
+        .c("cam.out", "app.in")
+        .build();
+    g.set_state(KsState::Run).unwrap();
+    assert_eq!(counts.inits(), 0);
+    assert_eq!(g.allocators()[0].allocator.memory(), Memory::User);
+    g.set_state(KsState::Stop).unwrap();
+    assert_eq!(counts.inits(), 0);
+    assert_eq!(counts.deletes(), 0);
+}
+
+#[test]
+fn vendor_refused_for_capabilities_is_never_initialized() {
+    let (v, counts) = vendor("small", caps().with_max_frames(1));
+    let mut g = Net::new()
+        .f("cam", source(K, out_pin(Some(frames(4))).with_vendor(v)))
+        .f("dst", sink(K, in_pin(None)))
+        .c("cam.out", "dst.in")
+        .build();
+    g.set_state(KsState::Acquire).unwrap();
+    assert_eq!(
+        g.plan().unwrap().pipes[0].allocator.kind,
+        AllocatorKind::Default
+    );
+    assert_eq!(counts.inits(), 0);
+}
+
+#[test]
+fn failing_initialize_fails_the_transition_and_closes_everything_created() {
+    let (ok_v, ok_counts) = vendor("first", caps());
+    let (bad_v, bad_counts) = failing_vendor(
+        "second",
+        caps(),
+        Status::InsufficientResources("no DMA memory".into()),
+    );
+    let mut g = Net::new()
+        .f("a", source(K, out_pin(None).with_vendor(ok_v)))
+        .f(
+            "cp",
+            copy(K, in_pin(None), out_pin(None).with_vendor(bad_v)),
+        )
+        .f("z", sink(K, in_pin(None)))
+        .c("a.out", "cp.in")
+        .c("cp.out", "z.in")
+        .build();
+    let err = g.set_state(KsState::Run).unwrap_err();
+    match &err {
+        StateError::Allocator {
+            pipe,
+            allocator,
+            status,
+        } => {
+            assert_eq!((*pipe, allocator.as_str()), (1, "second"));
+            assert!(matches!(status, Status::InsufficientResources(_)));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(err.status().to_ntstatus(), 0xC000009Au32 as i32);
+    assert_eq!(g.state(), KsState::Stop);
+    assert!(g.allocators().is_empty());
+    assert_eq!(
+        (ok_counts.inits(), ok_counts.deletes()),
+        (1, 1),
+        "created allocator was closed"
+    );
+    assert_eq!(
+        (bad_counts.inits(), bad_counts.deletes()),
+        (1, 0),
+        "a failed initialize has nothing to delete"
+    );
+}
+
+#[test]
+fn states_walk_through_the_intermediate_ones() {
+    let mut g = Net::new()
+        .f("a", source(K, out_pin(None)))
+        .f("b", sink(K, in_pin(None)))
+        .c("a.out", "b.in")
+        .build();
+    assert_eq!(g.state(), KsState::Stop);
+    g.set_state(KsState::Pause).unwrap();
+    assert_eq!(g.state(), KsState::Pause);
+    assert_eq!(g.allocators().len(), 1);
+    g.set_state(KsState::Run).unwrap();
+    g.set_state(KsState::Acquire).unwrap();
+    assert_eq!(g.allocators().len(), 1, "allocators live until STOP");
+    let a = g.allocators()[0].allocator.clone();
+    g.set_state(KsState::Stop).unwrap();
+    assert!(a.is_closed());
+    // Idempotent requests are fine.
+    g.set_state(KsState::Stop).unwrap();
+}
+
+#[test]
+fn framing_edits_and_disconnects_need_stop() {
+    let mut g = Net::new()
+        .f("a", source(K, out_pin(None)))
+        .f("b", sink(K, in_pin(None)))
+        .c("a.out", "b.in")
+        .build();
+    g.set_state(KsState::Acquire).unwrap();
+    let pin = g.pin("a.out").unwrap();
+    let e = g.set_pin_framing(pin, frames(3)).unwrap_err();
+    assert!(matches!(
+        e,
+        GraphError::WrongState {
+            state: KsState::Acquire,
+            required: KsState::Stop,
+            ..
+        }
+    ));
+    assert_eq!(e.status().to_ntstatus(), 0xC0000184u32 as i32);
+    assert!(matches!(
+        g.disconnect(pin),
+        Err(GraphError::WrongState { .. })
+    ));
+    g.set_state(KsState::Stop).unwrap();
+    g.set_pin_framing(pin, frames(3)).unwrap();
+    g.set_state(KsState::Acquire).unwrap();
+    assert_eq!(g.plan().unwrap().pipes[0].framing.frames, 3);
+}
+
+#[test]
+fn unnegotiable_graph_fails_acquire_and_stays_in_stop() {
+    let mut g = Net::new()
+        .f("a", source(K, out_pin(Some(phys(frames(1), 10, 20, 1)))))
+        .f("b", sink(K, in_pin(Some(phys(frames(1), 30, 40, 1)))))
+        .c("a.out", "b.in")
+        .build();
+    let e = g.set_state(KsState::Acquire).unwrap_err();
+    assert!(matches!(e, StateError::Negotiation(_)));
+    assert_eq!(g.state(), KsState::Stop);
+}
+
+#[test]
+fn required_pin_disconnected_fails_acquire() {
+    let mut g = Net::new()
+        .f("a", source(K, out_pin(None).required()))
+        .f("b", sink(K, in_pin(None)))
+        .c("a.out", "b.in")
+        .build();
+    g.disconnect(g.pin("b.in").unwrap()).unwrap();
+    let e = g.set_state(KsState::Acquire).unwrap_err();
+    assert_eq!(
+        e,
+        StateError::Graph(GraphError::Unconnected {
+            pin: "a.out".into(),
+            direction: ks_graph::PinDirection::Out
+        })
+    );
+}
+
+#[test]
+fn kernel_frames_are_refused_at_user_mode_pins_and_user_frames_pass() {
+    // kernel source → (kernel pipe) → kernel copy → (user pipe) → user sink
+    let mut g = Net::new()
+        .f("src", source(K, out_pin(None)))
+        .f("cp", copy(K, in_pin(None), out_pin(None)))
+        .f("app", sink(U, in_pin(None)))
+        .c("src.out", "cp.in")
+        .c("cp.out", "app.in")
+        .build();
+    g.set_state(KsState::Run).unwrap();
+    let app = g.pin("app.in").unwrap();
+    let cp_in = g.pin("cp.in").unwrap();
+    let kernel = g.pipe_allocator(cp_in).unwrap().clone();
+    let user = g.pipe_allocator(app).unwrap().clone();
+    assert_eq!(kernel.memory(), Memory::NonPaged);
+    assert_eq!(user.memory(), Memory::User);
+
+    let kf = kernel.try_allocate().unwrap();
+    let e = g.check_frame_delivery(&kf, app).unwrap_err();
+    assert_eq!(e.pin, "app.in");
+    assert_eq!(e.status().to_ntstatus(), 0xC0000010u32 as i32);
+    assert!(
+        g.check_frame_delivery(&kf, cp_in).is_ok(),
+        "kernel frames reach kernel pins"
+    );
+    let uf = user
+        .allocate_blocking(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    assert!(g.check_frame_delivery(&uf, app).is_ok());
+    for m in [Memory::NonPaged, Memory::Paged] {
+        assert!(g.check_delivery(m, app).is_err());
+    }
+    drop((kf, uf));
+    g.set_state(KsState::Stop).unwrap();
+}
+
+#[test]
+fn vendor_frames_never_reach_a_user_mode_pin() {
+    let (v, _counts) = vendor("dma", caps());
+    let mut g = Net::new()
+        .f("cam", source(K, out_pin(None).with_vendor(v)))
+        .f("cp", copy(K, in_pin(None), out_pin(None)))
+        .f("app", sink(U, in_pin(None)))
+        .c("cam.out", "cp.in")
+        .c("cp.out", "app.in")
+        .build();
+    g.set_state(KsState::Acquire).unwrap();
+    assert_eq!(
+        g.plan().unwrap().pipes[0].allocator.kind,
+        AllocatorKind::Vendor
+    );
+    let vf = g.allocators()[0].allocator.try_allocate().unwrap();
+    assert!(g
+        .check_frame_delivery(&vf, g.pin("app.in").unwrap())
+        .is_err());
+}
+
+#[test]
+fn dropping_an_acquired_graph_closes_its_allocators() {
+    let (v, counts) = vendor("dma", caps());
+    let mut g = Net::new()
+        .f("cam", source(K, out_pin(None).with_vendor(v)))
+        .f("dst", sink(K, in_pin(None)))
+        .c("cam.out", "dst.in")
+        .build();
+    g.set_state(KsState::Run).unwrap();
+    drop(g);
+    assert_eq!((counts.inits(), counts.deletes()), (1, 1));
+}
