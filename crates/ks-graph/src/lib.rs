@@ -2,7 +2,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod filters;
 pub mod queue;
+pub mod runtime;
 pub mod stream_pointer;
 
 // Graph manager (helper D): model, graph building, pin properties, negotiation, plan, states.

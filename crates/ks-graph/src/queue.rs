@@ -55,6 +55,41 @@ pub const PIN_FLAG_DISTINCT_TRAILING_EDGE: u32 = 0x0000_0200;
 #[doc(alias = "KSSTREAM_HEADER_OPTIONSF_ENDOFSTREAM")]
 pub const OPTIONSF_END_OF_STREAM: u32 = 0x0000_0200;
 
+/// Byte access to a frame, for the data accessors of [`Queue`].
+pub trait FrameBytes {
+    /// The frame's bytes.
+    fn bytes(&self) -> &[u8];
+    /// The frame's bytes for writing, or `None` when the frame is read-only (shared).
+    fn bytes_mut(&mut self) -> Option<&mut [u8]>;
+}
+
+impl FrameBytes for Vec<u8> {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+    fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+        Some(self)
+    }
+}
+
+impl FrameBytes for Box<[u8]> {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+    fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+        Some(self)
+    }
+}
+
+impl FrameBytes for ks_alloc::Frame {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+    fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+        Some(self)
+    }
+}
+
 /// Identity of one frame within one queue: its arrival sequence number (0, 1, 2, …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FrameId(pub(crate) u64);

@@ -38,11 +38,10 @@
 //! ```
 
 use std::fmt;
-use std::ops::{Deref, DerefMut};
 
 use ks_alloc::Status;
 
-use crate::queue::{Direction, FrameId, Queue, StreamHeader};
+use crate::queue::{Direction, Entry, FrameBytes, FrameId, Queue, StreamHeader};
 
 /// Handle to one stream pointer of one [`Queue`]: an index into the queue's pointer slab
 /// plus a generation, so a deleted clone's handle is recognised as stale.
@@ -167,6 +166,7 @@ impl PointerData {
 const STALE: &str = "stream pointer handle is stale (deleted clone) or belongs to another queue";
 const NOT_LOCKED: &str = "the stream pointer is not locked";
 const NO_FRAME: &str = "no frame at the stream pointer (past the last frame)";
+const READ_ONLY: &str = "the frame is shared read-only (a tee branch) and cannot be written";
 const CANCELLED: &str = "the frame under the stream pointer was cancelled";
 
 impl<F> Queue<F> {
@@ -571,49 +571,54 @@ impl<F> Queue<F> {
     }
 }
 
-impl<F: Deref<Target = [u8]> + DerefMut> Queue<F> {
-    fn bytes(&self, id: PointerId) -> Result<(&[u8], u32, u32, &PointerData), Status> {
-        let pos = self.locked_pos(id)?;
-        let p = self.ptr(id);
-        match self.entry(pos) {
-            Some(e) => match &e.frame {
-                Some(f) => Ok((&f[..], e.header.frame_extent, e.header.data_used, p)),
-                None => Err(Status::DeviceNotReady(NO_FRAME.into())),
-            },
-            None => Err(Status::DeviceNotReady(NO_FRAME.into())),
-        }
-    }
-
+impl<F: FrameBytes> Queue<F> {
     /// The whole frame (`FrameExtent` bytes, clamped to the frame's size) under a locked
     /// pointer.
     pub fn data(&self, id: PointerId) -> Result<&[u8], Status> {
-        let (bytes, extent, _, _) = self.bytes(id)?;
-        Ok(&bytes[..clamp(extent, bytes.len())])
+        let pos = self.locked_pos(id)?;
+        match self.entry(pos) {
+            Some(Entry {
+                frame: Some(f),
+                header,
+                ..
+            }) => {
+                let bytes = f.bytes();
+                Ok(&bytes[..clamp(header.frame_extent, bytes.len())])
+            }
+            _ => Err(Status::DeviceNotReady(NO_FRAME.into())),
+        }
     }
 
-    /// The whole frame under a locked pointer, writable.
+    /// The whole frame under a locked pointer, writable. A read-only frame (one shared by
+    /// the branches of a tee) gives `STATUS_INVALID_DEVICE_REQUEST`.
     pub fn data_mut(&mut self, id: PointerId) -> Result<&mut [u8], Status> {
         let pos = self.locked_pos(id)?;
         match self.entry_mut(pos) {
-            Some(e) => {
-                let extent = e.header.frame_extent;
-                match &mut e.frame {
-                    Some(f) => {
-                        let n = clamp(extent, f.len());
-                        Ok(&mut f[..n])
+            Some(Entry {
+                frame: Some(f),
+                header,
+                ..
+            }) => {
+                let extent = header.frame_extent;
+                match f.bytes_mut() {
+                    Some(bytes) => {
+                        let n = clamp(extent, bytes.len());
+                        Ok(&mut bytes[..n])
                     }
-                    None => Err(Status::DeviceNotReady(NO_FRAME.into())),
+                    None => Err(Status::InvalidDeviceRequest(READ_ONLY.into())),
                 }
             }
-            None => Err(Status::DeviceNotReady(NO_FRAME.into())),
+            _ => Err(Status::DeviceNotReady(NO_FRAME.into())),
         }
     }
 
     /// The input bytes at and after `OffsetIn` (`Remaining` bytes) under a locked pointer.
     pub fn remaining_data(&self, id: PointerId) -> Result<&[u8], Status> {
-        let (bytes, _, used, p) = self.bytes(id)?;
+        let consumed = self.check(id)?.consumed_in;
+        let used = self.header(id)?.data_used;
+        let bytes = self.data(id)?;
         let end = clamp(used, bytes.len());
-        let start = clamp(p.consumed_in, end);
+        let start = clamp(consumed, end);
         Ok(&bytes[start..end])
     }
 

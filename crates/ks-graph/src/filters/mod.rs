@@ -1,0 +1,483 @@
+//! Built-in filters and the registry that turns a [`GraphSpec`] into a runnable graph.
+//!
+//! | type | routing | pins | what it does |
+//! |---|---|---|---|
+//! | `testsrc` | source | `out` | deterministic frames (`pattern=ramp`), zeros, or unfilled (`pattern=none`) |
+//! | `filesrc` | source | `out` | a file, cut into frames |
+//! | `identity` | in place | `in`, `out` | passes frames on untouched |
+//! | `invert` | in place (modifier) | `in`, `out` | inverts every data byte |
+//! | `copy` | not in place | `in`, `out` | copies into frames of the next pipe's allocator |
+//! | `tee` | splitter | `in`, `out0` … | every frame to every branch (shared read-only) |
+//! | `checksum` | in place | `in`, `out` (optional) | FNV-1a 64 of the stream, reported at the end |
+//! | `commonbuf` | in place | `in` (vendor), `out` | offers the `CommonBuffer` vendor allocator |
+//! | `filesink` | sink | `in` | writes the data to a file |
+//! | `nullsink` | sink | `in` | discards frames |
+//!
+//! Every filter accepts `mode=kernel|user` (default kernel) and per-pin framing overrides;
+//! [`registry`] lists each type's properties with their defaults, and the documentation of
+//! each filter type states its pins' framing.
+
+mod sinks;
+mod sources;
+mod transforms;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType};
+
+use crate::graph::{Graph, GraphBuilder, PinId};
+use crate::model::{FilterDescriptor, PinDirection};
+use crate::runtime::spec::{FramingOverride, GraphSpec, PropValue, SpecError, SpecErrorKind};
+use crate::runtime::{Process, RunError, Runtime};
+
+pub use transforms::{fnv1a64, FNV_OFFSET};
+
+/// What kind of value a property takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PropKind {
+    /// A non-negative integer (count or bytes; `k`/`M` suffixes allowed in pipelines).
+    Int,
+    /// A file path.
+    Path,
+    /// One of the listed words.
+    Choice(&'static [&'static str]),
+}
+
+/// One documented property of a filter type.
+#[derive(Debug, Clone, Copy)]
+pub struct PropDef {
+    /// Its name.
+    pub name: &'static str,
+    /// Its kind.
+    pub kind: PropKind,
+    /// The default, as text (empty: required).
+    pub default: &'static str,
+    /// What it does.
+    pub doc: &'static str,
+}
+
+/// A filter type of the registry.
+#[derive(Debug, Clone, Copy)]
+pub struct FilterType {
+    /// Its name in descriptions.
+    pub name: &'static str,
+    /// One line on what it does.
+    pub summary: &'static str,
+    /// Its pins and their framing, in words.
+    pub pins: &'static str,
+    /// Its properties.
+    pub properties: &'static [PropDef],
+    make: fn(&Props<'_>) -> Result<Made, SpecError>,
+}
+
+/// What a filter type's constructor returns.
+pub(crate) struct Made {
+    pub(crate) descriptor: FilterDescriptor,
+    pub(crate) process: Box<dyn Process>,
+}
+
+/// The validated properties of one filter instance, handed to its constructor.
+#[derive(Debug)]
+pub struct Props<'a> {
+    instance: &'a str,
+    ty: &'static FilterType,
+    values: &'a BTreeMap<String, PropValue>,
+}
+
+impl Props<'_> {
+    fn def(&self, name: &str) -> Option<&'static PropDef> {
+        self.ty.properties.iter().find(|p| p.name == name)
+    }
+
+    fn raw(&self, name: &str) -> Option<PropValue> {
+        if let Some(v) = self.values.get(name) {
+            return Some(v.clone());
+        }
+        let d = self.def(name)?;
+        (!d.default.is_empty()).then(|| PropValue::parse(d.default))
+    }
+
+    fn bad(&self, name: &str, value: &PropValue, allowed: &str) -> SpecError {
+        SpecError::new(
+            SpecErrorKind::BadValue,
+            format!(
+                "filter '{}' ({}): property {name}={value} is invalid; {allowed}",
+                self.instance, self.ty.name
+            ),
+        )
+    }
+
+    /// An integer property within `min..=max`.
+    pub fn int(&self, name: &str, min: u64, max: u64) -> Result<u64, SpecError> {
+        let v = self.raw(name).ok_or_else(|| self.missing(name))?;
+        match v.as_u64() {
+            Some(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(self.bad(
+                name,
+                &v,
+                &format!("it must be an integer from {min} to {max}"),
+            )),
+        }
+    }
+
+    /// A text property.
+    pub fn text(&self, name: &str) -> Result<String, SpecError> {
+        let v = self.raw(name).ok_or_else(|| self.missing(name))?;
+        match v {
+            PropValue::Str(s) if !s.is_empty() => Ok(s),
+            other => Err(self.bad(name, &other, "it must be non-empty text")),
+        }
+    }
+
+    /// A choice property; returns the index of the chosen word.
+    pub fn choice(&self, name: &str) -> Result<usize, SpecError> {
+        let v = self.raw(name).ok_or_else(|| self.missing(name))?;
+        let words = match self.def(name).map(|d| d.kind) {
+            Some(PropKind::Choice(w)) => w,
+            _ => &[][..],
+        };
+        let text = v.to_string();
+        words
+            .iter()
+            .position(|w| *w == text)
+            .ok_or_else(|| self.bad(name, &v, &format!("allowed: {}", words.join(", "))))
+    }
+
+    fn missing(&self, name: &str) -> SpecError {
+        SpecError::new(
+            SpecErrorKind::BadValue,
+            format!(
+                "filter '{}' ({}): property '{name}' is required",
+                self.instance, self.ty.name
+            ),
+        )
+    }
+
+    /// The instance name.
+    pub fn instance(&self) -> &str {
+        self.instance
+    }
+}
+
+static REGISTRY: [FilterType; 10] = [
+    sources::TESTSRC,
+    sources::FILESRC,
+    transforms::IDENTITY,
+    transforms::INVERT,
+    transforms::COPY,
+    transforms::TEE,
+    transforms::CHECKSUM,
+    transforms::COMMONBUF,
+    sinks::FILESINK,
+    sinks::NULLSINK,
+];
+
+/// Every built-in filter type.
+pub fn registry() -> &'static [FilterType] {
+    &REGISTRY
+}
+
+/// The filter type called `name`.
+pub fn lookup(name: &str) -> Option<&'static FilterType> {
+    REGISTRY.iter().find(|t| t.name == name)
+}
+
+fn known_types() -> String {
+    REGISTRY
+        .iter()
+        .map(|t| t.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The memory type named in a framing override.
+pub fn parse_memory(text: &str) -> Result<MemoryType, SpecError> {
+    Ok(match text {
+        "any" | "wildcard" => MemoryType::WILDCARD,
+        "system" => MemoryType::SYSTEM,
+        "user" => MemoryType::USER,
+        "paged" => MemoryType::KERNEL_PAGED,
+        "nonpaged" => MemoryType::KERNEL_NONPAGED,
+        "device" => MemoryType::DEVICE_UNKNOWN,
+        other => {
+            return Err(SpecError::new(
+                SpecErrorKind::BadValue,
+                format!(
+                "memory '{other}' is not allowed; use any, system, user, paged, nonpaged or device"
+            ),
+            ))
+        }
+    })
+}
+
+/// Applies a framing override to a pin's framing (or to a simple framing when it has none).
+pub fn apply_override(
+    base: Option<&FramingEx>,
+    o: &FramingOverride,
+    pin: &str,
+) -> Result<FramingEx, SpecError> {
+    let mut fx = base.cloned().unwrap_or_else(|| {
+        FramingEx::simple(
+            MemoryType::WILDCARD,
+            ItemFlags::empty(),
+            1,
+            Alignment::BYTE,
+            1,
+            u32::MAX,
+        )
+    });
+    let alignment = match o.alignment {
+        Some(b) => Some(Alignment::from_bytes(b).map_err(|_| {
+            SpecError::new(
+                SpecErrorKind::BadValue,
+                format!("pin '{pin}': alignment {b} is invalid; it must be a power of two (1, 2, 4, … bytes)"),
+            )
+        })?),
+        None => None,
+    };
+    let memory = o.memory.as_deref().map(parse_memory).transpose()?;
+    if o.frames == Some(0) {
+        return Err(SpecError::new(
+            SpecErrorKind::BadValue,
+            format!("pin '{pin}': frames is 0; a pin holds at least 1 frame"),
+        ));
+    }
+    if o.frame_size == Some(0) || o.min_size == Some(0) {
+        return Err(SpecError::new(
+            SpecErrorKind::BadValue,
+            format!("pin '{pin}': frame size 0 is invalid; frames hold at least 1 byte"),
+        ));
+    }
+    for item in &mut fx.items {
+        if let Some(n) = o.frames {
+            item.frames = n;
+        }
+        if let Some(a) = alignment {
+            item.alignment = a;
+        }
+        if let Some(m) = memory {
+            item.memory_type = m;
+        }
+        for r in [&mut item.physical_range, &mut item.framing_range] {
+            if let Some(s) = o.frame_size {
+                r.min = s;
+                r.max = s;
+            }
+            if let Some(s) = o.min_size {
+                r.min = s;
+            }
+            if let Some(s) = o.max_size {
+                r.max = s;
+            }
+        }
+        if item.physical_range.min > item.physical_range.max {
+            return Err(SpecError::new(
+                SpecErrorKind::BadValue,
+                format!(
+                    "pin '{pin}': frame size range {}..{} is empty; min_size must be <= max_size",
+                    item.physical_range.min, item.physical_range.max
+                ),
+            ));
+        }
+    }
+    Ok(fx)
+}
+
+/// A graph built from a description, with one process callback per filter.
+pub struct Built {
+    /// The graph, in STOP, framing overrides applied.
+    pub graph: Graph,
+    processes: Vec<Box<dyn Process>>,
+}
+
+impl std::fmt::Debug for Built {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Built")
+            .field("filters", &self.graph.filter_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Built {
+    /// The runtime for this graph.
+    pub fn into_runtime(self) -> Result<Runtime, RunError> {
+        Runtime::new(self.graph, self.processes)
+    }
+}
+
+fn graph_err(e: crate::GraphError) -> SpecError {
+    SpecError::new(SpecErrorKind::Graph, e.to_string())
+}
+
+/// Builds the graph a description asks for: every filter type known, every property known
+/// and valid, every pin known, framing overrides applied (KsEdit, behaviour 9).
+///
+/// ```
+/// use ks_graph::filters;
+/// use ks_graph::runtime::spec::GraphSpec;
+/// let spec = GraphSpec::parse_pipeline("testsrc frames=3 size=64 ! invert ! nullsink").unwrap();
+/// let built = filters::build(spec).unwrap();
+/// assert_eq!(built.graph.filter_count(), 3);
+/// let bad = GraphSpec::parse_pipeline("testsrc sise=4 ! nullsink").unwrap();
+/// let err = filters::build(bad).unwrap_err();
+/// assert!(err.message.contains("unknown property 'sise'"));
+/// ```
+pub fn build(mut spec: GraphSpec) -> Result<Built, SpecError> {
+    spec.expand()?;
+    if spec.filters.is_empty() {
+        return Err(SpecError::new(
+            SpecErrorKind::Syntax,
+            "the graph has no filters",
+        ));
+    }
+    let mut builder = GraphBuilder::new();
+    let mut processes = Vec::with_capacity(spec.filters.len());
+    let mut descriptors: BTreeMap<String, Arc<FilterDescriptor>> = BTreeMap::new();
+    for f in &spec.filters {
+        let ty = lookup(&f.kind).ok_or_else(|| {
+            SpecError::new(
+                SpecErrorKind::UnknownFilter,
+                format!(
+                    "unknown filter type '{}' (instance '{}'); known types: {}",
+                    f.kind,
+                    f.name,
+                    known_types()
+                ),
+            )
+        })?;
+        for key in f.properties.keys() {
+            if !ty.properties.iter().any(|p| p.name == key) {
+                let known: Vec<&str> = ty.properties.iter().map(|p| p.name).collect();
+                return Err(SpecError::new(
+                    SpecErrorKind::UnknownProperty,
+                    format!(
+                        "filter '{}' ({}): unknown property '{key}'; known properties: {}",
+                        f.name,
+                        ty.name,
+                        if known.is_empty() {
+                            "none besides mode".to_owned()
+                        } else {
+                            format!("{}, mode", known.join(", "))
+                        }
+                    ),
+                ));
+            }
+        }
+        let props = Props {
+            instance: &f.name,
+            ty,
+            values: &f.properties,
+        };
+        let made = (ty.make)(&props)?;
+        let mut desc = made.descriptor;
+        if let Some(m) = f.mode {
+            desc.mode = m.into();
+        }
+        for (pin, o) in &f.framing {
+            let Some(idx) = desc.pin_index(pin) else {
+                return Err(unknown_pin(&f.name, ty.name, pin, &desc));
+            };
+            let name = format!("{}.{pin}", f.name);
+            desc.pins[idx].framing =
+                Some(apply_override(desc.pins[idx].framing.as_ref(), o, &name)?);
+        }
+        let desc = Arc::new(desc);
+        builder
+            .add_filter(f.name.clone(), Arc::clone(&desc))
+            .map_err(graph_err)?;
+        descriptors.insert(f.name.clone(), desc);
+        processes.push(made.process);
+    }
+    let mut used: BTreeSet<(String, usize)> = BTreeSet::new();
+    for c in &spec.connections {
+        let from = resolve(
+            &builder,
+            &descriptors,
+            &mut used,
+            &c.from,
+            PinDirection::Out,
+        )?;
+        let to = resolve(&builder, &descriptors, &mut used, &c.to, PinDirection::In)?;
+        builder.connect_pins(from, to).map_err(graph_err)?;
+    }
+    let graph = builder.build().map_err(graph_err)?;
+    Ok(Built { graph, processes })
+}
+
+fn unknown_pin(instance: &str, ty: &str, pin: &str, desc: &FilterDescriptor) -> SpecError {
+    let pins: Vec<&str> = desc.pins.iter().map(|p| p.name.as_str()).collect();
+    SpecError::new(
+        SpecErrorKind::UnknownPin,
+        format!(
+            "filter '{instance}' ({ty}) has no pin '{pin}'; its pins: {}",
+            pins.join(", ")
+        ),
+    )
+}
+
+/// Resolves `"filter.pin"` or `"filter"` (its next free pin of `dir`).
+fn resolve(
+    builder: &GraphBuilder,
+    descriptors: &BTreeMap<String, Arc<FilterDescriptor>>,
+    used: &mut BTreeSet<(String, usize)>,
+    text: &str,
+    dir: PinDirection,
+) -> Result<PinId, SpecError> {
+    let dir_word = match dir {
+        PinDirection::In => "input",
+        PinDirection::Out => "output",
+    };
+    let (filter, pin) = if descriptors.contains_key(text) {
+        (text, None)
+    } else {
+        match text.rsplit_once('.') {
+            Some((f, p)) if descriptors.contains_key(f) => (f, Some(p)),
+            _ => {
+                let name = text.split('.').next().unwrap_or(text);
+                return Err(SpecError::new(
+                    SpecErrorKind::UnknownFilter,
+                    format!(
+                        "connection '{text}': no filter instance named '{name}'; instances: {}",
+                        descriptors.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+    };
+    let desc = &descriptors[filter];
+    let idx = match pin {
+        Some(p) => {
+            let idx = desc
+                .pin_index(p)
+                .ok_or_else(|| unknown_pin(filter, &desc.name, p, desc))?;
+            if desc.pins[idx].direction != dir {
+                return Err(SpecError::new(
+                    SpecErrorKind::UnknownPin,
+                    format!(
+                        "connection '{text}': pin '{p}' of '{filter}' is not an {dir_word} pin"
+                    ),
+                ));
+            }
+            idx
+        }
+        None => desc
+            .pins
+            .iter()
+            .enumerate()
+            .position(|(i, p)| p.direction == dir && !used.contains(&(filter.to_owned(), i)))
+            .ok_or_else(|| {
+                SpecError::new(
+                    SpecErrorKind::UnknownPin,
+                    format!(
+                        "filter '{filter}' ({}) has no free {dir_word} pin left to connect",
+                        desc.name
+                    ),
+                )
+            })?,
+    };
+    used.insert((filter.to_owned(), idx));
+    builder
+        .pin(&format!("{filter}.{}", desc.pins[idx].name))
+        .map_err(graph_err)
+}

@@ -1,0 +1,143 @@
+//! Sink filters: `nullsink` and `filesink`.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+
+use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType, Status};
+
+use super::{FilterType, Made, PropDef, PropKind, Props};
+use crate::model::{FilterDescriptor, PinDescriptor};
+use crate::runtime::spec::{SpecError, SpecErrorKind};
+use crate::runtime::{FilterStats, Pins, Process};
+use crate::stream_pointer::PointerState;
+
+/// Frames a sink's input pin holds at once.
+const SINK_FRAMES: u32 = 2;
+
+fn sink_descriptor(kind: &str) -> FilterDescriptor {
+    FilterDescriptor::kernel(kind).with_pin(
+        PinDescriptor::input("in")
+            .with_framing(FramingEx::simple(
+                MemoryType::WILDCARD,
+                ItemFlags::empty(),
+                SINK_FRAMES,
+                Alignment::BYTE,
+                1,
+                u32::MAX,
+            ))
+            .required(),
+    )
+}
+
+/// Consumes every frame at the input's leading edge, handing each frame's data to `each`.
+fn consume(
+    pins: &mut Pins<'_>,
+    stats: &mut FilterStats,
+    mut each: impl FnMut(&[u8]) -> Result<(), Status>,
+) -> Result<bool, Status> {
+    let Some(q) = pins.queue(0) else {
+        return Ok(false);
+    };
+    let mut eos = false;
+    while let Some(p) = q.leading_edge(PointerState::Locked) {
+        let used = q.header(p)?.data_used as usize;
+        eos |= q.header(p)?.is_end_of_stream();
+        let data = q.data(p)?;
+        each(&data[..used.min(data.len())])?;
+        q.unlock(p, true)?;
+        stats.frames += 1;
+        stats.bytes += used as u64;
+    }
+    if eos {
+        pins.end_of_stream();
+    }
+    Ok(eos)
+}
+
+/// `nullsink`: discards every frame (returning it to its allocator at once).
+///
+/// Pins: `in` (input, required; any memory, 2 frames, any size).
+pub(super) const NULLSINK: FilterType = FilterType {
+    name: "nullsink",
+    summary: "discards frames",
+    pins: "in: input, any memory, 2 frames, any size",
+    properties: &[],
+    make: |_| {
+        Ok(Made {
+            descriptor: sink_descriptor("nullsink"),
+            process: Box::new(NullSink(FilterStats::default())),
+        })
+    },
+};
+
+struct NullSink(FilterStats);
+
+impl Process for NullSink {
+    fn process(&mut self, pins: &mut Pins<'_>) -> Result<(), Status> {
+        consume(pins, &mut self.0, |_| Ok(())).map(|_| ())
+    }
+    fn stats(&self) -> FilterStats {
+        self.0.clone()
+    }
+}
+
+/// `filesink`: writes the data of every frame to a file, in order.
+///
+/// Pins: `in` (input, required; any memory, 2 frames, any size). The file is created when
+/// the graph is built (an unwritable path is reported before anything runs) and flushed at
+/// the end of the stream.
+pub(super) const FILESINK: FilterType = FilterType {
+    name: "filesink",
+    summary: "writes the stream's data to a file",
+    pins: "in: input, any memory, 2 frames, any size",
+    properties: &[PropDef {
+        name: "location",
+        kind: PropKind::Path,
+        default: "",
+        doc: "the file to write (required; created or truncated)",
+    }],
+    make: make_filesink,
+};
+
+fn make_filesink(p: &Props<'_>) -> Result<Made, SpecError> {
+    let location = p.text("location")?;
+    let file = File::create(&location).map_err(|e| {
+        SpecError::new(
+            SpecErrorKind::Io,
+            format!(
+                "filter '{}' (filesink): cannot create '{location}': {e}",
+                p.instance()
+            ),
+        )
+    })?;
+    Ok(Made {
+        descriptor: sink_descriptor("filesink"),
+        process: Box::new(FileSink {
+            out: BufWriter::with_capacity(1 << 16, file),
+            stats: FilterStats::default(),
+        }),
+    })
+}
+
+struct FileSink {
+    out: BufWriter<File>,
+    stats: FilterStats,
+}
+
+impl Process for FileSink {
+    fn process(&mut self, pins: &mut Pins<'_>) -> Result<(), Status> {
+        let out = &mut self.out;
+        let io =
+            |e: std::io::Error| Status::Unsuccessful(format!("filesink: write failed: {e}").into());
+        let eos = consume(pins, &mut self.stats, |data| {
+            out.write_all(data).map_err(io)
+        })?;
+        if eos {
+            self.out.flush().map_err(io)?;
+        }
+        Ok(())
+    }
+    fn stats(&self) -> FilterStats {
+        self.stats.clone()
+    }
+}

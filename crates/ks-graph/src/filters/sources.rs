@@ -1,0 +1,261 @@
+//! Source filters: `testsrc` and `filesrc`.
+
+use std::fs::File;
+use std::io::Read;
+
+use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType, Status};
+
+use super::{FilterType, Made, PropDef, PropKind, Props};
+use crate::model::{FilterDescriptor, PinDescriptor};
+use crate::runtime::spec::{SpecError, SpecErrorKind};
+use crate::runtime::{FilterStats, Pins, Process};
+
+/// Frames a source pin holds at once (its framing's `Frames`).
+const SOURCE_FRAMES: u32 = 4;
+
+fn source_descriptor(kind: &str, size: u32) -> FilterDescriptor {
+    FilterDescriptor::kernel(kind).with_pin(
+        PinDescriptor::output("out")
+            .with_framing(FramingEx::simple(
+                MemoryType::WILDCARD,
+                ItemFlags::empty(),
+                SOURCE_FRAMES,
+                Alignment::BYTE,
+                size,
+                size,
+            ))
+            .required(),
+    )
+}
+
+/// `testsrc`: a deterministic test pattern.
+///
+/// Pins: `out` (output, required), framing: any memory, 4 frames, byte alignment, frame size
+/// exactly `size` bytes. Frame *n* byte *i* is `(n + i) mod 256` (`pattern=ramp`), 0
+/// (`pattern=zero`), or left as the allocator handed it out (`pattern=none`, to measure the
+/// framework alone). The last frame carries end-of-stream.
+pub(super) const TESTSRC: FilterType = FilterType {
+    name: "testsrc",
+    summary: "deterministic test frames (ramp pattern, zeros, or unfilled)",
+    pins: "out: output, any memory, 4 frames, frame size = size",
+    properties: &[
+        PropDef {
+            name: "frames",
+            kind: PropKind::Int,
+            default: "1000",
+            doc: "how many frames to produce (at least 1)",
+        },
+        PropDef {
+            name: "size",
+            kind: PropKind::Int,
+            default: "4096",
+            doc: "bytes of data per frame (the pin's frame size)",
+        },
+        PropDef {
+            name: "pattern",
+            kind: PropKind::Choice(&["ramp", "zero", "none"]),
+            default: "ramp",
+            doc: "ramp: byte i of frame n is (n+i) mod 256; zero; none: leave frames unfilled",
+        },
+    ],
+    make: make_testsrc,
+};
+
+fn make_testsrc(p: &Props<'_>) -> Result<Made, SpecError> {
+    let frames = p.int("frames", 1, u64::MAX)?;
+    let size = p.int("size", 1, u64::from(u32::MAX))? as u32;
+    let pattern = match p.choice("pattern")? {
+        0 => Pattern::Ramp,
+        1 => Pattern::Zero,
+        _ => Pattern::None,
+    };
+    // The ramp for frame n is ramp[n % 256 ..][..size]: one copy per frame.
+    let ramp: Vec<u8> = match pattern {
+        Pattern::Ramp => (0..size as usize + 256).map(|i| i as u8).collect(),
+        _ => Vec::new(),
+    };
+    Ok(Made {
+        descriptor: source_descriptor("testsrc", size),
+        process: Box::new(TestSrc {
+            frames,
+            size,
+            pattern,
+            ramp,
+            sent: 0,
+            bytes: 0,
+        }),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pattern {
+    Ramp,
+    Zero,
+    None,
+}
+
+struct TestSrc {
+    frames: u64,
+    size: u32,
+    pattern: Pattern,
+    ramp: Vec<u8>,
+    sent: u64,
+    bytes: u64,
+}
+
+impl Process for TestSrc {
+    fn process(&mut self, pins: &mut Pins<'_>) -> Result<(), Status> {
+        let Some(q) = pins.queue(0) else {
+            pins.finish_source();
+            return Ok(());
+        };
+        while self.sent < self.frames {
+            let Some(p) = q.leading_edge(crate::stream_pointer::PointerState::Locked) else {
+                break;
+            };
+            let buf = q.data_mut(p)?;
+            let n = buf.len().min(self.size as usize);
+            match self.pattern {
+                Pattern::Ramp => {
+                    let start = (self.sent % 256) as usize;
+                    buf[..n].copy_from_slice(&self.ramp[start..start + n]);
+                }
+                Pattern::Zero => buf[..n].fill(0),
+                Pattern::None => {}
+            }
+            let last = self.sent + 1 == self.frames;
+            let h = q.header_mut(p)?;
+            h.data_used = n as u32;
+            h.presentation_time = self.sent as i64;
+            h.duration = 1;
+            h.set_end_of_stream(last);
+            q.unlock(p, true)?;
+            self.sent += 1;
+            self.bytes += n as u64;
+        }
+        if self.sent == self.frames {
+            pins.finish_source();
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> FilterStats {
+        FilterStats {
+            frames: self.sent,
+            bytes: self.bytes,
+            checksum: None,
+        }
+    }
+}
+
+/// `filesrc`: a file, cut into frames of `size` bytes (the last one shorter).
+///
+/// Pins: `out` (output, required), framing: any memory, 4 frames, byte alignment, frame size
+/// exactly `size`. An empty file gives one empty end-of-stream frame. The file is opened when
+/// the graph is built, so an unreadable file is reported before anything runs.
+pub(super) const FILESRC: FilterType = FilterType {
+    name: "filesrc",
+    summary: "reads a file into frames",
+    pins: "out: output, any memory, 4 frames, frame size = size",
+    properties: &[
+        PropDef {
+            name: "location",
+            kind: PropKind::Path,
+            default: "",
+            doc: "the file to read (required)",
+        },
+        PropDef {
+            name: "size",
+            kind: PropKind::Int,
+            default: "65536",
+            doc: "bytes per frame",
+        },
+    ],
+    make: make_filesrc,
+};
+
+fn make_filesrc(p: &Props<'_>) -> Result<Made, SpecError> {
+    let location = p.text("location")?;
+    let size = p.int("size", 1, u64::from(u32::MAX))? as u32;
+    let io = |e: std::io::Error| {
+        SpecError::new(
+            SpecErrorKind::Io,
+            format!(
+                "filter '{}' (filesrc): cannot read '{location}': {e}",
+                p.instance()
+            ),
+        )
+    };
+    let file = File::open(&location).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    if file.metadata().map_err(io)?.is_dir() {
+        return Err(SpecError::new(
+            SpecErrorKind::Io,
+            format!(
+                "filter '{}' (filesrc): '{location}' is a directory",
+                p.instance()
+            ),
+        ));
+    }
+    Ok(Made {
+        descriptor: source_descriptor("filesrc", size),
+        process: Box::new(FileSrc {
+            file,
+            remaining: len,
+            size,
+            sent: 0,
+            bytes: 0,
+            done: false,
+        }),
+    })
+}
+
+struct FileSrc {
+    file: File,
+    remaining: u64,
+    size: u32,
+    sent: u64,
+    bytes: u64,
+    done: bool,
+}
+
+impl Process for FileSrc {
+    fn process(&mut self, pins: &mut Pins<'_>) -> Result<(), Status> {
+        let Some(q) = pins.queue(0) else {
+            pins.finish_source();
+            return Ok(());
+        };
+        while !self.done {
+            let Some(p) = q.leading_edge(crate::stream_pointer::PointerState::Locked) else {
+                break;
+            };
+            let buf = q.data_mut(p)?;
+            let n = (self.remaining.min(u64::from(self.size)) as usize).min(buf.len());
+            self.file
+                .read_exact(&mut buf[..n])
+                .map_err(|e| Status::Unsuccessful(format!("filesrc: read failed: {e}").into()))?;
+            self.remaining -= n as u64;
+            let last = self.remaining == 0;
+            let h = q.header_mut(p)?;
+            h.data_used = n as u32;
+            h.presentation_time = self.sent as i64;
+            h.set_end_of_stream(last);
+            q.unlock(p, true)?;
+            self.sent += 1;
+            self.bytes += n as u64;
+            self.done = last;
+        }
+        if self.done {
+            pins.finish_source();
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> FilterStats {
+        FilterStats {
+            frames: self.sent,
+            bytes: self.bytes,
+            checksum: None,
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! The frames that travel through a running graph: an allocator [`Frame`] owned by one queue,
+//! or the same frame shared read-only by the branches of a tee.
+//!
+//! Sharing never allocates in steady state: the cells that hold a shared frame are recycled
+//! through a [`SharePool`]. The last branch to drop its reference gives the frame back to its
+//! allocator (behaviour 60) and the cell back to the pool.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use ks_alloc::Frame;
+
+use crate::queue::FrameBytes;
+
+/// A frame in a running graph.
+pub enum RtFrame {
+    /// An allocator frame with a single owner (the usual case; writable).
+    Owned(Frame),
+    /// A frame shared read-only by several tee branches.
+    Shared(SharedFrame),
+}
+
+impl RtFrame {
+    /// The frame's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            RtFrame::Owned(f) => f,
+            RtFrame::Shared(s) => s.bytes(),
+        }
+    }
+
+    /// Shares the frame: a shared frame is cloned, an owned one moved into a pool cell.
+    pub fn share(self, pool: &SharePool) -> SharedFrame {
+        match self {
+            RtFrame::Owned(f) => pool.share(f),
+            RtFrame::Shared(s) => s,
+        }
+    }
+}
+
+impl fmt::Debug for RtFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RtFrame::Owned(fr) => f
+                .debug_struct("Owned")
+                .field("addr", &format_args!("{:#x}", fr.addr()))
+                .field("len", &fr.len())
+                .finish(),
+            RtFrame::Shared(_) => f.write_str("Shared"),
+        }
+    }
+}
+
+impl FrameBytes for RtFrame {
+    fn bytes(&self) -> &[u8] {
+        self.as_bytes()
+    }
+    fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+        match self {
+            RtFrame::Owned(f) => Some(f),
+            RtFrame::Shared(_) => None,
+        }
+    }
+}
+
+struct Cell {
+    frame: Option<Frame>,
+}
+
+/// Recycles the cells of shared frames.
+#[derive(Clone, Default)]
+pub struct SharePool {
+    free: Arc<Mutex<Vec<Arc<Cell>>>>,
+}
+
+impl fmt::Debug for SharePool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.free.lock().map_or(0, |v| v.len());
+        f.debug_struct("SharePool").field("free_cells", &n).finish()
+    }
+}
+
+impl SharePool {
+    /// A pool with `cells` cells ready (more are made on demand).
+    pub fn with_cells(cells: usize) -> SharePool {
+        let pool = SharePool::default();
+        {
+            let mut free = pool.free.lock().unwrap_or_else(PoisonError::into_inner);
+            free.reserve(cells * 2);
+            for _ in 0..cells {
+                free.push(Arc::new(Cell { frame: None }));
+            }
+        }
+        pool
+    }
+
+    /// Moves `frame` into a cell; clones of the result share it.
+    pub fn share(&self, frame: Frame) -> SharedFrame {
+        let popped = self
+            .free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut cell = popped.unwrap_or_else(|| Arc::new(Cell { frame: None }));
+        match Arc::get_mut(&mut cell) {
+            Some(c) => c.frame = Some(frame),
+            // A pooled cell is never shared (it is only returned when unique); if it somehow
+            // were, fall back to a fresh cell.
+            None => cell = Arc::new(Cell { frame: Some(frame) }),
+        }
+        SharedFrame {
+            cell: Some(cell),
+            pool: self.clone(),
+        }
+    }
+
+    /// Cells waiting for reuse.
+    pub fn free_cells(&self) -> usize {
+        self.free.lock().map_or(0, |v| v.len())
+    }
+}
+
+/// A read-only frame shared by several holders. Cloning adds a holder; the last holder to
+/// drop returns the frame to its allocator.
+pub struct SharedFrame {
+    cell: Option<Arc<Cell>>,
+    pool: SharePool,
+}
+
+impl SharedFrame {
+    /// The frame's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.cell
+            .as_ref()
+            .and_then(|c| c.frame.as_deref())
+            .unwrap_or(&[])
+    }
+}
+
+impl Clone for SharedFrame {
+    fn clone(&self) -> SharedFrame {
+        SharedFrame {
+            cell: self.cell.clone(),
+            pool: self.pool.clone(),
+        }
+    }
+}
+
+impl Drop for SharedFrame {
+    fn drop(&mut self) {
+        let Some(mut cell) = self.cell.take() else {
+            return;
+        };
+        if let Some(c) = Arc::get_mut(&mut cell) {
+            // Last holder: the frame goes back to its allocator, the cell to the pool.
+            drop(c.frame.take());
+            self.pool
+                .free
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(cell);
+        }
+        // Otherwise other holders remain. (If two last holders race, neither sees itself
+        // unique; the cell is then freed with the frame in it, which still returns the frame
+        // through `Frame`'s drop; the pool makes a new cell later.)
+    }
+}
+
+impl fmt::Debug for SharedFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedFrame")
+            .field("len", &self.bytes().len())
+            .finish()
+    }
+}

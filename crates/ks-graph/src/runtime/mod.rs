@@ -1,0 +1,927 @@
+//! The streaming runtime: runs a [`Graph`] with real threads, AVStream style
+//! (ks-spec.md §4.5, §8.2).
+//!
+//! * **Pipes and requesters.** [`Runtime::run`] moves the graph to ACQUIRE (negotiation
+//!   creates one allocator per pipe) and starts one *requester* thread per pipe. The
+//!   requester takes empty frames from its pipe's allocator through the request interface
+//!   ([`Allocator::allocate_blocking`]; a pending request *is* the back-pressure) and feeds
+//!   them into the queue of the pipe's root pin, the output pin where frames enter the pipe.
+//! * **Queues and processing.** Every connected input pin, and every root output pin, has a
+//!   [`Queue`]. After frames arrive at a filter, the thread that delivered them calls the
+//!   filter's [`Process::process`] (KS: `KsPinAttemptProcessing` on arrival) under the
+//!   filter's processing mutex. Filters work with stream pointers: lock the leading edge,
+//!   read or write the frame, eject.
+//! * **Completion and routing.** A frame that completes on a root output pin travels to the
+//!   connected input pin. A frame that completes on an input pin travels on through the
+//!   filter's pass-through outputs (in-place transforms, tee branches: one frame, shared
+//!   read-only when there are several branches), or, at a sink or a copy transform, goes
+//!   back to its allocator — the circuit recycles frames, it never reallocates them
+//!   (behaviour 60). Frames are delivered downstream while the upstream filter's mutex is
+//!   held, so the order of frames on every connection is preserved; locks are only ever
+//!   taken downstream (the graph is acyclic), so this cannot deadlock.
+//! * **Delivery rule.** A frame of a kernel-side pipe is never delivered to a user-mode
+//!   filter ([`Graph::check_delivery`], behaviour 40).
+//! * **End of stream.** Sources mark their last frame with
+//!   `KSSTREAM_HEADER_OPTIONSF_ENDOFSTREAM` and call [`Pins::finish_source`]; the flag travels
+//!   with the frame (copy transforms copy it); a sink that sees it calls
+//!   [`Pins::end_of_stream`]. The run ends when every terminal filter has seen the end of
+//!   stream (or on the first error, or after [`RunOptions::until`]).
+//! * **Shutdown.** STOP closes every allocator (pending requests are cancelled, which
+//!   releases blocked requesters), joins the threads, flushes every queue (each frame goes
+//!   back to its allocator), takes the final allocator status, and moves the graph to STOP.
+//!   The report says whether every frame came back.
+//! * **No heap allocation per frame** once running: queues are reserved for the pipe's frame
+//!   count, the per-thread work list is reused, shared frames use recycled cells.
+
+pub mod frame;
+pub mod spec;
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ks_alloc::{Allocator, AllocatorStatus, Status};
+
+use crate::error::{DeliveryError, StateError};
+use crate::graph::{Graph, PinId};
+use crate::model::PinDirection;
+use crate::plan::AllocationPlan;
+use crate::queue::{Completed, Direction, Queue, QueueConfig, StreamHeader};
+use crate::state::KsState;
+
+pub use frame::{RtFrame, SharePool, SharedFrame};
+
+/// The queue type of a running graph.
+pub type RtQueue = Queue<RtFrame>;
+
+/// A filter's processing callback (`AVStrMiniPinProcess` / `AVStrMiniFilterProcess`).
+pub trait Process: Send {
+    /// Called, under the filter's processing mutex, whenever frames have arrived at one of
+    /// its pins. Work through the pins' queues with stream pointers; frames ejected from a
+    /// queue complete and travel on. An error stops the run.
+    #[doc(alias = "AVStrMiniPinProcess")]
+    fn process(&mut self, pins: &mut Pins<'_>) -> Result<(), Status>;
+
+    /// What the filter did, for the run report.
+    fn stats(&self) -> FilterStats;
+}
+
+/// Per-filter results of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FilterStats {
+    /// Frames the filter produced (sources) or consumed (everything else).
+    pub frames: u64,
+    /// Bytes of data in those frames.
+    pub bytes: u64,
+    /// A stable 64-bit hash of the data, for filters that compute one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<u64>,
+}
+
+/// What a pin does in a running graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinRole {
+    /// Not connected: no queue, no frames.
+    Unconnected,
+    /// A connected input pin: frames arrive in its queue.
+    Input,
+    /// An output pin where a pipe begins: its queue receives empty frames from the pipe's
+    /// requester; the filter fills them and ejects them, and they travel downstream.
+    Root,
+    /// An output pin inside its input's pipe: the frames the filter releases on its input
+    /// travel through it untouched (no queue).
+    PassThrough,
+}
+
+#[derive(Debug, Default)]
+struct Flags {
+    end_of_stream: bool,
+    source_finished: bool,
+}
+
+/// A filter's view of its pins during [`Process::process`].
+pub struct Pins<'a> {
+    queues: &'a mut [Option<RtQueue>],
+    roles: &'a [PinRole],
+    flags: &'a mut Flags,
+}
+
+impl fmt::Debug for Pins<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pins").field("roles", &self.roles).finish()
+    }
+}
+
+impl<'a> Pins<'a> {
+    /// Number of pins (the filter descriptor's pins, in order).
+    pub fn len(&self) -> usize {
+        self.roles.len()
+    }
+
+    /// Whether the filter has no pins.
+    pub fn is_empty(&self) -> bool {
+        self.roles.is_empty()
+    }
+
+    /// The role of pin `pin`.
+    pub fn role(&self, pin: usize) -> PinRole {
+        self.roles.get(pin).copied().unwrap_or(PinRole::Unconnected)
+    }
+
+    /// The queue of pin `pin` (`None` for pins without one: unconnected or pass-through).
+    pub fn queue(&mut self, pin: usize) -> Option<&mut RtQueue> {
+        self.queues.get_mut(pin).and_then(Option::as_mut)
+    }
+
+    /// The queues of two different pins at once (for filters that move data from one to
+    /// the other, like a copy transform).
+    pub fn pair(&mut self, a: usize, b: usize) -> (Option<&mut RtQueue>, Option<&mut RtQueue>) {
+        if a == b || a >= self.queues.len() || b >= self.queues.len() {
+            return (self.queue(a), None);
+        }
+        let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+        let (left, right) = self.queues.split_at_mut(hi);
+        let (x, y) = (left[lo].as_mut(), right[0].as_mut());
+        if a < b {
+            (x, y)
+        } else {
+            (y, x)
+        }
+    }
+
+    /// The indices of the root output pins (outputs that start a pipe and need filling).
+    pub fn root_outputs(&self) -> impl Iterator<Item = usize> + 'a {
+        let roles = self.roles;
+        (0..roles.len()).filter(move |i| roles[*i] == PinRole::Root)
+    }
+
+    /// Tells the runtime this filter has received the end of the stream (a terminal filter
+    /// that calls this is done).
+    pub fn end_of_stream(&mut self) {
+        self.flags.end_of_stream = true;
+    }
+
+    /// Tells the runtime this source produced its last frame: the requesters feeding its
+    /// root pins stop.
+    pub fn finish_source(&mut self) {
+        self.flags.source_finished = true;
+    }
+
+    /// Whether [`finish_source`](Self::finish_source) was called.
+    pub fn source_finished(&self) -> bool {
+        self.flags.source_finished
+    }
+}
+
+/// Options of [`Runtime::run`].
+#[derive(Default)]
+pub struct RunOptions {
+    /// Stop after this long even if the stream has not ended.
+    pub until: Option<Duration>,
+    /// Called about ten times a second with the frames that reached terminal filters so far.
+    pub progress: Option<Box<dyn Fn(u64) + Send + Sync>>,
+}
+
+impl fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("until", &self.until)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+/// Per-pipe results of a run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PipeReport {
+    /// The pipe's id in the plan.
+    pub id: usize,
+    /// `"default"` or the vendor's name.
+    pub allocator: String,
+    /// The allocator's memory.
+    pub memory: String,
+    /// Frames the requester took from the allocator.
+    pub requested: u64,
+    /// Frames outstanding at the end (0 when every frame came back).
+    pub allocated: u32,
+    /// Most frames outstanding at once.
+    pub peak: u32,
+    /// Most allocation requests pending at once.
+    pub max_pending: u32,
+    /// Frees that completed a pending request directly.
+    pub handoffs: u64,
+}
+
+impl PipeReport {
+    fn new(id: usize, name: &str, memory: String, requested: u64, s: &AllocatorStatus) -> Self {
+        PipeReport {
+            id,
+            allocator: name.to_owned(),
+            memory,
+            requested,
+            allocated: s.allocated_frames,
+            peak: s.peak_allocated_frames,
+            max_pending: s.max_pending,
+            handoffs: s.handoffs,
+        }
+    }
+}
+
+/// Per-filter results of a run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FilterReport {
+    /// Instance name.
+    pub name: String,
+    /// Filter type (descriptor name).
+    pub kind: String,
+    /// What it did.
+    #[serde(flatten)]
+    pub stats: FilterStats,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunReport {
+    /// Frames produced by the sources.
+    pub frames: u64,
+    /// Data bytes in those frames.
+    pub bytes: u64,
+    /// Wall-clock time from RUN to the end of the stream.
+    #[serde(serialize_with = "secs")]
+    pub elapsed: Duration,
+    /// Whether the stream ended (every terminal saw end of stream) rather than being
+    /// stopped by [`RunOptions::until`].
+    pub completed: bool,
+    /// Per pipe: allocator and its status at the end.
+    pub pipes: Vec<PipeReport>,
+    /// Per filter.
+    pub filters: Vec<FilterReport>,
+    /// Whether every frame went back to its allocator and every allocator was closed.
+    pub all_frames_returned: bool,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl RunReport {
+    /// Frames per second.
+    pub fn frames_per_sec(&self) -> f64 {
+        self.frames as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Megabytes (10⁶ bytes) per second.
+    pub fn mb_per_sec(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The checksums reported by filters, as `(filter, value)`.
+    pub fn checksums(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.filters
+            .iter()
+            .filter_map(|f| f.stats.checksum.map(|c| (f.name.as_str(), c)))
+    }
+}
+
+/// Why a run failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RunError {
+    /// A state change failed (negotiation, allocator creation, …).
+    State(StateError),
+    /// A filter's process callback failed.
+    Filter {
+        /// The filter instance.
+        filter: String,
+        /// Its status.
+        status: Status,
+    },
+    /// A frame was about to reach a pin it must not reach.
+    Delivery(DeliveryError),
+    /// The number of process callbacks does not match the graph.
+    Setup(String),
+}
+
+impl RunError {
+    /// The KS status of the failure.
+    pub fn status(&self) -> Status {
+        match self {
+            RunError::State(e) => e.status(),
+            RunError::Filter { status, .. } => status.clone(),
+            RunError::Delivery(e) => e.status(),
+            RunError::Setup(m) => Status::InvalidParameter(m.clone().into()),
+        }
+    }
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::State(e) => write!(f, "{e}"),
+            RunError::Filter { filter, status } => write!(f, "filter '{filter}' failed: {status}"),
+            RunError::Delivery(e) => write!(f, "{e}"),
+            RunError::Setup(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+impl From<StateError> for RunError {
+    fn from(e: StateError) -> RunError {
+        RunError::State(e)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    filter: usize,
+    pin: usize,
+    /// Index into `Shared::refusals` when the delivery rule refuses this connection.
+    refused: Option<usize>,
+}
+
+struct NodeState {
+    queues: Vec<Option<RtQueue>>,
+    process: Box<dyn Process>,
+    flags: Flags,
+    eos_counted: bool,
+}
+
+struct Node {
+    name: String,
+    kind: String,
+    roles: Vec<PinRole>,
+    /// Where frames released on an input pin go (the pass-through outputs' peers).
+    forward: Vec<Target>,
+    /// For root output pins: the connected input.
+    root_target: Vec<Option<Target>>,
+    terminal: bool,
+    finished: AtomicBool,
+    state: Mutex<NodeState>,
+}
+
+struct Shared {
+    nodes: Vec<Node>,
+    stop: AtomicBool,
+    pool: SharePool,
+    refusals: Vec<DeliveryError>,
+    terminals_left: Mutex<usize>,
+    done: Condvar,
+    error: Mutex<Option<RunError>>,
+    delivered: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    fn fail(&self, e: RunError) {
+        let mut slot = lock(&self.error);
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+        drop(slot);
+        // SeqCst: a single global stop order is easiest to reason about; this runs once.
+        self.stop.store(true, Ordering::SeqCst);
+        let _guard = lock(&self.terminals_left);
+        self.done.notify_all();
+    }
+
+    /// Pushes a frame into a filter's queue (locking it briefly) and schedules it.
+    fn deliver(&self, t: Target, frame: RtFrame, header: StreamHeader, work: &mut Vec<usize>) {
+        // Relaxed: `stop` is advisory here (it only saves work after the run is over); the
+        // authoritative shutdown is allocator close + thread join, which synchronise.
+        if self.stop.load(Ordering::Relaxed) {
+            return; // dropping the frame returns it to its allocator
+        }
+        if let Some(r) = t.refused {
+            self.fail(RunError::Delivery(self.refusals[r].clone()));
+            return;
+        }
+        let mut st = lock(&self.nodes[t.filter].state);
+        match st.queues.get_mut(t.pin).and_then(Option::as_mut) {
+            Some(q) => {
+                q.push(frame, header);
+            }
+            None => return,
+        }
+        drop(st);
+        if !work.contains(&t.filter) {
+            work.push(t.filter);
+        }
+    }
+
+    /// Runs filter `f`'s process callback, then routes the frames that completed.
+    fn run_node(&self, f: usize, work: &mut Vec<usize>) {
+        let node = &self.nodes[f];
+        let mut guard = lock(&node.state);
+        let st = &mut *guard;
+        let result = {
+            let mut pins = Pins {
+                queues: &mut st.queues,
+                roles: &node.roles,
+                flags: &mut st.flags,
+            };
+            st.process.process(&mut pins)
+        };
+        if let Err(status) = result {
+            drop(guard);
+            self.fail(RunError::Filter {
+                filter: node.name.clone(),
+                status,
+            });
+            return;
+        }
+        if st.flags.source_finished {
+            // Release/Acquire with the requester's load: a requester that sees the flag also
+            // sees the source's last writes (they are under the node mutex anyway; the pair
+            // only makes the flag itself reliable without taking the mutex).
+            node.finished.store(true, Ordering::Release);
+        }
+        let eos_now = st.flags.end_of_stream && !st.eos_counted;
+        if eos_now {
+            st.eos_counted = true;
+        }
+        for pin in 0..st.queues.len() {
+            let Some(q) = st.queues[pin].as_mut() else {
+                continue;
+            };
+            while let Some(c) = q.pop_completed() {
+                self.route(node, pin, c, work);
+            }
+        }
+        drop(guard);
+        if eos_now && node.terminal {
+            let mut left = lock(&self.terminals_left);
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                self.done.notify_all();
+            }
+        }
+    }
+
+    fn route(&self, node: &Node, pin: usize, c: Completed<RtFrame>, work: &mut Vec<usize>) {
+        if c.status.is_err() {
+            return; // cancelled or failed: back to the allocator
+        }
+        match node.roles[pin] {
+            PinRole::Input => {
+                if node.terminal {
+                    // Relaxed: a progress counter; nothing is ordered by it.
+                    self.delivered.fetch_add(1, Ordering::Relaxed);
+                }
+                match node.forward.len() {
+                    0 => {}
+                    1 => self.deliver(node.forward[0], c.frame, c.header, work),
+                    n => {
+                        let shared = c.frame.share(&self.pool);
+                        for t in &node.forward[..n - 1] {
+                            self.deliver(*t, RtFrame::Shared(shared.clone()), c.header, work);
+                        }
+                        self.deliver(node.forward[n - 1], RtFrame::Shared(shared), c.header, work);
+                    }
+                }
+            }
+            PinRole::Root => {
+                if let Some(t) = node.root_target[pin] {
+                    self.deliver(t, c.frame, c.header, work);
+                }
+            }
+            PinRole::PassThrough | PinRole::Unconnected => {}
+        }
+    }
+
+    fn pump(&self, work: &mut Vec<usize>) {
+        while let Some(f) = work.pop() {
+            // Relaxed: advisory, as in `deliver`.
+            if self.stop.load(Ordering::Relaxed) {
+                work.clear();
+                return;
+            }
+            self.run_node(f, work);
+        }
+    }
+
+    fn requester(
+        &self,
+        pipe: usize,
+        allocator: Allocator,
+        root: (usize, usize),
+        count: &AtomicU64,
+    ) {
+        let (f, pin) = root;
+        let node = &self.nodes[f];
+        let mut work: Vec<usize> = Vec::with_capacity(self.nodes.len() * 2);
+        loop {
+            // `stop` Relaxed: advisory (a blocked requester is released by the allocator's
+            // close, not by this flag). `finished` Acquire: pairs with the Release in run_node.
+            if self.stop.load(Ordering::Relaxed) || node.finished.load(Ordering::Acquire) {
+                break;
+            }
+            let frame = match allocator.allocate_blocking(None) {
+                Ok(frame) => frame,
+                Err(Status::Cancelled) => break, // the allocator was closed: STOP
+                Err(status) => {
+                    self.fail(RunError::Filter {
+                        filter: format!("requester of pipe {pipe}"),
+                        status,
+                    });
+                    break;
+                }
+            };
+            // Relaxed: a statistic, read after the thread is joined (join synchronises).
+            count.fetch_add(1, Ordering::Relaxed);
+            let header = StreamHeader::empty(u32::try_from(frame.len()).unwrap_or(u32::MAX));
+            {
+                let mut st = lock(&node.state);
+                match st.queues.get_mut(pin).and_then(Option::as_mut) {
+                    Some(q) => {
+                        q.push(RtFrame::Owned(frame), header);
+                    }
+                    None => break,
+                }
+            }
+            work.push(f);
+            self.pump(&mut work);
+        }
+    }
+}
+
+/// A graph ready to run, with one [`Process`] per filter.
+pub struct Runtime {
+    graph: Graph,
+    processes: Vec<Box<dyn Process>>,
+    kinds: Vec<String>,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("filters", &self.kinds)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of [`Runtime::run`]: the report and the plan that was run.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The negotiated plan.
+    pub plan: AllocationPlan,
+    /// What happened.
+    pub report: RunReport,
+}
+
+impl Runtime {
+    /// Pairs a graph (in STOP) with its filters' process callbacks, one per filter in the
+    /// graph's insertion order.
+    pub fn new(graph: Graph, processes: Vec<Box<dyn Process>>) -> Result<Runtime, RunError> {
+        if processes.len() != graph.filter_count() {
+            return Err(RunError::Setup(format!(
+                "{} process callbacks for {} filters",
+                processes.len(),
+                graph.filter_count()
+            )));
+        }
+        let kinds = graph
+            .filter_ids()
+            .map(|id| graph.filter_descriptor(id).name.clone())
+            .collect();
+        Ok(Runtime {
+            graph,
+            processes,
+            kinds,
+        })
+    }
+
+    /// The graph.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Runs the graph to the end of its stream: STOP → ACQUIRE → PAUSE → RUN, stream, then
+    /// back to STOP with every frame returned and every allocator closed.
+    pub fn run(self, options: &RunOptions) -> Result<RunOutcome, RunError> {
+        let Runtime {
+            mut graph,
+            processes,
+            kinds,
+        } = self;
+        if graph.state() == KsState::Stop {
+            fit_frame_sizes(&mut graph)?;
+        }
+        graph.set_state(KsState::Acquire)?;
+        let plan = match graph.plan() {
+            Some(p) => p.clone(),
+            None => return Err(RunError::Setup("no plan after ACQUIRE".into())),
+        };
+        let allocators: Vec<Allocator> = graph
+            .allocators()
+            .iter()
+            .map(|a| a.allocator.clone())
+            .collect();
+        let shared = match setup(&graph, &plan, processes, kinds) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                let _ = graph.set_state(KsState::Stop);
+                return Err(e);
+            }
+        };
+        if let Err(e) = graph.set_state(KsState::Run) {
+            let _ = graph.set_state(KsState::Stop);
+            return Err(e.into());
+        }
+
+        let counts: Arc<Vec<AtomicU64>> =
+            Arc::new(plan.pipes.iter().map(|_| AtomicU64::new(0)).collect());
+        let start = Instant::now();
+        let mut threads = Vec::new();
+        for pipe in &plan.pipes {
+            let Some(root) = pipe.pin_ids.first().copied() else {
+                continue;
+            };
+            let Some(allocator) = allocators.get(pipe.id).cloned() else {
+                continue;
+            };
+            let root = (root.filter().index(), root.index());
+            let sh = Arc::clone(&shared);
+            let cn = Arc::clone(&counts);
+            let id = pipe.id;
+            let spawned = thread::Builder::new()
+                .name(format!("ks-pipe{id}"))
+                .spawn(move || sh.requester(id, allocator, root, &cn[id]));
+            match spawned {
+                Ok(h) => threads.push(h),
+                Err(e) => shared.fail(RunError::Setup(format!("cannot start a thread: {e}"))),
+            }
+        }
+
+        // Wait for the end of the stream, an error, or the time limit.
+        let terminals = shared.nodes.iter().filter(|n| n.terminal).count();
+        let mut completed = false;
+        {
+            let mut left = lock(&shared.terminals_left);
+            loop {
+                // SeqCst: pairs with the SeqCst store in `fail` (once per run, cost irrelevant).
+                if shared.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                if terminals > 0 && *left == 0 {
+                    completed = true;
+                    break;
+                }
+                if terminals == 0 && threads.iter().all(|t| t.is_finished()) {
+                    completed = true;
+                    break;
+                }
+                if options.until.is_some_and(|u| start.elapsed() >= u) {
+                    break;
+                }
+                let (g, _) = shared
+                    .done
+                    .wait_timeout(left, Duration::from_millis(100))
+                    .unwrap_or_else(PoisonError::into_inner);
+                left = g;
+                if let Some(p) = &options.progress {
+                    // Relaxed: a progress figure, approximate by nature.
+                    p(shared.delivered.load(Ordering::Relaxed));
+                }
+            }
+        }
+        let elapsed = start.elapsed();
+
+        // STOP: cancel pending requests, join the requesters, flush every queue.
+        // SeqCst: see `fail`; the threads are released by `close` and synchronised by `join`.
+        shared.stop.store(true, Ordering::SeqCst);
+        for a in &allocators {
+            a.close();
+        }
+        for t in threads {
+            if t.join().is_err() {
+                shared.fail(RunError::Setup("a requester thread panicked".into()));
+            }
+        }
+        let mut filters = Vec::with_capacity(shared.nodes.len());
+        for node in &shared.nodes {
+            let mut st = lock(&node.state);
+            for q in st.queues.iter_mut().flatten() {
+                q.flush();
+                q.drain_completed().for_each(drop);
+            }
+            filters.push(FilterReport {
+                name: node.name.clone(),
+                kind: node.kind.clone(),
+                stats: st.process.stats(),
+            });
+        }
+        let pipes: Vec<PipeReport> = plan
+            .pipes
+            .iter()
+            .zip(&allocators)
+            .map(|(p, a)| {
+                PipeReport::new(
+                    p.id,
+                    &p.allocator.name,
+                    p.allocator.memory.to_string(),
+                    // Relaxed: the requesters were joined above, which synchronises.
+                    counts[p.id].load(Ordering::Relaxed),
+                    &a.status(),
+                )
+            })
+            .collect();
+        let state_result = graph.set_state(KsState::Stop);
+        if let Some(e) = lock(&shared.error).take() {
+            return Err(e);
+        }
+        state_result?;
+        let all_frames_returned =
+            pipes.iter().all(|p| p.allocated == 0) && allocators.iter().all(|a| a.status().closed);
+        let (frames, bytes) = shared
+            .nodes
+            .iter()
+            .zip(&filters)
+            .filter(|(n, _)| n.roles.iter().all(|r| *r != PinRole::Input))
+            .fold((0, 0), |(f, b), (_, r)| {
+                (f + r.stats.frames, b + r.stats.bytes)
+            });
+        Ok(RunOutcome {
+            plan,
+            report: RunReport {
+                frames,
+                bytes,
+                elapsed,
+                completed,
+                pipes,
+                filters,
+                all_frames_returned,
+            },
+        })
+    }
+}
+
+/// Gives every pipe that starts at a transform (a copy, or a tee branch the negotiation split
+/// off) frames at least as large as the frames arriving at that transform, the way a KS codec
+/// edits its output framing once its input format is known (`KsEdit` in
+/// `AVStrMiniPinSetDataFormat`, ks-spec.md §4.4). Repeats negotiation until no root grows (at
+/// most once per pipe: sizes only flow downstream). Legal in STOP only.
+///
+/// # Errors
+/// [`StateError::Negotiation`] when the graph cannot be negotiated (before or after the
+/// edits), [`StateError::Graph`] when an edit is refused.
+pub fn fit_frame_sizes(graph: &mut Graph) -> Result<AllocationPlan, StateError> {
+    loop {
+        let plan = crate::negotiate(graph)?;
+        let mut changed = false;
+        for pipe in &plan.pipes {
+            let Some(&root) = pipe.pin_ids.first() else {
+                continue;
+            };
+            let input = graph.pins(root.filter()).find(|p| {
+                graph.pin_descriptor(*p).direction == PinDirection::In && graph.peer(*p).is_some()
+            });
+            let Some(up) = input.and_then(|i| plan.pipe_of(i)) else {
+                continue;
+            };
+            let need = up.framing.frame_size;
+            if pipe.framing.frame_size >= need {
+                continue;
+            }
+            let mut fx = graph.pin_framing(root).cloned().unwrap_or_else(|| {
+                ks_alloc::FramingEx::simple(
+                    ks_alloc::MemoryType::WILDCARD,
+                    ks_alloc::ItemFlags::empty(),
+                    1,
+                    ks_alloc::Alignment::BYTE,
+                    need,
+                    u32::MAX,
+                )
+            });
+            for item in &mut fx.items {
+                for r in [&mut item.physical_range, &mut item.framing_range] {
+                    r.min = r.min.max(need);
+                    r.max = r.max.max(r.min);
+                }
+            }
+            graph.set_pin_framing(root, fx)?;
+            changed = true;
+        }
+        if !changed {
+            return Ok(plan);
+        }
+    }
+}
+
+fn setup(
+    graph: &Graph,
+    plan: &AllocationPlan,
+    processes: Vec<Box<dyn Process>>,
+    kinds: Vec<String>,
+) -> Result<Shared, RunError> {
+    let mut refusals = Vec::new();
+    let memory: Vec<ks_alloc::Memory> = graph
+        .allocators()
+        .iter()
+        .map(|a| a.allocator.memory())
+        .collect();
+    let mut nodes = Vec::with_capacity(processes.len());
+    let mut cells = 0usize;
+    for ((fid, process), kind) in graph.filter_ids().zip(processes).zip(kinds) {
+        let pins: Vec<PinId> = graph.pins(fid).collect();
+        let mut roles = Vec::with_capacity(pins.len());
+        let mut queues = Vec::with_capacity(pins.len());
+        let mut root_target = Vec::with_capacity(pins.len());
+        let mut forward = Vec::new();
+        for &pin in &pins {
+            let desc = graph.pin_descriptor(pin);
+            let peer = graph.peer(pin);
+            let pipe = plan.pipe_of(pin);
+            let role = match (desc.direction, peer, pipe) {
+                (_, None, _) | (_, _, None) => PinRole::Unconnected,
+                (PinDirection::In, Some(_), Some(_)) => PinRole::Input,
+                (PinDirection::Out, Some(_), Some(p)) => {
+                    if p.pin_ids.first() == Some(&pin) {
+                        PinRole::Root
+                    } else {
+                        PinRole::PassThrough
+                    }
+                }
+            };
+            let mut target = None;
+            if let (Some(peer), Some(p), PinDirection::Out) = (peer, pipe, desc.direction) {
+                let mem = memory.get(p.id).copied().unwrap_or(ks_alloc::Memory::User);
+                let refused = match graph.check_delivery(mem, peer) {
+                    Ok(()) => None,
+                    Err(e) => {
+                        refusals.push(e);
+                        Some(refusals.len() - 1)
+                    }
+                };
+                target = Some(Target {
+                    filter: peer.filter().index(),
+                    pin: peer.index(),
+                    refused,
+                });
+            }
+            let queue = match role {
+                PinRole::Input | PinRole::Root => {
+                    let dir = if role == PinRole::Input {
+                        Direction::Input
+                    } else {
+                        Direction::Output
+                    };
+                    let mut q = Queue::new(QueueConfig::from_pin_flags(dir, 0));
+                    let frames = pipe.map_or(4, |p| p.framing.frames as usize);
+                    q.reserve(frames + 2, 4);
+                    Some(q)
+                }
+                _ => None,
+            };
+            if role == PinRole::PassThrough {
+                if let Some(t) = target {
+                    forward.push(t);
+                }
+            }
+            roles.push(role);
+            queues.push(queue);
+            root_target.push(if role == PinRole::Root { target } else { None });
+        }
+        if forward.len() > 1 {
+            cells += plan
+                .pipe_of(pins[0])
+                .map_or(8, |p| p.framing.frames as usize);
+        }
+        let has_input = roles.contains(&PinRole::Input);
+        let has_output = roles
+            .iter()
+            .any(|r| matches!(r, PinRole::Root | PinRole::PassThrough));
+        nodes.push(Node {
+            name: graph.filter_name(fid).to_owned(),
+            kind,
+            terminal: has_input && !has_output,
+            roles,
+            forward,
+            root_target,
+            finished: AtomicBool::new(false),
+            state: Mutex::new(NodeState {
+                queues,
+                process,
+                flags: Flags::default(),
+                eos_counted: false,
+            }),
+        });
+    }
+    let terminals = nodes.iter().filter(|n| n.terminal).count();
+    Ok(Shared {
+        nodes,
+        stop: AtomicBool::new(false),
+        pool: SharePool::with_cells(cells),
+        refusals,
+        terminals_left: Mutex::new(terminals),
+        done: Condvar::new(),
+        error: Mutex::new(None),
+        delivered: AtomicU64::new(0),
+    })
+}

@@ -1,0 +1,657 @@
+//! Graph descriptions: [`GraphSpec`], written as a TOML document or as a gst-launch-like
+//! pipeline string, and turned into a [`Graph`](crate::Graph) by
+//! [`filters::build`](crate::filters::build).
+//!
+//! # Pipeline strings
+//!
+//! ```text
+//! testsrc frames=1000 size=4096 ! invert ! nullsink
+//! testsrc ! tee name=t ! checksum ! nullsink  t. ! copy ! filesink location=out.bin
+//! ```
+//!
+//! * Elements are separated by `!`, which connects the left element's next free output pin
+//!   to the right element's next free input pin.
+//! * An element is a filter type followed by `key=value` settings:
+//!   `name=N` names the instance (default: the type, numbered `type0`, `type1`, … when the
+//!   type occurs more than once), `mode=kernel|user` overrides the filter's mode,
+//!   `PIN.FIELD=VALUE` overrides a pin's framing (fields as in [`FramingOverride`]), and every
+//!   other key is a property of the filter type. Values may be quoted (`"a b"`); integers
+//!   accept `0x` hex and the binary suffixes `k`/`K` (×1024) and `M` (×1024²).
+//! * `NAME.` refers to an instance declared elsewhere (its next free pin), `NAME.PIN` to a
+//!   given pin. A reference at the start of a chain continues from that filter, which is how
+//!   tee branches are written; a reference after `!` connects into that filter.
+//! * A new chain starts at any element or reference not preceded by `!`.
+//!
+//! # TOML documents
+//!
+//! ```toml
+//! [[filter]]
+//! name = "src"          # instance name
+//! type = "testsrc"      # filter type
+//! frames = 1000         # properties of the type
+//! size = 4096
+//! mode = "kernel"       # optional: kernel | user
+//! [filter.framing.out]  # optional framing override of pin "out"
+//! frames = 8
+//! alignment = 64
+//!
+//! [[filter]]
+//! name = "sink"
+//! type = "nullsink"
+//!
+//! [[connect]]
+//! from = "src.out"      # "filter.pin", or "filter" for its next free pin
+//! to = "sink"
+//! ```
+//!
+//! A document may instead (or in addition) hold `pipeline = "…"`, parsed as above.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::FilterMode;
+
+/// A whole graph description.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphSpec {
+    /// A pipeline string whose elements and links are added before `filter` / `connect`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<String>,
+    /// Filter instances, in order.
+    #[serde(default, rename = "filter")]
+    pub filters: Vec<FilterSpec>,
+    /// Connections, in order.
+    #[serde(default, rename = "connect")]
+    pub connections: Vec<ConnectionSpec>,
+}
+
+/// One filter instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterSpec {
+    /// Instance name, unique in the graph.
+    pub name: String,
+    /// Filter type (`testsrc`, `invert`, …; see [`crate::filters::registry`]).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Mode override (`kernel` or `user`); `None` keeps the type's mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ModeSpec>,
+    /// Framing overrides by pin name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub framing: BTreeMap<String, FramingOverride>,
+    /// Properties of the filter type.
+    #[serde(flatten)]
+    pub properties: BTreeMap<String, PropValue>,
+}
+
+/// A filter mode as written in a description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModeSpec {
+    /// A kernel-mode filter.
+    Kernel,
+    /// A user-mode filter.
+    User,
+}
+
+impl From<ModeSpec> for FilterMode {
+    fn from(m: ModeSpec) -> FilterMode {
+        match m {
+            ModeSpec::Kernel => FilterMode::Kernel,
+            ModeSpec::User => FilterMode::User,
+        }
+    }
+}
+
+/// Overrides of a pin's declared framing (KsEdit of the instance's framing, behaviour 9).
+/// Every field is optional; the rest of the pin's framing is kept. A pin without framing
+/// gets a simple framing built from the given fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FramingOverride {
+    /// Frames the pin holds at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<u32>,
+    /// Exact frame size in bytes (sets both minimum and maximum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_size: Option<u32>,
+    /// Smallest acceptable frame size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_size: Option<u32>,
+    /// Largest acceptable frame size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u32>,
+    /// Alignment in bytes (a power of two).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alignment: Option<u32>,
+    /// Memory type: `any`, `system`, `user`, `paged`, `nonpaged`, `device`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+impl FramingOverride {
+    /// Sets one field from its textual name (pipeline `PIN.FIELD=VALUE` form).
+    pub fn set(&mut self, field: &str, value: &PropValue) -> Result<(), SpecError> {
+        let int = |v: &PropValue| -> Result<u32, SpecError> {
+            v.as_u32().ok_or_else(|| {
+                SpecError::new(
+                    SpecErrorKind::BadValue,
+                    format!(
+                        "framing field '{field}' needs an integer from 0 to 4294967295, got '{v}'"
+                    ),
+                )
+            })
+        };
+        match field {
+            "frames" => self.frames = Some(int(value)?),
+            "frame_size" | "size" => self.frame_size = Some(int(value)?),
+            "min_size" => self.min_size = Some(int(value)?),
+            "max_size" => self.max_size = Some(int(value)?),
+            "alignment" => self.alignment = Some(int(value)?),
+            "memory" => self.memory = Some(value.to_string()),
+            other => {
+                return Err(SpecError::new(
+                    SpecErrorKind::UnknownProperty,
+                    format!(
+                        "unknown framing field '{other}'; known: frames, frame_size, min_size, max_size, alignment, memory"
+                    ),
+                ))
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A connection between two pins (`"filter.pin"`, or `"filter"` for its next free pin of
+/// the right direction).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionSpec {
+    /// The output side.
+    pub from: String,
+    /// The input side.
+    pub to: String,
+}
+
+/// A property value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PropValue {
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// Text.
+    Str(String),
+}
+
+impl PropValue {
+    /// Parses a pipeline value: `true`/`false`, integers (decimal, `0x` hex, `k`/`K`/`M`
+    /// binary suffixes), otherwise text.
+    pub fn parse(text: &str) -> PropValue {
+        match text {
+            "true" => return PropValue::Bool(true),
+            "false" => return PropValue::Bool(false),
+            _ => {}
+        }
+        parse_int(text).map_or_else(|| PropValue::Str(text.to_owned()), PropValue::Int)
+    }
+
+    /// The value as a `u32`, when it is an integer in range (or text that parses as one).
+    pub fn as_u32(&self) -> Option<u32> {
+        self.as_u64().and_then(|v| u32::try_from(v).ok())
+    }
+
+    /// The value as a `u64`, when it is a non-negative integer (or text that parses as one).
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            PropValue::Int(i) => u64::try_from(*i).ok(),
+            PropValue::Str(s) => parse_int(s).and_then(|i| u64::try_from(i).ok()),
+            PropValue::Bool(_) => None,
+        }
+    }
+
+    /// The value as a boolean (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`).
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            PropValue::Bool(b) => Some(*b),
+            PropValue::Int(0) => Some(false),
+            PropValue::Int(1) => Some(true),
+            PropValue::Int(_) => None,
+            PropValue::Str(s) => match s.as_str() {
+                "yes" | "on" | "true" => Some(true),
+                "no" | "off" | "false" => Some(false),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl fmt::Display for PropValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PropValue::Bool(b) => write!(f, "{b}"),
+            PropValue::Int(i) => write!(f, "{i}"),
+            PropValue::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+fn parse_int(text: &str) -> Option<i64> {
+    let (digits, mult) = match text.as_bytes().last()? {
+        b'k' | b'K' => (&text[..text.len() - 1], 1024),
+        b'M' => (&text[..text.len() - 1], 1024 * 1024),
+        _ => (text, 1),
+    };
+    let v = if let Some(hex) = digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
+        i64::from_str_radix(hex, 16).ok()?
+    } else {
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+            return None;
+        }
+        digits.parse::<i64>().ok()?
+    };
+    v.checked_mul(mult)
+}
+
+/// What kind of mistake a description has (the CLI maps every kind to exit code 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecErrorKind {
+    /// The text does not parse (pipeline syntax, TOML syntax).
+    Syntax,
+    /// No filter type of that name.
+    UnknownFilter,
+    /// The filter type has no such property, or a framing override names an unknown field.
+    UnknownProperty,
+    /// No pin of that name, or no free pin of the needed direction.
+    UnknownPin,
+    /// A property or framing value is out of range or of the wrong type.
+    BadValue,
+    /// The graph itself is wrong (duplicate names, a cycle, a required pin left
+    /// unconnected, an invalid framing), as reported by the graph builder.
+    Graph,
+    /// A file named by the description cannot be read or written.
+    Io,
+}
+
+/// A description that cannot be turned into a graph: one line saying what and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError {
+    /// The kind of mistake.
+    pub kind: SpecErrorKind,
+    /// The whole message, on one line.
+    pub message: String,
+}
+
+impl SpecError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: SpecErrorKind, message: impl Into<String>) -> SpecError {
+        SpecError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    Bang,
+    Word { text: String, at: usize },
+}
+
+fn tokenize(text: &str) -> Result<Vec<Token>, SpecError> {
+    let mut tokens = Vec::new();
+    let bytes: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        if c == '!' {
+            tokens.push(Token::Bang);
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut word = String::new();
+        while i < bytes.len() && !bytes[i].is_whitespace() && bytes[i] != '!' {
+            if bytes[i] == '"' || bytes[i] == '\'' {
+                let quote = bytes[i];
+                i += 1;
+                let open = i;
+                while i < bytes.len() && bytes[i] != quote {
+                    word.push(bytes[i]);
+                    i += 1;
+                }
+                if i == bytes.len() {
+                    return Err(SpecError::new(
+                        SpecErrorKind::Syntax,
+                        format!("pipeline: unterminated quote starting at column {open}"),
+                    ));
+                }
+                i += 1;
+            } else {
+                word.push(bytes[i]);
+                i += 1;
+            }
+        }
+        tokens.push(Token::Word {
+            text: word,
+            at: start + 1,
+        });
+    }
+    Ok(tokens)
+}
+
+/// One side of a `!` link while parsing.
+#[derive(Debug, Clone)]
+enum Endpoint {
+    /// An element declared here: index into `filters`.
+    Element(usize),
+    /// A reference `name.` or `name.pin`.
+    Ref { filter: String, pin: Option<String> },
+}
+
+fn is_reference(word: &str) -> Option<(String, Option<String>)> {
+    if word.contains('=') {
+        return None;
+    }
+    let (f, p) = word.split_once('.')?;
+    if f.is_empty() {
+        return None;
+    }
+    Some((f.to_owned(), (!p.is_empty()).then(|| p.to_owned())))
+}
+
+impl GraphSpec {
+    /// Parses a pipeline string (see the [module documentation](self)).
+    ///
+    /// ```
+    /// use ks_graph::runtime::spec::GraphSpec;
+    /// let spec = GraphSpec::parse_pipeline("testsrc frames=10 ! invert ! invert ! nullsink").unwrap();
+    /// let names: Vec<_> = spec.filters.iter().map(|f| f.name.as_str()).collect();
+    /// assert_eq!(names, ["testsrc", "invert0", "invert1", "nullsink"]);
+    /// assert_eq!(spec.connections[1].from, "invert0");
+    /// ```
+    pub fn parse_pipeline(text: &str) -> Result<GraphSpec, SpecError> {
+        let mut spec = GraphSpec::default();
+        spec.add_pipeline(text)?;
+        Ok(spec)
+    }
+
+    /// Adds the elements and links of a pipeline string to this description.
+    pub fn add_pipeline(&mut self, text: &str) -> Result<(), SpecError> {
+        let tokens = tokenize(text)?;
+        if tokens.is_empty() {
+            return Err(SpecError::new(
+                SpecErrorKind::Syntax,
+                "pipeline: the pipeline is empty",
+            ));
+        }
+        // Elements declared without a name get one after parsing (they need the counts).
+        let mut unnamed: Vec<usize> = Vec::new();
+        let mut prev: Option<Endpoint> = None;
+        let mut linked = false; // a `!` is waiting for its right-hand side
+        let mut links: Vec<(Endpoint, Endpoint)> = Vec::new();
+        let mut i = 0;
+        while i < tokens.len() {
+            match &tokens[i] {
+                Token::Bang => {
+                    if prev.is_none() || linked {
+                        return Err(SpecError::new(
+                            SpecErrorKind::Syntax,
+                            "pipeline: '!' must stand between two elements",
+                        ));
+                    }
+                    linked = true;
+                    i += 1;
+                }
+                Token::Word { text, at } => {
+                    let endpoint = if let Some((filter, pin)) = is_reference(text) {
+                        i += 1;
+                        Endpoint::Ref { filter, pin }
+                    } else if text.contains('=') {
+                        return Err(SpecError::new(
+                            SpecErrorKind::Syntax,
+                            format!("pipeline: setting '{text}' at column {at} does not follow an element"),
+                        ));
+                    } else {
+                        let mut f = FilterSpec {
+                            name: String::new(),
+                            kind: text.clone(),
+                            mode: None,
+                            framing: BTreeMap::new(),
+                            properties: BTreeMap::new(),
+                        };
+                        i += 1;
+                        while let Some(Token::Word { text, at }) = tokens.get(i) {
+                            let Some((key, value)) = text.split_once('=') else {
+                                break;
+                            };
+                            apply_setting(&mut f, key, value, *at)?;
+                            i += 1;
+                        }
+                        if f.name.is_empty() {
+                            unnamed.push(self.filters.len());
+                        }
+                        self.filters.push(f);
+                        Endpoint::Element(self.filters.len() - 1)
+                    };
+                    if linked {
+                        if let Some(p) = prev.take() {
+                            links.push((p, endpoint.clone()));
+                        }
+                        linked = false;
+                    }
+                    prev = Some(endpoint);
+                }
+            }
+        }
+        if linked {
+            return Err(SpecError::new(
+                SpecErrorKind::Syntax,
+                "pipeline: the pipeline ends with '!' (an element must follow it)",
+            ));
+        }
+        // Default names: the type, or type0, type1, … when the type repeats.
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for &idx in &unnamed {
+            *counts.entry(self.filters[idx].kind.clone()).or_default() += 1;
+        }
+        let mut next: BTreeMap<String, usize> = BTreeMap::new();
+        for &idx in &unnamed {
+            let kind = self.filters[idx].kind.clone();
+            let mut name = if counts[&kind] == 1 {
+                kind.clone()
+            } else {
+                let n = next.entry(kind.clone()).or_default();
+                *n += 1;
+                format!("{kind}{}", *n - 1)
+            };
+            while self.filters.iter().any(|f| f.name == name) {
+                name.push('_');
+            }
+            self.filters[idx].name = name;
+        }
+        for (from, to) in links {
+            let side = |e: &Endpoint| match e {
+                Endpoint::Element(i) => self.filters[*i].name.clone(),
+                Endpoint::Ref { filter, pin: None } => filter.clone(),
+                Endpoint::Ref {
+                    filter,
+                    pin: Some(p),
+                } => format!("{filter}.{p}"),
+            };
+            self.connections.push(ConnectionSpec {
+                from: side(&from),
+                to: side(&to),
+            });
+        }
+        Ok(())
+    }
+
+    /// Merges an embedded `pipeline` string into `filters` / `connections` (called by
+    /// [`crate::filters::build`]; idempotent).
+    pub fn expand(&mut self) -> Result<(), SpecError> {
+        if let Some(p) = self.pipeline.take() {
+            let mut inner = GraphSpec::parse_pipeline(&p)?;
+            inner.filters.append(&mut self.filters);
+            inner.connections.append(&mut self.connections);
+            self.filters = inner.filters;
+            self.connections = inner.connections;
+        }
+        Ok(())
+    }
+}
+
+fn apply_setting(f: &mut FilterSpec, key: &str, value: &str, at: usize) -> Result<(), SpecError> {
+    match key {
+        "name" => {
+            if value.is_empty() || value.contains('.') {
+                return Err(SpecError::new(
+                    SpecErrorKind::BadValue,
+                    format!("pipeline: name '{value}' at column {at} must be non-empty and contain no '.'"),
+                ));
+            }
+            f.name = value.to_owned();
+        }
+        "mode" => {
+            f.mode = Some(match value {
+                "kernel" => ModeSpec::Kernel,
+                "user" => ModeSpec::User,
+                other => {
+                    return Err(SpecError::new(
+                        SpecErrorKind::BadValue,
+                        format!(
+                            "filter '{}': mode '{other}' is not allowed; use kernel or user",
+                            f.kind
+                        ),
+                    ))
+                }
+            })
+        }
+        _ => {
+            if let Some((pin, field)) = key.split_once('.') {
+                f.framing
+                    .entry(pin.to_owned())
+                    .or_default()
+                    .set(field, &PropValue::parse(value))?;
+            } else {
+                f.properties.insert(key.to_owned(), PropValue::parse(value));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simple_chain_and_settings() {
+        let s = GraphSpec::parse_pipeline(
+            "testsrc frames=1000 size=4k pattern=none out.frames=8 ! invert mode=user ! nullsink",
+        )
+        .unwrap();
+        assert_eq!(s.filters.len(), 3);
+        assert_eq!(s.filters[0].properties["size"], PropValue::Int(4096));
+        assert_eq!(
+            s.filters[0].properties["pattern"],
+            PropValue::Str("none".into())
+        );
+        assert_eq!(s.filters[0].framing["out"].frames, Some(8));
+        assert_eq!(s.filters[1].mode, Some(ModeSpec::User));
+        assert_eq!(
+            s.connections,
+            vec![
+                ConnectionSpec {
+                    from: "testsrc".into(),
+                    to: "invert".into()
+                },
+                ConnectionSpec {
+                    from: "invert".into(),
+                    to: "nullsink".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn tee_branches_with_references() {
+        let s = GraphSpec::parse_pipeline(
+            "testsrc ! tee name=t ! nullsink t. ! checksum ! nullsink t.out1 ! filesink location=\"a b.bin\"",
+        )
+        .unwrap();
+        let names: Vec<_> = s.filters.iter().map(|f| f.name.clone()).collect();
+        assert_eq!(
+            names,
+            [
+                "testsrc",
+                "t",
+                "nullsink0",
+                "checksum",
+                "nullsink1",
+                "filesink"
+            ]
+        );
+        let links: Vec<_> = s
+            .connections
+            .iter()
+            .map(|c| (c.from.as_str(), c.to.as_str()))
+            .collect();
+        assert_eq!(
+            links,
+            [
+                ("testsrc", "t"),
+                ("t", "nullsink0"),
+                ("t", "checksum"),
+                ("checksum", "nullsink1"),
+                ("t.out1", "filesink"),
+            ]
+        );
+        assert_eq!(
+            s.filters[5].properties["location"],
+            PropValue::Str("a b.bin".into())
+        );
+    }
+
+    #[test]
+    fn syntax_errors_are_one_line() {
+        for bad in ["", "a ! ! b", "a !", "! a", "size=3 a", "a location=\"x"] {
+            let e = GraphSpec::parse_pipeline(bad).unwrap_err();
+            assert_eq!(e.kind, SpecErrorKind::Syntax, "{bad}: {e}");
+            assert!(!e.message.contains('\n'));
+        }
+        let e = GraphSpec::parse_pipeline("a out.bogus=1").unwrap_err();
+        assert_eq!(e.kind, SpecErrorKind::UnknownProperty);
+        let e = GraphSpec::parse_pipeline("a mode=sideways").unwrap_err();
+        assert_eq!(e.kind, SpecErrorKind::BadValue);
+    }
+
+    #[test]
+    fn values() {
+        assert_eq!(PropValue::parse("0x10"), PropValue::Int(16));
+        assert_eq!(PropValue::parse("2M"), PropValue::Int(2 * 1024 * 1024));
+        assert_eq!(PropValue::parse("true"), PropValue::Bool(true));
+        assert_eq!(PropValue::parse("12ab"), PropValue::Str("12ab".into()));
+        assert_eq!(PropValue::Str("7".into()).as_u32(), Some(7));
+        assert_eq!(PropValue::Int(-1).as_u32(), None);
+    }
+}
