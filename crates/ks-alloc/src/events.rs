@@ -185,6 +185,11 @@ impl Drop for FreeFrameEvents {
 }
 
 impl FreeFrameEvents {
+    /// The allocator this subscription listens to.
+    pub fn allocator(&self) -> &Allocator {
+        &self.alloc
+    }
+
     /// Waits for the next FREEFRAME event (events since the previous `next` count: none is
     /// lost between two calls).
     ///

@@ -168,7 +168,6 @@ impl fmt::Debug for PendingAlloc {
 }
 
 impl PendingAlloc {
-    #[allow(dead_code)] // used by the KS request surface (request.rs)
     pub(crate) fn new(alloc: Allocator, ticket: Ticket) -> Self {
         PendingAlloc {
             alloc,

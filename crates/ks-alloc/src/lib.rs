@@ -10,6 +10,8 @@ mod future;
 mod level;
 mod loom;
 mod memory;
+#[cfg(not(loom))]
+mod request;
 mod status;
 mod validate;
 mod vendor;
@@ -30,6 +32,8 @@ pub use freelist::MAX_FRAMES;
 pub use future::{Allocate, AllocateOwned, PendingAlloc};
 pub use level::{current_level, raise_to_dispatch, DispatchGuard, Level};
 pub use memory::Memory;
+#[cfg(not(loom))]
+pub use request::KsReply;
 pub use status::{Message, Status};
 pub use validate::{
     check_region_size, validate_create_request, validate_create_request_with, validate_framing,

@@ -1,0 +1,379 @@
+//! The KS request surface of an allocator: property, method and event requests as bytes
+//! (a `KSPROPERTY` / `KSMETHOD` / `KSEVENT` header and a data buffer), answered with a status
+//! and the bytes written — a thin adapter over the idiomatic API, for KS clients and
+//! conformance tests.
+//!
+//! | Request | Answer |
+//! |---|---|
+//! | `KSPROPSETID_StreamAllocator` / `STATUS` (GET) | the 32-byte `KSSTREAMALLOCATOR_STATUS` |
+//! | `KSPROPSETID_StreamAllocator` / `FUNCTIONTABLE` (GET) | `KSSTREAMALLOCATOR_FUNCTIONTABLE`: two callable `extern "C"` pointers taking [`Allocator::file_object`] |
+//! | `KSMETHODSETID_StreamAllocator` / `ALLOC` | the frame address, or `STATUS_PENDING` and a [`PendingAlloc`] |
+//! | `KSMETHODSETID_StreamAllocator` / `FREE` | frees the address in the data buffer |
+//! | `KSEVENTSETID_StreamAllocator` / `FREEFRAME` | a [`FreeFrameEvents`] subscription |
+//!
+//! # Status policy (KS is silent; ks-spec §10 item 5)
+//!
+//! * header shorter than 24 bytes → `STATUS_INVALID_BUFFER_SIZE` (generic KS handler);
+//! * unknown set → `STATUS_PROPSET_NOT_FOUND`; unknown id → `STATUS_NOT_FOUND`;
+//! * SET (or any request without GET) on the get-only properties →
+//!   `STATUS_INVALID_DEVICE_REQUEST`;
+//! * data buffer too small for a property → `STATUS_BUFFER_TOO_SMALL`, `information` = required
+//!   size; for a method (shorter than a pointer, behaviour 28) → `STATUS_MORE_ENTRIES` with the
+//!   required size (ReactOS method-handler convention);
+//! * FUNCTIONTABLE on pageable memory → `STATUS_NOT_SUPPORTED` (behaviour 29), after close →
+//!   `STATUS_INVALID_DEVICE_STATE`;
+//! * FREE of an address not outstanding → `STATUS_INVALID_PARAMETER`;
+//! * enabling `INTERNAL_FREEFRAME` → `STATUS_INVALID_DEVICE_REQUEST` (behaviour 37).
+
+use std::ffi::c_void;
+use std::mem::ManuallyDrop;
+
+use ks_sys::{
+    KSEVENTSETID_StreamAllocator, KSMETHODSETID_StreamAllocator, KSPROPSETID_StreamAllocator, GUID,
+    KSEVENT_STREAMALLOCATOR_FREEFRAME, KSEVENT_STREAMALLOCATOR_INTERNAL_FREEFRAME,
+    KSMETHOD_STREAMALLOCATOR_ALLOC, KSMETHOD_STREAMALLOCATOR_FREE,
+    KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE, KSPROPERTY_STREAMALLOCATOR_STATUS,
+    KSPROPERTY_TYPE_GET, KSPROPERTY_TYPE_SET, NTSTATUS, PFILE_OBJECT,
+};
+
+use crate::allocator::{Begin, Inner};
+use crate::loom::Arc;
+use crate::waiters::Notify;
+use crate::{Allocator, AllocatorStatus, FreeFrameEvents, PendingAlloc, Status};
+
+const HEADER: usize = 24;
+const PTR: usize = std::mem::size_of::<usize>();
+const TABLE: usize = 2 * PTR;
+
+/// The answer to a KS request: the completion status and `Information` (bytes written, or the
+/// required size when the buffer was too small).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KsReply {
+    /// `Ok` for `STATUS_SUCCESS`.
+    pub status: Result<(), Status>,
+    /// Bytes written to the data buffer, or the size required.
+    pub information: usize,
+}
+
+impl KsReply {
+    fn ok(n: usize) -> KsReply {
+        KsReply {
+            status: Ok(()),
+            information: n,
+        }
+    }
+
+    fn err(s: Status) -> KsReply {
+        let information = s.required_size().unwrap_or(0);
+        KsReply {
+            status: Err(s),
+            information,
+        }
+    }
+
+    /// The NTSTATUS value.
+    pub fn ntstatus(&self) -> i32 {
+        match &self.status {
+            Ok(()) => 0,
+            Err(s) => s.to_ntstatus(),
+        }
+    }
+}
+
+/// A parsed `KSIDENTIFIER`.
+struct Header {
+    set: GUID,
+    id: u32,
+    flags: u32,
+}
+
+fn header(bytes: &[u8], what: &str) -> Result<Header, Status> {
+    if bytes.len() < HEADER {
+        return Err(Status::InvalidBufferSize(
+            format!(
+                "{what} header is {} bytes; must be at least {HEADER} (KSIDENTIFIER)",
+                bytes.len()
+            )
+            .into(),
+        ));
+    }
+    let mut g = [0u8; 16];
+    g.copy_from_slice(&bytes[..16]);
+    let u32_at =
+        |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+    Ok(Header {
+        set: GUID::from_le_bytes(g),
+        id: u32_at(16),
+        flags: u32_at(20),
+    })
+}
+
+fn wrong_set(set: GUID, expected: &str) -> Status {
+    Status::PropsetNotFound(
+        format!("set {set:?} is not supported by an allocator; expected {expected}").into(),
+    )
+}
+
+fn wrong_id(id: u32, set: &str, allowed: &str) -> Status {
+    Status::NotFound(format!("id {id} is not in {set}; allowed: {allowed}").into())
+}
+
+impl Allocator {
+    /// A property request (KS: `IOCTL_KS_PROPERTY`) on `KSPROPSETID_StreamAllocator`.
+    ///
+    /// ```
+    /// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// use ks_sys::{KSIDENTIFIER, KSPROPSETID_StreamAllocator, KSPROPERTY_STREAMALLOCATOR_STATUS, KSPROPERTY_TYPE_GET};
+    /// let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2,
+    ///                         frame_size: 64, alignment: Alignment::BYTE };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let _f = alloc.try_allocate()?;
+    /// let mut hdr = Vec::new();
+    /// hdr.extend_from_slice(&KSPROPSETID_StreamAllocator.to_le_bytes());
+    /// hdr.extend_from_slice(&KSPROPERTY_STREAMALLOCATOR_STATUS.to_le_bytes());
+    /// hdr.extend_from_slice(&KSPROPERTY_TYPE_GET.to_le_bytes());
+    /// let mut out = [0u8; 32];
+    /// let r = alloc.property(&hdr, &mut out);
+    /// assert_eq!(r.ntstatus(), 0);
+    /// assert_eq!(r.information, 32);
+    /// assert_eq!(&out[24..28], &1u32.to_le_bytes(), "AllocatedFrames");
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
+    #[doc(alias = "IOCTL_KS_PROPERTY")]
+    pub fn property(&self, header_bytes: &[u8], data: &mut [u8]) -> KsReply {
+        match self.property_inner(header_bytes, data) {
+            Ok(n) => KsReply::ok(n),
+            Err(s) => KsReply::err(s),
+        }
+    }
+
+    fn property_inner(&self, header_bytes: &[u8], data: &mut [u8]) -> Result<usize, Status> {
+        let h = header(header_bytes, "KSPROPERTY")?;
+        if h.set != KSPROPSETID_StreamAllocator {
+            return Err(wrong_set(h.set, "KSPROPSETID_StreamAllocator"));
+        }
+        let name = match h.id {
+            KSPROPERTY_STREAMALLOCATOR_STATUS => "STATUS",
+            KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE => "FUNCTIONTABLE",
+            id => {
+                return Err(wrong_id(
+                    id,
+                    "KSPROPSETID_StreamAllocator",
+                    "0 (FUNCTIONTABLE), 1 (STATUS)",
+                ))
+            }
+        };
+        if h.flags & KSPROPERTY_TYPE_SET != 0 || h.flags & KSPROPERTY_TYPE_GET == 0 {
+            return Err(Status::InvalidDeviceRequest(
+                format!(
+                    "KSPROPERTY_STREAMALLOCATOR_{name} is get-only; flags {:#x} ask for \
+                     something else (policy)",
+                    h.flags
+                )
+                .into(),
+            ));
+        }
+        let need = |n: usize| {
+            if data.len() < n {
+                Err(Status::BufferTooSmall {
+                    required: n,
+                    message: format!(
+                        "KSPROPERTY_STREAMALLOCATOR_{name} needs {n} bytes; the buffer has {}",
+                        data.len()
+                    )
+                    .into(),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        if h.id == KSPROPERTY_STREAMALLOCATOR_STATUS {
+            need(AllocatorStatus::KS_SIZE)?;
+            data[..32].copy_from_slice(&self.status().to_ks_bytes());
+            return Ok(32);
+        }
+        if !self.offers_function_table() {
+            return Err(Status::NotSupported(
+                format!(
+                    "the function table is offered only for non-paged memory; this allocator's \
+                     memory is {:?} (behaviour 29)",
+                    self.memory()
+                )
+                .into(),
+            ));
+        }
+        if self.is_closed() {
+            return Err(crate::allocator::closed_status());
+        }
+        need(TABLE)?;
+        let alloc = function_table_allocate as *const () as usize;
+        let free = function_table_free as *const () as usize;
+        data[..PTR].copy_from_slice(&alloc.to_ne_bytes());
+        data[PTR..TABLE].copy_from_slice(&free.to_ne_bytes());
+        Ok(TABLE)
+    }
+
+    /// The `FileObject` argument for the function-table entry points returned by the
+    /// FUNCTIONTABLE property: valid while the allocator is open (behaviour 36).
+    pub fn file_object(&self) -> PFILE_OBJECT {
+        Arc::as_ptr(&self.inner).cast_mut().cast()
+    }
+
+    /// A method request (KS: `IOCTL_KS_METHOD`) on `KSMETHODSETID_StreamAllocator`. A pending
+    /// ALLOC answers `STATUS_PENDING` and returns the request's handle.
+    ///
+    /// ```
+    /// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType, Status};
+    /// use ks_sys::{KSMETHODSETID_StreamAllocator, KSMETHOD_STREAMALLOCATOR_ALLOC, KSMETHOD_STREAMALLOCATOR_FREE};
+    /// let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1,
+    ///                         frame_size: 64, alignment: Alignment::BYTE };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let hdr = |id: u32| [&KSMETHODSETID_StreamAllocator.to_le_bytes()[..], &id.to_le_bytes(), &2u32.to_le_bytes()].concat();
+    /// let mut addr = [0u8; 8];
+    /// let (r, _) = alloc.method(&hdr(KSMETHOD_STREAMALLOCATOR_ALLOC), &mut addr);
+    /// assert_eq!(r.ntstatus(), 0);
+    /// let (r, pending) = alloc.method(&hdr(KSMETHOD_STREAMALLOCATOR_ALLOC), &mut [0u8; 8]);
+    /// assert_eq!(r.status, Err(Status::Pending));
+    /// let (r, _) = alloc.method(&hdr(KSMETHOD_STREAMALLOCATOR_FREE), &mut addr);
+    /// assert_eq!(r.ntstatus(), 0);
+    /// let frame = pending.unwrap().wait(None)?; // completed by the free
+    /// # drop(frame);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
+    #[doc(alias = "IOCTL_KS_METHOD")]
+    pub fn method(&self, header_bytes: &[u8], data: &mut [u8]) -> (KsReply, Option<PendingAlloc>) {
+        match self.method_inner(header_bytes, data) {
+            Ok(MethodDone::Written(n)) => (KsReply::ok(n), None),
+            Ok(MethodDone::Pending(p)) => (KsReply::err(Status::Pending), Some(p)),
+            Err(s) => (KsReply::err(s), None),
+        }
+    }
+
+    fn method_inner(&self, header_bytes: &[u8], data: &mut [u8]) -> Result<MethodDone, Status> {
+        let h = header(header_bytes, "KSMETHOD")?;
+        if h.set != KSMETHODSETID_StreamAllocator {
+            return Err(wrong_set(h.set, "KSMETHODSETID_StreamAllocator"));
+        }
+        if h.id != KSMETHOD_STREAMALLOCATOR_ALLOC && h.id != KSMETHOD_STREAMALLOCATOR_FREE {
+            return Err(wrong_id(
+                h.id,
+                "KSMETHODSETID_StreamAllocator",
+                "0 (ALLOC), 1 (FREE)",
+            ));
+        }
+        if data.len() < PTR {
+            // Behaviour 28: MinData = sizeof(PVOID).
+            return Err(Status::MoreEntries { required: PTR });
+        }
+        if h.id == KSMETHOD_STREAMALLOCATOR_FREE {
+            let mut b = [0u8; PTR];
+            b.copy_from_slice(&data[..PTR]);
+            self.free_raw(usize::from_ne_bytes(b))?;
+            return Ok(MethodDone::Written(0));
+        }
+        match self.begin(None, || Notify::None)? {
+            Begin::Ready(f) => {
+                data[..PTR].copy_from_slice(&f.into_raw().to_ne_bytes());
+                Ok(MethodDone::Written(PTR))
+            }
+            Begin::Queued(t) => Ok(MethodDone::Pending(PendingAlloc::new(self.clone(), t))),
+        }
+    }
+
+    /// Enables an event (KS: `IOCTL_KS_ENABLE_EVENT`) of `KSEVENTSETID_StreamAllocator`:
+    /// FREEFRAME yields an awaitable subscription; the event data (`KSEVENTDATA`) is not
+    /// interpreted, the returned handle is the notification.
+    ///
+    /// # Errors
+    /// See the module's status policy; `INTERNAL_FREEFRAME` is refused (behaviour 37).
+    #[doc(alias = "IOCTL_KS_ENABLE_EVENT")]
+    pub fn enable_event(
+        &self,
+        header_bytes: &[u8],
+        _data: &[u8],
+    ) -> Result<FreeFrameEvents, Status> {
+        let h = header(header_bytes, "KSEVENT")?;
+        if h.set != KSEVENTSETID_StreamAllocator {
+            return Err(wrong_set(h.set, "KSEVENTSETID_StreamAllocator"));
+        }
+        match h.id {
+            KSEVENT_STREAMALLOCATOR_FREEFRAME => self.free_frame_events(),
+            KSEVENT_STREAMALLOCATOR_INTERNAL_FREEFRAME => Err(Status::InvalidDeviceRequest(
+                "KSEVENT_STREAMALLOCATOR_INTERNAL_FREEFRAME is internal to the allocator; \
+                 clients enable KSEVENT_STREAMALLOCATOR_FREEFRAME (behaviour 37)"
+                    .into(),
+            )),
+            id => Err(wrong_id(
+                id,
+                "KSEVENTSETID_StreamAllocator",
+                "1 (FREEFRAME)",
+            )),
+        }
+    }
+
+    /// Disables an event (KS: `IOCTL_KS_DISABLE_EVENT`).
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_PARAMETER` if the subscription belongs to another allocator (it is
+    /// disabled anyway).
+    #[doc(alias = "IOCTL_KS_DISABLE_EVENT")]
+    pub fn disable_event(&self, events: FreeFrameEvents) -> Result<(), Status> {
+        if events.allocator().same(self) {
+            Ok(())
+        } else {
+            Err(Status::InvalidParameter(
+                "the event subscription belongs to another allocator".into(),
+            ))
+        }
+    }
+}
+
+enum MethodDone {
+    Written(usize),
+    Pending(PendingAlloc),
+}
+
+/// Borrows the allocator behind a `FileObject` without touching reference counts.
+///
+/// # Safety
+/// `file` is [`Allocator::file_object`] of an allocator that has a live handle.
+unsafe fn borrow(file: PFILE_OBJECT) -> ManuallyDrop<Allocator> {
+    // SAFETY: `file` is `Arc::as_ptr` of a live `Arc<Inner>` (caller); `ManuallyDrop` makes
+    // sure the borrowed strong count is never released.
+    let inner = unsafe { Arc::from_raw(file.cast_const().cast::<Inner>()) };
+    ManuallyDrop::new(Allocator { inner })
+}
+
+/// `KSSTREAMALLOCATOR_FUNCTIONTABLE.AllocateFrame`: never blocks; `STATUS_UNSUCCESSFUL` and a
+/// null frame when none is free (behaviour 31).
+///
+/// # Safety
+/// `file` is the [`Allocator::file_object`] of an allocator with a live handle and `frame`
+/// is valid for a pointer write.
+unsafe extern "C" fn function_table_allocate(
+    file: PFILE_OBJECT,
+    frame: *mut *mut c_void,
+) -> NTSTATUS {
+    // SAFETY: forwarded from the caller.
+    let a = unsafe { borrow(file) };
+    let (status, p) = match a.try_allocate() {
+        Ok(f) => (0, f.into_raw() as *mut c_void),
+        Err(s) => (s.to_ntstatus(), std::ptr::null_mut()),
+    };
+    // SAFETY: the caller guarantees `frame` is writable.
+    unsafe { frame.write(p) };
+    status
+}
+
+/// `KSSTREAMALLOCATOR_FUNCTIONTABLE.FreeFrame`: never blocks; an address not outstanding is
+/// ignored (the KS signature has no status) and logged.
+///
+/// # Safety
+/// `file` is the [`Allocator::file_object`] of an allocator with a live handle.
+unsafe extern "C" fn function_table_free(file: PFILE_OBJECT, frame: *mut c_void) {
+    // SAFETY: forwarded from the caller.
+    let a = unsafe { borrow(file) };
+    if let Err(e) = a.free_raw(frame as usize) {
+        tracing::error!("function-table FreeFrame: {e}");
+    }
+}

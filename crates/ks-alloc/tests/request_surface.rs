@@ -1,0 +1,312 @@
+//! The KS byte surface: property, method and event requests (behaviours 19-37 as seen by a KS
+//! client), with the status policy of request.rs.
+
+use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType, Status};
+use ks_sys::{
+    KSEVENTSETID_StreamAllocator, KSMETHODSETID_StreamAllocator, KSPROPSETID_Connection,
+    KSPROPSETID_StreamAllocator, GUID, KSEVENT_STREAMALLOCATOR_FREEFRAME,
+    KSEVENT_STREAMALLOCATOR_INTERNAL_FREEFRAME, KSMETHOD_STREAMALLOCATOR_ALLOC,
+    KSMETHOD_STREAMALLOCATOR_FREE, KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE,
+    KSPROPERTY_STREAMALLOCATOR_STATUS, KSPROPERTY_TYPE_GET, KSPROPERTY_TYPE_SET,
+    KSSTREAMALLOCATOR_FUNCTIONTABLE, PFILE_OBJECT,
+};
+
+const PTR: usize = std::mem::size_of::<usize>();
+
+fn hdr(set: GUID, id: u32, flags: u32) -> Vec<u8> {
+    [
+        &set.to_le_bytes()[..],
+        &id.to_le_bytes(),
+        &flags.to_le_bytes(),
+    ]
+    .concat()
+}
+
+fn alloc(frames: u32, memory: Memory) -> Allocator {
+    let f = Framing {
+        flags: 2,
+        pool_type: PoolType::NON_PAGED,
+        frames,
+        frame_size: 512,
+        alignment: Alignment::QUAD,
+    };
+    Allocator::new(&f, memory).unwrap()
+}
+
+#[test]
+fn status_property_reports_framing_and_allocated_frames() {
+    let a = alloc(3, Memory::NonPaged);
+    let _f = a.try_allocate().unwrap();
+    let mut out = [0xFFu8; 40];
+    let r = a.property(
+        &hdr(
+            KSPROPSETID_StreamAllocator,
+            KSPROPERTY_STREAMALLOCATOR_STATUS,
+            KSPROPERTY_TYPE_GET,
+        ),
+        &mut out,
+    );
+    assert_eq!(r.status, Ok(()));
+    assert_eq!(r.information, 32);
+    assert_eq!(&out[..24], &a.framing().to_bytes());
+    assert_eq!(&out[24..28], &1u32.to_le_bytes());
+    assert_eq!(&out[28..32], &[0; 4], "Reserved");
+}
+
+#[test]
+fn get_only_properties_refuse_set_and_small_buffers() {
+    let a = alloc(1, Memory::NonPaged);
+    for id in [
+        KSPROPERTY_STREAMALLOCATOR_STATUS,
+        KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE,
+    ] {
+        let r = a.property(
+            &hdr(KSPROPSETID_StreamAllocator, id, KSPROPERTY_TYPE_SET),
+            &mut [0; 64],
+        );
+        assert!(
+            matches!(r.status, Err(Status::InvalidDeviceRequest(_))),
+            "{r:?}"
+        );
+        assert_eq!(r.ntstatus(), 0xC000_0010u32 as i32);
+    }
+    let r = a.property(
+        &hdr(
+            KSPROPSETID_StreamAllocator,
+            KSPROPERTY_STREAMALLOCATOR_STATUS,
+            KSPROPERTY_TYPE_GET,
+        ),
+        &mut [0; 31],
+    );
+    assert!(matches!(
+        r.status,
+        Err(Status::BufferTooSmall { required: 32, .. })
+    ));
+    assert_eq!(r.information, 32);
+    let r = a.property(
+        &hdr(
+            KSPROPSETID_StreamAllocator,
+            KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE,
+            KSPROPERTY_TYPE_GET,
+        ),
+        &mut [0; 4],
+    );
+    assert!(matches!(r.status, Err(Status::BufferTooSmall { .. })));
+    assert_eq!(
+        r.information,
+        std::mem::size_of::<KSSTREAMALLOCATOR_FUNCTIONTABLE>()
+    );
+}
+
+#[test]
+fn unknown_sets_ids_and_short_headers() {
+    let a = alloc(1, Memory::NonPaged);
+    let r = a.property(
+        &hdr(KSPROPSETID_Connection, 1, KSPROPERTY_TYPE_GET),
+        &mut [0; 64],
+    );
+    assert!(matches!(r.status, Err(Status::PropsetNotFound(_))));
+    let r = a.property(
+        &hdr(KSPROPSETID_StreamAllocator, 7, KSPROPERTY_TYPE_GET),
+        &mut [0; 64],
+    );
+    assert!(matches!(r.status, Err(Status::NotFound(_))));
+    let (r, _) = a.method(&hdr(KSMETHODSETID_StreamAllocator, 9, 0), &mut [0; 8]);
+    assert!(matches!(r.status, Err(Status::NotFound(_))));
+    let (r, _) = a.method(&hdr(KSPROPSETID_StreamAllocator, 0, 0), &mut [0; 8]);
+    assert!(matches!(r.status, Err(Status::PropsetNotFound(_))));
+    let r = a.property(&[0; 10], &mut [0; 64]);
+    assert!(matches!(r.status, Err(Status::InvalidBufferSize(_))));
+    assert!(matches!(
+        a.enable_event(&hdr(KSEVENTSETID_StreamAllocator, 5, 0), &[]),
+        Err(Status::NotFound(_))
+    ));
+}
+
+#[test]
+fn function_table_is_callable_and_refused_for_paged_memory() {
+    let a = alloc(1, Memory::NonPaged);
+    let mut out = [0u8; 16];
+    let r = a.property(
+        &hdr(
+            KSPROPSETID_StreamAllocator,
+            KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE,
+            KSPROPERTY_TYPE_GET,
+        ),
+        &mut out,
+    );
+    assert_eq!(r.status, Ok(()));
+    let word = |o: usize| usize::from_ne_bytes(out[o..o + PTR].try_into().unwrap());
+    type AllocFn = unsafe extern "C" fn(PFILE_OBJECT, *mut *mut std::ffi::c_void) -> i32;
+    type FreeFn = unsafe extern "C" fn(PFILE_OBJECT, *mut std::ffi::c_void);
+    // SAFETY: the property wrote the addresses of functions of exactly these signatures.
+    let (allocate, free): (AllocFn, FreeFn) = unsafe {
+        (
+            std::mem::transmute::<usize, AllocFn>(word(0)),
+            std::mem::transmute::<usize, FreeFn>(word(PTR)),
+        )
+    };
+    let file = a.file_object();
+    let mut frame = std::ptr::null_mut();
+    // SAFETY: `file` is this live allocator's file object; `frame` is writable.
+    assert_eq!(unsafe { allocate(file, &mut frame) }, 0);
+    assert!(!frame.is_null());
+    let mut none = std::ptr::null_mut();
+    // SAFETY: as above.
+    let st = unsafe { allocate(file, &mut none) };
+    assert_eq!(st, 0xC000_0001u32 as i32, "STATUS_UNSUCCESSFUL at once");
+    assert!(none.is_null());
+    // SAFETY: as above.
+    unsafe { free(file, frame) };
+    assert_eq!(a.status().allocated_frames, 0);
+
+    let p = alloc(1, Memory::Paged);
+    let r = p.property(
+        &hdr(
+            KSPROPSETID_StreamAllocator,
+            KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE,
+            KSPROPERTY_TYPE_GET,
+        ),
+        &mut out,
+    );
+    assert!(matches!(r.status, Err(Status::NotSupported(_))));
+    a.close();
+    let r = a.property(
+        &hdr(
+            KSPROPSETID_StreamAllocator,
+            KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE,
+            KSPROPERTY_TYPE_GET,
+        ),
+        &mut out,
+    );
+    assert!(
+        matches!(r.status, Err(Status::InvalidDeviceState(_))),
+        "behaviour 36"
+    );
+}
+
+#[test]
+fn alloc_method_pends_and_free_completes_it() {
+    let a = alloc(1, Memory::Paged); // the IRP interface works for any memory
+    let mut addr = [0u8; 8];
+    let (r, p) = a.method(
+        &hdr(
+            KSMETHODSETID_StreamAllocator,
+            KSMETHOD_STREAMALLOCATOR_ALLOC,
+            2,
+        ),
+        &mut addr,
+    );
+    assert_eq!((r.ntstatus(), r.information), (0, PTR));
+    assert!(p.is_none());
+    let (r, pending) = a.method(
+        &hdr(
+            KSMETHODSETID_StreamAllocator,
+            KSMETHOD_STREAMALLOCATOR_ALLOC,
+            2,
+        ),
+        &mut [0; 8],
+    );
+    assert_eq!(r.ntstatus(), 0x103, "STATUS_PENDING");
+    let mut pending = pending.expect("a request handle");
+    assert!(pending.try_complete().unwrap().is_none());
+    let (r, _) = a.method(
+        &hdr(
+            KSMETHODSETID_StreamAllocator,
+            KSMETHOD_STREAMALLOCATOR_FREE,
+            1,
+        ),
+        &mut addr,
+    );
+    assert_eq!(r.status, Ok(()));
+    let f = pending
+        .try_complete()
+        .unwrap()
+        .expect("completed by the free");
+    assert_eq!(f.addr(), usize::from_ne_bytes(addr));
+    assert_eq!(a.status().allocated_frames, 1);
+}
+
+#[test]
+fn methods_reject_short_data_and_unknown_frees() {
+    let a = alloc(1, Memory::NonPaged);
+    for id in [
+        KSMETHOD_STREAMALLOCATOR_ALLOC,
+        KSMETHOD_STREAMALLOCATOR_FREE,
+    ] {
+        let (r, _) = a.method(&hdr(KSMETHODSETID_StreamAllocator, id, 0), &mut [0; 4]);
+        assert_eq!(
+            r.status,
+            Err(Status::MoreEntries { required: PTR }),
+            "behaviour 28"
+        );
+        assert_eq!(r.information, PTR);
+    }
+    let mut bogus = 0x1234usize.to_ne_bytes();
+    let (r, _) = a.method(
+        &hdr(
+            KSMETHODSETID_StreamAllocator,
+            KSMETHOD_STREAMALLOCATOR_FREE,
+            0,
+        ),
+        &mut bogus,
+    );
+    assert!(matches!(r.status, Err(Status::InvalidParameter(_))));
+    assert_eq!(a.status().allocated_frames, 0);
+}
+
+#[test]
+fn cancelled_pending_alloc_consumes_no_frame() {
+    let a = alloc(1, Memory::NonPaged);
+    let f = a.try_allocate().unwrap();
+    let (_, pending) = a.method(
+        &hdr(
+            KSMETHODSETID_StreamAllocator,
+            KSMETHOD_STREAMALLOCATOR_ALLOC,
+            2,
+        ),
+        &mut [0; 8],
+    );
+    drop(pending); // IoCancelIrp
+    drop(f);
+    assert_eq!(a.status().allocated_frames, 0);
+    assert_eq!(a.status().pending, 0);
+    let (_, pending) = a.method(
+        &hdr(
+            KSMETHODSETID_StreamAllocator,
+            KSMETHOD_STREAMALLOCATOR_ALLOC,
+            2,
+        ),
+        &mut [0; 8],
+    );
+    assert!(pending.is_none(), "frame free again");
+}
+
+#[test]
+fn freeframe_event_enables_and_internal_is_refused() {
+    let a = alloc(1, Memory::NonPaged);
+    assert!(matches!(
+        a.enable_event(
+            &hdr(
+                KSEVENTSETID_StreamAllocator,
+                KSEVENT_STREAMALLOCATOR_INTERNAL_FREEFRAME,
+                1
+            ),
+            &[]
+        ),
+        Err(Status::InvalidDeviceRequest(_))
+    ));
+    let mut ev = a
+        .enable_event(
+            &hdr(
+                KSEVENTSETID_StreamAllocator,
+                KSEVENT_STREAMALLOCATOR_FREEFRAME,
+                1,
+            ),
+            &[],
+        )
+        .unwrap();
+    drop(a.try_allocate().unwrap());
+    assert!(ev.wait(std::time::Duration::from_secs(5)).unwrap());
+    a.disable_event(ev).unwrap();
+}

@@ -1,0 +1,273 @@
+//! Vendor allocators: the KSALLOCATOR_DISPATCH contract the allocator object guarantees
+//! (behaviours 16-18, 42), "no frame now", misaligned addresses, CommonBuffer capabilities.
+
+use std::future::Future;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use ks_alloc::{
+    Alignment, Allocator, CommonBuffer, DefaultVendor, Framing, Memory, PoolType, Status,
+    VendorAllocator,
+};
+
+fn framing(frames: u32, size: u32, align: Alignment) -> Framing {
+    Framing {
+        flags: 0,
+        pool_type: PoolType::NON_PAGED,
+        frames,
+        frame_size: size,
+        alignment: align,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Init,
+    Alloc(usize),
+    Free(usize),
+    Delete,
+}
+
+/// Records every call; frames are heap blocks; can be told to run dry or to misalign.
+struct Recording {
+    log: Mutex<Vec<Call>>,
+    dry: AtomicBool,
+    misalign: AtomicBool,
+    fail_init: bool,
+    live: AtomicUsize,
+}
+
+impl Recording {
+    fn new() -> Arc<Recording> {
+        Arc::new(Recording {
+            log: Mutex::new(vec![]),
+            dry: AtomicBool::new(false),
+            misalign: AtomicBool::new(false),
+            fail_init: false,
+            live: AtomicUsize::new(0),
+        })
+    }
+    fn log(&self) -> Vec<Call> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+/// The vendor handed to the allocator; the test keeps the `Arc` to inspect the log.
+struct Rec(Arc<Recording>);
+
+impl std::ops::Deref for Rec {
+    type Target = Recording;
+    fn deref(&self) -> &Recording {
+        &self.0
+    }
+}
+
+/// Context: an id the test checks is the one initialize returned, plus the block layout.
+struct Cx {
+    id: u64,
+    layout: std::alloc::Layout,
+}
+
+// SAFETY: each frame is a distinct live heap block of `frame_size` (+1 for the misaligned
+// case) bytes until freed.
+unsafe impl VendorAllocator for Rec {
+    type Context = Cx;
+    fn initialize(&self, f: &Framing) -> Result<Cx, Status> {
+        self.log.lock().unwrap().push(Call::Init);
+        if self.fail_init {
+            return Err(Status::DeviceNotReady("device is off".into()));
+        }
+        let layout = std::alloc::Layout::from_size_align(
+            f.frame_size as usize + 1,
+            f.alignment.bytes() as usize,
+        )
+        .map_err(|e| Status::InvalidParameter(e.to_string().into()))?;
+        Ok(Cx {
+            id: 0xC0FFEE,
+            layout,
+        })
+    }
+    fn allocate(&self, cx: &Cx) -> Option<NonNull<u8>> {
+        assert_eq!(cx.id, 0xC0FFEE, "only the initialize context");
+        assert!(!self.log().contains(&Call::Delete), "nothing after delete");
+        if self.dry.load(Ordering::SeqCst) {
+            return None;
+        }
+        // SAFETY: non-zero size layout.
+        let p = NonNull::new(unsafe { std::alloc::alloc(cx.layout) })?;
+        self.live.fetch_add(1, Ordering::SeqCst);
+        let p = if self.misalign.load(Ordering::SeqCst) {
+            // SAFETY: the block has one spare byte.
+            unsafe { NonNull::new_unchecked(p.as_ptr().add(1)) }
+        } else {
+            p
+        };
+        self.log
+            .lock()
+            .unwrap()
+            .push(Call::Alloc(p.as_ptr() as usize));
+        Some(p)
+    }
+    fn free(&self, cx: &Cx, p: NonNull<u8>) {
+        assert_eq!(cx.id, 0xC0FFEE);
+        assert!(!self.log().contains(&Call::Delete), "nothing after delete");
+        self.log
+            .lock()
+            .unwrap()
+            .push(Call::Free(p.as_ptr() as usize));
+        let base = (p.as_ptr() as usize) & !(cx.layout.align() - 1);
+        // SAFETY: `base` is the block `allocate` returned (misaligned frames were offset by 1
+        // from an aligned block).
+        unsafe { std::alloc::dealloc(base as *mut u8, cx.layout) };
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+    fn delete(&self, cx: Cx) {
+        assert_eq!(cx.id, 0xC0FFEE);
+        self.log.lock().unwrap().push(Call::Delete);
+    }
+}
+
+#[test]
+fn initialize_once_first_delete_once_after_close_and_last_frame() {
+    let v = Recording::new();
+    let a = Allocator::with_vendor(
+        &framing(2, 256, Alignment::BYTES_64),
+        Arc::new(Rec(v.clone())),
+    )
+    .unwrap();
+    assert_eq!(v.log(), [Call::Init]);
+    let f1 = a.try_allocate().unwrap();
+    let f2 = a.try_allocate().unwrap();
+    assert_eq!(f1.addr() % 64, 0);
+    drop(f1);
+    a.close();
+    assert!(!v.log().contains(&Call::Delete), "a frame is still out");
+    drop(a);
+    assert!(!v.log().contains(&Call::Delete));
+    drop(f2);
+    let log = v.log();
+    assert_eq!(log.iter().filter(|c| **c == Call::Init).count(), 1);
+    assert_eq!(log.iter().filter(|c| **c == Call::Delete).count(), 1);
+    assert_eq!(log.last(), Some(&Call::Delete), "delete is the last call");
+    assert_eq!(v.live.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn delete_runs_at_close_when_no_frame_is_out() {
+    let v = Recording::new();
+    let a =
+        Allocator::with_vendor(&framing(1, 8, Alignment::BYTE), Arc::new(Rec(v.clone()))).unwrap();
+    drop(a.try_allocate().unwrap());
+    drop(a); // last handle: close, all home -> delete now
+    assert_eq!(v.log().last(), Some(&Call::Delete));
+}
+
+#[test]
+fn failing_initialize_fails_creation_and_nothing_else_is_called() {
+    let v = Arc::new(Recording {
+        fail_init: true,
+        ..Arc::try_unwrap(Recording::new()).ok().unwrap()
+    });
+    let r = Allocator::with_vendor(&framing(1, 8, Alignment::BYTE), Arc::new(Rec(v.clone())));
+    assert!(matches!(r, Err(Status::DeviceNotReady(_))));
+    assert_eq!(v.log(), [Call::Init]);
+}
+
+#[test]
+fn vendor_without_memory_fails_try_and_pends_requests_until_a_free() {
+    let v = Recording::new();
+    let a =
+        Allocator::with_vendor(&framing(4, 64, Alignment::BYTE), Arc::new(Rec(v.clone()))).unwrap();
+    let f = a.try_allocate().unwrap();
+    v.dry.store(true, Ordering::SeqCst);
+    assert!(matches!(a.try_allocate(), Err(Status::Unsuccessful(_))));
+    let mut req = Box::pin(a.allocate());
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(
+        req.as_mut().poll(&mut cx).is_pending(),
+        "no frame now: pending"
+    );
+    v.dry.store(false, Ordering::SeqCst);
+    drop(f); // the free retries the vendor for the pending request
+    let Poll::Ready(Ok(g)) = req.as_mut().poll(&mut cx) else {
+        panic!("the request must complete after the free")
+    };
+    assert_eq!(a.status().allocated_frames, 1);
+    drop(g);
+}
+
+#[test]
+fn misaligned_vendor_frames_are_refused_and_returned() {
+    let v = Recording::new();
+    let a = Allocator::with_vendor(
+        &framing(2, 64, Alignment::BYTES_64),
+        Arc::new(Rec(v.clone())),
+    )
+    .unwrap();
+    v.misalign.store(true, Ordering::SeqCst);
+    match a.try_allocate() {
+        Err(Status::InvalidParameter(m)) => assert!(m.contains("aligned"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(v.live.load(Ordering::SeqCst), 0, "returned to the vendor");
+    assert_eq!(a.status().allocated_frames, 0);
+    v.misalign.store(false, Ordering::SeqCst);
+    let f = a.try_allocate().unwrap();
+    assert_eq!(f.addr() % 64, 0);
+}
+
+#[test]
+fn raw_free_of_vendor_frames_is_checked() {
+    let v = Recording::new();
+    let a =
+        Allocator::with_vendor(&framing(1, 64, Alignment::BYTE), Arc::new(Rec(v.clone()))).unwrap();
+    let addr = a.try_allocate().unwrap().into_raw();
+    assert!(a.free_raw(addr + 1).is_err());
+    a.free_raw(addr).unwrap();
+    assert!(a.free_raw(addr).is_err());
+}
+
+#[test]
+fn default_vendor_is_the_default_allocator_behind_the_trait() {
+    let a = Allocator::with_vendor(
+        &framing(2, 4096, Alignment::BYTES_512),
+        Arc::new(DefaultVendor {
+            memory: Memory::NonPaged,
+        }),
+    )
+    .unwrap();
+    let f1 = a.try_allocate().unwrap();
+    let f2 = a.try_allocate().unwrap();
+    assert_eq!(f1.addr() % 512, 0);
+    assert_eq!(f2.addr().abs_diff(f1.addr()), 4096, "one contiguous region");
+    assert!(a.try_allocate().is_err());
+}
+
+#[test]
+fn common_buffer_checks_capabilities_and_carves_one_region() {
+    let dev = CommonBuffer {
+        name: "dma0",
+        max_frame_size: 4096,
+        max_frames: 4,
+        alignment: Alignment::BYTES_256,
+    };
+    let ok = framing(4, 1000, Alignment::BYTE);
+    let a = Allocator::with_vendor(&ok, Arc::new(dev)).unwrap();
+    assert!(a.offers_function_table());
+    let fs: Vec<_> = (0..4).map(|_| a.try_allocate().unwrap()).collect();
+    let min = fs.iter().map(|f| f.addr()).min().unwrap();
+    let max = fs.iter().map(|f| f.addr()).max().unwrap();
+    assert_eq!(max - min, 3 * 1024, "contiguous, stride rounded to 256");
+    assert!(fs.iter().all(|f| f.addr() % 256 == 0));
+    for bad in [
+        framing(5, 1000, Alignment::BYTE),
+        framing(1, 5000, Alignment::BYTE),
+    ] {
+        match Allocator::with_vendor(&bad, Arc::new(dev)) {
+            Err(Status::NotSupported(m)) => assert!(m.contains("dma0")),
+            other => panic!("expected NotSupported, got {other:?}"),
+        }
+    }
+}
