@@ -131,9 +131,12 @@ impl Graph {
         let mut created: Vec<Allocator> = Vec::with_capacity(plan.pipes.len());
         for pipe in &plan.pipes {
             let framing = pipe.allocator_framing();
+            // Named after the pin that owns it, for starvation reports and diagnostics.
+            let builder = Allocator::builder(&framing)
+                .name(format!("{} ({})", pipe.allocator.pin, pipe.allocator.name));
             let made = match &pipe.allocator.vendor {
-                Some(v) => Allocator::with_vendor(&framing, v.allocator.clone()),
-                None => Allocator::new(&framing, memory_of(pipe.allocator.memory)),
+                Some(v) => builder.vendor(v.allocator.clone()).build(),
+                None => builder.memory(memory_of(pipe.allocator.memory)).build(),
             };
             match made {
                 Ok(a) => created.push(a),
@@ -152,25 +155,35 @@ impl Graph {
         let mut allocators = Vec::with_capacity(created.len());
         for (pipe, allocator) in plan.pipes.iter().zip(created) {
             let handle = self.registry.insert(allocator.clone());
-            let root = pipe.pin_ids[0];
-            if self.pin_descriptor(root).accepts_allocator {
-                // The root pin is where frames enter the pipe: the source pin that must use
-                // this allocator. The handle was just registered, so this cannot fail.
-                self.assign_allocator(root, Some(handle))
-                    .map_err(|status| StateError::Allocator {
-                        pipe: pipe.id,
-                        allocator: pipe.allocator.name.clone(),
-                        status,
-                    })?;
-            }
             allocators.push(PipeAllocator {
                 pipe: pipe.id,
                 allocator,
                 handle,
             });
         }
+        let mut failure = None;
+        for (pipe, pa) in plan.pipes.iter().zip(&allocators) {
+            let root = pipe.pin_ids[0];
+            if self.pin_descriptor(root).accepts_allocator {
+                // The root pin is where frames enter the pipe: the source pin that must use
+                // this allocator. The handle was just registered, so this does not fail; if
+                // it ever did, everything created is released below.
+                if let Err(status) = self.assign_allocator(root, Some(pa.handle)) {
+                    failure = Some(StateError::Allocator {
+                        pipe: pipe.id,
+                        allocator: pipe.allocator.name.clone(),
+                        status,
+                    });
+                    break;
+                }
+            }
+        }
         tracing::debug!(pipes = plan.pipes.len(), "graph acquired its allocators");
         self.active = Some(Active { plan, allocators });
+        if let Some(e) = failure {
+            self.release();
+            return Err(e);
+        }
         Ok(())
     }
 

@@ -32,6 +32,7 @@ fn chosen_vendor_is_initialized_once_at_acquire_and_deleted_at_stop() {
     let alloc = g.pipe_allocator(g.pin("dst.in").unwrap()).unwrap().clone();
     assert_eq!(alloc.framing().frames, 3);
     assert_eq!(alloc.framing().frame_size, 4096);
+    assert_eq!(alloc.name(), "cam.out (dma)");
     let f = alloc.try_allocate().unwrap();
     assert_eq!(f.addr() % 64, 0);
     drop(f);
