@@ -152,8 +152,8 @@ impl Counts {
     }
 }
 
-/// A vendor allocator that counts its callbacks and serves frames from a leaked buffer
-/// (test-only memory, a few KiB per initialize). `fail` makes initialize fail with a status.
+/// A vendor allocator that counts its callbacks and serves frames from one buffer owned by
+/// its context (freed at delete). `fail` makes initialize fail with a status.
 pub struct Counting {
     pub counts: Arc<Counts>,
     pub fail: Option<Status>,
@@ -161,10 +161,15 @@ pub struct Counting {
 
 pub struct Cx {
     free: Mutex<Vec<usize>>,
+    /// The frames' memory. Never touched after initialize (only through the raw addresses
+    /// taken from `as_mut_ptr`, which stay valid while the Vec is neither reallocated nor
+    /// dropped); dropped with the context at delete, after the last frame came back.
+    _region: Vec<u8>,
 }
 
-// SAFETY: every address handed out is a distinct `frame_size`-byte slot of a leaked (never
-// freed) buffer, aligned as the framing asks, and is only handed out again after `free`.
+// SAFETY: every address handed out is a distinct `frame_size`-byte slot of the context's
+// buffer, aligned as the framing asks, handed out again only after `free`; the buffer lives
+// until `delete`, which the allocator calls only after the last frame has come back.
 unsafe impl VendorAllocator for Counting {
     type Context = Cx;
 
@@ -176,7 +181,7 @@ unsafe impl VendorAllocator for Counting {
         let align = framing.alignment.bytes() as usize;
         let stride = (framing.frame_size as usize).div_ceil(align) * align;
         let n = framing.frames as usize;
-        let region: &'static mut [u8] = Box::leak(vec![0u8; stride * n + align].into_boxed_slice());
+        let mut region = vec![0u8; stride * n + align];
         let base = region.as_mut_ptr();
         let skip = (align - (base as usize) % align) % align;
         let free = (0..n)
@@ -184,6 +189,7 @@ unsafe impl VendorAllocator for Counting {
             .collect();
         Ok(Cx {
             free: Mutex::new(free),
+            _region: region,
         })
     }
 
