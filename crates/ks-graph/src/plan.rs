@@ -3,11 +3,14 @@
 //! candidate was not chosen. The plan serialises to JSON (`serde`), alignment in bytes:
 //!
 //! ```json
-//! {"pipes":[{"id":0,"pins":["cam.out","enc.in"],"root":"cam.out","mode":"kernel",
+//! {"pipes":[{"id":0,"pins":["cam.out","dst.in"],"items":[0,null],"root":"cam.out","mode":"kernel",
 //!   "allocator":{"kind":"vendor","name":"dma","memory":"nonpaged","pin":"cam.out"},
-//!   "framing":{"frames":6,"frame_size":4096,"alignment":64,"memory_type":"KSMEMORY_TYPE_KERNEL_NONPAGED","requirements":2},
-//!   "rejected":[{"candidate":"default","kind":"default","pin":null,"reason":"...","codes":["outranked"]}],
-//!   "relaxed":[],"items":[0,0]}]}
+//!   "framing":{"frames":4,"frame_size":8192,"alignment":64,
+//!              "memory_type":"KSMEMORY_TYPE_KERNEL_NONPAGED","requirements":0},
+//!   "rejected":[{"candidate":"default","kind":"default","pin":null,
+//!                "reason":"vendor 'dma' on 'cam.out' is eligible and ranks before the default allocator (...)",
+//!                "codes":["outranked"]}],
+//!   "relaxed":[]}]}
 //! ```
 
 use std::fmt;
