@@ -238,3 +238,15 @@ fn topological_order_puts_upstream_first() {
         .collect();
     assert_eq!(names, ["src", "x", "dst"]);
 }
+
+#[test]
+fn public_types_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<ks_graph::Graph>();
+    check::<ks_graph::GraphBuilder>();
+    check::<ks_graph::AllocationPlan>();
+    check::<ks_graph::FilterDescriptor>();
+    check::<ks_graph::GraphError>();
+    check::<ks_graph::NegotiationError>();
+    check::<ks_graph::StateError>();
+}
