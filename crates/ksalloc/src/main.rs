@@ -1,6 +1,84 @@
-//! The `ksalloc` command-line tool.
+//! The `ksalloc` command-line tool: run, plan, inspect and benchmark KS allocator graphs.
+//!
+//! A thin layer over `ks-graph` (graphs, negotiation, runtime, filters) and `ks-alloc`
+//! (allocators). Errors reach the user in one place ([`main`]): one line on stderr, prefixed
+//! `ksalloc: error:`, and exit code 2 for bad input (unknown filter, property or pin,
+//! malformed TOML, invalid framing, unreadable file), 1 when the graph cannot be negotiated or
+//! run. A closed stdout (`ksalloc plan | head`) ends quietly.
 #![forbid(unsafe_code)]
 
-fn main() {
-    println!("ksalloc {}", env!("CARGO_PKG_VERSION"));
+mod bench;
+mod cli;
+mod input;
+mod output;
+mod report;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// A failure, with the exit code it maps to.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Bad input: exit code 2.
+    Input(String),
+    /// The graph cannot be negotiated, its allocators created, or it fails while running:
+    /// exit code 1.
+    Graph(String),
+    /// Writing the output failed because the reader went away: exit quietly.
+    BrokenPipe,
+}
+
+impl Failure {
+    fn code(&self) -> u8 {
+        match self {
+            Failure::Input(_) => 2,
+            Failure::Graph(_) => 1,
+            Failure::BrokenPipe => 0,
+        }
+    }
+}
+
+pub(crate) type Result<T> = std::result::Result<T, Failure>;
+
+fn main() -> ExitCode {
+    // A bug must still end on one line, without a backtrace (exit code 101).
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let _ = writeln!(
+            std::io::stderr(),
+            "ksalloc: internal error (please report): {}",
+            msg.replace('\n', " ")
+        );
+    }));
+    let args = match cli::Cli::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match cli::dispatch(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            match &f {
+                Failure::Input(m) | Failure::Graph(m) => {
+                    let _ = writeln!(std::io::stderr(), "ksalloc: error: {}", one_line(m));
+                }
+                Failure::BrokenPipe => {}
+            }
+            ExitCode::from(f.code())
+        }
+    }
+}
+
+fn one_line(m: &str) -> String {
+    m.split_whitespace().collect::<Vec<_>>().join(" ")
 }

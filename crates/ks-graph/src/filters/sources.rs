@@ -13,17 +13,23 @@ use crate::runtime::{FilterStats, Pins, Process};
 /// Frames a source pin holds at once (its framing's `Frames`).
 const SOURCE_FRAMES: u32 = 4;
 
+/// A source's output framing: any memory, 4 frames, byte alignment, and frames of exactly
+/// `size` bytes — a hard (physical) range, not only the optimal one `simple` declares.
 fn source_descriptor(kind: &str, size: u32) -> FilterDescriptor {
+    let mut framing = FramingEx::simple(
+        MemoryType::WILDCARD,
+        ItemFlags::empty(),
+        SOURCE_FRAMES,
+        Alignment::BYTE,
+        size,
+        size,
+    );
+    for item in &mut framing.items {
+        item.physical_range = item.framing_range;
+    }
     FilterDescriptor::kernel(kind).with_pin(
         PinDescriptor::output("out")
-            .with_framing(FramingEx::simple(
-                MemoryType::WILDCARD,
-                ItemFlags::empty(),
-                SOURCE_FRAMES,
-                Alignment::BYTE,
-                size,
-                size,
-            ))
+            .with_framing(framing)
             .required(),
     )
 }

@@ -1,0 +1,230 @@
+//! Command-line definitions (clap derive) and dispatch.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use ks_graph::filters;
+use ks_graph::runtime::{self, RunError, RunOptions};
+use ks_graph::StateError;
+
+use crate::{bench, input, output, report, Failure, Result};
+
+const AFTER_HELP: &str = "\
+GRAPH is a TOML file (see examples/graphs/) or a pipeline string:
+  ksalloc run \"testsrc frames=1000 size=4096 ! invert ! nullsink\"
+  ksalloc plan examples/graphs/default.toml --dot | dot -Tsvg > plan.svg
+
+Exit codes: 0 success, 1 the graph cannot be negotiated or run, 2 bad input.";
+
+/// Run, plan, inspect and benchmark Kernel Streaming allocator graphs.
+#[derive(Debug, Parser)]
+#[command(name = "ksalloc", version, about, after_help = AFTER_HELP)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Negotiate a graph, stream it to the end, and report throughput and allocator status.
+    ///
+    /// Without GRAPH, runs the embedded default graph: two pipes, an in-place filter, a tee,
+    /// and a vendor allocator chosen on one pipe and refused on the other.
+    #[command(after_long_help = filter_help())]
+    Run(RunArgs),
+    /// Show the allocation plan: pipes, pins, merged framing, the chosen allocator and why
+    /// every other candidate was refused.
+    Plan(PlanArgs),
+    /// Show what a KS client reads from a pin's framing properties: the bytes and their
+    /// decoded form.
+    Props(PropsArgs),
+    /// Measure the allocator on this machine: function-table and async allocate+free,
+    /// two-thread contention, hand-off latency.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// A TOML file or a pipeline string (default: the embedded default graph).
+    graph: Option<String>,
+    /// Print one JSON document (plan and report) instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Stop after this many seconds even if the stream has not ended.
+    #[arg(long, value_name = "SECONDS")]
+    until: Option<f64>,
+    /// Do not print the plan before streaming.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    /// A TOML file or a pipeline string (default: the embedded default graph).
+    graph: Option<String>,
+    /// Print the plan as JSON.
+    #[arg(long, conflicts_with = "dot")]
+    json: bool,
+    /// Draw filters, pins, pipes and each pipe's allocator as Graphviz DOT.
+    #[arg(long)]
+    dot: bool,
+}
+
+#[derive(Debug, Args)]
+struct PropsArgs {
+    /// A TOML file or a pipeline string.
+    graph: String,
+    /// The pin, as FILTER.PIN (e.g. src.out).
+    pin: String,
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Bytes per frame.
+    #[arg(long, default_value_t = 4096)]
+    frame_size: u32,
+    /// Frames in the allocator.
+    #[arg(long, default_value_t = 64)]
+    frames: u32,
+    /// Print one JSON document.
+    #[arg(long)]
+    json: bool,
+}
+
+fn filter_help() -> String {
+    let mut s = String::from("Filter types (properties: default):\n");
+    for t in filters::registry() {
+        s.push_str(&format!("  {:<10} {}\n", t.name, t.summary));
+        s.push_str(&format!("             pins: {}\n", t.pins));
+        for p in t.properties {
+            let d = if p.default.is_empty() {
+                "required"
+            } else {
+                p.default
+            };
+            s.push_str(&format!("             {}={d}  {}\n", p.name, p.doc));
+        }
+    }
+    s.push_str("  every filter: mode=kernel|user, PIN.frames=, PIN.frame_size=, PIN.min_size=,\n");
+    s.push_str(
+        "  PIN.max_size=, PIN.alignment=, PIN.memory=any|system|user|paged|nonpaged|device\n\n",
+    );
+    s.push_str(AFTER_HELP);
+    s
+}
+
+pub(crate) fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run(a) => run(a),
+        Command::Plan(a) => plan(a),
+        Command::Props(a) => props(a),
+        Command::Bench(a) => bench_cmd(a),
+    }
+}
+
+fn state_failure(e: StateError) -> Failure {
+    match e {
+        // A graph that is invalid for streaming is bad input.
+        StateError::Graph(g) => Failure::Input(g.to_string()),
+        other => Failure::Graph(other.to_string()),
+    }
+}
+
+fn run(a: RunArgs) -> Result<()> {
+    let spec = input::load(a.graph.as_deref())?;
+    let mut built = filters::build(spec).map_err(|e| Failure::Input(e.message))?;
+    let plan = runtime::fit_frame_sizes(&mut built.graph).map_err(state_failure)?;
+    let mut out = output::Out::new();
+    if !a.json && !a.quiet {
+        out.write(&report::plan_text(&built.graph, &plan))?;
+        out.write("\nstreaming …\n")?;
+        out.flush()?;
+    }
+    let until = match a.until {
+        Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
+        Some(s) => {
+            return Err(Failure::Input(format!(
+                "--until {s} is invalid; it must be a positive number of seconds"
+            )))
+        }
+        None => None,
+    };
+    let progress = if std::io::stderr().is_terminal() && !a.json {
+        Some(report::progress_bar())
+    } else {
+        None
+    };
+    let options = RunOptions {
+        until,
+        progress: progress.clone().map(|bar| {
+            Box::new(move |n: u64| bar.set_position(n)) as Box<dyn Fn(u64) + Send + Sync>
+        }),
+    };
+    let runtime = built
+        .into_runtime()
+        .map_err(|e| Failure::Graph(e.to_string()))?;
+    let outcome = runtime.run(&options).map_err(|e| match e {
+        RunError::State(s) => state_failure(s),
+        other => Failure::Graph(other.to_string()),
+    });
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    let outcome = outcome?;
+    if a.json {
+        let doc = serde_json::json!({ "plan": outcome.plan, "report": outcome.report });
+        out.write(&serde_json::to_string_pretty(&doc).unwrap_or_default())?;
+        out.write("\n")?;
+    } else {
+        out.write(&report::run_text(&outcome.report))?;
+    }
+    out.flush()
+}
+
+fn plan(a: PlanArgs) -> Result<()> {
+    let spec = input::load(a.graph.as_deref())?;
+    let mut built = filters::build(spec).map_err(|e| Failure::Input(e.message))?;
+    let plan = runtime::fit_frame_sizes(&mut built.graph).map_err(state_failure)?;
+    let mut out = output::Out::new();
+    if a.json {
+        out.write(&plan.to_json())?;
+        out.write("\n")?;
+    } else if a.dot {
+        out.write(&report::plan_dot(&built.graph, &plan))?;
+    } else {
+        out.write(&report::plan_text(&built.graph, &plan))?;
+    }
+    out.flush()
+}
+
+fn props(a: PropsArgs) -> Result<()> {
+    let spec = input::load(Some(&a.graph))?;
+    let mut built = filters::build(spec).map_err(|e| Failure::Input(e.message))?;
+    let pin = built
+        .graph
+        .pin(&a.pin)
+        .map_err(|e| Failure::Input(format!("{e} (give the pin as FILTER.PIN)")))?;
+    let text = report::props_text(&mut built.graph, pin, &a.pin);
+    let mut out = output::Out::new();
+    out.write(&text)?;
+    out.flush()
+}
+
+fn bench_cmd(a: BenchArgs) -> Result<()> {
+    if a.frame_size == 0 || a.frames == 0 {
+        return Err(Failure::Input(format!(
+            "--frame-size {} --frames {}: both must be at least 1",
+            a.frame_size, a.frames
+        )));
+    }
+    let results = bench::run(a.frame_size, a.frames).map_err(|s| Failure::Graph(s.to_string()))?;
+    let mut out = output::Out::new();
+    if a.json {
+        out.write(&bench::json(a.frame_size, a.frames, &results))?;
+        out.write("\n")?;
+    } else {
+        out.write(&bench::text(a.frame_size, a.frames, &results))?;
+    }
+    out.flush()
+}
