@@ -132,15 +132,6 @@ fn state_failure(e: StateError) -> Failure {
 }
 
 fn run(a: RunArgs) -> Result<()> {
-    let spec = input::load(a.graph.as_deref())?;
-    let mut built = filters::build(spec).map_err(|e| Failure::Input(e.message))?;
-    let plan = runtime::fit_frame_sizes(&mut built.graph).map_err(state_failure)?;
-    let mut out = output::Out::new();
-    if !a.json && !a.quiet {
-        out.write(&report::plan_text(&built.graph, &plan))?;
-        out.write("\nstreaming …\n")?;
-        out.flush()?;
-    }
     let until = match a.until {
         Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
         Some(s) => {
@@ -150,6 +141,15 @@ fn run(a: RunArgs) -> Result<()> {
         }
         None => None,
     };
+    let spec = input::load(a.graph.as_deref())?;
+    let mut built = filters::build(spec).map_err(|e| Failure::Input(e.message))?;
+    let plan = runtime::fit_frame_sizes(&mut built.graph).map_err(state_failure)?;
+    let mut out = output::Out::new();
+    if !a.json && !a.quiet {
+        out.write(&report::plan_text(&built.graph, &plan))?;
+        out.write("\nstreaming …\n")?;
+        out.flush()?;
+    }
     let progress = if std::io::stderr().is_terminal() && !a.json {
         Some(report::progress_bar())
     } else {

@@ -1,0 +1,332 @@
+//! The built `ksalloc` binary, end to end: runs, plans, properties, bench, and every kind of
+//! bad input with its exit code and its one-line message.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use ks_graph::filters::{fnv1a64, FNV_OFFSET};
+use serde_json::Value;
+
+fn ksalloc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ksalloc"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
+}
+
+fn checksum_of(report: &Value) -> u64 {
+    let sums: Vec<u64> = report["filters"]
+        .as_array()
+        .expect("filters")
+        .iter()
+        .filter_map(|f| f["checksum"].as_u64())
+        .collect();
+    assert_eq!(sums.len(), 1, "exactly one checksum filter: {report}");
+    sums[0]
+}
+
+fn run_json(graph: &str) -> Value {
+    let o = if graph.is_empty() {
+        ksalloc(&["run", "--json"])
+    } else {
+        ksalloc(&["run", graph, "--json"])
+    };
+    assert!(o.status.success(), "run {graph} failed: {}", stderr(&o));
+    let doc = json(&o);
+    assert_eq!(doc["report"]["completed"], true);
+    assert_eq!(doc["report"]["all_frames_returned"], true);
+    doc
+}
+
+/// FNV-1a 64 of `testsrc frames=F size=S` (ramp pattern), optionally inverted.
+fn ramp_checksum(frames: u64, size: usize, inverted: bool) -> u64 {
+    let mut h = FNV_OFFSET;
+    let mut buf = vec![0u8; size];
+    for n in 0..frames {
+        for (i, b) in buf.iter_mut().enumerate() {
+            let v = (n as usize + i) as u8;
+            *b = if inverted { !v } else { v };
+        }
+        h = fnv1a64(h, &buf);
+    }
+    h
+}
+
+/// Asserts a failure: exit code, a single stderr line with the `ksalloc: error:` prefix
+/// containing every `needle`, nothing on stdout, no panic.
+fn assert_fails(args: &[&str], code: i32, needles: &[&str]) {
+    let o = ksalloc(args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: one line expected: {err}");
+    assert!(err.starts_with("ksalloc: error: "), "{args:?}: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: '{n}' missing in: {err}");
+    }
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    assert!(stdout(&o).is_empty(), "{args:?}: stdout: {}", stdout(&o));
+}
+
+fn temp(name: &str, content: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ksalloc-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let p = dir.join(name);
+    std::fs::write(&p, content).expect("temp file");
+    p
+}
+
+#[test]
+fn default_run_succeeds_with_a_stable_checksum() {
+    let o = ksalloc(&["run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    for part in [
+        "pipe 0",
+        "pipe 1",
+        "frames/s",
+        "MB/s",
+        "peak",
+        "hand-offs",
+        "checksum",
+        "vendor",
+    ] {
+        assert!(text.contains(part), "'{part}' missing:\n{text}");
+    }
+    let a = run_json("");
+    let b = run_json("");
+    let (ca, cb) = (checksum_of(&a["report"]), checksum_of(&b["report"]));
+    assert_eq!(ca, cb, "the default run's checksum is stable");
+    // testsrc frames=20000 size=4096, inverted once on the way to the checksum.
+    assert_eq!(ca, ramp_checksum(20_000, 4096, true));
+    assert_eq!(a["report"]["frames"], 20_000);
+    for p in a["report"]["pipes"].as_array().expect("pipes") {
+        assert_eq!(p["allocated"], 0, "every frame returned: {p}");
+    }
+}
+
+#[test]
+fn invert_twice_returns_the_source_checksum_and_copy_preserves_it() {
+    let src = run_json("testsrc frames=500 size=1500 ! checksum ! nullsink");
+    let twice = run_json("testsrc frames=500 size=1500 ! invert ! invert ! checksum ! nullsink");
+    let copied = run_json("testsrc frames=500 size=1500 ! copy ! checksum ! nullsink");
+    let c = checksum_of(&src["report"]);
+    assert_eq!(c, ramp_checksum(500, 1500, false));
+    assert_eq!(checksum_of(&twice["report"]), c);
+    assert_eq!(checksum_of(&copied["report"]), c);
+    assert_eq!(copied["plan"]["pipes"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn plan_json_of_the_default_graph_shows_the_vendor_chosen_and_refused() {
+    let o = ksalloc(&["plan", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan = json(&o);
+    let pipes = plan["pipes"].as_array().expect("pipes");
+    assert!(pipes.len() >= 2);
+    let chosen = pipes
+        .iter()
+        .find(|p| p["allocator"]["kind"] == "vendor")
+        .expect("a pipe with the vendor allocator");
+    assert!(chosen["framing"]["frames"].as_u64().unwrap_or(0) > 0);
+    assert!(chosen["framing"]["frame_size"].as_u64().unwrap_or(0) >= 4096);
+    assert_eq!(chosen["framing"]["alignment"], 1, "alignment in bytes");
+    let refused = pipes
+        .iter()
+        .flat_map(|p| p["rejected"].as_array().into_iter().flatten())
+        .find(|r| r["kind"] == "vendor")
+        .expect("a refused vendor");
+    let reason = refused["reason"].as_str().unwrap_or("");
+    assert!(reason.contains("user-mode"), "{reason}");
+    for p in pipes {
+        assert!(p["pins"].as_array().is_some_and(|v| !v.is_empty()));
+        assert!(p["allocator"]["name"].is_string() && p["allocator"]["memory"].is_string());
+    }
+}
+
+#[test]
+fn plan_text_and_dot() {
+    let o = ksalloc(&["plan"]);
+    assert!(o.status.success());
+    let t = stdout(&o);
+    assert!(
+        t.contains("not chosen: vendor 'dma2'") && t.contains("user-mode"),
+        "{t}"
+    );
+    let o = ksalloc(&["plan", "../../examples/graphs/default.toml", "--dot"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d = stdout(&o);
+    assert!(d.starts_with("digraph"));
+    for part in [
+        "cluster_",
+        "\"src.out\" -> \"dma.in\"",
+        "pipe0",
+        "pipe1",
+        "cylinder",
+        "KSMEMORY_TYPE_USER",
+    ] {
+        assert!(d.contains(part), "'{part}' missing:\n{d}");
+    }
+}
+
+#[test]
+fn props_shows_the_bytes_and_their_decoded_form() {
+    let o = ksalloc(&["props", "testsrc size=4096 ! nullsink", "testsrc.out"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let t = stdout(&o);
+    assert!(
+        t.contains("KSPROPERTY_CONNECTION_ALLOCATORFRAMING_EX (GET): 112 bytes"),
+        "{t}"
+    );
+    assert!(t.contains("0000: 01 00 00 00"), "CountItems 1 first: {t}");
+    assert!(t.contains("FramingRange      min 4096 max 4096"), "{t}");
+    assert!(
+        t.contains("KSPROPERTY_CONNECTION_ALLOCATORFRAMING (GET): 24 bytes"),
+        "{t}"
+    );
+    assert_fails(
+        &["props", "testsrc ! nullsink", "testsrc.nope"],
+        2,
+        &["nope"],
+    );
+}
+
+#[test]
+fn bench_json_reports_every_measurement() {
+    let o = ksalloc(&["bench", "--json", "--frames", "8", "--frame-size", "512"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc = json(&o);
+    assert_eq!(doc["frame_size"], 512);
+    assert_eq!(doc["frames"], 8);
+    let names: Vec<&str> = doc["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    for n in [
+        "async_ready",
+        "two_threads",
+        "handoff_thread",
+        "handoff_async",
+    ] {
+        assert!(names.contains(&n), "{n} missing: {names:?}");
+    }
+    for r in doc["results"].as_array().into_iter().flatten() {
+        let v = r
+            .get("ns_per_op")
+            .or_else(|| r.get("p50_us"))
+            .and_then(Value::as_f64);
+        assert!(v.is_some_and(|x| x > 0.0), "{r}");
+    }
+}
+
+#[test]
+fn bad_input_gives_one_line_and_exit_code_2() {
+    assert_fails(
+        &["run", "testsrc ! blur ! nullsink"],
+        2,
+        &["unknown filter type 'blur'", "known types"],
+    );
+    assert_fails(
+        &["run", "testsrc sise=10 ! nullsink"],
+        2,
+        &["unknown property 'sise'", "size"],
+    );
+    assert_fails(
+        &["run", "testsrc name=s ! nullsink name=n s.bogus ! n."],
+        2,
+        &["no pin 'bogus'", "out"],
+    );
+    assert_fails(
+        &["plan", "testsrc ! nullsink in.alignment=3"],
+        2,
+        &["alignment 3", "power of two"],
+    );
+    assert_fails(&["plan", "testsrc frames=0 ! nullsink"], 2, &["frames=0"]);
+    assert_fails(&["run", "testsrc ! ! nullsink"], 2, &["'!'"]);
+    assert_fails(
+        &["plan", "/nonexistent/graph.toml"],
+        2,
+        &["cannot read graph file"],
+    );
+    assert_fails(
+        &["run", "filesrc location=/nonexistent/input.bin ! nullsink"],
+        2,
+        &["cannot read '/nonexistent/input.bin'"],
+    );
+    let bad = temp(
+        "bad.toml",
+        "[[filter]]\nname = \"src\"\ntype = \"testsrc\"\nsize = = 4\n",
+    );
+    let bad = bad.to_string_lossy().into_owned();
+    assert_fails(&["plan", &bad], 2, &[&format!("{bad}:4:")]);
+    let unknown_key = temp(
+        "key.toml",
+        "[[filter]]\nname = \"a\"\ntype = \"testsrc\"\n\n[[connect]]\nfrom = \"a\"\ntoo = \"b\"\n",
+    );
+    assert_fails(
+        &["plan", &unknown_key.to_string_lossy()],
+        2,
+        &[":7:", "too"],
+    );
+    assert_fails(&["run", "testsrc"], 2, &[]);
+    assert_fails(&["run", "--until=0", "testsrc ! nullsink"], 2, &["--until"]);
+}
+
+#[test]
+fn unsatisfiable_negotiation_exits_with_1() {
+    assert_fails(
+        &["plan", "testsrc size=4096 ! nullsink in.max_size=100"],
+        1,
+        &["cannot be negotiated", "testsrc.out", "nullsink.in"],
+    );
+    assert_fails(
+        &["run", "testsrc size=4096 ! nullsink in.max_size=100"],
+        1,
+        &["frame size"],
+    );
+}
+
+#[test]
+fn help_for_every_command() {
+    for args in [
+        vec!["-h"],
+        vec!["--help"],
+        vec!["run", "-h"],
+        vec!["run", "--help"],
+        vec!["plan", "-h"],
+        vec!["plan", "--help"],
+        vec!["props", "-h"],
+        vec!["props", "--help"],
+        vec!["bench", "-h"],
+        vec!["bench", "--help"],
+    ] {
+        let o = ksalloc(&args);
+        assert!(o.status.success(), "{args:?}");
+        assert!(
+            stdout(&o).contains("Usage: ksalloc"),
+            "{args:?}: {}",
+            stdout(&o)
+        );
+    }
+    let long = stdout(&ksalloc(&["run", "--help"]));
+    assert!(long.contains("testsrc") && long.contains("commonbuf") && long.contains("pattern"));
+    // A usage error is exit code 2.
+    assert_eq!(ksalloc(&["frobnicate"]).status.code(), Some(2));
+}
