@@ -244,6 +244,14 @@ pub struct NegotiationError {
     pub pins: Vec<String>,
     /// What conflicts (at least one).
     pub conflicts: Vec<Conflict>,
+    /// When some pin offers several framing items: for each pin (same order as `pins`), the
+    /// item of the combination the conflicts are explained for — the preferred combination
+    /// whose items are pairwise compatible, else the furthest the search got (`None` past the
+    /// pin that had no compatible item, and for pins without framing). Empty otherwise.
+    pub items: Vec<Option<usize>>,
+    /// True when some pin offers several framing items: every combination was tried and none
+    /// satisfies the pipe.
+    pub alternatives_tried: bool,
 }
 
 impl NegotiationError {
@@ -267,6 +275,17 @@ impl fmt::Display for NegotiationError {
                 f.write_str("; ")?;
             }
             write!(f, "{c}")?;
+        }
+        if self.alternatives_tried {
+            f.write_str(" (no combination of the pins' framing items fits; explained for")?;
+            let mut any = false;
+            for (pin, item) in self.pins.iter().zip(&self.items) {
+                if let Some(n) = item {
+                    write!(f, "{} {pin} item {n}", if any { "," } else { "" })?;
+                    any = true;
+                }
+            }
+            f.write_str(")")?;
         }
         Ok(())
     }

@@ -9,10 +9,12 @@
 //!    had to be split). It runs on through pass-through filters (in-place transforms and tee
 //!    branches). A tee branch whose downstream modifies frames in place gets its own pipe,
 //!    because the other branches still read the same frames (ks-spec §7.1).
-//! 2. **Items.** A pin's framing items are alternatives; each pin takes, in pipe order, the
-//!    first item compatible with what the pins before it already fixed (hard memory type and
-//!    physical size range). Greedy and linear; a pipe that only a later alternative of an
-//!    earlier pin could satisfy is reported as a conflict.
+//! 2. **Items.** A pin's framing items are alternatives. A depth-first search over the pins
+//!    in pipe order, items in declared order, takes the *preferred* combination that
+//!    satisfies the pipe: earlier items first, earlier pins' preferences before later pins'.
+//!    It backtracks when a later pin cannot be satisfied, so a satisfiable pipe is always
+//!    found; failed states are remembered so each is searched once (see `Search`), and pins
+//!    with one item never branch.
 //! 3. **Merge.** Memory: wildcard matches anything, paged is satisfied by non-paged or user
 //!    memory, any pipe touching a user-mode filter uses USER memory. Size: intersection of the
 //!    physical ranges with their steppings (hard), then of the optimal ranges where possible;
@@ -23,7 +25,8 @@
 //!    each only on an all-kernel pipe and only if its declared capabilities meet the merged
 //!    framing; otherwise the default allocator of the pipe's memory.
 //!
-//! Cost: linear in pins + connections (plus the items per pin).
+//! Cost: linear in pins + connections when pins have one item each (plus the items per pin);
+//! with alternatives, bounded by the distinct search states (see `Search`).
 
 use ks_alloc::{Alignment, FrameRange, FramingItem, MemoryType, RequirementFlags};
 
@@ -153,7 +156,7 @@ fn form_pipes(graph: &Graph) -> (Vec<Vec<PinId>>, Vec<Vec<Option<usize>>>) {
 // ---------------------------------------------------------------------------------------------
 
 /// Frame sizes `x` with `lo <= x <= hi` and `x ≡ r (mod m)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct SizeSet {
     lo: u64,
     hi: u64,
@@ -329,7 +332,7 @@ fn describe_range(r: FrameRange) -> String {
 /// the weakest host requirement (non-paged or user memory satisfies it: both are addressable
 /// host memory, and non-paged never faults); any other GUID is device memory that only the
 /// same GUID satisfies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Mem {
     Any,
     Paged,
@@ -474,6 +477,286 @@ impl PipeCtx<'_> {
             pipe: self.id,
             pins: self.pins.iter().map(|p| p.name.clone()).collect(),
             conflicts,
+            items: Vec::new(),
+            alternatives_tried: false,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Choosing one framing item per pin: a complete search
+// ---------------------------------------------------------------------------------------------
+
+/// What the pins chosen so far fix, reduced to what decides whether the rest of the pipe can
+/// still be satisfied (the frame count is kept beside it: see [`Search`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct State {
+    /// Hard memory type (stays `Any` on user pipes: memory never blocks an item there).
+    mem: Mem,
+    /// Hard frame sizes (physical ranges with steppings).
+    phys: SizeSet,
+    /// Strictest alignment, in bytes.
+    align: u32,
+    /// Hard requirement bits 0x0–0xF.
+    flags: u32,
+    /// The first pin with a hard MUST_ALLOCATE.
+    must_allocate: Option<usize>,
+    /// A second hard MUST_ALLOCATE was chosen.
+    two_allocators: bool,
+    /// A hard FRAME_INTEGRITY was chosen on a pin with an in-place modifier after it.
+    integrity_broken: bool,
+}
+
+/// The outcome of the item search.
+enum Choice {
+    /// The preferred combination that satisfies the pipe.
+    Found(Vec<Option<usize>>),
+    /// None does; this is the preferred combination whose items are pairwise compatible in
+    /// memory type and physical range (it fails a whole-pipe check: frames, flags, device
+    /// memory without a vendor, ...).
+    Complete(Vec<Option<usize>>),
+    /// None does and no combination is even pairwise compatible: the longest prefix (the
+    /// first in preference order among the longest) after which the next pin has no
+    /// compatible item.
+    Prefix(Vec<Option<usize>>),
+}
+
+/// Depth-first search over the pins of a pipe, in pipe order, each pin's items in declared
+/// order, so the first combination that satisfies the pipe is the *preferred* one: the
+/// lexicographically smallest vector of item indexes (earlier pins' preferences outrank later
+/// pins'). It backtracks when a later pin cannot be satisfied, so a satisfiable pipe is always
+/// found.
+///
+/// Bound: whether the pins from `k` on can still be satisfied depends only on `k`, the
+/// [`State`] and the frame count so far, and only monotonically on the count (more frames
+/// never help). Every `(k, State)` that failed is remembered with the smallest count it failed
+/// with; an equal state with at least that count is not searched again. So each distinct state
+/// is expanded at most once per smaller count, and the work is
+/// O(Σₖ Sₖ · itemsₖ + leaves · vendors), Sₖ the number of distinct states reaching pin `k`.
+/// Pins with one item never branch (Sₖ stays 1 on a success path): linear. The worst case is
+/// exponential only in the number of multi-item pins whose alternatives keep the states
+/// distinct (differing ranges, alignments, frame counts) while the pipe fails late.
+struct Search<'c, 'g> {
+    ctx: &'c PipeCtx<'g>,
+    user: bool,
+    /// Index of the last pin that modifies frames in place.
+    last_modifier: Option<usize>,
+    /// `(state before pin k, frames so far)`, for `k = 0 ..= depth`.
+    states: Vec<(State, u64)>,
+    /// Next item to try at each pin on the current path.
+    next: Vec<usize>,
+    choice: Vec<Option<usize>>,
+    /// Failed `(pin, state)` → the smallest frame count it failed with.
+    failed: std::collections::HashMap<(usize, State), u64>,
+    first_complete: Option<Vec<Option<usize>>>,
+    deepest: Option<Vec<Option<usize>>>,
+}
+
+impl<'c, 'g> Search<'c, 'g> {
+    fn new(ctx: &'c PipeCtx<'g>) -> Search<'c, 'g> {
+        let n = ctx.pins.len();
+        let mut states = Vec::with_capacity(n + 1);
+        states.push((
+            State {
+                mem: Mem::Any,
+                phys: SizeSet::ANY,
+                align: 1,
+                flags: 0,
+                must_allocate: None,
+                two_allocators: false,
+                integrity_broken: false,
+            },
+            0,
+        ));
+        Search {
+            ctx,
+            user: ctx.user_filter.is_some(),
+            last_modifier: ctx.pins.iter().rposition(|p| p.desc.modifies_in_place),
+            states,
+            next: vec![0; n],
+            choice: vec![None; n],
+            failed: std::collections::HashMap::new(),
+            first_complete: None,
+            deepest: None,
+        }
+    }
+
+    /// `state` after pin `k` takes `item`, or `None` when the item is incompatible with it
+    /// (hard memory types with no common memory, physical ranges with no common size). The
+    /// same test the merge applies (`merge_pipe`), so both agree on compatibility.
+    fn apply(
+        &self,
+        k: usize,
+        (s, frames): (State, u64),
+        item: &FramingItem,
+    ) -> Option<(State, u64)> {
+        let pref = is_pref(item);
+        let mut t = s;
+        if !self.user && !pref {
+            t.mem = s.mem.meet(Mem::of(item.memory_type))?;
+        }
+        t.phys = s
+            .phys
+            .intersect(&SizeSet::from_range(item.physical_range))
+            .ok()?;
+        t.align = s.align.max(item.alignment.bytes());
+        if !pref {
+            let req = item.flags.requirements();
+            t.flags |= req.bits() & 0xF;
+            if req.contains(RequirementFlags::MUST_ALLOCATE) {
+                if s.must_allocate.is_some() {
+                    t.two_allocators = true;
+                } else {
+                    t.must_allocate = Some(k);
+                }
+            }
+            if req.contains(RequirementFlags::FRAME_INTEGRITY)
+                && self.last_modifier.is_some_and(|m| m > k)
+            {
+                t.integrity_broken = true;
+            }
+        }
+        Some((t, frames + item.frames as u64))
+    }
+
+    /// A state no further pin can repair (every part of this test only gets worse as pins
+    /// are added).
+    fn dead(&self, (s, frames): (State, u64)) -> bool {
+        s.two_allocators
+            || s.integrity_broken
+            || frames > u32::MAX as u64
+            || (s.mem.is_device() && s.flags & RequirementFlags::SYSTEM_MEMORY.bits() != 0)
+    }
+
+    /// Whether a complete combination ending in this state satisfies the pipe: the
+    /// whole-pipe checks of `merge_pipe` (flags, frame count, device memory needs an eligible
+    /// vendor, some frame size of at least one byte).
+    fn satisfies(&self, (s, frames): (State, u64)) -> bool {
+        if self.dead((s, frames)) {
+            return false;
+        }
+        if !s.mem.is_device() {
+            return s.phys.pick().is_some();
+        }
+        let frames = if frames == 0 {
+            DEFAULT_FRAMES as u64
+        } else {
+            frames
+        };
+        !self.user
+            && self.ctx.pins.iter().enumerate().any(|(k, p)| {
+                let Some(v) = &p.desc.vendor else {
+                    return false;
+                };
+                let caps = &v.capabilities;
+                caps.memory_types.iter().any(|&t| {
+                    let o = Mem::of(t);
+                    o == Mem::Any || o.satisfies(s.mem)
+                }) && s
+                    .phys
+                    .intersect(&SizeSet::from_range(caps.frame_size))
+                    .ok()
+                    .and_then(|x| x.pick())
+                    .is_some()
+                    && s.align <= caps.max_alignment.bytes()
+                    && frames <= caps.max_frames as u64
+                    && s.flags & ALLOCATOR_FLAGS & !caps.honours.bits() == 0
+                    && s.must_allocate.is_none_or(|a| a == k)
+            })
+    }
+
+    /// Moves pin `k` to its next compatible item (pushing the state after it). False when
+    /// the pin has no further alternative.
+    fn advance(&mut self, k: usize) -> bool {
+        let items = self.ctx.pins[k].items;
+        let here = self.states[k];
+        if items.is_empty() {
+            if self.next[k] == 0 {
+                self.next[k] = 1;
+                self.choice[k] = None;
+                self.states.push(here);
+                return true;
+            }
+            return false;
+        }
+        while self.next[k] < items.len() {
+            let i = self.next[k];
+            self.next[k] += 1;
+            if let Some(t) = self.apply(k, here, &items[i]) {
+                self.choice[k] = Some(i);
+                self.states.push(t);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn remember_failed(&mut self, k: usize) {
+        let (s, f) = self.states[k];
+        self.failed
+            .entry((k, s))
+            .and_modify(|f0| *f0 = (*f0).min(f))
+            .or_insert(f);
+    }
+
+    fn run(mut self) -> Choice {
+        let n = self.ctx.pins.len();
+        let mut k = 0;
+        loop {
+            // Enter pin `k` (or the end of the pipe) with `states[k]` fixed by pins `..k`.
+            let here = self.states[k];
+            let mut entered = false;
+            if k == n {
+                if self.satisfies(here) {
+                    return Choice::Found(self.choice);
+                }
+                if self.first_complete.is_none() {
+                    self.first_complete = Some(self.choice.clone());
+                }
+            } else {
+                let known_bad = !self.failed.is_empty()
+                    && self
+                        .failed
+                        .get(&(k, here.0))
+                        .is_some_and(|&f0| here.1 >= f0);
+                // Before the first complete combination is found, dead states are still
+                // walked so that the error can explain the preferred complete one.
+                let hopeless = self.first_complete.is_some() && self.dead(here);
+                if !known_bad && !hopeless {
+                    self.next[k] = 0;
+                    if self.advance(k) {
+                        k += 1;
+                        continue;
+                    }
+                    entered = true;
+                }
+            }
+            if entered {
+                // Pin `k` has no item compatible with what pins `..k` fixed.
+                if self.deepest.as_ref().is_none_or(|d| k > d.len()) {
+                    self.deepest = Some(self.choice[..k].to_vec());
+                }
+                self.remember_failed(k);
+            }
+            // Backtrack to the latest pin with an untried alternative.
+            loop {
+                if k == 0 {
+                    return match (self.first_complete, self.deepest) {
+                        (Some(c), _) => Choice::Complete(c),
+                        (None, Some(d)) => Choice::Prefix(d),
+                        // Unreachable: a pipe that has no complete combination has a pin
+                        // where the walk stopped. Explain the all-first choice then.
+                        (None, None) => Choice::Prefix(Vec::new()),
+                    };
+                }
+                k -= 1;
+                self.states.truncate(k + 1);
+                if self.advance(k) {
+                    k += 1;
+                    break;
+                }
+                self.remember_failed(k);
+            }
         }
     }
 }
@@ -527,6 +810,35 @@ fn negotiate_pipe(
         pins: infos,
         user_filter,
     };
+    let alternatives = ctx.pins.iter().any(|p| p.items.len() > 1);
+    let forced = match Search::new(&ctx).run() {
+        Choice::Found(c) => return merge_pipe(&ctx, &c, pin_ids),
+        Choice::Complete(c) | Choice::Prefix(c) => c,
+    };
+    // No combination satisfies the pipe: explain the one the search got furthest with.
+    match merge_pipe(&ctx, &forced, pin_ids) {
+        Err(mut e) => {
+            if alternatives {
+                e.items = forced;
+                e.items.resize(ctx.pins.len(), None);
+                e.alternatives_tried = true;
+            }
+            Err(e)
+        }
+        // Unreachable while the search and the merge apply the same rules; a plan that
+        // satisfies every check is still a correct plan.
+        ok => ok,
+    }
+}
+
+/// Merges the pins of a pipe. Pin `k < forced.len()` takes item `forced[k]`; later pins take
+/// their first compatible item (only used to explain a failure: see [`Choice::Prefix`]).
+fn merge_pipe(
+    ctx: &PipeCtx<'_>,
+    forced: &[Option<usize>],
+    pin_ids: Vec<PinId>,
+) -> Result<PipePlan, NegotiationError> {
+    let id = ctx.id;
     let user = ctx.user_filter.is_some();
     let mut acc = Acc::new();
     let mut relaxed: Vec<Relaxation> = Vec::new();
@@ -537,10 +849,21 @@ fn negotiate_pipe(
             chosen_items.push(None);
             continue;
         }
-        // The first alternative compatible with the hard memory type and physical range.
+        // The forced alternative, or the first compatible with the hard memory type and
+        // physical range.
+        let candidates = match forced.get(k) {
+            Some(&Some(n)) if n < pin.items.len() => n..n + 1,
+            _ => 0..pin.items.len(),
+        };
         let mut chosen = None;
         let mut first_miss: Option<(ConflictField, String)> = None;
-        for (n, item) in pin.items.iter().enumerate() {
+        for (n, item) in pin
+            .items
+            .iter()
+            .enumerate()
+            .skip(candidates.start)
+            .take(candidates.len())
+        {
             let check_mem = !user && !is_pref(item);
             let mem = Mem::of(item.memory_type);
             if check_mem && acc.hard_mem.meet(mem).is_none() {
@@ -782,7 +1105,22 @@ fn negotiate_pipe(
     let mut mem = if user { Mem::User } else { acc.hard_mem };
     if !user {
         if let Some((p, k)) = acc.pref_mem {
+            let sysmem = acc.hard_flags & RequirementFlags::SYSTEM_MEMORY.bits() != 0;
             match mem.meet(p) {
+                Some(m) if m.is_device() && !mem.is_device() && sysmem => {
+                    relaxed.push(Relaxation {
+                        pin: ctx.pins[k].name.clone(),
+                        field: ConflictField::MemoryType,
+                        detail: format!(
+                            "prefers device memory {} but SYSTEM_MEMORY is required (by '{}'); \
+                             preference only: relaxed",
+                            p.memory_type(),
+                            acc.sysmem_pin
+                                .map(|s| ctx.pins[s].name.as_str())
+                                .unwrap_or("?")
+                        ),
+                    })
+                }
                 Some(m) => mem = m,
                 None => relaxed.push(Relaxation {
                     pin: ctx.pins[k].name.clone(),
@@ -869,12 +1207,15 @@ fn negotiate_pipe(
         }
         // The vendor's memory: the first it offers that meets the pipe's memory including
         // its preference; a wildcard offer takes the pipe's memory; failing both, the first
-        // that meets the hard requirement alone (the preference then goes unmet).
+        // that meets the hard requirement alone (the preference then goes unmet). A hard
+        // SYSTEM_MEMORY excludes device memory.
+        let host_only = acc.hard_flags & RequirementFlags::SYSTEM_MEMORY.bits() != 0;
+        let usable = |o: Mem| o != Mem::Any && !(host_only && o.is_device());
         let offered: Vec<Mem> = caps.memory_types.iter().map(|&t| Mem::of(t)).collect();
         let vmem = offered
             .iter()
             .copied()
-            .find(|&o| o != Mem::Any && o.satisfies(mem))
+            .find(|&o| usable(o) && o.satisfies(mem))
             .or_else(|| {
                 offered.contains(&Mem::Any).then_some(if mem == Mem::Any {
                     Mem::NonPaged
@@ -886,14 +1227,19 @@ fn negotiate_pipe(
                 offered
                     .iter()
                     .copied()
-                    .find(|&o| o != Mem::Any && o.satisfies(required_mem))
+                    .find(|&o| usable(o) && o.satisfies(required_mem))
             });
         if vmem.is_none() {
             codes.push(RejectCode::MemoryType);
             let list: Vec<String> = caps.memory_types.iter().map(|t| t.to_string()).collect();
             reasons.push(format!(
-                "the pipe needs {} memory; the vendor serves [{}]",
+                "the pipe needs {} memory{}; the vendor serves [{}]",
                 required_mem.memory_type(),
+                if host_only {
+                    " in host memory (SYSTEM_MEMORY is required)"
+                } else {
+                    ""
+                },
                 list.join(", ")
             ));
         }

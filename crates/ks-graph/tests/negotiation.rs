@@ -570,6 +570,125 @@ fn cases() -> Vec<Case> {
             check: |r| assert_eq!(err(r).conflicts[0].field, ConflictField::MemoryType),
         },
         Case {
+            name: "backtracking: only the second item of the first pin fits",
+            // Greedy choice would fix a.out to 100..=200 and then find nothing for b.in.
+            graph: || two(Some(alt(phys(fx(NP, NONE, 1, 1, 0, 0), 100, 200, 1), phys(fx(NP, NONE, 3, 1, 0, 0), 1000, 2000, 1))), Some(phys(fx(ANY, NONE, 1, 1, 0, 0), 1000, 4000, 1)), K, K),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.items, [Some(1), Some(0)]);
+                assert_eq!((p.framing.frame_size, p.framing.frames), (1000, 4));
+            },
+        },
+        Case {
+            name: "backtracking: only the second items of two pins fit together",
+            // (0,0) sizes disjoint, (0,1) memory, (1,0) memory, (1,1) fits.
+            graph: || {
+                let a = alt(phys(fx(NP, NONE, 1, 1, 0, 0), 100, 200, 1), phys(fx(USR, NONE, 2, 1, 0, 0), 1000, 2000, 1));
+                let b = alt(phys(fx(NP, NONE, 1, 1, 0, 0), 1000, 2000, 1), phys(fx(USR, NONE, 5, 1, 0, 0), 500, 1500, 1));
+                Net::new()
+                    .f("a", source(K, out_pin(Some(a))))
+                    .f("x", inplace(K, in_pin(Some(frames(1))), out_pin(None)))
+                    .f("b", sink(K, in_pin(Some(b))))
+                    .c("a.out", "x.in")
+                    .c("x.out", "b.in")
+                    .build()
+            },
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.pins, ["a.out", "x.in", "x.out", "b.in"]);
+                assert_eq!(p.items, [Some(1), Some(0), None, Some(1)]);
+                assert_eq!(p.allocator.memory, MemoryKind::User);
+                assert_eq!((p.framing.frame_size, p.framing.frames), (1000, 8));
+            },
+        },
+        Case {
+            name: "preference order: an earlier pin's first item outranks a later pin's",
+            // Both (0,1) and (1,0) fit; the earlier pin keeps its first item.
+            graph: || {
+                let a = alt(phys(fx(NP, NONE, 1, 1, 0, 0), 100, 200, 1), phys(fx(NP, NONE, 1, 1, 0, 0), 300, 400, 1));
+                let b = alt(phys(fx(NP, NONE, 1, 1, 0, 0), 300, 400, 1), phys(fx(NP, NONE, 1, 1, 0, 0), 150, 250, 1));
+                two(Some(a), Some(b), K, K)
+            },
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.items, [Some(0), Some(1)]);
+                assert_eq!(p.framing.frame_size, 150);
+            },
+        },
+        Case {
+            name: "backtracking over a whole-pipe conflict: the item without MUST_ALLOCATE is taken",
+            graph: || two(Some(alt(fx(ANY, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0), fx(ANY, NONE, 1, 1, 0, 0))), Some(fx(ANY, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0)), K, K),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.items, [Some(1), Some(0)]);
+                assert_eq!(p.allocator.pin, "b.in");
+            },
+        },
+        Case {
+            name: "device memory no vendor serves: the host-memory alternative is taken",
+            graph: || two(Some(alt(fx(DEVICE, NONE, 1, 1, 0, 0), fx(NP, NONE, 1, 1, 0, 0))), None, K, K),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.items, [Some(1), None]);
+                assert_eq!(p.allocator.memory, MemoryKind::NonPaged);
+            },
+        },
+        Case {
+            name: "unsatisfiable alternatives: the error names the pins, the field and the combination",
+            // (0,0) memory, (0,1) sizes, (1,0) sizes, (1,1) memory.
+            graph: || {
+                let a = alt(phys(fx(NP, NONE, 1, 1, 0, 0), 100, 200, 1), phys(fx(USR, NONE, 1, 1, 0, 0), 1000, 2000, 1));
+                let b = alt(phys(fx(USR, NONE, 1, 1, 0, 0), 100, 200, 1), phys(fx(NP, NONE, 1, 1, 0, 0), 1000, 2000, 1));
+                two(Some(a), Some(b), K, K)
+            },
+            check: |r| {
+                let e = err(r);
+                assert!(e.alternatives_tried);
+                // Explained for a.out's preferred item, after which b.in has no compatible item.
+                assert_eq!(e.items, [Some(0), None]);
+                assert_eq!(e.conflicts.len(), 1);
+                assert_eq!(e.conflicts[0].field, ConflictField::FrameSize);
+                assert_eq!(e.conflicts[0].pins, ["a.out", "b.in"]);
+                assert!(e.conflicts[0].detail.contains("100..=200"), "{e}");
+                let text = e.to_string();
+                assert!(text.contains("no combination"), "{text}");
+                assert!(text.contains("a.out item 0"), "{text}");
+            },
+        },
+        Case {
+            name: "unsatisfiable alternatives failing a whole-pipe check: the preferred complete combination is explained",
+            graph: || two(Some(alt(fx(NP, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0), fx(PG, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0))), Some(fx(ANY, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0)), K, K),
+            check: |r| {
+                let e = err(r);
+                assert!(e.alternatives_tried);
+                assert_eq!(e.items, [Some(0), Some(0)]);
+                assert_eq!(e.conflicts[0].field, ConflictField::Flags);
+                assert_eq!(e.conflicts[0].pins, ["a.out", "b.in"]);
+            },
+        },
+        Case {
+            name: "a vendor serving only device memory is refused when SYSTEM_MEMORY is required",
+            graph: || {
+                let caps = VendorCapabilities::new(vec![DEVICE]).with_honours(RequirementFlags::SYSTEM_MEMORY);
+                vend_graph(vendor("dev", caps).0, Some(fx(ANY, ItemFlags::SYSTEM_MEMORY, 1, 1, 0, 0)), None, K)
+            },
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.allocator.kind, AllocatorKind::Default);
+                assert_eq!(p.allocator.memory, MemoryKind::NonPaged);
+                assert_eq!(rejected_codes(&p, "dev"), [RejectCode::MemoryType]);
+            },
+        },
+        Case {
+            name: "preferred device memory yields to a hard SYSTEM_MEMORY and is reported",
+            graph: || two(Some(fx(DEVICE, PREF, 1, 1, 0, 0)), Some(fx(ANY, ItemFlags::SYSTEM_MEMORY, 1, 1, 0, 0)), K, K),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.allocator.memory, MemoryKind::NonPaged);
+                assert!(p.relaxed.iter().any(|x| x.pin == "a.out" && x.field == ConflictField::MemoryType), "{:?}", p.relaxed);
+            },
+        },
+        Case {
             name: "device memory with no vendor to serve it conflicts",
             graph: || two(Some(fx(DEVICE, NONE, 1, 1, 0, 0)), None, K, K),
             check: |r| {
@@ -717,4 +836,38 @@ fn ksedit_framing_override_changes_only_that_instance() {
     assert_eq!(one(negotiate(&g)).framing.frames, 11);
     g.reset_pin_framing(s1).unwrap();
     assert_eq!(one(negotiate(&g)).framing.frames, 2);
+}
+
+#[test]
+fn failing_long_pipe_of_alternatives_is_searched_once_per_state() {
+    // 60 in-place stages whose inputs each offer two items (different frame counts and
+    // alignments), then a sink whose range meets none of them: 2^60 combinations, but the
+    // search remembers failed states (pin, memory, sizes, alignment, flags; frame counts by
+    // dominance), so this returns promptly with the conflict.
+    let two_items = alt(
+        phys(fx(ANY, NONE, 2, 1, 0, 0), 100, 200, 1),
+        phys(fx(ANY, NONE, 1, 2, 0, 0), 100, 400, 1),
+    );
+    let stage = std::sync::Arc::new(inplace(K, in_pin(Some(two_items)), out_pin(None)));
+    let mut b = ks_graph::GraphBuilder::new();
+    b.add_filter("src", std::sync::Arc::new(source(K, out_pin(None))))
+        .unwrap();
+    let mut prev = "src.out".to_string();
+    for i in 0..60 {
+        b.add_filter(format!("s{i}"), stage.clone()).unwrap();
+        b.connect(&prev, &format!("s{i}.in")).unwrap();
+        prev = format!("s{i}.out");
+    }
+    let last = phys(fx(ANY, NONE, 1, 1, 0, 0), 500, 600, 1);
+    b.add_filter("dst", std::sync::Arc::new(sink(K, in_pin(Some(last)))))
+        .unwrap();
+    b.connect(&prev, "dst.in").unwrap();
+    let g = b.build().unwrap();
+    let e = negotiate(&g).unwrap_err();
+    assert!(e.alternatives_tried);
+    assert_eq!(e.conflicts[0].field, ConflictField::FrameSize);
+    assert!(e.conflicts[0].pins.contains(&"dst.in".to_string()), "{e}");
+    // Explained for the deepest walk in preference order: every stage's first item.
+    assert_eq!(e.items[1], Some(0));
+    assert_eq!(e.items.last(), Some(&None));
 }

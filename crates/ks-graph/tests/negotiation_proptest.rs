@@ -2,7 +2,10 @@
 //! satisfies every non-preference requirement of every pin of its pipe, every connected pin
 //! is in exactly one pipe (unconnected pins in none), chosen vendors meet their declared
 //! capabilities, and after STOP → ACQUIRE the vendor initialize calls equal the vendors chosen
-//! (and after ACQUIRE → STOP every initialized vendor was deleted).
+//! (and after ACQUIRE → STOP every initialized vendor was deleted). Pins carry one to three
+//! framing items; a brute-force enumeration of the item combinations of small pipes checks
+//! that the search is complete (a pipe some combination satisfies is never reported as a
+//! conflict) and picks the preferred combination (the first satisfying one in pipe order).
 
 mod negotiation_support;
 
@@ -18,12 +21,14 @@ use ks_graph::{
 use negotiation_support::{vendor, Counts};
 use proptest::prelude::*;
 
-const MEMS: [MemoryType; 5] = [
+const MEMS: [MemoryType; 6] = [
     MemoryType::WILDCARD,
     MemoryType::KERNEL_NONPAGED,
     MemoryType::KERNEL_PAGED,
     MemoryType::USER,
     MemoryType::SYSTEM,
+    // Device memory: only a vendor that declares it can serve it.
+    MemoryType::from_u128(0x0bad_cafe_0000_4000_8000_0000_0000_0001),
 ];
 
 #[derive(Debug, Clone)]
@@ -63,7 +68,7 @@ struct FilterSpec {
 
 fn item() -> impl Strategy<Value = ItemSpec> {
     (
-        0usize..5,
+        0usize..MEMS.len(),
         prop::sample::select(vec![
             0u32,
             0x2,
@@ -92,7 +97,7 @@ fn item() -> impl Strategy<Value = ItemSpec> {
 
 fn vendor_gen() -> impl Strategy<Value = VendorSpecGen> {
     (
-        prop::collection::vec(0usize..5, 1..3),
+        prop::collection::vec(0usize..MEMS.len(), 1..3),
         (0u32..2000, 1000u32..8000, 0u32..3),
         0u32..8,
         1u32..40,
@@ -111,7 +116,7 @@ fn vendor_gen() -> impl Strategy<Value = VendorSpecGen> {
 
 fn pin() -> impl Strategy<Value = PinSpec> {
     (
-        prop::option::weighted(0.7, prop::collection::vec(item(), 1..3)),
+        prop::option::weighted(0.7, prop::collection::vec(item(), 1..4)),
         prop::option::weighted(0.3, vendor_gen()),
         prop::bool::weighted(0.2),
     )
@@ -374,6 +379,96 @@ proptest! {
         g.set_state(KsState::Stop).unwrap();
         for (_, c, _) in &vendors {
             prop_assert_eq!(c.deletes(), c.inits());
+        }
+    }
+}
+
+/// Whether pipe `pipe` negotiates with the framing of `graph` as it is (every other pipe is
+/// unchanged by edits to this pipe's pins, and `negotiate` stops at the first failing pipe).
+fn pipe_ok(g: &Graph, pipe: usize) -> bool {
+    match negotiate(g) {
+        Ok(_) => true,
+        Err(e) => e.pipe != pipe,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Brute force over the framing-item combinations of every small pipe (at most 64
+    /// combinations), each tried by reducing every pin to the one item (KsEdit): if one
+    /// satisfies the pipe, negotiation must not report the pipe as a conflict, and when it
+    /// succeeds the plan's items are the first satisfying combination in preference order
+    /// (pins in pipe order, items in declared order, later pins varying fastest).
+    #[test]
+    fn item_search_is_complete_and_preferred(
+        filters in prop::collection::vec(filter(), 2..7),
+        wiring in prop::collection::vec(0usize..8, 1..24),
+    ) {
+        let (mut g, _vendors) = build(&filters, &wiring);
+        let outcome = negotiate(&g);
+        let failing = outcome.as_ref().err().map(|e| e.pipe);
+        for (pi, pins) in ks_graph::negotiate::pipes(&g).iter().enumerate() {
+            if failing.is_some_and(|f| pi > f) {
+                break; // later pipes were never negotiated
+            }
+            let framings: Vec<(PinId, FramingEx)> = pins
+                .iter()
+                .filter_map(|&p| g.pin_framing(p).filter(|f| !f.items.is_empty()).map(|f| (p, f.clone())))
+                .collect();
+            let total: usize = framings.iter().map(|(_, f)| f.items.len()).product();
+            if total > 64 {
+                continue;
+            }
+            // Lexicographic order: the last pin's item varies fastest.
+            let mut first_ok: Option<Vec<usize>> = None;
+            for mut code in 0..total {
+                let mut combo = vec![0; framings.len()];
+                for (j, (_, f)) in framings.iter().enumerate().rev() {
+                    combo[j] = code % f.items.len();
+                    code /= f.items.len();
+                }
+                for (j, (p, f)) in framings.iter().enumerate() {
+                    let mut one = f.clone();
+                    one.items = vec![f.items[combo[j]].clone()];
+                    g.set_pin_framing(*p, one).unwrap();
+                }
+                let ok = pipe_ok(&g, pi);
+                for (p, _) in &framings {
+                    g.reset_pin_framing(*p).unwrap();
+                }
+                if ok {
+                    first_ok = Some(combo);
+                    break;
+                }
+            }
+            match (&outcome, first_ok) {
+                (Err(e), Some(c)) => prop_assert!(
+                    e.pipe != pi,
+                    "pipe {} is satisfied by items {:?} but negotiation reports: {}", pi, c, e
+                ),
+                (Err(e), None) => {
+                    if e.pipe == pi {
+                        let tried = framings.iter().any(|(_, f)| f.items.len() > 1);
+                        prop_assert_eq!(e.alternatives_tried, tried);
+                    }
+                }
+                (Ok(plan), Some(c)) => {
+                    let pp = &plan.pipes[pi];
+                    let chosen: Vec<usize> = pp
+                        .items
+                        .iter()
+                        .zip(&pp.pin_ids)
+                        .filter(|(_, p)| framings.iter().any(|(q, _)| q == *p))
+                        .map(|(i, _)| i.unwrap())
+                        .collect();
+                    prop_assert_eq!(chosen, c, "pipe {}: {}", pi, plan.to_json());
+                }
+                (Ok(plan), None) => prop_assert!(
+                    false,
+                    "pipe {} negotiated ({}) but no single combination does", pi, plan.to_json()
+                ),
+            }
         }
     }
 }
