@@ -257,7 +257,9 @@ pub(crate) struct Entry<F> {
     /// Locked stream pointers on this frame.
     pub(crate) locks: u32,
     pub(crate) cancelled: bool,
-    pub(crate) status: Result<(), Status>,
+    /// The failure status the frame completes with (`None`: success). Boxed so that the
+    /// common entry stays small and trivially dropped.
+    pub(crate) status: Option<Box<Status>>,
 }
 
 /// Counters of one queue, for reports and tests.
@@ -410,7 +412,7 @@ impl<F> Queue<F> {
             refs: self.at_end,
             locks: 0,
             cancelled: false,
-            status: Ok(()),
+            status: None,
         });
         self.at_end = 0;
         self.next += 1;
@@ -483,7 +485,7 @@ impl<F> Queue<F> {
             let e = &mut self.entries[idx];
             if e.frame.is_some() && seq >= lead && !e.cancelled {
                 e.cancelled = true;
-                e.status = Err(Status::Cancelled);
+                e.status = Some(Box::new(Status::Cancelled));
                 self.stats.cancelled += 1;
             }
         }
@@ -757,7 +759,10 @@ impl<F> Queue<F> {
         let Some(frame) = e.frame.take() else {
             return;
         };
-        let status = std::mem::replace(&mut e.status, Ok(()));
+        let status = match e.status.take() {
+            None => Ok(()),
+            Some(b) => Err(*b),
+        };
         let done = Completed {
             frame,
             header: e.header,

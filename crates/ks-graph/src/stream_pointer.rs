@@ -469,7 +469,7 @@ impl<F> Queue<F> {
         let pos = self.check(id)?.pos;
         match self.entry_mut(pos) {
             Some(e) => {
-                e.status = status;
+                e.status = status.err().map(Box::new);
                 Ok(())
             }
             None => Err(Status::DeviceNotReady(NO_FRAME.into())),
@@ -500,7 +500,7 @@ impl<F> Queue<F> {
             ));
         }
         e.cancelled = true;
-        e.status = Err(Status::Cancelled);
+        e.status = Some(Box::new(Status::Cancelled));
         self.stats.cancelled += 1;
         for edge in [Some(self.leading), self.trailing].into_iter().flatten() {
             if self.pos(edge) == seq {

@@ -335,6 +335,9 @@ impl From<StateError> for RunError {
     }
 }
 
+/// Most frames a requester feeds in at once.
+const BATCH: usize = 16;
+
 #[derive(Debug, Clone, Copy)]
 struct Target {
     filter: usize,
@@ -391,8 +394,13 @@ impl Shared {
         self.done.notify_all();
     }
 
-    /// Pushes a frame into a filter's queue (locking it briefly) and schedules it.
-    fn deliver(&self, t: Target, frame: RtFrame, header: StreamHeader, work: &mut Vec<usize>) {
+    /// Delivers a frame to a filter's pin: under the filter's processing mutex, pushes it into
+    /// the pin's queue, runs the filter's process callback, and routes the frames that
+    /// completed further downstream (recursively, so each filter is locked once per frame).
+    /// Locks are taken downstream only and the graph is acyclic, so threads meeting in a
+    /// filter wait for each other but never deadlock; and frames on every connection keep
+    /// their order because they are pushed while the upstream filter's mutex is held.
+    fn deliver(&self, t: Target, frame: RtFrame, header: StreamHeader) {
         // Relaxed: `stop` is advisory here (it only saves work after the run is over); the
         // authoritative shutdown is allocator close + thread join, which synchronise.
         if self.stop.load(Ordering::Relaxed) {
@@ -402,24 +410,19 @@ impl Shared {
             self.fail(RunError::Delivery(self.refusals[r].clone()));
             return;
         }
-        let mut st = lock(&self.nodes[t.filter].state);
-        match st.queues.get_mut(t.pin).and_then(Option::as_mut) {
+        let node = &self.nodes[t.filter];
+        let mut guard = lock(&node.state);
+        match guard.queues.get_mut(t.pin).and_then(Option::as_mut) {
             Some(q) => {
                 q.push(frame, header);
             }
             None => return,
         }
-        drop(st);
-        if !work.contains(&t.filter) {
-            work.push(t.filter);
-        }
+        self.process_locked(node, &mut guard);
     }
 
-    /// Runs filter `f`'s process callback, then routes the frames that completed.
-    fn run_node(&self, f: usize, work: &mut Vec<usize>) {
-        let node = &self.nodes[f];
-        let mut guard = lock(&node.state);
-        let st = &mut *guard;
+    /// Runs a filter's process callback (its mutex held), then routes what completed.
+    fn process_locked(&self, node: &Node, st: &mut NodeState) {
         let result = {
             let mut pins = Pins {
                 queues: &mut st.queues,
@@ -429,7 +432,6 @@ impl Shared {
             st.process.process(&mut pins)
         };
         if let Err(status) = result {
-            drop(guard);
             self.fail(RunError::Filter {
                 filter: node.name.clone(),
                 status,
@@ -442,29 +444,61 @@ impl Shared {
             // only makes the flag itself reliable without taking the mutex).
             node.finished.store(true, Ordering::Release);
         }
-        let eos_now = st.flags.end_of_stream && !st.eos_counted;
-        if eos_now {
-            st.eos_counted = true;
-        }
         for pin in 0..st.queues.len() {
             let Some(q) = st.queues[pin].as_mut() else {
                 continue;
             };
-            while let Some(c) = q.pop_completed() {
-                self.route(node, pin, c, work);
+            // The common case, one downstream pin: move every completed frame into its queue
+            // under one lock, then process it once (a batch per lock, not a lock per frame).
+            let single = match node.roles[pin] {
+                PinRole::Input if node.forward.len() == 1 => Some(node.forward[0]),
+                PinRole::Root => node.root_target[pin],
+                _ => None,
+            };
+            match single {
+                Some(t) if t.refused.is_none() && !node.terminal => {
+                    self.deliver_all(t, q);
+                }
+                _ => {
+                    while let Some(c) = q.pop_completed() {
+                        self.route(node, pin, c);
+                    }
+                }
             }
         }
-        drop(guard);
-        if eos_now && node.terminal {
-            let mut left = lock(&self.terminals_left);
-            *left = left.saturating_sub(1);
-            if *left == 0 {
-                self.done.notify_all();
+        if st.flags.end_of_stream && !st.eos_counted {
+            st.eos_counted = true;
+            if node.terminal {
+                let mut left = lock(&self.terminals_left);
+                *left = left.saturating_sub(1);
+                if *left == 0 {
+                    self.done.notify_all();
+                }
             }
         }
     }
 
-    fn route(&self, node: &Node, pin: usize, c: Completed<RtFrame>, work: &mut Vec<usize>) {
+    /// Moves every completed frame of `from` into `t`'s queue, then processes `t` once.
+    fn deliver_all(&self, t: Target, from: &mut RtQueue) {
+        // Relaxed: advisory, as in `deliver`.
+        if self.stop.load(Ordering::Relaxed) || from.completed_len() == 0 {
+            from.drain_completed().for_each(drop);
+            return;
+        }
+        let node = &self.nodes[t.filter];
+        let mut guard = lock(&node.state);
+        let Some(q) = guard.queues.get_mut(t.pin).and_then(Option::as_mut) else {
+            return;
+        };
+        for c in from.drain_completed() {
+            if c.status.is_ok() {
+                q.push(c.frame, c.header);
+            }
+        }
+        self.process_locked(node, &mut guard);
+    }
+
+    fn route(&self, node: &Node, pin: usize, c: Completed<RtFrame>) {
         if c.status.is_err() {
             return; // cancelled or failed: back to the allocator
         }
@@ -476,33 +510,22 @@ impl Shared {
                 }
                 match node.forward.len() {
                     0 => {}
-                    1 => self.deliver(node.forward[0], c.frame, c.header, work),
+                    1 => self.deliver(node.forward[0], c.frame, c.header),
                     n => {
                         let shared = c.frame.share(&self.pool);
                         for t in &node.forward[..n - 1] {
-                            self.deliver(*t, RtFrame::Shared(shared.clone()), c.header, work);
+                            self.deliver(*t, RtFrame::Shared(shared.clone()), c.header);
                         }
-                        self.deliver(node.forward[n - 1], RtFrame::Shared(shared), c.header, work);
+                        self.deliver(node.forward[n - 1], RtFrame::Shared(shared), c.header);
                     }
                 }
             }
             PinRole::Root => {
                 if let Some(t) = node.root_target[pin] {
-                    self.deliver(t, c.frame, c.header, work);
+                    self.deliver(t, c.frame, c.header);
                 }
             }
             PinRole::PassThrough | PinRole::Unconnected => {}
-        }
-    }
-
-    fn pump(&self, work: &mut Vec<usize>) {
-        while let Some(f) = work.pop() {
-            // Relaxed: advisory, as in `deliver`.
-            if self.stop.load(Ordering::Relaxed) {
-                work.clear();
-                return;
-            }
-            self.run_node(f, work);
         }
     }
 
@@ -515,10 +538,11 @@ impl Shared {
     ) {
         let (f, pin) = root;
         let node = &self.nodes[f];
-        let mut work: Vec<usize> = Vec::with_capacity(self.nodes.len() * 2);
+        let batch_more = allocator.offers_function_table();
         loop {
             // `stop` Relaxed: advisory (a blocked requester is released by the allocator's
-            // close, not by this flag). `finished` Acquire: pairs with the Release in run_node.
+            // close, not by this flag). `finished` Acquire: pairs with the Release in
+            // process_locked.
             if self.stop.load(Ordering::Relaxed) || node.finished.load(Ordering::Acquire) {
                 break;
             }
@@ -533,20 +557,31 @@ impl Shared {
                     break;
                 }
             };
-            // Relaxed: a statistic, read after the thread is joined (join synchronises).
-            count.fetch_add(1, Ordering::Relaxed);
-            let header = StreamHeader::empty(u32::try_from(frame.len()).unwrap_or(u32::MAX));
-            {
-                let mut st = lock(&node.state);
-                match st.queues.get_mut(pin).and_then(Option::as_mut) {
-                    Some(q) => {
-                        q.push(RtFrame::Owned(frame), header);
+            let extent = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+            // Relaxed: `stop` is advisory, as above.
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let mut guard = lock(&node.state);
+            let Some(q) = guard.queues.get_mut(pin).and_then(Option::as_mut) else {
+                break;
+            };
+            q.push(RtFrame::Owned(frame), StreamHeader::empty(extent));
+            // Take whatever else is free at once (never blocking: the function-table path),
+            // so the filters downstream work on a batch per lock.
+            let mut n = 1;
+            while n < BATCH && batch_more {
+                match allocator.try_allocate() {
+                    Ok(f) => {
+                        q.push(RtFrame::Owned(f), StreamHeader::empty(extent));
+                        n += 1;
                     }
-                    None => break,
+                    Err(_) => break,
                 }
             }
-            work.push(f);
-            self.pump(&mut work);
+            // Relaxed: a statistic, read after the thread is joined (join synchronises).
+            count.fetch_add(n as u64, Ordering::Relaxed);
+            self.process_locked(node, &mut guard);
         }
     }
 }
@@ -650,8 +685,10 @@ impl Runtime {
             let sh = Arc::clone(&shared);
             let cn = Arc::clone(&counts);
             let id = pipe.id;
+            // Delivery recurses once per filter downstream: a roomy stack for long chains.
             let spawned = thread::Builder::new()
                 .name(format!("ks-pipe{id}"))
+                .stack_size(64 << 20)
                 .spawn(move || sh.requester(id, allocator, root, &cn[id]));
             match spawned {
                 Ok(h) => threads.push(h),
