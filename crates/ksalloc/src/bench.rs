@@ -205,6 +205,25 @@ pub(crate) fn run(frame_size: u32, frames: u32) -> Result<Results, Status> {
     Ok(out)
 }
 
+/// The data-path baseline: a plain single-thread loop that fills one buffer of `frame_size`
+/// bytes with the test pattern and inverts it, `frames` times — the same work as
+/// `testsrc ! invert ! nullsink`, with no framework. Returns MB/s (10⁶ bytes).
+pub(crate) fn fill_invert_loop(frame_size: u32, frames: u32) -> f64 {
+    let size = frame_size as usize;
+    let ramp: Vec<u8> = (0..size + 256).map(|i| i as u8).collect();
+    let mut buf = vec![0u8; size];
+    let mut sink = 0u8;
+    let start = Instant::now();
+    for n in 0..u64::from(frames) {
+        ks_graph::filters::ramp_fill(&mut buf, &ramp, n);
+        ks_graph::filters::invert_bytes(&mut buf);
+        sink ^= std::hint::black_box(buf[n as usize % size]);
+    }
+    let secs = start.elapsed().as_secs_f64().max(1e-9);
+    std::hint::black_box(sink);
+    (u64::from(frames) * u64::from(frame_size)) as f64 / 1e6 / secs
+}
+
 /// The results as text.
 pub(crate) fn text(frame_size: u32, frames: u32, r: &Results) -> String {
     let mut s = format!("allocator benchmarks: {frames} frames of {frame_size} bytes\n");

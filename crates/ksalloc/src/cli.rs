@@ -90,6 +90,12 @@ struct BenchArgs {
     /// Print one JSON document.
     #[arg(long)]
     json: bool,
+    /// Instead of the allocator benchmarks, time the data-path baseline: a plain
+    /// single-thread loop filling one FRAME_SIZE buffer with testsrc's pattern and inverting
+    /// it, FRAMES times (compare with `ksalloc run "testsrc size=N frames=M ! invert !
+    /// nullsink"`).
+    #[arg(long)]
+    fill_invert_loop: bool,
 }
 
 fn filter_help() -> String {
@@ -218,8 +224,23 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
             a.frame_size, a.frames
         )));
     }
-    let results = bench::run(a.frame_size, a.frames).map_err(|s| Failure::Graph(s.to_string()))?;
     let mut out = output::Out::new();
+    if a.fill_invert_loop {
+        let mbs = bench::fill_invert_loop(a.frame_size, a.frames);
+        if a.json {
+            out.write(&format!(
+                "{{\"frame_size\":{},\"frames\":{},\"results\":[{{\"name\":\"fill_invert_loop\",\"mb_per_s\":{mbs:.1}}}]}}\n",
+                a.frame_size, a.frames
+            ))?;
+        } else {
+            out.write(&format!(
+                "fill+invert loop: {} frames of {} bytes: {mbs:.1} MB/s\n",
+                a.frames, a.frame_size
+            ))?;
+        }
+        return out.flush();
+    }
+    let results = bench::run(a.frame_size, a.frames).map_err(|s| Failure::Graph(s.to_string()))?;
     if a.json {
         out.write(&bench::json(a.frame_size, a.frames, &results))?;
         out.write("\n")?;

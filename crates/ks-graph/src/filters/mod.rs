@@ -31,7 +31,8 @@ use crate::model::{FilterDescriptor, PinDirection};
 use crate::runtime::spec::{FramingOverride, GraphSpec, PropValue, SpecError, SpecErrorKind};
 use crate::runtime::{Process, RunError, Runtime};
 
-pub use transforms::{fnv1a64, FNV_OFFSET};
+pub use sources::ramp_fill;
+pub use transforms::{fnv1a64, invert_bytes, FNV_OFFSET};
 
 /// What kind of value a property takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -93,6 +93,27 @@ fn make_testsrc(p: &Props<'_>) -> Result<Made, SpecError> {
     })
 }
 
+/// Fills `buf` with frame `n` of the ramp pattern: byte `i` is `(n + i) mod 256`. `ramp` must
+/// hold `0, 1, 2, …` (mod 256) for at least `buf.len() + 255` bytes; the fill is one copy.
+///
+/// ```
+/// let ramp: Vec<u8> = (0..300usize).map(|i| i as u8).collect();
+/// let mut buf = [0u8; 4];
+/// ks_graph::filters::ramp_fill(&mut buf, &ramp, 254);
+/// assert_eq!(buf, [254, 255, 0, 1]);
+/// ```
+pub fn ramp_fill(buf: &mut [u8], ramp: &[u8], n: u64) {
+    let start = (n % 256) as usize;
+    match ramp.get(start..start + buf.len()) {
+        Some(src) => buf.copy_from_slice(src),
+        None => {
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = (start + i) as u8;
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pattern {
     Ramp,
@@ -122,10 +143,7 @@ impl Process for TestSrc {
             let buf = q.data_mut(p)?;
             let n = buf.len().min(self.size as usize);
             match self.pattern {
-                Pattern::Ramp => {
-                    let start = (self.sent % 256) as usize;
-                    buf[..n].copy_from_slice(&self.ramp[start..start + n]);
-                }
+                Pattern::Ramp => ramp_fill(&mut buf[..n], &self.ramp, self.sent),
                 Pattern::Zero => buf[..n].fill(0),
                 Pattern::None => {}
             }

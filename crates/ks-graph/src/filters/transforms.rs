@@ -175,8 +175,14 @@ pub(super) const INVERT: FilterType = FilterType {
 
 struct Invert(FilterStats);
 
-/// Inverts `data` a machine word at a time.
-fn invert(data: &mut [u8]) {
+/// Inverts every byte of `data`, a machine word at a time (what `invert` does to a frame).
+///
+/// ```
+/// let mut d = [0x00u8, 0x0f, 0xff];
+/// ks_graph::filters::invert_bytes(&mut d);
+/// assert_eq!(d, [0xff, 0xf0, 0x00]);
+/// ```
+pub fn invert_bytes(data: &mut [u8]) {
     let mut chunks = data.chunks_exact_mut(8);
     for c in &mut chunks {
         let mut w = [0u8; 8];
@@ -193,7 +199,7 @@ impl Process for Invert {
         pass_frames(pins, &mut self.0, |q, p, used| {
             let data = q.data_mut(p)?;
             let n = used.min(data.len());
-            invert(&mut data[..n]);
+            invert_bytes(&mut data[..n]);
             Ok(())
         })
     }
