@@ -249,8 +249,10 @@ pub struct Completed<F> {
 pub type CompletionSink<F> = Box<dyn FnMut(Completed<F>) + Send>;
 
 pub(crate) struct Entry<F> {
-    /// `None` once the frame has completed (the entry stays until it reaches the front).
+    /// The frame; `None` once a completed frame has been taken.
     pub(crate) frame: Option<F>,
+    /// The frame has completed (it may still wait here to be taken).
+    pub(crate) done: bool,
     pub(crate) header: StreamHeader,
     /// Stream pointers (edges and clones) currently on this frame.
     pub(crate) refs: u32,
@@ -260,6 +262,121 @@ pub(crate) struct Entry<F> {
     /// The failure status the frame completes with (`None`: success). Boxed so that the
     /// common entry stays small and trivially dropped.
     pub(crate) status: Option<Box<Status>>,
+}
+
+impl<F> Default for Entry<F> {
+    fn default() -> Self {
+        Entry {
+            frame: None,
+            done: true,
+            header: StreamHeader::default(),
+            refs: 0,
+            locks: 0,
+            cancelled: false,
+            status: None,
+        }
+    }
+}
+
+impl<F> Entry<F> {
+    /// Arrived and not completed.
+    pub(crate) fn live(&self) -> bool {
+        !self.done
+    }
+}
+
+/// The entries of a queue, oldest first: a ring whose slots are reused in place (a frame's
+/// arrival writes the fields of a slot instead of moving a whole entry in), so steady
+/// streaming neither allocates nor copies entries around.
+pub(crate) struct Ring<F> {
+    slots: Vec<Entry<F>>,
+    head: usize,
+    len: usize,
+}
+
+impl<F> Ring<F> {
+    fn new() -> Ring<F> {
+        Ring {
+            slots: Vec::new(),
+            head: 0,
+            len: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    fn physical(&self, i: usize) -> usize {
+        let p = self.head + i;
+        if p >= self.slots.len() {
+            p - self.slots.len()
+        } else {
+            p
+        }
+    }
+
+    pub(crate) fn get(&self, i: usize) -> Option<&Entry<F>> {
+        if i < self.len {
+            Some(&self.slots[self.physical(i)])
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self, i: usize) -> Option<&mut Entry<F>> {
+        if i < self.len {
+            let p = self.physical(i);
+            Some(&mut self.slots[p])
+        } else {
+            None
+        }
+    }
+
+    /// Makes room for `n` entries in all.
+    fn reserve(&mut self, n: usize) {
+        if n > self.slots.len() {
+            self.grow(n);
+        }
+    }
+
+    fn grow(&mut self, min: usize) {
+        let cap = min.max(self.slots.len() * 2).max(4);
+        let mut slots: Vec<Entry<F>> = Vec::with_capacity(cap);
+        for i in 0..self.len {
+            let p = self.physical(i);
+            slots.push(std::mem::take(&mut self.slots[p]));
+        }
+        slots.resize_with(cap, Entry::default);
+        self.slots = slots;
+        self.head = 0;
+    }
+
+    /// The slot of a new last entry (its fields are stale; the caller sets them all).
+    fn push_slot(&mut self) -> &mut Entry<F> {
+        if self.len == self.slots.len() {
+            self.grow(self.len + 1);
+        }
+        let p = self.physical(self.len);
+        self.len += 1;
+        &mut self.slots[p]
+    }
+
+    fn front(&self) -> Option<&Entry<F>> {
+        self.get(0)
+    }
+
+    /// Retires the first entry (its slot is reused later).
+    fn pop_front(&mut self) {
+        if self.len > 0 {
+            self.head = self.physical(1);
+            self.len -= 1;
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Entry<F>> + '_ {
+        (0..self.len).map(move |i| &self.slots[self.physical(i)])
+    }
 }
 
 /// Counters of one queue, for reports and tests.
@@ -280,7 +397,7 @@ pub struct QueueStats {
 /// mutex, as AVStream does.
 pub struct Queue<F> {
     pub(crate) config: QueueConfig,
-    pub(crate) entries: VecDeque<Entry<F>>,
+    pub(crate) entries: Ring<F>,
     /// Sequence number of `entries[0]`.
     pub(crate) base: u64,
     /// Sequence number the next arriving frame gets; a pointer at `next` is past the end.
@@ -293,7 +410,9 @@ pub struct Queue<F> {
     pub(crate) trailing: Option<PointerId>,
     /// Pointers sitting past the last frame; they land on the next frame to arrive.
     pub(crate) at_end: u32,
-    completed: VecDeque<Completed<F>>,
+    /// Completed frames not yet taken, by sequence number, in completion order (the frames
+    /// wait in their entries).
+    completed: VecDeque<u64>,
     sink: Option<CompletionSink<F>>,
     pub(crate) stats: QueueStats,
 }
@@ -317,7 +436,7 @@ impl<F> Queue<F> {
     pub fn new(config: QueueConfig) -> Queue<F> {
         let mut q = Queue {
             config,
-            entries: VecDeque::new(),
+            entries: Ring::new(),
             base: 0,
             next: 0,
             slots: Vec::new(),
@@ -359,7 +478,7 @@ impl<F> Queue<F> {
 
     /// Frames in the queue (arrived, not completed).
     pub fn len(&self) -> usize {
-        self.entries.iter().filter(|e| e.frame.is_some()).count()
+        self.entries.iter().filter(|e| e.live()).count()
     }
 
     /// Whether no frame is in the queue.
@@ -374,7 +493,7 @@ impl<F> Queue<F> {
         self.entries
             .iter()
             .enumerate()
-            .filter(|(i, e)| self.base + *i as u64 >= lead && e.frame.is_some() && !e.cancelled)
+            .filter(|(i, e)| self.base + *i as u64 >= lead && e.live() && !e.cancelled)
             .count()
     }
 
@@ -387,7 +506,7 @@ impl<F> Queue<F> {
         let mut output = 0u64;
         for (i, e) in self.entries.iter().enumerate() {
             let seq = self.base + i as u64;
-            if seq < lead || e.frame.is_none() || e.cancelled {
+            if seq < lead || !e.live() || e.cancelled {
                 continue;
             }
             let (consumed_in, consumed_out) = if seq == lead {
@@ -406,14 +525,15 @@ impl<F> Queue<F> {
     /// leading edge of an empty queue in particular) now reference it (behaviour 49).
     pub fn push(&mut self, frame: F, header: StreamHeader) -> FrameId {
         let seq = self.next;
-        self.entries.push_back(Entry {
-            frame: Some(frame),
-            header,
-            refs: self.at_end,
-            locks: 0,
-            cancelled: false,
-            status: None,
-        });
+        let refs = self.at_end;
+        let e = self.entries.push_slot();
+        e.frame = Some(frame);
+        e.done = false;
+        e.header = header;
+        e.refs = refs;
+        e.locks = 0;
+        e.cancelled = false;
+        e.status = None;
         self.at_end = 0;
         self.next += 1;
         self.stats.arrived += 1;
@@ -438,7 +558,7 @@ impl<F> Queue<F> {
     /// Installs the sink that receives every frame as it completes. Frames completed before
     /// the sink was installed are passed to it at once, in completion order.
     pub fn set_completion_sink(&mut self, mut sink: CompletionSink<F>) {
-        while let Some(c) = self.completed.pop_front() {
+        while let Some(c) = self.pop_completed() {
             sink(c);
         }
         self.sink = Some(sink);
@@ -451,12 +571,107 @@ impl<F> Queue<F> {
 
     /// The oldest completed frame not yet taken (only used without a sink).
     pub fn pop_completed(&mut self) -> Option<Completed<F>> {
-        self.completed.pop_front()
+        loop {
+            let seq = self.completed.pop_front()?;
+            if let Some(c) = self.take_completed(seq) {
+                return Some(c);
+            }
+        }
     }
 
-    /// All completed frames not yet taken, oldest first.
-    pub fn drain_completed(&mut self) -> std::collections::vec_deque::Drain<'_, Completed<F>> {
-        self.completed.drain(..)
+    /// All completed frames not yet taken, oldest first (taken as the iterator advances).
+    pub fn drain_completed(&mut self) -> impl Iterator<Item = Completed<F>> + '_ {
+        std::iter::from_fn(move || self.pop_completed())
+    }
+
+    /// Moves every completed frame into `to`, as arrivals there, oldest first; frames that
+    /// completed with a failure status (cancelled) are dropped instead. The same as
+    /// `for c in self.drain_completed() { to.push(c.frame, c.header) }`, without building a
+    /// [`Completed`] per frame (the runtime's hot path). Returns how many frames moved.
+    pub fn forward_completed(&mut self, to: &mut Queue<F>) -> usize {
+        let mut moved = 0;
+        while let Some(seq) = self.completed.pop_front() {
+            let Some(idx) = seq
+                .checked_sub(self.base)
+                .and_then(|i| usize::try_from(i).ok())
+            else {
+                continue;
+            };
+            let Some(e) = self.entries.get_mut(idx) else {
+                continue;
+            };
+            if !e.done {
+                continue;
+            }
+            let failed = e.status.take().is_some();
+            if let Some(frame) = e.frame.take() {
+                if !failed {
+                    to.push(frame, e.header);
+                    moved += 1;
+                }
+            }
+            self.retire_front();
+        }
+        moved
+    }
+
+    /// Drops every completed frame (for an allocator frame: returns it to its allocator);
+    /// returns how many completed successfully. The end of the line for a sink's queue,
+    /// without building a [`Completed`] per frame.
+    pub fn discard_completed(&mut self) -> usize {
+        let mut ok = 0;
+        while let Some(seq) = self.completed.pop_front() {
+            let Some(e) = seq
+                .checked_sub(self.base)
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| self.entries.get_mut(i))
+            else {
+                continue;
+            };
+            if !e.done {
+                continue;
+            }
+            if e.status.take().is_none() && e.frame.is_some() {
+                ok += 1;
+            }
+            drop(e.frame.take());
+            self.retire_front();
+        }
+        ok
+    }
+
+    /// Takes the completed frame `seq` out of its entry and retires the entries at the
+    /// front that are done and taken.
+    fn take_completed(&mut self, seq: u64) -> Option<Completed<F>> {
+        let idx = usize::try_from(seq.checked_sub(self.base)?).ok()?;
+        let e = self.entries.get_mut(idx)?;
+        if !e.done {
+            return None;
+        }
+        let frame = e.frame.take()?;
+        let status = match e.status.take() {
+            None => Ok(()),
+            Some(b) => Err(*b),
+        };
+        let done = Completed {
+            frame,
+            header: e.header,
+            id: FrameId(seq),
+            status,
+        };
+        self.retire_front();
+        Some(done)
+    }
+
+    fn retire_front(&mut self) {
+        while self
+            .entries
+            .front()
+            .is_some_and(|e| e.done && e.frame.is_none())
+        {
+            self.entries.pop_front();
+            self.base += 1;
+        }
     }
 
     /// Completed frames waiting to be taken.
@@ -481,9 +696,10 @@ impl<F> Queue<F> {
         }
         let lead = self.pos(self.leading);
         for seq in self.base..self.next {
-            let idx = (seq - self.base) as usize;
-            let e = &mut self.entries[idx];
-            if e.frame.is_some() && seq >= lead && !e.cancelled {
+            let Some(e) = self.entry_mut(seq) else {
+                continue;
+            };
+            if seq >= lead && !e.cancelled {
                 e.cancelled = true;
                 e.status = Some(Box::new(Status::Cancelled));
                 self.stats.cancelled += 1;
@@ -522,8 +738,10 @@ impl<F> Queue<F> {
                 return Err(format!("pointer {i} on a retired frame {}", p.pos));
             }
             let idx = (p.pos - self.base) as usize;
-            let e = &self.entries[idx];
-            if e.frame.is_none() {
+            let Some(e) = self.entries.get(idx) else {
+                return Err(format!("pointer {i} beyond the entries: {}", p.pos));
+            };
+            if !e.live() {
                 return Err(format!("pointer {i} on completed frame {}", p.pos));
             }
             if p.kind != PointerKind::Clone && e.cancelled {
@@ -545,9 +763,9 @@ impl<F> Queue<F> {
         }
         for (idx, e) in self.entries.iter().enumerate() {
             let seq = self.base + idx as u64;
-            if e.frame.is_none() {
-                if idx == 0 {
-                    return Err("completed entry left at the front".into());
+            if !e.live() {
+                if idx == 0 && e.frame.is_none() {
+                    return Err("retired entry left at the front".into());
                 }
                 continue;
             }
@@ -575,7 +793,7 @@ impl<F> Queue<F> {
         }
         self.entries
             .get((seq - self.base) as usize)
-            .filter(|e| e.frame.is_some())
+            .filter(|e| e.live())
     }
 
     pub(crate) fn entry_mut(&mut self, seq: u64) -> Option<&mut Entry<F>> {
@@ -584,7 +802,7 @@ impl<F> Queue<F> {
         }
         self.entries
             .get_mut((seq - self.base) as usize)
-            .filter(|e| e.frame.is_some())
+            .filter(|e| e.live())
     }
 
     /// Position of a live pointer (callers pass ids they know are live).
@@ -754,29 +972,19 @@ impl<F> Queue<F> {
         if !self.completes_now(seq) {
             return;
         }
-        let idx = (seq - self.base) as usize;
-        let e = &mut self.entries[idx];
-        let Some(frame) = e.frame.take() else {
+        let Some(e) = self.entries.get_mut((seq - self.base) as usize) else {
             return;
         };
-        let status = match e.status.take() {
-            None => Ok(()),
-            Some(b) => Err(*b),
-        };
-        let done = Completed {
-            frame,
-            header: e.header,
-            id: FrameId(seq),
-            status,
-        };
+        e.done = true;
         self.stats.completed += 1;
-        while self.entries.front().is_some_and(|e| e.frame.is_none()) {
-            self.entries.pop_front();
-            self.base += 1;
-        }
-        match &mut self.sink {
-            Some(sink) => sink(done),
-            None => self.completed.push_back(done),
+        if self.sink.is_some() {
+            if let Some(c) = self.take_completed(seq) {
+                if let Some(sink) = &mut self.sink {
+                    sink(c);
+                }
+            }
+        } else {
+            self.completed.push_back(seq);
         }
     }
 }

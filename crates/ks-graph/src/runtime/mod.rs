@@ -459,6 +459,11 @@ impl Shared {
                 Some(t) if t.refused.is_none() && !node.terminal => {
                     self.deliver_all(t, q);
                 }
+                _ if node.terminal => {
+                    let n = q.discard_completed();
+                    // Relaxed: a progress counter; nothing is ordered by it.
+                    self.delivered.fetch_add(n as u64, Ordering::Relaxed);
+                }
                 _ => {
                     while let Some(c) = q.pop_completed() {
                         self.route(node, pin, c);
@@ -490,11 +495,7 @@ impl Shared {
         let Some(q) = guard.queues.get_mut(t.pin).and_then(Option::as_mut) else {
             return;
         };
-        for c in from.drain_completed() {
-            if c.status.is_ok() {
-                q.push(c.frame, c.header);
-            }
-        }
+        from.forward_completed(q);
         self.process_locked(node, &mut guard);
     }
 
