@@ -118,6 +118,14 @@ impl GraphError {
     /// Unknown names are `STATUS_NOT_FOUND`; edits in the wrong state are
     /// `STATUS_INVALID_DEVICE_STATE`; every other malformed request is
     /// `STATUS_INVALID_PARAMETER`.
+    ///
+    /// ```
+    /// # use ks_graph::*;
+    /// let e = GraphBuilder::new().pin("x.y").unwrap_err();
+    /// assert_eq!(e.status().name(), "STATUS_NOT_FOUND");
+    /// assert_eq!(GraphError::BadPinName { text: "x".into() }.status().name(), "STATUS_INVALID_PARAMETER");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn status(&self) -> Status {
         let msg = self.to_string().into();
         match self {
@@ -181,6 +189,21 @@ impl From<GraphError> for Status {
 }
 
 /// The framing field over which pins of a pipe disagree.
+///
+/// ```
+/// # use std::sync::Arc; use ks_graph::*;
+/// # use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType};
+/// # let must = FramingEx::simple(MemoryType::WILDCARD, ItemFlags::MUST_ALLOCATE, 1, Alignment::BYTE, 0, 0);
+/// # let mut b = GraphBuilder::new();
+/// # b.add_filter("a", Arc::new(FilterDescriptor::kernel("a").with_pin(PinDescriptor::output("out").with_framing(must.clone()))))?;
+/// # b.add_filter("b", Arc::new(FilterDescriptor::kernel("b").with_pin(PinDescriptor::input("in").with_framing(must))))?;
+/// # b.connect("a.out", "b.in")?;
+/// # let mut g = b.build()?;
+/// let e = negotiate(&g).unwrap_err();
+/// assert_eq!(e.conflicts[0].field, ConflictField::Flags); // two MUST_ALLOCATE pins
+/// assert_eq!(ConflictField::FrameSize.to_string(), "frame size");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConflictField {
@@ -210,6 +233,21 @@ impl fmt::Display for ConflictField {
 }
 
 /// One disagreement inside a pipe.
+///
+/// ```
+/// # use std::sync::Arc; use ks_graph::*;
+/// # use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType};
+/// # let must = FramingEx::simple(MemoryType::WILDCARD, ItemFlags::MUST_ALLOCATE, 1, Alignment::BYTE, 0, 0);
+/// # let mut b = GraphBuilder::new();
+/// # b.add_filter("a", Arc::new(FilterDescriptor::kernel("a").with_pin(PinDescriptor::output("out").with_framing(must.clone()))))?;
+/// # b.add_filter("b", Arc::new(FilterDescriptor::kernel("b").with_pin(PinDescriptor::input("in").with_framing(must))))?;
+/// # b.connect("a.out", "b.in")?;
+/// # let mut g = b.build()?;
+/// let c = &negotiate(&g).unwrap_err().conflicts[0];
+/// assert_eq!(c.pins, ["a.out", "b.in"]);
+/// assert!(c.to_string().starts_with("requirement flags conflict between a.out, b.in: "));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Conflict {
     /// The field in conflict.
@@ -236,6 +274,22 @@ impl fmt::Display for Conflict {
 ///
 /// The error names the pipe (by its root pin), every pin in it, and for each conflict the field
 /// and the pins that disagree.
+///
+/// ```
+/// # use std::sync::Arc; use ks_graph::*;
+/// # use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType};
+/// # let must = FramingEx::simple(MemoryType::WILDCARD, ItemFlags::MUST_ALLOCATE, 1, Alignment::BYTE, 0, 0);
+/// # let mut b = GraphBuilder::new();
+/// # b.add_filter("a", Arc::new(FilterDescriptor::kernel("a").with_pin(PinDescriptor::output("out").with_framing(must.clone()))))?;
+/// # b.add_filter("b", Arc::new(FilterDescriptor::kernel("b").with_pin(PinDescriptor::input("in").with_framing(must))))?;
+/// # b.connect("a.out", "b.in")?;
+/// # let mut g = b.build()?;
+/// let e = negotiate(&g).unwrap_err();
+/// assert_eq!((e.pipe, e.pins.clone()), (0, vec!["a.out".to_string(), "b.in".to_string()]));
+/// assert!(!e.alternatives_tried); // each pin declares a single item
+/// assert!(e.to_string().contains("more than one pin requires MUST_ALLOCATE"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct NegotiationError {
     /// Index of the pipe (same numbering a successful plan would have used).
@@ -257,6 +311,19 @@ pub struct NegotiationError {
 impl NegotiationError {
     /// `STATUS_INVALID_PARAMETER`: the framing requirements cannot be met (ks-spec §5.9,
     /// "filter cannot meet framing").
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType};
+    /// # let must = FramingEx::simple(MemoryType::WILDCARD, ItemFlags::MUST_ALLOCATE, 1, Alignment::BYTE, 0, 0);
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("a", Arc::new(FilterDescriptor::kernel("a").with_pin(PinDescriptor::output("out").with_framing(must.clone()))))?;
+    /// # b.add_filter("b", Arc::new(FilterDescriptor::kernel("b").with_pin(PinDescriptor::input("in").with_framing(must))))?;
+    /// # b.connect("a.out", "b.in")?;
+    /// # let mut g = b.build()?;
+    /// assert_eq!(negotiate(&g).unwrap_err().status().name(), "STATUS_INVALID_PARAMETER");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn status(&self) -> Status {
         Status::InvalidParameter(self.to_string().into())
     }
@@ -301,6 +368,21 @@ impl From<NegotiationError> for Status {
 
 /// A state change that failed. The graph stays in the state it was in before the failing step
 /// (see [`Graph::set_state`](crate::Graph::set_state)).
+///
+/// ```
+/// # use std::sync::Arc; use ks_graph::*;
+/// # use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType};
+/// # let must = FramingEx::simple(MemoryType::WILDCARD, ItemFlags::MUST_ALLOCATE, 1, Alignment::BYTE, 0, 0);
+/// # let mut b = GraphBuilder::new();
+/// # b.add_filter("a", Arc::new(FilterDescriptor::kernel("a").with_pin(PinDescriptor::output("out").with_framing(must.clone()))))?;
+/// # b.add_filter("b", Arc::new(FilterDescriptor::kernel("b").with_pin(PinDescriptor::input("in").with_framing(must))))?;
+/// # b.connect("a.out", "b.in")?;
+/// # let mut g = b.build()?;
+/// let err = g.set_state(KsState::Acquire).unwrap_err();
+/// assert!(matches!(err, StateError::Negotiation(_)));
+/// assert_eq!(g.state(), KsState::Stop); // nothing changed
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StateError {
@@ -322,6 +404,20 @@ pub enum StateError {
 
 impl StateError {
     /// The KS status of the failure (for an allocator failure, the allocator's own status).
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType};
+    /// # let must = FramingEx::simple(MemoryType::WILDCARD, ItemFlags::MUST_ALLOCATE, 1, Alignment::BYTE, 0, 0);
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("a", Arc::new(FilterDescriptor::kernel("a").with_pin(PinDescriptor::output("out").with_framing(must.clone()))))?;
+    /// # b.add_filter("b", Arc::new(FilterDescriptor::kernel("b").with_pin(PinDescriptor::input("in").with_framing(must))))?;
+    /// # b.connect("a.out", "b.in")?;
+    /// # let mut g = b.build()?;
+    /// let err = g.set_state(KsState::Run).unwrap_err();
+    /// assert_eq!(err.status().name(), "STATUS_INVALID_PARAMETER");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn status(&self) -> Status {
         match self {
             StateError::Graph(e) => e.status(),
@@ -380,6 +476,17 @@ impl From<StateError> for Status {
 
 /// A frame that must not be delivered to a pin (behaviour 40: memory allocated on the kernel
 /// side never reaches a user-mode filter).
+///
+/// ```
+/// # use std::sync::Arc; use ks_graph::*;
+/// # let mut b = GraphBuilder::new();
+/// # b.add_filter("app", Arc::new(FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"))))?;
+/// # let g = b.build()?;
+/// let err = g.check_delivery(ks_alloc::Memory::Paged, g.pin("app.in")?).unwrap_err();
+/// assert_eq!((err.pin.as_str(), err.mode), ("app.in", FilterMode::User));
+/// assert!(err.to_string().contains("never reaches user mode"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryError {
     /// The receiving pin, `"filter.pin"`.
@@ -392,6 +499,16 @@ pub struct DeliveryError {
 
 impl DeliveryError {
     /// `STATUS_INVALID_DEVICE_REQUEST`: the delivery is refused.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("app", Arc::new(FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"))))?;
+    /// # let g = b.build()?;
+    /// let err = g.check_delivery(ks_alloc::Memory::NonPaged, g.pin("app.in")?).unwrap_err();
+    /// assert_eq!(err.status().name(), "STATUS_INVALID_DEVICE_REQUEST");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn status(&self) -> Status {
         Status::InvalidDeviceRequest(self.to_string().into())
     }

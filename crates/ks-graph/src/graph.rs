@@ -15,17 +15,51 @@ use crate::props::{AllocatorRegistry, Assignment};
 use crate::state::{Active, KsState};
 
 /// A filter instance in a graph (index in insertion order).
+///
+/// ```
+/// use std::sync::Arc;
+/// use ks_graph::{FilterDescriptor, GraphBuilder};
+/// let mut b = GraphBuilder::new();
+/// let id = b.add_filter("src", Arc::new(FilterDescriptor::kernel("src")))?;
+/// assert_eq!(id.index(), 0);
+/// # Ok::<(), ks_graph::GraphError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FilterId(pub(crate) u32);
 
 impl FilterId {
     /// The index of the filter in insertion order.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::user("dst").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("app", Arc::new(dst))?;
+    /// # b.connect("cam.out", "app.in")?;
+    /// # #[allow(unused_mut)] let mut g = b.build()?;
+    /// let app = g.filter("app")?;
+    /// assert_eq!(app.index(), 1);
+    /// assert_eq!(g.filter_name(app), "app");
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
     pub fn index(self) -> usize {
         self.0 as usize
     }
 }
 
 /// A pin instance: its filter and the pin's index in the filter descriptor.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ks_graph::{FilterDescriptor, GraphBuilder, PinDescriptor};
+/// let mut b = GraphBuilder::new();
+/// b.add_filter("x", Arc::new(FilterDescriptor::kernel("x")
+///     .with_pin(PinDescriptor::input("in")).with_pin(PinDescriptor::output("out"))))?;
+/// let out = b.pin("x.out")?;
+/// assert_eq!((out.filter().index(), out.index()), (0, 1));
+/// # Ok::<(), ks_graph::GraphError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PinId {
     pub(crate) filter: FilterId,
@@ -34,17 +68,54 @@ pub struct PinId {
 
 impl PinId {
     /// The filter the pin belongs to.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::user("dst").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("app", Arc::new(dst))?;
+    /// # b.connect("cam.out", "app.in")?;
+    /// # #[allow(unused_mut)] let mut g = b.build()?;
+    /// let pin = g.pin("app.in")?;
+    /// assert_eq!(pin.filter(), g.filter("app")?);
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
     pub fn filter(self) -> FilterId {
         self.filter
     }
 
     /// The pin's index in its filter descriptor's `pins`.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::user("dst").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("app", Arc::new(dst))?;
+    /// # b.connect("cam.out", "app.in")?;
+    /// # #[allow(unused_mut)] let mut g = b.build()?;
+    /// let pin = g.pin("app.in")?;
+    /// assert_eq!(g.filter_descriptor(pin.filter()).pins[pin.index()].name, "in");
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
     pub fn index(self) -> usize {
         self.pin as usize
     }
 }
 
 /// A connection from an output pin to an input pin.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ks_graph::{FilterDescriptor, GraphBuilder, PinDescriptor};
+/// let mut b = GraphBuilder::new();
+/// b.add_filter("a", Arc::new(FilterDescriptor::kernel("a").with_pin(PinDescriptor::output("out"))))?;
+/// b.add_filter("b", Arc::new(FilterDescriptor::kernel("b").with_pin(PinDescriptor::input("in"))))?;
+/// let c = b.connect("a.out", "b.in")?;
+/// assert_eq!((c.from, c.to), (b.pin("a.out")?, b.pin("b.in")?));
+/// # Ok::<(), ks_graph::GraphError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Connection {
     /// The output (source) pin.
@@ -284,12 +355,34 @@ pub struct GraphBuilder {
 
 impl GraphBuilder {
     /// An empty builder.
+    ///
+    /// ```
+    /// let g = ks_graph::GraphBuilder::new().build()?;
+    /// assert_eq!(g.filter_count(), 0);
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
     pub fn new() -> GraphBuilder {
         GraphBuilder::default()
     }
 
     /// Adds an instance of `descriptor` named `name` (unique in the graph; the descriptor is
     /// validated with [`FilterDescriptor::validate`]).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ks_graph::{FilterDescriptor, GraphBuilder, GraphError};
+    /// let src = Arc::new(FilterDescriptor::kernel("src"));
+    /// let mut b = GraphBuilder::new();
+    /// let first = b.add_filter("s1", src.clone())?;
+    /// let second = b.add_filter("s2", src.clone())?; // a second instance of the same type
+    /// assert_ne!(first, second);
+    /// assert!(matches!(b.add_filter("s1", src), Err(GraphError::DuplicateFilter { .. })));
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`GraphError::DuplicateFilter`] for a name already used; the errors of
+    /// [`FilterDescriptor::validate`] for a malformed descriptor.
     pub fn add_filter(
         &mut self,
         name: impl Into<String>,
@@ -318,11 +411,39 @@ impl GraphBuilder {
     }
 
     /// The pin named `"filter.pin"`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ks_graph::{FilterDescriptor, GraphBuilder, GraphError, PinDescriptor};
+    /// let mut b = GraphBuilder::new();
+    /// b.add_filter("src", Arc::new(FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"))))?;
+    /// assert_eq!(b.pin("src.out")?.index(), 0);
+    /// assert!(matches!(b.pin("src.nope"), Err(GraphError::UnknownPin { .. })));
+    /// assert!(matches!(b.pin("src"), Err(GraphError::BadPinName { .. })));
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
     pub fn pin(&self, name: &str) -> Result<PinId, GraphError> {
         self.filters.pin(name)
     }
 
     /// Connects output pin `from` to input pin `to`, both given as `"filter.pin"`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ks_graph::{FilterDescriptor, GraphBuilder, GraphError, PinDescriptor};
+    /// let mut b = GraphBuilder::new();
+    /// b.add_filter("a", Arc::new(FilterDescriptor::kernel("a").with_pin(PinDescriptor::output("out"))))?;
+    /// b.add_filter("b", Arc::new(FilterDescriptor::kernel("b").with_pin(PinDescriptor::input("in"))))?;
+    /// assert!(matches!(b.connect("b.in", "a.out"), Err(GraphError::WrongDirection { .. })));
+    /// b.connect("a.out", "b.in")?;
+    /// assert!(matches!(b.connect("a.out", "b.in"), Err(GraphError::AlreadyConnected { .. })));
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`GraphError::BadPinName`], [`GraphError::UnknownFilter`], [`GraphError::UnknownPin`],
+    /// [`GraphError::WrongDirection`], [`GraphError::AlreadyConnected`] or
+    /// [`GraphError::SelfConnection`], naming the pins.
     pub fn connect(&mut self, from: &str, to: &str) -> Result<Connection, GraphError> {
         let from = self.filters.pin(from)?;
         let to = self.filters.pin(to)?;
@@ -330,6 +451,20 @@ impl GraphBuilder {
     }
 
     /// Connects output pin `from` to input pin `to`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ks_graph::{FilterDescriptor, GraphBuilder, PinDescriptor};
+    /// let mut b = GraphBuilder::new();
+    /// b.add_filter("a", Arc::new(FilterDescriptor::kernel("a").with_pin(PinDescriptor::output("out"))))?;
+    /// b.add_filter("b", Arc::new(FilterDescriptor::kernel("b").with_pin(PinDescriptor::input("in"))))?;
+    /// let (from, to) = (b.pin("a.out")?, b.pin("b.in")?);
+    /// assert_eq!(b.connect_pins(from, to)?.to, to);
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect), except the name errors.
     pub fn connect_pins(&mut self, from: PinId, to: PinId) -> Result<Connection, GraphError> {
         let c = self.filters.connect(from, to)?;
         self.connections.push(c);
@@ -337,6 +472,21 @@ impl GraphBuilder {
     }
 
     /// Checks the graph (no cycle, every required pin connected) and returns it, in STOP.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ks_graph::{FilterDescriptor, GraphBuilder, GraphError, KsState, PinDescriptor};
+    /// let mut b = GraphBuilder::new();
+    /// b.add_filter("src", Arc::new(FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out").required())))?;
+    /// assert!(matches!(b.build(), Err(GraphError::Unconnected { .. })));
+    /// let g = GraphBuilder::new().build()?;
+    /// assert_eq!(g.state(), KsState::Stop);
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`GraphError::Cycle`] naming the filters on the cycle; [`GraphError::Unconnected`]
+    /// naming a required pin left unconnected.
     pub fn build(self) -> Result<Graph, GraphError> {
         let topo = self.filters.topological_order(&self.connections)?;
         self.filters.check_required()?;
@@ -358,6 +508,21 @@ impl GraphBuilder {
 /// (`KSPROPERTY_STREAM_ALLOCATOR`, see [`crate::props`]), the KS state
 /// ([`set_state`](Self::set_state)) and, from ACQUIRE on, the allocators of the negotiated
 /// [`AllocationPlan`](crate::AllocationPlan).
+///
+/// ```
+/// use std::sync::Arc;
+/// use ks_graph::{negotiate, FilterDescriptor, GraphBuilder, KsState, PinDescriptor};
+/// let mut b = GraphBuilder::new();
+/// b.add_filter("cam", Arc::new(FilterDescriptor::kernel("cam").with_pin(PinDescriptor::output("out"))))?;
+/// b.add_filter("app", Arc::new(FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"))))?;
+/// b.connect("cam.out", "app.in")?;
+/// let mut g = b.build()?;
+/// assert_eq!(negotiate(&g)?.pipes.len(), 1);
+/// g.set_state(KsState::Acquire)?; // creates the pipe's allocator
+/// assert_eq!(g.allocators().len(), 1);
+/// g.set_state(KsState::Stop)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Graph {
     pub(crate) filters: Filters,
     pub(crate) connections: Vec<Connection>,
@@ -379,21 +544,74 @@ impl fmt::Debug for Graph {
 
 impl Graph {
     /// Number of filter instances.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::user("dst").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("app", Arc::new(dst))?;
+    /// # b.connect("cam.out", "app.in")?;
+    /// # #[allow(unused_mut)] let mut g = b.build()?;
+    /// assert_eq!(g.filter_count(), 2);
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
     pub fn filter_count(&self) -> usize {
         self.filters.nodes.len()
     }
 
     /// Every filter instance, in insertion order.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::user("dst").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("app", Arc::new(dst))?;
+    /// # b.connect("cam.out", "app.in")?;
+    /// # #[allow(unused_mut)] let mut g = b.build()?;
+    /// let names: Vec<&str> = g.filter_ids().map(|f| g.filter_name(f)).collect();
+    /// assert_eq!(names, ["cam", "app"]);
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
     pub fn filter_ids(&self) -> impl ExactSizeIterator<Item = FilterId> + '_ {
         (0..self.filters.nodes.len()).map(|i| FilterId(i as u32))
     }
 
     /// The filter instance named `name`.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::user("dst").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("app", Arc::new(dst))?;
+    /// # b.connect("cam.out", "app.in")?;
+    /// # #[allow(unused_mut)] let mut g = b.build()?;
+    /// assert_eq!(g.filter("app")?.index(), 1);
+    /// assert!(matches!(g.filter("nope"), Err(GraphError::UnknownFilter { .. })));
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`GraphError::UnknownFilter`].
     pub fn filter(&self, name: &str) -> Result<FilterId, GraphError> {
         self.filters.filter(name)
     }
 
     /// The instance name of a filter.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::user("dst").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("app", Arc::new(dst))?;
+    /// # b.connect("cam.out", "app.in")?;
+    /// # #[allow(unused_mut)] let mut g = b.build()?;
+    /// assert_eq!(g.filter_name(g.filter("cam")?), "cam");
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
     ///
     /// # Panics
     /// If `id` does not come from this graph.
@@ -403,6 +621,18 @@ impl Graph {
 
     /// The descriptor of a filter instance.
     ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::user("dst").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("app", Arc::new(dst))?;
+    /// # b.connect("cam.out", "app.in")?;
+    /// # #[allow(unused_mut)] let mut g = b.build()?;
+    /// assert_eq!(g.filter_descriptor(g.filter("cam")?).name, "src"); // the type's name
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
+    ///
     /// # Panics
     /// If `id` does not come from this graph.
     pub fn filter_descriptor(&self, id: FilterId) -> &Arc<FilterDescriptor> {
@@ -411,6 +641,18 @@ impl Graph {
 
     /// The mode of a filter instance.
     ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::user("dst").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("app", Arc::new(dst))?;
+    /// # b.connect("cam.out", "app.in")?;
+    /// # #[allow(unused_mut)] let mut g = b.build()?;
+    /// assert_eq!(g.filter_mode(g.filter("app")?), FilterMode::User);
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
+    ///
     /// # Panics
     /// If `id` does not come from this graph.
     pub fn filter_mode(&self, id: FilterId) -> FilterMode {
@@ -418,6 +660,19 @@ impl Graph {
     }
 
     /// The pins of a filter instance, in descriptor order.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::user("dst").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("app", Arc::new(dst))?;
+    /// # b.connect("cam.out", "app.in")?;
+    /// # #[allow(unused_mut)] let mut g = b.build()?;
+    /// let pins: Vec<String> = g.pins(g.filter("cam")?).map(|p| g.pin_name(p)).collect();
+    /// assert_eq!(pins, ["cam.out"]);
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
     ///
     /// # Panics
     /// If `id` does not come from this graph.
@@ -430,11 +685,39 @@ impl Graph {
     }
 
     /// The pin named `"filter.pin"`.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::user("dst").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("app", Arc::new(dst))?;
+    /// # b.connect("cam.out", "app.in")?;
+    /// # #[allow(unused_mut)] let mut g = b.build()?;
+    /// let pin = g.pin("app.in")?;
+    /// assert_eq!(g.pin_name(pin), "app.in");
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`GraphError::BadPinName`], [`GraphError::UnknownFilter`] or [`GraphError::UnknownPin`].
     pub fn pin(&self, name: &str) -> Result<PinId, GraphError> {
         self.filters.pin(name)
     }
 
     /// `"filter.pin"` for a pin.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::user("dst").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("app", Arc::new(dst))?;
+    /// # b.connect("cam.out", "app.in")?;
+    /// # #[allow(unused_mut)] let mut g = b.build()?;
+    /// assert_eq!(g.pin_name(g.pin("cam.out")?), "cam.out");
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
     ///
     /// # Panics
     /// If `pin` does not come from this graph.
@@ -444,6 +727,18 @@ impl Graph {
 
     /// The descriptor of a pin.
     ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::user("dst").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("app", Arc::new(dst))?;
+    /// # b.connect("cam.out", "app.in")?;
+    /// # #[allow(unused_mut)] let mut g = b.build()?;
+    /// assert_eq!(g.pin_descriptor(g.pin("app.in")?).direction, PinDirection::In);
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
+    ///
     /// # Panics
     /// If `pin` does not come from this graph.
     pub fn pin_descriptor(&self, pin: PinId) -> &PinDescriptor {
@@ -452,6 +747,18 @@ impl Graph {
 
     /// The pin connected to `pin`, if any.
     ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::user("dst").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("app", Arc::new(dst))?;
+    /// # b.connect("cam.out", "app.in")?;
+    /// # #[allow(unused_mut)] let mut g = b.build()?;
+    /// assert_eq!(g.peer(g.pin("cam.out")?), Some(g.pin("app.in")?));
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
+    ///
     /// # Panics
     /// If `pin` does not come from this graph.
     pub fn peer(&self, pin: PinId) -> Option<PinId> {
@@ -459,17 +766,55 @@ impl Graph {
     }
 
     /// Every connection, in the order made.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::user("dst").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("app", Arc::new(dst))?;
+    /// # b.connect("cam.out", "app.in")?;
+    /// # #[allow(unused_mut)] let mut g = b.build()?;
+    /// let c = g.connections()[0];
+    /// assert_eq!((g.pin_name(c.from), g.pin_name(c.to)), ("cam.out".into(), "app.in".into()));
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
     pub fn connections(&self) -> &[Connection] {
         &self.connections
     }
 
     /// The filters in an order where every filter comes after the filters feeding it.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::user("dst").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("app", Arc::new(dst))?;
+    /// # b.connect("cam.out", "app.in")?;
+    /// # #[allow(unused_mut)] let mut g = b.build()?;
+    /// let order: Vec<&str> = g.topological_order().iter().map(|&f| g.filter_name(f)).collect();
+    /// assert_eq!(order, ["cam", "app"]);
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
     pub fn topological_order(&self) -> &[FilterId] {
         &self.topo
     }
 
     /// The pin instance's current framing: its KsEdit replacement if one was made, otherwise
     /// the descriptor's (behaviour 9). `None` = the pin does not support framing.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::user("dst").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("app", Arc::new(dst))?;
+    /// # b.connect("cam.out", "app.in")?;
+    /// # #[allow(unused_mut)] let mut g = b.build()?;
+    /// assert!(g.pin_framing(g.pin("cam.out")?).is_none()); // declared none
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
     ///
     /// # Panics
     /// If `pin` does not come from this graph.
@@ -498,6 +843,24 @@ impl Graph {
     /// Only legal in STOP (the framing feeds negotiation at STOP → ACQUIRE):
     /// [`GraphError::WrongState`] otherwise. A malformed framing is
     /// [`GraphError::InvalidFraming`].
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::user("dst").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("app", Arc::new(dst))?;
+    /// # b.connect("cam.out", "app.in")?;
+    /// # #[allow(unused_mut)] let mut g = b.build()?;
+    /// use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType};
+    /// let pin = g.pin("cam.out")?;
+    /// let fx = FramingEx::simple(MemoryType::USER, ItemFlags::empty(), 6, Alignment::BYTE, 1024, 1024);
+    /// g.set_pin_framing(pin, fx)?;
+    /// assert_eq!(g.pin_framing(pin).unwrap().items[0].frames, 6);
+    /// assert_eq!(negotiate(&g).unwrap().pipes[0].framing.frames, 6);
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
+    #[doc(alias = "KsEdit")]
     pub fn set_pin_framing(&mut self, pin: PinId, framing: FramingEx) -> Result<(), GraphError> {
         self.filters.check_pin(pin)?;
         self.require_stop("editing a pin's framing")?;
@@ -511,6 +874,25 @@ impl Graph {
 
     /// Drops this pin instance's framing edit: queries return the descriptor's framing again.
     /// Only legal in STOP.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::user("dst").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("app", Arc::new(dst))?;
+    /// # b.connect("cam.out", "app.in")?;
+    /// # #[allow(unused_mut)] let mut g = b.build()?;
+    /// # use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType};
+    /// let pin = g.pin("cam.out")?;
+    /// g.set_pin_framing(pin, FramingEx::simple(MemoryType::USER, ItemFlags::empty(), 6, Alignment::BYTE, 0, 0))?;
+    /// g.reset_pin_framing(pin)?;
+    /// assert!(g.pin_framing(pin).is_none());
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`GraphError::WrongState`] outside STOP.
     pub fn reset_pin_framing(&mut self, pin: PinId) -> Result<(), GraphError> {
         self.filters.check_pin(pin)?;
         self.require_stop("resetting a pin's framing")?;
@@ -521,6 +903,24 @@ impl Graph {
     /// Removes the connection of `pin` (either end). Any allocator assigned to either pin
     /// through `KSPROPERTY_STREAM_ALLOCATOR` is released (behaviour 46). Only legal in STOP.
     /// The graph may then have a required pin unconnected; STOP → ACQUIRE reports it.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::user("dst").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("app", Arc::new(dst))?;
+    /// # b.connect("cam.out", "app.in")?;
+    /// # #[allow(unused_mut)] let mut g = b.build()?;
+    /// let c = g.disconnect(g.pin("app.in")?)?;
+    /// assert_eq!(g.pin_name(c.from), "cam.out");
+    /// assert!(g.peer(c.from).is_none() && g.connections().is_empty());
+    /// assert!(matches!(g.disconnect(c.from), Err(GraphError::NotConnected { .. })));
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`GraphError::NotConnected`]; [`GraphError::WrongState`] outside STOP.
     pub fn disconnect(&mut self, pin: PinId) -> Result<Connection, GraphError> {
         self.filters.check_pin(pin)?;
         self.require_stop("disconnecting a pin")?;
@@ -547,6 +947,21 @@ impl Graph {
     }
 
     /// Checks the rules `build` checked that later edits can break (required pins connected).
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::user("dst").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("app", Arc::new(dst))?;
+    /// # b.connect("cam.out", "app.in")?;
+    /// # #[allow(unused_mut)] let mut g = b.build()?;
+    /// assert!(g.validate().is_ok());
+    /// # Ok::<(), ks_graph::GraphError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`GraphError::Unconnected`] naming a required pin left unconnected.
     pub fn validate(&self) -> Result<(), GraphError> {
         self.filters.check_required()
     }

@@ -12,6 +12,12 @@ use ks_alloc::{Alignment, DynVendor, FrameRange, FramingEx, MemoryType, Requirem
 use crate::error::GraphError;
 
 /// Whether a pin receives frames (`In`, a sink in KS terms) or sends them (`Out`, a source).
+///
+/// ```
+/// use ks_graph::{PinDescriptor, PinDirection};
+/// assert_eq!(PinDescriptor::input("in").direction, PinDirection::In);
+/// assert_eq!(PinDirection::Out.to_string(), "output");
+/// ```
 #[doc(alias = "KSPIN_DATAFLOW")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -33,6 +39,12 @@ impl fmt::Display for PinDirection {
 
 /// Where a filter runs (design.md): kernel-mode filters may receive kernel-side memory,
 /// user-mode filters only USER memory (behaviour 40).
+///
+/// ```
+/// use ks_graph::{FilterDescriptor, FilterMode};
+/// assert_eq!(FilterDescriptor::user("player").mode, FilterMode::User);
+/// assert_eq!(FilterMode::Kernel.to_string(), "kernel-mode");
+/// ```
 #[doc(alias = "KSALLOCATORMODE")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -53,6 +65,17 @@ impl fmt::Display for FilterMode {
 }
 
 /// How frames cross a filter, which decides where pipes end (ks-spec §7.1).
+///
+/// ```
+/// use ks_graph::{FilterDescriptor, PinDescriptor, Routing};
+/// // New filters copy (each output starts a pipe); an in-place transform passes through.
+/// assert_eq!(FilterDescriptor::kernel("enc").routing, Routing::Copy);
+/// let xform = FilterDescriptor::kernel("gain")
+///     .with_routing(Routing::PassThrough)
+///     .with_pin(PinDescriptor::input("in").in_place())
+///     .with_pin(PinDescriptor::output("out"));
+/// assert!(xform.validate().is_ok());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Routing {
@@ -70,6 +93,15 @@ pub enum Routing {
 /// `KSALLOCATOR_DISPATCH` of a `KSPIN_DISPATCH`). KS has no structure for this: it is how
 /// this library lets the graph manager decide, before calling anything, whether a vendor
 /// allocator "matches the allocator requirements" (behaviour 41).
+///
+/// ```
+/// use ks_alloc::{Alignment, MemoryType, RequirementFlags};
+/// use ks_graph::VendorCapabilities;
+/// let caps = VendorCapabilities::new(vec![MemoryType::KERNEL_NONPAGED])
+///     .with_max_alignment(Alignment::BYTES_512)
+///     .with_honours(RequirementFlags::SYSTEM_MEMORY);
+/// assert!(!caps.honours.contains(RequirementFlags::FRAME_INTEGRITY));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VendorCapabilities {
     /// Memory types the vendor can hand out frames in (first = preferred). A wildcard entry
@@ -116,24 +148,49 @@ impl VendorCapabilities {
     }
 
     /// Sets the frame sizes served: `min..=max` in steps of `stepping` (0 or 1 = every size).
+    ///
+    /// ```
+    /// # use ks_alloc::MemoryType; use ks_graph::VendorCapabilities;
+    /// let caps = VendorCapabilities::new(vec![MemoryType::KERNEL_NONPAGED])
+    ///     .with_frame_size(4096, 16384, 4096);
+    /// assert!(caps.frame_size.contains(8192) && !caps.frame_size.contains(5000));
+    /// ```
     pub fn with_frame_size(mut self, min: u32, max: u32, stepping: u32) -> VendorCapabilities {
         self.frame_size = FrameRange { min, max, stepping };
         self
     }
 
     /// Sets the strictest alignment served.
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, MemoryType}; use ks_graph::VendorCapabilities;
+    /// let caps = VendorCapabilities::new(vec![MemoryType::USER]).with_max_alignment(Alignment::BYTES_64);
+    /// assert_eq!(caps.max_alignment.bytes(), 64);
+    /// ```
     pub fn with_max_alignment(mut self, alignment: Alignment) -> VendorCapabilities {
         self.max_alignment = alignment;
         self
     }
 
     /// Sets the most frames served at once.
+    ///
+    /// ```
+    /// # use ks_alloc::MemoryType; use ks_graph::VendorCapabilities;
+    /// let caps = VendorCapabilities::new(vec![MemoryType::USER]).with_max_frames(8);
+    /// assert_eq!(caps.max_frames, 8);
+    /// ```
     pub fn with_max_frames(mut self, frames: u32) -> VendorCapabilities {
         self.max_frames = frames;
         self
     }
 
     /// Sets the requirement flags honoured.
+    ///
+    /// ```
+    /// # use ks_alloc::{MemoryType, RequirementFlags}; use ks_graph::VendorCapabilities;
+    /// let caps = VendorCapabilities::new(vec![MemoryType::USER]).with_honours(RequirementFlags(0));
+    /// assert!(!caps.honours.contains(RequirementFlags::SYSTEM_MEMORY));
+    /// ```
     pub fn with_honours(mut self, flags: RequirementFlags) -> VendorCapabilities {
         self.honours = flags;
         self
@@ -142,6 +199,18 @@ impl VendorCapabilities {
 
 /// A vendor allocator offered by a pin: the erased [`ks_alloc::VendorAllocator`], a name for
 /// reports, and what it declares it can serve.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ks_alloc::{Alignment, CommonBuffer, MemoryType};
+/// use ks_graph::{PinDescriptor, VendorCapabilities, VendorSpec};
+/// let dma = CommonBuffer { name: "dma0", max_frame_size: 8192, max_frames: 8, alignment: Alignment::BYTES_64 };
+/// let caps = VendorCapabilities::new(vec![MemoryType::KERNEL_NONPAGED])
+///     .with_frame_size(1, 8192, 1)
+///     .with_max_frames(8);
+/// let pin = PinDescriptor::output("out").with_vendor(VendorSpec::new("dma0", Arc::new(dma), caps));
+/// assert_eq!(pin.vendor.as_ref().map(|v| v.name.as_str()), Some("dma0"));
+/// ```
 #[doc(alias = "KSALLOCATOR_DISPATCH")]
 #[derive(Clone)]
 pub struct VendorSpec {
@@ -155,7 +224,16 @@ pub struct VendorSpec {
 }
 
 impl VendorSpec {
-    /// Bundles a vendor allocator with its name and capabilities.
+    /// Bundles a vendor allocator with its name and capabilities. Nothing of the vendor
+    /// runs until the graph chooses it (behaviour 38).
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_alloc::{Alignment, CommonBuffer, MemoryType};
+    /// # use ks_graph::{VendorCapabilities, VendorSpec};
+    /// let dev = CommonBuffer { name: "dma0", max_frame_size: 4096, max_frames: 4, alignment: Alignment::BYTE };
+    /// let v = VendorSpec::new("dma0", Arc::new(dev), VendorCapabilities::new(vec![MemoryType::KERNEL_NONPAGED]));
+    /// assert_eq!(v.name, "dma0");
+    /// ```
     pub fn new(
         name: impl Into<String>,
         allocator: Arc<dyn DynVendor>,
@@ -189,6 +267,8 @@ impl fmt::Debug for VendorSpec {
 /// assert_eq!(pin.direction, PinDirection::Out);
 /// assert!(pin.required && pin.accepts_allocator);
 /// ```
+#[doc(alias = "KSPIN_DESCRIPTOR_EX")]
+#[doc(alias = "KSPIN_DESCRIPTOR")]
 #[derive(Debug, Clone)]
 pub struct PinDescriptor {
     /// The pin's name, unique within its filter; must not contain `.`.
@@ -224,41 +304,87 @@ impl PinDescriptor {
     }
 
     /// An input pin without framing, vendor, or in-place modification; not required.
+    ///
+    /// ```
+    /// # use ks_graph::{PinDescriptor, PinDirection};
+    /// let pin = PinDescriptor::input("in");
+    /// assert_eq!(pin.direction, PinDirection::In);
+    /// assert!(pin.framing.is_none() && !pin.accepts_allocator && !pin.required);
+    /// ```
     pub fn input(name: impl Into<String>) -> PinDescriptor {
         PinDescriptor::new(name, PinDirection::In)
     }
 
     /// An output pin without framing, vendor, or in-place modification; not required;
     /// accepting an allocator assignment.
+    ///
+    /// ```
+    /// # use ks_graph::{PinDescriptor, PinDirection};
+    /// let pin = PinDescriptor::output("out");
+    /// assert_eq!(pin.direction, PinDirection::Out);
+    /// assert!(pin.accepts_allocator);
+    /// ```
     pub fn output(name: impl Into<String>) -> PinDescriptor {
         PinDescriptor::new(name, PinDirection::Out)
     }
 
     /// Declares the pin's framing (`AllocatorFraming`).
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType}; use ks_graph::PinDescriptor;
+    /// let fx = FramingEx::simple(MemoryType::USER, ItemFlags::empty(), 2, Alignment::BYTE, 512, 1024);
+    /// let pin = PinDescriptor::input("in").with_framing(fx);
+    /// assert_eq!(pin.framing.map(|f| f.items.len()), Some(1));
+    /// ```
+    #[doc(alias = "KSALLOCATOR_FRAMING_EX")]
     pub fn with_framing(mut self, framing: FramingEx) -> PinDescriptor {
         self.framing = Some(framing);
         self
     }
 
-    /// Declares a vendor allocator on this pin.
+    /// Declares a vendor allocator on this pin (see [`VendorSpec`] for a full example).
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_alloc::{Alignment, CommonBuffer, MemoryType};
+    /// # use ks_graph::{PinDescriptor, VendorCapabilities, VendorSpec};
+    /// # let dev = CommonBuffer { name: "d", max_frame_size: 4096, max_frames: 4, alignment: Alignment::BYTE };
+    /// # let spec = VendorSpec::new("d", Arc::new(dev), VendorCapabilities::new(vec![MemoryType::KERNEL_NONPAGED]));
+    /// let pin = PinDescriptor::output("out").with_vendor(spec);
+    /// assert!(pin.vendor.is_some());
+    /// ```
     pub fn with_vendor(mut self, vendor: VendorSpec) -> PinDescriptor {
         self.vendor = Some(vendor);
         self
     }
 
     /// Marks the pin as modifying frames in place.
+    ///
+    /// ```
+    /// # use ks_graph::PinDescriptor;
+    /// assert!(PinDescriptor::input("in").in_place().modifies_in_place);
+    /// ```
     pub fn in_place(mut self) -> PinDescriptor {
         self.modifies_in_place = true;
         self
     }
 
     /// Marks the pin as required (it must be connected).
+    ///
+    /// ```
+    /// # use ks_graph::PinDescriptor;
+    /// assert!(PinDescriptor::output("out").required().required);
+    /// ```
     pub fn required(mut self) -> PinDescriptor {
         self.required = true;
         self
     }
 
     /// Sets whether the pin supports `KSPROPERTY_STREAM_ALLOCATOR`.
+    ///
+    /// ```
+    /// # use ks_graph::PinDescriptor;
+    /// assert!(PinDescriptor::input("in").with_accepts_allocator(true).accepts_allocator);
+    /// ```
     pub fn with_accepts_allocator(mut self, accepts: bool) -> PinDescriptor {
         self.accepts_allocator = accepts;
         self
@@ -278,6 +404,7 @@ impl PinDescriptor {
 /// assert_eq!(tee.mode, FilterMode::Kernel);
 /// assert_eq!(tee.pin_index("b"), Some(2));
 /// ```
+#[doc(alias = "KSFILTER_DESCRIPTOR")]
 #[derive(Debug, Clone)]
 pub struct FilterDescriptor {
     /// The filter type's name (instances get their own names in the graph).
@@ -292,6 +419,12 @@ pub struct FilterDescriptor {
 
 impl FilterDescriptor {
     /// A filter of the given mode with copy routing and no pins.
+    ///
+    /// ```
+    /// # use ks_graph::{FilterDescriptor, FilterMode, Routing};
+    /// let f = FilterDescriptor::new("mux", FilterMode::Kernel);
+    /// assert_eq!((f.routing, f.pins.len()), (Routing::Copy, 0));
+    /// ```
     pub fn new(name: impl Into<String>, mode: FilterMode) -> FilterDescriptor {
         FilterDescriptor {
             name: name.into(),
@@ -302,28 +435,56 @@ impl FilterDescriptor {
     }
 
     /// A kernel-mode filter with copy routing and no pins.
+    ///
+    /// ```
+    /// # use ks_graph::{FilterDescriptor, FilterMode};
+    /// assert_eq!(FilterDescriptor::kernel("cam").mode, FilterMode::Kernel);
+    /// ```
     pub fn kernel(name: impl Into<String>) -> FilterDescriptor {
         FilterDescriptor::new(name, FilterMode::Kernel)
     }
 
     /// A user-mode filter with copy routing and no pins.
+    ///
+    /// ```
+    /// # use ks_graph::{FilterDescriptor, FilterMode};
+    /// assert_eq!(FilterDescriptor::user("app").mode, FilterMode::User);
+    /// ```
     pub fn user(name: impl Into<String>) -> FilterDescriptor {
         FilterDescriptor::new(name, FilterMode::User)
     }
 
     /// Sets the routing.
+    ///
+    /// ```
+    /// # use ks_graph::{FilterDescriptor, Routing};
+    /// let f = FilterDescriptor::kernel("tee").with_routing(Routing::PassThrough);
+    /// assert_eq!(f.routing, Routing::PassThrough);
+    /// ```
     pub fn with_routing(mut self, routing: Routing) -> FilterDescriptor {
         self.routing = routing;
         self
     }
 
     /// Appends a pin.
+    ///
+    /// ```
+    /// # use ks_graph::{FilterDescriptor, PinDescriptor};
+    /// let f = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// assert_eq!(f.pins[0].name, "out");
+    /// ```
     pub fn with_pin(mut self, pin: PinDescriptor) -> FilterDescriptor {
         self.pins.push(pin);
         self
     }
 
     /// The index of the pin named `name`.
+    ///
+    /// ```
+    /// # use ks_graph::{FilterDescriptor, PinDescriptor};
+    /// let f = FilterDescriptor::kernel("x").with_pin(PinDescriptor::input("in")).with_pin(PinDescriptor::output("out"));
+    /// assert_eq!((f.pin_index("out"), f.pin_index("nope")), (Some(1), None));
+    /// ```
     pub fn pin_index(&self, name: &str) -> Option<usize> {
         self.pins.iter().position(|p| p.name == name)
     }
@@ -331,6 +492,18 @@ impl FilterDescriptor {
     /// Checks the descriptor: non-empty names without `.` in pin names, unique pin names, a
     /// pass-through filter with outputs has exactly one input, and every framing is well
     /// formed (see [`check_framing`]).
+    ///
+    /// ```
+    /// # use ks_graph::{FilterDescriptor, GraphError, PinDescriptor};
+    /// let dup = FilterDescriptor::kernel("x").with_pin(PinDescriptor::input("p")).with_pin(PinDescriptor::output("p"));
+    /// let err = dup.validate().unwrap_err();
+    /// assert!(matches!(err, GraphError::InvalidDescriptor { .. }));
+    /// assert!(err.to_string().contains("two pins are named 'p'"));
+    /// ```
+    ///
+    /// # Errors
+    /// [`GraphError::InvalidDescriptor`] or [`GraphError::InvalidFraming`], naming the filter
+    /// (and pin) and what is allowed.
     pub fn validate(&self) -> Result<(), GraphError> {
         let bad = |detail: String| GraphError::InvalidDescriptor {
             filter: self.name.clone(),
@@ -378,6 +551,18 @@ impl FilterDescriptor {
 ///
 /// A stepping larger than `max - min` is accepted (KS calls it unpredictable; here the range
 /// then holds `min` only).
+///
+/// ```
+/// use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType};
+/// use ks_graph::model::check_framing;
+/// let mut fx = FramingEx::simple(MemoryType::USER, ItemFlags::empty(), 1, Alignment::BYTE, 64, 128);
+/// assert!(check_framing(&fx).is_ok());
+/// fx.items[0].framing_range.min = 4096; // optimal range 4096..=128
+/// assert!(check_framing(&fx).unwrap_err().contains("exceeds its maximum"));
+/// ```
+///
+/// # Errors
+/// The problem in words (item index, range, values, what is allowed).
 pub fn check_framing(framing: &FramingEx) -> Result<(), String> {
     if framing.items.is_empty() {
         return Err(

@@ -39,9 +39,31 @@ use crate::plan::{
 };
 
 /// Frame size used when no pin of a pipe states a minimum (one page). Policy.
+///
+/// ```
+/// # use std::sync::Arc; use ks_graph::*;
+/// # let mut b = GraphBuilder::new();
+/// # b.add_filter("a", Arc::new(FilterDescriptor::kernel("a").with_pin(PinDescriptor::output("out"))))?;
+/// # b.add_filter("b", Arc::new(FilterDescriptor::kernel("b").with_pin(PinDescriptor::input("in"))))?;
+/// # b.connect("a.out", "b.in")?;
+/// # let g = b.build()?;
+/// assert_eq!(negotiate(&g)?.pipes[0].framing.frame_size, negotiate::DEFAULT_FRAME_SIZE);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const DEFAULT_FRAME_SIZE: u32 = 4096;
 
 /// Frames used when no pin of a pipe states a count (double buffering). Policy.
+///
+/// ```
+/// # use std::sync::Arc; use ks_graph::*;
+/// # let mut b = GraphBuilder::new();
+/// # b.add_filter("a", Arc::new(FilterDescriptor::kernel("a").with_pin(PinDescriptor::output("out"))))?;
+/// # b.add_filter("b", Arc::new(FilterDescriptor::kernel("b").with_pin(PinDescriptor::input("in"))))?;
+/// # b.connect("a.out", "b.in")?;
+/// # let g = b.build()?;
+/// assert_eq!(negotiate(&g)?.pipes[0].framing.frames, negotiate::DEFAULT_FRAMES);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const DEFAULT_FRAMES: u32 = 2;
 
 /// Requirement flags an allocator must honour (the others concern the pins, not the memory).
@@ -769,6 +791,29 @@ impl<'c, 'g> Search<'c, 'g> {
 /// # Errors
 /// A [`NegotiationError`] for the first pipe (in plan order) whose pins cannot all be
 /// satisfied, naming its pins and the conflicting fields.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ks_alloc::{Alignment, FrameRange, FramingEx, ItemFlags, MemoryType};
+/// use ks_graph::{negotiate, FilterDescriptor, GraphBuilder, PinDescriptor};
+/// let sized = |min, max| {
+///     let mut fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 2, Alignment::BYTE, 0, 0);
+///     fx.items[0].physical_range = FrameRange { min, max, stepping: 1 };
+///     fx
+/// };
+/// // The camera offers 640..=1024-byte frames, or 2048..=4096; the encoder needs >= 2048.
+/// let mut cam = sized(640, 1024);
+/// cam.items.extend(sized(2048, 4096).items);
+/// let mut b = GraphBuilder::new();
+/// b.add_filter("cam", Arc::new(FilterDescriptor::kernel("cam").with_pin(PinDescriptor::output("out").with_framing(cam))))?;
+/// b.add_filter("enc", Arc::new(FilterDescriptor::kernel("enc").with_pin(PinDescriptor::input("in").with_framing(sized(2048, 8192)))))?;
+/// b.connect("cam.out", "enc.in")?;
+/// let plan = negotiate(&b.build()?)?;
+/// let pipe = &plan.pipes[0];
+/// assert_eq!(pipe.items, [Some(1), Some(0)]); // the camera's second alternative fits
+/// assert_eq!((pipe.framing.frame_size, pipe.framing.frames), (2048, 4));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn negotiate(graph: &Graph) -> Result<AllocationPlan, NegotiationError> {
     let (pipes, pipe_of) = form_pipes(graph);
     let mut plan = AllocationPlan {

@@ -22,6 +22,25 @@ use crate::graph::PinId;
 use crate::model::{FilterMode, VendorSpec};
 
 /// Which kind of allocator serves a pipe.
+///
+/// ```
+/// # use std::sync::Arc; use ks_graph::*;
+/// # use ks_alloc::{Alignment, CommonBuffer, FramingEx, ItemFlags, MemoryType};
+/// # let dma = CommonBuffer { name: "dma", max_frame_size: 65536, max_frames: 16, alignment: Alignment::BYTE };
+/// # let caps = VendorCapabilities::new(vec![MemoryType::KERNEL_NONPAGED]).with_max_frames(16);
+/// # let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTES_64, 8192, 8192);
+/// # let out = PinDescriptor::output("out").with_framing(fx).with_vendor(VendorSpec::new("dma", Arc::new(dma), caps));
+/// # let mut b = GraphBuilder::new();
+/// # b.add_filter("cam", Arc::new(FilterDescriptor::kernel("cam").with_pin(out)))?;
+/// # b.add_filter("enc", Arc::new(FilterDescriptor::kernel("enc").with_pin(PinDescriptor::input("in"))))?;
+/// # b.add_filter("app", Arc::new(FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"))))?;
+/// # b.connect("cam.out", "enc.in")?;
+/// # let g = b.build()?;
+/// # let plan = negotiate(&g)?;
+/// # let pipe = &plan.pipes[0];
+/// assert_eq!(pipe.allocator.kind, AllocatorKind::Vendor); // the camera's DMA allocator
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AllocatorKind {
@@ -32,6 +51,26 @@ pub enum AllocatorKind {
 }
 
 /// The memory a pipe's frames live in.
+///
+/// ```
+/// # use std::sync::Arc; use ks_graph::*;
+/// # use ks_alloc::{Alignment, CommonBuffer, FramingEx, ItemFlags, MemoryType};
+/// # let dma = CommonBuffer { name: "dma", max_frame_size: 65536, max_frames: 16, alignment: Alignment::BYTE };
+/// # let caps = VendorCapabilities::new(vec![MemoryType::KERNEL_NONPAGED]).with_max_frames(16);
+/// # let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTES_64, 8192, 8192);
+/// # let out = PinDescriptor::output("out").with_framing(fx).with_vendor(VendorSpec::new("dma", Arc::new(dma), caps));
+/// # let mut b = GraphBuilder::new();
+/// # b.add_filter("cam", Arc::new(FilterDescriptor::kernel("cam").with_pin(out)))?;
+/// # b.add_filter("enc", Arc::new(FilterDescriptor::kernel("enc").with_pin(PinDescriptor::input("in"))))?;
+/// # b.add_filter("app", Arc::new(FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"))))?;
+/// # b.connect("cam.out", "enc.in")?;
+/// # let g = b.build()?;
+/// # let plan = negotiate(&g)?;
+/// # let pipe = &plan.pipes[0];
+/// assert_eq!(pipe.allocator.memory, MemoryKind::NonPaged);
+/// assert_eq!(MemoryKind::User.to_string(), "user");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MemoryKind {
@@ -47,6 +86,12 @@ pub enum MemoryKind {
 
 impl MemoryKind {
     /// True for memory that must never reach a user-mode filter (everything but `User`).
+    ///
+    /// ```
+    /// use ks_graph::MemoryKind;
+    /// assert!(MemoryKind::NonPaged.is_kernel_side() && MemoryKind::Device.is_kernel_side());
+    /// assert!(!MemoryKind::User.is_kernel_side());
+    /// ```
     pub fn is_kernel_side(self) -> bool {
         self != MemoryKind::User
     }
@@ -64,6 +109,28 @@ impl fmt::Display for MemoryKind {
 }
 
 /// The allocator chosen for a pipe.
+///
+/// ```
+/// # use std::sync::Arc; use ks_graph::*;
+/// # use ks_alloc::{Alignment, CommonBuffer, FramingEx, ItemFlags, MemoryType};
+/// # let dma = CommonBuffer { name: "dma", max_frame_size: 65536, max_frames: 16, alignment: Alignment::BYTE };
+/// # let caps = VendorCapabilities::new(vec![MemoryType::KERNEL_NONPAGED]).with_max_frames(16);
+/// # let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTES_64, 8192, 8192);
+/// # let out = PinDescriptor::output("out").with_framing(fx).with_vendor(VendorSpec::new("dma", Arc::new(dma), caps));
+/// # let mut b = GraphBuilder::new();
+/// # b.add_filter("cam", Arc::new(FilterDescriptor::kernel("cam").with_pin(out)))?;
+/// # b.add_filter("enc", Arc::new(FilterDescriptor::kernel("enc").with_pin(PinDescriptor::input("in"))))?;
+/// # b.add_filter("app", Arc::new(FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"))))?;
+/// # b.connect("cam.out", "enc.in")?;
+/// # let g = b.build()?;
+/// # let plan = negotiate(&g)?;
+/// # let pipe = &plan.pipes[0];
+/// let a = &pipe.allocator;
+/// assert_eq!((a.name.as_str(), a.pin.as_str()), ("dma", "cam.out"));
+/// assert_eq!(a.pin_id, g.pin("cam.out")?);
+/// assert!(a.vendor.is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AllocatorChoice {
     /// Default or vendor.
@@ -84,6 +151,27 @@ pub struct AllocatorChoice {
 }
 
 /// The framing every pin of a pipe gets.
+///
+/// ```
+/// # use std::sync::Arc; use ks_graph::*;
+/// # use ks_alloc::{Alignment, CommonBuffer, FramingEx, ItemFlags, MemoryType};
+/// # let dma = CommonBuffer { name: "dma", max_frame_size: 65536, max_frames: 16, alignment: Alignment::BYTE };
+/// # let caps = VendorCapabilities::new(vec![MemoryType::KERNEL_NONPAGED]).with_max_frames(16);
+/// # let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTES_64, 8192, 8192);
+/// # let out = PinDescriptor::output("out").with_framing(fx).with_vendor(VendorSpec::new("dma", Arc::new(dma), caps));
+/// # let mut b = GraphBuilder::new();
+/// # b.add_filter("cam", Arc::new(FilterDescriptor::kernel("cam").with_pin(out)))?;
+/// # b.add_filter("enc", Arc::new(FilterDescriptor::kernel("enc").with_pin(PinDescriptor::input("in"))))?;
+/// # b.add_filter("app", Arc::new(FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"))))?;
+/// # b.connect("cam.out", "enc.in")?;
+/// # let g = b.build()?;
+/// # let plan = negotiate(&g)?;
+/// # let pipe = &plan.pipes[0];
+/// let f = &pipe.framing;
+/// assert_eq!((f.frames, f.frame_size, f.alignment), (4, 8192, 64));
+/// assert_eq!(f.memory_type, "KSMEMORY_TYPE_KERNEL_NONPAGED");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct MergedFraming {
     /// Frames the allocator may have outstanding (sum of the pins' counts).
@@ -103,6 +191,25 @@ pub struct MergedFraming {
 
 impl MergedFraming {
     /// The alignment as a typed value.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # use ks_alloc::{Alignment, CommonBuffer, FramingEx, ItemFlags, MemoryType};
+    /// # let dma = CommonBuffer { name: "dma", max_frame_size: 65536, max_frames: 16, alignment: Alignment::BYTE };
+    /// # let caps = VendorCapabilities::new(vec![MemoryType::KERNEL_NONPAGED]).with_max_frames(16);
+    /// # let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTES_64, 8192, 8192);
+    /// # let out = PinDescriptor::output("out").with_framing(fx).with_vendor(VendorSpec::new("dma", Arc::new(dma), caps));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(FilterDescriptor::kernel("cam").with_pin(out)))?;
+    /// # b.add_filter("enc", Arc::new(FilterDescriptor::kernel("enc").with_pin(PinDescriptor::input("in"))))?;
+    /// # b.add_filter("app", Arc::new(FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"))))?;
+    /// # b.connect("cam.out", "enc.in")?;
+    /// # let g = b.build()?;
+    /// # let plan = negotiate(&g)?;
+    /// # let pipe = &plan.pipes[0];
+    /// assert_eq!(pipe.framing.alignment(), Alignment::BYTES_64);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn alignment(&self) -> Alignment {
         Alignment::from_bytes(self.alignment).unwrap_or(Alignment::BYTE)
     }
@@ -112,6 +219,28 @@ impl MergedFraming {
     /// (`KERNEL_PAGED` → paged, everything else non-paged), frames, size and alignment.
     /// Preference-only and undocumented bits are never passed on (a create request accepts
     /// option bits 0x0–0xF only, behaviour 13).
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # use ks_alloc::{Alignment, CommonBuffer, FramingEx, ItemFlags, MemoryType};
+    /// # let dma = CommonBuffer { name: "dma", max_frame_size: 65536, max_frames: 16, alignment: Alignment::BYTE };
+    /// # let caps = VendorCapabilities::new(vec![MemoryType::KERNEL_NONPAGED]).with_max_frames(16);
+    /// # let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTES_64, 8192, 8192);
+    /// # let out = PinDescriptor::output("out").with_framing(fx).with_vendor(VendorSpec::new("dma", Arc::new(dma), caps));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(FilterDescriptor::kernel("cam").with_pin(out)))?;
+    /// # b.add_filter("enc", Arc::new(FilterDescriptor::kernel("enc").with_pin(PinDescriptor::input("in"))))?;
+    /// # b.add_filter("app", Arc::new(FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"))))?;
+    /// # b.connect("cam.out", "enc.in")?;
+    /// # let g = b.build()?;
+    /// # let plan = negotiate(&g)?;
+    /// # let pipe = &plan.pipes[0];
+    /// let old = pipe.framing.to_framing(MemoryKind::NonPaged);
+    /// assert_eq!((old.frames, old.frame_size, old.alignment.bytes()), (4, 8192, 64));
+    /// assert_eq!(old.pool_type, ks_alloc::PoolType::NON_PAGED);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[doc(alias = "KSALLOCATOR_FRAMING")]
     pub fn to_framing(&self, memory: MemoryKind) -> Framing {
         let flags = if memory == MemoryKind::Device {
             0
@@ -128,12 +257,52 @@ impl MergedFraming {
     }
 
     /// The hard requirement flags, typed.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # use ks_alloc::{Alignment, CommonBuffer, FramingEx, ItemFlags, MemoryType};
+    /// # let dma = CommonBuffer { name: "dma", max_frame_size: 65536, max_frames: 16, alignment: Alignment::BYTE };
+    /// # let caps = VendorCapabilities::new(vec![MemoryType::KERNEL_NONPAGED]).with_max_frames(16);
+    /// # let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTES_64, 8192, 8192);
+    /// # let out = PinDescriptor::output("out").with_framing(fx).with_vendor(VendorSpec::new("dma", Arc::new(dma), caps));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(FilterDescriptor::kernel("cam").with_pin(out)))?;
+    /// # b.add_filter("enc", Arc::new(FilterDescriptor::kernel("enc").with_pin(PinDescriptor::input("in"))))?;
+    /// # b.add_filter("app", Arc::new(FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"))))?;
+    /// # b.connect("cam.out", "enc.in")?;
+    /// # let g = b.build()?;
+    /// # let plan = negotiate(&g)?;
+    /// # let pipe = &plan.pipes[0];
+    /// assert_eq!(pipe.framing.requirement_flags().bits(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn requirement_flags(&self) -> RequirementFlags {
         RequirementFlags(self.requirements)
     }
 }
 
 /// Why a candidate allocator was not chosen.
+///
+/// ```
+/// # use std::sync::Arc; use ks_graph::*;
+/// # use ks_alloc::{Alignment, CommonBuffer, FramingEx, ItemFlags, MemoryType};
+/// # let dma = CommonBuffer { name: "dma", max_frame_size: 65536, max_frames: 16, alignment: Alignment::BYTE };
+/// # let caps = VendorCapabilities::new(vec![MemoryType::KERNEL_NONPAGED]).with_max_frames(16);
+/// # let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTES_64, 8192, 8192);
+/// # let out = PinDescriptor::output("out").with_framing(fx).with_vendor(VendorSpec::new("dma", Arc::new(dma), caps));
+/// # let mut b = GraphBuilder::new();
+/// # b.add_filter("cam", Arc::new(FilterDescriptor::kernel("cam").with_pin(out)))?;
+/// # b.add_filter("enc", Arc::new(FilterDescriptor::kernel("enc").with_pin(PinDescriptor::input("in"))))?;
+/// # b.add_filter("app", Arc::new(FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"))))?;
+/// # b.connect("cam.out", "enc.in")?;
+/// # let g = b.build()?;
+/// # let plan = negotiate(&g)?;
+/// # let pipe = &plan.pipes[0];
+/// // The default allocator lost to the eligible vendor.
+/// assert_eq!(pipe.rejected[0].codes, [RejectCode::Outranked]);
+/// assert_eq!(RejectCode::FrameCount.to_string(), "frame count");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectCode {
@@ -172,6 +341,27 @@ impl fmt::Display for RejectCode {
 }
 
 /// A candidate allocator that was not chosen, and why.
+///
+/// ```
+/// # use std::sync::Arc; use ks_graph::*;
+/// # use ks_alloc::{Alignment, CommonBuffer, FramingEx, ItemFlags, MemoryType};
+/// # let dma = CommonBuffer { name: "dma", max_frame_size: 65536, max_frames: 16, alignment: Alignment::BYTE };
+/// # let caps = VendorCapabilities::new(vec![MemoryType::KERNEL_NONPAGED]).with_max_frames(16);
+/// # let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTES_64, 8192, 8192);
+/// # let out = PinDescriptor::output("out").with_framing(fx).with_vendor(VendorSpec::new("dma", Arc::new(dma), caps));
+/// # let mut b = GraphBuilder::new();
+/// # b.add_filter("cam", Arc::new(FilterDescriptor::kernel("cam").with_pin(out)))?;
+/// # b.add_filter("enc", Arc::new(FilterDescriptor::kernel("enc").with_pin(PinDescriptor::input("in"))))?;
+/// # b.add_filter("app", Arc::new(FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"))))?;
+/// # b.connect("cam.out", "enc.in")?;
+/// # let g = b.build()?;
+/// # let plan = negotiate(&g)?;
+/// # let pipe = &plan.pipes[0];
+/// let r = &pipe.rejected[0];
+/// assert_eq!((r.candidate.as_str(), r.kind, r.pin.as_deref()), ("default", AllocatorKind::Default, None));
+/// assert!(r.reason.contains("dma"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Rejection {
     /// `"default"` or the vendor's name.
@@ -189,6 +379,22 @@ pub struct Rejection {
 
 /// A preference (or an optimal range) that could not be honoured, or a requirement the
 /// user-mode rule overrode.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType};
+/// use ks_graph::*;
+/// // A kernel source asking for non-paged memory feeds a user-mode filter: USER it is.
+/// let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 2, Alignment::BYTE, 0, 0);
+/// let mut b = GraphBuilder::new();
+/// b.add_filter("cam", Arc::new(FilterDescriptor::kernel("cam").with_pin(PinDescriptor::output("out").with_framing(fx))))?;
+/// b.add_filter("app", Arc::new(FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"))))?;
+/// b.connect("cam.out", "app.in")?;
+/// let plan = negotiate(&b.build()?)?;
+/// let r = &plan.pipes[0].relaxed[0];
+/// assert_eq!((r.pin.as_str(), r.field), ("cam.out", ConflictField::MemoryType));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Relaxation {
     /// The pin whose wish was relaxed, `"filter.pin"`.
@@ -200,6 +406,27 @@ pub struct Relaxation {
 }
 
 /// One pipe: the connected pins sharing one allocator.
+///
+/// ```
+/// # use std::sync::Arc; use ks_graph::*;
+/// # use ks_alloc::{Alignment, CommonBuffer, FramingEx, ItemFlags, MemoryType};
+/// # let dma = CommonBuffer { name: "dma", max_frame_size: 65536, max_frames: 16, alignment: Alignment::BYTE };
+/// # let caps = VendorCapabilities::new(vec![MemoryType::KERNEL_NONPAGED]).with_max_frames(16);
+/// # let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTES_64, 8192, 8192);
+/// # let out = PinDescriptor::output("out").with_framing(fx).with_vendor(VendorSpec::new("dma", Arc::new(dma), caps));
+/// # let mut b = GraphBuilder::new();
+/// # b.add_filter("cam", Arc::new(FilterDescriptor::kernel("cam").with_pin(out)))?;
+/// # b.add_filter("enc", Arc::new(FilterDescriptor::kernel("enc").with_pin(PinDescriptor::input("in"))))?;
+/// # b.add_filter("app", Arc::new(FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"))))?;
+/// # b.connect("cam.out", "enc.in")?;
+/// # let g = b.build()?;
+/// # let plan = negotiate(&g)?;
+/// # let pipe = &plan.pipes[0];
+/// assert_eq!(pipe.pins, ["cam.out", "enc.in"]);
+/// assert_eq!(pipe.items, [Some(0), None]); // enc.in declares no framing
+/// assert_eq!((pipe.root.as_str(), pipe.mode), ("cam.out", FilterMode::Kernel));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PipePlan {
     /// The pipe's index in the plan.
@@ -229,17 +456,76 @@ pub struct PipePlan {
 
 impl PipePlan {
     /// The old-style framing the pipe's allocator is created with.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # use ks_alloc::{Alignment, CommonBuffer, FramingEx, ItemFlags, MemoryType};
+    /// # let dma = CommonBuffer { name: "dma", max_frame_size: 65536, max_frames: 16, alignment: Alignment::BYTE };
+    /// # let caps = VendorCapabilities::new(vec![MemoryType::KERNEL_NONPAGED]).with_max_frames(16);
+    /// # let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTES_64, 8192, 8192);
+    /// # let out = PinDescriptor::output("out").with_framing(fx).with_vendor(VendorSpec::new("dma", Arc::new(dma), caps));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(FilterDescriptor::kernel("cam").with_pin(out)))?;
+    /// # b.add_filter("enc", Arc::new(FilterDescriptor::kernel("enc").with_pin(PinDescriptor::input("in"))))?;
+    /// # b.add_filter("app", Arc::new(FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"))))?;
+    /// # b.connect("cam.out", "enc.in")?;
+    /// # let g = b.build()?;
+    /// # let plan = negotiate(&g)?;
+    /// # let pipe = &plan.pipes[0];
+    /// assert_eq!(pipe.allocator_framing().frame_size, 8192);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn allocator_framing(&self) -> Framing {
         self.framing.to_framing(self.allocator.memory)
     }
 
     /// Whether `pin` belongs to this pipe.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # use ks_alloc::{Alignment, CommonBuffer, FramingEx, ItemFlags, MemoryType};
+    /// # let dma = CommonBuffer { name: "dma", max_frame_size: 65536, max_frames: 16, alignment: Alignment::BYTE };
+    /// # let caps = VendorCapabilities::new(vec![MemoryType::KERNEL_NONPAGED]).with_max_frames(16);
+    /// # let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTES_64, 8192, 8192);
+    /// # let out = PinDescriptor::output("out").with_framing(fx).with_vendor(VendorSpec::new("dma", Arc::new(dma), caps));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(FilterDescriptor::kernel("cam").with_pin(out)))?;
+    /// # b.add_filter("enc", Arc::new(FilterDescriptor::kernel("enc").with_pin(PinDescriptor::input("in"))))?;
+    /// # b.add_filter("app", Arc::new(FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"))))?;
+    /// # b.connect("cam.out", "enc.in")?;
+    /// # let g = b.build()?;
+    /// # let plan = negotiate(&g)?;
+    /// # let pipe = &plan.pipes[0];
+    /// assert!(pipe.contains(g.pin("enc.in")?));
+    /// assert!(!pipe.contains(g.pin("app.in")?)); // unconnected: in no pipe
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn contains(&self, pin: PinId) -> bool {
         self.pin_ids.contains(&pin)
     }
 }
 
 /// The negotiated allocation of a whole graph: one entry per pipe.
+///
+/// ```
+/// # use std::sync::Arc; use ks_graph::*;
+/// # use ks_alloc::{Alignment, CommonBuffer, FramingEx, ItemFlags, MemoryType};
+/// # let dma = CommonBuffer { name: "dma", max_frame_size: 65536, max_frames: 16, alignment: Alignment::BYTE };
+/// # let caps = VendorCapabilities::new(vec![MemoryType::KERNEL_NONPAGED]).with_max_frames(16);
+/// # let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTES_64, 8192, 8192);
+/// # let out = PinDescriptor::output("out").with_framing(fx).with_vendor(VendorSpec::new("dma", Arc::new(dma), caps));
+/// # let mut b = GraphBuilder::new();
+/// # b.add_filter("cam", Arc::new(FilterDescriptor::kernel("cam").with_pin(out)))?;
+/// # b.add_filter("enc", Arc::new(FilterDescriptor::kernel("enc").with_pin(PinDescriptor::input("in"))))?;
+/// # b.add_filter("app", Arc::new(FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"))))?;
+/// # b.connect("cam.out", "enc.in")?;
+/// # let g = b.build()?;
+/// # let plan = negotiate(&g)?;
+/// # let pipe = &plan.pipes[0];
+/// assert_eq!(plan.pipes.len(), 1);
+/// assert_eq!(plan.vendors_chosen(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct AllocationPlan {
     /// The pipes, numbered from 0 in the order their root filters appear in the graph's
@@ -252,12 +538,52 @@ pub struct AllocationPlan {
 
 impl AllocationPlan {
     /// The pipe `pin` belongs to (`None` for an unconnected pin).
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # use ks_alloc::{Alignment, CommonBuffer, FramingEx, ItemFlags, MemoryType};
+    /// # let dma = CommonBuffer { name: "dma", max_frame_size: 65536, max_frames: 16, alignment: Alignment::BYTE };
+    /// # let caps = VendorCapabilities::new(vec![MemoryType::KERNEL_NONPAGED]).with_max_frames(16);
+    /// # let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTES_64, 8192, 8192);
+    /// # let out = PinDescriptor::output("out").with_framing(fx).with_vendor(VendorSpec::new("dma", Arc::new(dma), caps));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(FilterDescriptor::kernel("cam").with_pin(out)))?;
+    /// # b.add_filter("enc", Arc::new(FilterDescriptor::kernel("enc").with_pin(PinDescriptor::input("in"))))?;
+    /// # b.add_filter("app", Arc::new(FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"))))?;
+    /// # b.connect("cam.out", "enc.in")?;
+    /// # let g = b.build()?;
+    /// # let plan = negotiate(&g)?;
+    /// # let pipe = &plan.pipes[0];
+    /// assert_eq!(plan.pipe_of(g.pin("enc.in")?).map(|p| p.id), Some(0));
+    /// assert!(plan.pipe_of(g.pin("app.in")?).is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pipe_of(&self, pin: PinId) -> Option<&PipePlan> {
         let i = (*self.pipe_of.get(pin.filter().index())?.get(pin.index())?)?;
         self.pipes.get(i)
     }
 
-    /// How many pipes use a vendor allocator.
+    /// How many pipes use a vendor allocator (equal to the vendor initialize calls at
+    /// STOP → ACQUIRE).
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # use ks_alloc::{Alignment, CommonBuffer, FramingEx, ItemFlags, MemoryType};
+    /// # let dma = CommonBuffer { name: "dma", max_frame_size: 65536, max_frames: 16, alignment: Alignment::BYTE };
+    /// # let caps = VendorCapabilities::new(vec![MemoryType::KERNEL_NONPAGED]).with_max_frames(16);
+    /// # let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTES_64, 8192, 8192);
+    /// # let out = PinDescriptor::output("out").with_framing(fx).with_vendor(VendorSpec::new("dma", Arc::new(dma), caps));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(FilterDescriptor::kernel("cam").with_pin(out)))?;
+    /// # b.add_filter("enc", Arc::new(FilterDescriptor::kernel("enc").with_pin(PinDescriptor::input("in"))))?;
+    /// # b.add_filter("app", Arc::new(FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"))))?;
+    /// # b.connect("cam.out", "enc.in")?;
+    /// # let g = b.build()?;
+    /// # let plan = negotiate(&g)?;
+    /// # let pipe = &plan.pipes[0];
+    /// assert_eq!(plan.vendors_chosen(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn vendors_chosen(&self) -> usize {
         self.pipes
             .iter()
@@ -266,6 +592,27 @@ impl AllocationPlan {
     }
 
     /// The plan as pretty-printed JSON.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # use ks_alloc::{Alignment, CommonBuffer, FramingEx, ItemFlags, MemoryType};
+    /// # let dma = CommonBuffer { name: "dma", max_frame_size: 65536, max_frames: 16, alignment: Alignment::BYTE };
+    /// # let caps = VendorCapabilities::new(vec![MemoryType::KERNEL_NONPAGED]).with_max_frames(16);
+    /// # let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTES_64, 8192, 8192);
+    /// # let out = PinDescriptor::output("out").with_framing(fx).with_vendor(VendorSpec::new("dma", Arc::new(dma), caps));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(FilterDescriptor::kernel("cam").with_pin(out)))?;
+    /// # b.add_filter("enc", Arc::new(FilterDescriptor::kernel("enc").with_pin(PinDescriptor::input("in"))))?;
+    /// # b.add_filter("app", Arc::new(FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"))))?;
+    /// # b.connect("cam.out", "enc.in")?;
+    /// # let g = b.build()?;
+    /// # let plan = negotiate(&g)?;
+    /// # let pipe = &plan.pipes[0];
+    /// let v: serde_json::Value = serde_json::from_str(&plan.to_json())?;
+    /// assert_eq!(v["pipes"][0]["allocator"]["name"], "dma");
+    /// assert_eq!(v["pipes"][0]["framing"]["frame_size"], 8192);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn to_json(&self) -> String {
         // Serialising plain structs of strings and numbers cannot fail.
         serde_json::to_string_pretty(self).unwrap_or_default()

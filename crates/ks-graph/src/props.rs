@@ -50,6 +50,12 @@ pub const HANDLE_SIZE: usize = 8;
 pub const FRAMING_SIZE: usize = 24;
 
 /// A parsed `KSPROPERTY` header.
+///
+/// ```
+/// use ks_graph::props::{PropertyHeader, KSPROPERTY_STREAM_ALLOCATOR, KSPROPERTY_TYPE_GET};
+/// let h = PropertyHeader::new(ks_sys::KSPROPSETID_Stream, KSPROPERTY_STREAM_ALLOCATOR, KSPROPERTY_TYPE_GET);
+/// assert_eq!(PropertyHeader::from_bytes(&h.to_bytes()), Ok(h));
+/// ```
 #[doc(alias = "KSPROPERTY")]
 #[doc(alias = "KSIDENTIFIER")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,11 +70,24 @@ pub struct PropertyHeader {
 
 impl PropertyHeader {
     /// A header for `set`/`id` with `flags`.
+    ///
+    /// ```
+    /// # use ks_graph::props::*;
+    /// let h = PropertyHeader::new(ks_sys::KSPROPSETID_Connection, KSPROPERTY_CONNECTION_ALLOCATORFRAMING, KSPROPERTY_TYPE_GET);
+    /// assert_eq!((h.id, h.flags), (3, KSPROPERTY_TYPE_GET));
+    /// ```
     pub fn new(set: GUID, id: u32, flags: u32) -> PropertyHeader {
         PropertyHeader { set, id, flags }
     }
 
     /// The 24 header bytes (GUID in memory layout, then id and flags little-endian).
+    ///
+    /// ```
+    /// # use ks_graph::props::*;
+    /// let b = PropertyHeader::new(ks_sys::KSPROPSETID_Stream, 0, KSPROPERTY_TYPE_SET).to_bytes();
+    /// assert_eq!(b.len(), KSPROPERTY_SIZE);
+    /// assert_eq!(&b[20..24], &KSPROPERTY_TYPE_SET.to_le_bytes());
+    /// ```
     pub fn to_bytes(&self) -> [u8; KSPROPERTY_SIZE] {
         let mut b = [0u8; KSPROPERTY_SIZE];
         b[..16].copy_from_slice(&self.set.to_le_bytes());
@@ -79,6 +98,15 @@ impl PropertyHeader {
 
     /// Parses the first 24 bytes of `bytes`; shorter input is `STATUS_INVALID_BUFFER_SIZE`
     /// (the generic KS handler's answer to a request shorter than its header, ks-spec §5.5).
+    ///
+    /// ```
+    /// # use ks_graph::props::*;
+    /// let err = PropertyHeader::from_bytes(&[0u8; 16]).unwrap_err();
+    /// assert_eq!(err.name(), "STATUS_INVALID_BUFFER_SIZE");
+    /// ```
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_BUFFER_SIZE` for fewer than 24 bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<PropertyHeader, Status> {
         if bytes.len() < KSPROPERTY_SIZE {
             return Err(Status::InvalidBufferSize(
@@ -102,16 +130,34 @@ impl PropertyHeader {
 
 /// A handle to an allocator registered in a graph (the `HANDLE` of
 /// `KSPROPERTY_STREAM_ALLOCATOR`). Never 0: 0 is the null handle.
+///
+/// ```
+/// use ks_graph::AllocatorHandle;
+/// assert_eq!(AllocatorHandle::from_value(0), None); // the null handle
+/// let h = AllocatorHandle::from_value(0x10).unwrap();
+/// assert_eq!((h.value(), h.to_string()), (0x10, "0x10".to_string()));
+/// ```
+#[doc(alias = "HANDLE")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AllocatorHandle(NonZeroU64);
 
 impl AllocatorHandle {
     /// The handle value as it travels in property data.
+    ///
+    /// ```
+    /// # use ks_graph::AllocatorHandle;
+    /// assert_eq!(AllocatorHandle::from_value(7).map(|h| h.value()), Some(7));
+    /// ```
     pub fn value(self) -> u64 {
         self.0.get()
     }
 
     /// The handle for a value (`None` for the null handle 0).
+    ///
+    /// ```
+    /// # use ks_graph::AllocatorHandle;
+    /// assert!(AllocatorHandle::from_value(0).is_none() && AllocatorHandle::from_value(1).is_some());
+    /// ```
     pub fn from_value(v: u64) -> Option<AllocatorHandle> {
         NonZeroU64::new(v).map(AllocatorHandle)
     }
@@ -226,6 +272,9 @@ impl Graph {
     /// assert_eq!(FramingEx::from_bytes(&buf)?, fx);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[doc(alias = "KSPROPERTY_CONNECTION_ALLOCATORFRAMING_EX")]
+    #[doc(alias = "KSPROPERTY_CONNECTION_ALLOCATORFRAMING")]
+    #[doc(alias = "KSPROPERTY_STREAM_ALLOCATOR")]
     pub fn pin_property(
         &mut self,
         pin: PinId,
@@ -349,12 +398,48 @@ impl Graph {
     /// Registers an allocator object and returns its handle (what a client would get from
     /// `KsCreateAllocator`). The registry holds one reference until
     /// [`close_allocator_handle`](Self::close_allocator_handle).
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::{FilterDescriptor, GraphBuilder, PinDescriptor};
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("s", Arc::new(FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"))))?;
+    /// # let mut g = b.build()?;
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 256, alignment: Alignment::BYTE };
+    /// # let allocator = Allocator::new(&framing, Memory::NonPaged)?;
+    /// # let pin = g.pin("s.out")?;
+    /// let h = g.register_allocator(allocator);
+    /// assert_ne!(h.value(), 0);
+    /// assert_eq!(g.allocator_references(h), 0); // no pin holds it yet
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[doc(alias = "KsCreateAllocator")]
     pub fn register_allocator(&mut self, allocator: Allocator) -> AllocatorHandle {
         self.registry.insert(allocator)
     }
 
     /// Closes a handle (like `CloseHandle`): the registry drops its reference; pins assigned
     /// the allocator keep theirs until reassigned or disconnected.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::{FilterDescriptor, GraphBuilder, PinDescriptor};
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("s", Arc::new(FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"))))?;
+    /// # let mut g = b.build()?;
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 256, alignment: Alignment::BYTE };
+    /// # let allocator = Allocator::new(&framing, Memory::NonPaged)?;
+    /// # let pin = g.pin("s.out")?;
+    /// let h = g.register_allocator(allocator);
+    /// g.assign_allocator(pin, Some(h))?;
+    /// g.close_allocator_handle(h)?;
+    /// assert!(g.assigned_allocator(pin).is_some()); // the pin keeps its reference
+    /// assert!(g.close_allocator_handle(h).is_err()); // closed twice
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_PARAMETER` for a handle that is not registered.
     pub fn close_allocator_handle(&mut self, handle: AllocatorHandle) -> Result<(), Status> {
         self.registry.remove(handle).map(|_| ()).ok_or_else(|| {
             Status::InvalidParameter(format!("no allocator has handle {handle}").into())
@@ -364,6 +449,27 @@ impl Graph {
     /// `KSPROPERTY_STREAM_ALLOCATOR` SET, typed: assigns the allocator behind `handle` to
     /// `pin` (`None` = the null handle: unassign). The previous assignment's reference is
     /// released (behaviour 46).
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::{FilterDescriptor, GraphBuilder, PinDescriptor};
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("s", Arc::new(FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"))))?;
+    /// # let mut g = b.build()?;
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 256, alignment: Alignment::BYTE };
+    /// # let allocator = Allocator::new(&framing, Memory::NonPaged)?;
+    /// # let pin = g.pin("s.out")?;
+    /// let h = g.register_allocator(allocator);
+    /// g.assign_allocator(pin, Some(h))?;
+    /// assert_eq!(g.allocator_references(h), 1);
+    /// g.assign_allocator(pin, None)?; // the null handle releases it
+    /// assert_eq!(g.allocator_references(h), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `STATUS_NOT_FOUND` if the pin does not accept allocators; `STATUS_INVALID_PARAMETER`
+    /// for an unknown handle.
     pub fn assign_allocator(
         &mut self,
         pin: PinId,
@@ -391,6 +497,23 @@ impl Graph {
     }
 
     /// The allocator assigned to `pin` through `KSPROPERTY_STREAM_ALLOCATOR`, with its handle.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::{FilterDescriptor, GraphBuilder, PinDescriptor};
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("s", Arc::new(FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"))))?;
+    /// # let mut g = b.build()?;
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 256, alignment: Alignment::BYTE };
+    /// # let allocator = Allocator::new(&framing, Memory::NonPaged)?;
+    /// # let pin = g.pin("s.out")?;
+    /// assert!(g.assigned_allocator(pin).is_none());
+    /// let h = g.register_allocator(allocator);
+    /// g.assign_allocator(pin, Some(h))?;
+    /// let (handle, a) = g.assigned_allocator(pin).unwrap();
+    /// assert_eq!((handle, a.frame_size()), (h, 256));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn assigned_allocator(&self, pin: PinId) -> Option<(AllocatorHandle, &Allocator)> {
         self.filters
             .node(pin)
@@ -401,6 +524,21 @@ impl Graph {
 
     /// How many references to the allocator behind `handle` pins hold (0 when the handle is
     /// closed or unknown). Lets tests observe behaviour 46.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::{FilterDescriptor, GraphBuilder, PinDescriptor};
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("s", Arc::new(FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"))))?;
+    /// # let mut g = b.build()?;
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 256, alignment: Alignment::BYTE };
+    /// # let allocator = Allocator::new(&framing, Memory::NonPaged)?;
+    /// # let pin = g.pin("s.out")?;
+    /// let h = g.register_allocator(allocator);
+    /// g.assign_allocator(pin, Some(h))?;
+    /// assert_eq!(g.allocator_references(h), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn allocator_references(&self, handle: AllocatorHandle) -> usize {
         self.filters
             .nodes

@@ -25,7 +25,14 @@ use crate::negotiate::negotiate;
 use crate::plan::{AllocationPlan, MemoryKind};
 use crate::props::AllocatorHandle;
 
-/// The KS streaming state (`KSSTATE`).
+/// The KS streaming state (`KSSTATE`). States are ordered STOP < ACQUIRE < PAUSE < RUN.
+///
+/// ```
+/// use ks_graph::KsState;
+/// assert!(KsState::Stop < KsState::Run);
+/// assert_eq!(KsState::Acquire as u32, 1); // the KSSTATE value
+/// assert_eq!(KsState::Pause.to_string(), "PAUSE");
+/// ```
 #[doc(alias = "KSSTATE")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -63,6 +70,24 @@ impl fmt::Display for KsState {
 }
 
 /// A pipe's live allocator.
+///
+/// ```
+/// # use std::sync::Arc; use ks_graph::*;
+/// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+/// # let dst = FilterDescriptor::kernel("dst").with_pin(PinDescriptor::input("in"));
+/// # let app = FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"));
+/// # let mut b = GraphBuilder::new();
+/// # b.add_filter("cam", Arc::new(src))?; b.add_filter("enc", Arc::new(dst))?;
+/// # b.add_filter("app", Arc::new(app))?;
+/// # b.connect("cam.out", "enc.in")?;
+/// # let mut g = b.build()?;
+/// g.set_state(KsState::Acquire)?;
+/// let pa = &g.allocators()[0];
+/// assert_eq!(pa.pipe, 0);
+/// // Registered in the graph and assigned to the pipe's root pin.
+/// assert_eq!(g.assigned_allocator(g.pin("cam.out")?).map(|a| a.0), Some(pa.handle));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct PipeAllocator {
     /// The pipe's index in the plan.
@@ -100,6 +125,22 @@ fn memory_of(kind: MemoryKind) -> Memory {
 
 impl Graph {
     /// The current state.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::kernel("dst").with_pin(PinDescriptor::input("in"));
+    /// # let app = FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("enc", Arc::new(dst))?;
+    /// # b.add_filter("app", Arc::new(app))?;
+    /// # b.connect("cam.out", "enc.in")?;
+    /// # let mut g = b.build()?;
+    /// assert_eq!(g.state(), KsState::Stop);
+    /// g.set_state(KsState::Run)?;
+    /// assert_eq!(g.state(), KsState::Run);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn state(&self) -> KsState {
         self.state
     }
@@ -112,6 +153,24 @@ impl Graph {
     /// [`StateError::Negotiation`], or [`StateError::Allocator`] with the failing allocator's
     /// status (a vendor initialize failure, for example); every allocator already created is
     /// closed first.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::kernel("dst").with_pin(PinDescriptor::input("in"));
+    /// # let app = FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("enc", Arc::new(dst))?;
+    /// # b.add_filter("app", Arc::new(app))?;
+    /// # b.connect("cam.out", "enc.in")?;
+    /// # let mut g = b.build()?;
+    /// g.set_state(KsState::Pause)?; // walks through ACQUIRE: allocators are created
+    /// assert_eq!(g.allocators().len(), 1);
+    /// g.set_state(KsState::Stop)?; // and closed again
+    /// assert!(g.allocators().is_empty() && g.plan().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[doc(alias = "KSPROPERTY_CONNECTION_STATE")]
     pub fn set_state(&mut self, target: KsState) -> Result<(), StateError> {
         while self.state != target {
             let next = self.state.step_towards(target);
@@ -205,11 +264,43 @@ impl Graph {
     }
 
     /// The negotiated plan (from ACQUIRE on; `None` in STOP).
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::kernel("dst").with_pin(PinDescriptor::input("in"));
+    /// # let app = FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("enc", Arc::new(dst))?;
+    /// # b.add_filter("app", Arc::new(app))?;
+    /// # b.connect("cam.out", "enc.in")?;
+    /// # let mut g = b.build()?;
+    /// assert!(g.plan().is_none());
+    /// g.set_state(KsState::Acquire)?;
+    /// assert_eq!(g.plan().unwrap().pipes[0].pins, ["cam.out", "enc.in"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn plan(&self) -> Option<&AllocationPlan> {
         self.active.as_ref().map(|a| &a.plan)
     }
 
     /// The pipes' allocators (empty in STOP), in plan order.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::kernel("dst").with_pin(PinDescriptor::input("in"));
+    /// # let app = FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("enc", Arc::new(dst))?;
+    /// # b.add_filter("app", Arc::new(app))?;
+    /// # b.connect("cam.out", "enc.in")?;
+    /// # let mut g = b.build()?;
+    /// g.set_state(KsState::Acquire)?;
+    /// let frame = g.allocators()[0].allocator.try_allocate()?;
+    /// assert_eq!(frame.len(), 4096); // the default frame size: one page
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn allocators(&self) -> &[PipeAllocator] {
         self.active
             .as_ref()
@@ -218,6 +309,23 @@ impl Graph {
     }
 
     /// The allocator serving the pipe `pin` belongs to (from ACQUIRE on).
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::kernel("dst").with_pin(PinDescriptor::input("in"));
+    /// # let app = FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("enc", Arc::new(dst))?;
+    /// # b.add_filter("app", Arc::new(app))?;
+    /// # b.connect("cam.out", "enc.in")?;
+    /// # let mut g = b.build()?;
+    /// let enc = g.pin("enc.in")?;
+    /// assert!(g.pipe_allocator(enc).is_none()); // STOP
+    /// g.set_state(KsState::Acquire)?;
+    /// assert_eq!(g.pipe_allocator(enc).unwrap().framing().frames, 2); // the default count
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pipe_allocator(&self, pin: PinId) -> Option<&Allocator> {
         let active = self.active.as_ref()?;
         let pipe = active.plan.pipe_of(pin)?;
@@ -228,6 +336,24 @@ impl Graph {
     /// device memory) is never delivered to a pin of a user-mode filter. Runtimes call this
     /// (or [`check_frame_delivery`](Self::check_frame_delivery)) before handing a frame to
     /// `to`.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::kernel("dst").with_pin(PinDescriptor::input("in"));
+    /// # let app = FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("enc", Arc::new(dst))?;
+    /// # b.add_filter("app", Arc::new(app))?;
+    /// # b.connect("cam.out", "enc.in")?;
+    /// # let mut g = b.build()?;
+    /// use ks_alloc::Memory;
+    /// let app = g.pin("app.in")?;
+    /// assert!(g.check_delivery(Memory::User, app).is_ok());
+    /// let err = g.check_delivery(Memory::NonPaged, app).unwrap_err();
+    /// assert_eq!(err.status().name(), "STATUS_INVALID_DEVICE_REQUEST");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`DeliveryError`] (`STATUS_INVALID_DEVICE_REQUEST`) when the delivery is refused.
@@ -245,6 +371,26 @@ impl Graph {
 
     /// [`check_delivery`](Self::check_delivery) for a frame, by the memory of the allocator
     /// it came from.
+    ///
+    /// ```
+    /// # use std::sync::Arc; use ks_graph::*;
+    /// # let src = FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out"));
+    /// # let dst = FilterDescriptor::kernel("dst").with_pin(PinDescriptor::input("in"));
+    /// # let app = FilterDescriptor::user("app").with_pin(PinDescriptor::input("in"));
+    /// # let mut b = GraphBuilder::new();
+    /// # b.add_filter("cam", Arc::new(src))?; b.add_filter("enc", Arc::new(dst))?;
+    /// # b.add_filter("app", Arc::new(app))?;
+    /// # b.connect("cam.out", "enc.in")?;
+    /// # let mut g = b.build()?;
+    /// g.set_state(KsState::Acquire)?;
+    /// let frame = g.pipe_allocator(g.pin("enc.in")?).unwrap().try_allocate()?; // non-paged
+    /// assert!(g.check_frame_delivery(&frame, g.pin("enc.in")?).is_ok());
+    /// assert!(g.check_frame_delivery(&frame, g.pin("app.in")?).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`DeliveryError`] when the delivery is refused.
     pub fn check_frame_delivery(&self, frame: &Frame, to: PinId) -> Result<(), DeliveryError> {
         self.check_delivery(frame.allocator().memory(), to)
     }
