@@ -452,6 +452,8 @@ struct Acc {
     sysmem_pin: Option<usize>,
     must_allocate: Vec<(usize, bool)>,
     integrity: Vec<(usize, bool)>,
+    /// Preference-only SYSTEM_MEMORY / FRAME_INTEGRITY bits, per pin.
+    pref_flags: Vec<(usize, u32)>,
 }
 
 impl Acc {
@@ -472,6 +474,7 @@ impl Acc {
             sysmem_pin: None,
             must_allocate: Vec::new(),
             integrity: Vec::new(),
+            pref_flags: Vec::new(),
         }
     }
 }
@@ -1065,6 +1068,9 @@ fn merge_pipe(
         if req.contains(RequirementFlags::FRAME_INTEGRITY) {
             acc.integrity.push((k, !pref));
         }
+        if pref && req.bits() & ALLOCATOR_FLAGS != 0 {
+            acc.pref_flags.push((k, req.bits() & ALLOCATOR_FLAGS));
+        }
     }
 
     let mut conflicts = Vec::new();
@@ -1455,6 +1461,36 @@ fn merge_pipe(
                 pins: ctx.names([a]),
                 detail: "the MUST_ALLOCATE pin does not own the chosen allocator".into(),
             }]));
+        }
+    }
+
+    // Preference-only flags the chosen allocator does not meet are relaxed and reported.
+    for &(k, bits) in &acc.pref_flags {
+        let honours = allocator
+            .vendor
+            .as_ref()
+            .map_or(ALLOCATOR_FLAGS, |v| v.capabilities.honours.bits());
+        let mut unmet = bits & !honours;
+        if final_mem.is_device() {
+            unmet |= bits & RequirementFlags::SYSTEM_MEMORY.bits();
+        }
+        if unmet != 0 {
+            relaxed.push(Relaxation {
+                pin: ctx.pins[k].name.clone(),
+                field: ConflictField::Flags,
+                detail: format!(
+                    "prefers {:?}, which {} '{}' ({} memory) does not provide (preference only: \
+                     relaxed)",
+                    RequirementFlags(unmet),
+                    if allocator.vendor.is_some() {
+                        "vendor allocator"
+                    } else {
+                        "allocator"
+                    },
+                    allocator.name,
+                    final_mem.memory_type()
+                ),
+            });
         }
     }
 

@@ -689,6 +689,20 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            name: "a preference-only SYSTEM_MEMORY the chosen vendor does not honour is relaxed and reported",
+            graph: || {
+                let caps = VendorCapabilities::new(vec![DEVICE]).with_honours(RequirementFlags(0));
+                vend_graph(vendor("dev", caps).0, Some(fx(ANY, ItemFlags::SYSTEM_MEMORY | PREF, 1, 1, 0, 0)), None, K)
+            },
+            check: |r| {
+                let p = one(r);
+                assert_eq!((p.allocator.kind, p.allocator.memory), (AllocatorKind::Vendor, MemoryKind::Device));
+                let x = p.relaxed.iter().find(|x| x.field == ConflictField::Flags).expect("flags relaxed");
+                assert_eq!(x.pin, "cam.out");
+                assert!(x.detail.contains("SYSTEM_MEMORY"), "{}", x.detail);
+            },
+        },
+        Case {
             name: "device memory with no vendor to serve it conflicts",
             graph: || two(Some(fx(DEVICE, NONE, 1, 1, 0, 0)), None, K, K),
             check: |r| {

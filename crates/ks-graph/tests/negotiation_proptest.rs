@@ -364,6 +364,8 @@ proptest! {
                 prop_assert!(caps.frame_size.contains(fr.frame_size));
                 prop_assert!(fr.alignment <= caps.max_alignment.bytes());
                 prop_assert!(fr.frames <= caps.max_frames);
+                // Hard SYSTEM_MEMORY / FRAME_INTEGRITY only go to a vendor that honours them.
+                prop_assert_eq!(fr.requirements & 0x6 & !caps.honours.bits(), 0);
             }
         }
 

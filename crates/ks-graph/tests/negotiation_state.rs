@@ -275,3 +275,42 @@ fn dropping_an_acquired_graph_closes_its_allocators() {
     drop(g);
     assert_eq!((counts.inits(), counts.deletes()), (1, 1));
 }
+
+#[test]
+fn stop_cancels_pending_requests_and_deletes_the_vendor_after_the_last_frame() {
+    let (v, counts) = vendor("dma", caps());
+    let mut g = Net::new()
+        .f(
+            "cam",
+            source(
+                K,
+                out_pin(Some(fx(NP, ItemFlags::empty(), 1, 1, 4096, 4096))).with_vendor(v),
+            ),
+        )
+        .f("dst", sink(K, in_pin(None)))
+        .c("cam.out", "dst.in")
+        .build();
+    g.set_state(KsState::Run).unwrap();
+    let alloc = g.pipe_allocator(g.pin("cam.out").unwrap()).unwrap().clone();
+    assert_eq!(alloc.framing().frames, 1);
+    let held = alloc.try_allocate().unwrap();
+    // A second request pends: the only frame is held.
+    let waiter = {
+        let a = alloc.clone();
+        std::thread::spawn(move || a.allocate_blocking(None).map(|_| ()))
+    };
+    while alloc.status().pending == 0 {
+        std::thread::yield_now();
+    }
+    g.set_state(KsState::Stop).unwrap();
+    assert_eq!(waiter.join().unwrap(), Err(Status::Cancelled));
+    assert!(alloc.try_allocate().is_err(), "closed: no new frames");
+    assert_eq!(counts.deletes(), 0, "a frame is still out");
+    drop(held);
+    drop(alloc);
+    assert_eq!(
+        counts.deletes(),
+        1,
+        "deleted after the last frame came back"
+    );
+}
