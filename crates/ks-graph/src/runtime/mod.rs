@@ -10,15 +10,19 @@
 //!   [`Queue`]. After frames arrive at a filter, the thread that delivered them calls the
 //!   filter's [`Process::process`] (KS: `KsPinAttemptProcessing` on arrival) under the
 //!   filter's processing mutex. Filters work with stream pointers: lock the leading edge,
-//!   read or write the frame, eject.
+//!   read or write the frame, eject. A requester feeds its root pin a batch (every frame
+//!   free at the moment, up to 16), and frames move downstream in batches: one lock and
+//!   one process call per filter per batch.
 //! * **Completion and routing.** A frame that completes on a root output pin travels to the
 //!   connected input pin. A frame that completes on an input pin travels on through the
 //!   filter's pass-through outputs (in-place transforms, tee branches: one frame, shared
 //!   read-only when there are several branches), or, at a sink or a copy transform, goes
 //!   back to its allocator — the circuit recycles frames, it never reallocates them
 //!   (behaviour 60). Frames are delivered downstream while the upstream filter's mutex is
-//!   held, so the order of frames on every connection is preserved; locks are only ever
-//!   taken downstream (the graph is acyclic), so this cannot deadlock.
+//!   held (the downstream filter is processed right away, on the same thread), so the order
+//!   of frames on every connection is preserved; locks are only ever taken downstream (the
+//!   graph is acyclic), so this cannot deadlock. Threads meet only where pipes meet (a copy
+//!   transform is driven both by its input pipe and by its output pipe's requester).
 //! * **Delivery rule.** A frame of a kernel-side pipe is never delivered to a user-mode
 //!   filter ([`Graph::check_delivery`], behaviour 40).
 //! * **End of stream.** Sources mark their last frame with
@@ -30,8 +34,9 @@
 //!   releases blocked requesters), joins the threads, flushes every queue (each frame goes
 //!   back to its allocator), takes the final allocator status, and moves the graph to STOP.
 //!   The report says whether every frame came back.
-//! * **No heap allocation per frame** once running: queues are reserved for the pipe's frame
-//!   count, the per-thread work list is reused, shared frames use recycled cells.
+//! * **No heap allocation per frame** once running: queue entries are a ring of reused
+//!   slots sized for the pipe's frame count, completions wait in place, shared frames use
+//!   recycled cells (tested with a counting allocator in `crates/ksalloc/tests`).
 
 pub mod frame;
 pub mod spec;
