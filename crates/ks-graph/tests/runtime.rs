@@ -120,3 +120,54 @@ fn filesrc_to_filesink_round_trips_a_file() {
     assert_eq!(std::fs::read(&output).unwrap(), data);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn stopping_early_returns_every_frame_and_closes_the_allocators() {
+    let spec = GraphSpec::parse_pipeline(
+        "testsrc frames=1000000000 size=256 ! tee name=t ! nullsink t. ! copy ! nullsink",
+    )
+    .unwrap();
+    let options = RunOptions {
+        until: Some(std::time::Duration::from_millis(150)),
+        ..RunOptions::default()
+    };
+    let o = filters::build(spec)
+        .unwrap()
+        .into_runtime()
+        .unwrap()
+        .run(&options)
+        .expect("a stopped run still reports");
+    assert!(!o.report.completed, "stopped by the time limit");
+    assert!(o.report.frames > 0);
+    assert!(o.report.all_frames_returned, "{:?}", o.report.pipes);
+    assert!(o.report.pipes.iter().all(|p| p.allocated == 0));
+}
+
+#[test]
+fn a_failing_filter_stops_the_run_with_its_status_and_frames_come_back() {
+    if !std::path::Path::new("/dev/full").exists() {
+        return; // the failure is provoked by writing to /dev/full (Linux)
+    }
+    let spec =
+        GraphSpec::parse_pipeline("testsrc frames=100000 size=65536 ! filesink location=/dev/full")
+            .unwrap();
+    let err = filters::build(spec)
+        .unwrap()
+        .into_runtime()
+        .unwrap()
+        .run(&RunOptions::default())
+        .expect_err("writing to /dev/full fails");
+    let text = err.to_string();
+    assert!(text.contains("filesink"), "{text}");
+    assert_eq!(err.status().name(), "STATUS_UNSUCCESSFUL");
+}
+
+#[test]
+fn end_of_stream_reaches_every_branch_and_counts_match() {
+    let o = run("testsrc frames=77 size=100 ! tee name=t branches=3 ! nullsink t. ! nullsink t. ! invert ! nullsink");
+    for f in o.report.filters.iter().filter(|f| f.kind == "nullsink") {
+        assert_eq!(f.stats.frames, 77, "{}", f.name);
+        assert_eq!(f.stats.bytes, 7700, "{}", f.name);
+    }
+    assert!(o.report.completed);
+}

@@ -542,3 +542,14 @@ proptest! {
         q.check_invariants().map_err(TestCaseError::fail)?;
     }
 }
+
+#[test]
+fn b58_frame_access_needs_a_locked_pointer() {
+    // KsStreamPointerGetIrp returns NULL for an unlocked pointer: here the frame itself.
+    let mut q = Q::new(QueueConfig::input());
+    push(&mut q, 9, 4);
+    let lead = q.leading_edge(PointerState::Unlocked).unwrap();
+    assert!(is_device_not_ready(q.frame(lead)));
+    q.lock(lead).unwrap();
+    assert_eq!(q.frame(lead).unwrap()[0], 9);
+}

@@ -330,3 +330,22 @@ fn help_for_every_command() {
     // A usage error is exit code 2.
     assert_eq!(ksalloc(&["frobnicate"]).status.code(), Some(2));
 }
+
+#[test]
+fn a_filter_failing_while_running_exits_with_1() {
+    if !std::path::Path::new("/dev/full").exists() {
+        return;
+    }
+    let o = ksalloc(&[
+        "run",
+        "-q",
+        "testsrc frames=100000 size=65536 ! filesink location=/dev/full",
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("filesink") && err.contains("STATUS_UNSUCCESSFUL"),
+        "{err}"
+    );
+}
