@@ -464,10 +464,13 @@ impl Shared {
                 Some(t) if t.refused.is_none() && !node.terminal => {
                     self.deliver_all(t, q);
                 }
-                _ if node.terminal => {
+                // Nowhere to go (a sink, or a copy transform's input): back to the allocator.
+                _ if node.roles[pin] == PinRole::Input && node.forward.is_empty() => {
                     let n = q.discard_completed();
-                    // Relaxed: a progress counter; nothing is ordered by it.
-                    self.delivered.fetch_add(n as u64, Ordering::Relaxed);
+                    if node.terminal {
+                        // Relaxed: a progress counter; nothing is ordered by it.
+                        self.delivered.fetch_add(n as u64, Ordering::Relaxed);
+                    }
                 }
                 _ => {
                     while let Some(c) = q.pop_completed() {
