@@ -1,0 +1,178 @@
+//! Steady-state streaming allocates nothing on the heap: a counting global allocator checks
+//! allocate/free cycles on the function-table path, the ready async path and the
+//! pending → hand-off path (design.md, performance principles).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use ks_alloc::{Alignment, Allocator, Framing, Holder, Memory, PoolType};
+
+/// Counts heap allocations made by the current thread.
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; the counter is a const-initialised thread local,
+// which never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: forwarded contract.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: forwarded contract.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: forwarded contract.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocs_during(f: impl FnOnce()) -> usize {
+    let before = ALLOCS.with(Cell::get);
+    f();
+    ALLOCS.with(Cell::get) - before
+}
+
+fn alloc() -> Allocator {
+    let f = Framing {
+        flags: 0,
+        pool_type: PoolType::NON_PAGED,
+        frames: 4,
+        frame_size: 4096,
+        alignment: Alignment::BYTES_64,
+    };
+    Allocator::new(&f, Memory::NonPaged).unwrap()
+}
+
+const CYCLES: usize = 10_000;
+
+#[test]
+fn function_table_cycle_allocates_nothing() {
+    let a = alloc();
+    drop(a.try_allocate().unwrap()); // warm-up
+    let n = allocs_during(|| {
+        for _ in 0..CYCLES {
+            let mut f = a.try_allocate_for(&Holder("pin0")).unwrap();
+            f[0] = 1;
+            drop(f);
+        }
+    });
+    assert_eq!(n, 0, "{n} heap allocations in {CYCLES} cycles");
+}
+
+#[test]
+fn exhausted_function_table_allocates_nothing() {
+    let a = alloc();
+    let held: Vec<_> = (0..4).map(|_| a.try_allocate().unwrap()).collect();
+    let n = allocs_during(|| {
+        for _ in 0..CYCLES {
+            assert!(a.try_allocate().is_err());
+        }
+    });
+    assert_eq!(n, 0);
+    drop(held);
+}
+
+#[test]
+fn ready_async_cycle_allocates_nothing() {
+    let a = alloc();
+    let mut cx = Context::from_waker(Waker::noop());
+    let n = allocs_during(|| {
+        for _ in 0..CYCLES {
+            let fut = pin!(a.allocate());
+            match fut.poll(&mut cx) {
+                Poll::Ready(Ok(f)) => drop(f),
+                other => panic!("expected a ready frame, got {other:?}"),
+            }
+        }
+    });
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn pending_then_handoff_cycle_allocates_nothing() {
+    let a = alloc();
+    let mut held: Vec<_> = (0..4).map(|_| a.try_allocate().unwrap()).collect();
+    let mut cx = Context::from_waker(Waker::noop());
+    // Warm-up: one full cycle (the waiter slab and queue are preallocated at creation).
+    let cycle = |held: &mut Vec<ks_alloc::Frame>, cx: &mut Context<'_>| {
+        let mut fut = pin!(a.allocate_for(&Holder("sink")));
+        assert!(fut.as_mut().poll(cx).is_pending(), "all frames are out");
+        drop(held.swap_remove(0)); // free: hands the frame to the pending request
+        match fut.as_mut().poll(cx) {
+            Poll::Ready(Ok(f)) => held.push(f),
+            other => panic!("expected the handed-over frame, got {other:?}"),
+        }
+    };
+    cycle(&mut held, &mut cx);
+    let n = allocs_during(|| {
+        for _ in 0..CYCLES {
+            cycle(&mut held, &mut cx);
+        }
+    });
+    assert_eq!(
+        n, 0,
+        "{n} heap allocations in {CYCLES} pending/hand-off cycles"
+    );
+    assert_eq!(a.status().handoffs as usize, CYCLES + 1);
+}
+
+#[test]
+fn blocked_thread_handoff_allocates_nothing_on_the_waiter() {
+    use std::sync::{Arc, Mutex};
+    let a = alloc();
+    let mut held: Vec<_> = (0..4).map(|_| a.try_allocate().unwrap()).collect();
+    // The waiter passes each frame it gets back to the main thread through this slot, so
+    // that its next allocate pends again (a Mutex<Option<_>> never allocates).
+    let slot: Arc<Mutex<Option<ks_alloc::Frame>>> = Arc::new(Mutex::new(None));
+    let (a2, slot2) = (a.clone(), slot.clone());
+    let give = move |f: ks_alloc::Frame| {
+        let mut f = Some(f);
+        while f.is_some() {
+            let mut s = slot2.lock().unwrap();
+            if s.is_none() {
+                *s = f.take();
+            }
+            drop(s);
+            std::thread::yield_now();
+        }
+    };
+    let waiter = std::thread::spawn(move || {
+        // Warm-up: thread handle, first park.
+        give(a2.allocate_blocking(None).unwrap());
+        allocs_during(|| {
+            for _ in 0..200 {
+                // Pends (all frames are out) until the main thread frees one to it.
+                give(a2.allocate_blocking(None).unwrap());
+            }
+        })
+    });
+    for _ in 0..201 {
+        while a.status().pending == 0 {
+            std::thread::yield_now();
+        }
+        held.pop(); // handed to the blocked waiter
+        loop {
+            if let Some(f) = slot.lock().unwrap().take() {
+                held.push(f);
+                break;
+            }
+            std::thread::yield_now();
+        }
+    }
+    let n = waiter.join().unwrap();
+    assert_eq!(n, 0, "{n} heap allocations on the blocked waiter");
+    assert_eq!(a.status().handoffs, 201);
+}
