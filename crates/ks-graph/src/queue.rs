@@ -2,7 +2,7 @@
 //! trailing edge (AVStream's queue object behind a pin, ks-spec.md §8.2).
 //!
 //! A [`Queue`] owns the frames that have arrived at a pin and not yet completed. Stream
-//! pointers ([`PointerId`](crate::stream_pointer::PointerId)) walk over them; the operations
+//! pointers ([`PointerId`]s) walk over them; the operations
 //! on pointers (lock, advance, clone, delete, cancel …) are methods of the queue and live in
 //! [`stream_pointer`](crate::stream_pointer).
 //!
