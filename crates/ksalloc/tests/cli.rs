@@ -228,11 +228,13 @@ fn bench_json_reports_every_measurement() {
         assert!(names.contains(&n), "{n} missing: {names:?}");
     }
     for r in doc["results"].as_array().into_iter().flatten() {
-        let v = r
-            .get("ns_per_op")
-            .or_else(|| r.get("p50_us"))
-            .and_then(Value::as_f64);
-        assert!(v.is_some_and(|x| x > 0.0), "{r}");
+        if let Some(ns) = r.get("ns_per_op") {
+            assert!(ns.as_f64().is_some_and(|x| x > 0.0), "{r}");
+        } else {
+            let (p50, p99) = (r["p50_us"].as_f64(), r["p99_us"].as_f64());
+            assert!(p50.is_some_and(|x| x >= 0.0), "{r}");
+            assert!(p50 <= p99, "p50 <= p99: {r}");
+        }
     }
 }
 
