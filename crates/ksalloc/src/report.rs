@@ -16,11 +16,12 @@ use ks_sys::{
 /// The plan as text: per pipe its pins, allocator, framing, and every refusal with its reason.
 pub(crate) fn plan_text(graph: &Graph, plan: &AllocationPlan) -> String {
     let mut s = String::new();
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     let _ = writeln!(
         s,
-        "plan: {} filters, {} pipes",
-        graph.filter_count(),
-        plan.pipes.len()
+        "plan: {}, {}",
+        plural(graph.filter_count(), "filter"),
+        plural(plan.pipes.len(), "pipe")
     );
     for p in &plan.pipes {
         let a = &p.allocator;
