@@ -180,21 +180,34 @@ impl<F> Queue<F> {
         }
     }
 
+    fn check_mut(&mut self, id: PointerId) -> Result<&mut PointerData, Status> {
+        match self.slots.get_mut(id.index as usize) {
+            Some(Slot {
+                generation,
+                ptr: Some(p),
+            }) if *generation == id.generation => Ok(p),
+            _ => Err(Status::InvalidParameter(STALE.into())),
+        }
+    }
+
     fn lock_unchecked(&mut self, id: PointerId) -> Result<(), Status> {
-        let p = self.ptr(id);
+        let p = self.ptr_mut(id);
         if p.locked {
             return Ok(());
         }
         let pos = p.pos;
-        match self.entry_mut(pos) {
+        // Lock first, undo if there is nothing to lock (one pointer lookup on the hot path).
+        p.locked = true;
+        let result = match self.entry_mut(pos) {
             None => Err(Status::DeviceNotReady(NO_FRAME.into())),
             Some(e) if e.cancelled => Err(Status::DeviceNotReady(CANCELLED.into())),
             Some(e) => {
                 e.locks += 1;
-                self.ptr_mut(id).locked = true;
-                Ok(())
+                return Ok(());
             }
-        }
+        };
+        self.ptr_mut(id).locked = false;
+        result
     }
 
     fn edge(&mut self, id: PointerId, state: PointerState) -> Option<PointerId> {
@@ -262,8 +275,14 @@ impl<F> Queue<F> {
     /// frame it leaves complete).
     #[doc(alias = "KsStreamPointerUnlock")]
     pub fn unlock(&mut self, id: PointerId, eject: bool) -> Result<(), Status> {
-        let pos = self.check(id)?.pos;
-        self.unlock_unchecked(id);
+        let p = self.check_mut(id)?;
+        let (pos, was_locked) = (p.pos, p.locked);
+        p.locked = false;
+        if was_locked {
+            if let Some(e) = self.entry_mut(pos) {
+                e.locks -= 1;
+            }
+        }
         if eject {
             let to = self.next_live_after(pos);
             self.move_pointer(id, to);
