@@ -307,13 +307,10 @@ impl<F> Ring<F> {
         self.len
     }
 
+    /// The slot of logical index `i` (`i <= len`); the capacity is a power of two, so the
+    /// wrap is a mask.
     fn physical(&self, i: usize) -> usize {
-        let p = self.head + i;
-        if p >= self.slots.len() {
-            p - self.slots.len()
-        } else {
-            p
-        }
+        (self.head + i) & self.slots.len().wrapping_sub(1)
     }
 
     pub(crate) fn get(&self, i: usize) -> Option<&Entry<F>> {
@@ -341,7 +338,7 @@ impl<F> Ring<F> {
     }
 
     fn grow(&mut self, min: usize) {
-        let cap = min.max(self.slots.len() * 2).max(4);
+        let cap = min.max(self.slots.len() * 2).max(4).next_power_of_two();
         let mut slots: Vec<Entry<F>> = Vec::with_capacity(cap);
         for i in 0..self.len {
             let p = self.physical(i);
