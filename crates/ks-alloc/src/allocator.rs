@@ -222,9 +222,9 @@ impl Inner {
     }
 
     #[inline]
-    fn frame(self: &Arc<Inner>, index: u32) -> Frame {
+    fn frame(&self, index: u32) -> Frame {
         Frame {
-            inner: NonNull::from(&**self),
+            inner: NonNull::from(self),
             ptr: self.frame_ptr(index),
             len: self.frame_size,
             index,

@@ -27,8 +27,13 @@ pub enum Level {
     Dispatch,
 }
 
+#[cfg(not(loom))]
 crate::loom::thread_local! {
     static LEVEL: Cell<Level> = const { Cell::new(Level::Passive) };
+}
+#[cfg(loom)]
+crate::loom::thread_local! {
+    static LEVEL: Cell<Level> = Cell::new(Level::Passive);
 }
 
 /// The calling thread's current level.

@@ -1,5 +1,7 @@
 //! KS frame allocators.
 #![deny(missing_docs)]
+// Under loom the model plays the worker, so the worker's entry points look unused.
+#![cfg_attr(loom, allow(dead_code))]
 
 mod allocator;
 mod events;
@@ -9,6 +11,8 @@ mod freelist;
 mod future;
 mod level;
 mod loom;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod memory;
 #[cfg(not(loom))]
 mod request;

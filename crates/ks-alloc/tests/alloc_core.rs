@@ -1,4 +1,5 @@
 //! The allocator object: both interfaces, hand-off, FIFO, cancel, close, raw frees, status.
+#![cfg(not(loom))]
 
 use std::future::Future;
 use std::pin::pin;

@@ -1,5 +1,6 @@
 //! The KS byte surface: property, method and event requests (behaviours 19-37 as seen by a KS
 //! client), with the status policy of request.rs.
+#![cfg(not(loom))]
 
 use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType, Status};
 use ks_sys::{

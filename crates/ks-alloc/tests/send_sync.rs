@@ -1,4 +1,5 @@
 //! Auto-trait contract of the public types (as tokio's `async_send_sync`).
+#![cfg(not(loom))]
 
 use ks_alloc::*;
 

@@ -5,6 +5,7 @@
 //!
 //! Size: `KS_ALLOC_STRESS_OPS` total operations (default 1 000 000: well under a second in
 //! a debug build on 2 cores).
+#![cfg(not(loom))]
 
 use std::future::Future;
 use std::pin::pin;

@@ -1,5 +1,6 @@
 //! Vendor allocators: the KSALLOCATOR_DISPATCH contract the allocator object guarantees
 //! (behaviours 16-18, 42), "no frame now", misaligned addresses, CommonBuffer capabilities.
+#![cfg(not(loom))]
 
 use std::future::Future;
 use std::ptr::NonNull;

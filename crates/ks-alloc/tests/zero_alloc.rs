@@ -1,6 +1,7 @@
 //! Steady-state streaming allocates nothing on the heap: a counting global allocator checks
 //! allocate/free cycles on the function-table path, the ready async path and the
 //! pending → hand-off path (design.md, performance principles).
+#![cfg(not(loom))]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -1,0 +1,199 @@
+//! loom models, one per race (run with
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p ks-alloc --release --lib loom_`).
+//! Each uses 2-3 threads and 1-2 frames.
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use loom::sync::atomic::{AtomicBool, AtomicUsize};
+use loom::sync::Arc;
+use loom::thread;
+
+use crate::loom::Ordering;
+use crate::{raise_to_dispatch, Alignment, Allocator, Framing, Memory, PoolType, Status};
+
+fn alloc(frames: u32) -> Allocator {
+    let f = Framing {
+        flags: 0,
+        pool_type: PoolType::NON_PAGED,
+        frames,
+        frame_size: 64,
+        alignment: Alignment::BYTE,
+    };
+    Allocator::builder(&f)
+        .memory(Memory::NonPaged)
+        .max_waiters(4)
+        .starvation_threshold(None)
+        .build()
+        .expect("allocator")
+}
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(2);
+    }
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let r2 = runs.clone();
+    b.check(move || {
+        r2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        f()
+    });
+    // Every model has at least two threads racing, so loom must explore several schedules.
+    let n = runs.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("explored {n} interleavings");
+    assert!(n > 1, "loom explored only {n} interleaving(s)");
+}
+
+/// A free racing with a request that is about to enqueue: the request must end up with the
+/// frame (no lost wake-up), whichever side goes first.
+#[test]
+fn loom_free_vs_request_enqueue() {
+    model(|| {
+        let a = alloc(1);
+        let f = a.try_allocate().expect("frame");
+        let a2 = a.clone();
+        let t = thread::spawn(move || {
+            let g = block_on(a2.allocate()).expect("request completes");
+            drop(g);
+        });
+        drop(f);
+        t.join().expect("join");
+        let s = a.status();
+        assert_eq!(s.allocated_frames, 0);
+        assert_eq!(s.pending, 0);
+    });
+}
+
+/// A pending request cancelled while a free hands it the frame: the frame is not lost.
+#[test]
+fn loom_cancel_vs_handoff() {
+    model(|| {
+        let a = alloc(1);
+        let f = a.try_allocate().expect("frame");
+        let a2 = a.clone();
+        let t = thread::spawn(move || {
+            let waker = futures_noop();
+            let mut cx = Context::from_waker(&waker);
+            let mut fut = pin!(a2.allocate());
+            if let Poll::Ready(r) = fut.as_mut().poll(&mut cx) {
+                drop(r);
+            }
+            // dropped here: cancel (passing on a frame granted meanwhile)
+        });
+        drop(f);
+        t.join().expect("join");
+        assert_eq!(a.status().allocated_frames, 0);
+        assert_eq!(a.status().pending, 0);
+        assert!(a.try_allocate().is_ok(), "frame back on the free list");
+    });
+}
+
+/// Close racing with allocations through both interfaces: no frame is lost, a request either
+/// gets a frame or fails cleanly, and the vendor-style teardown happens exactly once.
+#[test]
+fn loom_close_vs_allocate() {
+    model(|| {
+        let a = alloc(1);
+        let a2 = a.clone();
+        let t = thread::spawn(move || {
+            match a2.try_allocate() {
+                Ok(f) => drop(f),
+                Err(Status::InvalidDeviceState(_)) => {}
+                Err(e) => panic!("unexpected {e:?}"),
+            }
+            match block_on(a2.allocate()) {
+                Ok(f) => drop(f),
+                Err(Status::InvalidDeviceState(_)) | Err(Status::Cancelled) => {}
+                Err(e) => panic!("unexpected {e:?}"),
+            }
+        });
+        a.close();
+        t.join().expect("join");
+        let s = a.status();
+        assert!(s.closed);
+        assert_eq!(s.allocated_frames, 0);
+        assert!(a.try_allocate().is_err());
+    });
+}
+
+/// The function table and a queued request contend for the last frame: each gets it in turn,
+/// never both at once.
+#[test]
+fn loom_two_interfaces_last_frame() {
+    model(|| {
+        let a = alloc(1);
+        let held = Arc::new(AtomicBool::new(false));
+        let (a2, held2) = (a.clone(), held.clone());
+        let t = thread::spawn(move || {
+            let g = block_on(a2.allocate()).expect("request completes");
+            assert!(!held2.swap(true, Ordering::SeqCst), "two holders");
+            held2.store(false, Ordering::SeqCst);
+            drop(g);
+        });
+        if let Ok(f) = a.try_allocate() {
+            assert!(!held.swap(true, Ordering::SeqCst), "two holders");
+            held.store(false, Ordering::SeqCst);
+            drop(f);
+        }
+        t.join().expect("join");
+        assert_eq!(a.status().allocated_frames, 0);
+    });
+}
+
+/// A Dispatch-level free while a request pends defers the hand-off to the worker (played by a
+/// third thread): the request completes, exactly one hand-off, nothing lost.
+#[test]
+fn loom_dispatch_free_vs_worker() {
+    model(|| {
+        let a = alloc(1);
+        let f = a.try_allocate().expect("frame");
+        let done = Arc::new(AtomicUsize::new(0));
+        let (a2, done2) = (a.clone(), done.clone());
+        let waiter = thread::spawn(move || {
+            let g = block_on(a2.allocate()).expect("request completes");
+            drop(g);
+            done2.store(1, Ordering::SeqCst);
+        });
+        let freer = thread::spawn(move || {
+            let _level = raise_to_dispatch();
+            drop(f);
+        });
+        let inner = a.inner.clone();
+        // The worker: runs scheduled passes until the request is done.
+        while done.load(Ordering::SeqCst) == 0 {
+            if !crate::worker::run_scheduled(&inner) {
+                thread::yield_now();
+            }
+        }
+        freer.join().expect("join");
+        waiter.join().expect("join");
+        while crate::worker::run_scheduled(&inner) {}
+        assert_eq!(a.status().allocated_frames, 0);
+        assert_eq!(a.status().pending, 0);
+    });
+}
+
+fn futures_noop() -> Waker {
+    Waker::noop().clone()
+}
+
+/// A loom-aware `block_on`: parks the loom thread until woken.
+fn block_on<F: Future>(f: F) -> F::Output {
+    struct Unpark(thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(std::sync::Arc::new(Unpark(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        thread::park();
+    }
+}
