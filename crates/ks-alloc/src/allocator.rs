@@ -37,7 +37,7 @@ use std::time::Duration;
 use crossbeam_utils::CachePadded;
 
 use crate::events::Events;
-use crate::frame::{now_ns, Frame, Holder, OutstandingFrame};
+use crate::frame::{coarse_now, now_ns, Frame, Holder, OutstandingFrame};
 use crate::freelist::{FreeList, Pop, PopOrWait, Push, MAX_FRAMES};
 use crate::level::{current_level, refuse_blocking, Level};
 use crate::loom::{
@@ -125,6 +125,12 @@ unsafe impl Sync for Inner {}
 // SAFETY: every field is `Send` (the vendor context is `Send + Sync`).
 unsafe impl Send for Inner {}
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        crate::worker::allocator_dropped();
+    }
+}
+
 impl fmt::Debug for Inner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Allocator")
@@ -139,7 +145,7 @@ impl fmt::Debug for Inner {
 }
 
 impl Inner {
-    #[inline]
+    #[inline(always)]
     fn frame_ptr(&self, index: u32) -> NonNull<u8> {
         match &self.backend {
             Backend::Region(r) => r.frame_ptr(index as usize),
@@ -152,6 +158,7 @@ impl Inner {
         }
     }
 
+    #[inline(always)]
     fn vendor_cx(&self) -> Option<(&dyn DynVendor, &ErasedContext)> {
         match &self.backend {
             Backend::Region(_) => None,
@@ -166,7 +173,7 @@ impl Inner {
     }
 
     /// Makes slot `index` (owned by the caller) an outstanding frame for `holder`.
-    #[inline]
+    #[inline(always)]
     fn claim(&self, index: u32, holder: Option<&'static Holder>) -> Result<(), ClaimError> {
         let slot = &self.slots[index as usize];
         if let Some((vendor, cx)) = self.vendor_cx() {
@@ -184,12 +191,13 @@ impl Inner {
             holder.map_or(std::ptr::null_mut(), |h| (h as *const Holder).cast_mut()),
             Ordering::Relaxed,
         );
-        slot.taken_at.store(now_ns(), Ordering::Relaxed);
+        slot.taken_at.store(coarse_now(), Ordering::Relaxed);
         slot.state.store(HELD, Ordering::Relaxed);
         Ok(())
     }
 
     /// Claims `index` or returns it to the free list, mapping the failure to a status.
+    #[inline(always)]
     fn claim_or_return(
         this: &Arc<Inner>,
         index: u32,
@@ -203,25 +211,30 @@ impl Inner {
                     // SAFETY: this push brought the last frame home after close.
                     unsafe { Inner::finalize(Arc::as_ptr(this)) };
                 }
-                Err(match e {
-                    ClaimError::NoFrame => Status::Unsuccessful(
-                        "the vendor allocator has no frame now (its allocate returned none)".into(),
-                    ),
-                    ClaimError::Misaligned(a) => Status::InvalidParameter(
-                        format!(
-                            "the vendor allocator returned frame address {a:#x}, which is not \
-                             aligned to {} bytes as the framing requires; the frame was \
-                             returned to the vendor",
-                            this.framing.alignment.bytes()
-                        )
-                        .into(),
-                    ),
-                })
+                Err(Inner::claim_error(this, e))
             }
         }
     }
 
-    #[inline]
+    #[cold]
+    fn claim_error(this: &Arc<Inner>, e: ClaimError) -> Status {
+        match e {
+            ClaimError::NoFrame => Status::Unsuccessful(
+                "the vendor allocator has no frame now (its allocate returned none)".into(),
+            ),
+            ClaimError::Misaligned(a) => Status::InvalidParameter(
+                format!(
+                    "the vendor allocator returned frame address {a:#x}, which is not \
+                             aligned to {} bytes as the framing requires; the frame was \
+                             returned to the vendor",
+                    this.framing.alignment.bytes()
+                )
+                .into(),
+            ),
+        }
+    }
+
+    #[inline(always)]
     fn frame(&self, index: u32) -> Frame {
         Frame {
             inner: NonNull::from(self),
@@ -261,8 +274,26 @@ impl Inner {
     /// # Safety
     /// `this` is the allocator of an outstanding frame `index` that the caller owns and gives
     /// up.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn release_held(this: NonNull<Inner>, index: u32) {
+        // SAFETY: the frame is outstanding, so the allocator is alive (close protocol).
+        let inner = unsafe { this.as_ref() };
+        // Fast path: default memory, no FREEFRAME subscriber, nobody waiting, not the last
+        // frame after close. One store and one CAS; nothing is touched after the push.
+        if matches!(inner.backend, Backend::Region(_)) && !inner.events.active() {
+            // Relaxed: owner-only; the push below publishes it.
+            inner.slots[index as usize]
+                .state
+                .store(FREE, Ordering::Relaxed);
+            match inner.free.push(index, true) {
+                Push::Pushed { finalize: false } => {}
+                // SAFETY: our push brought the last frame home after close.
+                Push::Pushed { finalize: true } => unsafe { Inner::finalize(this.as_ptr()) },
+                // SAFETY: we still own frame `index` (not pushed); forwarded contract.
+                Push::Diverted => unsafe { Inner::release(this.as_ptr(), index) },
+            }
+            return;
+        }
         // SAFETY: forwarded from the caller.
         unsafe { Inner::release(this.as_ptr(), index) }
     }
@@ -273,6 +304,8 @@ impl Inner {
     /// As `release_held`. After the frame is back on the free list this function touches
     /// `*this` only while holding a strong reference of its own, because the allocator may be
     /// torn down by another thread as soon as the frame is home.
+    #[cold]
+    #[inline(never)]
     unsafe fn release(this: *const Inner, index: u32) {
         // SAFETY: the frame is outstanding, so the allocator is alive (close protocol).
         let inner = unsafe { &*this };
@@ -667,6 +700,7 @@ impl AllocatorBuilder {
             last_starvation: Mutex::new(None),
             starving_since_reported: AtomicBool::new(false),
         });
+        crate::worker::allocator_created();
         if self.starvation_threshold.is_some() {
             crate::worker::watch(&inner);
         }

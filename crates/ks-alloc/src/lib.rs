@@ -4,6 +4,8 @@
 #![cfg_attr(loom, allow(dead_code))]
 
 mod allocator;
+#[cfg(not(loom))]
+pub mod bench;
 mod events;
 mod frame;
 mod framing;

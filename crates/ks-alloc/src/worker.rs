@@ -9,23 +9,45 @@
 //! may make, the equivalent of KS queueing a work item.
 //!
 //! The worker also polls the allocators that have a starvation threshold (every 50 ms) and
-//! emits their starvation reports.
+//! emits their starvation reports, and, while any allocator exists, refreshes the library's
+//! coarse clock every 10 ms (the time a frame was taken is read from it).
 
 use crate::allocator::Inner;
 
 #[cfg(not(loom))]
 mod imp {
     use std::ptr;
-    use std::sync::atomic::{AtomicPtr, Ordering};
+    use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
     use std::sync::{Mutex, OnceLock, Weak};
     use std::thread::Thread;
     use std::time::Duration;
 
     use super::Inner;
+    use crate::frame::{now_ns, COARSE_NOW};
     use crate::loom::{lock, Arc};
     use crate::Status;
 
+    /// Starvation scan period.
     const TICK: Duration = Duration::from_millis(50);
+    /// Coarse clock refresh period (while any allocator exists).
+    const CLOCK_TICK: Duration = Duration::from_millis(10);
+
+    /// Allocators alive (the worker ticks only while there are some).
+    static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+    pub(crate) fn allocator_created() {
+        // Relaxed: a hint for the worker's sleep length; the unpark below wakes it.
+        LIVE.fetch_add(1, Ordering::Relaxed);
+        COARSE_NOW.store(now_ns(), Ordering::Relaxed);
+        if let Some(w) = worker() {
+            w.thread.unpark();
+        }
+    }
+
+    pub(crate) fn allocator_dropped() {
+        // Relaxed: see `allocator_created`.
+        LIVE.fetch_sub(1, Ordering::Relaxed);
+    }
 
     struct Worker {
         thread: Thread,
@@ -114,7 +136,14 @@ mod imp {
             // Acquire: pairs with the Release CAS in `enqueue`.
             let mut p = w.queue.swap(ptr::null_mut(), Ordering::Acquire);
             if p.is_null() {
-                std::thread::park_timeout(TICK);
+                // Relaxed: see `allocator_created`.
+                if LIVE.load(Ordering::Relaxed) == 0 {
+                    std::thread::park();
+                } else {
+                    std::thread::park_timeout(CLOCK_TICK);
+                }
+                // Relaxed: a diagnostics timestamp.
+                COARSE_NOW.store(now_ns(), Ordering::Relaxed);
             }
             while !p.is_null() {
                 // SAFETY: every queued pointer carries a strong reference for the worker.
@@ -161,9 +190,13 @@ mod imp {
     pub(crate) fn enqueue(_this: *const Inner) {}
     pub(crate) fn watch(_inner: &Arc<Inner>) {}
     pub(crate) fn unwatch(_inner: &Arc<Inner>) {}
+    pub(crate) fn allocator_created() {}
+    pub(crate) fn allocator_dropped() {}
 }
 
-pub(crate) use imp::{enqueue, ensure_started, unwatch, watch};
+pub(crate) use imp::{
+    allocator_created, allocator_dropped, enqueue, ensure_started, unwatch, watch,
+};
 
 /// Loom: one worker pass if the allocator is scheduled (consumes the worker's reference).
 #[cfg(loom)]

@@ -1,0 +1,157 @@
+//! ks-alloc next to its peers, 4 KiB frames, 64 frames (issue 3 §5; results in BENCHMARKS.md).
+//!
+//! (a) function-table allocate + free, one thread: crossbeam `ArrayQueue` pool,
+//!     `lockfree-object-pool` `LinearObjectPool`, `Mutex<Vec<_>>` pool;
+//! (b) ready `allocate().await` + drop vs tokio `Semaphore::acquire().await` + drop (both
+//!     polled once with a no-op waker, no executor overhead on either side);
+//! (c) two threads allocating and freeing on one allocator vs one `ArrayQueue` pool;
+//! (d) hand-off latency free → blocked thread / async waiter vs `Mutex` + `Condvar`, p50/p99
+//!     (measured per hand-off and printed after the criterion groups: criterion's estimators
+//!     do not give percentiles).
+//!
+//! Run: `cargo bench -p ks-alloc --bench alloc` (about a minute). `KS_BENCH_LATENCY_SAMPLES`
+//! sets the hand-off sample count (default 5000).
+
+#![cfg(not(loom))]
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use criterion::{criterion_group, Criterion};
+use crossbeam_queue::ArrayQueue;
+use ks_alloc::bench;
+use lockfree_object_pool::LinearObjectPool;
+
+const FRAMES: u32 = 64;
+const SIZE: u32 = 4096;
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30)
+}
+
+fn a_function_table(c: &mut Criterion) {
+    let mut g = c.benchmark_group("a_alloc_free_1thread");
+    let alloc = bench::allocator(FRAMES, SIZE).expect("allocator");
+    g.bench_function("ks_alloc_try_allocate", |b| {
+        b.iter(|| bench::try_cycle(&alloc))
+    });
+
+    let q = ArrayQueue::new(FRAMES as usize);
+    for _ in 0..FRAMES {
+        let _ = q.push(vec![0u8; SIZE as usize].into_boxed_slice());
+    }
+    g.bench_function("crossbeam_array_queue", |b| {
+        b.iter(|| {
+            if let Some(buf) = q.pop() {
+                std::hint::black_box(buf.as_ptr());
+                let _ = q.push(buf);
+            }
+        })
+    });
+
+    let pool =
+        LinearObjectPool::<Box<[u8]>>::new(|| vec![0u8; SIZE as usize].into_boxed_slice(), |_| {});
+    let warm: Vec<_> = (0..FRAMES).map(|_| pool.pull()).collect();
+    drop(warm);
+    g.bench_function("lockfree_object_pool_linear", |b| {
+        b.iter(|| {
+            let r = pool.pull();
+            std::hint::black_box(r.as_ptr());
+        })
+    });
+
+    let mv = bench::MutexVecPool::new(FRAMES as usize, SIZE as usize);
+    g.bench_function("mutex_vec_pool", |b| b.iter(|| mv.cycle()));
+    g.finish();
+}
+
+fn b_async_ready(c: &mut Criterion) {
+    let mut g = c.benchmark_group("b_async_ready");
+    let alloc = bench::allocator(FRAMES, SIZE).expect("allocator");
+    let mut cx = Context::from_waker(Waker::noop());
+    g.bench_function("ks_alloc_allocate_await", |b| {
+        b.iter(|| bench::ready_async_cycle(&alloc, &mut cx))
+    });
+    let sem = tokio::sync::Semaphore::new(FRAMES as usize);
+    g.bench_function("tokio_semaphore_acquire_await", |b| {
+        b.iter(|| {
+            let fut = pin!(sem.acquire());
+            match fut.poll(&mut cx) {
+                Poll::Ready(Ok(p)) => drop(std::hint::black_box(p)),
+                _ => unreachable!("uncontended semaphore is ready"),
+            }
+        })
+    });
+    g.finish();
+}
+
+fn c_two_threads(c: &mut Criterion) {
+    let mut g = c.benchmark_group("c_alloc_free_2threads");
+    let alloc = bench::allocator(FRAMES, SIZE).expect("allocator");
+    g.bench_function("ks_alloc_try_allocate", |b| {
+        b.iter_custom(|iters| {
+            bench::contended(2, iters, || {
+                bench::try_cycle(&alloc);
+            })
+        })
+    });
+    let q = Arc::new(ArrayQueue::new(FRAMES as usize));
+    for _ in 0..FRAMES {
+        let _ = q.push(vec![0u8; SIZE as usize].into_boxed_slice());
+    }
+    g.bench_function("crossbeam_array_queue", |b| {
+        b.iter_custom(|iters| {
+            bench::contended(2, iters, || {
+                if let Some(buf) = q.pop() {
+                    std::hint::black_box(buf.as_ptr());
+                    let _ = q.push(buf);
+                }
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = a_function_table, b_async_ready, c_two_threads
+}
+
+fn latency_report() {
+    let n: usize = std::env::var("KS_BENCH_LATENCY_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
+    let alloc = bench::allocator(FRAMES, SIZE).expect("allocator");
+    let rows = [
+        (
+            "ks_alloc free -> blocked thread",
+            bench::handoff_latency_blocked(&alloc, n),
+        ),
+        (
+            "ks_alloc free -> async waiter",
+            bench::handoff_latency_async(&alloc, n),
+        ),
+        (
+            "std Mutex+Condvar hand-off",
+            bench::condvar_handoff_latency(n),
+        ),
+    ];
+    println!("\nd_handoff latency ({n} samples each)");
+    for (name, l) in rows {
+        println!("  {name:<34} p50 {:>8.2?}  p99 {:>8.2?}", l.p50, l.p99);
+    }
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    latency_report();
+}

@@ -1,0 +1,284 @@
+//! Benchmark bodies, shared by `benches/alloc.rs` (criterion) and the CLI's `ksalloc bench`,
+//! so that both measure exactly the same code.
+//!
+//! Each body is one operation of the allocator or of a std-only peer (`Mutex<Vec<_>>` pool,
+//! `Mutex` + `Condvar` hand-off). Peers from other crates (crossbeam `ArrayQueue`,
+//! `lockfree-object-pool`, tokio `Semaphore`) live in the bench file itself, so that this
+//! library keeps no dependency on them.
+//!
+//! ```
+//! use ks_alloc::bench;
+//! let a = bench::allocator(64, 4096)?;
+//! bench::try_cycle(&a);
+//! let lat = bench::handoff_latency_blocked(&a, 50);
+//! assert_eq!(lat.samples, 50);
+//! assert!(lat.p50 <= lat.p99);
+//! # Ok::<(), ks_alloc::Status>(())
+//! ```
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use crate::{Alignment, Allocator, Framing, Memory, PoolType, Status};
+
+/// The benchmark allocator: `frames` frames of `frame_size` bytes, non-paged, 64-byte aligned,
+/// no starvation watch (so the worker stays idle).
+///
+/// # Errors
+/// As [`Allocator::new`].
+pub fn allocator(frames: u32, frame_size: u32) -> Result<Allocator, Status> {
+    let f = Framing {
+        flags: 0,
+        pool_type: PoolType::NON_PAGED,
+        frames,
+        frame_size,
+        alignment: Alignment::BYTES_64,
+    };
+    Allocator::builder(&f)
+        .memory(Memory::NonPaged)
+        .name("bench")
+        .starvation_threshold(None)
+        .build()
+}
+
+/// (a) One function-table allocate + free. Returns whether a frame was obtained.
+#[inline]
+pub fn try_cycle(a: &Allocator) -> bool {
+    match a.try_allocate() {
+        Ok(f) => {
+            std::hint::black_box(f.as_ptr());
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// (a) peer: a `Mutex<Vec<_>>` pool of `frames` boxed `frame_size`-byte buffers.
+#[derive(Debug)]
+pub struct MutexVecPool {
+    free: Mutex<Vec<Box<[u8]>>>,
+}
+
+impl MutexVecPool {
+    /// A pool of `frames` buffers of `frame_size` bytes.
+    pub fn new(frames: usize, frame_size: usize) -> MutexVecPool {
+        MutexVecPool {
+            free: Mutex::new(
+                (0..frames)
+                    .map(|_| vec![0u8; frame_size].into_boxed_slice())
+                    .collect(),
+            ),
+        }
+    }
+
+    /// One pop + push.
+    #[inline]
+    pub fn cycle(&self) -> bool {
+        let b = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match b {
+            Some(b) => {
+                std::hint::black_box(b.as_ptr());
+                self.free.lock().unwrap_or_else(|e| e.into_inner()).push(b);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// (b) One `allocate().await` that is ready at once, then drop, polled with `cx`.
+#[inline]
+pub fn ready_async_cycle(a: &Allocator, cx: &mut Context<'_>) -> bool {
+    let fut = pin!(a.allocate());
+    match fut.poll(cx) {
+        Poll::Ready(Ok(f)) => {
+            std::hint::black_box(f.as_ptr());
+            true
+        }
+        _ => false,
+    }
+}
+
+/// (c) Runs `ops` cycles of `body` on each of `threads` threads at once; returns the wall
+/// time of the whole run.
+pub fn contended<F: Fn() + Sync>(threads: usize, ops: u64, body: F) -> Duration {
+    let go = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    while !go.load(Ordering::Acquire) {
+                        std::hint::spin_loop();
+                    }
+                    for _ in 0..ops {
+                        body();
+                    }
+                })
+            })
+            .collect();
+        let t0 = Instant::now();
+        go.store(true, Ordering::Release);
+        for h in hs {
+            let _ = h.join();
+        }
+        t0.elapsed()
+    })
+}
+
+/// Percentiles of a latency sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Latency {
+    /// Number of samples.
+    pub samples: usize,
+    /// Median.
+    pub p50: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+}
+
+fn percentiles(mut v: Vec<u64>) -> Latency {
+    v.sort_unstable();
+    let at = |q: f64| {
+        let i = ((v.len() as f64 - 1.0) * q).round() as usize;
+        Duration::from_nanos(v.get(i).copied().unwrap_or(0))
+    };
+    Latency {
+        samples: v.len(),
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
+/// Waits until `a` has a pending request, then a little longer so the waiter is parked.
+fn until_parked(a: &Allocator) {
+    while a.status().pending == 0 {
+        std::thread::yield_now();
+    }
+    std::thread::sleep(Duration::from_micros(50));
+}
+
+/// Hand-off latency, free → a waiter, measured from just before the free to the waiter
+/// resuming with the frame. `wait` is the waiter's allocate (blocking or async).
+fn handoff_latency(
+    a: &Allocator,
+    samples: usize,
+    wait: impl Fn(&Allocator) -> Option<crate::Frame> + Send + Sync,
+) -> Latency {
+    let base = Instant::now();
+    let stamp = AtomicU64::new(0);
+    // The waiter passes each frame back through `back` (not through the free list, or its
+    // own next allocate would take it without waiting).
+    let back: Mutex<Option<crate::Frame>> = Mutex::new(None);
+    let mut out = Vec::with_capacity(samples);
+    let mut held: Vec<_> = std::iter::from_fn(|| a.try_allocate().ok()).collect();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let mut lat = Vec::with_capacity(samples);
+            for _ in 0..samples {
+                let Some(f) = wait(a) else { break };
+                let now = base.elapsed().as_nanos() as u64;
+                lat.push(now.saturating_sub(stamp.load(Ordering::Acquire)));
+                *back.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+            }
+            lat
+        });
+        for _ in 0..samples {
+            if held.is_empty() {
+                break;
+            }
+            until_parked(a);
+            stamp.store(base.elapsed().as_nanos() as u64, Ordering::Release);
+            held.pop(); // the free: hands the frame to the parked waiter
+            loop {
+                if let Some(f) = back.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    held.push(f);
+                    break;
+                }
+                std::thread::yield_now();
+            }
+        }
+        out = waiter.join().unwrap_or_default();
+    });
+    percentiles(out)
+}
+
+/// (d) Hand-off latency free → a thread blocked in `allocate_blocking`.
+pub fn handoff_latency_blocked(a: &Allocator, samples: usize) -> Latency {
+    handoff_latency(a, samples, |a| a.allocate_blocking(None).ok())
+}
+
+/// (d) Hand-off latency free → an async waiter (`allocate().await` on a minimal executor
+/// that parks its thread).
+pub fn handoff_latency_async(a: &Allocator, samples: usize) -> Latency {
+    handoff_latency(a, samples, |a| block_on(a.allocate()).ok())
+}
+
+/// (d) peer: hand-off latency through a `Mutex<Option<_>>` + `Condvar`, the same protocol.
+pub fn condvar_handoff_latency(samples: usize) -> Latency {
+    let base = Instant::now();
+    let stamp = AtomicU64::new(0);
+    let slot = (Mutex::new((None::<u64>, false)), Condvar::new());
+    let mut out = Vec::with_capacity(samples);
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let mut lat = Vec::with_capacity(samples);
+            for _ in 0..samples {
+                let mut g = slot.0.lock().unwrap_or_else(|e| e.into_inner());
+                g.1 = true; // waiting
+                while g.0.is_none() {
+                    g = slot.1.wait(g).unwrap_or_else(|e| e.into_inner());
+                }
+                let now = base.elapsed().as_nanos() as u64;
+                g.0 = None;
+                g.1 = false;
+                lat.push(now.saturating_sub(stamp.load(Ordering::Acquire)));
+            }
+            lat
+        });
+        for i in 0..samples {
+            loop {
+                let waiting = slot.0.lock().unwrap_or_else(|e| e.into_inner()).1;
+                if waiting {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            std::thread::sleep(Duration::from_micros(50));
+            stamp.store(base.elapsed().as_nanos() as u64, Ordering::Release);
+            slot.0.lock().unwrap_or_else(|e| e.into_inner()).0 = Some(i as u64);
+            slot.1.notify_one();
+            // Wait until the waiter consumed it.
+            while slot.0.lock().unwrap_or_else(|e| e.into_inner()).0.is_some() {
+                std::thread::yield_now();
+            }
+        }
+        out = waiter.join().unwrap_or_default();
+    });
+    percentiles(out)
+}
+
+/// A minimal executor: polls on a waker that unparks the calling thread.
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
