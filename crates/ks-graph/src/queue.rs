@@ -41,7 +41,7 @@ use std::fmt;
 
 use ks_alloc::Status;
 
-use crate::stream_pointer::{PointerData, PointerId, PointerKind, Slot};
+use crate::stream_pointer::{AtEdge, PointerData, PointerId, PointerKind, Slot};
 
 /// `KSPIN_FLAG_GENERATE_MAPPINGS` (0x100): the pin asks for scatter/gather mappings; for a
 /// queue this means `DataUsed` is set from the pointer's offsets when a pointer leaves a frame.
@@ -309,10 +309,12 @@ impl<F> Ring<F> {
 
     /// The slot of logical index `i` (`i <= len`); the capacity is a power of two, so the
     /// wrap is a mask.
+    #[inline]
     fn physical(&self, i: usize) -> usize {
         (self.head + i) & self.slots.len().wrapping_sub(1)
     }
 
+    #[inline]
     pub(crate) fn get(&self, i: usize) -> Option<&Entry<F>> {
         if i < self.len {
             Some(&self.slots[self.physical(i)])
@@ -321,6 +323,7 @@ impl<F> Ring<F> {
         }
     }
 
+    #[inline]
     pub(crate) fn get_mut(&mut self, i: usize) -> Option<&mut Entry<F>> {
         if i < self.len {
             let p = self.physical(i);
@@ -350,6 +353,7 @@ impl<F> Ring<F> {
     }
 
     /// The slot of a new last entry (its fields are stale; the caller sets them all).
+    #[inline]
     fn push_slot(&mut self) -> &mut Entry<F> {
         if self.len == self.slots.len() {
             self.grow(self.len + 1);
@@ -359,11 +363,13 @@ impl<F> Ring<F> {
         &mut self.slots[p]
     }
 
+    #[inline]
     fn front(&self) -> Option<&Entry<F>> {
         self.get(0)
     }
 
     /// Retires the first entry (its slot is reused later).
+    #[inline]
     fn pop_front(&mut self) {
         if self.len > 0 {
             self.head = self.physical(1);
@@ -520,6 +526,7 @@ impl<F> Queue<F> {
 
     /// A frame arrives at the pin: it is appended to the queue. Pointers past the end (the
     /// leading edge of an empty queue in particular) now reference it (behaviour 49).
+    #[inline]
     pub fn push(&mut self, frame: F, header: StreamHeader) -> FrameId {
         let seq = self.next;
         let refs = self.at_end;
@@ -535,6 +542,28 @@ impl<F> Queue<F> {
         self.next += 1;
         self.stats.arrived += 1;
         FrameId(seq)
+    }
+
+    /// [`push`](Self::push) of the frame in `slot`, which is left empty: the frame moves
+    /// from one queue's entry straight into another's (the runtime's hot path), without
+    /// passing through the stack.
+    #[inline]
+    fn push_from(&mut self, slot: &mut Option<F>, header: StreamHeader) {
+        let refs = self.at_end;
+        let e = self.entries.push_slot();
+        // A free slot holds no frame (frames leave their entries before the entries are
+        // retired), so the swap leaves `slot` empty.
+        std::mem::swap(&mut e.frame, slot);
+        e.done = false;
+        e.header = header;
+        e.refs = refs;
+        e.locks = 0;
+        e.cancelled = false;
+        e.status = None;
+        self.at_end = 0;
+        self.next += 1;
+        self.stats.arrived += 1;
+        *slot = None;
     }
 
     /// The header of a frame still in the queue (no lock needed to look).
@@ -601,9 +630,11 @@ impl<F> Queue<F> {
                 continue;
             }
             let failed = e.status.take().is_some();
-            if let Some(frame) = e.frame.take() {
-                if !failed {
-                    to.push(frame, e.header);
+            if e.frame.is_some() {
+                if failed {
+                    e.frame = None; // dropped in place: back to its allocator
+                } else {
+                    to.push_from(&mut e.frame, e.header);
                     moved += 1;
                 }
             }
@@ -631,7 +662,8 @@ impl<F> Queue<F> {
             if e.status.take().is_none() && e.frame.is_some() {
                 ok += 1;
             }
-            drop(e.frame.take());
+            // Dropped in place (an allocator frame goes back to its allocator).
+            e.frame = None;
             self.retire_front();
         }
         ok
@@ -660,6 +692,7 @@ impl<F> Queue<F> {
         Some(done)
     }
 
+    #[inline]
     fn retire_front(&mut self) {
         while self
             .entries
@@ -669,6 +702,102 @@ impl<F> Queue<F> {
             self.entries.pop_front();
             self.base += 1;
         }
+    }
+
+    /// Whether the leading edge is the queue's only stream pointer (no clones, no trailing
+    /// edge), nothing rewrites `DataUsed` and no completion sink is installed: then a frame
+    /// completes exactly when the leading edge leaves it, and
+    /// [`eject_leading`](Queue::eject_leading) takes [`eject_leading_alone`]'s path.
+    pub(crate) fn leading_edge_alone(&self) -> bool {
+        self.clones.is_empty()
+            && self.trailing.is_none()
+            && !self.config.generate_mappings
+            && self.sink.is_none()
+    }
+
+    /// [`Queue::eject_leading`] when [`leading_edge_alone`](Self::leading_edge_alone) holds:
+    /// the same end state, reached with one entry access per frame. The edge's position,
+    /// lock and reference are written back once, at the end; in between, the frames it
+    /// passes hold no pointer (the edge's lock and reference on the first one are dropped as
+    /// it leaves), so each completes as it is passed, in order.
+    pub(crate) fn eject_leading_alone<E>(
+        &mut self,
+        limit: usize,
+        work: &mut impl FnMut(AtEdge<'_, F>) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        let lead = self.leading;
+        let (start, mut locked) = {
+            let p = self.ptr(lead);
+            (p.pos, p.locked)
+        };
+        let next = self.next;
+        let mut pos = start;
+        let mut n = 0;
+        let mut completed = 0u64;
+        // The edge sits on a live, non-cancelled frame or past the end (queue invariant), so
+        // `pos >= base` and every position visited below is such a frame.
+        while n < limit && pos < next {
+            let idx = (pos - self.base) as usize;
+            let Some(e) = self.entries.get_mut(idx) else {
+                break; // unreachable: frames before `next` have entries
+            };
+            let Some(frame) = e.frame.as_mut() else {
+                break; // unreachable: a live frame is in its entry
+            };
+            if let Err(err) = work(AtEdge {
+                header: &mut e.header,
+                frame,
+            }) {
+                // As the step-by-step loop leaves it: the edge locked on this frame.
+                if !locked {
+                    e.locks += 1;
+                }
+                if pos != start {
+                    e.refs += 1;
+                }
+                self.stats.completed += completed;
+                let p = self.ptr_mut(lead);
+                if pos != start {
+                    p.pos = pos;
+                    p.consumed_in = 0;
+                    p.consumed_out = 0;
+                }
+                p.locked = true;
+                return Err(err);
+            }
+            // Eject: the edge's lock and reference leave the frame; nothing else holds it.
+            if locked {
+                e.locks -= 1;
+                locked = false;
+            }
+            if pos == start {
+                e.refs -= 1;
+            }
+            if e.refs == 0 {
+                e.done = true;
+                completed += 1;
+                self.completed.push_back(pos);
+            }
+            n += 1;
+            pos = match self.entries.get(idx + 1) {
+                Some(e) if e.live() && !e.cancelled => pos + 1,
+                _ => self.next_live_after(pos),
+            };
+        }
+        self.stats.completed += completed;
+        if pos != start {
+            let p = self.ptr_mut(lead);
+            p.pos = pos;
+            p.locked = false;
+            p.consumed_in = 0;
+            p.consumed_out = 0;
+            if pos >= next {
+                self.at_end += 1;
+            } else if let Some(e) = self.entries.get_mut((pos - self.base) as usize) {
+                e.refs += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Completed frames waiting to be taken.
@@ -784,6 +913,7 @@ impl<F> Queue<F> {
 
     // ---- internals shared with stream_pointer.rs ----
 
+    #[inline]
     pub(crate) fn entry(&self, seq: u64) -> Option<&Entry<F>> {
         if seq < self.base {
             return None;
@@ -793,6 +923,7 @@ impl<F> Queue<F> {
             .filter(|e| e.live())
     }
 
+    #[inline]
     pub(crate) fn entry_mut(&mut self, seq: u64) -> Option<&mut Entry<F>> {
         if seq < self.base {
             return None;
@@ -807,6 +938,7 @@ impl<F> Queue<F> {
         self.ptr(id).pos
     }
 
+    #[inline]
     pub(crate) fn ptr(&self, id: PointerId) -> &PointerData {
         match self
             .slots
@@ -818,6 +950,7 @@ impl<F> Queue<F> {
         }
     }
 
+    #[inline]
     pub(crate) fn ptr_mut(&mut self, id: PointerId) -> &mut PointerData {
         match self
             .slots
@@ -985,6 +1118,13 @@ impl<F> Queue<F> {
             return;
         }
         e.done = true;
+        self.finish_completion(seq);
+    }
+
+    /// Counts the completion of frame `seq` (its entry just marked done) and hands it to the
+    /// sink, or queues it for [`Queue::pop_completed`].
+    #[inline]
+    pub(crate) fn finish_completion(&mut self, seq: u64) {
         self.stats.completed += 1;
         if self.sink.is_some() {
             if let Some(c) = self.take_completed(seq) {

@@ -290,6 +290,91 @@ impl<F> Queue<F> {
         Ok(())
     }
 
+    /// Works through the frames at the leading edge, oldest first, at most `limit` of them:
+    /// for each, locks the leading edge on it, calls `work` with the frame and its header,
+    /// and ejects it (unlock and move to the next frame, which lets the frame complete when
+    /// nothing else holds it). Returns how many frames were ejected.
+    ///
+    /// This is exactly the loop
+    ///
+    /// ```text
+    /// while n < limit {
+    ///     let Some(p) = q.leading_edge(PointerState::Locked) else { break };
+    ///     work(/* header and frame under p */)?;
+    ///     q.unlock(p, true)?;
+    ///     n += 1;
+    /// }
+    /// ```
+    ///
+    /// with the same states, reference counts, completions and completion order — the usual
+    /// pin-centric process step of a filter that handles whole frames — but without the
+    /// per-call handle checks. When `work` fails, the leading edge stays locked on that frame
+    /// (as the loop's `?` leaves it) and the error is returned.
+    ///
+    /// ```
+    /// use ks_graph::queue::{FrameBytes, Queue, QueueConfig, StreamHeader};
+    /// let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// for i in 0..3u8 {
+    ///     q.push(vec![i; 4], StreamHeader::with_data(4, 4));
+    /// }
+    /// let mut seen = Vec::new();
+    /// let n = q
+    ///     .eject_leading(2, |f| {
+    ///         seen.push(f.data()[0]);
+    ///         Ok::<(), ks_alloc::Status>(())
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!((n, seen), (2, vec![0, 1]));
+    /// assert_eq!(q.drain_completed().count(), 2);
+    /// assert_eq!(q.frames_ahead(), 1);
+    /// ```
+    pub fn eject_leading<E>(
+        &mut self,
+        limit: usize,
+        mut work: impl FnMut(AtEdge<'_, F>) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        if self.leading_edge_alone() {
+            return self.eject_leading_alone(limit, &mut work);
+        }
+        let lead = self.leading;
+        let mut n = 0;
+        while n < limit {
+            if self.lock_unchecked(lead).is_err() {
+                break;
+            }
+            let pos = self.pos(lead);
+            let Some(e) = self.entry_mut(pos) else {
+                break; // unreachable: a locked pointer is on a live frame
+            };
+            let Some(frame) = e.frame.as_mut() else {
+                break; // unreachable: a live frame is in its entry
+            };
+            work(AtEdge {
+                header: &mut e.header,
+                frame,
+            })?;
+            n += 1;
+            self.unlock_unchecked(lead);
+            let to = self.next_live_after(pos);
+            self.move_pointer(lead, to);
+        }
+        Ok(n)
+    }
+
+    /// The frame and header under a locked pointer, as [`Queue::eject_leading`] hands them
+    /// to its callback (`STATUS_DEVICE_NOT_READY` when the pointer is unlocked).
+    pub fn at_pointer(&mut self, id: PointerId) -> Result<AtEdge<'_, F>, Status> {
+        let pos = self.locked_pos(id)?;
+        match self.entry_mut(pos) {
+            Some(Entry {
+                frame: Some(frame),
+                header,
+                ..
+            }) => Ok(AtEdge { header, frame }),
+            _ => Err(Status::DeviceNotReady(NO_FRAME.into())),
+        }
+    }
+
     /// Moves the pointer to the next frame (cancelled frames are skipped). An unlocked
     /// pointer always succeeds, even onto no frame; a locked one is unlocked, moved and
     /// relocked, and `STATUS_DEVICE_NOT_READY` means the relock failed because it was on the
@@ -660,4 +745,296 @@ fn offset(count: u32, consumed: u32) -> Offset {
 
 fn clamp(n: u32, len: usize) -> usize {
     (n as usize).min(len)
+}
+
+/// The frame under a locked stream pointer and its stream header, borrowed from the queue:
+/// what [`Queue::eject_leading`] hands to its callback.
+pub struct AtEdge<'a, F> {
+    /// The frame's stream header (`DataUsed`, flags, times), writable.
+    pub header: &'a mut StreamHeader,
+    pub(crate) frame: &'a mut F,
+}
+
+impl<F> fmt::Debug for AtEdge<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AtEdge")
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, F> AtEdge<'a, F> {
+    /// The frame itself.
+    pub fn frame(&self) -> &F {
+        self.frame
+    }
+}
+
+impl<'a, F: FrameBytes> AtEdge<'a, F> {
+    /// The whole frame (`FrameExtent` bytes, clamped to the frame's size), as
+    /// [`Queue::data`].
+    pub fn data(&self) -> &[u8] {
+        let bytes = self.frame.bytes();
+        &bytes[..clamp(self.header.frame_extent, bytes.len())]
+    }
+
+    /// The valid data: the first `DataUsed` bytes of [`data`](Self::data).
+    pub fn used_data(&self) -> &[u8] {
+        let data = self.data();
+        &data[..clamp(self.header.data_used, data.len())]
+    }
+
+    /// The whole frame, writable, as [`Queue::data_mut`]: a read-only (shared) frame gives
+    /// `STATUS_INVALID_DEVICE_REQUEST`.
+    pub fn data_mut(&mut self) -> Result<&mut [u8], Status> {
+        let extent = self.header.frame_extent;
+        match self.frame.bytes_mut() {
+            Some(bytes) => {
+                let n = clamp(extent, bytes.len());
+                Ok(&mut bytes[..n])
+            }
+            None => Err(Status::InvalidDeviceRequest(READ_ONLY.into())),
+        }
+    }
+
+    /// The stream header and the writable frame at once (`data_mut`'s errors).
+    pub fn split_mut(&mut self) -> Result<(&mut StreamHeader, &mut [u8]), Status> {
+        let extent = self.header.frame_extent;
+        match self.frame.bytes_mut() {
+            Some(bytes) => {
+                let n = clamp(extent, bytes.len());
+                Ok((&mut *self.header, &mut bytes[..n]))
+            }
+            None => Err(Status::InvalidDeviceRequest(READ_ONLY.into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! `eject_leading` (both of its paths) against the step-by-step loop it stands for, on
+    //! random queues: same results, same completions in the same order, same end state.
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::queue::{QueueConfig, PIN_FLAG_DISTINCT_TRAILING_EDGE, PIN_FLAG_GENERATE_MAPPINGS};
+
+    type Q = Queue<Vec<u8>>;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Push(u8),
+        Cancel(u8),
+        CloneLead(bool),
+        DeleteClone(u8),
+        LockLead,
+        UnlockLead(bool),
+        AdvanceLead,
+        Consume(u8),
+        PopCompleted,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => any::<u8>().prop_map(Op::Push),
+            1 => any::<u8>().prop_map(Op::Cancel),
+            1 => any::<bool>().prop_map(Op::CloneLead),
+            1 => any::<u8>().prop_map(Op::DeleteClone),
+            1 => Just(Op::LockLead),
+            1 => any::<bool>().prop_map(Op::UnlockLead),
+            1 => Just(Op::AdvanceLead),
+            1 => any::<u8>().prop_map(Op::Consume),
+            1 => Just(Op::PopCompleted),
+        ]
+    }
+
+    fn delete_on_cancel(_: &CancelNotice) -> CancelAction {
+        CancelAction::Delete
+    }
+
+    /// Applies `op` (results ignored: both queues get the same calls and must agree).
+    fn apply(q: &mut Q, op: &Op, seq: &mut u8) {
+        let lead = q.leading_edge_id();
+        match *op {
+            Op::Push(len) => {
+                let len = usize::from(len % 8) + 1;
+                *seq = seq.wrapping_add(1);
+                q.push(
+                    vec![*seq; len],
+                    StreamHeader::with_data(len as u32, len as u32),
+                );
+            }
+            Op::Cancel(i) => {
+                let _ = q.cancel(FrameId::from_sequence(u64::from(i % 16)));
+            }
+            Op::CloneLead(cb) => {
+                let _ = q.clone_pointer(lead, cb.then_some(delete_on_cancel as CancelCallback), 0);
+            }
+            Op::DeleteClone(i) => {
+                let mut c = q.first_clone();
+                for _ in 0..i % 3 {
+                    c = c.and_then(|c| q.next_clone(c));
+                }
+                if let Some(c) = c {
+                    let _ = q.delete(c);
+                }
+            }
+            Op::LockLead => {
+                let _ = q.leading_edge(PointerState::Locked);
+            }
+            Op::UnlockLead(eject) => {
+                let _ = q.unlock(lead, eject);
+            }
+            Op::AdvanceLead => {
+                let _ = q.advance(lead);
+            }
+            Op::Consume(n) => {
+                let _ = q.advance_offsets(lead, u32::from(n % 4), 0, false);
+            }
+            Op::PopCompleted => {
+                let _ = q.pop_completed();
+            }
+        }
+    }
+
+    /// Everything observable about a queue, the completed frames taken out.
+    fn snapshot(q: &mut Q) -> String {
+        let lead = q.leading_edge_id();
+        let mut s = format!(
+            "stats {:?} len {} ahead {} bytes {:?} lead locked {:?} frame {:?} in {:?} out {:?}",
+            q.stats(),
+            q.len(),
+            q.frames_ahead(),
+            q.available_bytes(),
+            q.is_locked(lead),
+            q.frame_id(lead),
+            q.offset_in(lead),
+            q.offset_out(lead),
+        );
+        if let Some(t) = q.trailing_edge_id() {
+            s += &format!(" trail {:?} {:?}", q.is_locked(t), q.frame_id(t));
+        }
+        let mut c = q.first_clone();
+        while let Some(id) = c {
+            s += &format!(" clone {:?} {:?}", q.is_locked(id), q.frame_id(id));
+            c = q.next_clone(id);
+        }
+        for seq in 0..40 {
+            let id = FrameId::from_sequence(seq);
+            if let Some(h) = q.frame_header(id) {
+                s += &format!(" [{seq} {h:?} {:?}]", q.is_cancelled(id));
+            }
+        }
+        for c in q.drain_completed() {
+            s += &format!(
+                " done {} {:?} {:?} {:?}",
+                c.id.sequence(),
+                c.header,
+                c.status,
+                c.frame
+            );
+        }
+        s
+    }
+
+    /// The work both forms do: record the frame, rewrite its header, fail on call `fail_at`.
+    fn work(
+        log: &mut Vec<u8>,
+        calls: &mut usize,
+        fail_at: usize,
+        f: &mut AtEdge<'_, Vec<u8>>,
+    ) -> Result<(), Status> {
+        *calls += 1;
+        log.extend_from_slice(f.used_data());
+        if *calls == fail_at {
+            return Err(Status::Unsuccessful("work failed".into()));
+        }
+        f.header.data_used = f.header.data_used.saturating_sub(1);
+        f.header.duration += 7;
+        f.data_mut()?.fill(0xAB);
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn eject_leading_is_the_step_loop(
+            flags in prop_oneof![
+                Just(0u32),
+                Just(PIN_FLAG_DISTINCT_TRAILING_EDGE),
+                Just(PIN_FLAG_GENERATE_MAPPINGS)
+            ],
+            output in any::<bool>(),
+            before in proptest::collection::vec(op(), 0..40),
+            limit in 0usize..12,
+            fail_at in 0usize..8,
+            after in proptest::collection::vec(op(), 0..20),
+        ) {
+            let dir = if output { Direction::Output } else { Direction::Input };
+            let cfg = QueueConfig::from_pin_flags(dir, flags);
+            let (mut a, mut b) = (Q::new(cfg), Q::new(cfg));
+            let (mut sa, mut sb) = (0u8, 0u8);
+            for op in &before {
+                apply(&mut a, op, &mut sa);
+                apply(&mut b, op, &mut sb);
+            }
+            prop_assert_eq!(a.check_invariants(), Ok(()));
+
+            let (mut log_a, mut calls_a) = (Vec::new(), 0);
+            let ra = a.eject_leading(limit, |mut f| work(&mut log_a, &mut calls_a, fail_at, &mut f));
+
+            let (mut log_b, mut calls_b) = (Vec::new(), 0);
+            let rb = (|| {
+                let mut n = 0;
+                while n < limit {
+                    let Some(p) = b.leading_edge(PointerState::Locked) else { break };
+                    work(&mut log_b, &mut calls_b, fail_at, &mut b.at_pointer(p)?)?;
+                    b.unlock(p, true)?;
+                    n += 1;
+                }
+                Ok::<usize, Status>(n)
+            })();
+
+            prop_assert_eq!(ra, rb);
+            prop_assert_eq!(log_a, log_b);
+            prop_assert_eq!(a.check_invariants(), Ok(()));
+            prop_assert_eq!(snapshot(&mut a), snapshot(&mut b));
+            for op in &after {
+                apply(&mut a, op, &mut sa);
+                apply(&mut b, op, &mut sb);
+            }
+            prop_assert_eq!(a.check_invariants(), Ok(()));
+            prop_assert_eq!(snapshot(&mut a), snapshot(&mut b));
+        }
+    }
+
+    #[test]
+    fn eject_leading_alone_leaves_the_edge_locked_on_failure() {
+        let mut q = Q::new(QueueConfig::input());
+        for i in 0..4u8 {
+            q.push(vec![i; 2], StreamHeader::with_data(2, 2));
+        }
+        let mut calls = 0;
+        let r = q.eject_leading(usize::MAX, |_| {
+            calls += 1;
+            if calls == 3 {
+                Err("stop")
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(r, Err("stop"));
+        let lead = q.leading_edge_id();
+        assert_eq!(q.is_locked(lead), Ok(true));
+        assert_eq!(q.frame_id(lead), Ok(Some(FrameId::from_sequence(2))));
+        assert_eq!(q.check_invariants(), Ok(()));
+        let done: Vec<u64> = q.drain_completed().map(|c| c.id.sequence()).collect();
+        assert_eq!(done, vec![0, 1]);
+        // Resuming processes the locked frame first, then the rest.
+        assert_eq!(q.eject_leading(usize::MAX, |_| Ok::<(), ()>(())), Ok(2));
+        assert_eq!(q.frame_id(lead), Ok(None));
+        assert_eq!(q.is_locked(lead), Ok(false));
+        assert_eq!(q.check_invariants(), Ok(()));
+        assert_eq!(q.drain_completed().count(), 2);
+    }
 }

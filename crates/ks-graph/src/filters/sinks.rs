@@ -9,7 +9,6 @@ use super::{FilterType, Made, PropDef, PropKind, Props};
 use crate::model::{FilterDescriptor, PinDescriptor};
 use crate::runtime::spec::{SpecError, SpecErrorKind};
 use crate::runtime::{FilterStats, Pins, Process};
-use crate::stream_pointer::PointerState;
 
 /// Frames a sink's input pin holds at once.
 const SINK_FRAMES: u32 = 2;
@@ -39,15 +38,14 @@ fn consume(
         return Ok(false);
     };
     let mut eos = false;
-    while let Some(p) = q.leading_edge(PointerState::Locked) {
-        let used = q.header(p)?.data_used as usize;
-        eos |= q.header(p)?.is_end_of_stream();
-        let data = q.data(p)?;
-        each(&data[..used.min(data.len())])?;
-        q.unlock(p, true)?;
+    q.eject_leading(usize::MAX, |f| {
+        let used = f.header.data_used;
+        eos |= f.header.is_end_of_stream();
+        each(f.used_data())?;
         stats.frames += 1;
-        stats.bytes += used as u64;
-    }
+        stats.bytes += u64::from(used);
+        Ok::<(), Status>(())
+    })?;
     if eos {
         pins.end_of_stream();
     }

@@ -136,11 +136,9 @@ impl Process for TestSrc {
             pins.finish_source();
             return Ok(());
         };
-        while self.sent < self.frames {
-            let Some(p) = q.leading_edge(crate::stream_pointer::PointerState::Locked) else {
-                break;
-            };
-            let buf = q.data_mut(p)?;
+        let left = usize::try_from(self.frames - self.sent).unwrap_or(usize::MAX);
+        q.eject_leading(left, |mut f| {
+            let (h, buf) = f.split_mut()?;
             let n = buf.len().min(self.size as usize);
             match self.pattern {
                 Pattern::Ramp => ramp_fill(&mut buf[..n], &self.ramp, self.sent),
@@ -148,15 +146,14 @@ impl Process for TestSrc {
                 Pattern::None => {}
             }
             let last = self.sent + 1 == self.frames;
-            let h = q.header_mut(p)?;
             h.data_used = n as u32;
             h.presentation_time = self.sent as i64;
             h.duration = 1;
             h.set_end_of_stream(last);
-            q.unlock(p, true)?;
             self.sent += 1;
             self.bytes += n as u64;
-        }
+            Ok::<(), Status>(())
+        })?;
         if self.sent == self.frames {
             pins.finish_source();
         }

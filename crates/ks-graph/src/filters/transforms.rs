@@ -7,8 +7,8 @@ use ks_alloc::{Alignment, CommonBuffer, FramingEx, ItemFlags, MemoryType, Status
 use super::{FilterType, Made, PropDef, PropKind, Props};
 use crate::model::{FilterDescriptor, PinDescriptor, Routing, VendorCapabilities, VendorSpec};
 use crate::runtime::spec::SpecError;
-use crate::runtime::{FilterStats, PinRole, Pins, Process, RtQueue};
-use crate::stream_pointer::{PointerId, PointerState};
+use crate::runtime::{FilterStats, PinRole, Pins, Process, RtFrame, RtQueue};
+use crate::stream_pointer::{AtEdge, PointerId, PointerState};
 
 /// Frames an input pin of a transform holds at once.
 const TRANSFORM_FRAMES: u32 = 2;
@@ -69,8 +69,27 @@ fn copy_into(qin: &RtQueue, src: PointerId, qout: &mut RtQueue) -> Result<bool, 
 fn pass_frames(
     pins: &mut Pins<'_>,
     stats: &mut FilterStats,
-    mut work: impl FnMut(&mut RtQueue, PointerId, usize) -> Result<(), Status>,
+    mut work: impl FnMut(&mut AtEdge<'_, RtFrame>) -> Result<(), Status>,
 ) -> Result<(), Status> {
+    if pins.root_outputs().next().is_none() {
+        // Nothing to copy into: the whole batch in one pass over the input queue.
+        let Some(q) = pins.queue(0) else {
+            return Ok(());
+        };
+        let mut eos = false;
+        let result = q.eject_leading(usize::MAX, |mut f| {
+            let header = *f.header;
+            work(&mut f)?;
+            stats.frames += 1;
+            stats.bytes += u64::from(header.data_used);
+            eos |= header.is_end_of_stream();
+            Ok(())
+        });
+        if eos {
+            pins.end_of_stream();
+        }
+        return result.map(|_| ());
+    }
     loop {
         let mut roots_ready = true;
         for r in 0..pins.len() {
@@ -91,8 +110,7 @@ fn pass_frames(
             return Ok(());
         };
         let header = *q.header(p)?;
-        let used = header.data_used as usize;
-        work(q, p, used)?;
+        work(&mut q.at_pointer(p)?)?;
         for r in 0..pins.len() {
             if pins.role(r) == PinRole::Root {
                 if let (Some(qin), Some(qout)) = pins.pair(0, r) {
@@ -104,7 +122,7 @@ fn pass_frames(
             q.unlock(p, true)?;
         }
         stats.frames += 1;
-        stats.bytes += used as u64;
+        stats.bytes += u64::from(header.data_used);
         if header.is_end_of_stream() {
             pins.end_of_stream();
         }
@@ -135,7 +153,7 @@ struct Identity(FilterStats);
 
 impl Process for Identity {
     fn process(&mut self, pins: &mut Pins<'_>) -> Result<(), Status> {
-        pass_frames(pins, &mut self.0, |_, _, _| Ok(()))
+        pass_frames(pins, &mut self.0, |_| Ok(()))
     }
     fn stats(&self) -> FilterStats {
         self.0.clone()
@@ -196,8 +214,9 @@ pub fn invert_bytes(data: &mut [u8]) {
 
 impl Process for Invert {
     fn process(&mut self, pins: &mut Pins<'_>) -> Result<(), Status> {
-        pass_frames(pins, &mut self.0, |q, p, used| {
-            let data = q.data_mut(p)?;
+        pass_frames(pins, &mut self.0, |f| {
+            let used = f.header.data_used as usize;
+            let data = f.data_mut()?;
             let n = used.min(data.len());
             invert_bytes(&mut data[..n]);
             Ok(())
@@ -304,7 +323,7 @@ struct Tee(FilterStats);
 
 impl Process for Tee {
     fn process(&mut self, pins: &mut Pins<'_>) -> Result<(), Status> {
-        pass_frames(pins, &mut self.0, |_, _, _| Ok(()))
+        pass_frames(pins, &mut self.0, |_| Ok(()))
     }
     fn stats(&self) -> FilterStats {
         self.0.clone()
@@ -364,9 +383,8 @@ struct Checksum {
 impl Process for Checksum {
     fn process(&mut self, pins: &mut Pins<'_>) -> Result<(), Status> {
         let hash = &mut self.hash;
-        pass_frames(pins, &mut self.stats, |q, p, used| {
-            let data = q.data(p)?;
-            *hash = fnv1a64(*hash, &data[..used.min(data.len())]);
+        pass_frames(pins, &mut self.stats, |f| {
+            *hash = fnv1a64(*hash, f.used_data());
             Ok(())
         })
     }
