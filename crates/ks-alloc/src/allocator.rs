@@ -905,6 +905,7 @@ impl Allocator {
     /// # Ok::<(), ks_alloc::Status>(())
     /// ```
     #[doc(alias = "KSMETHOD_STREAMALLOCATOR_ALLOC")]
+    #[inline]
     pub fn allocate(&self) -> crate::Allocate<'_> {
         crate::Allocate::new(self, None)
     }
@@ -1003,6 +1004,27 @@ impl Allocator {
                 }
             }
         }
+    }
+
+    /// Lock-free first attempt of a queued allocate (the ready path of `allocate()`): a frame
+    /// if one is free and claimable, else `None` (the caller then takes the locked path,
+    /// which also reports errors).
+    #[inline(always)]
+    pub(crate) fn fast_frame(&self, holder: Option<&'static Holder>) -> Option<Frame> {
+        let inner = &self.inner;
+        let Pop::Frame(i) = inner.free.pop() else {
+            return None;
+        };
+        inner.note_peak();
+        if inner.claim(i, holder).is_ok() {
+            return Some(inner.frame(i));
+        }
+        // Vendor refused: return the slot; the locked path retries and reports.
+        if let Push::Pushed { finalize: true } = inner.free.push(i, false) {
+            // SAFETY: last frame home after close; we hold a handle.
+            unsafe { Inner::finalize(Arc::as_ptr(inner)) };
+        }
+        None
     }
 
     /// First step of a queued allocate: a frame now, or a place in the queue.

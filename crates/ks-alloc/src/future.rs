@@ -24,7 +24,42 @@ enum State {
     Done,
 }
 
+#[inline(always)]
 fn poll_state(
+    alloc: &Allocator,
+    state: &mut State,
+    holder: Option<&'static Holder>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Frame, Status>> {
+    match *state {
+        State::Init => {
+            if let Some(f) = alloc.fast_frame(holder) {
+                *state = State::Done;
+                return Poll::Ready(Ok(f));
+            }
+            poll_begin(alloc, state, holder, cx)
+        }
+        State::Queued(t) => match alloc.poll_ticket_waker(t, cx.waker()) {
+            Polled::Granted(i) => {
+                *state = State::Done;
+                Poll::Ready(Ok(alloc.frame_from_grant(i)))
+            }
+            Polled::Cancelled => {
+                *state = State::Done;
+                Poll::Ready(Err(Status::Cancelled))
+            }
+            Polled::Queued => Poll::Pending,
+        },
+        State::Done => Poll::Ready(Err(Status::InvalidDeviceRequest(
+            "allocate future polled after completion".into(),
+        ))),
+    }
+}
+
+/// The locked first step: a frame, a place in the queue, or an error.
+#[cold]
+#[inline(never)]
+fn poll_begin(
     alloc: &Allocator,
     state: &mut State,
     holder: Option<&'static Holder>,
@@ -45,23 +80,12 @@ fn poll_state(
                 Poll::Ready(Err(e))
             }
         },
-        State::Queued(t) => match alloc.poll_ticket_waker(t, cx.waker()) {
-            Polled::Granted(i) => {
-                *state = State::Done;
-                Poll::Ready(Ok(alloc.frame_from_grant(i)))
-            }
-            Polled::Cancelled => {
-                *state = State::Done;
-                Poll::Ready(Err(Status::Cancelled))
-            }
-            Polled::Queued => Poll::Pending,
-        },
-        State::Done => Poll::Ready(Err(Status::InvalidDeviceRequest(
-            "allocate future polled after completion".into(),
-        ))),
+        // Only called from the `Init` state.
+        State::Queued(_) | State::Done => poll_state(alloc, state, holder, cx),
     }
 }
 
+#[inline(always)]
 fn cancel_state(alloc: &Allocator, state: &mut State) {
     if let State::Queued(t) = *state {
         *state = State::Done;
@@ -79,6 +103,7 @@ pub struct Allocate<'a> {
 }
 
 impl<'a> Allocate<'a> {
+    #[inline]
     pub(crate) fn new(alloc: &'a Allocator, holder: Option<&'static Holder>) -> Self {
         Allocate {
             alloc,
@@ -90,6 +115,7 @@ impl<'a> Allocate<'a> {
 
 impl Future for Allocate<'_> {
     type Output = Result<Frame, Status>;
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         poll_state(this.alloc, &mut this.state, this.holder, cx)
@@ -97,6 +123,7 @@ impl Future for Allocate<'_> {
 }
 
 impl Drop for Allocate<'_> {
+    #[inline]
     fn drop(&mut self) {
         cancel_state(self.alloc, &mut self.state);
     }
@@ -130,6 +157,7 @@ impl AllocateOwned {
 
 impl Future for AllocateOwned {
     type Output = Result<Frame, Status>;
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         poll_state(&this.alloc, &mut this.state, this.holder, cx)
