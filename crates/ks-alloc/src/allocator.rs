@@ -36,16 +36,18 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
+use crate::builder::{DEFAULT_MAX_WAITERS, DEFAULT_STARVATION_THRESHOLD};
 use crate::events::Events;
-use crate::frame::{coarse_now, now_ns, Frame, Holder, OutstandingFrame};
-use crate::freelist::{FreeList, Pop, PopOrWait, Push, MAX_FRAMES};
+use crate::frame::{coarse_now, now_ns, Frame, Holder};
+use crate::freelist::{FreeList, Pop, PopOrWait, Push};
 use crate::level::{current_level, refuse_blocking, Level};
 use crate::loom::{
     lock, Arc, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering,
 };
-use crate::memory::{Layout, Region};
+use crate::memory::Region;
 use crate::vendor::{DynVendor, ErasedContext};
 use crate::waiters::{set_waker, Notify, Polled, Ticket, WaitQueue};
+use crate::{AllocatorBuilder, StarvationReport};
 use crate::{Framing, Memory, Status};
 
 /// Slot states.
@@ -54,18 +56,13 @@ pub(crate) const HELD: u32 = 1;
 pub(crate) const RAW: u32 = 2;
 pub(crate) const DEFERRED: u32 = 3;
 
-/// Default bound on pending requests (see [`AllocatorBuilder::max_waiters`]).
-pub const DEFAULT_MAX_WAITERS: u32 = 1024;
-/// Default starvation threshold (see [`AllocatorBuilder::starvation_threshold`]).
-pub const DEFAULT_STARVATION_THRESHOLD: Duration = Duration::from_secs(1);
-
 #[repr(align(64))]
 #[derive(Debug)]
 pub(crate) struct Slot {
     pub(crate) state: AtomicU32,
-    holder: AtomicPtr<Holder>,
-    taken_at: AtomicU64,
-    addr: AtomicUsize,
+    pub(crate) holder: AtomicPtr<Holder>,
+    pub(crate) taken_at: AtomicU64,
+    pub(crate) addr: AtomicUsize,
 }
 
 pub(crate) enum Backend {
@@ -98,21 +95,21 @@ enum ClaimError {
 
 pub(crate) struct Inner {
     pub(crate) free: FreeList,
-    slots: Box<[Slot]>,
-    backend: Backend,
-    frame_size: usize,
-    framing: Framing,
-    memory: Memory,
+    pub(crate) slots: Box<[Slot]>,
+    pub(crate) backend: Backend,
+    pub(crate) frame_size: usize,
+    pub(crate) framing: Framing,
+    pub(crate) memory: Memory,
     pub(crate) waiters: Mutex<WaitQueue>,
     pub(crate) events: Events,
-    peak: CachePadded<AtomicU32>,
-    failed_try: CachePadded<AtomicU64>,
-    handles: AtomicUsize,
+    pub(crate) peak: CachePadded<AtomicU32>,
+    pub(crate) failed_try: CachePadded<AtomicU64>,
+    pub(crate) handles: AtomicUsize,
     /// Scheduled on the worker (holding one strong reference for it).
     pub(crate) in_worker: AtomicBool,
     pub(crate) worker_next: AtomicPtr<Inner>,
-    name: String,
-    starvation_threshold: Option<Duration>,
+    pub(crate) name: String,
+    pub(crate) starvation_threshold: Option<Duration>,
     pub(crate) last_starvation: Mutex<Option<StarvationReport>>,
     pub(crate) starving_since_reported: AtomicBool,
 }
@@ -146,7 +143,7 @@ impl fmt::Debug for Inner {
 
 impl Inner {
     #[inline(always)]
-    fn frame_ptr(&self, index: u32) -> NonNull<u8> {
+    pub(crate) fn frame_ptr(&self, index: u32) -> NonNull<u8> {
         match &self.backend {
             Backend::Region(r) => r.frame_ptr(index as usize),
             Backend::Vendor { .. } => {
@@ -543,242 +540,6 @@ impl Drop for Allocator {
 impl fmt::Debug for Allocator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.inner.fmt(f)
-    }
-}
-
-/// Builds an [`Allocator`] with options beyond [`Allocator::new`].
-///
-/// ```
-/// use std::time::Duration;
-/// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
-/// let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 4,
-///                         frame_size: 1024, alignment: Alignment::BYTE };
-/// let alloc = Allocator::builder(&framing)
-///     .memory(Memory::Paged)
-///     .name("decoder.out")
-///     .max_waiters(16)
-///     .starvation_threshold(Some(Duration::from_millis(250)))
-///     .build()?;
-/// assert_eq!(alloc.name(), "decoder.out");
-/// # Ok::<(), ks_alloc::Status>(())
-/// ```
-#[must_use]
-pub struct AllocatorBuilder {
-    framing: Framing,
-    memory: Option<Memory>,
-    vendor: Option<Arc<dyn DynVendor>>,
-    name: Option<String>,
-    max_waiters: u32,
-    starvation_threshold: Option<Duration>,
-}
-
-impl fmt::Debug for AllocatorBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AllocatorBuilder")
-            .field("framing", &self.framing)
-            .field("memory", &self.memory)
-            .field("vendor", &self.vendor.as_ref().map(|v| v.name()))
-            .field("name", &self.name)
-            .field("max_waiters", &self.max_waiters)
-            .field("starvation_threshold", &self.starvation_threshold)
-            .finish()
-    }
-}
-
-impl AllocatorBuilder {
-    /// Default allocator over this kind of memory (default: from the framing's pool type).
-    pub fn memory(mut self, memory: Memory) -> Self {
-        self.memory = Some(memory);
-        self
-    }
-
-    /// Vendor allocator (KS: `KSALLOCATOR_DISPATCH`) instead of the default memory.
-    pub fn vendor(mut self, vendor: Arc<dyn DynVendor>) -> Self {
-        self.vendor = Some(vendor);
-        self
-    }
-
-    /// A name for diagnostics (default `"allocator"`).
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// Bound on simultaneously pending requests (default [`DEFAULT_MAX_WAITERS`]). Waiter
-    /// records are allocated once, here, so that queueing never touches the heap; a request
-    /// beyond the bound fails with `STATUS_INSUFFICIENT_RESOURCES`.
-    pub fn max_waiters(mut self, n: u32) -> Self {
-        self.max_waiters = n;
-        self
-    }
-
-    /// A request pending longer than this makes the allocator emit a starvation report naming
-    /// the frames' holders (`None` disables; default [`DEFAULT_STARVATION_THRESHOLD`]).
-    pub fn starvation_threshold(mut self, t: Option<Duration>) -> Self {
-        self.starvation_threshold = t;
-        self
-    }
-
-    /// Creates the allocator.
-    ///
-    /// # Errors
-    /// * `STATUS_INVALID_PARAMETER`: `frames` is 0 or above [`MAX_FRAMES`](crate::MAX_FRAMES)
-    ///   (policy: a KS allocator with `Frames == 0` would be unbounded; we refuse it), or
-    ///   `frame_size` is 0, or the pool type is unknown.
-    /// * `STATUS_INSUFFICIENT_RESOURCES`: memory could not be mapped or locked (the message
-    ///   names `RLIMIT_MEMLOCK` and the bytes asked for), or the worker thread could not start.
-    /// * whatever the vendor's `initialize` returns.
-    pub fn build(self) -> Result<Allocator, Status> {
-        let f = self.framing;
-        if f.frames == 0 || f.frames > MAX_FRAMES {
-            return Err(Status::InvalidParameter(
-                format!(
-                    "Frames is {}; must be 1..={MAX_FRAMES} (policy: 0 would mean an unbounded \
-                     allocator, which KS leaves undefined)",
-                    f.frames
-                )
-                .into(),
-            ));
-        }
-        if f.frame_size == 0 {
-            return Err(Status::InvalidParameter(
-                "FrameSize is 0; must be at least 1".into(),
-            ));
-        }
-        crate::worker::ensure_started()?;
-        let (backend, memory) = match self.vendor {
-            Some(vendor) => {
-                let memory = vendor.memory();
-                let name = vendor.name();
-                let cx = vendor.dyn_initialize(&f)?;
-                (
-                    Backend::Vendor {
-                        vendor,
-                        cx: UnsafeCell::new(Some(cx)),
-                        name,
-                    },
-                    memory,
-                )
-            }
-            None => {
-                let memory = match self.memory {
-                    Some(m) => m,
-                    None => Memory::from_pool(f.pool_type)?,
-                };
-                let layout = Layout::new(
-                    f.frames as usize,
-                    f.frame_size as usize,
-                    f.alignment.bytes() as usize,
-                )?;
-                (Backend::Region(Region::new(layout, memory)?), memory)
-            }
-        };
-        let slots = (0..f.frames)
-            .map(|_| Slot {
-                state: AtomicU32::new(FREE),
-                holder: AtomicPtr::new(std::ptr::null_mut()),
-                taken_at: AtomicU64::new(0),
-                addr: AtomicUsize::new(0),
-            })
-            .collect();
-        let inner = Arc::new(Inner {
-            free: FreeList::new(f.frames),
-            slots,
-            backend,
-            frame_size: f.frame_size as usize,
-            framing: f,
-            memory,
-            waiters: Mutex::new(WaitQueue::new(self.max_waiters)),
-            events: Events::new(),
-            peak: CachePadded::new(AtomicU32::new(0)),
-            failed_try: CachePadded::new(AtomicU64::new(0)),
-            handles: AtomicUsize::new(1),
-            in_worker: AtomicBool::new(false),
-            worker_next: AtomicPtr::new(std::ptr::null_mut()),
-            name: self.name.unwrap_or_else(|| "allocator".to_string()),
-            starvation_threshold: self.starvation_threshold,
-            last_starvation: Mutex::new(None),
-            starving_since_reported: AtomicBool::new(false),
-        });
-        crate::worker::allocator_created();
-        if self.starvation_threshold.is_some() {
-            crate::worker::watch(&inner);
-        }
-        Ok(Allocator { inner })
-    }
-}
-
-/// Allocator status: `KSSTREAMALLOCATOR_STATUS` (framing and allocated frames, behaviours
-/// 19-20) plus extended counters.
-#[doc(alias = "KSSTREAMALLOCATOR_STATUS")]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AllocatorStatus {
-    /// The framing the allocator was created with.
-    pub framing: Framing,
-    /// Frames currently outstanding through both interfaces (`AllocatedFrames`).
-    #[doc(alias = "AllocatedFrames")]
-    pub allocated_frames: u32,
-    /// Most frames ever outstanding at once.
-    pub peak_allocated_frames: u32,
-    /// Requests pending now.
-    pub pending: u32,
-    /// Most requests ever pending at once.
-    pub max_pending: u32,
-    /// Frees that completed a pending request directly.
-    pub handoffs: u64,
-    /// Non-blocking allocates that found no free frame.
-    pub failed_try_allocates: u64,
-    /// Whether the allocator is closed.
-    pub closed: bool,
-}
-
-impl AllocatorStatus {
-    /// Size of `KSSTREAMALLOCATOR_STATUS`.
-    pub const KS_SIZE: usize = 32;
-
-    /// The 32-byte `KSSTREAMALLOCATOR_STATUS`: framing, `AllocatedFrames`, `Reserved` = 0.
-    pub fn to_ks_bytes(&self) -> [u8; 32] {
-        let mut b = [0u8; 32];
-        b[..24].copy_from_slice(&self.framing.to_bytes());
-        b[24..28].copy_from_slice(&self.allocated_frames.to_le_bytes());
-        b
-    }
-}
-
-/// A request pending longer than the starvation threshold, and who holds the frames.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StarvationReport {
-    /// The allocator's name.
-    pub allocator: String,
-    /// How long the oldest request has been waiting.
-    pub waiting_for: Duration,
-    /// Requests pending.
-    pub pending: u32,
-    /// The outstanding frames and their holders, longest-held first.
-    pub holders: Vec<OutstandingFrame>,
-}
-
-impl fmt::Display for StarvationReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "allocator {}: {} request(s) pending, oldest for {:?}; {} frame(s) held:",
-            self.allocator,
-            self.pending,
-            self.waiting_for,
-            self.holders.len()
-        )?;
-        for h in &self.holders {
-            write!(
-                f,
-                " [#{} {} for {:?}{}]",
-                h.index,
-                h.holder.unwrap_or("<untagged>"),
-                h.held_for,
-                if h.raw { ", raw" } else { "" }
-            )?;
-        }
-        Ok(())
     }
 }
 
@@ -1204,41 +965,6 @@ impl Allocator {
         self.inner.free.is_closed()
     }
 
-    /// Status (KS: `KSPROPERTY_STREAMALLOCATOR_STATUS`, behaviours 19-20) with extended
-    /// counters.
-    #[doc(alias = "KSPROPERTY_STREAMALLOCATOR_STATUS")]
-    pub fn status(&self) -> AllocatorStatus {
-        let inner = &self.inner;
-        let q = lock(&inner.waiters);
-        AllocatorStatus {
-            framing: inner.framing,
-            allocated_frames: inner.free.capacity() - inner.free.free_count(),
-            // Relaxed (both): statistics.
-            peak_allocated_frames: inner.peak.load(Ordering::Relaxed),
-            pending: q.len(),
-            max_pending: q.max_len,
-            handoffs: q.handoffs,
-            failed_try_allocates: inner.failed_try.load(Ordering::Relaxed),
-            closed: inner.free.is_closed(),
-        }
-    }
-
-    /// The outstanding frames and who holds them, longest-held first.
-    pub fn outstanding(&self) -> Vec<OutstandingFrame> {
-        self.inner.outstanding()
-    }
-
-    /// A starvation report if a request has pended longer than the threshold now.
-    pub fn starvation_report(&self) -> Option<StarvationReport> {
-        self.inner.starvation_report()
-    }
-
-    /// The last starvation report the allocator emitted (as a `tracing` warning), if any.
-    /// The library worker checks every 50 ms.
-    pub fn last_starvation_report(&self) -> Option<StarvationReport> {
-        lock(&self.inner.last_starvation).clone()
-    }
-
     /// The creation framing.
     pub fn framing(&self) -> &Framing {
         &self.inner.framing
@@ -1264,50 +990,9 @@ impl Allocator {
         self.inner.memory.is_dispatch_safe()
     }
 
-    /// For [`Memory::User`]: the shared memory that holds the frames, so another process can
-    /// map them.
-    pub fn shared_memory(&self) -> Option<SharedMemory<'_>> {
-        match &self.inner.backend {
-            Backend::Region(r) => {
-                let (fd, base_offset, len) = r.shared()?;
-                let l = r.layout();
-                Some(SharedMemory {
-                    fd,
-                    len,
-                    base_offset,
-                    stride: l.stride,
-                    frames: l.frames,
-                })
-            }
-            Backend::Vendor { .. } => None,
-        }
-    }
-
     /// Whether two handles refer to the same allocator.
     pub fn same(&self, other: &Allocator) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
-    }
-}
-
-/// The memfd of a [`Memory::User`] allocator and where its frames lie in it.
-#[derive(Debug, Clone, Copy)]
-pub struct SharedMemory<'a> {
-    /// The memfd (map it `MAP_SHARED` with `len` bytes).
-    pub fd: std::os::fd::BorrowedFd<'a>,
-    /// Length of the memfd in bytes.
-    pub len: usize,
-    /// Offset of frame 0.
-    pub base_offset: usize,
-    /// Distance between frames.
-    pub stride: usize,
-    /// Number of frames.
-    pub frames: usize,
-}
-
-impl SharedMemory<'_> {
-    /// Byte offset of frame `index` in the memfd.
-    pub fn frame_offset(&self, index: usize) -> Option<usize> {
-        (index < self.frames).then(|| self.base_offset + index * self.stride)
     }
 }
 
@@ -1336,71 +1021,6 @@ impl Inner {
             )
             .into(),
         ))
-    }
-}
-
-impl Inner {
-    /// The outstanding frames and who holds them, longest-held first.
-    pub(crate) fn outstanding(&self) -> Vec<OutstandingFrame> {
-        let inner = self;
-        let now = now_ns();
-        let mut v: Vec<OutstandingFrame> = inner
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                // Relaxed (all): a diagnostics snapshot; a frame changing hands meanwhile may
-                // be listed with its previous or new holder.
-                let state = s.state.load(Ordering::Relaxed);
-                if state == FREE {
-                    return None;
-                }
-                let h = s.holder.load(Ordering::Relaxed);
-                // SAFETY: non-null holder pointers are only ever stored from `&'static Holder`.
-                let holder = (!h.is_null()).then(|| unsafe { &*h }.0);
-                Some(OutstandingFrame {
-                    index: i,
-                    addr: inner.frame_ptr(i as u32).as_ptr() as usize,
-                    holder,
-                    held_for: Duration::from_nanos(
-                        now.saturating_sub(s.taken_at.load(Ordering::Relaxed)),
-                    ),
-                    raw: state == RAW,
-                })
-            })
-            .collect();
-        v.sort_by_key(|o| std::cmp::Reverse(o.held_for));
-        v
-    }
-
-    /// A starvation report if a request has pended longer than the threshold now.
-    pub(crate) fn starvation_report(&self) -> Option<StarvationReport> {
-        let threshold = self.starvation_threshold?;
-        let (since, pending) = {
-            let q = lock(&self.waiters);
-            (q.oldest_since()?, q.len())
-        };
-        let waiting_for = since.elapsed();
-        (waiting_for >= threshold).then(|| StarvationReport {
-            allocator: self.name.clone(),
-            waiting_for,
-            pending,
-            holders: self.outstanding(),
-        })
-    }
-
-    /// Emits a starvation report if one is due and none was emitted for the current episode.
-    pub(crate) fn check_starvation(&self) {
-        match self.starvation_report() {
-            Some(r) => {
-                // Relaxed: only the worker (and tests) call this; a duplicate report is benign.
-                if !self.starving_since_reported.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(allocator = %r.allocator, pending = r.pending, "{r}");
-                    *lock(&self.last_starvation) = Some(r);
-                }
-            }
-            None => self.starving_since_reported.store(false, Ordering::Relaxed),
-        }
     }
 }
 

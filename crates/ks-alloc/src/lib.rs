@@ -6,6 +6,8 @@
 mod allocator;
 #[cfg(not(loom))]
 pub mod bench;
+mod builder;
+mod diagnostics;
 mod events;
 mod frame;
 mod framing;
@@ -24,10 +26,9 @@ mod vendor;
 mod waiters;
 mod worker;
 
-pub use allocator::{
-    Allocator, AllocatorBuilder, AllocatorStatus, SharedMemory, StarvationReport,
-    DEFAULT_MAX_WAITERS, DEFAULT_STARVATION_THRESHOLD,
-};
+pub use allocator::Allocator;
+pub use builder::{AllocatorBuilder, DEFAULT_MAX_WAITERS, DEFAULT_STARVATION_THRESHOLD};
+pub use diagnostics::{AllocatorStatus, SharedMemory, StarvationReport};
 pub use events::{EventSubscription, FreeFrameEvents, NextFreeFrame};
 pub use frame::{Frame, Holder, OutstandingFrame};
 pub use framing::{

@@ -1,0 +1,183 @@
+//! [`AllocatorBuilder`]: creating an allocator from a framing and a memory kind or vendor.
+
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+
+use crate::allocator::{Backend, Inner, Slot, FREE};
+use crate::events::Events;
+use crate::freelist::{FreeList, MAX_FRAMES};
+use crate::loom::{Arc, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Mutex};
+use crate::memory::{Layout, Region};
+use crate::vendor::DynVendor;
+use crate::waiters::WaitQueue;
+use crate::{Allocator, Framing, Memory, Status};
+
+/// Default bound on pending requests (see [`AllocatorBuilder::max_waiters`]).
+pub const DEFAULT_MAX_WAITERS: u32 = 1024;
+/// Default starvation threshold (see [`AllocatorBuilder::starvation_threshold`]).
+pub const DEFAULT_STARVATION_THRESHOLD: Duration = Duration::from_secs(1);
+
+/// Builds an [`Allocator`] with options beyond [`Allocator::new`].
+///
+/// ```
+/// use std::time::Duration;
+/// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+/// let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 4,
+///                         frame_size: 1024, alignment: Alignment::BYTE };
+/// let alloc = Allocator::builder(&framing)
+///     .memory(Memory::Paged)
+///     .name("decoder.out")
+///     .max_waiters(16)
+///     .starvation_threshold(Some(Duration::from_millis(250)))
+///     .build()?;
+/// assert_eq!(alloc.name(), "decoder.out");
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
+#[must_use]
+pub struct AllocatorBuilder {
+    pub(crate) framing: Framing,
+    pub(crate) memory: Option<Memory>,
+    pub(crate) vendor: Option<Arc<dyn DynVendor>>,
+    pub(crate) name: Option<String>,
+    pub(crate) max_waiters: u32,
+    pub(crate) starvation_threshold: Option<Duration>,
+}
+
+impl fmt::Debug for AllocatorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AllocatorBuilder")
+            .field("framing", &self.framing)
+            .field("memory", &self.memory)
+            .field("vendor", &self.vendor.as_ref().map(|v| v.name()))
+            .field("name", &self.name)
+            .field("max_waiters", &self.max_waiters)
+            .field("starvation_threshold", &self.starvation_threshold)
+            .finish()
+    }
+}
+
+impl AllocatorBuilder {
+    /// Default allocator over this kind of memory (default: from the framing's pool type).
+    pub fn memory(mut self, memory: Memory) -> Self {
+        self.memory = Some(memory);
+        self
+    }
+
+    /// Vendor allocator (KS: `KSALLOCATOR_DISPATCH`) instead of the default memory.
+    pub fn vendor(mut self, vendor: Arc<dyn DynVendor>) -> Self {
+        self.vendor = Some(vendor);
+        self
+    }
+
+    /// A name for diagnostics (default `"allocator"`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Bound on simultaneously pending requests (default [`DEFAULT_MAX_WAITERS`]). Waiter
+    /// records are allocated once, here, so that queueing never touches the heap; a request
+    /// beyond the bound fails with `STATUS_INSUFFICIENT_RESOURCES`.
+    pub fn max_waiters(mut self, n: u32) -> Self {
+        self.max_waiters = n;
+        self
+    }
+
+    /// A request pending longer than this makes the allocator emit a starvation report naming
+    /// the frames' holders (`None` disables; default [`DEFAULT_STARVATION_THRESHOLD`]).
+    pub fn starvation_threshold(mut self, t: Option<Duration>) -> Self {
+        self.starvation_threshold = t;
+        self
+    }
+
+    /// Creates the allocator.
+    ///
+    /// # Errors
+    /// * `STATUS_INVALID_PARAMETER`: `frames` is 0 or above [`MAX_FRAMES`](crate::MAX_FRAMES)
+    ///   (policy: a KS allocator with `Frames == 0` would be unbounded; we refuse it), or
+    ///   `frame_size` is 0, or the pool type is unknown.
+    /// * `STATUS_INSUFFICIENT_RESOURCES`: memory could not be mapped or locked (the message
+    ///   names `RLIMIT_MEMLOCK` and the bytes asked for), or the worker thread could not start.
+    /// * whatever the vendor's `initialize` returns.
+    pub fn build(self) -> Result<Allocator, Status> {
+        let f = self.framing;
+        if f.frames == 0 || f.frames > MAX_FRAMES {
+            return Err(Status::InvalidParameter(
+                format!(
+                    "Frames is {}; must be 1..={MAX_FRAMES} (policy: 0 would mean an unbounded \
+                     allocator, which KS leaves undefined)",
+                    f.frames
+                )
+                .into(),
+            ));
+        }
+        if f.frame_size == 0 {
+            return Err(Status::InvalidParameter(
+                "FrameSize is 0; must be at least 1".into(),
+            ));
+        }
+        crate::worker::ensure_started()?;
+        let (backend, memory) = match self.vendor {
+            Some(vendor) => {
+                let memory = vendor.memory();
+                let name = vendor.name();
+                let cx = vendor.dyn_initialize(&f)?;
+                (
+                    Backend::Vendor {
+                        vendor,
+                        cx: UnsafeCell::new(Some(cx)),
+                        name,
+                    },
+                    memory,
+                )
+            }
+            None => {
+                let memory = match self.memory {
+                    Some(m) => m,
+                    None => Memory::from_pool(f.pool_type)?,
+                };
+                let layout = Layout::new(
+                    f.frames as usize,
+                    f.frame_size as usize,
+                    f.alignment.bytes() as usize,
+                )?;
+                (Backend::Region(Region::new(layout, memory)?), memory)
+            }
+        };
+        let slots = (0..f.frames)
+            .map(|_| Slot {
+                state: AtomicU32::new(FREE),
+                holder: AtomicPtr::new(std::ptr::null_mut()),
+                taken_at: AtomicU64::new(0),
+                addr: AtomicUsize::new(0),
+            })
+            .collect();
+        let inner = Arc::new(Inner {
+            free: FreeList::new(f.frames),
+            slots,
+            backend,
+            frame_size: f.frame_size as usize,
+            framing: f,
+            memory,
+            waiters: Mutex::new(WaitQueue::new(self.max_waiters)),
+            events: Events::new(),
+            peak: CachePadded::new(AtomicU32::new(0)),
+            failed_try: CachePadded::new(AtomicU64::new(0)),
+            handles: AtomicUsize::new(1),
+            in_worker: AtomicBool::new(false),
+            worker_next: AtomicPtr::new(std::ptr::null_mut()),
+            name: self.name.unwrap_or_else(|| "allocator".to_string()),
+            starvation_threshold: self.starvation_threshold,
+            last_starvation: Mutex::new(None),
+            starving_since_reported: AtomicBool::new(false),
+        });
+        crate::worker::allocator_created();
+        if self.starvation_threshold.is_some() {
+            crate::worker::watch(&inner);
+        }
+        Ok(Allocator { inner })
+    }
+}

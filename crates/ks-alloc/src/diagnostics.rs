@@ -1,0 +1,227 @@
+//! Status and diagnostics: `KSSTREAMALLOCATOR_STATUS` with extended counters, the "who holds
+//! my frame" registry and starvation reports, and the shared memory of `Memory::User`.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::allocator::{Backend, Inner, FREE, RAW};
+use crate::frame::{now_ns, OutstandingFrame};
+use crate::loom::{lock, Ordering};
+use crate::{Allocator, Framing};
+
+/// Allocator status: `KSSTREAMALLOCATOR_STATUS` (framing and allocated frames, behaviours
+/// 19-20) plus extended counters.
+#[doc(alias = "KSSTREAMALLOCATOR_STATUS")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllocatorStatus {
+    /// The framing the allocator was created with.
+    pub framing: Framing,
+    /// Frames currently outstanding through both interfaces (`AllocatedFrames`).
+    #[doc(alias = "AllocatedFrames")]
+    pub allocated_frames: u32,
+    /// Most frames ever outstanding at once.
+    pub peak_allocated_frames: u32,
+    /// Requests pending now.
+    pub pending: u32,
+    /// Most requests ever pending at once.
+    pub max_pending: u32,
+    /// Frees that completed a pending request directly.
+    pub handoffs: u64,
+    /// Non-blocking allocates that found no free frame.
+    pub failed_try_allocates: u64,
+    /// Whether the allocator is closed.
+    pub closed: bool,
+}
+
+impl AllocatorStatus {
+    /// Size of `KSSTREAMALLOCATOR_STATUS`.
+    pub const KS_SIZE: usize = 32;
+
+    /// The 32-byte `KSSTREAMALLOCATOR_STATUS`: framing, `AllocatedFrames`, `Reserved` = 0.
+    pub fn to_ks_bytes(&self) -> [u8; 32] {
+        let mut b = [0u8; 32];
+        b[..24].copy_from_slice(&self.framing.to_bytes());
+        b[24..28].copy_from_slice(&self.allocated_frames.to_le_bytes());
+        b
+    }
+}
+
+/// A request pending longer than the starvation threshold, and who holds the frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StarvationReport {
+    /// The allocator's name.
+    pub allocator: String,
+    /// How long the oldest request has been waiting.
+    pub waiting_for: Duration,
+    /// Requests pending.
+    pub pending: u32,
+    /// The outstanding frames and their holders, longest-held first.
+    pub holders: Vec<OutstandingFrame>,
+}
+
+impl fmt::Display for StarvationReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "allocator {}: {} request(s) pending, oldest for {:?}; {} frame(s) held:",
+            self.allocator,
+            self.pending,
+            self.waiting_for,
+            self.holders.len()
+        )?;
+        for h in &self.holders {
+            write!(
+                f,
+                " [#{} {} for {:?}{}]",
+                h.index,
+                h.holder.unwrap_or("<untagged>"),
+                h.held_for,
+                if h.raw { ", raw" } else { "" }
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Allocator {
+    /// Status (KS: `KSPROPERTY_STREAMALLOCATOR_STATUS`, behaviours 19-20) with extended
+    /// counters.
+    #[doc(alias = "KSPROPERTY_STREAMALLOCATOR_STATUS")]
+    pub fn status(&self) -> AllocatorStatus {
+        let inner = &self.inner;
+        let q = lock(&inner.waiters);
+        AllocatorStatus {
+            framing: inner.framing,
+            allocated_frames: inner.free.capacity() - inner.free.free_count(),
+            // Relaxed (both): statistics.
+            peak_allocated_frames: inner.peak.load(Ordering::Relaxed),
+            pending: q.len(),
+            max_pending: q.max_len,
+            handoffs: q.handoffs,
+            failed_try_allocates: inner.failed_try.load(Ordering::Relaxed),
+            closed: inner.free.is_closed(),
+        }
+    }
+
+    /// The outstanding frames and who holds them, longest-held first.
+    pub fn outstanding(&self) -> Vec<OutstandingFrame> {
+        self.inner.outstanding()
+    }
+
+    /// A starvation report if a request has pended longer than the threshold now.
+    pub fn starvation_report(&self) -> Option<StarvationReport> {
+        self.inner.starvation_report()
+    }
+
+    /// The last starvation report the allocator emitted (as a `tracing` warning), if any.
+    /// The library worker checks every 50 ms.
+    pub fn last_starvation_report(&self) -> Option<StarvationReport> {
+        lock(&self.inner.last_starvation).clone()
+    }
+
+    /// For [`Memory::User`]: the shared memory that holds the frames, so another process can
+    /// map them.
+    pub fn shared_memory(&self) -> Option<SharedMemory<'_>> {
+        match &self.inner.backend {
+            Backend::Region(r) => {
+                let (fd, base_offset, len) = r.shared()?;
+                let l = r.layout();
+                Some(SharedMemory {
+                    fd,
+                    len,
+                    base_offset,
+                    stride: l.stride,
+                    frames: l.frames,
+                })
+            }
+            Backend::Vendor { .. } => None,
+        }
+    }
+}
+
+/// The memfd of a [`Memory::User`] allocator and where its frames lie in it.
+#[derive(Debug, Clone, Copy)]
+pub struct SharedMemory<'a> {
+    /// The memfd (map it `MAP_SHARED` with `len` bytes).
+    pub fd: std::os::fd::BorrowedFd<'a>,
+    /// Length of the memfd in bytes.
+    pub len: usize,
+    /// Offset of frame 0.
+    pub base_offset: usize,
+    /// Distance between frames.
+    pub stride: usize,
+    /// Number of frames.
+    pub frames: usize,
+}
+
+impl SharedMemory<'_> {
+    /// Byte offset of frame `index` in the memfd.
+    pub fn frame_offset(&self, index: usize) -> Option<usize> {
+        (index < self.frames).then(|| self.base_offset + index * self.stride)
+    }
+}
+
+impl Inner {
+    /// The outstanding frames and who holds them, longest-held first.
+    pub(crate) fn outstanding(&self) -> Vec<OutstandingFrame> {
+        let inner = self;
+        let now = now_ns();
+        let mut v: Vec<OutstandingFrame> = inner
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                // Relaxed (all): a diagnostics snapshot; a frame changing hands meanwhile may
+                // be listed with its previous or new holder.
+                let state = s.state.load(Ordering::Relaxed);
+                if state == FREE {
+                    return None;
+                }
+                let h = s.holder.load(Ordering::Relaxed);
+                // SAFETY: non-null holder pointers are only ever stored from `&'static Holder`.
+                let holder = (!h.is_null()).then(|| unsafe { &*h }.0);
+                Some(OutstandingFrame {
+                    index: i,
+                    addr: inner.frame_ptr(i as u32).as_ptr() as usize,
+                    holder,
+                    held_for: Duration::from_nanos(
+                        now.saturating_sub(s.taken_at.load(Ordering::Relaxed)),
+                    ),
+                    raw: state == RAW,
+                })
+            })
+            .collect();
+        v.sort_by_key(|o| std::cmp::Reverse(o.held_for));
+        v
+    }
+
+    /// A starvation report if a request has pended longer than the threshold now.
+    pub(crate) fn starvation_report(&self) -> Option<StarvationReport> {
+        let threshold = self.starvation_threshold?;
+        let (since, pending) = {
+            let q = lock(&self.waiters);
+            (q.oldest_since()?, q.len())
+        };
+        let waiting_for = since.elapsed();
+        (waiting_for >= threshold).then(|| StarvationReport {
+            allocator: self.name.clone(),
+            waiting_for,
+            pending,
+            holders: self.outstanding(),
+        })
+    }
+
+    /// Emits a starvation report if one is due and none was emitted for the current episode.
+    pub(crate) fn check_starvation(&self) {
+        match self.starvation_report() {
+            Some(r) => {
+                // Relaxed: only the worker (and tests) call this; a duplicate report is benign.
+                if !self.starving_since_reported.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(allocator = %r.allocator, pending = r.pending, "{r}");
+                    *lock(&self.last_starvation) = Some(r);
+                }
+            }
+            None => self.starving_since_reported.store(false, Ordering::Relaxed),
+        }
+    }
+}
