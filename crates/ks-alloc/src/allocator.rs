@@ -493,6 +493,17 @@ enum HandOff {
 /// `Allocator` is a cheap handle (`Clone`); the allocator closes when [`close`](Self::close)
 /// is called or the last handle is dropped.
 ///
+/// # Policies (KS is silent; ks-spec §10)
+/// * Pending requests complete in arrival order, one FIFO queue for async tasks, blocked
+///   threads and KS request handles (behaviour 26). A cancelled request leaves the others'
+///   order intact.
+/// * A cancelled pending request completes with `STATUS_CANCELLED`; so do requests pending at
+///   close. Allocating after close fails with `STATUS_INVALID_DEVICE_STATE`.
+/// * A blocking allocate that times out fails with `STATUS_DEVICE_NOT_READY`.
+/// * Freeing an address that is not outstanding fails with `STATUS_INVALID_PARAMETER`.
+/// * `Frames == 0` is refused at creation (`STATUS_INVALID_PARAMETER`).
+/// * FREEFRAME fires once per free that puts a frame on the free list (not for hand-offs).
+///
 /// # Memory ordering
 /// Everything written to a frame before it is freed happens-before everything the next
 /// holder of that frame does with it.

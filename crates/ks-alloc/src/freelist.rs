@@ -122,6 +122,7 @@ impl FreeList {
         }
     }
 
+    #[inline(always)]
     pub(crate) fn capacity(&self) -> u32 {
         self.capacity
     }
@@ -247,11 +248,13 @@ impl FreeList {
     }
 
     /// Frames currently on the stack (a snapshot).
+    #[inline(always)]
     pub(crate) fn free_count(&self) -> u32 {
         // Relaxed: a statistics snapshot; no data is read based on it.
         count(self.head.load(Ordering::Relaxed))
     }
 
+    #[inline]
     pub(crate) fn is_closed(&self) -> bool {
         // Acquire: callers use it to refuse new work after close.
         self.head.load(Ordering::Acquire) & CLOSED != 0

@@ -436,3 +436,25 @@ fn works_under_tokio() {
     assert_eq!(a.status().allocated_frames, 0);
     assert_eq!(a.status().pending, 0);
 }
+
+#[test]
+fn frames_bound_both_interfaces_together() {
+    // Behaviour 35: a frame taken through the function table is not available to requests,
+    // and vice versa.
+    let a = alloc(2);
+    let f1 = a.try_allocate().unwrap();
+    let f2 = block_on(a.allocate()).unwrap();
+    assert!(matches!(a.try_allocate(), Err(Status::Unsuccessful(_))));
+    let (_c, waker) = counting_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut r = Box::pin(a.allocate());
+    assert!(r.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(a.status().allocated_frames, 2);
+    drop(f1); // a function-table frame completes the queued request
+    let Poll::Ready(Ok(f3)) = r.as_mut().poll(&mut cx) else {
+        panic!("the request must get the freed frame")
+    };
+    assert!(a.try_allocate().is_err());
+    drop((f2, f3));
+    assert_eq!(a.status().allocated_frames, 0);
+}
