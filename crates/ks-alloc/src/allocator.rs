@@ -948,6 +948,10 @@ impl Allocator {
     /// `STATUS_CANCELLED`, new allocations fail, FREEFRAME subscriptions end. Frames already
     /// out stay valid until they come back; a vendor's `delete` runs after the last one.
     /// Idempotent; also happens when the last handle is dropped.
+    ///
+    /// A frame that never comes back (a `Frame` leaked with `mem::forget`, or a raw address
+    /// never freed) keeps the allocator's memory mapped and its vendor not deleted: that is
+    /// the price of frames not holding a reference count of their own.
     pub fn close(&self) {
         let inner = &self.inner;
         let mut q = lock(&inner.waiters);

@@ -66,6 +66,30 @@ fn loom_free_vs_request_enqueue() {
     });
 }
 
+/// Two frames, two requests, two frees in any interleaving: both requests complete and
+/// every frame comes home.
+#[test]
+fn loom_two_frames_two_waiters() {
+    model(|| {
+        let a = alloc(2);
+        let f1 = a.try_allocate().expect("frame");
+        let f2 = a.try_allocate().expect("frame");
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let a = a.clone();
+                thread::spawn(move || drop(block_on(a.allocate()).expect("request completes")))
+            })
+            .collect();
+        drop(f1);
+        drop(f2);
+        for w in waiters {
+            w.join().expect("join");
+        }
+        assert_eq!(a.status().allocated_frames, 0);
+        assert_eq!(a.status().pending, 0);
+    });
+}
+
 /// A pending request cancelled while a free hands it the frame: the frame is not lost.
 #[test]
 fn loom_cancel_vs_handoff() {
