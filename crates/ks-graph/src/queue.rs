@@ -616,14 +616,13 @@ impl<F> Queue<F> {
     /// [`Completed`] per frame (the runtime's hot path). Returns how many frames moved.
     pub fn forward_completed(&mut self, to: &mut Queue<F>) -> usize {
         let mut moved = 0;
-        while let Some(seq) = self.completed.pop_front() {
-            let Some(idx) = seq
+        let (first, second) = self.completed.as_slices();
+        for &seq in first.iter().chain(second) {
+            let Some(e) = seq
                 .checked_sub(self.base)
                 .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| self.entries.get_mut(i))
             else {
-                continue;
-            };
-            let Some(e) = self.entries.get_mut(idx) else {
                 continue;
             };
             if !e.done {
@@ -638,8 +637,9 @@ impl<F> Queue<F> {
                     moved += 1;
                 }
             }
-            self.retire_front();
+            retire_front(&mut self.entries, &mut self.base);
         }
+        self.completed.clear();
         moved
     }
 
@@ -648,7 +648,8 @@ impl<F> Queue<F> {
     /// without building a [`Completed`] per frame.
     pub fn discard_completed(&mut self) -> usize {
         let mut ok = 0;
-        while let Some(seq) = self.completed.pop_front() {
+        let (first, second) = self.completed.as_slices();
+        for &seq in first.iter().chain(second) {
             let Some(e) = seq
                 .checked_sub(self.base)
                 .and_then(|i| usize::try_from(i).ok())
@@ -664,8 +665,9 @@ impl<F> Queue<F> {
             }
             // Dropped in place (an allocator frame goes back to its allocator).
             e.frame = None;
-            self.retire_front();
+            retire_front(&mut self.entries, &mut self.base);
         }
+        self.completed.clear();
         ok
     }
 
@@ -694,14 +696,7 @@ impl<F> Queue<F> {
 
     #[inline]
     fn retire_front(&mut self) {
-        while self
-            .entries
-            .front()
-            .is_some_and(|e| e.done && e.frame.is_none())
-        {
-            self.entries.pop_front();
-            self.base += 1;
-        }
+        retire_front(&mut self.entries, &mut self.base);
     }
 
     /// Whether the leading edge is the queue's only stream pointer (no clones, no trailing
@@ -1135,6 +1130,16 @@ impl<F> Queue<F> {
         } else {
             self.completed.push_back(seq);
         }
+    }
+}
+
+/// Retires the entries at the front that are done and whose frame was taken (`base` is the
+/// sequence number of the first entry).
+#[inline]
+fn retire_front<F>(entries: &mut Ring<F>, base: &mut u64) {
+    while entries.front().is_some_and(|e| e.done && e.frame.is_none()) {
+        entries.pop_front();
+        *base += 1;
     }
 }
 

@@ -5,7 +5,8 @@
 #      next to GStreamer's fakesrc ! identity ! fakesink (Debian: gstreamer1.0-tools).
 #   2. Data path: testsrc ! invert ! nullsink with 3,110,400-byte frames (1080p NV12), MB/s,
 #      next to a plain single-thread loop doing the same fill and invert on one buffer.
-# Rounds alternate the contenders so that background load hits both alike.
+# Rounds alternate the contenders so that background load hits both alike; each section ends
+# with the medians over the rounds.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 ROUNDS=${1:-3}
@@ -15,12 +16,16 @@ SIZE=3110400
 cargo build --release -q -p ksalloc
 K=target/release/ksalloc
 wall() { /usr/bin/time -f "%e %U %S" "$@" 2>&1 >/dev/null | tail -1; }
+OVERHEAD=$(mktemp)
+DATAPATH=$(mktemp)
+trap 'rm -f "$OVERHEAD" "$DATAPATH"' EXIT
 
 echo "== framework overhead: $N frames of 4096 bytes, pass-through filter"
 if command -v gst-launch-1.0 >/dev/null; then
   for r in $(seq "$ROUNDS"); do
     read -r gw gu gs < <(wall gst-launch-1.0 -q fakesrc num-buffers=$N sizetype=fixed sizemax=4096 filltype=nothing ! identity ! fakesink)
     read -r kw ku ks < <(wall $K run -q "testsrc pattern=none size=4096 frames=$N ! identity ! nullsink")
+    echo "$gw $gu $gs $kw $ku $ks" >>"$OVERHEAD"
     python3 - "$gw" "$gu" "$gs" "$kw" "$ku" "$ks" "$N" <<'PY'
 import sys
 gw, gu, gs, kw, ku, ks, n = map(float, sys.argv[1:])
@@ -29,6 +34,16 @@ print(f"  gstreamer {n/gw:>12,.0f} frames/s ({(gu+gs)*1e9/n:6.0f} ns CPU/frame) 
       f"ratio {gw/kw:.2f}x wall, {(gu+gs)/(ku+ks):.2f}x CPU")
 PY
   done
+  python3 - "$OVERHEAD" "$N" <<'PY'
+import statistics as st, sys
+rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+n = float(sys.argv[2])
+med = lambda xs: st.median(xs)
+print(f"  median over {len(rows)} rounds: gstreamer {med([n/r[0] for r in rows]):,.0f} frames/s "
+      f"({med([(r[1]+r[2])*1e9/n for r in rows]):.0f} ns CPU/frame), ksalloc {med([n/r[3] for r in rows]):,.0f} frames/s "
+      f"({med([(r[4]+r[5])*1e9/n for r in rows]):.0f} ns CPU/frame); ratio {med([r[0]/r[3] for r in rows]):.2f}x wall "
+      f"(lowest {min(r[0]/r[3] for r in rows):.2f}x), {med([(r[1]+r[2])/(r[4]+r[5]) for r in rows]):.2f}x CPU")
+PY
 else
   echo "  gst-launch-1.0 not found (apt-get install gstreamer1.0-tools); ksalloc alone:"
   $K run -q "testsrc pattern=none size=4096 frames=$N ! identity ! nullsink" | grep -E 'frames/s'
@@ -38,5 +53,14 @@ echo "== data path: $M frames of $SIZE bytes, fill + invert"
 for r in $(seq "$ROUNDS"); do
   loop=$($K bench --fill-invert-loop --frame-size $SIZE --frames $M --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["results"][0]["mb_per_s"])')
   graph=$($K run -q --json "testsrc frames=$M size=$SIZE out.memory=paged ! invert ! nullsink" | python3 -c 'import json,sys; r=json.load(sys.stdin)["report"]; print(r["bytes"]/1e6/r["elapsed"])')
+  echo "$loop $graph" >>"$DATAPATH"
   python3 -c "print(f'  plain loop {$loop:>9.0f} MB/s   ksalloc graph {$graph:>9.0f} MB/s   graph/loop {$graph/$loop*100:.0f}%')"
 done
+python3 - "$DATAPATH" <<'PY'
+import statistics as st, sys
+rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+loop, graph = st.median(r[0] for r in rows), st.median(r[1] for r in rows)
+print(f"  median over {len(rows)} rounds: plain loop {loop:.0f} MB/s, ksalloc graph {graph:.0f} MB/s, "
+      f"graph/loop {graph/loop*100:.0f}% (median of the per-round ratios "
+      f"{st.median(r[1]/r[0] for r in rows)*100:.0f}%)")
+PY
