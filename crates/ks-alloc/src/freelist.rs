@@ -32,7 +32,7 @@
 //! ABA), see `worker.rs`.
 
 use crate::loom::{AtomicU32, AtomicU64, Ordering};
-use crossbeam_utils::CachePadded;
+use crossbeam_utils::{Backoff, CachePadded};
 
 /// Largest number of frames one allocator may have (indices are 16 bits; 0xFFFF is `NIL`).
 pub const MAX_FRAMES: u32 = 0xFFFF;
@@ -134,6 +134,7 @@ impl FreeList {
         // link written before that push (and the frame bytes written by the previous holder)
         // are visible here.
         let mut cur = self.head.load(Ordering::Acquire);
+        let backoff = Backoff::new();
         loop {
             if cur & CLOSED != 0 {
                 return Pop::Closed;
@@ -155,7 +156,12 @@ impl FreeList {
                 .compare_exchange_weak(cur, new, Ordering::Acquire, Ordering::Acquire)
             {
                 Ok(_) => return Pop::Frame(t as u32),
-                Err(actual) => cur = actual,
+                Err(actual) => {
+                    // Contended: back off before retrying so that two threads do not keep
+                    // stealing the line from each other (crossbeam's `Backoff`).
+                    backoff.spin();
+                    cur = actual;
+                }
             }
         }
     }
@@ -166,6 +172,7 @@ impl FreeList {
     pub(crate) fn push(&self, index: u32, divert: bool) -> Push {
         // Relaxed: the value only seeds the CAS loop; the CAS itself carries the ordering.
         let mut cur = self.head.load(Ordering::Relaxed);
+        let backoff = Backoff::new();
         loop {
             if divert && cur & WAITERS != 0 {
                 return Push::Diverted;
@@ -186,7 +193,10 @@ impl FreeList {
                         finalize: cur & CLOSED != 0 && c == self.capacity,
                     }
                 }
-                Err(actual) => cur = actual,
+                Err(actual) => {
+                    backoff.spin();
+                    cur = actual;
+                }
             }
         }
     }
