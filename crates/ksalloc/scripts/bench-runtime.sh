@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 ROUNDS=${1:-3}
 N=3000000          # frames for the overhead test
-M=1000             # frames for the data-path test
+M=3000             # frames for the data-path test (about 9 GB: long enough to ride out short load spikes)
 SIZE=3110400
 cargo build --release -q -p ksalloc
 K=target/release/ksalloc

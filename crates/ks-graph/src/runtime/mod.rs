@@ -10,7 +10,8 @@
 //!   [`Queue`]. After frames arrive at a filter, the thread that delivered them calls the
 //!   filter's [`Process::process`] (KS: `KsPinAttemptProcessing` on arrival) under the
 //!   filter's processing mutex. Filters work with stream pointers: lock the leading edge,
-//!   read or write the frame, eject. A requester feeds its root pin a batch (every frame
+//!   read or write the frame, eject ([`Queue::eject_leading`] does that for every frame at
+//!   the edge in one pass). A requester feeds its root pin a batch (every frame
 //!   free at the moment, up to 16), and frames move downstream in batches: one lock and
 //!   one process call per filter per batch.
 //! * **Completion and routing.** A frame that completes on a root output pin travels to the
