@@ -549,6 +549,9 @@ impl Shared {
         let (f, pin) = root;
         let node = &self.nodes[f];
         let batch_more = allocator.offers_function_table();
+        // No batch can hold more frames than the pipe has (asking once more would only fail).
+        let most = BATCH.min(allocator.framing().frames as usize).max(1);
+        let mut requested = 0u64;
         loop {
             // `stop` Relaxed: advisory (a blocked requester is released by the allocator's
             // close, not by this flag). `finished` Acquire: pairs with the Release in
@@ -559,6 +562,8 @@ impl Shared {
             let frame = match allocator.allocate_blocking(None) {
                 Ok(frame) => frame,
                 Err(Status::Cancelled) => break, // the allocator was closed: STOP
+                // Relaxed: advisory, as above; closed between the check above and the call.
+                Err(_) if self.stop.load(Ordering::Relaxed) => break,
                 Err(status) => {
                     self.fail(RunError::Filter {
                         filter: format!("requester of pipe {pipe}"),
@@ -580,7 +585,7 @@ impl Shared {
             // Take whatever else is free at once (never blocking: the function-table path),
             // so the filters downstream work on a batch per lock.
             let mut n = 1;
-            while n < BATCH && batch_more {
+            while n < most && batch_more {
                 match allocator.try_allocate() {
                     Ok(f) => {
                         q.push(RtFrame::Owned(f), StreamHeader::empty(extent));
@@ -589,10 +594,11 @@ impl Shared {
                     Err(_) => break,
                 }
             }
-            // Relaxed: a statistic, read after the thread is joined (join synchronises).
-            count.fetch_add(n as u64, Ordering::Relaxed);
+            requested += n as u64;
             self.process_locked(node, &mut guard);
         }
+        // Relaxed: a statistic, read after the thread is joined (join synchronises).
+        count.store(requested, Ordering::Relaxed);
     }
 }
 
