@@ -212,16 +212,32 @@ impl Inner {
     }
 
     /// Emits a starvation report if one is due and none was emitted for the current episode.
+    /// Allocates only to build a report: while nothing starves, or once the current episode
+    /// has been reported, it takes the waiter lock, reads one timestamp and returns.
     pub(crate) fn check_starvation(&self) {
-        match self.starvation_report() {
-            Some(r) => {
-                // Relaxed: only the worker (and tests) call this; a duplicate report is benign.
-                if !self.starving_since_reported.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(allocator = %r.allocator, pending = r.pending, "{r}");
-                    *lock(&self.last_starvation) = Some(r);
-                }
+        let Some(threshold) = self.starvation_threshold else {
+            return;
+        };
+        let starving = lock(&self.waiters)
+            .oldest_since()
+            .is_some_and(|since| since.elapsed() >= threshold);
+        if !starving {
+            // Relaxed: only the worker (and tests) call this; a duplicate report is benign.
+            self.starving_since_reported.store(false, Ordering::Relaxed);
+            return;
+        }
+        // Relaxed: as above.
+        if self.starving_since_reported.load(Ordering::Relaxed) {
+            return;
+        }
+        // The queue may have moved since: the report re-reads it (and is `None` if the
+        // starving request was served meanwhile).
+        if let Some(r) = self.starvation_report() {
+            // Relaxed: as above.
+            if !self.starving_since_reported.swap(true, Ordering::Relaxed) {
+                tracing::warn!(allocator = %r.allocator, pending = r.pending, "{r}");
+                *lock(&self.last_starvation) = Some(r);
             }
-            None => self.starving_since_reported.store(false, Ordering::Relaxed),
         }
     }
 }
