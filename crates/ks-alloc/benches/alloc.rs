@@ -129,23 +129,33 @@ fn latency_report() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5000);
+    // Interleaved rounds: the machine is shared, and its load drifts over seconds; running the
+    // three rows in turn, ten times, exposes them to the same drift.
+    const ROUNDS: usize = 10;
+    let per = n.div_ceil(ROUNDS);
     let alloc = bench::allocator(FRAMES, SIZE).expect("allocator");
-    let rows = [
-        (
-            "ks_alloc free -> blocked thread",
-            bench::handoff_latency_blocked(&alloc, n),
-        ),
-        (
-            "ks_alloc free -> async waiter",
-            bench::handoff_latency_async(&alloc, n),
-        ),
-        (
-            "std Mutex+Condvar hand-off",
-            bench::condvar_handoff_latency(n),
-        ),
+    let mut rows: [(&str, Vec<u64>); 3] = [
+        ("ks_alloc free -> blocked thread", Vec::new()),
+        ("ks_alloc free -> async waiter", Vec::new()),
+        ("std Mutex+Condvar hand-off", Vec::new()),
     ];
-    println!("\nd_handoff latency ({n} samples each)");
-    for (name, l) in rows {
+    for r in 0..ROUNDS {
+        for k in 0..3 {
+            let k = (k + r) % 3;
+            let s = match k {
+                0 => bench::handoff_samples_blocked(&alloc, per),
+                1 => bench::handoff_samples_async(&alloc, per),
+                _ => bench::condvar_handoff_samples(per),
+            };
+            rows[k].1.extend(s);
+        }
+    }
+    println!(
+        "\nd_handoff latency ({} samples each, {ROUNDS} interleaved rounds)",
+        per * ROUNDS
+    );
+    for (name, v) in rows {
+        let l = bench::Latency::from_samples(v);
         println!("  {name:<34} p50 {:>8.2?}  p99 {:>8.2?}", l.p50, l.p99);
     }
 }

@@ -14,7 +14,8 @@
 //! * **Pending requests** wait in one FIFO [`WaitQueue`] behind a mutex. The free list's
 //!   `WAITERS` bit is set while the queue is non-empty; a free that sees it hands the frame to
 //!   the oldest request instead of pushing it (behaviour 24), so the outstanding count does not
-//!   drop.
+//!   drop. The grant is published in the request's grant word, which the woken waiter reads
+//!   without the lock; a blocked thread sleeps on that word (`futex`), see `waiters.rs`.
 //! * **Dispatch level**: such a free, made at Dispatch level, pushes the frame on a lock-free
 //!   deferred stack and wakes the library worker, which completes the request (behaviour 25).
 //! * **Lifetime / close**: `Allocator` handles hold the `Arc<Inner>`; frames do not (that
@@ -27,7 +28,9 @@
 //! # Memory ordering
 //!
 //! Everything written to a frame before it is freed happens-before everything done with it by
-//! the next holder (Release push / Acquire pop, or the waiter mutex on a hand-off).
+//! the next holder (Release push / Acquire pop, or, on a hand-off, the Release store of the
+//! grant word and the waiter's Acquire load of it — or the waiter mutex if the waiter collects
+//! under the lock).
 
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -46,7 +49,7 @@ use crate::loom::{
 };
 use crate::memory::Region;
 use crate::vendor::{DynVendor, ErasedContext};
-use crate::waiters::{set_waker, Notify, Polled, Ticket, WaitQueue};
+use crate::waiters::{set_waker, Grants, Notify, Polled, Ticket, WaitQueue};
 use crate::{AllocatorBuilder, StarvationReport};
 use crate::{Framing, Memory, Status};
 
@@ -101,6 +104,8 @@ pub(crate) struct Inner {
     pub(crate) framing: Framing,
     pub(crate) memory: Memory,
     pub(crate) waiters: Mutex<WaitQueue>,
+    /// Grant words of the waiter slots, read by their owners without the lock.
+    pub(crate) grants: Grants,
     pub(crate) events: Events,
     pub(crate) peak: CachePadded<AtomicU32>,
     pub(crate) failed_try: CachePadded<AtomicU64>,
@@ -423,12 +428,21 @@ impl Inner {
             if let Some((slot, holder)) = q.front() {
                 match self.claim(index, holder) {
                     Ok(()) => {
-                        let notify = q.grant(slot, index);
+                        let mut notify = q.grant(&self.grants, slot, index);
+                        // A blocked thread is woken at once, still under the lock: it collects
+                        // its grant from the grant word without this lock, so it never waits
+                        // for us, and the bookkeeping below overlaps with its wake-up (a futex
+                        // wake, then being scheduled: several µs) instead of preceding it. A
+                        // `Waker` may run anything (even poll inline, which takes this lock),
+                        // so it is woken after unlock.
+                        if let Notify::Futex(_) = notify {
+                            std::mem::take(&mut notify).wake(&self.grants);
+                        }
                         if q.is_empty() {
                             self.free.clear_waiters();
                         }
                         drop(q);
-                        notify.wake();
+                        notify.wake(&self.grants);
                         return HandOff::Granted;
                     }
                     Err(ClaimError::NoFrame) => {
@@ -728,32 +742,46 @@ impl Allocator {
         if current_level() == Level::Dispatch {
             return Err(refuse_blocking("allocate_blocking"));
         }
-        let ticket = match self.begin(holder, || Notify::Thread(std::thread::current()))? {
+        let ticket = match self.begin(holder, || Notify::Futex(0))? {
             Begin::Ready(f) => return Ok(f),
             Begin::Queued(t) => t,
         };
-        self.wait_ticket(ticket, timeout)
+        self.wait_ticket(ticket, timeout, true)
     }
 
-    /// Blocks on a queued ticket (Passive level only).
+    /// Blocks on a queued ticket (Passive level only). `registered`: the request already
+    /// names this thread as whom to wake (so the first locked check can be skipped: the
+    /// request was queued an instant ago).
+    ///
+    /// The thread sleeps on its slot's grant word (see `waiters.rs`): it reads the word,
+    /// checks the request, and sleeps only while the word still holds what it read, so a
+    /// grant or a close between the check and the sleep is never missed.
     pub(crate) fn wait_ticket(
         &self,
         ticket: Ticket,
         timeout: Option<Duration>,
+        registered: bool,
     ) -> Result<Frame, Status> {
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        let word = self.inner.grants.word(ticket);
+        let mut check = !registered;
         loop {
-            match self.poll_ticket(ticket, |n| {
-                if !matches!(n, Notify::Thread(t) if t.id() == std::thread::current().id()) {
-                    *n = Notify::Thread(std::thread::current());
-                }
-            }) {
-                Polled::Granted(i) => return Ok(self.inner.frame(i)),
-                Polled::Cancelled => return Err(Status::Cancelled),
-                Polled::Queued => {}
+            // Acquire: as in `Grants::try_collect` (the value is only compared, though).
+            let seen = word.load(Ordering::Acquire);
+            if let Some(i) = self.inner.grants.try_collect(ticket) {
+                return Ok(self.inner.frame(i));
             }
-            match deadline {
-                None => std::thread::park(),
+            if check {
+                // After a wake-up the grant is normally collected lock-free (`poll_ticket`).
+                match self.poll_ticket(ticket, |n| *n = Notify::futex(ticket)) {
+                    Polled::Granted(i) => return Ok(self.inner.frame(i)),
+                    Polled::Cancelled => return Err(Status::Cancelled),
+                    Polled::Queued => {}
+                }
+            }
+            check = true;
+            let left = match deadline {
+                None => None,
                 Some(d) => {
                     let now = std::time::Instant::now();
                     if now >= d {
@@ -772,9 +800,10 @@ impl Allocator {
                             .into(),
                         ));
                     }
-                    std::thread::park_timeout(d - now);
+                    Some(d - now)
                 }
-            }
+            };
+            sleep_on(word, seen, left);
         }
     }
 
@@ -846,7 +875,7 @@ impl Allocator {
             PopOrWait::Closed => return Err(closed_status()),
             PopOrWait::Wait => {}
         }
-        match q.enqueue(notify(), holder) {
+        match q.enqueue(&inner.grants, notify(), holder) {
             Some(t) => Ok(Begin::Queued(t)),
             None => {
                 if q.is_empty() {
@@ -867,8 +896,14 @@ impl Allocator {
     }
 
     /// Checks a queued request, updating how it wants to be woken.
+    /// A granted frame is taken without the lock (the freer published it in the slot's grant
+    /// word); otherwise the request is checked under the lock.
+    #[inline]
     pub(crate) fn poll_ticket(&self, t: Ticket, notify: impl FnOnce(&mut Notify)) -> Polled {
-        lock(&self.inner.waiters).poll(t, notify)
+        if let Some(i) = self.inner.grants.try_collect(t) {
+            return Polled::Granted(i);
+        }
+        lock(&self.inner.waiters).poll(&self.inner.grants, t, notify)
     }
 
     pub(crate) fn poll_ticket_waker(&self, t: Ticket, waker: &std::task::Waker) -> Polled {
@@ -878,7 +913,7 @@ impl Allocator {
     /// Withdraws a request. A frame already granted to it is returned to the caller.
     pub(crate) fn withdraw(&self, t: Ticket) -> Option<u32> {
         let mut q = lock(&self.inner.waiters);
-        let granted = q.remove(t);
+        let granted = q.remove(&self.inner.grants, t);
         if q.is_empty() && !self.inner.free.is_closed() {
             self.inner.free.clear_waiters();
         }
@@ -962,10 +997,10 @@ impl Allocator {
         // SAFETY: we hold a handle, so the pointer is live.
         unsafe { Arc::increment_strong_count(Arc::as_ptr(inner)) };
         let (_, finalize) = inner.free.close();
-        let wake = q.cancel_all();
+        let wake = q.cancel_all(&inner.grants);
         drop(q);
         for n in wake {
-            n.wake();
+            n.wake(&inner.grants);
         }
         inner.events.close();
         crate::worker::unwatch(inner);
@@ -1009,6 +1044,25 @@ impl Allocator {
     pub fn same(&self, other: &Allocator) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
+}
+
+/// Sleeps while `word` holds `seen`, at most `timeout` (may return early: callers re-check).
+#[cfg(not(loom))]
+fn sleep_on(word: &AtomicU32, seen: u32, timeout: Option<Duration>) {
+    use rustix::thread::futex;
+    let ts = timeout.map(|t| rustix::time::Timespec {
+        tv_sec: i64::try_from(t.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(t.subsec_nanos()),
+    });
+    // EAGAIN (the word changed), EINTR and ETIMEDOUT all mean "re-check", which the caller
+    // does.
+    let _ = futex::wait(word, futex::Flags::PRIVATE, seen, ts.as_ref());
+}
+
+/// Loom: a sleeper spins (loom explores the schedules in which the grant arrives meanwhile).
+#[cfg(loom)]
+fn sleep_on(_word: &AtomicU32, _seen: u32, _timeout: Option<Duration>) {
+    loom::thread::yield_now();
 }
 
 /// First step of a queued allocate.

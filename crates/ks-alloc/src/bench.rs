@@ -140,6 +140,14 @@ pub struct Latency {
     pub p99: Duration,
 }
 
+impl Latency {
+    /// Percentiles of raw samples in nanoseconds (as returned by the `*_samples` functions),
+    /// for callers that merge several interleaved rounds.
+    pub fn from_samples(v: Vec<u64>) -> Latency {
+        percentiles(v)
+    }
+}
+
 fn percentiles(mut v: Vec<u64>) -> Latency {
     v.sort_unstable();
     let at = |q: f64| {
@@ -163,11 +171,11 @@ fn until_parked(a: &Allocator) {
 
 /// Hand-off latency, free → a waiter, measured from just before the free to the waiter
 /// resuming with the frame. `wait` is the waiter's allocate (blocking or async).
-fn handoff_latency(
+fn handoff_samples(
     a: &Allocator,
     samples: usize,
     wait: impl Fn(&Allocator) -> Option<crate::Frame> + Send + Sync,
-) -> Latency {
+) -> Vec<u64> {
     let base = Instant::now();
     let stamp = AtomicU64::new(0);
     // The waiter passes each frame back through `back` (not through the free list, or its
@@ -203,22 +211,37 @@ fn handoff_latency(
         }
         out = waiter.join().unwrap_or_default();
     });
-    percentiles(out)
+    out
 }
 
 /// (d) Hand-off latency free → a thread blocked in `allocate_blocking`.
 pub fn handoff_latency_blocked(a: &Allocator, samples: usize) -> Latency {
-    handoff_latency(a, samples, |a| a.allocate_blocking(None).ok())
+    percentiles(handoff_samples_blocked(a, samples))
+}
+
+/// (d) Raw samples (ns) of [`handoff_latency_blocked`].
+pub fn handoff_samples_blocked(a: &Allocator, samples: usize) -> Vec<u64> {
+    handoff_samples(a, samples, |a| a.allocate_blocking(None).ok())
 }
 
 /// (d) Hand-off latency free → an async waiter (`allocate().await` on a minimal executor
 /// that parks its thread).
 pub fn handoff_latency_async(a: &Allocator, samples: usize) -> Latency {
-    handoff_latency(a, samples, |a| block_on(a.allocate()).ok())
+    percentiles(handoff_samples_async(a, samples))
+}
+
+/// (d) Raw samples (ns) of [`handoff_latency_async`].
+pub fn handoff_samples_async(a: &Allocator, samples: usize) -> Vec<u64> {
+    handoff_samples(a, samples, |a| block_on(a.allocate()).ok())
 }
 
 /// (d) peer: hand-off latency through a `Mutex<Option<_>>` + `Condvar`, the same protocol.
 pub fn condvar_handoff_latency(samples: usize) -> Latency {
+    percentiles(condvar_handoff_samples(samples))
+}
+
+/// (d) Raw samples (ns) of [`condvar_handoff_latency`].
+pub fn condvar_handoff_samples(samples: usize) -> Vec<u64> {
     let base = Instant::now();
     let stamp = AtomicU64::new(0);
     let slot = (Mutex::new((None::<u64>, false)), Condvar::new());
@@ -258,7 +281,7 @@ pub fn condvar_handoff_latency(samples: usize) -> Latency {
         }
         out = waiter.join().unwrap_or_default();
     });
-    percentiles(out)
+    out
 }
 
 /// A minimal executor: polls on a waker that unparks the calling thread.

@@ -12,7 +12,7 @@ use crate::freelist::{FreeList, MAX_FRAMES};
 use crate::loom::{Arc, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Mutex};
 use crate::memory::{Layout, Region};
 use crate::vendor::DynVendor;
-use crate::waiters::WaitQueue;
+use crate::waiters::{Grants, WaitQueue};
 use crate::{Allocator, Framing, Memory, Status};
 
 /// Default bound on pending requests (see [`AllocatorBuilder::max_waiters`]).
@@ -163,6 +163,7 @@ impl AllocatorBuilder {
             framing: f,
             memory,
             waiters: Mutex::new(WaitQueue::new(self.max_waiters)),
+            grants: Grants::new(self.max_waiters),
             events: Events::new(),
             peak: CachePadded::new(AtomicU32::new(0)),
             failed_try: CachePadded::new(AtomicU64::new(0)),

@@ -213,7 +213,7 @@ impl PendingAlloc {
             return Err(refuse_blocking("PendingAlloc::wait"));
         }
         match std::mem::replace(&mut self.state, State::Done) {
-            State::Queued(t) => self.alloc.wait_ticket(t, timeout),
+            State::Queued(t) => self.alloc.wait_ticket(t, timeout, false),
             _ => Err(Status::InvalidDeviceRequest(
                 "request already completed".into(),
             )),
