@@ -103,7 +103,10 @@ pub(crate) struct Inner {
     pub(crate) frame_size: usize,
     pub(crate) framing: Framing,
     pub(crate) memory: Memory,
-    pub(crate) waiters: Mutex<WaitQueue>,
+    /// On its own cache lines: the waiter side writes it (enqueue, collect under the lock),
+    /// and sharing a line with the fields every free reads (`backend`, `events`, `slots`...)
+    /// would cost the freer a miss on each of them on the hand-off path.
+    pub(crate) waiters: CachePadded<Mutex<WaitQueue>>,
     /// Grant words of the waiter slots, read by their owners without the lock.
     pub(crate) grants: Grants,
     pub(crate) events: Events,

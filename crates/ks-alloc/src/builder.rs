@@ -162,7 +162,7 @@ impl AllocatorBuilder {
             frame_size: f.frame_size as usize,
             framing: f,
             memory,
-            waiters: Mutex::new(WaitQueue::new(self.max_waiters)),
+            waiters: CachePadded::new(Mutex::new(WaitQueue::new(self.max_waiters))),
             grants: Grants::new(self.max_waiters),
             events: Events::new(),
             peak: CachePadded::new(AtomicU32::new(0)),
