@@ -428,9 +428,7 @@ impl<F> Queue<F> {
         out_used: u32,
         eject: bool,
     ) -> Result<(), Status> {
-        if !self.check(id)?.locked {
-            return Err(Status::DeviceNotReady(NOT_LOCKED.into()));
-        }
+        self.locked_pos(id)?;
         let (oin, oout) = (self.offset_in(id)?, self.offset_out(id)?);
         if in_used > oin.remaining {
             return Err(Status::InvalidParameter(
@@ -470,9 +468,7 @@ impl<F> Queue<F> {
         out_used: u32,
         eject: bool,
     ) -> Result<(), Status> {
-        if !self.check(id)?.locked {
-            return Err(Status::DeviceNotReady(NOT_LOCKED.into()));
-        }
+        self.locked_pos(id)?;
         match self.advance_offsets(id, in_used, out_used, eject) {
             // Locked at call time, so NOT_READY means the relock after moving past the last
             // frame failed: the pointer has moved and ends unlocked, as asked.
