@@ -10,15 +10,9 @@
 //! frame in flight: bounded by the frame counts, not by the stream length). One test per
 //! file: the counter is process-wide.
 //!
-//! Graphs without a tee must allocate nothing at all. Graphs with a tee have one known,
-//! rare allocation, outside the allocator: when the last two holders of a shared tee frame
-//! drop it at the same moment on two threads, neither sees itself as the last
-//! (`SharedFrame::drop` in ks-graph's runtime/frame.rs uses `Arc::get_mut`), so the pool cell
-//! is freed instead of recycled and `SharePool::share` makes a new one later (one `Arc`
-//! allocation). Measured: 0-1 per 80,000 shared frames in release builds, none in debug
-//! builds. Until that drop is made race-free (e.g. a holder count inside the cell, decremented
-//! with `fetch_sub`, so that exactly one holder recycles the cell), tee graphs are held to at
-//! most one allocation per 20,000 frames (plus one) — far below anything per frame.
+//! Every graph, with or without a tee, must allocate nothing at all. (Tee graphs share frames
+//! through recycled pool cells; `SharedFrame::drop` in ks-graph's runtime/frame.rs counts the
+//! holders in the cell so that exactly one of two holders dropping at once recycles it.)
 
 use std::alloc::System;
 use std::sync::{Arc, Mutex};
@@ -67,26 +61,14 @@ fn stream(pipeline: &str, time: Duration) -> Vec<(u64, usize)> {
 
 #[test]
 fn no_heap_allocation_in_steady_state() {
-    // (graph, has a tee)
     let graphs = [
-        ("testsrc frames=F size=4096 ! invert ! nullsink", false),
-        (
-            "testsrc frames=F size=4096 ! commonbuf ! invert ! copy ! commonbuf ! nullsink \
-             mode=user",
-            false,
-        ),
-        (
-            "testsrc frames=F size=1024 ! tee name=t ! checksum ! nullsink t. ! identity ! \
-             nullsink",
-            true,
-        ),
-        (
-            "testsrc frames=F size=4096 ! commonbuf ! invert ! tee name=t ! checksum ! nullsink \
-             t. ! copy ! commonbuf ! nullsink mode=user",
-            true,
-        ),
+        "testsrc frames=F size=4096 ! invert ! nullsink",
+        "testsrc frames=F size=4096 ! commonbuf ! invert ! copy ! commonbuf ! nullsink mode=user",
+        "testsrc frames=F size=1024 ! tee name=t ! checksum ! nullsink t. ! identity ! nullsink",
+        "testsrc frames=F size=4096 ! commonbuf ! invert ! tee name=t ! checksum ! nullsink \
+         t. ! copy ! commonbuf ! nullsink mode=user",
     ];
-    for (g, tee) in graphs {
+    for g in graphs {
         let g = g.replace("frames=F", "frames=1000000000");
         // About 7 samples: the first two are warm-up, the window spans the other ~500 ms
         // (ten ks-alloc worker scans, fifty clock ticks).
@@ -105,12 +87,9 @@ fn no_heap_allocation_in_steady_state() {
             frames >= 2_000,
             "{g}: only {frames} frames streamed in the window"
         );
-        // The tee bound: see the module docs (a rare race in the runtime's shared-frame pool).
-        let allowed = if tee { 1 + frames as usize / 20_000 } else { 0 };
-        assert!(
-            allocations <= allowed,
-            "{g}: {allocations} heap allocations while {frames} frames streamed in steady state \
-             (allowed {allowed})"
+        assert_eq!(
+            allocations, 0,
+            "{g}: {allocations} heap allocations while {frames} frames streamed in steady state"
         );
     }
 }

@@ -6,6 +6,7 @@
 //! allocator (behaviour 60) and the cell back to the pool.
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use ks_alloc::Frame;
@@ -65,6 +66,20 @@ impl FrameBytes for RtFrame {
 
 struct Cell {
     frame: Option<Frame>,
+    /// The [`SharedFrame`]s that hold this cell. Exactly one of them, the one whose decrement
+    /// takes it to zero, recycles the cell: with two last holders dropping at once, counting
+    /// `Arc` references alone (`Arc::get_mut`) would let both see the other and neither
+    /// recycle, and the pool would then allocate a new cell.
+    holders: AtomicUsize,
+}
+
+impl Cell {
+    fn empty() -> Arc<Cell> {
+        Arc::new(Cell {
+            frame: None,
+            holders: AtomicUsize::new(0),
+        })
+    }
 }
 
 /// Recycles the cells of shared frames.
@@ -88,7 +103,7 @@ impl SharePool {
             let mut free = pool.free.lock().unwrap_or_else(PoisonError::into_inner);
             free.reserve(cells * 2);
             for _ in 0..cells {
-                free.push(Arc::new(Cell { frame: None }));
+                free.push(Cell::empty());
             }
         }
         pool
@@ -101,12 +116,20 @@ impl SharePool {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
-        let mut cell = popped.unwrap_or_else(|| Arc::new(Cell { frame: None }));
+        let mut cell = popped.unwrap_or_else(Cell::empty);
         match Arc::get_mut(&mut cell) {
-            Some(c) => c.frame = Some(frame),
-            // A pooled cell is never shared (it is only returned when unique); if it somehow
-            // were, fall back to a fresh cell.
-            None => cell = Arc::new(Cell { frame: Some(frame) }),
+            Some(c) => {
+                c.frame = Some(frame);
+                *c.holders.get_mut() = 1;
+            }
+            // A pooled cell is never shared (`SharedFrame::drop` returns it only when unique);
+            // if it somehow were, fall back to a fresh cell.
+            None => {
+                cell = Arc::new(Cell {
+                    frame: Some(frame),
+                    holders: AtomicUsize::new(1),
+                })
+            }
         }
         SharedFrame {
             cell: Some(cell),
@@ -139,6 +162,11 @@ impl SharedFrame {
 
 impl Clone for SharedFrame {
     fn clone(&self) -> SharedFrame {
+        if let Some(c) = &self.cell {
+            // Relaxed: a new holder is made from an existing one, so the count cannot reach
+            // zero meanwhile; the decrement in `drop` orders the frame's last use.
+            c.holders.fetch_add(1, Ordering::Relaxed);
+        }
         SharedFrame {
             cell: self.cell.clone(),
             pool: self.pool.clone(),
@@ -151,18 +179,35 @@ impl Drop for SharedFrame {
         let Some(mut cell) = self.cell.take() else {
             return;
         };
-        if let Some(c) = Arc::get_mut(&mut cell) {
-            // Last holder: the frame goes back to its allocator, the cell to the pool.
-            drop(c.frame.take());
-            self.pool
-                .free
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(cell);
+        // AcqRel: every other holder's reads of the frame happen before the last holder
+        // returns it to its allocator.
+        if cell.holders.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return; // other holders remain; this `Arc` reference drops here
         }
-        // Otherwise other holders remain. (If two last holders race, neither sees itself
-        // unique; the cell is then freed with the frame in it, which still returns the frame
-        // through `Frame`'s drop; the pool makes a new cell later.)
+        // Last holder. Every other holder has already decremented `holders` and drops its
+        // `Arc` right after, so the cell becomes unique within a few instructions (or one
+        // preemption of that thread): wait for it, then recycle cell and frame.
+        let mut spins = 0u32;
+        let frame = loop {
+            if let Some(c) = Arc::get_mut(&mut cell) {
+                break c.frame.take();
+            }
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        };
+        // The cell goes back to the pool before the frame goes back to its allocator
+        // (behaviour 60): the frame may be handed straight to a waiting requester and shared
+        // again at once, and it must find a cell ready then.
+        self.pool
+            .free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(cell);
+        drop(frame);
     }
 }
 
