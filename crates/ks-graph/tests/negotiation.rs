@@ -52,32 +52,6 @@ const NONE: ItemFlags = ItemFlags(0);
 const PREF: ItemFlags = ItemFlags(0x8000_0000);
 const DEVICE: MemoryType = MemoryType::from_u128(0x1234_5678_9abc_def0_1122_3344_5566_7788);
 
-fn two(
-    out: Option<ks_alloc::FramingEx>,
-    inp: Option<ks_alloc::FramingEx>,
-    so: ks_graph::FilterMode,
-    si: ks_graph::FilterMode,
-) -> Graph {
-    Net::new()
-        .f("a", source(so, out_pin(out)))
-        .f("b", sink(si, in_pin(inp)))
-        .c("a.out", "b.in")
-        .build()
-}
-
-fn vend_graph(
-    v: ks_graph::VendorSpec,
-    out: Option<ks_alloc::FramingEx>,
-    inp: Option<ks_alloc::FramingEx>,
-    sink_mode: ks_graph::FilterMode,
-) -> Graph {
-    Net::new()
-        .f("cam", source(K, out_pin(out).with_vendor(v)))
-        .f("dst", sink(sink_mode, in_pin(inp)))
-        .c("cam.out", "dst.in")
-        .build()
-}
-
 fn cases() -> Vec<Case> {
     vec![
         Case {

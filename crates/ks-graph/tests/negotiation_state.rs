@@ -13,17 +13,8 @@ const NP: MemoryType = MemoryType::KERNEL_NONPAGED;
 #[test]
 fn chosen_vendor_is_initialized_once_at_acquire_and_deleted_at_stop() {
     let (v, counts) = vendor("dma", caps());
-    let mut g = Net::new()
-        .f(
-            "cam",
-            source(
-                K,
-                out_pin(Some(fx(NP, ItemFlags::empty(), 3, 64, 4096, 4096))).with_vendor(v),
-            ),
-        )
-        .f("dst", sink(K, in_pin(None)))
-        .c("cam.out", "dst.in")
-        .build();
+    let out = fx(NP, ItemFlags::empty(), 3, 64, 4096, 4096);
+    let mut g = vend_graph(v, Some(out), None, K);
     assert_eq!(counts.inits(), 0, "negotiation alone never initializes");
     g.set_state(KsState::Acquire).unwrap();
     assert_eq!(counts.inits(), 1);
@@ -67,11 +58,7 @@ fn vendor_on_a_user_mode_connection_is_never_initialized() {
 #[test]
 fn vendor_refused_for_capabilities_is_never_initialized() {
     let (v, counts) = vendor("small", caps().with_max_frames(1));
-    let mut g = Net::new()
-        .f("cam", source(K, out_pin(Some(frames(4))).with_vendor(v)))
-        .f("dst", sink(K, in_pin(None)))
-        .c("cam.out", "dst.in")
-        .build();
+    let mut g = vend_graph(v, Some(frames(4)), None, K);
     g.set_state(KsState::Acquire).unwrap();
     assert_eq!(
         g.plan().unwrap().pipes[0].allocator.kind,
@@ -127,11 +114,7 @@ fn failing_initialize_fails_the_transition_and_closes_everything_created() {
 
 #[test]
 fn states_walk_through_the_intermediate_ones() {
-    let mut g = Net::new()
-        .f("a", source(K, out_pin(None)))
-        .f("b", sink(K, in_pin(None)))
-        .c("a.out", "b.in")
-        .build();
+    let mut g = two(None, None, K, K);
     assert_eq!(g.state(), KsState::Stop);
     g.set_state(KsState::Pause).unwrap();
     assert_eq!(g.state(), KsState::Pause);
@@ -148,11 +131,7 @@ fn states_walk_through_the_intermediate_ones() {
 
 #[test]
 fn framing_edits_and_disconnects_need_stop() {
-    let mut g = Net::new()
-        .f("a", source(K, out_pin(None)))
-        .f("b", sink(K, in_pin(None)))
-        .c("a.out", "b.in")
-        .build();
+    let mut g = two(None, None, K, K);
     g.set_state(KsState::Acquire).unwrap();
     let pin = g.pin("a.out").unwrap();
     let e = g.set_pin_framing(pin, frames(3)).unwrap_err();
@@ -177,11 +156,12 @@ fn framing_edits_and_disconnects_need_stop() {
 
 #[test]
 fn unnegotiable_graph_fails_acquire_and_stays_in_stop() {
-    let mut g = Net::new()
-        .f("a", source(K, out_pin(Some(phys(frames(1), 10, 20, 1)))))
-        .f("b", sink(K, in_pin(Some(phys(frames(1), 30, 40, 1)))))
-        .c("a.out", "b.in")
-        .build();
+    let mut g = two(
+        Some(phys(frames(1), 10, 20, 1)),
+        Some(phys(frames(1), 30, 40, 1)),
+        K,
+        K,
+    );
     let e = g.set_state(KsState::Acquire).unwrap_err();
     assert!(matches!(e, StateError::Negotiation(_)));
     assert_eq!(g.state(), KsState::Stop);
@@ -266,11 +246,7 @@ fn vendor_frames_never_reach_a_user_mode_pin() {
 #[test]
 fn dropping_an_acquired_graph_closes_its_allocators() {
     let (v, counts) = vendor("dma", caps());
-    let mut g = Net::new()
-        .f("cam", source(K, out_pin(None).with_vendor(v)))
-        .f("dst", sink(K, in_pin(None)))
-        .c("cam.out", "dst.in")
-        .build();
+    let mut g = vend_graph(v, None, None, K);
     g.set_state(KsState::Run).unwrap();
     drop(g);
     assert_eq!((counts.inits(), counts.deletes()), (1, 1));
@@ -279,17 +255,8 @@ fn dropping_an_acquired_graph_closes_its_allocators() {
 #[test]
 fn stop_cancels_pending_requests_and_deletes_the_vendor_after_the_last_frame() {
     let (v, counts) = vendor("dma", caps());
-    let mut g = Net::new()
-        .f(
-            "cam",
-            source(
-                K,
-                out_pin(Some(fx(NP, ItemFlags::empty(), 1, 1, 4096, 4096))).with_vendor(v),
-            ),
-        )
-        .f("dst", sink(K, in_pin(None)))
-        .c("cam.out", "dst.in")
-        .build();
+    let out = fx(NP, ItemFlags::empty(), 1, 1, 4096, 4096);
+    let mut g = vend_graph(v, Some(out), None, K);
     g.set_state(KsState::Run).unwrap();
     let alloc = g.pipe_allocator(g.pin("cam.out").unwrap()).unwrap().clone();
     assert_eq!(alloc.framing().frames, 1);

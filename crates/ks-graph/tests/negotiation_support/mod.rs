@@ -113,6 +113,36 @@ pub fn tee(mode: FilterMode, n: usize) -> FilterDescriptor {
     d
 }
 
+/// Source `a` (mode `so`, output framing `out`) connected to sink `b` (mode `si`, input
+/// framing `inp`): one pipe of two pins.
+pub fn two(
+    out: Option<FramingEx>,
+    inp: Option<FramingEx>,
+    so: FilterMode,
+    si: FilterMode,
+) -> Graph {
+    Net::new()
+        .f("a", source(so, out_pin(out)))
+        .f("b", sink(si, in_pin(inp)))
+        .c("a.out", "b.in")
+        .build()
+}
+
+/// Kernel source `cam` whose output (framing `out`) offers vendor `v`, connected to sink
+/// `dst` (mode `sink_mode`, input framing `inp`).
+pub fn vend_graph(
+    v: VendorSpec,
+    out: Option<FramingEx>,
+    inp: Option<FramingEx>,
+    sink_mode: FilterMode,
+) -> Graph {
+    Net::new()
+        .f("cam", source(K, out_pin(out).with_vendor(v)))
+        .f("dst", sink(sink_mode, in_pin(inp)))
+        .c("cam.out", "dst.in")
+        .build()
+}
+
 /// Test graph construction; panics with the error text (tests only).
 pub struct Net(GraphBuilder);
 
@@ -210,12 +240,7 @@ unsafe impl VendorAllocator for Counting {
 
 /// A counting vendor with capabilities `caps`, and its counters.
 pub fn vendor(name: &str, caps: VendorCapabilities) -> (VendorSpec, Arc<Counts>) {
-    let counts = Arc::new(Counts::default());
-    let v = Counting {
-        counts: counts.clone(),
-        fail: None,
-    };
-    (VendorSpec::new(name, Arc::new(v), caps), counts)
+    counting_vendor(name, caps, None)
 }
 
 /// A counting vendor whose initialize fails with `status`.
@@ -224,10 +249,18 @@ pub fn failing_vendor(
     caps: VendorCapabilities,
     status: Status,
 ) -> (VendorSpec, Arc<Counts>) {
+    counting_vendor(name, caps, Some(status))
+}
+
+fn counting_vendor(
+    name: &str,
+    caps: VendorCapabilities,
+    fail: Option<Status>,
+) -> (VendorSpec, Arc<Counts>) {
     let counts = Arc::new(Counts::default());
     let v = Counting {
         counts: counts.clone(),
-        fail: Some(status),
+        fail,
     };
     (VendorSpec::new(name, Arc::new(v), caps), counts)
 }
