@@ -42,6 +42,11 @@ fn a_function_table(c: &mut Criterion) {
         b.iter(|| bench::try_cycle(&alloc))
     });
 
+    // Diagnostic (not a peer): the free list alone, without Frame or bookkeeping.
+    g.bench_function("ks_alloc_free_list_only", |b| {
+        b.iter(|| bench::free_list_cycle(&alloc))
+    });
+
     let q = ArrayQueue::new(FRAMES as usize);
     for _ in 0..FRAMES {
         let _ = q.push(vec![0u8; SIZE as usize].into_boxed_slice());

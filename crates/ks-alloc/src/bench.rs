@@ -57,6 +57,24 @@ pub fn try_cycle(a: &Allocator) -> bool {
     }
 }
 
+/// (a) diagnostic row: the free list alone — one pop and one push of a slot index, as
+/// [`try_cycle`] does them, but no [`Frame`](crate::Frame), no dispatch-level check, no
+/// per-slot bookkeeping, no peak. The floor that the lock-free free list (a tagged Treiber
+/// stack: load, dependent link load, CAS to pop; load, CAS to push) puts under (a). Returns
+/// whether a slot was obtained.
+#[inline]
+pub fn free_list_cycle(a: &Allocator) -> bool {
+    match a.inner.free.pop() {
+        crate::freelist::Pop::Frame(i) => {
+            std::hint::black_box(i);
+            // `divert`: as a frame drop does (no waiters here, so always pushed).
+            let _ = a.inner.free.push(i, true);
+            true
+        }
+        crate::freelist::Pop::Empty | crate::freelist::Pop::Closed => false,
+    }
+}
+
 /// (a) peer: a `Mutex<Vec<_>>` pool of `frames` boxed `frame_size`-byte buffers.
 #[derive(Debug)]
 pub struct MutexVecPool {
