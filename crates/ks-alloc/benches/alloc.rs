@@ -13,6 +13,8 @@
 //! sets the hand-off sample count (default 5000).
 
 #![cfg(not(loom))]
+// criterion's macros generate undocumented public functions.
+#![allow(missing_docs)]
 
 use std::future::Future;
 use std::pin::pin;

@@ -24,11 +24,7 @@ fn total_ops() -> usize {
     std::env::var("KS_ALLOC_STRESS_OPS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(if cfg!(debug_assertions) {
-            200_000
-        } else {
-            1_000_000
-        })
+        .unwrap_or(1_000_000)
 }
 
 struct Rng(u64);

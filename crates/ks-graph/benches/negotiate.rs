@@ -4,6 +4,9 @@
 //!
 //! Run: `cargo bench -p ks-graph --bench negotiate`.
 
+// criterion's macros generate undocumented public functions.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 
