@@ -212,22 +212,27 @@ pub fn parse_memory(text: &str) -> Result<MemoryType, SpecError> {
     })
 }
 
+/// A one-item framing holding `frames` frames of any memory, any size (1 to `u32::MAX`
+/// bytes) at byte alignment: what sinks and transforms declare on their inputs, and the
+/// base a framing override starts from on a pin that declares none.
+fn any_framing(frames: u32) -> FramingEx {
+    FramingEx::simple(
+        MemoryType::WILDCARD,
+        ItemFlags::empty(),
+        frames,
+        Alignment::BYTE,
+        1,
+        u32::MAX,
+    )
+}
+
 /// Applies a framing override to a pin's framing (or to a simple framing when it has none).
 pub fn apply_override(
     base: Option<&FramingEx>,
     o: &FramingOverride,
     pin: &str,
 ) -> Result<FramingEx, SpecError> {
-    let mut fx = base.cloned().unwrap_or_else(|| {
-        FramingEx::simple(
-            MemoryType::WILDCARD,
-            ItemFlags::empty(),
-            1,
-            Alignment::BYTE,
-            1,
-            u32::MAX,
-        )
-    });
+    let mut fx = base.cloned().unwrap_or_else(|| any_framing(1));
     let alignment = match o.alignment {
         Some(b) => Some(Alignment::from_bytes(b).map_err(|_| {
             SpecError::new(

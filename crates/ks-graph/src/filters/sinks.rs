@@ -3,9 +3,9 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 
-use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType, Status};
+use ks_alloc::Status;
 
-use super::{FilterType, Made, PropDef, PropKind, Props};
+use super::{any_framing, FilterType, Made, PropDef, PropKind, Props};
 use crate::model::{FilterDescriptor, PinDescriptor};
 use crate::runtime::spec::{SpecError, SpecErrorKind};
 use crate::runtime::{FilterStats, Pins, Process};
@@ -16,14 +16,7 @@ const SINK_FRAMES: u32 = 2;
 fn sink_descriptor(kind: &str) -> FilterDescriptor {
     FilterDescriptor::kernel(kind).with_pin(
         PinDescriptor::input("in")
-            .with_framing(FramingEx::simple(
-                MemoryType::WILDCARD,
-                ItemFlags::empty(),
-                SINK_FRAMES,
-                Alignment::BYTE,
-                1,
-                u32::MAX,
-            ))
+            .with_framing(any_framing(SINK_FRAMES))
             .required(),
     )
 }

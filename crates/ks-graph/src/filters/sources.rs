@@ -87,8 +87,7 @@ fn make_testsrc(p: &Props<'_>) -> Result<Made, SpecError> {
             size,
             pattern,
             ramp,
-            sent: 0,
-            bytes: 0,
+            stats: FilterStats::default(),
         }),
     })
 }
@@ -122,12 +121,12 @@ enum Pattern {
 }
 
 struct TestSrc {
+    /// How many frames to produce (`stats.frames` counts those sent).
     frames: u64,
     size: u32,
     pattern: Pattern,
     ramp: Vec<u8>,
-    sent: u64,
-    bytes: u64,
+    stats: FilterStats,
 }
 
 impl Process for TestSrc {
@@ -136,36 +135,33 @@ impl Process for TestSrc {
             pins.finish_source();
             return Ok(());
         };
-        let left = usize::try_from(self.frames - self.sent).unwrap_or(usize::MAX);
+        let left = usize::try_from(self.frames - self.stats.frames).unwrap_or(usize::MAX);
         q.eject_leading(left, |mut f| {
+            let sent = self.stats.frames;
             let (h, buf) = f.split_mut()?;
             let n = buf.len().min(self.size as usize);
             match self.pattern {
-                Pattern::Ramp => ramp_fill(&mut buf[..n], &self.ramp, self.sent),
+                Pattern::Ramp => ramp_fill(&mut buf[..n], &self.ramp, sent),
                 Pattern::Zero => buf[..n].fill(0),
                 Pattern::None => {}
             }
-            let last = self.sent + 1 == self.frames;
+            let last = sent + 1 == self.frames;
             h.data_used = n as u32;
-            h.presentation_time = self.sent as i64;
+            h.presentation_time = sent as i64;
             h.duration = 1;
             h.set_end_of_stream(last);
-            self.sent += 1;
-            self.bytes += n as u64;
+            self.stats.frames += 1;
+            self.stats.bytes += n as u64;
             Ok::<(), Status>(())
         })?;
-        if self.sent == self.frames {
+        if self.stats.frames == self.frames {
             pins.finish_source();
         }
         Ok(())
     }
 
     fn stats(&self) -> FilterStats {
-        FilterStats {
-            frames: self.sent,
-            bytes: self.bytes,
-            checksum: None,
-        }
+        self.stats.clone()
     }
 }
 
@@ -224,8 +220,7 @@ fn make_filesrc(p: &Props<'_>) -> Result<Made, SpecError> {
             file,
             remaining: len,
             size,
-            sent: 0,
-            bytes: 0,
+            stats: FilterStats::default(),
             done: false,
         }),
     })
@@ -235,8 +230,7 @@ struct FileSrc {
     file: File,
     remaining: u64,
     size: u32,
-    sent: u64,
-    bytes: u64,
+    stats: FilterStats,
     done: bool,
 }
 
@@ -259,11 +253,11 @@ impl Process for FileSrc {
             let last = self.remaining == 0;
             let h = q.header_mut(p)?;
             h.data_used = n as u32;
-            h.presentation_time = self.sent as i64;
+            h.presentation_time = self.stats.frames as i64;
             h.set_end_of_stream(last);
             q.unlock(p, true)?;
-            self.sent += 1;
-            self.bytes += n as u64;
+            self.stats.frames += 1;
+            self.stats.bytes += n as u64;
             self.done = last;
         }
         if self.done {
@@ -273,10 +267,6 @@ impl Process for FileSrc {
     }
 
     fn stats(&self) -> FilterStats {
-        FilterStats {
-            frames: self.sent,
-            bytes: self.bytes,
-            checksum: None,
-        }
+        self.stats.clone()
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use ks_alloc::{Alignment, CommonBuffer, FramingEx, ItemFlags, MemoryType, Status};
 
-use super::{FilterType, Made, PropDef, PropKind, Props};
+use super::{any_framing, FilterType, Made, PropDef, PropKind, Props};
 use crate::model::{FilterDescriptor, PinDescriptor, Routing, VendorCapabilities, VendorSpec};
 use crate::runtime::spec::SpecError;
 use crate::runtime::{FilterStats, PinRole, Pins, Process, RtFrame, RtQueue};
@@ -12,18 +12,6 @@ use crate::stream_pointer::{AtEdge, PointerId, PointerState};
 
 /// Frames an input pin of a transform holds at once.
 const TRANSFORM_FRAMES: u32 = 2;
-
-/// The framing of a transform's input: any memory, 2 frames, any size.
-fn any_framing(frames: u32) -> FramingEx {
-    FramingEx::simple(
-        MemoryType::WILDCARD,
-        ItemFlags::empty(),
-        frames,
-        Alignment::BYTE,
-        1,
-        u32::MAX,
-    )
-}
 
 fn pass_through(kind: &str, input: PinDescriptor, outputs: usize) -> FilterDescriptor {
     let mut d = FilterDescriptor::kernel(kind)
@@ -144,14 +132,17 @@ pub(super) const IDENTITY: FilterType = FilterType {
                 PinDescriptor::input("in").with_framing(any_framing(TRANSFORM_FRAMES)),
                 1,
             ),
-            process: Box::new(Identity(FilterStats::default())),
+            process: Box::new(Untouched(FilterStats::default())),
         })
     },
 };
 
-struct Identity(FilterStats);
+/// The processing of `identity`, `tee` and `commonbuf`: every frame passes on untouched
+/// (the runtime sends it on through each pass-through output; [`pass_frames`] copies it
+/// into a root one).
+struct Untouched(FilterStats);
 
-impl Process for Identity {
+impl Process for Untouched {
     fn process(&mut self, pins: &mut Pins<'_>) -> Result<(), Status> {
         pass_frames(pins, &mut self.0, |_| Ok(()))
     }
@@ -314,21 +305,10 @@ pub(super) const TEE: FilterType = FilterType {
         }
         Ok(Made {
             descriptor: d,
-            process: Box::new(Tee(FilterStats::default())),
+            process: Box::new(Untouched(FilterStats::default())),
         })
     },
 };
-
-struct Tee(FilterStats);
-
-impl Process for Tee {
-    fn process(&mut self, pins: &mut Pins<'_>) -> Result<(), Status> {
-        pass_frames(pins, &mut self.0, |_| Ok(()))
-    }
-    fn stats(&self) -> FilterStats {
-        self.0.clone()
-    }
-}
 
 /// FNV-1a, 64-bit: the stable hash `checksum` reports. `state` is the running hash (start
 /// with [`FNV_OFFSET`]).
@@ -461,6 +441,6 @@ fn make_commonbuf(p: &Props<'_>) -> Result<Made, SpecError> {
                 .with_vendor(vendor),
             1,
         ),
-        process: Box::new(Identity(FilterStats::default())),
+        process: Box::new(Untouched(FilterStats::default())),
     })
 }
