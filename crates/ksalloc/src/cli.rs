@@ -179,7 +179,16 @@ fn run(a: RunArgs) -> Result<()> {
     }
     let outcome = outcome?;
     if a.json {
-        let doc = serde_json::json!({ "plan": outcome.plan, "report": outcome.report });
+        let mut report = serde_json::to_value(&outcome.report).unwrap_or_default();
+        if let Some(r) = report.as_object_mut() {
+            // The rates the text report prints, derived from frames, bytes and elapsed.
+            r.insert(
+                "frames_per_sec".into(),
+                outcome.report.frames_per_sec().into(),
+            );
+            r.insert("mb_per_sec".into(), outcome.report.mb_per_sec().into());
+        }
+        let doc = serde_json::json!({ "plan": outcome.plan, "report": report });
         out.write(&serde_json::to_string_pretty(&doc).unwrap_or_default())?;
         out.write("\n")?;
     } else {

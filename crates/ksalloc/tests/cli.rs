@@ -48,6 +48,24 @@ fn run_json(graph: &str) -> Value {
     let doc = json(&o);
     assert_eq!(doc["report"]["completed"], true);
     assert_eq!(doc["report"]["all_frames_returned"], true);
+    // The rates are the counts over the elapsed time, as in the text report.
+    let r = &doc["report"];
+    let (frames, bytes, elapsed) = (
+        r["frames"].as_f64().unwrap_or(-1.0),
+        r["bytes"].as_f64().unwrap_or(-1.0),
+        r["elapsed"].as_f64().unwrap_or(-1.0),
+    );
+    assert!(frames > 0.0 && elapsed > 0.0, "report: {r}");
+    let fps = r["frames_per_sec"].as_f64().unwrap_or(-1.0);
+    let mbs = r["mb_per_sec"].as_f64().unwrap_or(-1.0);
+    assert!(
+        (fps - frames / elapsed).abs() <= 1e-6 * fps,
+        "frames_per_sec in {r}"
+    );
+    assert!(
+        (mbs - bytes / elapsed / 1e6).abs() <= 1e-6 * mbs.max(1.0),
+        "mb_per_sec in {r}"
+    );
     doc
 }
 
