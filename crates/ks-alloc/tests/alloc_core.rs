@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use ks_alloc::bench::block_on;
 use ks_alloc::{
     raise_to_dispatch, Alignment, Allocator, Framing, Holder, Memory, PoolType, Status,
 };
@@ -37,25 +38,6 @@ impl Wake for CountWaker {
 fn counting_waker() -> (Arc<CountWaker>, Waker) {
     let c = Arc::new(CountWaker(AtomicUsize::new(0)));
     (c.clone(), Waker::from(c))
-}
-
-/// Minimal executor: polls on a thread-unparking waker.
-fn block_on<F: Future>(f: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = pin!(f);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park();
-    }
 }
 
 #[test]
