@@ -233,6 +233,13 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
             a.frame_size, a.frames
         )));
     }
+    if a.frames > ks_alloc::MAX_FRAMES {
+        return Err(Failure::Input(format!(
+            "--frames {}: an allocator holds at most {} frames",
+            a.frames,
+            ks_alloc::MAX_FRAMES
+        )));
+    }
     let mut out = output::Out::new();
     if a.fill_invert_loop {
         let mbs = bench::fill_invert_loop(a.frame_size, a.frames);

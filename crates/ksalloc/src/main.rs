@@ -59,10 +59,22 @@ fn main() -> ExitCode {
     }));
     let args = match cli::Cli::try_parse() {
         Ok(a) => a,
+        Err(e) if e.use_stderr() => {
+            // A usage error: one line like every other error (clap's first line names the
+            // argument and what is wrong), exit code 2.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let _ = writeln!(
+                std::io::stderr(),
+                "ksalloc: error: {first} (see 'ksalloc --help')"
+            );
+            return ExitCode::from(2);
+        }
         Err(e) => {
-            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
+            // -h, --help, --version: clap prints them to stdout.
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            return ExitCode::SUCCESS;
         }
     };
     match cli::dispatch(args) {

@@ -237,14 +237,17 @@ fn bench_json_reports_every_measurement() {
         .iter()
         .filter_map(|r| r["name"].as_str())
         .collect();
-    for n in [
-        "async_ready",
-        "two_threads",
-        "handoff_thread",
-        "handoff_async",
-    ] {
-        assert!(names.contains(&n), "{n} missing: {names:?}");
-    }
+    assert_eq!(
+        names,
+        [
+            "fn_table_single",
+            "async_ready",
+            "two_threads",
+            "handoff_thread",
+            "handoff_async"
+        ],
+        "the five measurements of issue 5, in order"
+    );
     for r in doc["results"].as_array().into_iter().flatten() {
         if let Some(ns) = r.get("ns_per_op") {
             assert!(ns.as_f64().is_some_and(|x| x > 0.0), "{r}");
@@ -306,6 +309,11 @@ fn bad_input_gives_one_line_and_exit_code_2() {
         &[":7:", "too"],
     );
     assert_fails(&["run", "testsrc"], 2, &[]);
+    assert_fails(
+        &["bench", "--frames", "70000"],
+        2,
+        &["--frames 70000", "65535"],
+    );
     assert_fails(&["run", "--until=0", "testsrc ! nullsink"], 2, &["--until"]);
 }
 
@@ -347,8 +355,11 @@ fn help_for_every_command() {
     }
     let long = stdout(&ksalloc(&["run", "--help"]));
     assert!(long.contains("testsrc") && long.contains("commonbuf") && long.contains("pattern"));
-    // A usage error is exit code 2.
-    assert_eq!(ksalloc(&["frobnicate"]).status.code(), Some(2));
+    // A usage error is one line and exit code 2, like any other bad input.
+    assert_fails(&["frobnicate"], 2, &["frobnicate", "ksalloc --help"]);
+    assert_fails(&["plan", "--json", "--dot"], 2, &["--dot"]);
+    assert_fails(&["bench", "--frame-size", "-1"], 2, &["-1"]);
+    assert_fails(&["props"], 2, &["required"]);
 }
 
 #[test]
