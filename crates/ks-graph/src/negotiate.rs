@@ -1140,13 +1140,16 @@ fn merge_pipe(
     } else {
         acc.frames
     };
-    if frames > u32::MAX as u64 {
+    // One allocator (default or vendor) tracks at most `MAX_FRAMES` frames; a plan that asks
+    // for more could never be created at ACQUIRE, so it is refused here, where the pins that
+    // ask for the frames can be named.
+    if frames > u64::from(ks_alloc::MAX_FRAMES) {
         conflicts.push(Conflict {
             field: ConflictField::Frames,
             pins: ctx.names(0..ctx.pins.len()),
             detail: format!(
-                "the pins together hold {frames} frames, more than {}",
-                u32::MAX
+                "the pins together hold {frames} frames, more than one allocator holds ({})",
+                ks_alloc::MAX_FRAMES
             ),
         });
     }

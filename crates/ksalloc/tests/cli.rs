@@ -319,6 +319,14 @@ fn bad_input_gives_one_line_and_exit_code_2() {
 
 #[test]
 fn unsatisfiable_negotiation_exits_with_1() {
+    // More frames than one allocator holds: refused by the negotiation, for plan and run alike.
+    for cmd in ["plan", "run"] {
+        assert_fails(
+            &[cmd, "testsrc out.frames=100000 ! nullsink"],
+            1,
+            &["frame count", "100002", "65535"],
+        );
+    }
     assert_fails(
         &["plan", "testsrc size=4096 ! nullsink in.max_size=100"],
         1,
