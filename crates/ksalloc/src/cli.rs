@@ -187,6 +187,15 @@ fn run(a: RunArgs) -> Result<()> {
                 outcome.report.frames_per_sec().into(),
             );
             r.insert("mb_per_sec".into(), outcome.report.mb_per_sec().into());
+            // 64-bit checksums exceed what JSON tools built on doubles (jq, JavaScript) hold
+            // exactly: give each also as the 16-digit hex string the text report prints.
+            if let Some(filters) = r.get_mut("filters").and_then(|f| f.as_array_mut()) {
+                for f in filters.iter_mut().filter_map(|f| f.as_object_mut()) {
+                    if let Some(sum) = f.get("checksum").and_then(|c| c.as_u64()) {
+                        f.insert("checksum_hex".into(), format!("{sum:016x}").into());
+                    }
+                }
+            }
         }
         let doc = serde_json::json!({ "plan": outcome.plan, "report": report });
         out.write(&serde_json::to_string_pretty(&doc).unwrap_or_default())?;

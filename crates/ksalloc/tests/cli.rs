@@ -35,6 +35,18 @@ fn checksum_of(report: &Value) -> u64 {
         .filter_map(|f| f["checksum"].as_u64())
         .collect();
     assert_eq!(sums.len(), 1, "exactly one checksum filter: {report}");
+    // The hex form carries the same value, exactly, for tools that read numbers as doubles.
+    let hex: Vec<&str> = report["filters"]
+        .as_array()
+        .expect("filters")
+        .iter()
+        .filter_map(|f| f["checksum_hex"].as_str())
+        .collect();
+    assert_eq!(
+        hex,
+        [format!("{:016x}", sums[0])],
+        "checksum_hex in {report}"
+    );
     sums[0]
 }
 
