@@ -85,38 +85,123 @@ pub struct Alignment(u32);
 
 impl Alignment {
     /// 1-byte alignment (mask 0, `FILE_BYTE_ALIGNMENT`).
+    ///
+    /// ```
+    /// use ks_alloc::Alignment;
+    /// assert_eq!(Alignment::BYTE.mask(), 0);
+    /// assert_eq!(Alignment::BYTE.bytes(), 1);
+    /// assert_eq!(Alignment::BYTE.mask(), ks_sys::FILE_BYTE_ALIGNMENT);
+    /// ```
     #[doc(alias = "FILE_BYTE_ALIGNMENT")]
     pub const BYTE: Alignment = Alignment(0);
     /// 2-byte alignment (mask 1, `FILE_WORD_ALIGNMENT`).
+    ///
+    /// ```
+    /// use ks_alloc::Alignment;
+    /// assert_eq!(Alignment::WORD.mask(), 1);
+    /// assert_eq!(Alignment::WORD.bytes(), 2);
+    /// assert_eq!(Alignment::WORD.mask(), ks_sys::FILE_WORD_ALIGNMENT);
+    /// ```
     #[doc(alias = "FILE_WORD_ALIGNMENT")]
     pub const WORD: Alignment = Alignment(1);
     /// 4-byte alignment (mask 3, `FILE_LONG_ALIGNMENT`).
+    ///
+    /// ```
+    /// use ks_alloc::Alignment;
+    /// assert_eq!(Alignment::LONG.mask(), 3);
+    /// assert_eq!(Alignment::LONG.bytes(), 4);
+    /// assert_eq!(Alignment::LONG.mask(), ks_sys::FILE_LONG_ALIGNMENT);
+    /// ```
     #[doc(alias = "FILE_LONG_ALIGNMENT")]
     pub const LONG: Alignment = Alignment(3);
     /// 8-byte alignment (mask 7, `FILE_QUAD_ALIGNMENT`).
+    ///
+    /// ```
+    /// use ks_alloc::Alignment;
+    /// assert_eq!(Alignment::QUAD.mask(), 7);
+    /// assert_eq!(Alignment::QUAD.bytes(), 8);
+    /// assert_eq!(Alignment::QUAD.mask(), ks_sys::FILE_QUAD_ALIGNMENT);
+    /// ```
     #[doc(alias = "FILE_QUAD_ALIGNMENT")]
     pub const QUAD: Alignment = Alignment(7);
     /// 16-byte alignment (mask 0xF, `FILE_OCTA_ALIGNMENT`).
+    ///
+    /// ```
+    /// use ks_alloc::Alignment;
+    /// assert_eq!(Alignment::OCTA.mask(), 0xF);
+    /// assert_eq!(Alignment::OCTA.bytes(), 16);
+    /// assert_eq!(Alignment::OCTA.mask(), ks_sys::FILE_OCTA_ALIGNMENT);
+    /// ```
     #[doc(alias = "FILE_OCTA_ALIGNMENT")]
     pub const OCTA: Alignment = Alignment(0xF);
     /// 32-byte alignment (`FILE_32_BYTE_ALIGNMENT`).
+    ///
+    /// ```
+    /// use ks_alloc::Alignment;
+    /// assert_eq!(Alignment::BYTES_32.mask(), 0x1F);
+    /// assert_eq!(Alignment::BYTES_32.bytes(), 32);
+    /// assert_eq!(Alignment::BYTES_32.mask(), ks_sys::FILE_32_BYTE_ALIGNMENT);
+    /// ```
     #[doc(alias = "FILE_32_BYTE_ALIGNMENT")]
     pub const BYTES_32: Alignment = Alignment(0x1F);
     /// 64-byte alignment (`FILE_64_BYTE_ALIGNMENT`).
+    ///
+    /// ```
+    /// use ks_alloc::Alignment;
+    /// assert_eq!(Alignment::BYTES_64.mask(), 0x3F);
+    /// assert_eq!(Alignment::BYTES_64.bytes(), 64);
+    /// assert_eq!(Alignment::BYTES_64.mask(), ks_sys::FILE_64_BYTE_ALIGNMENT);
+    /// ```
     #[doc(alias = "FILE_64_BYTE_ALIGNMENT")]
     pub const BYTES_64: Alignment = Alignment(0x3F);
     /// 128-byte alignment (`FILE_128_BYTE_ALIGNMENT`).
+    ///
+    /// ```
+    /// use ks_alloc::Alignment;
+    /// assert_eq!(Alignment::BYTES_128.mask(), 0x7F);
+    /// assert_eq!(Alignment::BYTES_128.bytes(), 128);
+    /// assert_eq!(Alignment::BYTES_128.mask(), ks_sys::FILE_128_BYTE_ALIGNMENT);
+    /// ```
     #[doc(alias = "FILE_128_BYTE_ALIGNMENT")]
     pub const BYTES_128: Alignment = Alignment(0x7F);
     /// 256-byte alignment (`FILE_256_BYTE_ALIGNMENT`).
+    ///
+    /// ```
+    /// use ks_alloc::Alignment;
+    /// assert_eq!(Alignment::BYTES_256.mask(), 0xFF);
+    /// assert_eq!(Alignment::BYTES_256.bytes(), 256);
+    /// assert_eq!(Alignment::BYTES_256.mask(), ks_sys::FILE_256_BYTE_ALIGNMENT);
+    /// ```
     #[doc(alias = "FILE_256_BYTE_ALIGNMENT")]
     pub const BYTES_256: Alignment = Alignment(0xFF);
     /// 512-byte alignment (`FILE_512_BYTE_ALIGNMENT`).
+    ///
+    /// ```
+    /// use ks_alloc::Alignment;
+    /// assert_eq!(Alignment::BYTES_512.mask(), 0x1FF);
+    /// assert_eq!(Alignment::BYTES_512.bytes(), 512);
+    /// assert_eq!(Alignment::BYTES_512.mask(), ks_sys::FILE_512_BYTE_ALIGNMENT);
+    /// ```
     #[doc(alias = "FILE_512_BYTE_ALIGNMENT")]
     pub const BYTES_512: Alignment = Alignment(0x1FF);
     /// 4096-byte alignment (mask 0xFFF): one 4 KiB page.
+    ///
+    /// ```
+    /// use ks_alloc::Alignment;
+    /// assert_eq!(Alignment::BYTES_4096.mask(), 0xFFF);
+    /// assert_eq!(Alignment::BYTES_4096.bytes(), 4096);
+    /// assert!(Alignment::BYTES_4096.is_aligned(0x2000) && !Alignment::BYTES_4096.is_aligned(0x2800));
+    /// ```
     pub const BYTES_4096: Alignment = Alignment(0xFFF);
     /// The largest representable alignment, 2^31 bytes.
+    ///
+    /// ```
+    /// use ks_alloc::Alignment;
+    /// assert_eq!(Alignment::MAX.mask(), 0x7FFF_FFFF);
+    /// assert_eq!(Alignment::MAX.bytes(), 0x8000_0000);
+    /// assert_eq!(Alignment::from_bytes(0x8000_0000), Ok(Alignment::MAX));
+    /// assert!(Alignment::from_mask(0xFFFF_FFFF).is_err());
+    /// ```
     pub const MAX: Alignment = Alignment(0x7FFF_FFFF);
 
     /// The alignment for a KS mask (`FileAlignment`). Fails with `STATUS_INVALID_PARAMETER`
@@ -568,6 +653,12 @@ impl ItemFlags {
     /// Mask of the bits of an item's flags that are old-style requirement bits:
     /// 0x1–0x8 and `PREFERENCES_ONLY` (0x10 is not included: in an item it is
     /// `PARTIAL_READ_SUPPORT`).
+    ///
+    /// ```
+    /// use ks_alloc::ItemFlags;
+    /// let bits = ItemFlags::PARTIAL_READ_SUPPORT.bits() | ItemFlags::MUST_ALLOCATE.bits();
+    /// assert_eq!(bits & ItemFlags::REQUIREMENT_MASK, ItemFlags::MUST_ALLOCATE.bits());
+    /// ```
     pub const REQUIREMENT_MASK: u32 = 0x8000_000F;
 
     /// The old-style requirement bits of these flags (`bits & 0x8000000F`).
@@ -798,9 +889,21 @@ pub struct PoolType(pub i32);
 
 impl PoolType {
     /// `NonPagedPool` (0).
+    ///
+    /// ```
+    /// use ks_alloc::PoolType;
+    /// assert_eq!(PoolType::NON_PAGED, PoolType(ks_sys::NonPagedPool));
+    /// assert_eq!(PoolType::NON_PAGED.name(), Some("NonPagedPool"));
+    /// ```
     #[doc(alias = "NonPagedPool")]
     pub const NON_PAGED: PoolType = PoolType(0);
     /// `PagedPool` (1).
+    ///
+    /// ```
+    /// use ks_alloc::PoolType;
+    /// assert_eq!(PoolType::PAGED, PoolType(ks_sys::PagedPool));
+    /// assert_eq!(PoolType::PAGED.name(), Some("PagedPool"));
+    /// ```
     #[doc(alias = "PagedPool")]
     pub const PAGED: PoolType = PoolType(1);
 
@@ -891,6 +994,13 @@ pub struct Framing {
 
 impl Framing {
     /// Size of the structure in bytes.
+    ///
+    /// ```
+    /// use ks_alloc::{Alignment, Framing, PoolType};
+    /// assert_eq!(Framing::SIZE, core::mem::size_of::<ks_sys::KSALLOCATOR_FRAMING>());
+    /// let f = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 1, frame_size: 1, alignment: Alignment::BYTE };
+    /// assert_eq!(f.to_bytes().len(), Framing::SIZE);
+    /// ```
     pub const SIZE: usize = 24;
 
     /// `flags` read as create-request options.
@@ -1058,6 +1168,12 @@ fn crt(a: u64, m: u64, b: u64, n: u64) -> Option<(u128, u128)> {
 
 impl FrameRange {
     /// `{0, 0xFFFFFFFF, 1}`: any size (`SetDontCareKsFramingRange`).
+    ///
+    /// ```
+    /// use ks_alloc::FrameRange;
+    /// assert!(FrameRange::DONT_CARE.contains(0) && FrameRange::DONT_CARE.contains(u32::MAX));
+    /// assert_eq!(FrameRange::DONT_CARE.max, ks_sys::KS_FRAMING_RANGE_DONT_CARE.MaxFrameSize);
+    /// ```
     pub const DONT_CARE: FrameRange = FrameRange {
         min: 0,
         max: u32::MAX,
@@ -1224,6 +1340,12 @@ pub struct Compression {
 
 impl Compression {
     /// `{1, 1, 0}`: no size change (`SetDefaultKsCompression`).
+    ///
+    /// ```
+    /// use ks_alloc::Compression;
+    /// assert_eq!((Compression::IDENTITY.numerator, Compression::IDENTITY.denominator), (1, 1));
+    /// assert_eq!(Compression::default(), Compression::IDENTITY);
+    /// ```
     pub const IDENTITY: Compression = Compression {
         numerator: 1,
         denominator: 1,
@@ -1284,6 +1406,13 @@ pub struct FramingItem {
 
 impl FramingItem {
     /// Size of the structure in bytes.
+    ///
+    /// ```
+    /// use ks_alloc::{Alignment, FramingItem, ItemFlags, MemoryType};
+    /// assert_eq!(FramingItem::SIZE, core::mem::size_of::<ks_sys::KS_FRAMING_ITEM>());
+    /// let i = FramingItem::simple(MemoryType::USER, ItemFlags::empty(), 1, Alignment::BYTE, 1, 1);
+    /// assert_eq!(i.to_bytes().len(), FramingItem::SIZE);
+    /// ```
     pub const SIZE: usize = 88;
 
     /// The item `DECLARE_SIMPLE_FRAMING_EX` builds: bus don't-care, memory/bus flags 0,
@@ -1456,6 +1585,13 @@ pub struct FramingEx {
 
 impl FramingEx {
     /// Size of the fixed header (`CountItems` .. `PinWeight`).
+    ///
+    /// ```
+    /// use ks_alloc::{Alignment, FramingEx, FramingItem, ItemFlags, MemoryType};
+    /// assert_eq!(FramingEx::HEADER_SIZE, ks_sys::KSALLOCATOR_FRAMING_EX_HEADER_SIZE);
+    /// let f = FramingEx::simple(MemoryType::USER, ItemFlags::empty(), 1, Alignment::BYTE, 1, 1);
+    /// assert_eq!(f.byte_len(), FramingEx::HEADER_SIZE + FramingItem::SIZE);
+    /// ```
     pub const HEADER_SIZE: usize = 24;
 
     /// What `DECLARE_SIMPLE_FRAMING_EX(name, memory, flags, frames, alignment, min, max)`

@@ -9,6 +9,15 @@ use crate::opaque::{PFILE_OBJECT, PKSPIN};
 use crate::status::NTSTATUS;
 
 /// `KSPROPERTY_STREAMALLOCATOR_STATUS` value (32 bytes): creation framing and current count.
+///
+/// ```
+/// use ks_sys::*;
+/// let mut s = KSSTREAMALLOCATOR_STATUS { AllocatedFrames: 3, ..Default::default() };
+/// s.Framing.Frames = 4;
+/// assert!(s.AllocatedFrames <= s.Framing.Frames);
+/// assert_eq!(core::mem::size_of_val(&s), 32);
+/// assert_eq!(core::mem::offset_of!(KSSTREAMALLOCATOR_STATUS, AllocatedFrames), 24);
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
 pub struct KSSTREAMALLOCATOR_STATUS {
@@ -28,6 +37,17 @@ const _: () = assert!(offset_of!(KSSTREAMALLOCATOR_STATUS, Reserved) == 28);
 
 /// The same for allocators created with extended framing (120 bytes with one item; no
 /// property id returns it).
+///
+/// ```
+/// use ks_sys::*;
+/// let s = KSSTREAMALLOCATOR_STATUS_EX {
+///     Framing: DECLARE_SIMPLE_FRAMING_EX(KSMEMORY_TYPE_KERNEL_NONPAGED, 0, 2, FILE_BYTE_ALIGNMENT, 64, 64),
+///     AllocatedFrames: 1,
+///     Reserved: 0,
+/// };
+/// assert_eq!(s.Framing.CountItems, 1);
+/// assert_eq!(core::mem::size_of_val(&s), 120);
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
 pub struct KSSTREAMALLOCATOR_STATUS_EX {
@@ -46,6 +66,17 @@ const _: () = assert!(offset_of!(KSSTREAMALLOCATOR_STATUS_EX, AllocatedFrames) =
 const _: () = assert!(offset_of!(KSSTREAMALLOCATOR_STATUS_EX, Reserved) == 116);
 
 /// Function-table allocate: never waits; a failure status and no frame when none is free.
+///
+/// ```
+/// use ks_sys::*;
+/// unsafe extern "C" fn never(_file: PFILE_OBJECT, frame: *mut *mut core::ffi::c_void) -> NTSTATUS {
+///     let _ = frame; // a real allocator writes the frame through `frame`
+///     STATUS_INSUFFICIENT_RESOURCES
+/// }
+/// let f: PFNALLOCATOR_ALLOCATEFRAME = Some(never);
+/// assert!(f.is_some());
+/// assert_eq!(core::mem::size_of::<PFNALLOCATOR_ALLOCATEFRAME>(), core::mem::size_of::<usize>());
+/// ```
 pub type PFNALLOCATOR_ALLOCATEFRAME =
     Option<unsafe extern "C" fn(FileObject: PFILE_OBJECT, Frame: *mut *mut c_void) -> NTSTATUS>;
 /// Function-table free: returns the frame and signals `KSEVENT_STREAMALLOCATOR_FREEFRAME`.
@@ -53,6 +84,14 @@ pub type PFNALLOCATOR_FREEFRAME =
     Option<unsafe extern "C" fn(FileObject: PFILE_OBJECT, Frame: *mut c_void)>;
 
 /// `KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE` value: the DISPATCH_LEVEL interface.
+///
+/// ```
+/// use ks_sys::*;
+/// unsafe extern "C" fn free_frame(_file: PFILE_OBJECT, _frame: *mut core::ffi::c_void) {}
+/// let t = KSSTREAMALLOCATOR_FUNCTIONTABLE { AllocateFrame: None, FreeFrame: Some(free_frame) };
+/// assert!(t.AllocateFrame.is_none() && t.FreeFrame.is_some());
+/// assert_eq!(core::mem::size_of_val(&t), 2 * core::mem::size_of::<usize>());
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
 pub struct KSSTREAMALLOCATOR_FUNCTIONTABLE {
@@ -101,6 +140,15 @@ pub type PFNKSPININITIALIZEALLOCATOR = Option<
 >;
 
 /// An AVStream pin's vendor allocator (`KSPIN_DISPATCH.Allocator`).
+///
+/// ```
+/// use ks_sys::*;
+/// unsafe extern "C" fn delete(_context: *mut core::ffi::c_void) {}
+/// let d = KSALLOCATOR_DISPATCH { DeleteAllocator: Some(delete), ..Default::default() };
+/// assert!(d.DeleteAllocator.is_some() && d.Allocate.is_none());
+/// assert_eq!(core::mem::size_of::<KSALLOCATOR_DISPATCH>(), 4 * core::mem::size_of::<usize>());
+/// assert_eq!(core::mem::offset_of!(KSALLOCATOR_DISPATCH, Free), 3 * core::mem::size_of::<usize>());
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
 pub struct KSALLOCATOR_DISPATCH {

@@ -9,6 +9,13 @@ use crate::guid::{GUID, GUID_NULL};
 /// Kernel pool type (`POOL_TYPE`, an `i32` enum; user-mode `ks.h` declares the field `ULONG`).
 pub type POOL_TYPE = i32;
 /// Non-paged pool.
+///
+/// ```
+/// use ks_sys::*;
+/// assert_eq!((NonPagedPool, PagedPool), (0, 1));
+/// assert_eq!(NonPagedPoolNx, 512);
+/// assert_eq!(NonPagedPoolExecute, NonPagedPool);
+/// ```
 pub const NonPagedPool: POOL_TYPE = 0;
 /// Non-paged executable pool (= `NonPagedPool`).
 pub const NonPagedPoolExecute: POOL_TYPE = 0;
@@ -56,6 +63,14 @@ pub const NonPagedPoolNxCacheAligned: POOL_TYPE = 516;
 pub const NonPagedPoolSessionNx: POOL_TYPE = 544;
 
 /// Requirement: the connection point can modify frames in place.
+///
+/// ```
+/// use ks_sys::*;
+/// let required = KSALLOCATOR_REQUIREMENTF_SYSTEM_MEMORY | KSALLOCATOR_REQUIREMENTF_PREFERENCES_ONLY;
+/// assert_eq!(required, 0x8000_0002);
+/// assert_eq!(KSALLOCATOR_OPTIONF_VALID,
+///     KSALLOCATOR_OPTIONF_COMPATIBLE | KSALLOCATOR_OPTIONF_SYSTEM_MEMORY);
+/// ```
 pub const KSALLOCATOR_REQUIREMENTF_INPLACE_MODIFIER: u32 = 0x0000_0001;
 /// Requirement: the connection point needs system memory.
 pub const KSALLOCATOR_REQUIREMENTF_SYSTEM_MEMORY: u32 = 0x0000_0002;
@@ -74,6 +89,14 @@ pub const KSALLOCATOR_OPTIONF_SYSTEM_MEMORY: u32 = 0x0000_0002;
 /// Mask of the valid option bits.
 pub const KSALLOCATOR_OPTIONF_VALID: u32 = 0x0000_0003;
 /// Pin framing flag: partial reads supported.
+///
+/// ```
+/// use ks_sys::*;
+/// // Item flags carry the requirement bits (0x1..0x8) and these flag bits side by side.
+/// let flags = KSALLOCATOR_REQUIREMENTF_MUST_ALLOCATE | KSALLOCATOR_FLAG_CAN_ALLOCATE;
+/// assert_eq!(flags, 0x48);
+/// assert_eq!(KSALLOCATOR_FLAG_2D_BUFFER_REQUIRED, 0x8000);
+/// ```
 pub const KSALLOCATOR_FLAG_PARTIAL_READ_SUPPORT: u32 = 0x0000_0010;
 /// Pin framing flag: device-specific.
 pub const KSALLOCATOR_FLAG_DEVICE_SPECIFIC: u32 = 0x0000_0020;
@@ -99,6 +122,14 @@ pub const KSALLOCATOR_FLAG_ENABLE_CACHED_MDL: u32 = 0x0000_4000;
 pub const KSALLOCATOR_FLAG_2D_BUFFER_REQUIRED: u32 = 0x0000_8000;
 
 /// Alignment mask for 1-byte alignment.
+///
+/// ```
+/// use ks_sys::*;
+/// // Each mask is the alignment in bytes minus one.
+/// assert_eq!(FILE_QUAD_ALIGNMENT + 1, 8);
+/// assert_eq!(FILE_512_BYTE_ALIGNMENT + 1, 512);
+/// assert_eq!(0x1000 & FILE_64_BYTE_ALIGNMENT, 0); // 0x1000 is 64-byte aligned
+/// ```
 pub const FILE_BYTE_ALIGNMENT: u32 = 0x0000_0000;
 /// Alignment mask for 2-byte alignment.
 pub const FILE_WORD_ALIGNMENT: u32 = 0x0000_0001;
@@ -121,6 +152,13 @@ pub const FILE_512_BYTE_ALIGNMENT: u32 = 0x0000_01FF;
 
 /// `OptionsFlags` (create request) / `RequirementsFlags` (framing query) of
 /// [`KSALLOCATOR_FRAMING`]; one `u32` of storage.
+///
+/// ```
+/// use ks_sys::*;
+/// let mut u = KSALLOCATOR_FRAMING_0::default();
+/// u.RequirementsFlags = KSALLOCATOR_REQUIREMENTF_SYSTEM_MEMORY; // writing a field is safe
+/// assert_eq!(core::mem::size_of_val(&u), 4);
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub union KSALLOCATOR_FRAMING_0 {
@@ -146,6 +184,13 @@ impl fmt::Debug for KSALLOCATOR_FRAMING_0 {
 
 /// `FileAlignment` (an alignment mask, `2^n - 1`) / `FramePitch` (later SDK alias); one 32-bit
 /// storage unit, shared by [`KSALLOCATOR_FRAMING`].
+///
+/// ```
+/// use ks_sys::*;
+/// let u = KSALLOCATOR_FRAMING_1 { FileAlignment: FILE_LONG_ALIGNMENT };
+/// assert_eq!(core::mem::size_of_val(&u), 4);
+/// assert_eq!(core::mem::offset_of!(KSALLOCATOR_FRAMING, Anonymous2), 16);
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub union KSALLOCATOR_FRAMING_1 {
@@ -212,6 +257,13 @@ const _: () = assert!(offset_of!(KSALLOCATOR_FRAMING, Anonymous2) == 16);
 const _: () = assert!(offset_of!(KSALLOCATOR_FRAMING, Reserved) == 20);
 
 /// A frame-size range (12 bytes): legal sizes are `MinFrameSize..=MaxFrameSize` by `Stepping`.
+///
+/// ```
+/// use ks_sys::KS_FRAMING_RANGE;
+/// let r = KS_FRAMING_RANGE { MinFrameSize: 1024, MaxFrameSize: 4096, Stepping: 1024 };
+/// assert_eq!(core::mem::size_of_val(&r), 12);
+/// assert_eq!(core::mem::offset_of!(KS_FRAMING_RANGE, Stepping), 8);
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq, Hash)]
 pub struct KS_FRAMING_RANGE {
@@ -230,6 +282,13 @@ const _: () = assert!(offset_of!(KS_FRAMING_RANGE, MaxFrameSize) == 4);
 const _: () = assert!(offset_of!(KS_FRAMING_RANGE, Stepping) == 8);
 
 /// A frame-size range with in-place / not-in-place weights (20 bytes; weights must be 0).
+///
+/// ```
+/// use ks_sys::*;
+/// let w = KS_FRAMING_RANGE_WEIGHTED { Range: KS_FRAMING_RANGE_DONT_CARE, ..Default::default() };
+/// assert_eq!(w.Range.MaxFrameSize, u32::MAX);
+/// assert_eq!(core::mem::size_of::<KS_FRAMING_RANGE_WEIGHTED>(), 20);
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq, Hash)]
 pub struct KS_FRAMING_RANGE_WEIGHTED {
@@ -248,6 +307,14 @@ const _: () = assert!(offset_of!(KS_FRAMING_RANGE_WEIGHTED, InPlaceWeight) == 12
 const _: () = assert!(offset_of!(KS_FRAMING_RANGE_WEIGHTED, NotInPlaceWeight) == 16);
 
 /// Output/input frame-size ratio of a transform (12 bytes); `{1, 1, 0}` is 1:1.
+///
+/// ```
+/// use ks_sys::KS_COMPRESSION;
+/// // A 2:1 expander with a 16-byte margin.
+/// let c = KS_COMPRESSION { RatioNumerator: 2, RatioDenominator: 1, RatioConstantMargin: 16 };
+/// assert_eq!(core::mem::size_of_val(&c), 12);
+/// assert_eq!(core::mem::offset_of!(KS_COMPRESSION, RatioConstantMargin), 8);
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq, Hash)]
 pub struct KS_COMPRESSION {
@@ -266,6 +333,14 @@ const _: () = assert!(offset_of!(KS_COMPRESSION, RatioDenominator) == 4);
 const _: () = assert!(offset_of!(KS_COMPRESSION, RatioConstantMargin) == 8);
 
 /// `FileAlignment` / `FramePitch` of a [`KS_FRAMING_ITEM`] (union of the current SDK).
+///
+/// ```
+/// use ks_sys::*;
+/// let mut item = KS_FRAMING_ITEM::default();
+/// item.Anonymous = KS_FRAMING_ITEM_0 { FileAlignment: FILE_OCTA_ALIGNMENT };
+/// assert_eq!(core::mem::size_of::<KS_FRAMING_ITEM_0>(), 4);
+/// assert_eq!(core::mem::offset_of!(KS_FRAMING_ITEM, Anonymous), 48);
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub union KS_FRAMING_ITEM_0 {
@@ -289,6 +364,19 @@ impl fmt::Debug for KS_FRAMING_ITEM_0 {
 
 /// One alternative of an extended framing (88 bytes): memory type, bus, flags, count, alignment
 /// and frame-size ranges.
+///
+/// ```
+/// use ks_sys::*;
+/// let item = KS_FRAMING_ITEM {
+///     MemoryType: KSMEMORY_TYPE_KERNEL_PAGED,
+///     Flags: KSALLOCATOR_REQUIREMENTF_SYSTEM_MEMORY,
+///     Frames: 8,
+///     PhysicalRange: KS_FRAMING_RANGE_DONT_CARE,
+///     ..Default::default()
+/// };
+/// assert_eq!(item.BusType, GUID_NULL);
+/// assert_eq!(core::mem::size_of_val(&item), 88);
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
 pub struct KS_FRAMING_ITEM {
@@ -358,10 +446,23 @@ const _: () = assert!(offset_of!(KSALLOCATOR_FRAMING_EX, PinWeight) == 20);
 const _: () = assert!(offset_of!(KSALLOCATOR_FRAMING_EX, FramingItem) == 24);
 
 /// Byte offset of `FramingItem[0]` in a `KSALLOCATOR_FRAMING_EX` payload.
+///
+/// ```
+/// use ks_sys::*;
+/// assert_eq!(KSALLOCATOR_FRAMING_EX_HEADER_SIZE, 24);
+/// // A payload with 3 items:
+/// assert_eq!(KSALLOCATOR_FRAMING_EX_HEADER_SIZE + 3 * core::mem::size_of::<KS_FRAMING_ITEM>(), 288);
+/// ```
 pub const KSALLOCATOR_FRAMING_EX_HEADER_SIZE: usize =
     offset_of!(KSALLOCATOR_FRAMING_EX, FramingItem);
 
 /// The 1:1 compression that `DECLARE_SIMPLE_FRAMING_EX` uses (`SetDefaultKsCompression`).
+///
+/// ```
+/// use ks_sys::*;
+/// assert_eq!(KS_COMPRESSION_DEFAULT.RatioNumerator, KS_COMPRESSION_DEFAULT.RatioDenominator);
+/// assert_eq!(KS_COMPRESSION_DEFAULT.RatioConstantMargin, 0);
+/// ```
 pub const KS_COMPRESSION_DEFAULT: KS_COMPRESSION = KS_COMPRESSION {
     RatioNumerator: 1,
     RatioDenominator: 1,
@@ -369,6 +470,12 @@ pub const KS_COMPRESSION_DEFAULT: KS_COMPRESSION = KS_COMPRESSION {
 };
 
 /// The "don't care" range `{0, 0xFFFFFFFF, 1}` (`SetDontCareKsFramingRange`).
+///
+/// ```
+/// use ks_sys::*;
+/// assert_eq!(KS_FRAMING_RANGE_DONT_CARE.MinFrameSize, 0);
+/// assert_eq!(KS_FRAMING_RANGE_DONT_CARE.MaxFrameSize, u32::MAX);
+/// ```
 pub const KS_FRAMING_RANGE_DONT_CARE: KS_FRAMING_RANGE = KS_FRAMING_RANGE {
     MinFrameSize: 0,
     MaxFrameSize: u32::MAX,

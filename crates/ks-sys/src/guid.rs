@@ -104,6 +104,13 @@ impl fmt::Debug for GUID {
 }
 
 /// The all-zero GUID.
+///
+/// ```
+/// use ks_sys::*;
+/// assert_eq!(GUID_NULL.to_u128(), 0);
+/// assert_eq!(KSMEMORY_TYPE_WILDCARD, GUID_NULL);
+/// assert_ne!(KSMEMORY_TYPE_KERNEL_PAGED, KSMEMORY_TYPE_KERNEL_NONPAGED);
+/// ```
 pub const GUID_NULL: GUID = GUID::from_u128(0);
 
 /// Object class of an allocator create request (`KSSTRING_Allocator`).

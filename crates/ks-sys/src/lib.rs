@@ -4,6 +4,17 @@
 //! Every structure has its size, alignment and field offsets asserted at compile time (x86_64
 //! and x86 values), and `tests/abi.rs` checks every item against data extracted from
 //! mingw-w64's `ks.h` by `tools/abi-probe`.
+//!
+//! ```
+//! use ks_sys::*;
+//! // A property request for a pin's extended framing, and the framing an AVStream pin declares.
+//! let request = KSIDENTIFIER::new(KSPROPSETID_Connection,
+//!     KSPROPERTY_CONNECTION_ALLOCATORFRAMING_EX, KSPROPERTY_TYPE_GET);
+//! let framing = DECLARE_SIMPLE_FRAMING_EX(KSMEMORY_TYPE_KERNEL_NONPAGED,
+//!     KSALLOCATOR_REQUIREMENTF_SYSTEM_MEMORY, 4, FILE_QUAD_ALIGNMENT, 4096, 4096);
+//! assert_eq!(core::mem::size_of_val(&request), 24);
+//! assert_eq!(framing.FramingItem[0].FramingRange.Range.MinFrameSize, 4096);
+//! ```
 #![no_std]
 #![forbid(unsafe_code)]
 #![allow(non_camel_case_types, non_snake_case, non_upper_case_globals)]

@@ -7,6 +7,12 @@ macro_rules! opaque {
         $(#[$doc])*
         ///
         /// Opaque: only ever used behind a pointer; this crate does not model its fields.
+        ///
+        /// ```
+        #[doc = concat!("let p: *mut ks_sys::", stringify!($name), " = core::ptr::null_mut();")]
+        /// assert!(p.is_null());
+        #[doc = concat!("assert_eq!(core::mem::size_of::<ks_sys::", stringify!($name), ">(), 0);")]
+        /// ```
         #[repr(C)]
         #[derive(Debug)]
         pub struct $name {
@@ -38,6 +44,12 @@ opaque! {
 /// A data format (`KSDATAFORMAT`, the same union as `KSDATARANGE`).
 pub type KSDATAFORMAT = KSDATARANGE;
 /// Pointer to a [`FILE_OBJECT`].
+///
+/// ```
+/// let file: ks_sys::PFILE_OBJECT = core::ptr::null_mut();
+/// assert!(file.is_null());
+/// assert_eq!(core::mem::size_of::<ks_sys::PIRP>(), core::mem::size_of::<usize>());
+/// ```
 pub type PFILE_OBJECT = *mut FILE_OBJECT;
 /// Pointer to an [`IRP`].
 pub type PIRP = *mut IRP;

@@ -19,6 +19,14 @@ use crate::stream::KSSTATE;
 /// Pin callback taking an IRP (`Create`, `Close`).
 pub type PFNKSPINIRP = Option<unsafe extern "C" fn(Pin: PKSPIN, Irp: PIRP) -> NTSTATUS>;
 /// Pin callback returning a status (`Process`, `Connect`).
+///
+/// ```
+/// use ks_sys::*;
+/// unsafe extern "C" fn process(_pin: PKSPIN) -> NTSTATUS { STATUS_SUCCESS }
+/// let f: PFNKSPIN = Some(process);
+/// assert!(f.is_some());
+/// assert_eq!(core::mem::size_of::<PFNKSPIN>(), core::mem::size_of::<usize>());
+/// ```
 pub type PFNKSPIN = Option<unsafe extern "C" fn(Pin: PKSPIN) -> NTSTATUS>;
 /// Pin callback without result (`Reset`, `Disconnect`).
 pub type PFNKSPINVOID = Option<unsafe extern "C" fn(Pin: PKSPIN)>;
@@ -50,6 +58,18 @@ pub type PFNKSINTERSECTHANDLEREX = Option<
 >;
 
 /// A pin's dispatch table: ten optional pointers, `Allocator` last.
+///
+/// ```
+/// use ks_sys::*;
+/// static ALLOCATOR: KSALLOCATOR_DISPATCH = KSALLOCATOR_DISPATCH {
+///     InitializeAllocator: None, DeleteAllocator: None, Allocate: None, Free: None,
+/// };
+/// let d = KSPIN_DISPATCH { Allocator: &ALLOCATOR, ..Default::default() };
+/// assert!(!d.Allocator.is_null() && d.Clock.is_null());
+/// let w = core::mem::size_of::<usize>();
+/// assert_eq!(core::mem::size_of::<KSPIN_DISPATCH>(), 10 * w);
+/// assert_eq!(core::mem::offset_of!(KSPIN_DISPATCH, Allocator), 9 * w);
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct KSPIN_DISPATCH {
@@ -124,6 +144,12 @@ const _: () = {
 };
 
 /// Data flow direction of a pin (`i32` enum).
+///
+/// ```
+/// use ks_sys::*;
+/// let flow: KSPIN_DATAFLOW = KSPIN_DATAFLOW_OUT;
+/// assert_eq!((KSPIN_DATAFLOW_IN, flow), (1, 2));
+/// ```
 pub type KSPIN_DATAFLOW = i32;
 /// Data flows into the pin.
 pub const KSPIN_DATAFLOW_IN: KSPIN_DATAFLOW = 1;
@@ -131,6 +157,13 @@ pub const KSPIN_DATAFLOW_IN: KSPIN_DATAFLOW = 1;
 pub const KSPIN_DATAFLOW_OUT: KSPIN_DATAFLOW = 2;
 
 /// Communication type of a pin (`i32` enum).
+///
+/// ```
+/// use ks_sys::*;
+/// // BOTH is SINK | SOURCE.
+/// assert_eq!(KSPIN_COMMUNICATION_BOTH, KSPIN_COMMUNICATION_SINK | KSPIN_COMMUNICATION_SOURCE);
+/// assert_eq!(KSPIN_COMMUNICATION_BRIDGE, 4);
+/// ```
 pub type KSPIN_COMMUNICATION = i32;
 /// No communication.
 pub const KSPIN_COMMUNICATION_NONE: KSPIN_COMMUNICATION = 0;
@@ -144,6 +177,13 @@ pub const KSPIN_COMMUNICATION_BOTH: KSPIN_COMMUNICATION = 3;
 pub const KSPIN_COMMUNICATION_BRIDGE: KSPIN_COMMUNICATION = 4;
 
 /// The constrained-data-ranges member of [`KSPIN_DESCRIPTOR_0`].
+///
+/// ```
+/// use ks_sys::*;
+/// let c = KSPIN_DESCRIPTOR_0_0 { ConstrainedDataRangesCount: 0, ConstrainedDataRanges: core::ptr::null_mut() };
+/// assert_eq!(c.ConstrainedDataRangesCount, 0);
+/// assert_eq!(core::mem::size_of_val(&c), 2 * core::mem::size_of::<usize>());
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct KSPIN_DESCRIPTOR_0_0 {
@@ -154,6 +194,14 @@ pub struct KSPIN_DESCRIPTOR_0_0 {
 }
 
 /// `Reserved` / constrained data ranges of a [`KSPIN_DESCRIPTOR`].
+///
+/// ```
+/// use ks_sys::*;
+/// let mut d = KSPIN_DESCRIPTOR::default();
+/// d.Anonymous = KSPIN_DESCRIPTOR_0 { Reserved: 0 };
+/// assert_eq!(core::mem::align_of::<KSPIN_DESCRIPTOR_0>(), 8);
+/// assert_eq!(core::mem::size_of::<KSPIN_DESCRIPTOR_0>(), if cfg!(target_pointer_width = "64") { 16 } else { 8 });
+/// ```
 #[repr(C, align(8))]
 #[derive(Clone, Copy)]
 pub union KSPIN_DESCRIPTOR_0 {
@@ -170,6 +218,19 @@ impl fmt::Debug for KSPIN_DESCRIPTOR_0 {
 }
 
 /// A pin type's static description (x64 88 bytes, x86 48).
+///
+/// ```
+/// use ks_sys::*;
+/// static CATEGORY: GUID = GUID::from_u128(0x65e8773d_8f56_11d0_a3b9_00a0c9223196);
+/// let d = KSPIN_DESCRIPTOR {
+///     DataFlow: KSPIN_DATAFLOW_OUT,
+///     Communication: KSPIN_COMMUNICATION_SINK,
+///     Category: &CATEGORY,
+///     ..Default::default()
+/// };
+/// assert_eq!(d.DataRangesCount, 0);
+/// assert_eq!(core::mem::size_of_val(&d), if cfg!(target_pointer_width = "64") { 88 } else { 48 });
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct KSPIN_DESCRIPTOR {
@@ -250,6 +311,21 @@ const _: () = {
 };
 
 /// An AVStream pin descriptor (x64 136 bytes, x86 80).
+///
+/// ```
+/// use ks_sys::*;
+/// static FRAMING: KSALLOCATOR_FRAMING_EX = DECLARE_SIMPLE_FRAMING_EX(
+///     KSMEMORY_TYPE_KERNEL_NONPAGED, KSALLOCATOR_REQUIREMENTF_SYSTEM_MEMORY, 4, FILE_QUAD_ALIGNMENT, 4096, 4096);
+/// let d = KSPIN_DESCRIPTOR_EX {
+///     Flags: KSPIN_FLAG_GENERATE_MAPPINGS,
+///     InstancesPossible: 1,
+///     InstancesNecessary: 1,
+///     AllocatorFraming: &FRAMING,
+///     ..Default::default()
+/// };
+/// assert!(d.Dispatch.is_null() && !d.AllocatorFraming.is_null());
+/// assert_eq!(core::mem::size_of_val(&d), if cfg!(target_pointer_width = "64") { 136 } else { 80 });
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct KSPIN_DESCRIPTOR_EX {
@@ -313,6 +389,12 @@ const _: () = {
 };
 
 /// Filter flag: process at DISPATCH_LEVEL.
+///
+/// ```
+/// use ks_sys::*;
+/// assert_eq!(KSFILTER_FLAG_CRITICAL_PROCESSING | KSFILTER_FLAG_HYPERCRITICAL_PROCESSING, 0x6);
+/// assert_eq!(KSFILTER_FLAG_DENY_USERMODE_ACCESS, 0x8000_0000);
+/// ```
 pub const KSFILTER_FLAG_DISPATCH_LEVEL_PROCESSING: u32 = 0x0000_0001;
 /// Filter flag: critical processing.
 pub const KSFILTER_FLAG_CRITICAL_PROCESSING: u32 = 0x0000_0002;
@@ -324,6 +406,14 @@ pub const KSFILTER_FLAG_RECEIVE_ZERO_LENGTH_SAMPLES: u32 = 0x0000_0008;
 pub const KSFILTER_FLAG_DENY_USERMODE_ACCESS: u32 = 0x8000_0000;
 
 /// Pin flag: process at DISPATCH_LEVEL.
+///
+/// ```
+/// use ks_sys::*;
+/// // The low processing flags share the filter flags' values.
+/// assert_eq!(KSPIN_FLAG_DISPATCH_LEVEL_PROCESSING, KSFILTER_FLAG_DISPATCH_LEVEL_PROCESSING);
+/// assert_eq!(KSPIN_FLAG_RENDERER, 0x0021_0000);
+/// assert_ne!(KSPIN_FLAG_RENDERER & KSPIN_FLAG_GENERATE_EOS_EVENTS, 0);
+/// ```
 pub const KSPIN_FLAG_DISPATCH_LEVEL_PROCESSING: u32 = KSFILTER_FLAG_DISPATCH_LEVEL_PROCESSING;
 /// Pin flag: critical processing.
 pub const KSPIN_FLAG_CRITICAL_PROCESSING: u32 = KSFILTER_FLAG_CRITICAL_PROCESSING;

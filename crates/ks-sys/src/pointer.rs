@@ -9,6 +9,13 @@ use crate::opaque::PKSPIN;
 use crate::stream::KSSTREAM_HEADER;
 
 /// One scatter/gather mapping (16 bytes).
+///
+/// ```
+/// use ks_sys::KSMAPPING;
+/// let m = KSMAPPING { PhysicalAddress: 0x1000_0000, ByteCount: 4096, Alignment: 0 };
+/// assert_eq!(core::mem::size_of_val(&m), 16);
+/// assert_eq!(core::mem::offset_of!(KSMAPPING, ByteCount), 8);
+/// ```
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq, Hash)]
 pub struct KSMAPPING {
@@ -27,6 +34,14 @@ const _: () = assert!(offset_of!(KSMAPPING, ByteCount) == 8);
 const _: () = assert!(offset_of!(KSMAPPING, Alignment) == 12);
 
 /// `Data` / `Mappings` of a [`KSSTREAM_POINTER_OFFSET`].
+///
+/// ```
+/// use ks_sys::*;
+/// let mut data = [0u8; 16];
+/// let mut off = KSSTREAM_POINTER_OFFSET::default();
+/// off.Anonymous.Data = data.as_mut_ptr(); // writing a union field is safe
+/// assert_eq!(core::mem::size_of::<KSSTREAM_POINTER_OFFSET_0>(), core::mem::size_of::<usize>());
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub union KSSTREAM_POINTER_OFFSET_0 {
@@ -52,6 +67,19 @@ impl fmt::Debug for KSSTREAM_POINTER_OFFSET_0 {
 }
 
 /// Position of a stream pointer within its frame (16 bytes on x86 and x64).
+///
+/// ```
+/// use ks_sys::*;
+/// let mut data = [0u8; 64];
+/// let off = KSSTREAM_POINTER_OFFSET {
+///     Anonymous: KSSTREAM_POINTER_OFFSET_0 { Data: data.as_mut_ptr() },
+///     Count: 64,
+///     Remaining: 64,
+///     ..Default::default() // the x86 padding field
+/// };
+/// assert_eq!(off.Count - off.Remaining, 0); // at the start of the frame
+/// assert_eq!(core::mem::size_of_val(&off), 16);
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct KSSTREAM_POINTER_OFFSET {
@@ -93,6 +121,17 @@ const _: () = {
 };
 
 /// An AVStream stream pointer (x64 64 bytes, x86 48).
+///
+/// ```
+/// use ks_sys::*;
+/// let mut p = KSSTREAM_POINTER::default();
+/// p.OffsetIn.Count = 128;
+/// p.Offset = &mut p.OffsetIn; // an input pin's pointer
+/// assert!(p.Context.is_null() && !p.Offset.is_null());
+/// let w = core::mem::size_of::<usize>();
+/// assert_eq!(core::mem::offset_of!(KSSTREAM_POINTER, OffsetIn), 4 * w);
+/// assert_eq!(core::mem::size_of::<KSSTREAM_POINTER>(), 4 * w + 32);
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct KSSTREAM_POINTER {
@@ -146,6 +185,12 @@ const _: () = {
 };
 
 /// Lock state requested when acquiring a stream pointer (`i32` enum).
+///
+/// ```
+/// use ks_sys::*;
+/// let s: KSSTREAM_POINTER_STATE = KSSTREAM_POINTER_STATE_LOCKED;
+/// assert_eq!((KSSTREAM_POINTER_STATE_UNLOCKED, s), (0, 1));
+/// ```
 pub type KSSTREAM_POINTER_STATE = i32;
 /// Unlocked: may point at nothing, or at a frame that can be cancelled.
 pub const KSSTREAM_POINTER_STATE_UNLOCKED: KSSTREAM_POINTER_STATE = 0;

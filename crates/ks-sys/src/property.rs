@@ -8,6 +8,13 @@ use core::mem::{align_of, offset_of, size_of};
 use crate::guid::GUID;
 
 /// The set/id/flags triple of a [`KSIDENTIFIER`].
+///
+/// ```
+/// use ks_sys::*;
+/// let t = KSIDENTIFIER_0_0 { Set: KSPROPSETID_StreamAllocator, Id: KSPROPERTY_STREAMALLOCATOR_STATUS, Flags: KSPROPERTY_TYPE_GET };
+/// assert_eq!(core::mem::size_of_val(&t), 24);
+/// assert_eq!(core::mem::offset_of!(KSIDENTIFIER_0_0, Id), 16);
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq, Hash)]
 pub struct KSIDENTIFIER_0_0 {
@@ -20,6 +27,14 @@ pub struct KSIDENTIFIER_0_0 {
 }
 
 /// The union that gives [`KSIDENTIFIER`] its 8-byte alignment.
+///
+/// ```
+/// use ks_sys::*;
+/// let mut p = KSPROPERTY::default();
+/// p.Anonymous = KSIDENTIFIER_0 { Alignment: 0 };
+/// assert_eq!(core::mem::size_of::<KSIDENTIFIER_0>(), 24);
+/// assert_eq!(core::mem::align_of::<KSIDENTIFIER_0>(), 8);
+/// ```
 #[repr(C, align(8))]
 #[derive(Clone, Copy)]
 pub union KSIDENTIFIER_0 {
@@ -60,6 +75,12 @@ pub struct KSIDENTIFIER {
 
 impl KSIDENTIFIER {
     /// Builds an identifier from its set, id and flags.
+    ///
+    /// ```
+    /// use ks_sys::*;
+    /// let m = KSIDENTIFIER::new(KSMETHODSETID_StreamAllocator, KSMETHOD_STREAMALLOCATOR_ALLOC, KSMETHOD_TYPE_WRITE);
+    /// assert_eq!(core::mem::size_of_val(&m), 24);
+    /// ```
     pub const fn new(Set: GUID, Id: u32, Flags: u32) -> KSIDENTIFIER {
         KSIDENTIFIER {
             Anonymous: KSIDENTIFIER_0 {
@@ -78,6 +99,12 @@ const _: () = assert!(offset_of!(KSIDENTIFIER_0_0, Id) == 16);
 const _: () = assert!(offset_of!(KSIDENTIFIER_0_0, Flags) == 20);
 
 /// A property request header.
+///
+/// ```
+/// use ks_sys::*;
+/// let p: KSPROPERTY = KSIDENTIFIER::new(KSPROPSETID_Stream, KSPROPERTY_STREAM_ALLOCATOR, KSPROPERTY_TYPE_SET);
+/// assert_eq!(core::mem::size_of_val(&p), core::mem::size_of::<KSEVENT>());
+/// ```
 pub type KSPROPERTY = KSIDENTIFIER;
 /// A method request header.
 pub type KSMETHOD = KSIDENTIFIER;
@@ -89,6 +116,13 @@ pub type KSPIN_INTERFACE = KSIDENTIFIER;
 pub type KSPIN_MEDIUM = KSIDENTIFIER;
 
 /// Device type of every KS IOCTL.
+///
+/// ```
+/// use ks_sys::*;
+/// assert_eq!(IOCTL_KS_PROPERTY >> 16, FILE_DEVICE_KS);
+/// assert_eq!(IOCTL_KS_PROPERTY & 3, METHOD_NEITHER);
+/// assert_eq!((IOCTL_KS_WRITE_STREAM >> 14) & 3, FILE_WRITE_ACCESS);
+/// ```
 pub const FILE_DEVICE_KS: u32 = 0x0000_002F;
 /// Buffered transfer type.
 pub const METHOD_BUFFERED: u32 = 0;
@@ -116,6 +150,13 @@ pub const fn CTL_CODE(DeviceType: u32, Function: u32, Method: u32, Access: u32) 
 }
 
 /// Property request.
+///
+/// ```
+/// use ks_sys::*;
+/// assert_eq!(IOCTL_KS_PROPERTY, 0x002F_0003);
+/// assert_eq!(IOCTL_KS_METHOD, 0x002F_000F);
+/// assert_eq!(IOCTL_KS_READ_STREAM, 0x002F_4017);
+/// ```
 pub const IOCTL_KS_PROPERTY: u32 = CTL_CODE(FILE_DEVICE_KS, 0, METHOD_NEITHER, FILE_ANY_ACCESS);
 /// Enable an event.
 pub const IOCTL_KS_ENABLE_EVENT: u32 = CTL_CODE(FILE_DEVICE_KS, 1, METHOD_NEITHER, FILE_ANY_ACCESS);
@@ -135,6 +176,13 @@ pub const IOCTL_KS_RESET_STATE: u32 = CTL_CODE(FILE_DEVICE_KS, 6, METHOD_NEITHER
 pub const IOCTL_KS_HANDSHAKE: u32 = CTL_CODE(FILE_DEVICE_KS, 7, METHOD_NEITHER, FILE_ANY_ACCESS);
 
 /// Property flag: get.
+///
+/// ```
+/// use ks_sys::*;
+/// let flags = KSPROPERTY_TYPE_GET | KSPROPERTY_TYPE_TOPOLOGY;
+/// assert_eq!(flags, 0x1000_0001);
+/// assert_eq!(KSPROPERTY_TYPE_BASICSUPPORT, 0x200);
+/// ```
 pub const KSPROPERTY_TYPE_GET: u32 = 0x0000_0001;
 /// Property flag: set.
 pub const KSPROPERTY_TYPE_SET: u32 = 0x0000_0002;
@@ -160,6 +208,12 @@ pub const KSPROPERTY_TYPE_DEFAULTVALUES: u32 = 0x0001_0000;
 pub const KSPROPERTY_TYPE_TOPOLOGY: u32 = 0x1000_0000;
 
 /// Method flag: none.
+///
+/// ```
+/// use ks_sys::*;
+/// assert_eq!(KSMETHOD_TYPE_MODIFY, KSMETHOD_TYPE_READ | KSMETHOD_TYPE_WRITE);
+/// assert_eq!(KSMETHOD_TYPE_SEND, KSMETHOD_TYPE_READ);
+/// ```
 pub const KSMETHOD_TYPE_NONE: u32 = 0x0000_0000;
 /// Method flag: the handler reads the caller's data buffer.
 pub const KSMETHOD_TYPE_READ: u32 = 0x0000_0001;
@@ -179,6 +233,12 @@ pub const KSMETHOD_TYPE_BASICSUPPORT: u32 = 0x0000_0200;
 pub const KSMETHOD_TYPE_TOPOLOGY: u32 = 0x1000_0000;
 
 /// Event flag: enable.
+///
+/// ```
+/// use ks_sys::*;
+/// assert_eq!(KSEVENT_TYPE_ENABLE | KSEVENT_TYPE_ONESHOT, 0x3);
+/// assert_eq!(KSEVENT_TYPE_TOPOLOGY, KSPROPERTY_TYPE_TOPOLOGY);
+/// ```
 pub const KSEVENT_TYPE_ENABLE: u32 = 0x0000_0001;
 /// Event flag: one-shot.
 pub const KSEVENT_TYPE_ONESHOT: u32 = 0x0000_0002;
@@ -195,6 +255,13 @@ pub const KSEVENT_TYPE_TOPOLOGY: u32 = 0x1000_0000;
 
 /// Ids of `KSPROPSETID_StreamAllocator` (a C enum; typed `u32` here because ids are stored in
 /// [`KSIDENTIFIER_0_0::Id`]).
+///
+/// ```
+/// use ks_sys::*;
+/// let status = KSIDENTIFIER::new(KSPROPSETID_StreamAllocator, KSPROPERTY_STREAMALLOCATOR_STATUS, KSPROPERTY_TYPE_GET);
+/// assert_eq!((KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE, KSPROPERTY_STREAMALLOCATOR_STATUS), (0, 1));
+/// assert_eq!(core::mem::size_of_val(&status), 24);
+/// ```
 pub type KSPROPERTY_STREAMALLOCATOR = u32;
 /// Get the DISPATCH_LEVEL function table (`KSSTREAMALLOCATOR_FUNCTIONTABLE`).
 pub const KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE: KSPROPERTY_STREAMALLOCATOR = 0;
@@ -202,6 +269,11 @@ pub const KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE: KSPROPERTY_STREAMALLOCATOR =
 pub const KSPROPERTY_STREAMALLOCATOR_STATUS: KSPROPERTY_STREAMALLOCATOR = 1;
 
 /// Ids of `KSMETHODSETID_StreamAllocator`.
+///
+/// ```
+/// use ks_sys::*;
+/// assert_eq!((KSMETHOD_STREAMALLOCATOR_ALLOC, KSMETHOD_STREAMALLOCATOR_FREE), (0, 1));
+/// ```
 pub type KSMETHOD_STREAMALLOCATOR = u32;
 /// Allocate one frame (may pend).
 pub const KSMETHOD_STREAMALLOCATOR_ALLOC: KSMETHOD_STREAMALLOCATOR = 0;
@@ -209,6 +281,12 @@ pub const KSMETHOD_STREAMALLOCATOR_ALLOC: KSMETHOD_STREAMALLOCATOR = 0;
 pub const KSMETHOD_STREAMALLOCATOR_FREE: KSMETHOD_STREAMALLOCATOR = 1;
 
 /// Ids of `KSEVENTSETID_StreamAllocator`.
+///
+/// ```
+/// use ks_sys::*;
+/// assert_eq!(KSEVENT_STREAMALLOCATOR_INTERNAL_FREEFRAME, 0);
+/// assert_eq!(KSEVENT_STREAMALLOCATOR_FREEFRAME, 1);
+/// ```
 pub type KSEVENT_STREAMALLOCATOR = u32;
 /// Internal: services pending ALLOC requests; clients must not enable it.
 pub const KSEVENT_STREAMALLOCATOR_INTERNAL_FREEFRAME: KSEVENT_STREAMALLOCATOR = 0;
@@ -216,6 +294,12 @@ pub const KSEVENT_STREAMALLOCATOR_INTERNAL_FREEFRAME: KSEVENT_STREAMALLOCATOR = 
 pub const KSEVENT_STREAMALLOCATOR_FREEFRAME: KSEVENT_STREAMALLOCATOR = 1;
 
 /// Ids of `KSPROPSETID_Connection`.
+///
+/// ```
+/// use ks_sys::*;
+/// assert_eq!(KSPROPERTY_CONNECTION_ALLOCATORFRAMING, 3);
+/// assert_eq!(KSPROPERTY_CONNECTION_ALLOCATORFRAMING_EX, 6);
+/// ```
 pub type KSPROPERTY_CONNECTION = u32;
 /// Connection state (`KSSTATE`).
 pub const KSPROPERTY_CONNECTION_STATE: KSPROPERTY_CONNECTION = 0;
@@ -235,6 +319,12 @@ pub const KSPROPERTY_CONNECTION_ALLOCATORFRAMING_EX: KSPROPERTY_CONNECTION = 6;
 pub const KSPROPERTY_CONNECTION_STARTAT: KSPROPERTY_CONNECTION = 7;
 
 /// Ids of `KSPROPSETID_Stream`.
+///
+/// ```
+/// use ks_sys::*;
+/// assert_eq!(KSPROPERTY_STREAM_ALLOCATOR, 0);
+/// assert_eq!(KSPROPERTY_STREAM_PIPE_ID, 10);
+/// ```
 pub type KSPROPERTY_STREAM = u32;
 /// The allocator a connection point uses (`HANDLE`).
 pub const KSPROPERTY_STREAM_ALLOCATOR: KSPROPERTY_STREAM = 0;
@@ -260,4 +350,11 @@ pub const KSPROPERTY_STREAM_RATE: KSPROPERTY_STREAM = 9;
 pub const KSPROPERTY_STREAM_PIPE_ID: KSPROPERTY_STREAM = 10;
 
 /// Id in `KSPROPSETID_MemoryTransport`: choose a pin's memory transport (set-only, `BOOL`).
+///
+/// ```
+/// use ks_sys::*;
+/// let set = KSIDENTIFIER::new(KSPROPSETID_MemoryTransport, KSPROPERTY_MEMORY_TRANSPORT, KSPROPERTY_TYPE_SET);
+/// assert_eq!(core::mem::size_of_val(&set), 24);
+/// assert_eq!(KSPROPERTY_MEMORY_TRANSPORT, 1);
+/// ```
 pub const KSPROPERTY_MEMORY_TRANSPORT: u32 = 1;

@@ -7,6 +7,11 @@ use core::mem::{align_of, offset_of, size_of};
 use crate::framing::{KS_COMPRESSION, KS_FRAMING_RANGE, KS_FRAMING_RANGE_WEIGHTED};
 
 /// Where an allocator lives (`KSALLOCATORMODE`, `i32` enum).
+///
+/// ```
+/// use ks_sys::*;
+/// assert_eq!((KsAllocatorMode_User, KsAllocatorMode_Kernel), (0, 1));
+/// ```
 pub type KSALLOCATORMODE = i32;
 /// User-mode allocator.
 pub const KsAllocatorMode_User: KSALLOCATORMODE = 0;
@@ -14,6 +19,12 @@ pub const KsAllocatorMode_User: KSALLOCATORMODE = 0;
 pub const KsAllocatorMode_Kernel: KSALLOCATORMODE = 1;
 
 /// Which framing property a pin supports (`FRAMING_PROP`).
+///
+/// ```
+/// use ks_sys::*;
+/// assert_eq!(FramingProp_Old, 2);
+/// assert_eq!(FramingProp_Ex, 3);
+/// ```
 pub type FRAMING_PROP = i32;
 /// Not queried yet.
 pub const FramingProp_Uninitialized: FRAMING_PROP = 0;
@@ -25,6 +36,12 @@ pub const FramingProp_Old: FRAMING_PROP = 2;
 pub const FramingProp_Ex: FRAMING_PROP = 3;
 
 /// Framing-cache operation (`FRAMING_CACHE_OPS`).
+///
+/// ```
+/// use ks_sys::*;
+/// assert_eq!(Framing_Cache_Update, 0);
+/// assert_eq!(Framing_Cache_Write, 3);
+/// ```
 pub type FRAMING_CACHE_OPS = i32;
 /// Bypass the cache.
 pub const Framing_Cache_Update: FRAMING_CACHE_OPS = 0;
@@ -36,6 +53,13 @@ pub const Framing_Cache_ReadOrig: FRAMING_CACHE_OPS = 2;
 pub const Framing_Cache_Write: FRAMING_CACHE_OPS = 3;
 
 /// Summed optimal-range weights of a pipe (24 bytes).
+///
+/// ```
+/// use ks_sys::OPTIMAL_WEIGHT_TOTALS;
+/// let t = OPTIMAL_WEIGHT_TOTALS { MinTotalNominator: 1, MaxTotalNominator: 2, TotalDenominator: 4 };
+/// assert!(t.MinTotalNominator <= t.MaxTotalNominator);
+/// assert_eq!(core::mem::size_of_val(&t), 24);
+/// ```
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq, Hash)]
 pub struct OPTIMAL_WEIGHT_TOTALS {
@@ -54,6 +78,12 @@ const _: () = assert!(offset_of!(OPTIMAL_WEIGHT_TOTALS, MaxTotalNominator) == 8)
 const _: () = assert!(offset_of!(OPTIMAL_WEIGHT_TOTALS, TotalDenominator) == 16);
 
 /// Allocator strategy: no preference.
+///
+/// ```
+/// use ks_sys::*;
+/// let s = AllocatorStrategy_MinimizeNumberOfFrames | AllocatorStrategy_MaximizeSpeed;
+/// assert_eq!(s, 0x9);
+/// ```
 pub const AllocatorStrategy_DontCare: u32 = 0;
 /// Allocator strategy: minimise the number of frames.
 pub const AllocatorStrategy_MinimizeNumberOfFrames: u32 = 0x0000_0001;
@@ -65,6 +95,12 @@ pub const AllocatorStrategy_MinimizeNumberOfAllocators: u32 = 0x0000_0004;
 pub const AllocatorStrategy_MaximizeSpeed: u32 = 0x0000_0008;
 
 /// Pipe factor: none.
+///
+/// ```
+/// use ks_sys::*;
+/// assert_eq!(PipeFactor_PhysicalRanges | PipeFactor_OptimalRanges, 0x30);
+/// assert_eq!(PipeFactor_LogicalEnd, 0x800);
+/// ```
 pub const PipeFactor_None: u32 = 0;
 /// Pipe factor: user-mode upstream.
 pub const PipeFactor_UserModeUpstream: u32 = 0x0000_0001;
@@ -92,6 +128,12 @@ pub const PipeFactor_PhysicalEnd: u32 = 0x0000_0400;
 pub const PipeFactor_LogicalEnd: u32 = 0x0000_0800;
 
 /// Negotiation state of a pipe (`PIPE_STATE`).
+///
+/// ```
+/// use ks_sys::*;
+/// assert!(PipeState_RangeNotFixed < PipeState_Finalized);
+/// assert_eq!(PipeState_Finalized, 4);
+/// ```
 pub type PIPE_STATE = i32;
 /// No state.
 pub const PipeState_DontCare: PIPE_STATE = 0;
@@ -105,6 +147,13 @@ pub const PipeState_CompressionUnknown: PIPE_STATE = 3;
 pub const PipeState_Finalized: PIPE_STATE = 4;
 
 /// Compression at the allocator pin, the most expanding pin and the end pin (36 bytes).
+///
+/// ```
+/// use ks_sys::*;
+/// let d = PIPE_DIMENSIONS { EndPin: KS_COMPRESSION_DEFAULT, ..Default::default() };
+/// assert_eq!(d.EndPin.RatioNumerator, 1);
+/// assert_eq!(core::mem::size_of_val(&d), 36);
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq, Hash)]
 pub struct PIPE_DIMENSIONS {
@@ -123,6 +172,12 @@ const _: () = assert!(offset_of!(PIPE_DIMENSIONS, MaxExpansionPin) == 12);
 const _: () = assert!(offset_of!(PIPE_DIMENSIONS, EndPin) == 24);
 
 /// Where a pipe's allocator sits (`PIPE_ALLOCATOR_PLACE`).
+///
+/// ```
+/// use ks_sys::*;
+/// assert_eq!(Pipe_Allocator_FirstPin, 1);
+/// assert_eq!(Pipe_Allocator_MiddlePin, 3);
+/// ```
 pub type PIPE_ALLOCATOR_PLACE = i32;
 /// No allocator.
 pub const Pipe_Allocator_None: PIPE_ALLOCATOR_PLACE = 0;
@@ -134,6 +189,12 @@ pub const Pipe_Allocator_LastPin: PIPE_ALLOCATOR_PLACE = 2;
 pub const Pipe_Allocator_MiddlePin: PIPE_ALLOCATOR_PLACE = 3;
 
 /// Logical memory type of a pipe (`KS_LogicalMemoryType`).
+///
+/// ```
+/// use ks_sys::*;
+/// assert_eq!(KS_MemoryTypeKernelNonPaged, 2);
+/// assert_eq!(KS_MemoryTypeUser, 5);
+/// ```
 pub type KS_LogicalMemoryType = i32;
 /// Any.
 pub const KS_MemoryTypeDontCare: KS_LogicalMemoryType = 0;
@@ -151,6 +212,19 @@ pub const KS_MemoryTypeUser: KS_LogicalMemoryType = 5;
 pub const KS_MemoryTypeAnyHost: KS_LogicalMemoryType = 6;
 
 /// One end of a pipe (56 bytes).
+///
+/// ```
+/// use ks_sys::*;
+/// let t = PIPE_TERMINATION {
+///     OutsideFactors: PipeFactor_UserModeUpstream,
+///     PhysicalRange: KS_FRAMING_RANGE_DONT_CARE,
+///     Compression: KS_COMPRESSION_DEFAULT,
+///     ..Default::default()
+/// };
+/// assert_eq!(t.Flags, 0);
+/// assert_eq!(core::mem::size_of_val(&t), 56);
+/// assert_eq!(core::mem::offset_of!(PIPE_TERMINATION, Compression), 44);
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq, Hash)]
 pub struct PIPE_TERMINATION {
@@ -178,6 +252,11 @@ const _: () = assert!(offset_of!(PIPE_TERMINATION, OptimalRange) == 24);
 const _: () = assert!(offset_of!(PIPE_TERMINATION, Compression) == 44);
 
 /// `IKsPin::KsPeekAllocator` operation (`KSPEEKOPERATION`).
+///
+/// ```
+/// use ks_sys::*;
+/// assert_eq!((KsPeekOperation_PeekOnly, KsPeekOperation_AddRef), (0, 1));
+/// ```
 pub type KSPEEKOPERATION = i32;
 /// Peek only.
 pub const KsPeekOperation_PeekOnly: KSPEEKOPERATION = 0;

@@ -1,9 +1,23 @@
 //! `NTSTATUS` and the status codes of ks-spec.md §1.3.
 
 /// A Windows `NTSTATUS` value: negative means error, `0x8000_0000..` warning.
+///
+/// ```
+/// use ks_sys::*;
+/// let status: NTSTATUS = STATUS_INVALID_PARAMETER;
+/// assert!(status < 0); // errors have the top two bits set
+/// assert_eq!(status as u32 >> 30, 3);
+/// ```
 pub type NTSTATUS = i32;
 
 /// The operation succeeded.
+///
+/// ```
+/// use ks_sys::*;
+/// assert!(STATUS_SUCCESS >= 0 && STATUS_PENDING >= 0); // success codes
+/// assert_eq!(STATUS_BUFFER_OVERFLOW as u32, 0x8000_0005); // warning
+/// assert_eq!(STATUS_NOT_FOUND as u32, 0xC000_0225); // error
+/// ```
 pub const STATUS_SUCCESS: NTSTATUS = 0x0000_0000;
 /// The operation will complete later (e.g. an ALLOC with no free frame).
 pub const STATUS_PENDING: NTSTATUS = 0x0000_0103;

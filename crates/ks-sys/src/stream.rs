@@ -4,6 +4,14 @@ use core::ffi::c_void;
 use core::mem::{align_of, offset_of, size_of};
 
 /// A time value with a rational scale (16 bytes, 8-byte aligned).
+///
+/// ```
+/// use ks_sys::KSTIME;
+/// // One second in 100 ns units, unscaled.
+/// let t = KSTIME { Time: 10_000_000, Numerator: 1, Denominator: 1 };
+/// assert_eq!(t.Time * i64::from(t.Numerator) / i64::from(t.Denominator), 10_000_000);
+/// assert_eq!((core::mem::size_of_val(&t), core::mem::align_of_val(&t)), (16, 8));
+/// ```
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq, Hash)]
 pub struct KSTIME {
@@ -22,6 +30,22 @@ const _: () = assert!(offset_of!(KSTIME, Numerator) == 8);
 const _: () = assert!(offset_of!(KSTIME, Denominator) == 12);
 
 /// Header of one frame in a stream request (x64 56 bytes, x86 48).
+///
+/// ```
+/// use ks_sys::*;
+/// let mut frame = [0u8; 256];
+/// let h = KSSTREAM_HEADER {
+///     Size: core::mem::size_of::<KSSTREAM_HEADER>() as u32,
+///     FrameExtent: 256,
+///     DataUsed: 100,
+///     Data: frame.as_mut_ptr().cast(),
+///     OptionsFlags: KSSTREAM_HEADER_OPTIONSF_ENDOFSTREAM,
+///     ..Default::default()
+/// };
+/// assert!(h.DataUsed <= h.FrameExtent);
+/// assert_eq!(h.Size, if cfg!(target_pointer_width = "64") { 56 } else { 48 });
+/// assert_eq!(core::mem::offset_of!(KSSTREAM_HEADER, Data), 40);
+/// ```
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug)]
 pub struct KSSTREAM_HEADER {
@@ -84,6 +108,13 @@ const _: () = {
 };
 
 /// Header option: splice point.
+///
+/// ```
+/// use ks_sys::*;
+/// let flags = KSSTREAM_HEADER_OPTIONSF_TIMEVALID | KSSTREAM_HEADER_OPTIONSF_DURATIONVALID;
+/// assert_eq!(flags, 0x110);
+/// assert_eq!(KSSTREAM_HEADER_OPTIONSF_LOOPEDDATA, 1 << 31);
+/// ```
 pub const KSSTREAM_HEADER_OPTIONSF_SPLICEPOINT: u32 = 0x0000_0001;
 /// Header option: preroll.
 pub const KSSTREAM_HEADER_OPTIONSF_PREROLL: u32 = 0x0000_0002;
@@ -109,6 +140,13 @@ pub const KSSTREAM_HEADER_OPTIONSF_VRAM_DATA_TRANSFER: u32 = 0x0000_0800;
 pub const KSSTREAM_HEADER_OPTIONSF_LOOPEDDATA: u32 = 0x8000_0000;
 
 /// Stream state of a pin (`KSSTATE`, an `i32` enum).
+///
+/// ```
+/// use ks_sys::*;
+/// // The states are ordered: a pin moves STOP -> ACQUIRE -> PAUSE -> RUN one step at a time.
+/// assert!(KSSTATE_STOP < KSSTATE_ACQUIRE && KSSTATE_PAUSE < KSSTATE_RUN);
+/// assert_eq!(KSSTATE_RUN, 3);
+/// ```
 pub type KSSTATE = i32;
 /// Stopped.
 pub const KSSTATE_STOP: KSSTATE = 0;
