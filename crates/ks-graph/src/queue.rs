@@ -528,27 +528,15 @@ impl<F> Queue<F> {
     /// leading edge of an empty queue in particular) now reference it (behaviour 49).
     #[inline]
     pub fn push(&mut self, frame: F, header: StreamHeader) -> FrameId {
-        let seq = self.next;
-        let refs = self.at_end;
-        let e = self.entries.push_slot();
-        e.frame = Some(frame);
-        e.done = false;
-        e.header = header;
-        e.refs = refs;
-        e.locks = 0;
-        e.cancelled = false;
-        e.status = None;
-        self.at_end = 0;
-        self.next += 1;
-        self.stats.arrived += 1;
-        FrameId(seq)
+        self.push_from(&mut Some(frame), header)
     }
 
     /// [`push`](Self::push) of the frame in `slot`, which is left empty: the frame moves
     /// from one queue's entry straight into another's (the runtime's hot path), without
     /// passing through the stack.
     #[inline]
-    fn push_from(&mut self, slot: &mut Option<F>, header: StreamHeader) {
+    fn push_from(&mut self, slot: &mut Option<F>, header: StreamHeader) -> FrameId {
+        let seq = self.next;
         let refs = self.at_end;
         let e = self.entries.push_slot();
         // A free slot holds no frame (frames leave their entries before the entries are
@@ -564,6 +552,7 @@ impl<F> Queue<F> {
         self.next += 1;
         self.stats.arrived += 1;
         *slot = None;
+        FrameId(seq)
     }
 
     /// The header of a frame still in the queue (no lock needed to look).
