@@ -96,7 +96,7 @@ impl AllocatorBuilder {
     /// Creates the allocator.
     ///
     /// # Errors
-    /// * `STATUS_INVALID_PARAMETER`: `frames` is 0 or above [`MAX_FRAMES`](crate::MAX_FRAMES)
+    /// * `STATUS_INVALID_PARAMETER`: `frames` is 0 or above [`MAX_FRAMES`]
     ///   (policy: a KS allocator with `Frames == 0` would be unbounded; we refuse it), or
     ///   `frame_size` is 0, or the pool type is unknown.
     /// * `STATUS_INSUFFICIENT_RESOURCES`: memory could not be mapped or locked (the message

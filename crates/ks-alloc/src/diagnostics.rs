@@ -119,7 +119,7 @@ impl Allocator {
         lock(&self.inner.last_starvation).clone()
     }
 
-    /// For [`Memory::User`]: the shared memory that holds the frames, so another process can
+    /// For [`Memory::User`](crate::Memory::User): the shared memory that holds the frames, so another process can
     /// map them.
     pub fn shared_memory(&self) -> Option<SharedMemory<'_>> {
         match &self.inner.backend {
@@ -139,7 +139,7 @@ impl Allocator {
     }
 }
 
-/// The memfd of a [`Memory::User`] allocator and where its frames lie in it.
+/// The memfd of a [`Memory::User`](crate::Memory::User) allocator and where its frames lie in it.
 #[derive(Debug, Clone, Copy)]
 pub struct SharedMemory<'a> {
     /// The memfd (map it `MAP_SHARED` with `len` bytes).

@@ -697,7 +697,7 @@ impl<F> Queue<F> {
     /// Whether the leading edge is the queue's only stream pointer (no clones, no trailing
     /// edge), nothing rewrites `DataUsed` and no completion sink is installed: then a frame
     /// completes exactly when the leading edge leaves it, and
-    /// [`eject_leading`](Queue::eject_leading) takes [`eject_leading_alone`]'s path.
+    /// [`eject_leading`](Queue::eject_leading) takes [`eject_leading_alone`](Queue::eject_leading_alone)'s path.
     pub(crate) fn leading_edge_alone(&self) -> bool {
         self.clones.is_empty()
             && self.trailing.is_none()

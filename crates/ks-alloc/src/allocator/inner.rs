@@ -1,0 +1,480 @@
+//! The allocator's shared state and its free paths (see the parent module's docs).
+
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+
+use crate::events::Events;
+use crate::frame::{coarse_now, now_ns, Frame, Holder};
+use crate::freelist::{FreeList, Push};
+use crate::level::{current_level, Level};
+use crate::loom::{
+    lock, Arc, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering,
+};
+use crate::memory::Region;
+use crate::vendor::{DynVendor, ErasedContext};
+use crate::waiters::{Grants, Notify, WaitQueue};
+use crate::StarvationReport;
+use crate::{Framing, Memory, Status};
+
+/// Slot states.
+pub(crate) const FREE: u32 = 0;
+pub(crate) const HELD: u32 = 1;
+pub(crate) const RAW: u32 = 2;
+pub(crate) const DEFERRED: u32 = 3;
+
+#[repr(align(64))]
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub(crate) state: AtomicU32,
+    pub(crate) holder: AtomicPtr<Holder>,
+    pub(crate) taken_at: AtomicU64,
+    pub(crate) addr: AtomicUsize,
+}
+
+pub(crate) enum Backend {
+    Region(Region),
+    Vendor {
+        vendor: Arc<dyn DynVendor>,
+        /// `Some` from creation until `delete`. Read shared by allocate/free; taken once by
+        /// `finalize`, when no other access can happen (close protocol).
+        cx: UnsafeCell<Option<ErasedContext>>,
+        name: &'static str,
+    },
+}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Backend::Region(r) => f.debug_tuple("Region").field(r).finish(),
+            Backend::Vendor { name, .. } => f.debug_struct("Vendor").field("name", name).finish(),
+        }
+    }
+}
+
+/// Why claiming a slot for a caller failed.
+pub(super) enum ClaimError {
+    /// The vendor had no memory ("no frame now").
+    NoFrame,
+    /// The vendor returned a misaligned address (already returned to the vendor).
+    Misaligned(usize),
+}
+
+pub(crate) struct Inner {
+    pub(crate) free: FreeList,
+    pub(crate) slots: Box<[Slot]>,
+    pub(crate) backend: Backend,
+    pub(crate) frame_size: usize,
+    pub(crate) framing: Framing,
+    pub(crate) memory: Memory,
+    /// On its own cache lines: the waiter side writes it (enqueue, collect under the lock),
+    /// and sharing a line with the fields every free reads (`backend`, `events`, `slots`...)
+    /// would cost the freer a miss on each of them on the hand-off path.
+    pub(crate) waiters: CachePadded<Mutex<WaitQueue>>,
+    /// Grant words of the waiter slots, read by their owners without the lock.
+    pub(crate) grants: Grants,
+    pub(crate) events: Events,
+    pub(crate) peak: CachePadded<AtomicU32>,
+    pub(crate) failed_try: CachePadded<AtomicU64>,
+    pub(crate) handles: AtomicUsize,
+    /// Scheduled on the worker (holding one strong reference for it).
+    pub(crate) in_worker: AtomicBool,
+    pub(crate) worker_next: AtomicPtr<Inner>,
+    pub(crate) name: String,
+    pub(crate) starvation_threshold: Option<Duration>,
+    pub(crate) last_starvation: Mutex<Option<StarvationReport>>,
+    pub(crate) starving_since_reported: AtomicBool,
+}
+
+// SAFETY: the only non-`Sync` field is the vendor context cell. It is read through shared
+// references by `allocate`/`free` from any thread (the context type is `Send + Sync`), and
+// written exactly once, by `finalize`, when the close protocol guarantees no other access
+// (closed, every slot home, so no allocate/free is running or can start).
+unsafe impl Sync for Inner {}
+// SAFETY: every field is `Send` (the vendor context is `Send + Sync`).
+unsafe impl Send for Inner {}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        crate::worker::allocator_dropped();
+    }
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Allocator")
+            .field("name", &self.name)
+            .field("framing", &self.framing)
+            .field("memory", &self.memory)
+            .field("backend", &self.backend)
+            .field("free", &self.free.free_count())
+            .field("closed", &self.free.is_closed())
+            .finish()
+    }
+}
+
+impl Inner {
+    #[inline(always)]
+    pub(crate) fn frame_ptr(&self, index: u32) -> NonNull<u8> {
+        match &self.backend {
+            Backend::Region(r) => r.frame_ptr(index as usize),
+            Backend::Vendor { .. } => {
+                // Relaxed: written by the claimer before the frame was handed over (ordered by
+                // the free-list CAS or the waiter mutex).
+                let a = self.slots[index as usize].addr.load(Ordering::Relaxed);
+                NonNull::new(a as *mut u8).unwrap_or(NonNull::dangling())
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn vendor_cx(&self) -> Option<(&dyn DynVendor, &ErasedContext)> {
+        match &self.backend {
+            Backend::Region(_) => None,
+            Backend::Vendor { vendor, cx, .. } => {
+                // SAFETY: `cx` is only written by `finalize`, which runs when no slot is out
+                // and the allocator is closed; every caller of `vendor_cx` owns a slot (or
+                // holds the waiter lock with requests pending, so not closed).
+                let cx = unsafe { &*cx.get() }.as_ref()?;
+                Some((&**vendor, cx))
+            }
+        }
+    }
+
+    /// Makes slot `index` (owned by the caller) an outstanding frame for `holder`.
+    #[inline(always)]
+    pub(super) fn claim(
+        &self,
+        index: u32,
+        holder: Option<&'static Holder>,
+    ) -> Result<(), ClaimError> {
+        let slot = &self.slots[index as usize];
+        if let Some((vendor, cx)) = self.vendor_cx() {
+            let p = vendor.dyn_allocate(cx).ok_or(ClaimError::NoFrame)?;
+            if !self.framing.alignment.is_aligned(p.as_ptr() as usize) {
+                vendor.dyn_free(cx, p);
+                return Err(ClaimError::Misaligned(p.as_ptr() as usize));
+            }
+            // Relaxed: the slot is ours; published with the frame (see `frame_ptr`).
+            slot.addr.store(p.as_ptr() as usize, Ordering::Relaxed);
+        }
+        // Relaxed (all three): owner-only writes, read by diagnostics as a snapshot; the frame
+        // hand-over orders them for the next owner.
+        slot.holder.store(
+            holder.map_or(std::ptr::null_mut(), |h| (h as *const Holder).cast_mut()),
+            Ordering::Relaxed,
+        );
+        slot.taken_at.store(coarse_now(), Ordering::Relaxed);
+        slot.state.store(HELD, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Claims `index` or returns it to the free list, mapping the failure to a status.
+    #[inline(always)]
+    pub(super) fn claim_or_return(
+        this: &Arc<Inner>,
+        index: u32,
+        holder: Option<&'static Holder>,
+    ) -> Result<Frame, Status> {
+        match this.claim(index, holder) {
+            Ok(()) => Ok(this.frame(index)),
+            Err(e) => {
+                Inner::return_slot(this, index);
+                Err(Inner::claim_error(this, e))
+            }
+        }
+    }
+
+    /// Returns slot `index`, popped by the caller but not claimed, to the free list (never
+    /// diverted to a waiter: the caller could not claim it, so a waiter could not either).
+    pub(super) fn return_slot(this: &Arc<Inner>, index: u32) {
+        if let Push::Pushed { finalize: true } = this.free.push(index, false) {
+            // SAFETY: this push brought the last frame home after close; the caller holds a
+            // handle, so finalizing cannot free `this`.
+            unsafe { Inner::finalize(Arc::as_ptr(this)) };
+        }
+    }
+
+    #[cold]
+    pub(super) fn claim_error(this: &Arc<Inner>, e: ClaimError) -> Status {
+        match e {
+            ClaimError::NoFrame => Status::Unsuccessful(
+                "the vendor allocator has no frame now (its allocate returned none)".into(),
+            ),
+            ClaimError::Misaligned(a) => Status::InvalidParameter(
+                format!(
+                    "the vendor allocator returned frame address {a:#x}, which is not \
+                             aligned to {} bytes as the framing requires; the frame was \
+                             returned to the vendor",
+                    this.framing.alignment.bytes()
+                )
+                .into(),
+            ),
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn frame(&self, index: u32) -> Frame {
+        Frame {
+            inner: NonNull::from(self),
+            ptr: self.frame_ptr(index),
+            len: self.frame_size,
+            index,
+        }
+    }
+
+    /// Updates the peak after a pop that left `free` frames on the list.
+    #[inline]
+    pub(super) fn note_peak(&self) {
+        let out = self.free.capacity() - self.free.free_count();
+        // Relaxed: a statistic. The load avoids an RMW (and a cache-line write) unless the
+        // peak actually rises.
+        if out > self.peak.load(Ordering::Relaxed) {
+            self.peak.fetch_max(out, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn mark_raw(&self, index: u32) {
+        // Release: pairs with the AcqRel CAS in `free_raw`, which then sees the frame's
+        // final contents... and, more importantly, the state change itself.
+        self.slots[index as usize]
+            .state
+            .store(RAW, Ordering::Release);
+    }
+
+    pub(crate) fn held_for(&self, index: u32) -> Duration {
+        // Relaxed: diagnostics snapshot.
+        let t = self.slots[index as usize].taken_at.load(Ordering::Relaxed);
+        Duration::from_nanos(now_ns().saturating_sub(t))
+    }
+
+    /// Frees the RAII frame `index`.
+    ///
+    /// # Safety
+    /// `this` is the allocator of an outstanding frame `index` that the caller owns and gives
+    /// up.
+    #[inline(always)]
+    pub(crate) unsafe fn release_held(this: NonNull<Inner>, index: u32) {
+        // SAFETY: the frame is outstanding, so the allocator is alive (close protocol).
+        let inner = unsafe { this.as_ref() };
+        // Fast path: default memory, no FREEFRAME subscriber, nobody waiting, not the last
+        // frame after close. One store and one CAS; nothing is touched after the push.
+        if matches!(inner.backend, Backend::Region(_)) && !inner.events.active() {
+            // Relaxed: owner-only; the push below publishes it.
+            inner.slots[index as usize]
+                .state
+                .store(FREE, Ordering::Relaxed);
+            match inner.free.push(index, true) {
+                Push::Pushed { finalize: false } => {}
+                // SAFETY: our push brought the last frame home after close.
+                Push::Pushed { finalize: true } => unsafe { Inner::finalize(this.as_ptr()) },
+                // SAFETY: we still own frame `index` (not pushed); forwarded contract.
+                Push::Diverted => unsafe { Inner::release(this.as_ptr(), index) },
+            }
+            return;
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { Inner::release(this.as_ptr(), index) }
+    }
+
+    /// The common free path.
+    ///
+    /// # Safety
+    /// As `release_held`. After the frame is back on the free list this function touches
+    /// `*this` only while holding a strong reference of its own, because the allocator may be
+    /// torn down by another thread as soon as the frame is home.
+    #[cold]
+    #[inline(never)]
+    pub(super) unsafe fn release(this: *const Inner, index: u32) {
+        // SAFETY: the frame is outstanding, so the allocator is alive (close protocol).
+        let inner = unsafe { &*this };
+        let slot = &inner.slots[index as usize];
+        if let Some((vendor, cx)) = inner.vendor_cx() {
+            // Relaxed: owner-only slot metadata.
+            let a = slot.addr.swap(0, Ordering::Relaxed);
+            if let Some(p) = NonNull::new(a as *mut u8) {
+                vendor.dyn_free(cx, p);
+            }
+        }
+        // Relaxed: owner-only; the push below publishes it.
+        slot.state.store(FREE, Ordering::Relaxed);
+        let events = inner.events.active();
+        if events {
+            // SAFETY: `this` comes from `Arc::as_ptr` and the allocator is alive (frame out).
+            unsafe { Arc::increment_strong_count(this) };
+        }
+        let mut pushed = false;
+        let mut finalize = false;
+        match inner.free.push(index, true) {
+            Push::Pushed { finalize: f } => {
+                pushed = true;
+                finalize = f;
+            }
+            Push::Diverted => {
+                if current_level() == Level::Dispatch {
+                    // SAFETY: we own frame `index` and the allocator is alive.
+                    unsafe { Inner::defer(this, index) };
+                } else {
+                    match inner.hand_off(index) {
+                        HandOff::Granted => {}
+                        HandOff::Pushed { finalize: f } => {
+                            pushed = true;
+                            finalize = f;
+                        }
+                    }
+                }
+            }
+        }
+        if events {
+            if pushed {
+                inner.events.fire();
+            }
+            if pushed && inner.events.needs_worker() {
+                // SAFETY: hands our own strong reference to the worker.
+                unsafe { Inner::schedule(this) };
+            } else {
+                // SAFETY: drops the reference taken above. If `finalize` is set the close
+                // reference is still held, so this cannot free the allocator.
+                unsafe { Arc::decrement_strong_count(this) };
+            }
+        }
+        if finalize {
+            // SAFETY: our push brought the last frame home after close.
+            unsafe { Inner::finalize(this) };
+        }
+    }
+
+    /// Frees at Dispatch level with requests pending: hand the frame to the worker.
+    ///
+    /// # Safety
+    /// The caller owns outstanding frame `index` of the live allocator `this`.
+    unsafe fn defer(this: *const Inner, index: u32) {
+        // SAFETY: alive (frame out); the reference keeps it alive across scheduling.
+        unsafe { Arc::increment_strong_count(this) };
+        // SAFETY: as above.
+        let inner = unsafe { &*this };
+        // Relaxed: diagnostics only.
+        inner.slots[index as usize]
+            .state
+            .store(DEFERRED, Ordering::Relaxed);
+        inner.free.push_deferred(index);
+        // SAFETY: we hold a strong reference, which `schedule` consumes.
+        unsafe { Inner::schedule(this) };
+    }
+
+    /// Hands our strong reference to the worker unless it is already scheduled.
+    ///
+    /// # Safety
+    /// The caller holds one strong reference to `this`, which this call consumes.
+    pub(crate) unsafe fn schedule(this: *const Inner) {
+        // SAFETY: the caller's reference keeps `this` alive.
+        let inner = unsafe { &*this };
+        // SeqCst: pairs with the worker's SeqCst `store(false)` before it takes the deferred
+        // stack: either the worker's take sees our push, or we see `false` here and schedule
+        // another pass (loom model `dispatch_free_vs_worker`).
+        if inner.in_worker.swap(true, Ordering::SeqCst) {
+            // The worker holds a reference for the pass that will see our work.
+            // SAFETY: drops our own reference; the worker's keeps the allocator alive.
+            unsafe { Arc::decrement_strong_count(this) };
+        } else {
+            crate::worker::enqueue(this);
+        }
+    }
+
+    /// One worker pass over this allocator: complete deferred hand-offs, deliver deferred
+    /// events. The caller (the worker) holds a strong reference.
+    pub(crate) fn service(&self) {
+        // SeqCst: see `schedule`.
+        self.in_worker.store(false, Ordering::SeqCst);
+        let this = self as *const Inner;
+        self.free.take_deferred(|index| {
+            if let HandOff::Pushed { finalize: true } = self.hand_off(index) {
+                // SAFETY: the last frame came home after close; the worker still holds its
+                // own reference, so `self` stays valid for the rest of this pass.
+                unsafe { Inner::finalize(this) };
+            }
+        });
+        self.events.deliver_deferred();
+    }
+
+    /// Passive-level slow path: give frame `index` (ours) to the oldest request, or push it
+    /// if nobody waits any more.
+    fn hand_off(&self, index: u32) -> HandOff {
+        loop {
+            let mut q = lock(&self.waiters);
+            if let Some((slot, holder)) = q.front() {
+                match self.claim(index, holder) {
+                    Ok(()) => {
+                        let mut notify = q.grant(&self.grants, slot, index);
+                        // A blocked thread is woken at once, still under the lock: it collects
+                        // its grant from the grant word without this lock, so it never waits
+                        // for us, and the bookkeeping below overlaps with its wake-up (a futex
+                        // wake, then being scheduled: several µs) instead of preceding it. A
+                        // `Waker` may run anything (even poll inline, which takes this lock),
+                        // so it is woken after unlock.
+                        if let Notify::Futex(_) = notify {
+                            std::mem::take(&mut notify).wake(&self.grants);
+                        }
+                        if q.is_empty() {
+                            self.free.clear_waiters();
+                        }
+                        drop(q);
+                        notify.wake(&self.grants);
+                        return HandOff::Granted;
+                    }
+                    Err(ClaimError::NoFrame) => {
+                        // Vendor has no memory: the request stays pending and is retried at
+                        // the next free. The queue is non-empty, so the allocator is not
+                        // closed and this push cannot finalize.
+                        self.free.push(index, false);
+                        return HandOff::Pushed { finalize: false };
+                    }
+                    Err(ClaimError::Misaligned(a)) => {
+                        tracing::error!(
+                            allocator = %self.name,
+                            addr = a,
+                            "vendor allocator returned a misaligned frame; refused and returned to the vendor"
+                        );
+                        self.free.push(index, false);
+                        return HandOff::Pushed { finalize: false };
+                    }
+                }
+            }
+            self.free.clear_waiters();
+            drop(q);
+            match self.free.push(index, true) {
+                Push::Pushed { finalize } => return HandOff::Pushed { finalize },
+                Push::Diverted => continue,
+            }
+        }
+    }
+
+    /// Tears the allocator down after close and the last frame: vendor `delete`, then drop
+    /// the reference `close` took.
+    ///
+    /// # Safety
+    /// Called exactly once, by whoever observed "closed and every frame home" atomically, and
+    /// with the close reference still held.
+    pub(crate) unsafe fn finalize(this: *const Inner) {
+        // SAFETY: the close reference keeps it alive.
+        let inner = unsafe { &*this };
+        if let Backend::Vendor { vendor, cx, .. } = &inner.backend {
+            // SAFETY: no allocate/free can run: the list is closed (no pops) and every slot is
+            // home (no frees), and this runs once. So this is the only access to `cx`.
+            if let Some(cx) = unsafe { &mut *cx.get() }.take() {
+                vendor.dyn_delete(cx);
+            }
+        }
+        tracing::debug!(allocator = %inner.name, "allocator torn down");
+        // SAFETY: drops the close reference (taken in `close`).
+        unsafe { Arc::decrement_strong_count(this) };
+    }
+}
+
+enum HandOff {
+    Granted,
+    Pushed { finalize: bool },
+}

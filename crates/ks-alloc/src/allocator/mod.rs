@@ -1,0 +1,423 @@
+//! The allocator object (KS: the allocator file object).
+//!
+//! # Implementation details
+//!
+//! * **Frames** live in slots `0..frames`. For the default allocator slot `i` is the frame at
+//!   `base + i * stride` of one [`Region`](crate::memory::Region); for a vendor allocator a slot is a *permit* whose
+//!   address is whatever the vendor's `allocate` returned. Either way the lock-free
+//!   [`FreeList`](crate::freelist::FreeList) of slot indices bounds the frames outstanding through both interfaces
+//!   together (behaviour 35): allocating is one CAS, freeing one CAS.
+//! * **Per-slot metadata** (state, holder tag, time taken, vendor address) is written only by
+//!   the slot's current owner, with plain atomic stores (no read-modify-write), and read by
+//!   diagnostics. The state tells the raw-address free which addresses are outstanding *as raw
+//!   addresses*, so a foreign, double or interior free is refused without touching anything.
+//! * **Pending requests** wait in one FIFO [`WaitQueue`](crate::waiters::WaitQueue) behind a mutex. The free list's
+//!   `WAITERS` bit is set while the queue is non-empty; a free that sees it hands the frame to
+//!   the oldest request instead of pushing it (behaviour 24), so the outstanding count does not
+//!   drop. The grant is published in the request's grant word, which the woken waiter reads
+//!   without the lock; a blocked thread sleeps on that word (`futex`), see `waiters.rs`.
+//! * **Dispatch level**: such a free, made at Dispatch level, pushes the frame on a lock-free
+//!   deferred stack and wakes the library worker, which completes the request (behaviour 25).
+//! * **Lifetime / close**: `Allocator` handles hold the `Arc<Inner>`; frames do not (that
+//!   would cost two more atomic RMWs per frame). Instead, `close` (explicit, or when the last
+//!   handle drops) takes one extra strong reference if frames are still out, and the free
+//!   that brings the last frame home (detected atomically in the free-list word) runs the
+//!   vendor `delete` and drops that reference. Therefore a free never touches the allocator
+//!   after its push unless it holds a reference of its own.
+//!
+//! # Files
+//!
+//! * `mod.rs`: the public [`Allocator`] handle: creation, the function table, the raw-address
+//!   free, close.
+//! * `inner.rs`: the shared state ([`Inner`]), claiming a slot for a caller, and every free
+//!   path (fast push, hand-off to a waiter, deferral to the worker, teardown).
+//! * `queued.rs`: the request interface's engine: a frame now or a place in the queue,
+//!   polling, withdrawing and blocking on a request.
+//!
+//! # Memory ordering
+//!
+//! Everything written to a frame before it is freed happens-before everything done with it by
+//! the next holder (Release push / Acquire pop, or, on a hand-off, the Release store of the
+//! grant word and the waiter's Acquire load of it — or the waiter mutex if the waiter collects
+//! under the lock).
+
+mod inner;
+mod queued;
+
+pub(crate) use inner::{Backend, Inner, Slot, FREE, HELD, RAW};
+pub(crate) use queued::Begin;
+
+use std::fmt;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use crate::builder::{DEFAULT_MAX_WAITERS, DEFAULT_STARVATION_THRESHOLD};
+use crate::frame::{Frame, Holder};
+use crate::freelist::Pop;
+use crate::loom::{lock, Arc, Ordering};
+use crate::vendor::DynVendor;
+use crate::AllocatorBuilder;
+use crate::{Framing, Memory, Status};
+
+/// One KS allocator object: a bounded pool of equal, aligned frames with the non-blocking
+/// function-table interface ([`try_allocate`](Self::try_allocate)), the queued request
+/// interface ([`allocate`](Self::allocate), [`allocate_blocking`](Self::allocate_blocking)),
+/// FREEFRAME events, status, and the KS byte surface ([`property`](Self::property) etc.).
+///
+/// `Allocator` is a cheap handle (`Clone`); the allocator closes when [`close`](Self::close)
+/// is called or the last handle is dropped.
+///
+/// # Policies (KS is silent; ks-spec §10)
+/// * Pending requests complete in arrival order, one FIFO queue for async tasks, blocked
+///   threads and KS request handles (behaviour 26). A cancelled request leaves the others'
+///   order intact.
+/// * A cancelled pending request completes with `STATUS_CANCELLED`; so do requests pending at
+///   close. Allocating after close fails with `STATUS_INVALID_DEVICE_STATE`.
+/// * A blocking allocate that times out fails with `STATUS_DEVICE_NOT_READY`.
+/// * Freeing an address that is not outstanding fails with `STATUS_INVALID_PARAMETER`.
+/// * `Frames == 0` is refused at creation (`STATUS_INVALID_PARAMETER`).
+/// * FREEFRAME fires once per free that puts a frame on the free list (not for hand-offs).
+///
+/// # Memory ordering
+/// Everything written to a frame before it is freed happens-before everything the next
+/// holder of that frame does with it.
+///
+/// # Examples
+/// ```
+/// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+/// let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2,
+///                         frame_size: 4096, alignment: Alignment::BYTES_64 };
+/// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+/// let a = alloc.try_allocate()?;
+/// let b = alloc.try_allocate()?;
+/// assert_eq!(a.addr() % 64, 0);
+/// assert!(alloc.try_allocate().is_err(), "Frames bounds the outstanding frames");
+/// drop(a);
+/// let c = alloc.try_allocate()?;
+/// # drop((b, c));
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
+#[doc(alias = "KsCreateDefaultAllocator")]
+#[doc(alias = "KsCreateDefaultAllocatorEx")]
+pub struct Allocator {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl Clone for Allocator {
+    fn clone(&self) -> Allocator {
+        // Relaxed: a plain reference count; the Arc itself orders the teardown.
+        self.inner.handles.fetch_add(1, Ordering::Relaxed);
+        Allocator {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl Drop for Allocator {
+    fn drop(&mut self) {
+        // AcqRel: the last handle must see every other handle's operations before closing.
+        if self.inner.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.close();
+        }
+    }
+}
+
+impl fmt::Debug for Allocator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl Allocator {
+    /// Creates a default allocator (KS: `KsCreateDefaultAllocator`) serving `framing.frames`
+    /// frames of `framing.frame_size` bytes from `memory`.
+    ///
+    /// # Errors
+    /// See [`AllocatorBuilder::build`].
+    pub fn new(framing: &Framing, memory: Memory) -> Result<Allocator, Status> {
+        Allocator::builder(framing).memory(memory).build()
+    }
+
+    /// Creates an allocator whose frames come from a vendor allocator (KS:
+    /// `KsCreateDefaultAllocatorEx` with `KSALLOCATOR_DISPATCH`). The vendor's `initialize`
+    /// runs once, here; see [`VendorAllocator`](crate::VendorAllocator) for the guarantees.
+    ///
+    /// # Errors
+    /// The vendor's `initialize` error, or those of [`AllocatorBuilder::build`].
+    pub fn with_vendor(framing: &Framing, vendor: Arc<dyn DynVendor>) -> Result<Allocator, Status> {
+        Allocator::builder(framing).vendor(vendor).build()
+    }
+
+    /// A builder for further options.
+    pub fn builder(framing: &Framing) -> AllocatorBuilder {
+        AllocatorBuilder {
+            framing: *framing,
+            memory: None,
+            vendor: None,
+            name: None,
+            max_waiters: DEFAULT_MAX_WAITERS,
+            starvation_threshold: Some(DEFAULT_STARVATION_THRESHOLD),
+        }
+    }
+
+    /// # Safety
+    /// `inner` comes from `Arc::as_ptr` of a live `Arc<Inner>`.
+    pub(crate) unsafe fn from_inner_ptr(inner: NonNull<Inner>) -> Allocator {
+        // SAFETY: forwarded from the caller.
+        unsafe { Arc::increment_strong_count(inner.as_ptr().cast_const()) };
+        // SAFETY: the count was just incremented for this new Arc.
+        let inner = unsafe { Arc::from_raw(inner.as_ptr().cast_const()) };
+        // Relaxed: plain count, see `Clone`.
+        inner.handles.fetch_add(1, Ordering::Relaxed);
+        Allocator { inner }
+    }
+
+    /// The function-table allocate (KS: `KSSTREAMALLOCATOR_FUNCTIONTABLE.AllocateFrame`):
+    /// never blocks, never queues, never touches the heap or makes a system call.
+    ///
+    /// # Errors
+    /// * `STATUS_UNSUCCESSFUL` at once when no frame is free (behaviour 31);
+    /// * `STATUS_NOT_SUPPORTED` when the memory is not non-paged: the function table is not
+    ///   offered then (behaviour 29);
+    /// * `STATUS_INVALID_DEVICE_STATE` after [`close`](Self::close) (behaviour 36).
+    #[doc(alias = "AllocateFrame")]
+    #[inline]
+    pub fn try_allocate(&self) -> Result<Frame, Status> {
+        self.try_allocate_inner(None)
+    }
+
+    /// [`try_allocate`](Self::try_allocate), recording `holder` as the frame's holder.
+    ///
+    /// # Errors
+    /// As [`try_allocate`](Self::try_allocate).
+    #[inline]
+    pub fn try_allocate_for(&self, holder: &'static Holder) -> Result<Frame, Status> {
+        self.try_allocate_inner(Some(holder))
+    }
+
+    #[inline]
+    fn try_allocate_inner(&self, holder: Option<&'static Holder>) -> Result<Frame, Status> {
+        if !self.inner.memory.is_dispatch_safe() {
+            return Err(self.no_function_table());
+        }
+        match self.inner.free.pop() {
+            Pop::Frame(i) => {
+                self.inner.note_peak();
+                Inner::claim_or_return(&self.inner, i, holder)
+            }
+            Pop::Empty => {
+                // Relaxed: a statistic.
+                self.inner.failed_try.fetch_add(1, Ordering::Relaxed);
+                Err(Status::Unsuccessful("no free frame".into()))
+            }
+            Pop::Closed => Err(closed_status()),
+        }
+    }
+
+    fn no_function_table(&self) -> Status {
+        Status::NotSupported(
+            "the function table (non-blocking allocate) is offered only for non-paged memory; \
+             this allocator's memory may page-fault (use allocate() or allocate_blocking())"
+                .into(),
+        )
+    }
+
+    /// Allocates a frame: completes at once if one is free, otherwise waits in the FIFO queue
+    /// shared with every other caller (KS: `KSMETHOD_STREAMALLOCATOR_ALLOC` returning
+    /// `STATUS_PENDING`) until a free hands it one.
+    ///
+    /// # Cancel safety
+    /// Dropping the future withdraws the request (KS: `STATUS_CANCELLED`): it consumes no
+    /// frame — a frame already handed to it goes on to the next request — and the other
+    /// requests keep their order (behaviour 27). The request joins the queue at its first poll.
+    ///
+    /// # Errors
+    /// `STATUS_CANCELLED` if the allocator is closed while the request pends;
+    /// `STATUS_INVALID_DEVICE_STATE` if it was closed before; `STATUS_INSUFFICIENT_RESOURCES`
+    /// when `max_waiters` requests already pend.
+    ///
+    /// ```
+    /// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+    /// # }
+    /// let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 1,
+    ///                         frame_size: 256, alignment: Alignment::BYTE };
+    /// let alloc = Allocator::new(&framing, Memory::Paged)?;
+    /// let frame = block_on(alloc.allocate())?;
+    /// assert_eq!(frame.len(), 256);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
+    #[doc(alias = "KSMETHOD_STREAMALLOCATOR_ALLOC")]
+    #[inline]
+    pub fn allocate(&self) -> crate::Allocate<'_> {
+        crate::Allocate::new(self, None)
+    }
+
+    /// [`allocate`](Self::allocate), recording `holder`.
+    pub fn allocate_for(&self, holder: &'static Holder) -> crate::Allocate<'_> {
+        crate::Allocate::new(self, Some(holder))
+    }
+
+    /// [`allocate`](Self::allocate) as a `'static` future (it holds a handle), for spawning.
+    pub fn allocate_owned(&self) -> crate::AllocateOwned {
+        crate::AllocateOwned::new(self.clone(), None)
+    }
+
+    /// [`allocate_owned`](Self::allocate_owned), recording `holder`.
+    pub fn allocate_owned_for(&self, holder: &'static Holder) -> crate::AllocateOwned {
+        crate::AllocateOwned::new(self.clone(), Some(holder))
+    }
+
+    /// Allocates a frame, blocking the calling thread in the shared FIFO queue until a frame
+    /// is handed to it or `timeout` (if any) elapses.
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_DEVICE_STATE` at Dispatch level (it would block) or after close;
+    /// `STATUS_DEVICE_NOT_READY` on timeout (policy); `STATUS_CANCELLED` if closed while
+    /// waiting; `STATUS_INSUFFICIENT_RESOURCES` if `max_waiters` requests already pend.
+    pub fn allocate_blocking(&self, timeout: Option<Duration>) -> Result<Frame, Status> {
+        self.allocate_blocking_inner(timeout, None)
+    }
+
+    /// [`allocate_blocking`](Self::allocate_blocking), recording `holder`.
+    ///
+    /// # Errors
+    /// As [`allocate_blocking`](Self::allocate_blocking).
+    pub fn allocate_blocking_for(
+        &self,
+        timeout: Option<Duration>,
+        holder: &'static Holder,
+    ) -> Result<Frame, Status> {
+        self.allocate_blocking_inner(timeout, Some(holder))
+    }
+
+    /// Frees a frame given by address (KS: `KSMETHOD_STREAMALLOCATOR_FREE` or
+    /// `KSSTREAMALLOCATOR_FUNCTIONTABLE.FreeFrame`), as produced by [`Frame::into_raw`].
+    /// Never blocks.
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_PARAMETER` (policy, ks-spec §10 item 5) if `addr` is not the start of a
+    /// frame this allocator has outstanding as a raw address: foreign, already freed, interior,
+    /// or held by a live [`Frame`]. Nothing changes then.
+    ///
+    /// ```
+    /// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1,
+    ///                         frame_size: 64, alignment: Alignment::BYTE };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let addr = alloc.try_allocate()?.into_raw();
+    /// alloc.free_raw(addr)?;
+    /// assert!(alloc.free_raw(addr).is_err(), "double free refused");
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
+    #[doc(alias = "FreeFrame")]
+    #[doc(alias = "KSMETHOD_STREAMALLOCATOR_FREE")]
+    pub fn free_raw(&self, addr: usize) -> Result<(), Status> {
+        let inner = &self.inner;
+        let index = match &inner.backend {
+            Backend::Region(r) => r.index_of(addr),
+            Backend::Vendor { .. } => inner.slots.iter().position(|s| {
+                // Relaxed: a lookup; the state CAS below decides.
+                addr != 0 && s.addr.load(Ordering::Relaxed) == addr
+            }),
+        };
+        let Some(index) = index else {
+            return Err(not_outstanding(addr, &inner.name));
+        };
+        // AcqRel: Acquire pairs with `mark_raw`'s Release; only one of two racing frees of
+        // the same address can win this CAS.
+        if inner.slots[index]
+            .state
+            .compare_exchange(RAW, HELD, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return Err(not_outstanding(addr, &inner.name));
+        }
+        // SAFETY: the CAS made us the frame's unique owner; we hold a handle.
+        unsafe { Inner::release(Arc::as_ptr(inner), index as u32) };
+        Ok(())
+    }
+
+    /// Closes the allocator (KS: closing the allocator handle): pending requests complete with
+    /// `STATUS_CANCELLED`, new allocations fail, FREEFRAME subscriptions end. Frames already
+    /// out stay valid until they come back; a vendor's `delete` runs after the last one.
+    /// Idempotent; also happens when the last handle is dropped.
+    ///
+    /// A frame that never comes back (a `Frame` leaked with `mem::forget`, or a raw address
+    /// never freed) keeps the allocator's memory mapped and its vendor not deleted: that is
+    /// the price of frames not holding a reference count of their own.
+    pub fn close(&self) {
+        let inner = &self.inner;
+        let mut q = lock(&inner.waiters);
+        if inner.free.is_closed() {
+            return;
+        }
+        // The close reference: keeps the allocator alive for frames still out.
+        // SAFETY: we hold a handle, so the pointer is live.
+        unsafe { Arc::increment_strong_count(Arc::as_ptr(inner)) };
+        let (_, finalize) = inner.free.close();
+        let wake = q.cancel_all(&inner.grants);
+        drop(q);
+        for n in wake {
+            n.wake(&inner.grants);
+        }
+        inner.events.close();
+        crate::worker::unwatch(inner);
+        if finalize {
+            // SAFETY: every frame was home when we closed; we hold a handle too.
+            unsafe { Inner::finalize(Arc::as_ptr(inner)) };
+        }
+    }
+
+    /// Whether [`close`](Self::close) has run.
+    pub fn is_closed(&self) -> bool {
+        self.inner.free.is_closed()
+    }
+
+    /// The creation framing.
+    pub fn framing(&self) -> &Framing {
+        &self.inner.framing
+    }
+
+    /// The memory kind.
+    pub fn memory(&self) -> Memory {
+        self.inner.memory
+    }
+
+    /// Bytes per frame.
+    pub fn frame_size(&self) -> usize {
+        self.inner.frame_size
+    }
+
+    /// The diagnostics name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Whether the function table is offered (non-paged memory, behaviour 29).
+    pub fn offers_function_table(&self) -> bool {
+        self.inner.memory.is_dispatch_safe()
+    }
+
+    /// Whether two handles refer to the same allocator.
+    pub fn same(&self, other: &Allocator) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+pub(crate) fn closed_status() -> Status {
+    Status::InvalidDeviceState("the allocator is closed".into())
+}
+
+fn not_outstanding(addr: usize, name: &str) -> Status {
+    Status::InvalidParameter(
+        format!(
+            "frame address {addr:#x} is not a frame allocator {name} has outstanding as a raw \
+             address (foreign, already freed, interior pointer, or held by a Frame)"
+        )
+        .into(),
+    )
+}

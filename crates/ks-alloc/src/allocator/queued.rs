@@ -1,0 +1,234 @@
+//! The queued request interface: a frame now, or a place in the FIFO queue; waiting on it.
+
+use std::time::Duration;
+
+use super::inner::ClaimError;
+use super::{closed_status, Allocator, Inner};
+use crate::frame::{Frame, Holder};
+use crate::freelist::{Pop, PopOrWait};
+use crate::level::{current_level, refuse_blocking, Level};
+use crate::loom::{lock, Arc, AtomicU32, Ordering};
+use crate::waiters::{set_waker, Notify, Polled, Ticket};
+use crate::Status;
+
+impl Allocator {
+    /// [`allocate_blocking`](Self::allocate_blocking) with an optional holder tag.
+    pub(super) fn allocate_blocking_inner(
+        &self,
+        timeout: Option<Duration>,
+        holder: Option<&'static Holder>,
+    ) -> Result<Frame, Status> {
+        if current_level() == Level::Dispatch {
+            return Err(refuse_blocking("allocate_blocking"));
+        }
+        let ticket = match self.begin(holder, || Notify::Futex(0))? {
+            Begin::Ready(f) => return Ok(f),
+            Begin::Queued(t) => t,
+        };
+        self.wait_ticket(ticket, timeout, true)
+    }
+
+    /// Blocks on a queued ticket (Passive level only). `registered`: the request already
+    /// names this thread as whom to wake (so the first locked check can be skipped: the
+    /// request was queued an instant ago).
+    ///
+    /// The thread sleeps on its slot's grant word (see `waiters.rs`): it reads the word,
+    /// checks the request, and sleeps only while the word still holds what it read, so a
+    /// grant or a close between the check and the sleep is never missed.
+    pub(crate) fn wait_ticket(
+        &self,
+        ticket: Ticket,
+        timeout: Option<Duration>,
+        registered: bool,
+    ) -> Result<Frame, Status> {
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        let word = self.inner.grants.word(ticket);
+        let mut check = !registered;
+        loop {
+            // Acquire: as in `Grants::try_collect` (the value is only compared, though).
+            let seen = word.load(Ordering::Acquire);
+            if let Some(i) = self.inner.grants.try_collect(ticket) {
+                return Ok(self.inner.frame(i));
+            }
+            if check {
+                // After a wake-up the grant is normally collected lock-free (`poll_ticket`).
+                match self.poll_ticket(ticket, |n| *n = Notify::futex(ticket)) {
+                    Polled::Granted(i) => return Ok(self.inner.frame(i)),
+                    Polled::Cancelled => return Err(Status::Cancelled),
+                    Polled::Queued => {}
+                }
+            }
+            check = true;
+            let left = match deadline {
+                None => None,
+                Some(d) => {
+                    let now = std::time::Instant::now();
+                    if now >= d {
+                        if let Some(i) = self.withdraw(ticket) {
+                            // Granted just before the timeout: keep it.
+                            return Ok(self.inner.frame(i));
+                        }
+                        return Err(Status::DeviceNotReady(
+                            format!(
+                                "timed out after {:?} waiting for a frame ({} of {} frames \
+                                 outstanding)",
+                                timeout.unwrap_or_default(),
+                                self.status().allocated_frames,
+                                self.inner.framing.frames
+                            )
+                            .into(),
+                        ));
+                    }
+                    Some(d - now)
+                }
+            };
+            sleep_on(word, seen, left);
+        }
+    }
+
+    /// Lock-free first attempt of a queued allocate (the ready path of `allocate()`): a frame
+    /// if one is free and claimable, else `None` (the caller then takes the locked path,
+    /// which also reports errors).
+    #[inline(always)]
+    pub(crate) fn fast_frame(&self, holder: Option<&'static Holder>) -> Option<Frame> {
+        let inner = &self.inner;
+        let Pop::Frame(i) = inner.free.pop() else {
+            return None;
+        };
+        inner.note_peak();
+        if inner.claim(i, holder).is_ok() {
+            return Some(inner.frame(i));
+        }
+        // Vendor refused: return the slot; the locked path retries and reports.
+        Inner::return_slot(inner, i);
+        None
+    }
+
+    /// First step of a queued allocate: a frame now, or a place in the queue.
+    pub(crate) fn begin(
+        &self,
+        holder: Option<&'static Holder>,
+        notify: impl FnOnce() -> Notify,
+    ) -> Result<Begin, Status> {
+        let inner = &self.inner;
+        // Fast path: no lock.
+        match inner.free.pop() {
+            Pop::Frame(i) => {
+                inner.note_peak();
+                match inner.claim(i, holder) {
+                    Ok(()) => return Ok(Begin::Ready(inner.frame(i))),
+                    Err(e @ ClaimError::Misaligned(_)) => {
+                        Inner::return_slot(inner, i);
+                        return Err(Inner::claim_error(inner, e));
+                    }
+                    // The vendor has no memory now: ask again under the lock, which also
+                    // queues the request if it still has none.
+                    Err(ClaimError::NoFrame) => Inner::return_slot(inner, i),
+                }
+            }
+            Pop::Closed => return Err(closed_status()),
+            Pop::Empty => {}
+        }
+        let mut q = lock(&inner.waiters);
+        match inner.free.pop_or_wait() {
+            PopOrWait::Frame(i) => {
+                inner.note_peak();
+                match inner.claim(i, holder) {
+                    Ok(()) => return Ok(Begin::Ready(inner.frame(i))),
+                    Err(e @ ClaimError::Misaligned(_)) => {
+                        drop(q);
+                        Inner::return_slot(inner, i);
+                        return Err(Inner::claim_error(inner, e));
+                    }
+                    Err(ClaimError::NoFrame) => {
+                        // Vendor has no memory although a slot is free: wait for a free.
+                        inner.free.push(i, false);
+                        inner.free.set_waiters();
+                    }
+                }
+            }
+            PopOrWait::Closed => return Err(closed_status()),
+            PopOrWait::Wait => {}
+        }
+        match q.enqueue(&inner.grants, notify(), holder) {
+            Some(t) => Ok(Begin::Queued(t)),
+            None => {
+                if q.is_empty() {
+                    inner.free.clear_waiters();
+                }
+                Err(Status::InsufficientResources(
+                    format!(
+                        "{} requests are already pending on allocator {}; max_waiters is {} \
+                             (raise it with Allocator::builder().max_waiters(..))",
+                        q.len(),
+                        inner.name,
+                        q.capacity()
+                    )
+                    .into(),
+                ))
+            }
+        }
+    }
+
+    /// Checks a queued request, updating how it wants to be woken.
+    /// A granted frame is taken without the lock (the freer published it in the slot's grant
+    /// word); otherwise the request is checked under the lock.
+    #[inline]
+    pub(crate) fn poll_ticket(&self, t: Ticket, notify: impl FnOnce(&mut Notify)) -> Polled {
+        if let Some(i) = self.inner.grants.try_collect(t) {
+            return Polled::Granted(i);
+        }
+        lock(&self.inner.waiters).poll(&self.inner.grants, t, notify)
+    }
+
+    pub(crate) fn poll_ticket_waker(&self, t: Ticket, waker: &std::task::Waker) -> Polled {
+        self.poll_ticket(t, |n| set_waker(n, waker))
+    }
+
+    /// Withdraws a request. A frame already granted to it is returned to the caller.
+    pub(crate) fn withdraw(&self, t: Ticket) -> Option<u32> {
+        let mut q = lock(&self.inner.waiters);
+        let granted = q.remove(&self.inner.grants, t);
+        if q.is_empty() && !self.inner.free.is_closed() {
+            self.inner.free.clear_waiters();
+        }
+        granted
+    }
+
+    /// Withdraws a request and frees any frame it had been granted (cancellation).
+    pub(crate) fn cancel(&self, t: Ticket) {
+        if let Some(i) = self.withdraw(t) {
+            // SAFETY: frame `i` was granted to this request and is now ours; we hold a handle.
+            unsafe { Inner::release(Arc::as_ptr(&self.inner), i) };
+        }
+    }
+
+    pub(crate) fn frame_from_grant(&self, i: u32) -> Frame {
+        self.inner.frame(i)
+    }
+}
+
+/// Sleeps while `word` holds `seen`, at most `timeout` (may return early: callers re-check).
+#[cfg(not(loom))]
+fn sleep_on(word: &AtomicU32, seen: u32, timeout: Option<Duration>) {
+    use rustix::thread::futex;
+    let ts = timeout.map(|t| rustix::time::Timespec {
+        tv_sec: i64::try_from(t.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(t.subsec_nanos()),
+    });
+    // EAGAIN (the word changed), EINTR and ETIMEDOUT all mean "re-check", which the caller
+    // does.
+    let _ = futex::wait(word, futex::Flags::PRIVATE, seen, ts.as_ref());
+}
+
+/// Loom: a sleeper spins (loom explores the schedules in which the grant arrives meanwhile).
+#[cfg(loom)]
+fn sleep_on(_word: &AtomicU32, _seen: u32, _timeout: Option<Duration>) {
+    loom::thread::yield_now();
+}
+
+/// First step of a queued allocate.
+pub(crate) enum Begin {
+    Ready(Frame),
+    Queued(Ticket),
+}
