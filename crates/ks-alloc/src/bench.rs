@@ -65,7 +65,7 @@ pub fn try_cycle(a: &Allocator) -> bool {
 #[inline]
 pub fn free_list_cycle(a: &Allocator) -> bool {
     match a.inner.free.pop() {
-        crate::freelist::Pop::Frame(i) => {
+        crate::freelist::Pop::Frame(i, _) => {
             std::hint::black_box(i);
             // `divert`: as a frame drop does (no waiters here, so always pushed).
             let _ = a.inner.free.push(i, true);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
-use crate::allocator::{Backend, Inner, Slot, FREE};
+use crate::allocator::{Backend, Inner, Slot, HELD};
 use crate::events::Events;
 use crate::freelist::{FreeList, MAX_FRAMES};
 use crate::loom::{Arc, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Mutex};
@@ -149,7 +149,7 @@ impl AllocatorBuilder {
         };
         let slots = (0..f.frames)
             .map(|_| Slot {
-                state: AtomicU32::new(FREE),
+                state: AtomicU32::new(HELD),
                 holder: AtomicPtr::new(std::ptr::null_mut()),
                 taken_at: AtomicU64::new(0),
                 addr: AtomicUsize::new(0),

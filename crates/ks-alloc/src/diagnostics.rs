@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::allocator::{Backend, Inner, FREE, RAW};
+use crate::allocator::{Backend, Inner, RAW};
 use crate::frame::{now_ns, OutstandingFrame};
 use crate::loom::{lock, Ordering};
 use crate::{Allocator, Framing};
@@ -163,20 +163,26 @@ impl SharedMemory<'_> {
 
 impl Inner {
     /// The outstanding frames and who holds them, longest-held first.
+    ///
+    /// Which frames are out comes from a snapshot of the free list (exact unless frees and
+    /// allocations keep interleaving with it, see `FreeList::snapshot_free`); the holder and
+    /// the time taken are read from each slot afterwards, so a frame changing hands meanwhile
+    /// may be listed with its previous or its new holder.
     pub(crate) fn outstanding(&self) -> Vec<OutstandingFrame> {
         let inner = self;
         let now = now_ns();
+        let mut free = vec![false; inner.slots.len()];
+        inner.free.snapshot_free(&mut free);
         let mut v: Vec<OutstandingFrame> = inner
             .slots
             .iter()
             .enumerate()
             .filter_map(|(i, s)| {
-                // Relaxed (all): a diagnostics snapshot; a frame changing hands meanwhile may
-                // be listed with its previous or new holder.
-                let state = s.state.load(Ordering::Relaxed);
-                if state == FREE {
+                if free[i] {
                     return None;
                 }
+                // Relaxed (all): a diagnostics snapshot (see above).
+                let state = s.state.load(Ordering::Relaxed);
                 let h = s.holder.load(Ordering::Relaxed);
                 // SAFETY: non-null holder pointers are only ever stored from `&'static Holder`.
                 let holder = (!h.is_null()).then(|| unsafe { &*h }.0);

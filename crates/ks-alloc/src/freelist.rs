@@ -68,8 +68,8 @@ fn with(w: u64, new_top: u64, new_count: u32) -> u64 {
 /// Result of [`FreeList::pop`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pop {
-    /// A frame index, now exclusively the caller's.
-    Frame(u32),
+    /// A frame index, now exclusively the caller's, and how many frames the pop left free.
+    Frame(u32, u32),
     /// No free frame.
     Empty,
     /// The allocator is closed.
@@ -90,7 +90,8 @@ pub(crate) enum Push {
 /// Result of [`FreeList::pop_or_wait`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PopOrWait {
-    Frame(u32),
+    /// As [`Pop::Frame`].
+    Frame(u32, u32),
     /// No frame: `WAITERS` is now set.
     Wait,
     Closed,
@@ -148,14 +149,15 @@ impl FreeList {
             // re-pushed since, the value may be stale, but then the tag has moved and the CAS
             // below fails.
             let n = self.next[t as usize].load(Ordering::Relaxed) as u64;
-            let new = with(cur, n, count(cur) - 1);
+            let left = count(cur) - 1;
+            let new = with(cur, n, left);
             // Acquire on success: see the load above. Acquire on failure: we read `next`
             // of the new top next time round.
             match self
                 .head
                 .compare_exchange_weak(cur, new, Ordering::Acquire, Ordering::Acquire)
             {
-                Ok(_) => return Pop::Frame(t as u32),
+                Ok(_) => return Pop::Frame(t as u32, left),
                 Err(actual) => {
                     // Contended: back off before retrying so that two threads do not keep
                     // stealing the line from each other (crossbeam's `Backoff`).
@@ -177,8 +179,14 @@ impl FreeList {
             if divert && cur & WAITERS != 0 {
                 return Push::Diverted;
             }
-            // Relaxed: published by the Release CAS below; `index` is ours until then.
-            self.next[index as usize].store(top(cur) as u32, Ordering::Relaxed);
+            // Relaxed (both): published by the Release CAS below; `index` is ours until then.
+            // The link is written only if it changes: a frame freed onto the top it was taken
+            // from (the common one-thread case) then costs no store, and a store ahead of the
+            // CAS would have to drain from the store buffer before the locked instruction.
+            let link = &self.next[index as usize];
+            if link.load(Ordering::Relaxed) != top(cur) as u32 {
+                link.store(top(cur) as u32, Ordering::Relaxed);
+            }
             let c = count(cur) + 1;
             let new = with(cur, index as u64, c);
             // Release: publishes the link and everything the holder wrote to the frame to the
@@ -216,7 +224,8 @@ impl FreeList {
             } else {
                 // Relaxed: as in `pop`.
                 let n = self.next[t as usize].load(Ordering::Relaxed) as u64;
-                (with(cur, n, count(cur) - 1), PopOrWait::Frame(t as u32))
+                let left = count(cur) - 1;
+                (with(cur, n, left), PopOrWait::Frame(t as u32, left))
             };
             // AcqRel: Acquire as in `pop`; Release so that a freer which sees WAITERS (its
             // Relaxed load then its CAS failure/success chain) sees the waiter entry written
@@ -262,6 +271,40 @@ impl FreeList {
     pub(crate) fn free_count(&self) -> u32 {
         // Relaxed: a statistics snapshot; no data is read based on it.
         count(self.head.load(Ordering::Relaxed))
+    }
+
+    /// Marks in `free` (indexed by frame, `capacity` long, all `false` on entry) the frames on
+    /// the stack, for diagnostics. Returns whether the snapshot is exact: the walk is retried
+    /// while pushes or pops interleave with it (every successful CAS changes the tag, so an
+    /// unchanged head word means the links walked were those of one instant); after a few
+    /// retries it returns its last, best-effort walk.
+    pub(crate) fn snapshot_free(&self, free: &mut [bool]) -> bool {
+        const TRIES: usize = 8;
+        for attempt in 0..TRIES {
+            free.iter_mut().for_each(|f| *f = false);
+            // Acquire: pairs with the pushes' Release, so the links of the frames on the
+            // stack at this instant are visible.
+            let w = self.head.load(Ordering::Acquire);
+            let mut t = top(w);
+            // At most `count` links: a concurrent change can make a stale walk cycle.
+            for _ in 0..count(w) {
+                let Some(f) = free.get_mut(t as usize) else {
+                    break;
+                };
+                *f = true;
+                // Relaxed: ordered by the Acquire load of `w` (see `pop`).
+                t = self.next[t as usize].load(Ordering::Relaxed) as u64;
+            }
+            // Acquire: the links read above happen-before this load, and an unchanged word
+            // means no CAS (hence no link change of a stacked frame) happened in between.
+            if self.head.load(Ordering::Acquire) == w {
+                return true;
+            }
+            if attempt + 1 < TRIES {
+                std::hint::spin_loop();
+            }
+        }
+        false
     }
 
     #[inline]
@@ -313,7 +356,7 @@ mod tests {
     fn pops_every_frame_once_then_empty() {
         let l = FreeList::new(3);
         let mut got = vec![];
-        while let Pop::Frame(i) = l.pop() {
+        while let Pop::Frame(i, _) = l.pop() {
             got.push(i);
         }
         got.sort();
@@ -322,13 +365,49 @@ mod tests {
         assert_eq!(l.free_count(), 0);
         assert_eq!(l.push(1, true), Push::Pushed { finalize: false });
         assert_eq!(l.free_count(), 1);
-        assert_eq!(l.pop(), Pop::Frame(1));
+        assert_eq!(l.pop(), Pop::Frame(1, 0));
+    }
+
+    #[test]
+    fn snapshot_lists_exactly_the_stacked_frames() {
+        let l = FreeList::new(5);
+        let mut taken = vec![];
+        for _ in 0..3 {
+            let Pop::Frame(i, _) = l.pop() else {
+                panic!("expected a frame")
+            };
+            taken.push(i);
+        }
+        l.push(taken[1], true);
+        let mut free = vec![false; 5];
+        assert!(l.snapshot_free(&mut free));
+        let stacked: Vec<u32> = (0..5).filter(|&i| free[i as usize]).collect();
+        let mut want: Vec<u32> = (0..5)
+            .filter(|i| *i == taken[1] || !taken.contains(i))
+            .collect();
+        want.sort();
+        assert_eq!(stacked, want);
+    }
+
+    #[test]
+    fn push_onto_the_same_top_keeps_the_link() {
+        let l = FreeList::new(3);
+        assert_eq!(l.pop(), Pop::Frame(0, 2));
+        // Frame 0 goes back on top of 1, which is where its link already points.
+        l.push(0, true);
+        assert_eq!(l.pop(), Pop::Frame(0, 2));
+        assert_eq!(l.pop(), Pop::Frame(1, 1));
+        // Now 0 goes on top of 2: the link must change.
+        l.push(0, true);
+        assert_eq!(l.pop(), Pop::Frame(0, 1));
+        assert_eq!(l.pop(), Pop::Frame(2, 0));
+        assert_eq!(l.pop(), Pop::Empty);
     }
 
     #[test]
     fn waiters_flag_diverts_pushes() {
         let l = FreeList::new(1);
-        assert_eq!(l.pop_or_wait(), PopOrWait::Frame(0));
+        assert_eq!(l.pop_or_wait(), PopOrWait::Frame(0, 0));
         assert_eq!(l.pop_or_wait(), PopOrWait::Wait);
         assert_eq!(l.push(0, true), Push::Diverted);
         assert_eq!(l.free_count(), 0);
@@ -343,7 +422,7 @@ mod tests {
         assert_eq!(l.close(), (false, false));
         assert_eq!(l.close(), (true, false));
         assert_eq!(l.pop(), Pop::Closed);
-        let Pop::Frame(a) = a else {
+        let Pop::Frame(a, _) = a else {
             panic!("expected a frame")
         };
         assert_eq!(l.push(a, true), Push::Pushed { finalize: true });
@@ -356,7 +435,7 @@ mod tests {
     fn deferred_stack_takes_all() {
         let l = FreeList::new(4);
         for _ in 0..4 {
-            assert!(matches!(l.pop(), Pop::Frame(_)));
+            assert!(matches!(l.pop(), Pop::Frame(..)));
         }
         assert!(l.push_deferred(2));
         assert!(!l.push_deferred(0));

@@ -211,7 +211,7 @@ impl RegionContext {
 
     fn allocate(&self) -> Option<NonNull<u8>> {
         match self.free.pop() {
-            Pop::Frame(i) => Some(self.region.frame_ptr(i as usize)),
+            Pop::Frame(i, _) => Some(self.region.frame_ptr(i as usize)),
             Pop::Empty | Pop::Closed => None,
         }
     }

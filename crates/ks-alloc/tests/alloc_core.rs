@@ -440,3 +440,51 @@ fn frames_bound_both_interfaces_together() {
     drop((f2, f3));
     assert_eq!(a.status().allocated_frames, 0);
 }
+
+/// `outstanding()` lists exactly the frames that are out, however they were taken and freed:
+/// a free writes no slot state, so this checks that the free list's snapshot, not a stale
+/// state word, decides which frames are listed, and that a frame taken again by another holder
+/// shows its new holder.
+#[test]
+fn outstanding_lists_exactly_the_frames_out() {
+    let a = Allocator::new(&framing(4, 64), Memory::NonPaged).unwrap();
+    let listed = |a: &Allocator| {
+        let mut v: Vec<_> = a
+            .outstanding()
+            .iter()
+            .map(|o| (o.index, o.holder, o.raw))
+            .collect();
+        v.sort();
+        v
+    };
+    assert!(a.outstanding().is_empty());
+    let f1 = a.try_allocate_for(&Holder("one")).unwrap();
+    let f2 = a.try_allocate_for(&Holder("two")).unwrap();
+    let raw = a.try_allocate_for(&Holder("raw")).unwrap();
+    let idx = |f: &ks_alloc::Frame| f.index().expect("a default-allocator frame has an index");
+    let (i1, i2, ir) = (idx(&f1), idx(&f2), idx(&raw));
+    let addr = raw.into_raw();
+    assert_eq!(listed(&a), {
+        let mut w = vec![
+            (i1, Some("one"), false),
+            (i2, Some("two"), false),
+            (ir, Some("raw"), true),
+        ];
+        w.sort();
+        w
+    });
+    drop(f1);
+    a.free_raw(addr).unwrap();
+    assert_eq!(listed(&a), [(i2, Some("two"), false)]);
+    // The frame `one` gave back is taken again (LIFO) by another holder.
+    let f3 = a.try_allocate_for(&Holder("three")).unwrap();
+    let i3 = idx(&f3);
+    let mut want = vec![(i2, Some("two"), false), (i3, Some("three"), false)];
+    want.sort();
+    assert_eq!(listed(&a), want);
+    // A freed raw address is refused again: the state went back to "held as a Frame".
+    assert!(a.free_raw(addr).is_err());
+    drop((f2, f3));
+    assert!(a.outstanding().is_empty());
+    assert_eq!(a.status().allocated_frames, 0);
+}

@@ -20,8 +20,11 @@ use crate::waiters::{Grants, Notify, WaitQueue};
 use crate::StarvationReport;
 use crate::{Framing, Memory, Status};
 
-/// Slot states.
-pub(crate) const FREE: u32 = 0;
+/// Slot states: how a slot's frame is held *while it is outstanding*. Whether it is
+/// outstanding is the free list's business (`FreeList::snapshot_free`), so a free leaves the
+/// state as it is and the fast paths write no state at all: the resting state is `HELD`,
+/// which a raw free restores (`RAW` → `HELD`) before it frees, and which the worker's
+/// claim of a `DEFERRED` frame restores.
 pub(crate) const HELD: u32 = 1;
 pub(crate) const RAW: u32 = 2;
 pub(crate) const DEFERRED: u32 = 3;
@@ -161,14 +164,21 @@ impl Inner {
             // Relaxed: the slot is ours; published with the frame (see `frame_ptr`).
             slot.addr.store(p.as_ptr() as usize, Ordering::Relaxed);
         }
-        // Relaxed (all three): owner-only writes, read by diagnostics as a snapshot; the frame
-        // hand-over orders them for the next owner.
-        slot.holder.store(
-            holder.map_or(std::ptr::null_mut(), |h| (h as *const Holder).cast_mut()),
-            Ordering::Relaxed,
-        );
-        slot.taken_at.store(coarse_now(), Ordering::Relaxed);
-        slot.state.store(HELD, Ordering::Relaxed);
+        // Relaxed (all): owner-only accesses, read by diagnostics as a snapshot; the frame
+        // hand-over orders them for the next owner. Each is written only if it changes, so a
+        // frame taken again by the same holder within one coarse-clock tick costs three loads
+        // and no store (stores ahead of the free's locked CAS must drain before it).
+        let h = holder.map_or(std::ptr::null_mut(), |h| (h as *const Holder).cast_mut());
+        if slot.holder.load(Ordering::Relaxed) != h {
+            slot.holder.store(h, Ordering::Relaxed);
+        }
+        let t = coarse_now();
+        if slot.taken_at.load(Ordering::Relaxed) != t {
+            slot.taken_at.store(t, Ordering::Relaxed);
+        }
+        if slot.state.load(Ordering::Relaxed) != HELD {
+            slot.state.store(HELD, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -226,10 +236,10 @@ impl Inner {
         }
     }
 
-    /// Updates the peak after a pop that left `free` frames on the list.
-    #[inline]
-    pub(super) fn note_peak(&self) {
-        let out = self.free.capacity() - self.free.free_count();
+    /// Updates the peak after a pop that left `left` frames on the list.
+    #[inline(always)]
+    pub(super) fn note_peak(&self, left: u32) {
+        let out = self.free.capacity() - left;
         // Relaxed: a statistic. The load avoids an RMW (and a cache-line write) unless the
         // peak actually rises.
         if out > self.peak.load(Ordering::Relaxed) {
@@ -261,12 +271,8 @@ impl Inner {
         // SAFETY: the frame is outstanding, so the allocator is alive (close protocol).
         let inner = unsafe { this.as_ref() };
         // Fast path: default memory, no FREEFRAME subscriber, nobody waiting, not the last
-        // frame after close. One store and one CAS; nothing is touched after the push.
+        // frame after close. One CAS; nothing is touched after the push.
         if matches!(inner.backend, Backend::Region(_)) && !inner.events.active() {
-            // Relaxed: owner-only; the push below publishes it.
-            inner.slots[index as usize]
-                .state
-                .store(FREE, Ordering::Relaxed);
             match inner.free.push(index, true) {
                 Push::Pushed { finalize: false } => {}
                 // SAFETY: our push brought the last frame home after close.
@@ -299,8 +305,6 @@ impl Inner {
                 vendor.dyn_free(cx, p);
             }
         }
-        // Relaxed: owner-only; the push below publishes it.
-        slot.state.store(FREE, Ordering::Relaxed);
         let events = inner.events.active();
         if events {
             // SAFETY: `this` comes from `Arc::as_ptr` and the allocator is alive (frame out).

@@ -44,7 +44,7 @@
 mod inner;
 mod queued;
 
-pub(crate) use inner::{Backend, Inner, Slot, FREE, HELD, RAW};
+pub(crate) use inner::{Backend, Inner, Slot, HELD, RAW};
 pub(crate) use queued::Begin;
 
 use std::fmt;
@@ -201,8 +201,8 @@ impl Allocator {
             return Err(self.no_function_table());
         }
         match self.inner.free.pop() {
-            Pop::Frame(i) => {
-                self.inner.note_peak();
+            Pop::Frame(i, left) => {
+                self.inner.note_peak(left);
                 Inner::claim_or_return(&self.inner, i, holder)
             }
             Pop::Empty => {

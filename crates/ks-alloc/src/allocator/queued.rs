@@ -92,10 +92,10 @@ impl Allocator {
     #[inline(always)]
     pub(crate) fn fast_frame(&self, holder: Option<&'static Holder>) -> Option<Frame> {
         let inner = &self.inner;
-        let Pop::Frame(i) = inner.free.pop() else {
+        let Pop::Frame(i, left) = inner.free.pop() else {
             return None;
         };
-        inner.note_peak();
+        inner.note_peak(left);
         if inner.claim(i, holder).is_ok() {
             return Some(inner.frame(i));
         }
@@ -113,8 +113,8 @@ impl Allocator {
         let inner = &self.inner;
         // Fast path: no lock.
         match inner.free.pop() {
-            Pop::Frame(i) => {
-                inner.note_peak();
+            Pop::Frame(i, left) => {
+                inner.note_peak(left);
                 match inner.claim(i, holder) {
                     Ok(()) => return Ok(Begin::Ready(inner.frame(i))),
                     Err(e @ ClaimError::Misaligned(_)) => {
@@ -131,8 +131,8 @@ impl Allocator {
         }
         let mut q = lock(&inner.waiters);
         match inner.free.pop_or_wait() {
-            PopOrWait::Frame(i) => {
-                inner.note_peak();
+            PopOrWait::Frame(i, left) => {
+                inner.note_peak(left);
                 match inner.claim(i, holder) {
                     Ok(()) => return Ok(Begin::Ready(inner.frame(i))),
                     Err(e @ ClaimError::Misaligned(_)) => {
