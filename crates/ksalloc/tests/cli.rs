@@ -294,6 +294,12 @@ fn bad_input_gives_one_line_and_exit_code_2() {
         &["alignment 3", "power of two"],
     );
     assert_fails(&["plan", "testsrc frames=0 ! nullsink"], 2, &["frames=0"]);
+    // A bad memory word names the pin it was given for and the words allowed.
+    assert_fails(
+        &["plan", "testsrc name=src out.memory=bogus ! nullsink"],
+        2,
+        &["pin 'src.out'", "memory 'bogus'", "paged", "nonpaged"],
+    );
     assert_fails(&["run", "testsrc ! ! nullsink"], 2, &["'!'"]);
     assert_fails(
         &["plan", "/nonexistent/graph.toml"],

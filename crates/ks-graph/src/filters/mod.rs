@@ -242,7 +242,12 @@ pub fn apply_override(
         })?),
         None => None,
     };
-    let memory = o.memory.as_deref().map(parse_memory).transpose()?;
+    // parse_memory names the value and the allowed words; say which pin it was given for.
+    let memory = o
+        .memory
+        .as_deref()
+        .map(|m| parse_memory(m).map_err(|e| SpecError::new(e.kind, format!("pin '{pin}': {e}"))))
+        .transpose()?;
     if o.frames == Some(0) {
         return Err(SpecError::new(
             SpecErrorKind::BadValue,
@@ -486,4 +491,29 @@ fn resolve(
     builder
         .pin(&format!("{filter}.{}", desc.pins[idx].name))
         .map_err(graph_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_memory_override_names_the_pin_and_the_allowed_words() {
+        for (pipeline, pin) in [
+            ("testsrc out.memory=bogus ! nullsink", "testsrc.out"),
+            ("testsrc ! nullsink name=n in.memory=bogus", "n.in"),
+        ] {
+            let spec = GraphSpec::parse_pipeline(pipeline).expect("the pipeline parses");
+            let err = build(spec).expect_err("memory=bogus is refused");
+            assert_eq!(err.kind, SpecErrorKind::BadValue);
+            assert!(
+                err.message
+                    .starts_with(&format!("pin '{pin}': memory 'bogus'")),
+                "{err}"
+            );
+            for word in ["any", "system", "user", "paged", "nonpaged", "device"] {
+                assert!(err.message.contains(word), "'{word}' missing in: {err}");
+            }
+        }
+    }
 }
