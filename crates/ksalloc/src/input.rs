@@ -33,10 +33,7 @@ pub(crate) fn load(graph: Option<&str>) -> Result<GraphSpec> {
 pub(crate) fn parse_toml(text: &str, name: &str) -> Result<GraphSpec> {
     toml::from_str::<GraphSpec>(text).map_err(|e| {
         let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-        let mut msg = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
-        if msg.contains("untagged enum PropValue") {
-            msg = "a property value must be an integer, a boolean or a string".into();
-        }
+        let msg = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
         Failure::Input(format!("{name}:{line}:{col}: invalid graph TOML: {msg}"))
     })
 }
@@ -68,6 +65,64 @@ mod tests {
         };
         assert!(m.starts_with("g.toml:3:"), "{m}");
         assert!(!m.contains('\n'));
+    }
+
+    /// The message of a TOML graph that fails to load.
+    fn toml_error(text: &str) -> String {
+        match parse_toml(text, "g.toml") {
+            Err(Failure::Input(m)) => m,
+            other => panic!("expected an input error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn wrongly_typed_values_are_reported_where_they_stand() {
+        let filter = "[[filter]]\nname = \"src\"\ntype = \"testsrc\"\n";
+        for (text, at, needle) in [
+            // Property values (any key of a filter table besides name, type, mode, framing).
+            (
+                format!("{filter}frames = 4.5\n"),
+                "g.toml:4:10:",
+                "floating point `4.5`",
+            ),
+            (
+                format!("{filter}size = [1, 2]\n"),
+                "g.toml:4:8:",
+                "sequence",
+            ),
+            (
+                format!("{filter}size = {{ a = 1 }}\n"),
+                "g.toml:4:8:",
+                "map",
+            ),
+            // Framing fields and the filter's own keys.
+            (
+                format!("{filter}[filter.framing.out]\nframes = \"four\"\n"),
+                "g.toml:5:10:",
+                "string \"four\", expected u32",
+            ),
+            (
+                "[[filter]]\nname = 3\ntype = \"testsrc\"\n".to_owned(),
+                "g.toml:2:8:",
+                "integer `3`, expected a string",
+            ),
+            // A missing key is reported at its table.
+            (
+                format!("{filter}\n[[filter]]\nname = \"b\"\n"),
+                "g.toml:5:1:",
+                "`type`",
+            ),
+        ] {
+            let m = toml_error(&text);
+            assert!(m.starts_with(at), "{text:?}: {m}");
+            assert!(m.contains(needle), "{text:?}: '{needle}' missing in {m}");
+            assert!(!m.contains('\n'), "{m}");
+        }
+        let m = toml_error(&format!("{filter}frames = 4.5\n"));
+        assert!(
+            m.ends_with("expected an integer, a boolean or a string"),
+            "{m}"
+        );
     }
 
     #[test]
