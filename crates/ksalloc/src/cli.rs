@@ -147,8 +147,7 @@ fn run(a: RunArgs) -> Result<()> {
         }
         None => None,
     };
-    let spec = input::load(a.graph.as_deref())?;
-    let mut built = filters::build(spec).map_err(|e| Failure::Input(e.message))?;
+    let mut built = input::load(a.graph.as_deref())?.build()?;
     let plan = runtime::fit_frame_sizes(&mut built.graph).map_err(state_failure)?;
     let mut out = output::Out::new();
     if !a.json && !a.quiet {
@@ -207,8 +206,7 @@ fn run(a: RunArgs) -> Result<()> {
 }
 
 fn plan(a: PlanArgs) -> Result<()> {
-    let spec = input::load(a.graph.as_deref())?;
-    let mut built = filters::build(spec).map_err(|e| Failure::Input(e.message))?;
+    let mut built = input::load(a.graph.as_deref())?.build()?;
     let plan = runtime::fit_frame_sizes(&mut built.graph).map_err(state_failure)?;
     let mut out = output::Out::new();
     if a.json {
@@ -223,8 +221,7 @@ fn plan(a: PlanArgs) -> Result<()> {
 }
 
 fn props(a: PropsArgs) -> Result<()> {
-    let spec = input::load(Some(&a.graph))?;
-    let mut built = filters::build(spec).map_err(|e| Failure::Input(e.message))?;
+    let mut built = input::load(Some(&a.graph))?.build()?;
     let pin = built
         .graph
         .pin(&a.pin)

@@ -317,6 +317,21 @@ fn bad_input_gives_one_line_and_exit_code_2() {
     );
     let bad = bad.to_string_lossy().into_owned();
     assert_fails(&["plan", &bad], 2, &[&format!("{bad}:4:")]);
+    // A value of the wrong type for the filter: at its line and column, like a syntax error.
+    let typed = temp(
+        "typed.toml",
+        "[[filter]]\nname = \"src\"\ntype = \"testsrc\"\nframes = \"four\"\n\n\
+         [[filter]]\nname = \"sink\"\ntype = \"nullsink\"\n\n\
+         [[connect]]\nfrom = \"src\"\nto = \"sink\"\n",
+    );
+    let typed = typed.to_string_lossy().into_owned();
+    for cmd in ["plan", "run"] {
+        assert_fails(
+            &[cmd, &typed],
+            2,
+            &[&format!("{typed}:4:10: filter 'src'"), "frames=four"],
+        );
+    }
     let unknown_key = temp(
         "key.toml",
         "[[filter]]\nname = \"a\"\ntype = \"testsrc\"\n\n[[connect]]\nfrom = \"a\"\ntoo = \"b\"\n",

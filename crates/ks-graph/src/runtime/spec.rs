@@ -380,6 +380,45 @@ pub enum SpecErrorKind {
     Io,
 }
 
+/// Where in a description the value an error is about was given: a filter instance and the
+/// path of keys inside its description, as in its TOML table.
+///
+/// ```
+/// use ks_graph::filters;
+/// use ks_graph::runtime::spec::{GraphSpec, SpecLocation};
+/// let spec = GraphSpec::parse_pipeline("testsrc name=src frames=four ! nullsink").unwrap();
+/// let err = filters::build(spec).unwrap_err();
+/// assert_eq!(err.location, Some(SpecLocation::property("src", "frames")));
+/// assert_eq!(err.location.unwrap().keys, ["frames"]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecLocation {
+    /// The filter instance's name.
+    pub filter: String,
+    /// The keys leading to the value inside the filter's description: `["frames"]` for a
+    /// property, `["type"]` for its type, `["framing", "out", "memory"]` for a field of a
+    /// pin's framing override.
+    pub keys: Vec<String>,
+}
+
+impl SpecLocation {
+    /// A property (or any other key) of filter instance `filter`.
+    pub fn property(filter: &str, key: &str) -> SpecLocation {
+        SpecLocation {
+            filter: filter.to_owned(),
+            keys: vec![key.to_owned()],
+        }
+    }
+
+    /// Field `field` of the framing override of pin `pin` of filter instance `filter`.
+    pub fn framing(filter: &str, pin: &str, field: &str) -> SpecLocation {
+        SpecLocation {
+            filter: filter.to_owned(),
+            keys: vec!["framing".to_owned(), pin.to_owned(), field.to_owned()],
+        }
+    }
+}
+
 /// A description that cannot be turned into a graph: one line saying what and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpecError {
@@ -387,14 +426,26 @@ pub struct SpecError {
     pub kind: SpecErrorKind,
     /// The whole message, on one line.
     pub message: String,
+    /// The value the error is about, when it is one value of one filter's description; a
+    /// tool that kept the description's source can turn it into a line and column.
+    pub location: Option<SpecLocation>,
 }
 
 impl SpecError {
-    /// An error of `kind` with `message`.
+    /// An error of `kind` with `message`, about no value in particular.
     pub fn new(kind: SpecErrorKind, message: impl Into<String>) -> SpecError {
         SpecError {
             kind,
             message: message.into(),
+            location: None,
+        }
+    }
+
+    /// The same error, about the value at `location`.
+    pub fn at(self, location: SpecLocation) -> SpecError {
+        SpecError {
+            location: Some(location),
+            ..self
         }
     }
 }
