@@ -421,3 +421,63 @@ fn a_filter_failing_while_running_exits_with_1() {
         "{err}"
     );
 }
+
+/// Runs `ksalloc ARGS` with locked memory limited to 64 KiB (`ulimit -l 64`); a process that
+/// may lock memory past any limit (`CAP_IPC_LOCK`, as root has) runs under `setpriv` without
+/// that capability. `None` when this machine cannot impose the limit.
+fn ksalloc_with_memlock_limit(args: &[&str]) -> Option<Output> {
+    // CapEff is the effective capability mask in hex; CAP_IPC_LOCK is bit 14.
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())?;
+    let mut command = vec!["bash", "-c", "ulimit -l 64 && exec \"$@\"", "bash"];
+    if cap_eff & (1 << 14) != 0 {
+        let setpriv = Command::new("setpriv").arg("--version").output();
+        if !setpriv.is_ok_and(|o| o.status.success()) {
+            return None;
+        }
+        command.extend([
+            "setpriv",
+            "--inh-caps=-ipc_lock",
+            "--bounding-set=-ipc_lock",
+            "--",
+        ]);
+    }
+    command.push(env!("CARGO_BIN_EXE_ksalloc"));
+    command.extend(args);
+    Command::new(command[0])
+        .args(&command[1..])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+}
+
+#[test]
+fn locked_memory_past_the_limit_suggests_the_paged_memory_property() {
+    // 6 frames of 1 MiB in non-paged (locked) memory, the default of a kernel pipe.
+    let locked = ["run", "-q", "testsrc name=src frames=10 size=1M ! nullsink"];
+    let Some(o) = ksalloc_with_memlock_limit(&locked) else {
+        eprintln!("skipped: cannot limit locked memory here (CAP_IPC_LOCK and no setpriv)");
+        return;
+    };
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for needle in [
+        "RLIMIT_MEMLOCK",
+        "add out.memory=paged to filter 'src'",
+        "memory = \"paged\" under [filter.framing.out]",
+    ] {
+        assert!(err.contains(needle), "'{needle}' missing in: {err}");
+    }
+    // The suggestion works under the same limit.
+    let paged = [
+        "run",
+        "-q",
+        "testsrc name=src frames=10 size=1M out.memory=paged ! nullsink",
+    ];
+    let o = ksalloc_with_memlock_limit(&paged).expect("the limit was imposed above");
+    assert!(o.status.success(), "{}", stderr(&o));
+}
