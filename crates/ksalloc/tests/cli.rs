@@ -163,6 +163,28 @@ fn invert_twice_returns_the_source_checksum_and_copy_preserves_it() {
 }
 
 #[test]
+fn an_empty_input_file_reports_no_frames_and_ends_cleanly() {
+    let empty = temp("empty.bin", "");
+    let graph = format!("filesrc location={} ! checksum ! nullsink", empty.display());
+    let o = ksalloc(&["run", "--json", &graph]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = &json(&o)["report"];
+    // The end of the stream travels in an empty frame, which carries no data and counts as
+    // no frame.
+    assert_eq!(
+        (r["frames"].as_u64(), r["bytes"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+    assert_eq!(r["completed"], true, "{r}");
+    assert_eq!(r["all_frames_returned"], true, "{r}");
+    assert_eq!(checksum_of(r), FNV_OFFSET, "the checksum of no data");
+    for f in r["filters"].as_array().expect("filters") {
+        assert_eq!(f["frames"], 0, "{f}");
+    }
+}
+
+#[test]
 fn plan_json_of_the_default_graph_shows_the_vendor_chosen_and_refused() {
     let o = ksalloc(&["plan", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
