@@ -456,16 +456,14 @@ fn ksalloc_with_memlock_limit(args: &[&str]) -> Option<Output> {
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())?;
     let mut command = vec!["bash", "-c", "ulimit -l 64 && exec \"$@\"", "bash"];
     if cap_eff & (1 << 14) != 0 {
-        let setpriv = Command::new("setpriv").arg("--version").output();
-        if !setpriv.is_ok_and(|o| o.status.success()) {
+        let drop_cap = ["--inh-caps=-ipc_lock", "--bounding-set=-ipc_lock", "--"];
+        // setpriv may be missing, or not allowed to drop capabilities (no CAP_SETPCAP).
+        let probe = Command::new("setpriv").args(drop_cap).arg("true").output();
+        if !probe.is_ok_and(|o| o.status.success()) {
             return None;
         }
-        command.extend([
-            "setpriv",
-            "--inh-caps=-ipc_lock",
-            "--bounding-set=-ipc_lock",
-            "--",
-        ]);
+        command.push("setpriv");
+        command.extend(drop_cap);
     }
     command.push(env!("CARGO_BIN_EXE_ksalloc"));
     command.extend(args);
