@@ -16,7 +16,7 @@ pub(crate) const DEFAULT_GRAPH: &str = include_str!("../../../examples/graphs/de
 #[derive(Debug)]
 pub(crate) struct Loaded {
     /// The description.
-    pub(crate) spec: GraphSpec,
+    spec: GraphSpec,
     /// The TOML document it came from: (name for messages, text).
     toml: Option<(String, String)>,
 }
