@@ -253,7 +253,8 @@ impl Region {
                     format!(
                         "cannot lock {map_len} bytes of non-paged frame memory ({} frames of {} \
                          bytes): mlock failed ({e}); RLIMIT_MEMLOCK is {limit}. Raise the limit \
-                         (`ulimit -l`), use fewer or smaller frames, or use Memory::Paged",
+                         (`ulimit -l`), use fewer or smaller frames, or use pageable memory, \
+                         which is not locked (Memory::Paged)",
                         layout.frames, layout.frame_size
                     )
                     .into(),

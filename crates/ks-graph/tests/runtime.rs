@@ -122,6 +122,41 @@ fn filesrc_to_filesink_round_trips_a_file() {
 }
 
 #[test]
+fn filesrc_counts_the_frames_that_carry_data() {
+    let dir = std::env::temp_dir().join(format!("ksgraph-rt-count-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Empty: one empty frame carries the end of the stream through every filter (the run
+    // ends), and counts as none. 2048 bytes: the last full frame carries it. 2049 bytes: a
+    // 1-byte last frame.
+    for (len, frames) in [(0u64, 0u64), (2048, 2), (2049, 3)] {
+        let input = dir.join(format!("in-{len}.bin"));
+        let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&input, &data).unwrap();
+        let o = run(&format!(
+            "filesrc location={} size=1024 ! tee name=t ! checksum ! nullsink t. ! copy ! nullsink",
+            input.display()
+        ));
+        let r = &o.report;
+        assert!(
+            r.completed,
+            "{len} bytes: the end of the stream reached every sink"
+        );
+        assert!(r.all_frames_returned, "{len} bytes: {r:?}");
+        assert_eq!((r.frames, r.bytes), (frames, len), "{len} bytes");
+        for f in &r.filters {
+            assert_eq!(
+                (f.stats.frames, f.stats.bytes),
+                (frames, len),
+                "{len} bytes: {}",
+                f.name
+            );
+        }
+        assert_eq!(checksum(&o), fnv1a64(FNV_OFFSET, &data), "{len} bytes");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn stopping_early_returns_every_frame_and_closes_the_allocators() {
     let spec = GraphSpec::parse_pipeline(
         "testsrc frames=1000000000 size=256 ! tee name=t ! nullsink t. ! copy ! nullsink",

@@ -4,9 +4,10 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use ks_alloc::Status;
 use ks_graph::filters;
 use ks_graph::runtime::{self, RunError, RunOptions};
-use ks_graph::StateError;
+use ks_graph::{AllocationPlan, AllocatorKind, MemoryKind, StateError};
 
 use crate::{bench, input, output, report, Failure, Result};
 
@@ -137,6 +138,42 @@ fn state_failure(e: StateError) -> Failure {
     }
 }
 
+/// [`state_failure`] for a state change made while running `plan`. When a pipe's default
+/// allocator could not get its locked (non-paged) memory — the memory kernel pipes get
+/// unless a pin asks for another, limited by `RLIMIT_MEMLOCK` — the message ends with how
+/// to ask for pageable memory in the graph, since the allocator's own message can only name
+/// the library's `Memory::Paged`.
+fn run_state_failure(e: StateError, plan: &AllocationPlan) -> Failure {
+    let hint = match &e {
+        StateError::Allocator {
+            pipe,
+            status: Status::InsufficientResources(_),
+            ..
+        } => plan
+            .pipes
+            .get(*pipe)
+            .filter(|p| {
+                p.allocator.kind == AllocatorKind::Default
+                    && p.allocator.memory == MemoryKind::NonPaged
+            })
+            .map(|p| paged_memory_hint(&p.allocator.pin)),
+        _ => None,
+    };
+    match (state_failure(e), hint) {
+        (Failure::Graph(m), Some(hint)) => Failure::Graph(format!("{m}; {hint}")),
+        (failure, _) => failure,
+    }
+}
+
+/// How to give pin `pin` (`"filter.pin"`) pageable memory, in both graph forms.
+fn paged_memory_hint(pin: &str) -> String {
+    let (filter, pin) = pin.split_once('.').unwrap_or((pin, "out"));
+    format!(
+        "hint: for pageable memory, add {pin}.memory=paged to filter \
+         '{filter}' (in a TOML graph: memory = \"paged\" under [filter.framing.{pin}])"
+    )
+}
+
 fn run(a: RunArgs) -> Result<()> {
     let until = match a.until {
         Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
@@ -147,8 +184,7 @@ fn run(a: RunArgs) -> Result<()> {
         }
         None => None,
     };
-    let spec = input::load(a.graph.as_deref())?;
-    let mut built = filters::build(spec).map_err(|e| Failure::Input(e.message))?;
+    let mut built = input::load(a.graph.as_deref())?.build()?;
     let plan = runtime::fit_frame_sizes(&mut built.graph).map_err(state_failure)?;
     let mut out = output::Out::new();
     if !a.json && !a.quiet {
@@ -171,7 +207,7 @@ fn run(a: RunArgs) -> Result<()> {
         .into_runtime()
         .map_err(|e| Failure::Graph(e.to_string()))?;
     let outcome = runtime.run(&options).map_err(|e| match e {
-        RunError::State(s) => state_failure(s),
+        RunError::State(s) => run_state_failure(s, &plan),
         other => Failure::Graph(other.to_string()),
     });
     if let Some(bar) = progress {
@@ -207,8 +243,7 @@ fn run(a: RunArgs) -> Result<()> {
 }
 
 fn plan(a: PlanArgs) -> Result<()> {
-    let spec = input::load(a.graph.as_deref())?;
-    let mut built = filters::build(spec).map_err(|e| Failure::Input(e.message))?;
+    let mut built = input::load(a.graph.as_deref())?.build()?;
     let plan = runtime::fit_frame_sizes(&mut built.graph).map_err(state_failure)?;
     let mut out = output::Out::new();
     if a.json {
@@ -223,8 +258,7 @@ fn plan(a: PlanArgs) -> Result<()> {
 }
 
 fn props(a: PropsArgs) -> Result<()> {
-    let spec = input::load(Some(&a.graph))?;
-    let mut built = filters::build(spec).map_err(|e| Failure::Input(e.message))?;
+    let mut built = input::load(Some(&a.graph))?.build()?;
     let pin = built
         .graph
         .pin(&a.pin)
@@ -273,4 +307,61 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
         out.write(&bench::text(a.frame_size, a.frames, &results))?;
     }
     out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan of `pipeline`, and its allocator failing as `mlock` past `RLIMIT_MEMLOCK` does.
+    fn failing(pipeline: &str, status: Status) -> Failure {
+        let mut built = input::load(Some(pipeline))
+            .and_then(input::Loaded::build)
+            .expect("the graph builds");
+        let plan = runtime::fit_frame_sizes(&mut built.graph).expect("the graph negotiates");
+        let e = StateError::Allocator {
+            pipe: 0,
+            allocator: "default".into(),
+            status,
+        };
+        run_state_failure(e, &plan)
+    }
+
+    fn memlock() -> Status {
+        Status::InsufficientResources(
+            "cannot lock 6291456 bytes of non-paged frame memory: mlock failed; \
+             RLIMIT_MEMLOCK is 65536 bytes"
+                .into(),
+        )
+    }
+
+    #[test]
+    fn locked_memory_failures_name_the_graph_property_for_paged_memory() {
+        let Failure::Graph(m) = failing("testsrc name=src ! nullsink", memlock()) else {
+            panic!("not a graph failure")
+        };
+        assert!(m.contains("RLIMIT_MEMLOCK"), "{m}");
+        assert!(
+            m.ends_with(
+                "hint: for pageable memory, add out.memory=paged to \
+                 filter 'src' (in a TOML graph: memory = \"paged\" under [filter.framing.out])"
+            ),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn other_allocator_failures_get_no_paged_memory_hint() {
+        // The pipe already is pageable: nothing to suggest.
+        let Failure::Graph(m) = failing("testsrc out.memory=paged ! nullsink", memlock()) else {
+            panic!("not a graph failure")
+        };
+        assert!(!m.contains("hint"), "{m}");
+        // Another status than a lack of resources.
+        let other = Status::Unsuccessful("the vendor said no".into());
+        let Failure::Graph(m) = failing("testsrc ! nullsink", other) else {
+            panic!("not a graph failure")
+        };
+        assert!(!m.contains("hint"), "{m}");
+    }
 }

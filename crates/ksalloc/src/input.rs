@@ -1,19 +1,44 @@
 //! Reading GRAPH arguments: a TOML file, a pipeline string, or the embedded default graph.
 
+use std::ops::Range;
 use std::path::Path;
 
-use ks_graph::runtime::spec::GraphSpec;
+use ks_graph::filters::{self, Built};
+use ks_graph::runtime::spec::{GraphSpec, SpecError, SpecLocation};
 
 use crate::{Failure, Result};
 
 /// The default graph of `ksalloc run` / `ksalloc plan` (examples/graphs/default.toml).
 pub(crate) const DEFAULT_GRAPH: &str = include_str!("../../../examples/graphs/default.toml");
 
+/// A GRAPH argument, read and parsed: the description and, for a TOML document, its text, so
+/// that a value refused when the graph is built is reported at its line and column.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    /// The description.
+    spec: GraphSpec,
+    /// The TOML document it came from: (name for messages, text).
+    toml: Option<(String, String)>,
+}
+
+impl Loaded {
+    /// Builds the graph. An error about one value of a TOML document (a property of the wrong
+    /// kind or out of range, an unknown property, filter type or pin, a bad framing field)
+    /// starts with `NAME:LINE:COLUMN:` of that value, like a TOML syntax error.
+    pub(crate) fn build(self) -> Result<Built> {
+        let Loaded { spec, toml } = self;
+        filters::build(spec).map_err(|e| match &toml {
+            Some((name, text)) => Failure::Input(located(e, name, text)),
+            None => Failure::Input(e.message),
+        })
+    }
+}
+
 /// Loads GRAPH: `None` is the default graph; an existing file (or anything ending in `.toml`)
 /// is a TOML document; anything else is a pipeline string.
-pub(crate) fn load(graph: Option<&str>) -> Result<GraphSpec> {
+pub(crate) fn load(graph: Option<&str>) -> Result<Loaded> {
     let Some(arg) = graph else {
-        return parse_toml(DEFAULT_GRAPH, "<default graph>");
+        return toml_document(DEFAULT_GRAPH.to_owned(), "<default graph>");
     };
     let path = Path::new(arg);
     if path.is_dir() {
@@ -24,21 +49,60 @@ pub(crate) fn load(graph: Option<&str>) -> Result<GraphSpec> {
     if path.is_file() || arg.ends_with(".toml") {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Failure::Input(format!("cannot read graph file '{arg}': {e}")))?;
-        return parse_toml(&text, arg);
+        return toml_document(text, arg);
     }
-    GraphSpec::parse_pipeline(arg).map_err(|e| Failure::Input(e.message))
+    let spec = GraphSpec::parse_pipeline(arg).map_err(|e| Failure::Input(e.message))?;
+    Ok(Loaded { spec, toml: None })
+}
+
+fn toml_document(text: String, name: &str) -> Result<Loaded> {
+    let spec = parse_toml(&text, name)?;
+    Ok(Loaded {
+        spec,
+        toml: Some((name.to_owned(), text)),
+    })
 }
 
 /// Parses a TOML graph; errors name the file, line and column.
 pub(crate) fn parse_toml(text: &str, name: &str) -> Result<GraphSpec> {
     toml::from_str::<GraphSpec>(text).map_err(|e| {
         let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-        let mut msg = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
-        if msg.contains("untagged enum PropValue") {
-            msg = "a property value must be an integer, a boolean or a string".into();
-        }
+        let msg = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
         Failure::Input(format!("{name}:{line}:{col}: invalid graph TOML: {msg}"))
     })
+}
+
+/// The message of `e`, prefixed with `name:line:column:` when it is about a value of the TOML
+/// document `text` that can be found there.
+fn located(e: SpecError, name: &str, text: &str) -> String {
+    match e.location.as_ref().and_then(|l| span_of(text, l)) {
+        Some(span) => {
+            let (line, col) = line_col(text, span.start);
+            format!("{name}:{line}:{col}: {}", e.message)
+        }
+        None => e.message,
+    }
+}
+
+/// Byte range of the value at `location` in the TOML document `text`: the value under the
+/// location's keys in the `[[filter]]` table of that name. A filter that no `[[filter]]`
+/// table declares came from the document's `pipeline` string: its range then.
+fn span_of(text: &str, location: &SpecLocation) -> Option<Range<usize>> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let root = doc.as_item();
+    let declared = root.get("filter").and_then(|filters| {
+        (0..)
+            .map_while(|i| filters.get(i))
+            .find(|f| f.get("name").and_then(|n| n.as_str()) == Some(location.filter.as_str()))
+    });
+    match declared {
+        Some(table) => location
+            .keys
+            .iter()
+            .try_fold(table, |item, key| item.get(key.as_str()))?
+            .span(),
+        None => root.get("pipeline")?.span(),
+    }
 }
 
 /// 1-based line and column (in characters) of byte offset `at`.
@@ -56,8 +120,9 @@ mod tests {
 
     #[test]
     fn default_graph_parses() {
-        let spec = load(None).unwrap();
-        assert!(spec.filters.len() >= 8);
+        let loaded = load(None).unwrap();
+        assert!(loaded.spec.filters.len() >= 8);
+        assert!(loaded.build().is_ok());
     }
 
     #[test]
@@ -68,6 +133,134 @@ mod tests {
         };
         assert!(m.starts_with("g.toml:3:"), "{m}");
         assert!(!m.contains('\n'));
+    }
+
+    /// The message of a TOML graph that fails to load.
+    fn toml_error(text: &str) -> String {
+        match parse_toml(text, "g.toml") {
+            Err(Failure::Input(m)) => m,
+            other => panic!("expected an input error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn wrongly_typed_values_are_reported_where_they_stand() {
+        let filter = "[[filter]]\nname = \"src\"\ntype = \"testsrc\"\n";
+        for (text, at, needle) in [
+            // Property values (any key of a filter table besides name, type, mode, framing).
+            (
+                format!("{filter}frames = 4.5\n"),
+                "g.toml:4:10:",
+                "floating point `4.5`",
+            ),
+            (
+                format!("{filter}size = [1, 2]\n"),
+                "g.toml:4:8:",
+                "sequence",
+            ),
+            (
+                format!("{filter}size = {{ a = 1 }}\n"),
+                "g.toml:4:8:",
+                "map",
+            ),
+            // Framing fields and the filter's own keys.
+            (
+                format!("{filter}[filter.framing.out]\nframes = \"four\"\n"),
+                "g.toml:5:10:",
+                "string \"four\", expected u32",
+            ),
+            (
+                "[[filter]]\nname = 3\ntype = \"testsrc\"\n".to_owned(),
+                "g.toml:2:8:",
+                "integer `3`, expected a string",
+            ),
+            // A missing key is reported at its table.
+            (
+                format!("{filter}\n[[filter]]\nname = \"b\"\n"),
+                "g.toml:5:1:",
+                "`type`",
+            ),
+        ] {
+            let m = toml_error(&text);
+            assert!(m.starts_with(at), "{text:?}: {m}");
+            assert!(m.contains(needle), "{text:?}: '{needle}' missing in {m}");
+            assert!(!m.contains('\n'), "{m}");
+        }
+        let m = toml_error(&format!("{filter}frames = 4.5\n"));
+        assert!(
+            m.ends_with("expected an integer, a boolean or a string"),
+            "{m}"
+        );
+    }
+
+    /// The message of a TOML graph that parses but is refused when built.
+    fn build_error(text: &str) -> String {
+        let loaded = toml_document(text.to_owned(), "g.toml").expect("the TOML parses");
+        match loaded.build() {
+            Err(Failure::Input(m)) => m,
+            other => panic!("expected an input error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn values_refused_by_the_filter_are_reported_where_they_stand() {
+        let graph = |src: &str| {
+            format!(
+                "[[filter]]\nname = \"src\"\ntype = \"testsrc\"\n{src}\n\
+                 [[filter]]\nname = \"sink\"\ntype = \"nullsink\"\n\n\
+                 [[connect]]\nfrom = \"src\"\nto = \"sink\"\n"
+            )
+        };
+        for (src, at, needle) in [
+            // A string where the type wants an integer, and an integer out of range.
+            (
+                "frames = \"four\"",
+                "g.toml:4:10:",
+                "property frames=four is invalid",
+            ),
+            ("size = 0", "g.toml:4:8:", "property size=0 is invalid"),
+            (
+                "pattern = \"wavy\"",
+                "g.toml:4:11:",
+                "allowed: ramp, zero, none",
+            ),
+            ("sise = 4", "g.toml:4:8:", "unknown property 'sise'"),
+            // Framing overrides, as a table and inline.
+            (
+                "[filter.framing.out]\nmemory = \"bogus\"",
+                "g.toml:5:10:",
+                "pin 'src.out': memory 'bogus'",
+            ),
+            (
+                "framing = { out = { alignment = 3 } }",
+                "g.toml:4:33:",
+                "alignment 3 is invalid",
+            ),
+            (
+                "[filter.framing.bogus]\nframes = 2",
+                "g.toml:4:1:",
+                "no pin 'bogus'",
+            ),
+        ] {
+            let m = build_error(&graph(src));
+            assert!(m.starts_with(at), "{src:?}: {m}");
+            assert!(m.contains(needle), "{src:?}: '{needle}' missing in {m}");
+        }
+        // The filter type, on the second filter table.
+        let m = build_error("[[filter]]\nname = \"a\"\ntype = \"testsrc\"\n[[filter]]\nname = \"b\"\ntype = \"blur\"\n");
+        assert!(
+            m.starts_with("g.toml:6:8: unknown filter type 'blur'"),
+            "{m}"
+        );
+        // A filter of the document's pipeline string: the string's position.
+        let m = build_error("# a graph\npipeline = \"testsrc frames=four ! nullsink\"\n");
+        assert!(m.starts_with("g.toml:2:12: filter 'testsrc'"), "{m}");
+        // An error about no value in particular has no position.
+        let m = build_error("[[filter]]\nname = \"a\"\ntype = \"filesrc\"\n");
+        assert!(
+            m.starts_with("filter 'a' (filesrc): property 'location' is required"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -163,6 +163,28 @@ fn invert_twice_returns_the_source_checksum_and_copy_preserves_it() {
 }
 
 #[test]
+fn an_empty_input_file_reports_no_frames_and_ends_cleanly() {
+    let empty = temp("empty.bin", "");
+    let graph = format!("filesrc location={} ! checksum ! nullsink", empty.display());
+    let o = ksalloc(&["run", "--json", &graph]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = &json(&o)["report"];
+    // The end of the stream travels in an empty frame, which carries no data and counts as
+    // no frame.
+    assert_eq!(
+        (r["frames"].as_u64(), r["bytes"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+    assert_eq!(r["completed"], true, "{r}");
+    assert_eq!(r["all_frames_returned"], true, "{r}");
+    assert_eq!(checksum_of(r), FNV_OFFSET, "the checksum of no data");
+    for f in r["filters"].as_array().expect("filters") {
+        assert_eq!(f["frames"], 0, "{f}");
+    }
+}
+
+#[test]
 fn plan_json_of_the_default_graph_shows_the_vendor_chosen_and_refused() {
     let o = ksalloc(&["plan", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -294,6 +316,12 @@ fn bad_input_gives_one_line_and_exit_code_2() {
         &["alignment 3", "power of two"],
     );
     assert_fails(&["plan", "testsrc frames=0 ! nullsink"], 2, &["frames=0"]);
+    // A bad memory word names the pin it was given for and the words allowed.
+    assert_fails(
+        &["plan", "testsrc name=src out.memory=bogus ! nullsink"],
+        2,
+        &["pin 'src.out'", "memory 'bogus'", "paged", "nonpaged"],
+    );
     assert_fails(&["run", "testsrc ! ! nullsink"], 2, &["'!'"]);
     assert_fails(
         &["plan", "/nonexistent/graph.toml"],
@@ -311,6 +339,21 @@ fn bad_input_gives_one_line_and_exit_code_2() {
     );
     let bad = bad.to_string_lossy().into_owned();
     assert_fails(&["plan", &bad], 2, &[&format!("{bad}:4:")]);
+    // A value of the wrong type for the filter: at its line and column, like a syntax error.
+    let typed = temp(
+        "typed.toml",
+        "[[filter]]\nname = \"src\"\ntype = \"testsrc\"\nframes = \"four\"\n\n\
+         [[filter]]\nname = \"sink\"\ntype = \"nullsink\"\n\n\
+         [[connect]]\nfrom = \"src\"\nto = \"sink\"\n",
+    );
+    let typed = typed.to_string_lossy().into_owned();
+    for cmd in ["plan", "run"] {
+        assert_fails(
+            &[cmd, &typed],
+            2,
+            &[&format!("{typed}:4:10: filter 'src'"), "frames=four"],
+        );
+    }
     let unknown_key = temp(
         "key.toml",
         "[[filter]]\nname = \"a\"\ntype = \"testsrc\"\n\n[[connect]]\nfrom = \"a\"\ntoo = \"b\"\n",
@@ -399,4 +442,62 @@ fn a_filter_failing_while_running_exits_with_1() {
         err.contains("filesink") && err.contains("STATUS_UNSUCCESSFUL"),
         "{err}"
     );
+}
+
+/// Runs `ksalloc ARGS` with locked memory limited to 64 KiB (`ulimit -l 64`); a process that
+/// may lock memory past any limit (`CAP_IPC_LOCK`, as root has) runs under `setpriv` without
+/// that capability. `None` when this machine cannot impose the limit.
+fn ksalloc_with_memlock_limit(args: &[&str]) -> Option<Output> {
+    // CapEff is the effective capability mask in hex; CAP_IPC_LOCK is bit 14.
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())?;
+    let mut command = vec!["bash", "-c", "ulimit -l 64 && exec \"$@\"", "bash"];
+    if cap_eff & (1 << 14) != 0 {
+        let drop_cap = ["--inh-caps=-ipc_lock", "--bounding-set=-ipc_lock", "--"];
+        // setpriv may be missing, or not allowed to drop capabilities (no CAP_SETPCAP).
+        let probe = Command::new("setpriv").args(drop_cap).arg("true").output();
+        if !probe.is_ok_and(|o| o.status.success()) {
+            return None;
+        }
+        command.push("setpriv");
+        command.extend(drop_cap);
+    }
+    command.push(env!("CARGO_BIN_EXE_ksalloc"));
+    command.extend(args);
+    Command::new(command[0])
+        .args(&command[1..])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+}
+
+#[test]
+fn locked_memory_past_the_limit_suggests_the_paged_memory_property() {
+    // 6 frames of 1 MiB in non-paged (locked) memory, the default of a kernel pipe.
+    let locked = ["run", "-q", "testsrc name=src frames=10 size=1M ! nullsink"];
+    let Some(o) = ksalloc_with_memlock_limit(&locked) else {
+        eprintln!("skipped: cannot limit locked memory here (CAP_IPC_LOCK and no setpriv)");
+        return;
+    };
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for needle in [
+        "RLIMIT_MEMLOCK",
+        "add out.memory=paged to filter 'src'",
+        "memory = \"paged\" under [filter.framing.out]",
+    ] {
+        assert!(err.contains(needle), "'{needle}' missing in: {err}");
+    }
+    // The suggestion works under the same limit.
+    let paged = [
+        "run",
+        "-q",
+        "testsrc name=src frames=10 size=1M out.memory=paged ! nullsink",
+    ];
+    let o = ksalloc_with_memlock_limit(&paged).expect("the limit was imposed above");
+    assert!(o.status.success(), "{}", stderr(&o));
 }

@@ -28,7 +28,9 @@ use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType};
 
 use crate::graph::{Graph, GraphBuilder, PinId};
 use crate::model::{FilterDescriptor, PinDirection};
-use crate::runtime::spec::{FramingOverride, GraphSpec, PropValue, SpecError, SpecErrorKind};
+use crate::runtime::spec::{
+    FramingOverride, GraphSpec, PropValue, SpecError, SpecErrorKind, SpecLocation,
+};
 use crate::runtime::{Process, RunError, Runtime};
 
 pub use sources::ramp_fill;
@@ -107,6 +109,7 @@ impl Props<'_> {
                 self.instance, self.ty.name
             ),
         )
+        .at(SpecLocation::property(self.instance, name))
     }
 
     /// An integer property within `min..=max`.
@@ -227,33 +230,49 @@ fn any_framing(frames: u32) -> FramingEx {
 }
 
 /// Applies a framing override to a pin's framing (or to a simple framing when it has none).
+///
+/// `pin` is the pin as `"filter.pin"`; an error names it and carries the
+/// [`SpecLocation`] of the offending field.
 pub fn apply_override(
     base: Option<&FramingEx>,
     o: &FramingOverride,
     pin: &str,
 ) -> Result<FramingEx, SpecError> {
+    // Instance names never contain a '.', so the first one splits "filter.pin".
+    let (filter, pin_name) = pin.split_once('.').unwrap_or(("", pin));
+    let bad = |field: &str, message: String| {
+        SpecError::new(SpecErrorKind::BadValue, format!("pin '{pin}': {message}"))
+            .at(SpecLocation::framing(filter, pin_name, field))
+    };
     let mut fx = base.cloned().unwrap_or_else(|| any_framing(1));
     let alignment = match o.alignment {
         Some(b) => Some(Alignment::from_bytes(b).map_err(|_| {
-            SpecError::new(
-                SpecErrorKind::BadValue,
-                format!("pin '{pin}': alignment {b} is invalid; it must be a power of two (1, 2, 4, … bytes)"),
+            bad(
+                "alignment",
+                format!("alignment {b} is invalid; it must be a power of two (1, 2, 4, … bytes)"),
             )
         })?),
         None => None,
     };
-    let memory = o.memory.as_deref().map(parse_memory).transpose()?;
+    // parse_memory names the value and the allowed words; say which pin it was given for.
+    let memory = o
+        .memory
+        .as_deref()
+        .map(|m| parse_memory(m).map_err(|e| bad("memory", e.message)))
+        .transpose()?;
     if o.frames == Some(0) {
-        return Err(SpecError::new(
-            SpecErrorKind::BadValue,
-            format!("pin '{pin}': frames is 0; a pin holds at least 1 frame"),
+        return Err(bad(
+            "frames",
+            "frames is 0; a pin holds at least 1 frame".to_owned(),
         ));
     }
-    if o.frame_size == Some(0) || o.min_size == Some(0) {
-        return Err(SpecError::new(
-            SpecErrorKind::BadValue,
-            format!("pin '{pin}': frame size 0 is invalid; frames hold at least 1 byte"),
-        ));
+    for (field, size) in [("frame_size", o.frame_size), ("min_size", o.min_size)] {
+        if size == Some(0) {
+            return Err(bad(
+                field,
+                "frame size 0 is invalid; frames hold at least 1 byte".to_owned(),
+            ));
+        }
     }
     for item in &mut fx.items {
         if let Some(n) = o.frames {
@@ -278,10 +297,19 @@ pub fn apply_override(
             }
         }
         if item.physical_range.min > item.physical_range.max {
-            return Err(SpecError::new(
-                SpecErrorKind::BadValue,
+            // The range is empty because of one of the size fields given: point at the first.
+            let field = [
+                ("min_size", o.min_size),
+                ("max_size", o.max_size),
+                ("frame_size", o.frame_size),
+            ]
+            .into_iter()
+            .find_map(|(name, v)| v.map(|_| name))
+            .unwrap_or("frame_size");
+            return Err(bad(
+                field,
                 format!(
-                    "pin '{pin}': frame size range {}..{} is empty; min_size must be <= max_size",
+                    "frame size range {}..{} is empty; min_size must be <= max_size",
                     item.physical_range.min, item.physical_range.max
                 ),
             ));
@@ -351,6 +379,7 @@ pub fn build(mut spec: GraphSpec) -> Result<Built, SpecError> {
                     known_types()
                 ),
             )
+            .at(SpecLocation::property(&f.name, "type"))
         })?;
         for key in f.properties.keys() {
             if !ty.properties.iter().any(|p| p.name == key) {
@@ -367,7 +396,8 @@ pub fn build(mut spec: GraphSpec) -> Result<Built, SpecError> {
                             format!("{}, mode", known.join(", "))
                         }
                     ),
-                ));
+                )
+                .at(SpecLocation::property(&f.name, key)));
             }
         }
         let props = Props {
@@ -382,7 +412,10 @@ pub fn build(mut spec: GraphSpec) -> Result<Built, SpecError> {
         }
         for (pin, o) in &f.framing {
             let Some(idx) = desc.pin_index(pin) else {
-                return Err(unknown_pin(&f.name, ty.name, pin, &desc));
+                return Err(unknown_pin(&f.name, ty.name, pin, &desc).at(SpecLocation {
+                    filter: f.name.clone(),
+                    keys: vec!["framing".to_owned(), pin.clone()],
+                }));
             };
             let name = format!("{}.{pin}", f.name);
             desc.pins[idx].framing =
@@ -486,4 +519,85 @@ fn resolve(
     builder
         .pin(&format!("{filter}.{}", desc.pins[idx].name))
         .map_err(graph_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_memory_override_names_the_pin_and_the_allowed_words() {
+        for (pipeline, pin) in [
+            ("testsrc out.memory=bogus ! nullsink", "testsrc.out"),
+            ("testsrc ! nullsink name=n in.memory=bogus", "n.in"),
+        ] {
+            let spec = GraphSpec::parse_pipeline(pipeline).expect("the pipeline parses");
+            let err = build(spec).expect_err("memory=bogus is refused");
+            assert_eq!(err.kind, SpecErrorKind::BadValue);
+            assert!(
+                err.message
+                    .starts_with(&format!("pin '{pin}': memory 'bogus'")),
+                "{err}"
+            );
+            for word in ["any", "system", "user", "paged", "nonpaged", "device"] {
+                assert!(err.message.contains(word), "'{word}' missing in: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn value_errors_carry_the_location_of_the_value() {
+        let location = |pipeline: &str| {
+            let spec = GraphSpec::parse_pipeline(pipeline).expect("the pipeline parses");
+            build(spec).expect_err("the graph is refused").location
+        };
+        let framing = |field: &str| Some(SpecLocation::framing("s", "out", field));
+        for (pipeline, expected) in [
+            (
+                "testsrc name=s frames=four ! nullsink",
+                Some(SpecLocation::property("s", "frames")),
+            ),
+            (
+                "testsrc name=s pattern=wavy ! nullsink",
+                Some(SpecLocation::property("s", "pattern")),
+            ),
+            (
+                "testsrc name=s sise=4 ! nullsink",
+                Some(SpecLocation::property("s", "sise")),
+            ),
+            (
+                "blur name=s ! nullsink",
+                Some(SpecLocation::property("s", "type")),
+            ),
+            (
+                "testsrc name=s out.memory=bogus ! nullsink",
+                framing("memory"),
+            ),
+            (
+                "testsrc name=s out.alignment=3 ! nullsink",
+                framing("alignment"),
+            ),
+            ("testsrc name=s out.frames=0 ! nullsink", framing("frames")),
+            (
+                "testsrc name=s out.min_size=0 ! nullsink",
+                framing("min_size"),
+            ),
+            (
+                "testsrc name=s out.max_size=100 ! nullsink",
+                framing("max_size"),
+            ),
+            (
+                "testsrc name=s bogus.frames=2 ! nullsink",
+                Some(SpecLocation {
+                    filter: "s".into(),
+                    keys: vec!["framing".into(), "bogus".into()],
+                }),
+            ),
+            // Not about one value: no location.
+            ("filesrc name=s ! nullsink", None),
+            ("testsrc name=s ! nullsink name=s", None),
+        ] {
+            assert_eq!(location(pipeline), expected, "{pipeline}");
+        }
+    }
 }

@@ -35,8 +35,7 @@ fn consume(
         let used = f.header.data_used;
         eos |= f.header.is_end_of_stream();
         each(f.used_data())?;
-        stats.frames += 1;
-        stats.bytes += u64::from(used);
+        stats.record(used);
         Ok::<(), Status>(())
     })?;
     if eos {

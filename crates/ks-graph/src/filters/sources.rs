@@ -84,6 +84,7 @@ fn make_testsrc(p: &Props<'_>) -> Result<Made, SpecError> {
         descriptor: source_descriptor("testsrc", size),
         process: Box::new(TestSrc {
             frames,
+            sent: 0,
             size,
             pattern,
             ramp,
@@ -121,8 +122,10 @@ enum Pattern {
 }
 
 struct TestSrc {
-    /// How many frames to produce (`stats.frames` counts those sent).
+    /// How many frames to produce.
     frames: u64,
+    /// How many were sent.
+    sent: u64,
     size: u32,
     pattern: Pattern,
     ramp: Vec<u8>,
@@ -135,9 +138,9 @@ impl Process for TestSrc {
             pins.finish_source();
             return Ok(());
         };
-        let left = usize::try_from(self.frames - self.stats.frames).unwrap_or(usize::MAX);
+        let left = usize::try_from(self.frames - self.sent).unwrap_or(usize::MAX);
         q.eject_leading(left, |mut f| {
-            let sent = self.stats.frames;
+            let sent = self.sent;
             let (h, buf) = f.split_mut()?;
             let n = buf.len().min(self.size as usize);
             match self.pattern {
@@ -150,11 +153,11 @@ impl Process for TestSrc {
             h.presentation_time = sent as i64;
             h.duration = 1;
             h.set_end_of_stream(last);
-            self.stats.frames += 1;
-            self.stats.bytes += n as u64;
+            self.sent += 1;
+            self.stats.record(n as u32);
             Ok::<(), Status>(())
         })?;
-        if self.stats.frames == self.frames {
+        if self.sent == self.frames {
             pins.finish_source();
         }
         Ok(())
@@ -168,8 +171,9 @@ impl Process for TestSrc {
 /// `filesrc`: a file, cut into frames of `size` bytes (the last one shorter).
 ///
 /// Pins: `out` (output, required), framing: any memory, 4 frames, byte alignment, frame size
-/// exactly `size`. An empty file gives one empty end-of-stream frame. The file is opened when
-/// the graph is built, so an unreadable file is reported before anything runs.
+/// exactly `size`. An empty file gives one empty frame that carries the end of the stream
+/// (and, having no data, counts as no frame in the report: 0 frames, 0 bytes). The file is
+/// opened when the graph is built, so an unreadable file is reported before anything runs.
 pub(super) const FILESRC: FilterType = FilterType {
     name: "filesrc",
     summary: "reads a file into frames",
@@ -219,6 +223,7 @@ fn make_filesrc(p: &Props<'_>) -> Result<Made, SpecError> {
         process: Box::new(FileSrc {
             file,
             remaining: len,
+            sent: 0,
             size,
             stats: FilterStats::default(),
             done: false,
@@ -228,7 +233,10 @@ fn make_filesrc(p: &Props<'_>) -> Result<Made, SpecError> {
 
 struct FileSrc {
     file: File,
+    /// Bytes of the file not read yet.
     remaining: u64,
+    /// Frames sent (the presentation time of the next one).
+    sent: u64,
     size: u32,
     stats: FilterStats,
     done: bool,
@@ -253,11 +261,11 @@ impl Process for FileSrc {
             let last = self.remaining == 0;
             let h = q.header_mut(p)?;
             h.data_used = n as u32;
-            h.presentation_time = self.stats.frames as i64;
+            h.presentation_time = self.sent as i64;
             h.set_end_of_stream(last);
             q.unlock(p, true)?;
-            self.stats.frames += 1;
-            self.stats.bytes += n as u64;
+            self.sent += 1;
+            self.stats.record(n as u32);
             self.done = last;
         }
         if self.done {

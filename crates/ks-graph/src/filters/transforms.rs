@@ -68,8 +68,7 @@ fn pass_frames(
         let result = q.eject_leading(usize::MAX, |mut f| {
             let header = *f.header;
             work(&mut f)?;
-            stats.frames += 1;
-            stats.bytes += u64::from(header.data_used);
+            stats.record(header.data_used);
             eos |= header.is_end_of_stream();
             Ok(())
         });
@@ -109,8 +108,7 @@ fn pass_frames(
         if let Some(q) = pins.queue(0) {
             q.unlock(p, true)?;
         }
-        stats.frames += 1;
-        stats.bytes += u64::from(header.data_used);
+        stats.record(header.data_used);
         if header.is_end_of_stream() {
             pins.end_of_stream();
         }
@@ -263,8 +261,7 @@ impl Process for Copy {
             }
             let header = *qin.header(src)?;
             qin.unlock(src, true)?;
-            self.0.frames += 1;
-            self.0.bytes += u64::from(header.data_used);
+            self.0.record(header.data_used);
             if header.is_end_of_stream() {
                 pins.end_of_stream();
             }

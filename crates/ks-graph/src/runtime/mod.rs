@@ -77,13 +77,40 @@ pub trait Process: Send {
 /// Per-filter results of a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FilterStats {
-    /// Frames the filter produced (sources) or consumed (everything else).
+    /// Frames carrying data that the filter produced (sources) or consumed (everything
+    /// else). A frame without data — the empty frame that only carries the end of the
+    /// stream, as `filesrc` sends for an empty file — is not counted (see
+    /// [`FilterStats::record`]).
     pub frames: u64,
     /// Bytes of data in those frames.
     pub bytes: u64,
     /// A stable 64-bit hash of the data, for filters that compute one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checksum: Option<u64>,
+}
+
+impl FilterStats {
+    /// Counts a frame of `data_used` bytes that the filter produced or consumed.
+    ///
+    /// Only frames carrying data count: a frame sent just to carry the end of the stream
+    /// (no data) adds nothing, so an empty stream reports 0 frames and 0 bytes, and a
+    /// stream of `n` bytes in frames of `size` bytes counts `n.div_ceil(size)` frames in
+    /// every filter it passes, whether its last frame also carries the end of the stream
+    /// or an empty frame follows it.
+    ///
+    /// ```
+    /// use ks_graph::runtime::FilterStats;
+    /// let mut s = FilterStats::default();
+    /// s.record(4096);
+    /// s.record(0); // an end-of-stream frame without data
+    /// assert_eq!((s.frames, s.bytes), (1, 4096));
+    /// ```
+    pub fn record(&mut self, data_used: u32) {
+        if data_used > 0 {
+            self.frames += 1;
+            self.bytes += u64::from(data_used);
+        }
+    }
 }
 
 /// What a pin does in a running graph.
@@ -250,7 +277,8 @@ pub struct FilterReport {
 /// The result of a run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunReport {
-    /// Frames produced by the sources.
+    /// Frames carrying data produced by the sources (an empty end-of-stream frame does not
+    /// count; see [`FilterStats::frames`]).
     pub frames: u64,
     /// Data bytes in those frames.
     pub bytes: u64,

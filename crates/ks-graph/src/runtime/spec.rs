@@ -49,7 +49,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, MapAccess, Unexpected, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::model::FilterMode;
 
@@ -69,7 +70,12 @@ pub struct GraphSpec {
 }
 
 /// One filter instance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Deserialized from a table whose keys other than `name`, `type`, `mode` and `framing` are
+/// the properties. Each value is read in place (not buffered, as `#[serde(flatten)]` would),
+/// so a format that tracks positions, like TOML, reports a wrongly typed value at its own
+/// line and column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FilterSpec {
     /// Instance name, unique in the graph.
     pub name: String,
@@ -176,8 +182,64 @@ pub struct ConnectionSpec {
     pub to: String,
 }
 
+impl<'de> Deserialize<'de> for FilterSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<FilterSpec, D::Error> {
+        deserializer.deserialize_map(FilterSpecVisitor)
+    }
+}
+
+struct FilterSpecVisitor;
+
+impl<'de> Visitor<'de> for FilterSpecVisitor {
+    type Value = FilterSpec;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a filter table (name, type, and the type's properties)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FilterSpec, A::Error> {
+        /// Stores the value of a key that may be given once.
+        fn once<T>(slot: &mut Option<T>, key: &'static str, value: T) -> Result<(), String> {
+            match slot.replace(value) {
+                Some(_) => Err(format!("duplicate field `{key}`")),
+                None => Ok(()),
+            }
+        }
+        let mut name = None;
+        let mut kind = None;
+        let mut mode = None;
+        let mut framing = None;
+        let mut properties = BTreeMap::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let stored = match key.as_str() {
+                "name" => once(&mut name, "name", map.next_value()?),
+                "type" => once(&mut kind, "type", map.next_value()?),
+                "mode" => once(&mut mode, "mode", map.next_value::<ModeSpec>()?),
+                "framing" => once(&mut framing, "framing", map.next_value()?),
+                _ if properties.contains_key(&key) => Err(format!("duplicate property `{key}`")),
+                _ => {
+                    let value = map.next_value::<PropValue>()?;
+                    properties.insert(key, value);
+                    Ok(())
+                }
+            };
+            stored.map_err(de::Error::custom)?;
+        }
+        Ok(FilterSpec {
+            name: name.ok_or_else(|| de::Error::missing_field("name"))?,
+            kind: kind.ok_or_else(|| de::Error::missing_field("type"))?,
+            mode,
+            framing: framing.unwrap_or_default(),
+            properties,
+        })
+    }
+}
+
 /// A property value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Deserializes from a boolean, an integer or a string; any other value is refused with
+/// "expected an integer, a boolean or a string".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum PropValue {
     /// `true` / `false`.
@@ -227,6 +289,44 @@ impl PropValue {
                 _ => None,
             },
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for PropValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<PropValue, D::Error> {
+        deserializer.deserialize_any(PropValueVisitor)
+    }
+}
+
+struct PropValueVisitor;
+
+impl Visitor<'_> for PropValueVisitor {
+    type Value = PropValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an integer, a boolean or a string")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<PropValue, E> {
+        Ok(PropValue::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<PropValue, E> {
+        Ok(PropValue::Int(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<PropValue, E> {
+        i64::try_from(v)
+            .map(PropValue::Int)
+            .map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &"an integer up to 2^63 - 1"))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<PropValue, E> {
+        Ok(PropValue::Str(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<PropValue, E> {
+        Ok(PropValue::Str(v))
     }
 }
 
@@ -280,6 +380,45 @@ pub enum SpecErrorKind {
     Io,
 }
 
+/// Where in a description the value an error is about was given: a filter instance and the
+/// path of keys inside its description, as in its TOML table.
+///
+/// ```
+/// use ks_graph::filters;
+/// use ks_graph::runtime::spec::{GraphSpec, SpecLocation};
+/// let spec = GraphSpec::parse_pipeline("testsrc name=src frames=four ! nullsink").unwrap();
+/// let err = filters::build(spec).unwrap_err();
+/// assert_eq!(err.location, Some(SpecLocation::property("src", "frames")));
+/// assert_eq!(err.location.unwrap().keys, ["frames"]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecLocation {
+    /// The filter instance's name.
+    pub filter: String,
+    /// The keys leading to the value inside the filter's description: `["frames"]` for a
+    /// property, `["type"]` for its type, `["framing", "out", "memory"]` for a field of a
+    /// pin's framing override.
+    pub keys: Vec<String>,
+}
+
+impl SpecLocation {
+    /// A property (or any other key) of filter instance `filter`.
+    pub fn property(filter: &str, key: &str) -> SpecLocation {
+        SpecLocation {
+            filter: filter.to_owned(),
+            keys: vec![key.to_owned()],
+        }
+    }
+
+    /// Field `field` of the framing override of pin `pin` of filter instance `filter`.
+    pub fn framing(filter: &str, pin: &str, field: &str) -> SpecLocation {
+        SpecLocation {
+            filter: filter.to_owned(),
+            keys: vec!["framing".to_owned(), pin.to_owned(), field.to_owned()],
+        }
+    }
+}
+
 /// A description that cannot be turned into a graph: one line saying what and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpecError {
@@ -287,14 +426,26 @@ pub struct SpecError {
     pub kind: SpecErrorKind,
     /// The whole message, on one line.
     pub message: String,
+    /// The value the error is about, when it is one value of one filter's description; a
+    /// tool that kept the description's source can turn it into a line and column.
+    pub location: Option<SpecLocation>,
 }
 
 impl SpecError {
-    /// An error of `kind` with `message`.
+    /// An error of `kind` with `message`, about no value in particular.
     pub fn new(kind: SpecErrorKind, message: impl Into<String>) -> SpecError {
         SpecError {
             kind,
             message: message.into(),
+            location: None,
+        }
+    }
+
+    /// The same error, about the value at `location`.
+    pub fn at(self, location: SpecLocation) -> SpecError {
+        SpecError {
+            location: Some(location),
+            ..self
         }
     }
 }
@@ -643,6 +794,45 @@ mod tests {
         assert_eq!(e.kind, SpecErrorKind::UnknownProperty);
         let e = GraphSpec::parse_pipeline("a mode=sideways").unwrap_err();
         assert_eq!(e.kind, SpecErrorKind::BadValue);
+    }
+
+    #[test]
+    fn filter_tables_deserialize_each_value_in_place() {
+        let spec: GraphSpec = serde_json::from_str(
+            r#"{"filter": [{"name": "a", "type": "testsrc", "frames": 7, "pattern": "zero",
+                "check": true, "mode": "user", "framing": {"out": {"frames": 2}}}]}"#,
+        )
+        .expect("a valid description");
+        let f = &spec.filters[0];
+        assert_eq!((f.name.as_str(), f.kind.as_str()), ("a", "testsrc"));
+        assert_eq!(f.mode, Some(ModeSpec::User));
+        assert_eq!(f.framing["out"].frames, Some(2));
+        assert_eq!(f.properties.len(), 3);
+        assert_eq!(f.properties["frames"], PropValue::Int(7));
+        assert_eq!(f.properties["pattern"], PropValue::Str("zero".into()));
+        assert_eq!(f.properties["check"], PropValue::Bool(true));
+        // The serialized form reads back the same.
+        let text = serde_json::to_string(&spec).expect("serializes");
+        assert_eq!(serde_json::from_str::<GraphSpec>(&text).ok(), Some(spec));
+
+        // A value of the wrong type is reported on its own line, not where the table ends
+        // (as it was while the properties were a buffered `#[serde(flatten)]`).
+        let err = serde_json::from_str::<GraphSpec>(
+            "{\"filter\": [{\"name\": \"a\", \"type\": \"testsrc\",\n\"frames\": 4.5,\n\"size\": 1\n}]}",
+        )
+        .expect_err("a float property is refused");
+        assert_eq!(err.line(), 2, "{err}");
+        assert!(
+            err.to_string()
+                .contains("expected an integer, a boolean or a string"),
+            "{err}"
+        );
+        let err = serde_json::from_str::<GraphSpec>(r#"{"filter": [{"name": "a"}]}"#)
+            .expect_err("type is required");
+        assert!(err.to_string().contains("missing field `type`"), "{err}");
+        let err =
+            serde_json::from_str::<PropValue>("9223372036854775808").expect_err("past i64::MAX");
+        assert!(err.to_string().contains("up to 2^63 - 1"), "{err}");
     }
 
     #[test]
