@@ -174,7 +174,7 @@ impl AsMut<[u8]> for Frame {
 }
 
 impl Drop for Frame {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         // SAFETY: this frame is outstanding and owned by us; `release` is called exactly once
         // per allocation (Drop runs once; `into_raw` forgets the Frame instead).

@@ -3,28 +3,27 @@
 //!
 //! # The words
 //!
-//! Frame `i` is bit `i % 32` of word `i / 32`. Word 0 also holds the number of free frames in
-//! the other words, so that "frames free" is one load (its bits' population count plus that
-//! field) and the common allocate and free (word 0's frames) never touch the field.
+//! Frame `i` is bit `i % 32` of word `i / 32`. Word 0 also counts every free frame, so
+//! "frames free" is one load and the peak check after a pop needs no population count (the
+//! baseline x86-64 target has no `popcnt` instruction: counting in software cost about 0.7 ns
+//! per allocation).
 //!
 //! ```text
 //!          63       62        61 .. 48   47 .. 32           31 .. 0
 //!         +--------+---------+----------+------------------+---------------------+
-//! word 0  | CLOSED | WAITERS |    0     | free in words 1..| frames 0..=31 free  |
+//! word 0  | CLOSED | WAITERS |    0     | frames free (all)| frames 0..=31 free  |
 //! word s  | CLOSED | WAITERS |    0     |        0         | frames 32s..32s+31  |
 //!         +--------+---------+----------+------------------+---------------------+
 //! ```
 //!
 //! * **Allocating** loads a word and clears its lowest set bit with one compare-and-swap;
-//!   **freeing** loads the frame's word and sets the bit with one compare-and-swap. No link is
-//!   read or written (a Treiber stack's pop reads `next[top]`, a load that depends on the
-//!   head), and a bitmap has no ABA problem: the new value is a function of the value the CAS
-//!   compares against, so a word that changed and changed back is still correctly updated.
-//!   Frames of words other than 0 cost one more RMW (the count in word 0), made while the
-//!   caller owns the frame; the free count is therefore never below the true number of free
-//!   frames, and exact whenever no such operation is in flight. (Keeping a count of all
-//!   frames in word 0 would make the hot CAS carry an add: measured, that costs more than a
-//!   population count on the side.)
+//!   **freeing** sets the bit with one compare-and-swap. No link is read or written (a Treiber
+//!   stack's pop reads `next[top]`, a load that depends on the head), and a bitmap has no ABA
+//!   problem: the new value is a function of the value the CAS compares against, so a word
+//!   that changed and changed back is still correctly updated. Word 0's frames update the
+//!   count in the same CAS; frames of other words cost one more RMW (on word 0's count), made
+//!   while the caller owns the frame, so the count is never below the true number of free
+//!   frames, and exact whenever no such operation is in flight.
 //! * `WAITERS` is set (under the allocator's waiter lock) on every word while requests are
 //!   pending. A free that sees it in its frame's word does not set the bit: it diverts the
 //!   frame to the oldest waiter. Because the flag and the bits are one word, the requester's
@@ -38,20 +37,20 @@
 //!   takes `live` to 0 is the unique moment at which the allocator may be torn down. Until a
 //!   thread has made its own decrement `live` is at least 1, so a freer may still touch the
 //!   list after its CAS if (and only if) that CAS made its word home.
-//!
 //! * **The free hint.** A pop returns, with the frame, the value its CAS left in the word
 //!   ([`Taken::hint`]), and the RAII [`Frame`](crate::Frame) carries it back to its free, which
-//!   first tries one CAS from that value without loading the word: when nothing else touched
-//!   the word meanwhile (one thread allocating and freeing), freeing is one CAS and nothing
-//!   else, like `fetch_or`, and no load sits between the allocate's CAS and the free's. Any
-//!   hint is safe: the CAS succeeds only if the word is exactly the hint, which has no flag
-//!   set (checked) and, the frame being ours, not its bit; otherwise the free goes on from the
-//!   value the failed CAS returned.
+//!   first tries one CAS from that value without loading the word ([`FreeList::try_push_hinted`]):
+//!   when nothing else touched the word meanwhile (one thread allocating and freeing), freeing
+//!   is one CAS and nothing else, like a `fetch_or`, and small enough for the `Frame`'s drop
+//!   glue to be inlined where the frame is dropped. Any hint is safe: the CAS succeeds only if
+//!   the word is exactly the hint, which has no flag set (checked) and, the frame being ours,
+//!   not its bit. If it fails, nothing happened, and the free takes the full path
+//!   ([`FreeList::push`]: load, flags, CAS).
 //! * **Contention.** A CAS lost to another thread is followed by a pause of
 //!   `CONTENDED_SPINS` spin-loop hints before the retry (then crossbeam's exponential
 //!   `Backoff`). Measured with two threads allocating and freeing: with crossbeam's first
 //!   step (one hint) the threads keep colliding (2 % of CASes lost, 35 ns per cycle); with 64,
-//!   the winner runs on while the loser waits (0.3 % lost, 22 ns), see BENCHMARKS.md (c).
+//!   the winner runs on while the loser waits (0.3 % lost, 22 ns), see BENCHMARKS.md (a).
 //!
 //! A second, lock-free stack (`deferred`) holds frames freed at Dispatch level while requests
 //! are pending; the library worker takes it whole with one `swap` (single consumer, so no
@@ -116,6 +115,22 @@ pub(crate) struct Taken {
     /// The value the pop's CAS left in the frame's word: where its free starts (see the
     /// module docs).
     pub(crate) hint: u64,
+}
+
+impl Taken {
+    /// `index` of a pop that found no free frame (never a frame index: `MAX_FRAMES` < this).
+    const EMPTY: u32 = u32::MAX;
+    /// `index` of a pop that found the list closed.
+    const CLOSED: u32 = u32::MAX - 1;
+
+    #[inline(always)]
+    fn failed(index: u32) -> Taken {
+        Taken {
+            index,
+            left: 0,
+            hint: NO_HINT,
+        }
+    }
 }
 
 /// Why [`FreeList::pop_hinted`] returned no frame.
@@ -225,6 +240,20 @@ impl FreeList {
     /// [`pop`](Self::pop), also returning the free hint.
     #[inline(always)]
     pub(crate) fn pop_hinted(&self) -> Result<Taken, NoFrame> {
+        let t = self.pop_raw();
+        match t.index {
+            Taken::EMPTY => Err(NoFrame::Empty),
+            Taken::CLOSED => Err(NoFrame::Closed),
+            _ => Ok(t),
+        }
+    }
+
+    /// `pop_hinted` with the failures as sentinel indices, so that the result (16 bytes)
+    /// travels in two registers, also out of the non-inlined `pop_scan`: a `Result` of it
+    /// would be returned through memory, and the fast path merged with it would go through
+    /// memory too (a store and a dependent reload on every allocation).
+    #[inline(always)]
+    fn pop_raw(&self) -> Taken {
         // The common case inline: word 0 has a free frame and the CAS wins.
         // Relaxed: the value only seeds the CAS, which carries the ordering.
         let cur = self.first.load(Ordering::Relaxed);
@@ -238,11 +267,11 @@ impl FreeList {
                 .compare_exchange_weak(cur, new, Ordering::Acquire, Ordering::Relaxed)
             {
                 Ok(_) => {
-                    return Ok(Taken {
+                    return Taken {
                         index: cur.trailing_zeros(),
                         left: free_in(new),
                         hint: new,
-                    })
+                    }
                 }
                 Err(actual) => return self.pop_scan(actual, true),
             }
@@ -254,7 +283,7 @@ impl FreeList {
     /// `first` is word 0's value as last seen (`lost`: by a failed CAS), so that a contended
     /// retry does not reload the line.
     #[inline(never)]
-    fn pop_scan(&self, first: u64, lost: bool) -> Result<Taken, NoFrame> {
+    fn pop_scan(&self, first: u64, lost: bool) -> Taken {
         for s in 0..self.words {
             let w = self.word(s);
             let backoff = Backoff::new();
@@ -269,7 +298,7 @@ impl FreeList {
             };
             loop {
                 if cur & CLOSED != 0 {
-                    return Err(NoFrame::Closed);
+                    return Taken::failed(Taken::CLOSED);
                 }
                 if cur & BITS == 0 {
                     break;
@@ -278,11 +307,11 @@ impl FreeList {
                 // Acquire / Relaxed: as in `pop`.
                 match w.compare_exchange_weak(cur, new, Ordering::Acquire, Ordering::Relaxed) {
                     Ok(_) => {
-                        return Ok(Taken {
+                        return Taken {
                             index: (s << SHIFT) | cur.trailing_zeros(),
                             left: left(),
                             hint: new,
-                        })
+                        }
                     }
                     Err(actual) => {
                         // Contended: back off before retrying so that two threads do not keep
@@ -293,7 +322,7 @@ impl FreeList {
                 }
             }
         }
-        Err(NoFrame::Empty)
+        Taken::failed(Taken::EMPTY)
     }
 
     /// For word `s` holding `cur` (with a free bit): the word without its lowest free bit,
@@ -321,50 +350,58 @@ impl FreeList {
     /// `divert` is true, does not push and returns `Diverted`.
     #[inline(always)]
     pub(crate) fn push(&self, index: u32, divert: bool) -> Push {
+        // The common case inline: a frame of word 0, no flag set, and the CAS wins.
         if index < (1 << SHIFT) {
             // Relaxed: the value only seeds the CAS, which carries the ordering.
-            return self.push_from(index, divert, self.first.load(Ordering::Relaxed));
+            let cur = self.first.load(Ordering::Relaxed);
+            if cur & (WAITERS | CLOSED) == 0 {
+                // Release: publishes everything the holder wrote to the frame to the next
+                // popper (its Acquire). Relaxed on failure: the slow path retries.
+                return match self.first.compare_exchange_weak(
+                    cur,
+                    (cur | (1 << index)) + COUNT_ONE,
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => Push::Pushed { finalize: false },
+                    Err(actual) => self.push_slow(index, divert, Some(actual), true),
+                };
+            }
+            return self.push_slow(index, divert, Some(cur), false);
         }
         self.push_slow(index, divert, None, false)
     }
 
-    /// [`push`](Self::push), starting from `hint` instead of a load of the word (see the
-    /// module docs; any value is safe).
+    /// One CAS from `hint` (see the module docs), for a frame of word 0 when the hint shows
+    /// no flag: true if it won. It then did not bring the last frame home after close
+    /// (`CLOSED` was clear), so there is nothing more to do. If false, nothing happened and
+    /// the caller still owns the frame (then [`push`](Self::push) it). Small on purpose: it
+    /// is the whole free of a `Frame` on the fast path, inlined into the drop glue.
+    #[inline(always)]
+    pub(crate) fn try_push_hinted(&self, index: u32, hint: u64) -> bool {
+        let bit = 1u64 << (index & 63);
+        index < (1 << SHIFT)
+            && hint & (WAITERS | CLOSED | bit) == 0
+            // Release: as in `push`. Relaxed on failure: nothing was done.
+            && self
+                .first
+                .compare_exchange_weak(
+                    hint,
+                    (hint | bit) + COUNT_ONE,
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+
+    /// [`try_push_hinted`](Self::try_push_hinted), then [`push`](Self::push) if it lost: the
+    /// free of a `Frame`, as one call (benches, tests and loom models).
     #[inline(always)]
     pub(crate) fn push_hinted(&self, index: u32, divert: bool, hint: u64) -> Push {
-        if index < (1 << SHIFT) {
-            return self.push_from(index, divert, hint);
+        if self.try_push_hinted(index, hint) {
+            return Push::Pushed { finalize: false };
         }
-        self.push_slow(index, divert, None, false)
-    }
-
-    /// The common case inline: a frame of word 0, no flag set, and the CAS from `cur` wins.
-    /// If it loses because `cur` was only a hint, it tries once more from the value it lost
-    /// to; if it loses because another thread got in first, the slow path backs off.
-    #[inline(always)]
-    fn push_from(&self, index: u32, divert: bool, mut cur: u64) -> Push {
-        let bit = 1 << index;
-        for attempt in 0..2 {
-            if cur & (WAITERS | CLOSED | bit) != 0 {
-                break;
-            }
-            // Release: publishes everything the holder wrote to the frame to the next popper
-            // (its Acquire). Relaxed on failure: the value only seeds the retry.
-            match self.first.compare_exchange_weak(
-                cur,
-                (cur | bit) + COUNT_ONE,
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return Push::Pushed { finalize: false },
-                Err(actual) if attempt == 0 && actual != cur => cur = actual,
-                // Lost to another thread (or a spurious failure): back off.
-                Err(actual) => return self.push_slow(index, divert, Some(actual), true),
-            }
-        }
-        // A flag is set (or `cur` was only a hint that cannot be right): decide on the word
-        // as it is.
-        self.push_slow(index, divert, None, false)
+        self.push(index, divert)
     }
 
     /// `push` past its first attempt: flags set, another word, or a lost CAS (`lost`).
