@@ -58,20 +58,20 @@ pub fn try_cycle(a: &Allocator) -> bool {
 }
 
 /// (a) diagnostic row: the free list alone — one pop and one push of a slot index, as
-/// [`try_cycle`] does them, but no [`Frame`](crate::Frame), no dispatch-level check, no
-/// per-slot bookkeeping, no peak. The floor that the lock-free free list (a tagged Treiber
-/// stack: load, dependent link load, CAS to pop; load, CAS to push) puts under (a). Returns
-/// whether a slot was obtained.
+/// [`try_cycle`] does them (the push starts from the pop's hint), but no
+/// [`Frame`](crate::Frame), no dispatch-level check, no per-slot bookkeeping, no peak. The
+/// floor that the lock-free free list (a bitmap: load and CAS to pop, one CAS to push) puts
+/// under (a). Returns whether a slot was obtained.
 #[inline]
 pub fn free_list_cycle(a: &Allocator) -> bool {
-    match a.inner.free.pop() {
-        crate::freelist::Pop::Frame(i, _) => {
-            std::hint::black_box(i);
+    match a.inner.free.pop_hinted() {
+        Ok(t) => {
+            std::hint::black_box(t.index);
             // `divert`: as a frame drop does (no waiters here, so always pushed).
-            let _ = a.inner.free.push(i, true);
+            let _ = a.inner.free.push_hinted(t.index, true, t.hint);
             true
         }
-        crate::freelist::Pop::Empty | crate::freelist::Pop::Closed => false,
+        Err(_) => false,
     }
 }
 

@@ -164,10 +164,10 @@ impl SharedMemory<'_> {
 impl Inner {
     /// The outstanding frames and who holds them, longest-held first.
     ///
-    /// Which frames are out comes from a snapshot of the free list (exact unless frees and
-    /// allocations keep interleaving with it, see `FreeList::snapshot_free`); the holder and
-    /// the time taken are read from each slot afterwards, so a frame changing hands meanwhile
-    /// may be listed with its previous or its new holder.
+    /// Which frames are out comes from a snapshot of the free list's bitmap (exact for each
+    /// word of 32 frames, see `FreeList::snapshot_free`); the holder and the time taken are
+    /// read from each slot afterwards, so a frame changing hands meanwhile may be listed with
+    /// its previous or its new holder.
     pub(crate) fn outstanding(&self) -> Vec<OutstandingFrame> {
         let inner = self;
         let now = now_ns();

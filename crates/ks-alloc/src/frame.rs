@@ -82,7 +82,11 @@ pub(crate) fn now_ns() -> u64 {
 pub struct Frame {
     pub(crate) inner: NonNull<Inner>,
     pub(crate) ptr: NonNull<u8>,
-    pub(crate) len: usize,
+    /// Where the free starts: the free-list word as the allocation left it (`freelist.rs`).
+    pub(crate) hint: u64,
+    /// Bytes (a KS frame size is a `ULONG`); with `index`, one word, so a `Frame` stays four
+    /// words.
+    pub(crate) len: u32,
     pub(crate) index: u32,
 }
 
@@ -145,7 +149,7 @@ impl Deref for Frame {
     fn deref(&self) -> &[u8] {
         // SAFETY: `ptr` is valid for `len` bytes while the frame is outstanding and this
         // `Frame` is their only owner.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len as usize) }
     }
 }
 
@@ -153,7 +157,7 @@ impl DerefMut for Frame {
     #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `deref`, and `&mut self` makes the access exclusive.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len as usize) }
     }
 }
 
@@ -170,11 +174,11 @@ impl AsMut<[u8]> for Frame {
 }
 
 impl Drop for Frame {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         // SAFETY: this frame is outstanding and owned by us; `release` is called exactly once
         // per allocation (Drop runs once; `into_raw` forgets the Frame instead).
-        unsafe { Inner::release_held(self.inner, self.index) }
+        unsafe { Inner::release_held(self.inner, self.index, self.hint) }
     }
 }
 

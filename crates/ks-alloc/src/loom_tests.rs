@@ -1,6 +1,6 @@
 //! loom models, one per race (run with
 //! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p ks-alloc --release --lib loom_`).
-//! Each uses 2-3 threads and 1-2 frames.
+//! Each uses 2-3 threads and 1-2 frames (the two free-list word models: 33 frames, 1-2 out).
 
 use std::future::Future;
 use std::pin::pin;
@@ -222,27 +222,28 @@ fn block_on<F: Future>(f: F) -> F::Output {
     }
 }
 
-/// The Treiber stack's ABA defence with links written only when they change: two threads
-/// take and return frames of a 2-frame list concurrently (so each push may find its link
-/// already right, or stale), while each asserts that no frame is ever held twice; afterwards
-/// every frame is home and the diagnostics snapshot says so.
+/// Two threads take and return frames of a 2-frame list concurrently, each free starting
+/// from its allocation's hint (so a hint may be exact, or stale because the other thread moved
+/// the word), while each asserts that no frame is ever held twice; afterwards every frame is
+/// home and the diagnostics snapshot says so.
 #[test]
-fn loom_free_list_reuse_and_snapshot() {
-    use crate::freelist::{FreeList, Pop};
+fn loom_free_list_hinted_reuse() {
+    use crate::freelist::FreeList;
     model(|| {
         let l = Arc::new(FreeList::new(2));
         let held = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
         let worker = |l: Arc<FreeList>, held: Arc<[AtomicBool; 2]>| {
             move || {
                 for _ in 0..2 {
-                    if let Pop::Frame(i, _) = l.pop() {
+                    if let Ok(t) = l.pop_hinted() {
+                        let i = t.index as usize;
                         // Relaxed: loom checks the exclusivity itself; the flag only detects it.
                         assert!(
-                            !held[i as usize].swap(true, Ordering::Relaxed),
+                            !held[i].swap(true, Ordering::Relaxed),
                             "frame {i} held twice"
                         );
-                        held[i as usize].store(false, Ordering::Relaxed);
-                        l.push(i, true);
+                        held[i].store(false, Ordering::Relaxed);
+                        l.push_hinted(t.index, true, t.hint);
                     }
                 }
             }
@@ -251,8 +252,69 @@ fn loom_free_list_reuse_and_snapshot() {
         worker(l.clone(), held.clone())();
         t.join().expect("worker");
         let mut free = [false; 2];
-        assert!(l.snapshot_free(&mut free), "quiescent snapshot is exact");
+        l.snapshot_free(&mut free);
         assert_eq!(free, [true, true], "every frame home");
         assert_eq!(l.free_count(), 2);
+    });
+}
+
+/// Free-list words: a free into word 1 races with a request's scan, which flags word 0 and
+/// then word 1 (under the waiter lock). Exactly one side wins: the scan takes the frame, or the
+/// free sees `WAITERS` and diverts it — never both, never neither (a lost wake-up).
+#[test]
+fn loom_free_into_second_word_vs_scan() {
+    use crate::freelist::{FreeList, Pop, PopOrWait, Push};
+    model(|| {
+        let l = Arc::new(FreeList::new(33));
+        while let Pop::Frame(..) = l.pop() {}
+        let l2 = l.clone();
+        let t = thread::spawn(move || l2.push(32, true));
+        let scan = l.pop_or_wait();
+        let push = t.join().expect("freer");
+        match (scan, push) {
+            (PopOrWait::Frame(32, 0), Push::Pushed { finalize: false }) => {}
+            (PopOrWait::Wait, Push::Diverted) => {}
+            other => panic!("lost or doubled frame: {other:?}"),
+        }
+    });
+}
+
+/// Free-list words: the last frames of two words come home while the list closes, one of
+/// them freed from a (now stale) hint. Exactly one of the three finalizes.
+#[test]
+fn loom_close_vs_last_frames_in_two_words() {
+    use crate::freelist::{FreeList, Pop, Push};
+    model(|| {
+        let l = Arc::new(FreeList::new(33));
+        let first = l.pop_hinted().expect("frame 0");
+        let mut taken = vec![];
+        while let Pop::Frame(i, _) = l.pop() {
+            taken.push(i);
+        }
+        for &i in &taken[..31] {
+            assert_eq!(l.push(i, true), Push::Pushed { finalize: false });
+        }
+        // Frames 0 (word 0, with its hint) and 32 (word 1) are out.
+        let fin = Arc::new(AtomicUsize::new(0));
+        let l0 = l.clone();
+        let fin0 = fin.clone();
+        let t0 = thread::spawn(move || {
+            if l0.push_hinted(first.index, true, first.hint) == (Push::Pushed { finalize: true }) {
+                fin0.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let l1 = l.clone();
+        let fin1 = fin.clone();
+        let t1 = thread::spawn(move || {
+            if l1.push(32, true) == (Push::Pushed { finalize: true }) {
+                fin1.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        if l.close().1 {
+            fin.fetch_add(1, Ordering::Relaxed);
+        }
+        t0.join().expect("freer 0");
+        t1.join().expect("freer 32");
+        assert_eq!(fin.load(Ordering::Relaxed), 1, "finalized exactly once");
     });
 }

@@ -476,7 +476,7 @@ fn outstanding_lists_exactly_the_frames_out() {
     drop(f1);
     a.free_raw(addr).unwrap();
     assert_eq!(listed(&a), [(i2, Some("two"), false)]);
-    // The frame `one` gave back is taken again (LIFO) by another holder.
+    // A frame is taken again (the lowest free one: `one`'s) by another holder.
     let f3 = a.try_allocate_for(&Holder("three")).unwrap();
     let i3 = idx(&f3);
     let mut want = vec![(i2, Some("two"), false), (i3, Some("three"), false)];

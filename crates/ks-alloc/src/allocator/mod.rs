@@ -53,7 +53,7 @@ use std::time::Duration;
 
 use crate::builder::{DEFAULT_MAX_WAITERS, DEFAULT_STARVATION_THRESHOLD};
 use crate::frame::{Frame, Holder};
-use crate::freelist::Pop;
+use crate::freelist::NoFrame;
 use crate::loom::{lock, Arc, Ordering};
 use crate::vendor::DynVendor;
 use crate::AllocatorBuilder;
@@ -200,17 +200,17 @@ impl Allocator {
         if !self.inner.memory.is_dispatch_safe() {
             return Err(self.no_function_table());
         }
-        match self.inner.free.pop() {
-            Pop::Frame(i, left) => {
-                self.inner.note_peak(left);
-                Inner::claim_or_return(&self.inner, i, holder)
+        match self.inner.free.pop_hinted() {
+            Ok(t) => {
+                self.inner.note_peak(t.left);
+                Inner::claim_or_return(&self.inner, t.index, holder, t.hint)
             }
-            Pop::Empty => {
+            Err(NoFrame::Empty) => {
                 // Relaxed: a statistic.
                 self.inner.failed_try.fetch_add(1, Ordering::Relaxed);
                 Err(Status::Unsuccessful("no free frame".into()))
             }
-            Pop::Closed => Err(closed_status()),
+            Err(NoFrame::Closed) => Err(closed_status()),
         }
     }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::inner::ClaimError;
 use super::{closed_status, Allocator, Inner};
 use crate::frame::{Frame, Holder};
-use crate::freelist::{Pop, PopOrWait};
+use crate::freelist::{NoFrame, PopOrWait, Taken, NO_HINT};
 use crate::level::{current_level, refuse_blocking, Level};
 use crate::loom::{lock, Arc, AtomicU32, Ordering};
 use crate::waiters::{set_waker, Notify, Polled, Ticket};
@@ -48,12 +48,12 @@ impl Allocator {
             // Acquire: as in `Grants::try_collect` (the value is only compared, though).
             let seen = word.load(Ordering::Acquire);
             if let Some(i) = self.inner.grants.try_collect(ticket) {
-                return Ok(self.inner.frame(i));
+                return Ok(self.inner.frame(i, NO_HINT));
             }
             if check {
                 // After a wake-up the grant is normally collected lock-free (`poll_ticket`).
                 match self.poll_ticket(ticket, |n| *n = Notify::futex(ticket)) {
-                    Polled::Granted(i) => return Ok(self.inner.frame(i)),
+                    Polled::Granted(i) => return Ok(self.inner.frame(i, NO_HINT)),
                     Polled::Cancelled => return Err(Status::Cancelled),
                     Polled::Queued => {}
                 }
@@ -66,7 +66,7 @@ impl Allocator {
                     if now >= d {
                         if let Some(i) = self.withdraw(ticket) {
                             // Granted just before the timeout: keep it.
-                            return Ok(self.inner.frame(i));
+                            return Ok(self.inner.frame(i, NO_HINT));
                         }
                         return Err(Status::DeviceNotReady(
                             format!(
@@ -92,12 +92,17 @@ impl Allocator {
     #[inline(always)]
     pub(crate) fn fast_frame(&self, holder: Option<&'static Holder>) -> Option<Frame> {
         let inner = &self.inner;
-        let Pop::Frame(i, left) = inner.free.pop() else {
+        let Ok(Taken {
+            index: i,
+            left,
+            hint,
+        }) = inner.free.pop_hinted()
+        else {
             return None;
         };
         inner.note_peak(left);
         if inner.claim(i, holder).is_ok() {
-            return Some(inner.frame(i));
+            return Some(inner.frame(i, hint));
         }
         // Vendor refused: return the slot; the locked path retries and reports.
         Inner::return_slot(inner, i);
@@ -112,11 +117,15 @@ impl Allocator {
     ) -> Result<Begin, Status> {
         let inner = &self.inner;
         // Fast path: no lock.
-        match inner.free.pop() {
-            Pop::Frame(i, left) => {
+        match inner.free.pop_hinted() {
+            Ok(Taken {
+                index: i,
+                left,
+                hint,
+            }) => {
                 inner.note_peak(left);
                 match inner.claim(i, holder) {
-                    Ok(()) => return Ok(Begin::Ready(inner.frame(i))),
+                    Ok(()) => return Ok(Begin::Ready(inner.frame(i, hint))),
                     Err(e @ ClaimError::Misaligned(_)) => {
                         Inner::return_slot(inner, i);
                         return Err(Inner::claim_error(inner, e));
@@ -126,15 +135,15 @@ impl Allocator {
                     Err(ClaimError::NoFrame) => Inner::return_slot(inner, i),
                 }
             }
-            Pop::Closed => return Err(closed_status()),
-            Pop::Empty => {}
+            Err(NoFrame::Closed) => return Err(closed_status()),
+            Err(NoFrame::Empty) => {}
         }
         let mut q = lock(&inner.waiters);
         match inner.free.pop_or_wait() {
             PopOrWait::Frame(i, left) => {
                 inner.note_peak(left);
                 match inner.claim(i, holder) {
-                    Ok(()) => return Ok(Begin::Ready(inner.frame(i))),
+                    Ok(()) => return Ok(Begin::Ready(inner.frame(i, NO_HINT))),
                     Err(e @ ClaimError::Misaligned(_)) => {
                         drop(q);
                         Inner::return_slot(inner, i);
@@ -204,7 +213,7 @@ impl Allocator {
     }
 
     pub(crate) fn frame_from_grant(&self, i: u32) -> Frame {
-        self.inner.frame(i)
+        self.inner.frame(i, NO_HINT)
     }
 }
 
