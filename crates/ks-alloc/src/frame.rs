@@ -206,3 +206,16 @@ pub struct OutstandingFrame {
     /// True if the frame is held as a raw address (KS request surface / `into_raw`).
     pub raw: bool,
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// The free hint fits in the `Frame` without growing it: four words, as before it had one
+    /// (the length is a `u32`, like a KS frame size, sharing a word with the slot index).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_frame_is_four_words() {
+        assert_eq!(std::mem::size_of::<Frame>(), 32);
+    }
+}
