@@ -284,30 +284,8 @@ impl Inner {
         {
             return;
         }
-        // SAFETY: forwarded from the caller.
-        unsafe { Inner::release_held_slow(this, index) }
-    }
-
-    /// `release_held` past its one-CAS fast path.
-    ///
-    /// # Safety
-    /// As `release_held`.
-    #[cold]
-    #[inline(never)]
-    unsafe fn release_held_slow(this: NonNull<Inner>, index: u32) {
-        // SAFETY: the frame is outstanding, so the allocator is alive (close protocol).
-        let inner = unsafe { this.as_ref() };
-        if matches!(inner.backend, Backend::Region(_)) && !inner.events.active() {
-            match inner.free.push(index, true) {
-                Push::Pushed { finalize: false } => {}
-                // SAFETY: our push brought the last frame home after close.
-                Push::Pushed { finalize: true } => unsafe { Inner::finalize(this.as_ptr()) },
-                // SAFETY: we still own frame `index` (not pushed); forwarded contract.
-                Push::Diverted => unsafe { Inner::release(this.as_ptr(), index) },
-            }
-            return;
-        }
-        // SAFETY: forwarded from the caller.
+        // SAFETY: forwarded from the caller (`release` is the full free path: vendor, events,
+        // a push from a fresh load of the word, hand-off to a waiter, teardown).
         unsafe { Inner::release(this.as_ptr(), index) }
     }
 
