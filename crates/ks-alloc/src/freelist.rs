@@ -25,8 +25,9 @@
 //!   while the caller owns the frame, so the count is never below the true number of free
 //!   frames, and exact whenever no such operation is in flight.
 //! * `WAITERS` is set (under the allocator's waiter lock) on every word while requests are
-//!   pending. A free that sees it in its frame's word does not set the bit: it diverts the
-//!   frame to the oldest waiter. Because the flag and the bits are one word, the requester's
+//!   pending, and may stay set after the last one was served, until the next free clears it
+//!   under the lock ([`FreeList::clear_waiters`]). A free that sees it in its frame's word does
+//!   not set the bit: it diverts the frame to the oldest waiter, if there is one. Because the flag and the bits are one word, the requester's
 //!   CAS either takes a bit or sets the flag, and the freer's CAS either sets the bit (flag
 //!   clear) or diverts (flag set), one of them strictly first. A requester flags the words one
 //!   after another under the lock; a frame freed into a word it has not flagged yet is found
@@ -411,18 +412,25 @@ impl FreeList {
         let s = index >> SHIFT;
         let bit = 1u64 << (index & ((1 << SHIFT) - 1));
         let w = self.word(s);
-        // Another word's frame is counted in word 0 first, while we still own it: after the
-        // CAS we may no longer touch the list (see below).
-        if s != 0 {
-            // Relaxed: a statistic (undone if the frame is diverted).
-            self.first.fetch_add(COUNT_ONE, Ordering::Relaxed);
-        }
         let backoff = Backoff::new();
         if lost {
             contended();
         }
         // Relaxed: the value only seeds the CAS loop; the CAS itself carries the ordering.
         let mut cur = seen.unwrap_or_else(|| w.load(Ordering::Relaxed));
+        // A frame going to a waiter is decided on this load, before word 0 is touched: with
+        // requests pending, word 0 is a line the requester wrote last, and counting there
+        // first (then undoing it) cost the hand-off two RMWs and a miss ahead of the wake.
+        // Diverting on a plain load is safe: the caller then decides under the waiter lock.
+        if divert && cur & WAITERS != 0 {
+            return Push::Diverted;
+        }
+        // Another word's frame is counted in word 0 first, while we still own it: after the
+        // CAS we may no longer touch the list (see below).
+        if s != 0 {
+            // Relaxed: a statistic (undone if the frame is diverted).
+            self.first.fetch_add(COUNT_ONE, Ordering::Relaxed);
+        }
         loop {
             debug_assert_eq!(cur & bit, 0, "frame {index} freed twice");
             if divert && cur & WAITERS != 0 {
@@ -483,6 +491,13 @@ impl FreeList {
                 let (new, left) = if cur & BITS != 0 {
                     let (new, left) = self.take_lowest(s, cur);
                     (new, Some(left))
+                } else if cur & WAITERS != 0 {
+                    // Flagged already (by an earlier request; flags outlive the queue until
+                    // the next free, see `clear_waiters`): no write, so a run of requests
+                    // served one by one leaves the freer's lines alone. A diverting free
+                    // cannot set a bit in a flagged word; only a non-diverting push can (a
+                    // slot the vendor could not back), and a waiter could not use that slot.
+                    break;
                 } else {
                     (cur | WAITERS, None)
                 };
@@ -516,7 +531,13 @@ impl FreeList {
         }
     }
 
-    /// Clears `WAITERS` (under the waiter lock, when the queue became empty).
+    /// Clears `WAITERS` (under the waiter lock, when the queue is empty).
+    ///
+    /// Flags may outlive the queue: a hand-off that empties it leaves them set (clearing them
+    /// is two RMWs on lines the next request would write again), and the next free that
+    /// sees them finds the queue empty and clears them then. So `WAITERS` means "requests
+    /// may be pending: ask under the lock", never the reverse: it is always set while they
+    /// are.
     pub(crate) fn clear_waiters(&self) {
         (0..self.words).for_each(|s| self.clear_waiters_on(s));
     }

@@ -199,6 +199,54 @@ fn loom_dispatch_free_vs_worker() {
     });
 }
 
+/// `WAITERS` outliving the queue: after a hand-off emptied it, a Dispatch-level free (which
+/// meets the stale flags and tries the waiter lock) races a new request (which finds the flags
+/// set and writes nothing to the free list), with the worker on a third thread. The request
+/// gets the frame whichever goes first, and nothing is lost.
+#[test]
+fn loom_stale_waiters_free_vs_request() {
+    model(|| {
+        let a = alloc(1);
+        let f = a.try_allocate().expect("frame");
+        // Serve one request, leaving the flags set with the queue empty.
+        let waker = futures_noop();
+        let mut cx = Context::from_waker(&waker);
+        let g = {
+            let mut first = pin!(a.allocate());
+            assert!(first.as_mut().poll(&mut cx).is_pending());
+            drop(f);
+            match first.as_mut().poll(&mut cx) {
+                Poll::Ready(Ok(g)) => g,
+                _ => panic!("the free hands the frame to the pending request"),
+            }
+        };
+        let done = Arc::new(AtomicUsize::new(0));
+        let (a2, done2) = (a.clone(), done.clone());
+        let requester = thread::spawn(move || {
+            let h = block_on(a2.allocate()).expect("request completes");
+            drop(h);
+            done2.store(1, Ordering::SeqCst);
+        });
+        let freer = thread::spawn(move || {
+            let _level = raise_to_dispatch();
+            drop(g);
+        });
+        let inner = a.inner.clone();
+        while done.load(Ordering::SeqCst) == 0 {
+            if !crate::worker::run_scheduled(&inner) {
+                thread::yield_now();
+            }
+        }
+        freer.join().expect("join");
+        requester.join().expect("join");
+        while crate::worker::run_scheduled(&inner) {}
+        let s = a.status();
+        assert_eq!(s.allocated_frames, 0);
+        assert_eq!(s.pending, 0);
+        assert!(a.try_allocate().is_ok(), "frame back on the free list");
+    });
+}
+
 fn futures_noop() -> Waker {
     Waker::noop().clone()
 }

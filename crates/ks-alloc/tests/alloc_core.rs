@@ -234,6 +234,60 @@ fn dispatch_level_free_completes_the_waiter_on_the_worker() {
     assert_eq!(a.status().handoffs, 1);
 }
 
+/// A hand-off that empties the queue leaves the free list's `WAITERS` flags set (the next
+/// free clears them). Each free that meets such stale flags must still behave as a plain free:
+/// the frame is on the free list when the free returns, and FREEFRAME fires; at Dispatch
+/// level too, where a real hand-off would be deferred to the worker.
+#[test]
+fn frees_after_the_queue_emptied_go_straight_to_the_free_list() {
+    for dispatch in [false, true] {
+        let a = alloc(2);
+        let fired = Arc::new(AtomicUsize::new(0));
+        let fired2 = fired.clone();
+        let _sub = a
+            .on_free_frame(move || {
+                fired2.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap();
+        let f1 = a.try_allocate().unwrap();
+        let f2 = a.try_allocate().unwrap();
+        let (_c, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut r = Box::pin(a.allocate());
+        assert!(r.as_mut().poll(&mut cx).is_pending());
+        drop(f1); // handed to the request: the queue is empty now
+        let g = match r.as_mut().poll(&mut cx) {
+            Poll::Ready(Ok(g)) => g,
+            other => panic!("expected the handed-off frame, got {other:?}"),
+        };
+        assert_eq!(
+            fired.load(Ordering::SeqCst),
+            0,
+            "a hand-off fires no FREEFRAME"
+        );
+        let addr = f2.addr();
+        {
+            let _l = dispatch.then(raise_to_dispatch);
+            drop(f2);
+            if !dispatch {
+                assert_eq!(fired.load(Ordering::SeqCst), 1, "FREEFRAME for the free");
+            }
+            // Not deferred to the worker: on the list already.
+            let again = a.try_allocate();
+            assert_eq!(
+                again.as_ref().map(|f| f.addr()).ok(),
+                Some(addr),
+                "dispatch={dispatch}: {again:?}"
+            );
+        }
+        let s = a.status();
+        assert_eq!(s.handoffs, 1);
+        assert_eq!(s.allocated_frames, 1, "only the handed-off frame is out");
+        drop(g);
+        assert_eq!(a.status().allocated_frames, 0);
+    }
+}
+
 #[test]
 fn close_cancels_pending_and_fails_new_allocations_but_keeps_frames_valid() {
     let a = alloc(1);

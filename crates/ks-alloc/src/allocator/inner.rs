@@ -12,11 +12,11 @@ use crate::frame::{coarse_now, now_ns, Frame, Holder};
 use crate::freelist::{FreeList, Push};
 use crate::level::{current_level, Level};
 use crate::loom::{
-    lock, Arc, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering,
+    lock, try_lock, Arc, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering,
 };
 use crate::memory::Region;
 use crate::vendor::{DynVendor, ErasedContext};
-use crate::waiters::{Grants, Notify, WaitQueue};
+use crate::waiters::{Grants, WaitQueue};
 use crate::StarvationReport;
 use crate::{Framing, Memory, Status};
 
@@ -322,8 +322,14 @@ impl Inner {
             }
             Push::Diverted => {
                 if current_level() == Level::Dispatch {
-                    // SAFETY: we own frame `index` and the allocator is alive.
-                    unsafe { Inner::defer(this, index) };
+                    match inner.push_if_no_waiters(index) {
+                        Some(f) => {
+                            pushed = true;
+                            finalize = f;
+                        }
+                        // SAFETY: we own frame `index` and the allocator is alive.
+                        None => unsafe { Inner::defer(this, index) },
+                    }
                 } else {
                     match inner.hand_off(index) {
                         HandOff::Granted => {}
@@ -407,6 +413,23 @@ impl Inner {
         self.events.deliver_deferred();
     }
 
+    /// Dispatch level, after a free was diverted: if no request is pending (the flags only
+    /// outlived the queue), clear them and push frame `index` (ours), without blocking: the
+    /// waiter lock is only tried. `Some(finalize)` if pushed; `None` if requests are pending
+    /// or the lock is busy (the caller then defers the frame to the worker, as KS does).
+    fn push_if_no_waiters(&self, index: u32) -> Option<bool> {
+        let q = try_lock(&self.waiters)?;
+        if !q.is_empty() {
+            return None;
+        }
+        self.free.clear_waiters();
+        match self.free.push(index, true) {
+            Push::Pushed { finalize } => Some(finalize),
+            // Unreachable while we hold the lock (flags are set under it), but harmless.
+            Push::Diverted => None,
+        }
+    }
+
     /// Passive-level slow path: give frame `index` (ours) to the oldest request, or push it
     /// if nobody waits any more.
     fn hand_off(&self, index: u32) -> HandOff {
@@ -415,20 +438,17 @@ impl Inner {
             if let Some((slot, holder)) = q.front() {
                 match self.claim(index, holder) {
                     Ok(()) => {
-                        let mut notify = q.grant(&self.grants, slot, index);
-                        // A blocked thread is woken at once, still under the lock: it collects
-                        // its grant from the grant word without this lock, so it never waits
-                        // for us, and the bookkeeping below overlaps with its wake-up (a futex
-                        // wake, then being scheduled: several µs) instead of preceding it. A
-                        // `Waker` may run anything (even poll inline, which takes this lock),
-                        // so it is woken after unlock.
-                        if let Notify::Futex(_) = notify {
-                            std::mem::take(&mut notify).wake(&self.grants);
-                        }
-                        if q.is_empty() {
-                            self.free.clear_waiters();
-                        }
+                        let notify = q.grant(&self.grants, slot, index);
+                        // `WAITERS` stays set even if the queue is now empty: the next free
+                        // clears it (see `FreeList::clear_waiters`), and a request arriving
+                        // first finds it set and writes nothing to the free list.
                         drop(q);
+                        // Woken after unlock, a `Waker` because it may run anything (even poll
+                        // inline, which takes this lock), a blocked thread because the wake
+                        // is a system call that can keep us off the CPU for microseconds:
+                        // under the lock, the woken thread's next request waited for us, and
+                        // a free that handed off took 9.5 µs at the median instead of 3.8
+                        // (`freer p50` of the hand-off bench, BENCHMARKS.md (d)).
                         notify.wake(&self.grants);
                         return HandOff::Granted;
                     }

@@ -12,10 +12,11 @@
 //!   diagnostics. The state tells the raw-address free which addresses are outstanding *as raw
 //!   addresses*, so a foreign, double or interior free is refused without touching anything.
 //! * **Pending requests** wait in one FIFO [`WaitQueue`](crate::waiters::WaitQueue) behind a mutex. The free list's
-//!   `WAITERS` bit is set while the queue is non-empty; a free that sees it hands the frame to
-//!   the oldest request instead of pushing it (behaviour 24), so the outstanding count does not
-//!   drop. The grant is published in the request's grant word, which the woken waiter reads
-//!   without the lock; a blocked thread sleeps on that word (`futex`), see `waiters.rs`.
+//!   `WAITERS` bit is set while the queue is non-empty (and may outlive it until the next free,
+//!   which clears it); a free that sees it hands the frame to the oldest request instead of
+//!   pushing it (behaviour 24), so the outstanding count does not drop. The grant is
+//!   published in the request's grant word, which the woken waiter reads without the lock; a
+//!   blocked thread sleeps on that word (`futex`), see `waiters.rs`.
 //! * **Dispatch level**: such a free, made at Dispatch level, pushes the frame on a lock-free
 //!   deferred stack and wakes the library worker, which completes the request (behaviour 25).
 //! * **Lifetime / close**: `Allocator` handles hold the `Arc<Inner>`; frames do not (that
