@@ -10,7 +10,10 @@
 //!     do not give percentiles).
 //!
 //! Run: `cargo bench -p ks-alloc --bench alloc` (about a minute). `KS_BENCH_LATENCY_SAMPLES`
-//! sets the hand-off sample count (default 5000).
+//! sets the hand-off sample count (default 5000); `KS_BENCH_PIN=1` pins the freer to CPU 0 and
+//! the waiter to CPU 1, so that every wake crosses CPUs (unpinned, the scheduler mostly wakes
+//! the waiter on the freer's CPU). Each hand-off row also shows the freer's p50: how long the
+//! free itself took on the freeing thread, system call included.
 
 #![cfg(not(loom))]
 // criterion's macros generate undocumented public functions.
@@ -136,34 +139,44 @@ fn latency_report() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5000);
+    let placement = if std::env::var_os("KS_BENCH_PIN").is_some_and(|v| v == "1") {
+        bench::Placement::Pinned
+    } else {
+        bench::Placement::Free
+    };
     // Interleaved rounds: the machine is shared, and its load drifts over seconds; running the
     // three rows in turn, ten times, exposes them to the same drift.
     const ROUNDS: usize = 10;
     let per = n.div_ceil(ROUNDS);
     let alloc = bench::allocator(FRAMES, SIZE).expect("allocator");
-    let mut rows: [(&str, Vec<u64>); 3] = [
-        ("ks_alloc free -> blocked thread", Vec::new()),
-        ("ks_alloc free -> async waiter", Vec::new()),
-        ("std Mutex+Condvar hand-off", Vec::new()),
+    let mut rows: [(&str, bench::HandOffSamples); 3] = [
+        ("ks_alloc free -> blocked thread", Default::default()),
+        ("ks_alloc free -> async waiter", Default::default()),
+        ("std Mutex+Condvar hand-off", Default::default()),
     ];
     for r in 0..ROUNDS {
         for k in 0..3 {
             let k = (k + r) % 3;
             let s = match k {
-                0 => bench::handoff_samples_blocked(&alloc, per),
-                1 => bench::handoff_samples_async(&alloc, per),
-                _ => bench::condvar_handoff_samples(per),
+                0 => bench::handoff_samples_blocked(&alloc, per, placement),
+                1 => bench::handoff_samples_async(&alloc, per, placement),
+                _ => bench::condvar_handoff_samples(per, placement),
             };
-            rows[k].1.extend(s);
+            rows[k].1.wake.extend(s.wake);
+            rows[k].1.free.extend(s.free);
         }
     }
     println!(
-        "\nd_handoff latency ({} samples each, {ROUNDS} interleaved rounds)",
+        "\nd_handoff latency ({} samples each, {ROUNDS} interleaved rounds, threads {placement:?})",
         per * ROUNDS
     );
     for (name, v) in rows {
-        let l = bench::Latency::from_samples(v);
-        println!("  {name:<34} p50 {:>8.2?}  p99 {:>8.2?}", l.p50, l.p99);
+        let l = bench::Latency::from_samples(v.wake);
+        let f = bench::Latency::from_samples(v.free);
+        println!(
+            "  {name:<34} p50 {:>8.2?}  p99 {:>8.2?}   freer p50 {:>8.2?}",
+            l.p50, l.p99, f.p50
+        );
     }
 }
 

@@ -179,6 +179,55 @@ fn percentiles(mut v: Vec<u64>) -> Latency {
     }
 }
 
+/// Samples of one hand-off row (nanoseconds each, one entry per hand-off).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HandOffSamples {
+    /// From just before the free to the waiter resuming with the frame (the latency).
+    pub wake: Vec<u64>,
+    /// From just before the free to the free returning on the freeing thread (what a hand-off
+    /// costs the freer, system call included).
+    pub free: Vec<u64>,
+}
+
+/// Where the two threads of a hand-off bench run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Placement {
+    /// Wherever the scheduler puts them. With idle CPUs it usually wakes the waiter on the
+    /// freer's CPU, so the latency measures the freer's path and a context switch.
+    #[default]
+    Free,
+    /// Freer on CPU 0, waiter on CPU 1 (when the process may use both): every wake crosses
+    /// CPUs. The freer's previous affinity is restored afterwards.
+    Pinned,
+}
+
+/// Pins the calling thread to `cpu` if `placement` asks for it; returns the affinity to
+/// restore (best effort: a refused `sched_setaffinity` leaves the thread where it was).
+fn place(placement: Placement, cpu: usize) -> Option<rustix::thread::CpuSet> {
+    if placement == Placement::Free {
+        return None;
+    }
+    let old = rustix::thread::sched_getaffinity(None).ok()?;
+    if !(old.is_set(0) && old.is_set(1)) {
+        return None;
+    }
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(cpu);
+    rustix::thread::sched_setaffinity(None, &set).ok()?;
+    Some(old)
+}
+
+/// Restores the affinity `place` changed, on drop.
+struct Unplace(Option<rustix::thread::CpuSet>);
+
+impl Drop for Unplace {
+    fn drop(&mut self) {
+        if let Some(old) = &self.0 {
+            let _ = rustix::thread::sched_setaffinity(None, old);
+        }
+    }
+}
+
 /// Waits until `a` has a pending request, then a little longer so the waiter is parked.
 fn until_parked(a: &Allocator) {
     while a.status().pending == 0 {
@@ -192,17 +241,20 @@ fn until_parked(a: &Allocator) {
 fn handoff_samples(
     a: &Allocator,
     samples: usize,
+    placement: Placement,
     wait: impl Fn(&Allocator) -> Option<crate::Frame> + Send + Sync,
-) -> Vec<u64> {
+) -> HandOffSamples {
     let base = Instant::now();
     let stamp = AtomicU64::new(0);
     // The waiter passes each frame back through `back` (not through the free list, or its
     // own next allocate would take it without waiting).
     let back: Mutex<Option<crate::Frame>> = Mutex::new(None);
-    let mut out = Vec::with_capacity(samples);
+    let mut out = HandOffSamples::default();
     let mut held: Vec<_> = std::iter::from_fn(|| a.try_allocate().ok()).collect();
+    let _unplace = Unplace(place(placement, 0));
     std::thread::scope(|s| {
         let waiter = s.spawn(|| {
+            let _unplace = Unplace(place(placement, 1));
             let mut lat = Vec::with_capacity(samples);
             for _ in 0..samples {
                 let Some(f) = wait(a) else { break };
@@ -217,8 +269,11 @@ fn handoff_samples(
                 break;
             }
             until_parked(a);
-            stamp.store(base.elapsed().as_nanos() as u64, Ordering::Release);
+            let t0 = base.elapsed().as_nanos() as u64;
+            stamp.store(t0, Ordering::Release);
             held.pop(); // the free: hands the frame to the parked waiter
+            out.free
+                .push((base.elapsed().as_nanos() as u64).saturating_sub(t0));
             loop {
                 if let Some(f) = back.lock().unwrap_or_else(|e| e.into_inner()).take() {
                     held.push(f);
@@ -227,45 +282,56 @@ fn handoff_samples(
                 std::thread::yield_now();
             }
         }
-        out = waiter.join().unwrap_or_default();
+        out.wake = waiter.join().unwrap_or_default();
     });
     out
 }
 
 /// (d) Hand-off latency free → a thread blocked in `allocate_blocking`.
 pub fn handoff_latency_blocked(a: &Allocator, samples: usize) -> Latency {
-    percentiles(handoff_samples_blocked(a, samples))
+    percentiles(handoff_samples_blocked(a, samples, Placement::Free).wake)
 }
 
-/// (d) Raw samples (ns) of [`handoff_latency_blocked`].
-pub fn handoff_samples_blocked(a: &Allocator, samples: usize) -> Vec<u64> {
-    handoff_samples(a, samples, |a| a.allocate_blocking(None).ok())
+/// (d) Raw samples of [`handoff_latency_blocked`], with the freer's cost.
+pub fn handoff_samples_blocked(
+    a: &Allocator,
+    samples: usize,
+    placement: Placement,
+) -> HandOffSamples {
+    handoff_samples(a, samples, placement, |a| a.allocate_blocking(None).ok())
 }
 
 /// (d) Hand-off latency free → an async waiter (`allocate().await` on a minimal executor
 /// that parks its thread).
 pub fn handoff_latency_async(a: &Allocator, samples: usize) -> Latency {
-    percentiles(handoff_samples_async(a, samples))
+    percentiles(handoff_samples_async(a, samples, Placement::Free).wake)
 }
 
-/// (d) Raw samples (ns) of [`handoff_latency_async`].
-pub fn handoff_samples_async(a: &Allocator, samples: usize) -> Vec<u64> {
-    handoff_samples(a, samples, |a| block_on(a.allocate()).ok())
+/// (d) Raw samples of [`handoff_latency_async`], with the freer's cost.
+pub fn handoff_samples_async(
+    a: &Allocator,
+    samples: usize,
+    placement: Placement,
+) -> HandOffSamples {
+    handoff_samples(a, samples, placement, |a| block_on(a.allocate()).ok())
 }
 
 /// (d) peer: hand-off latency through a `Mutex<Option<_>>` + `Condvar`, the same protocol.
 pub fn condvar_handoff_latency(samples: usize) -> Latency {
-    percentiles(condvar_handoff_samples(samples))
+    percentiles(condvar_handoff_samples(samples, Placement::Free).wake)
 }
 
-/// (d) Raw samples (ns) of [`condvar_handoff_latency`].
-pub fn condvar_handoff_samples(samples: usize) -> Vec<u64> {
+/// (d) Raw samples of [`condvar_handoff_latency`]; the freer's cost is the store under the
+/// lock and `notify_one`.
+pub fn condvar_handoff_samples(samples: usize, placement: Placement) -> HandOffSamples {
     let base = Instant::now();
     let stamp = AtomicU64::new(0);
     let slot = (Mutex::new((None::<u64>, false)), Condvar::new());
-    let mut out = Vec::with_capacity(samples);
+    let mut out = HandOffSamples::default();
+    let _unplace = Unplace(place(placement, 0));
     std::thread::scope(|s| {
         let waiter = s.spawn(|| {
+            let _unplace = Unplace(place(placement, 1));
             let mut lat = Vec::with_capacity(samples);
             for _ in 0..samples {
                 let mut g = slot.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -289,15 +355,18 @@ pub fn condvar_handoff_samples(samples: usize) -> Vec<u64> {
                 std::thread::yield_now();
             }
             std::thread::sleep(Duration::from_micros(50));
-            stamp.store(base.elapsed().as_nanos() as u64, Ordering::Release);
+            let t0 = base.elapsed().as_nanos() as u64;
+            stamp.store(t0, Ordering::Release);
             slot.0.lock().unwrap_or_else(|e| e.into_inner()).0 = Some(i as u64);
             slot.1.notify_one();
+            out.free
+                .push((base.elapsed().as_nanos() as u64).saturating_sub(t0));
             // Wait until the waiter consumed it.
             while slot.0.lock().unwrap_or_else(|e| e.into_inner()).0.is_some() {
                 std::thread::yield_now();
             }
         }
-        out = waiter.join().unwrap_or_default();
+        out.wake = waiter.join().unwrap_or_default();
     });
     out
 }
