@@ -184,16 +184,7 @@ fn loom_dispatch_free_vs_worker() {
             let _level = raise_to_dispatch();
             drop(f);
         });
-        let inner = a.inner.clone();
-        // The worker: runs scheduled passes until the request is done.
-        while done.load(Ordering::SeqCst) == 0 {
-            if !crate::worker::run_scheduled(&inner) {
-                thread::yield_now();
-            }
-        }
-        freer.join().expect("join");
-        waiter.join().expect("join");
-        while crate::worker::run_scheduled(&inner) {}
+        play_worker(&a, &done, [freer, waiter]);
         assert_eq!(a.status().allocated_frames, 0);
         assert_eq!(a.status().pending, 0);
     });
@@ -231,20 +222,27 @@ fn loom_stale_waiters_free_vs_request() {
             let _level = raise_to_dispatch();
             drop(g);
         });
-        let inner = a.inner.clone();
-        while done.load(Ordering::SeqCst) == 0 {
-            if !crate::worker::run_scheduled(&inner) {
-                thread::yield_now();
-            }
-        }
-        freer.join().expect("join");
-        requester.join().expect("join");
-        while crate::worker::run_scheduled(&inner) {}
+        play_worker(&a, &done, [freer, requester]);
         let s = a.status();
         assert_eq!(s.allocated_frames, 0);
         assert_eq!(s.pending, 0);
         assert!(a.try_allocate().is_ok(), "frame back on the free list");
     });
+}
+
+/// The library worker, played by the model's main thread: runs scheduled passes until `done`
+/// is set, joins `threads`, then runs what is still scheduled.
+fn play_worker(a: &Allocator, done: &AtomicUsize, threads: [thread::JoinHandle<()>; 2]) {
+    let inner = a.inner.clone();
+    while done.load(Ordering::SeqCst) == 0 {
+        if !crate::worker::run_scheduled(&inner) {
+            thread::yield_now();
+        }
+    }
+    for t in threads {
+        t.join().expect("join");
+    }
+    while crate::worker::run_scheduled(&inner) {}
 }
 
 fn futures_noop() -> Waker {
