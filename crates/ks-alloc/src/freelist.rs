@@ -27,9 +27,10 @@
 //! * `WAITERS` is set (under the allocator's waiter lock) on every word while requests are
 //!   pending, and may stay set after the last one was served, until the next free clears it
 //!   under the lock ([`FreeList::clear_waiters`]). A free that sees it in its frame's word does
-//!   not set the bit: it diverts the frame to the oldest waiter, if there is one. Because the flag and the bits are one word, the requester's
-//!   CAS either takes a bit or sets the flag, and the freer's CAS either sets the bit (flag
-//!   clear) or diverts (flag set), one of them strictly first. A requester flags the words one
+//!   not set the bit: it diverts the frame to the oldest waiter, if there is one. Because the
+//!   flag and the bits are one word, the requester's CAS either takes a bit or sets the flag,
+//!   and the freer's CAS either sets the bit (flag clear) or diverts (flag set), one of them
+//!   strictly first. A requester flags the words one
 //!   after another under the lock; a frame freed into a word it has not flagged yet is found
 //!   by its scan (`pop_or_wait`).
 //! * `CLOSED` makes every pop fail; frees still succeed. A word is *home* when it is closed
