@@ -201,23 +201,26 @@ pub enum Placement {
     Pinned,
 }
 
-/// Pins the calling thread to `cpu` if `placement` asks for it; returns the affinity to
-/// restore (best effort: a refused `sched_setaffinity` leaves the thread where it was).
-fn place(placement: Placement, cpu: usize) -> Option<rustix::thread::CpuSet> {
-    if placement == Placement::Free {
-        return None;
-    }
-    let old = rustix::thread::sched_getaffinity(None).ok()?;
-    if !(old.is_set(0) && old.is_set(1)) {
-        return None;
-    }
-    let mut set = rustix::thread::CpuSet::new();
-    set.set(cpu);
-    rustix::thread::sched_setaffinity(None, &set).ok()?;
-    Some(old)
+/// Pins the calling thread to `cpu` if `placement` asks for it, until the returned guard
+/// drops (best effort: a refused `sched_setaffinity` leaves the thread where it was).
+fn place(placement: Placement, cpu: usize) -> Unplace {
+    let pin = || {
+        let old = rustix::thread::sched_getaffinity(None).ok()?;
+        if !(old.is_set(0) && old.is_set(1)) {
+            return None;
+        }
+        let mut set = rustix::thread::CpuSet::new();
+        set.set(cpu);
+        rustix::thread::sched_setaffinity(None, &set).ok()?;
+        Some(old)
+    };
+    Unplace(match placement {
+        Placement::Free => None,
+        Placement::Pinned => pin(),
+    })
 }
 
-/// Restores the affinity `place` changed, on drop.
+/// Restores, on drop, the affinity that [`place`] changed.
 struct Unplace(Option<rustix::thread::CpuSet>);
 
 impl Drop for Unplace {
@@ -251,10 +254,10 @@ fn handoff_samples(
     let back: Mutex<Option<crate::Frame>> = Mutex::new(None);
     let mut out = HandOffSamples::default();
     let mut held: Vec<_> = std::iter::from_fn(|| a.try_allocate().ok()).collect();
-    let _unplace = Unplace(place(placement, 0));
+    let _unplace = place(placement, 0);
     std::thread::scope(|s| {
         let waiter = s.spawn(|| {
-            let _unplace = Unplace(place(placement, 1));
+            let _unplace = place(placement, 1);
             let mut lat = Vec::with_capacity(samples);
             for _ in 0..samples {
                 let Some(f) = wait(a) else { break };
@@ -328,10 +331,10 @@ pub fn condvar_handoff_samples(samples: usize, placement: Placement) -> HandOffS
     let stamp = AtomicU64::new(0);
     let slot = (Mutex::new((None::<u64>, false)), Condvar::new());
     let mut out = HandOffSamples::default();
-    let _unplace = Unplace(place(placement, 0));
+    let _unplace = place(placement, 0);
     std::thread::scope(|s| {
         let waiter = s.spawn(|| {
-            let _unplace = Unplace(place(placement, 1));
+            let _unplace = place(placement, 1);
             let mut lat = Vec::with_capacity(samples);
             for _ in 0..samples {
                 let mut g = slot.0.lock().unwrap_or_else(|e| e.into_inner());

@@ -11,7 +11,7 @@ use loom::sync::Arc;
 use loom::thread;
 
 use crate::loom::Ordering;
-use crate::{raise_to_dispatch, Alignment, Allocator, Framing, Memory, PoolType, Status};
+use crate::{raise_to_dispatch, Alignment, Allocator, Frame, Framing, Memory, PoolType, Status};
 
 fn alloc(frames: u32) -> Allocator {
     let f = Framing {
@@ -173,18 +173,7 @@ fn loom_dispatch_free_vs_worker() {
     model(|| {
         let a = alloc(1);
         let f = a.try_allocate().expect("frame");
-        let done = Arc::new(AtomicUsize::new(0));
-        let (a2, done2) = (a.clone(), done.clone());
-        let waiter = thread::spawn(move || {
-            let g = block_on(a2.allocate()).expect("request completes");
-            drop(g);
-            done2.store(1, Ordering::SeqCst);
-        });
-        let freer = thread::spawn(move || {
-            let _level = raise_to_dispatch();
-            drop(f);
-        });
-        play_worker(&a, &done, [freer, waiter]);
+        request_vs_dispatch_free(&a, f);
         assert_eq!(a.status().allocated_frames, 0);
         assert_eq!(a.status().pending, 0);
     });
@@ -211,18 +200,7 @@ fn loom_stale_waiters_free_vs_request() {
                 _ => panic!("the free hands the frame to the pending request"),
             }
         };
-        let done = Arc::new(AtomicUsize::new(0));
-        let (a2, done2) = (a.clone(), done.clone());
-        let requester = thread::spawn(move || {
-            let h = block_on(a2.allocate()).expect("request completes");
-            drop(h);
-            done2.store(1, Ordering::SeqCst);
-        });
-        let freer = thread::spawn(move || {
-            let _level = raise_to_dispatch();
-            drop(g);
-        });
-        play_worker(&a, &done, [freer, requester]);
+        request_vs_dispatch_free(&a, g);
         let s = a.status();
         assert_eq!(s.allocated_frames, 0);
         assert_eq!(s.pending, 0);
@@ -230,18 +208,29 @@ fn loom_stale_waiters_free_vs_request() {
     });
 }
 
-/// The library worker, played by the model's main thread: runs scheduled passes until `done`
-/// is set, joins `threads`, then runs what is still scheduled.
-fn play_worker(a: &Allocator, done: &AtomicUsize, threads: [thread::JoinHandle<()>; 2]) {
+/// A request (completed, then its frame dropped) and a Dispatch-level free of `f` on two
+/// threads, with the library worker played by the model's main thread until the request is
+/// done; then both threads are joined and nothing is left scheduled.
+fn request_vs_dispatch_free(a: &Allocator, f: Frame) {
+    let done = Arc::new(AtomicUsize::new(0));
+    let (a2, done2) = (a.clone(), done.clone());
+    let requester = thread::spawn(move || {
+        let g = block_on(a2.allocate()).expect("request completes");
+        drop(g);
+        done2.store(1, Ordering::SeqCst);
+    });
+    let freer = thread::spawn(move || {
+        let _level = raise_to_dispatch();
+        drop(f);
+    });
     let inner = a.inner.clone();
     while done.load(Ordering::SeqCst) == 0 {
         if !crate::worker::run_scheduled(&inner) {
             thread::yield_now();
         }
     }
-    for t in threads {
-        t.join().expect("join");
-    }
+    freer.join().expect("join");
+    requester.join().expect("join");
     while crate::worker::run_scheduled(&inner) {}
 }
 
