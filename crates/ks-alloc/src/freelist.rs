@@ -126,11 +126,44 @@ impl Taken {
     const CLOSED: u32 = u32::MAX - 1;
 
     #[inline(always)]
-    fn failed(index: u32) -> Taken {
+    fn failed(index: u32) -> Wire {
         Taken {
             index,
             left: 0,
             hint: NO_HINT,
+        }
+        .wire()
+    }
+
+    /// The form that crosses the non-inlined `pop_scan` (see [`Wire`]).
+    #[inline(always)]
+    fn wire(self) -> Wire {
+        Wire {
+            index_left: u64::from(self.index) | u64::from(self.left) << 32,
+            hint: self.hint,
+        }
+    }
+}
+
+/// A [`Taken`] as two `u64`s: a scalar pair, which the Rust ABI returns in two registers.
+/// `Taken`'s three fields make it an aggregate, returned through memory by the non-inlined
+/// `pop_scan`; the allocation's fast path, merged with that return, then went through memory
+/// too (three stores and two reloads on every allocation, seen in the bench's machine code;
+/// the time they cost is below what the (a) bench can resolve).
+#[derive(Clone, Copy)]
+struct Wire {
+    /// `index` in the low half, `left` in the high half.
+    index_left: u64,
+    hint: u64,
+}
+
+impl Wire {
+    #[inline(always)]
+    fn taken(self) -> Taken {
+        Taken {
+            index: self.index_left as u32,
+            left: (self.index_left >> 32) as u32,
+            hint: self.hint,
         }
     }
 }
@@ -242,7 +275,7 @@ impl FreeList {
     /// [`pop`](Self::pop), also returning the free hint.
     #[inline(always)]
     pub(crate) fn pop_hinted(&self) -> Result<Taken, NoFrame> {
-        let t = self.pop_raw();
+        let t = self.pop_raw().taken();
         match t.index {
             Taken::EMPTY => Err(NoFrame::Empty),
             Taken::CLOSED => Err(NoFrame::Closed),
@@ -250,12 +283,12 @@ impl FreeList {
         }
     }
 
-    /// `pop_hinted` with the failures as sentinel indices, so that the result (16 bytes)
+    /// `pop_hinted` with the failures as sentinel indices, as a [`Wire`], so that the result
     /// travels in two registers, also out of the non-inlined `pop_scan`: a `Result` of it
     /// would be returned through memory, and the fast path merged with it would go through
     /// memory too (a store and a dependent reload on every allocation).
     #[inline(always)]
-    fn pop_raw(&self) -> Taken {
+    fn pop_raw(&self) -> Wire {
         // The common case inline: word 0 has a free frame and the CAS wins.
         // Relaxed: the value only seeds the CAS, which carries the ordering.
         let cur = self.first.load(Ordering::Relaxed);
@@ -274,6 +307,7 @@ impl FreeList {
                         left: free_in(new),
                         hint: new,
                     }
+                    .wire()
                 }
                 Err(actual) => return self.pop_scan(actual, true),
             }
@@ -285,7 +319,7 @@ impl FreeList {
     /// `first` is word 0's value as last seen (`lost`: by a failed CAS), so that a contended
     /// retry does not reload the line.
     #[inline(never)]
-    fn pop_scan(&self, first: u64, lost: bool) -> Taken {
+    fn pop_scan(&self, first: u64, lost: bool) -> Wire {
         for s in 0..self.words {
             let w = self.word(s);
             let backoff = Backoff::new();
@@ -314,6 +348,7 @@ impl FreeList {
                             left: left(),
                             hint: new,
                         }
+                        .wire();
                     }
                     Err(actual) => {
                         // Contended: back off before retrying so that two threads do not keep
