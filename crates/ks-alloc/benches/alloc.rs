@@ -21,6 +21,7 @@
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -78,7 +79,54 @@ fn a_function_table(c: &mut Criterion) {
 
     let mv = bench::MutexVecPool::new(FRAMES as usize, SIZE as usize);
     g.bench_function("mutex_vec_pool", |b| b.iter(|| mv.cycle()));
+
+    // Diagnostics (not peers): the floor under each protocol, on one bare bitmap word.
+    let word = AtomicU64::new(u64::from(u32::MAX));
+    g.bench_function("floor_free_unchecked", |b| {
+        b.iter(|| bitmap_cycle(&word, false))
+    });
+    g.bench_function("floor_free_checked", |b| {
+        b.iter(|| bitmap_cycle(&word, true))
+    });
     g.finish();
+}
+
+/// A flag that a free must see (as ks-alloc's `WAITERS`); never set here.
+const FLAG: u64 = 1 << 62;
+
+/// (a) diagnostic: one allocate + free on a bare bitmap word, both with the same pop (load,
+/// then a CAS clearing the lowest set bit). `checked == false` frees as `LinearObjectPool`
+/// does, with a `fetch_or` whose result nobody reads (`lock or`): nothing can be waiting for
+/// a frame there. `checked == true` frees with an RMW whose old value is inspected for a flag
+/// (`lock xadd`): the least a free can do that must notice pending requests and hand them
+/// the frame (behaviour 24). The gap between the two rows is the floor that KS semantics put
+/// between ks-alloc and `LinearObjectPool` (BENCHMARKS.md (a)).
+#[inline(always)]
+fn bitmap_cycle(word: &AtomicU64, checked: bool) -> bool {
+    // Relaxed load / Acquire CAS / Release free: as the free list (and the peer) order them.
+    let cur = word.load(Ordering::Relaxed);
+    if cur & u64::from(u32::MAX) == 0 {
+        return false;
+    }
+    if word
+        .compare_exchange_weak(cur, cur & (cur - 1), Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return false;
+    }
+    let index = cur.trailing_zeros();
+    std::hint::black_box(index);
+    let bit = 1u64 << index;
+    if checked {
+        let old = word.fetch_add(bit, Ordering::Release);
+        if old & FLAG != 0 {
+            // Never taken (nothing sets the flag); kept so the check is not optimized out.
+            std::hint::black_box(old);
+        }
+    } else {
+        word.fetch_or(bit, Ordering::Release);
+    }
+    true
 }
 
 fn b_async_ready(c: &mut Criterion) {
