@@ -41,7 +41,7 @@ pub use level::{current_level, raise_to_dispatch, DispatchGuard, Level};
 pub use memory::Memory;
 #[cfg(not(loom))]
 pub use request::KsReply;
-pub use status::{Message, Status};
+pub use status::{Message, Status, TryAllocateError};
 pub use validate::{
     check_region_size, validate_create_request, validate_create_request_with, validate_framing,
     DEFAULT_MAX_ALIGNMENT, VALID_CREATE_OPTIONS,

@@ -124,7 +124,7 @@ fn loom_close_vs_allocate() {
         let t = thread::spawn(move || {
             match a2.try_allocate() {
                 Ok(f) => drop(f),
-                Err(Status::InvalidDeviceState(_)) => {}
+                Err(crate::TryAllocateError::Closed) => {}
                 Err(e) => panic!("unexpected {e:?}"),
             }
             match block_on(a2.allocate()) {

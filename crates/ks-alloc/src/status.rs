@@ -323,3 +323,116 @@ impl From<&Status> for i32 {
         s.to_ntstatus()
     }
 }
+
+/// Why [`Allocator::try_allocate`](crate::Allocator::try_allocate) (the function table's
+/// `AllocateFrame`) returned no frame.
+///
+/// A small `Copy` value rather than a [`Status`], so that the function table keeps its
+/// promise when it fails too: no heap allocation (a vendor's misaligned address used to
+/// format its message right there) and nothing to drop, so a caller's `match` keeps the
+/// frame in registers. Each variant converts into the KS [`Status`] it stands for
+/// ([`status`](Self::status), or `?` in a function returning `Result<_, Status>`), and
+/// [`to_ntstatus`](Self::to_ntstatus) gives the code without building a message.
+///
+/// ```
+/// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType, Status, TryAllocateError};
+/// let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1,
+///                         frame_size: 4096, alignment: Alignment::BYTES_64 };
+/// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+/// let f = alloc.try_allocate()?;
+/// let none = alloc.try_allocate().unwrap_err();
+/// assert_eq!(none, TryAllocateError::Empty);
+/// assert!(matches!(none.status(), Status::Unsuccessful(_)));
+/// drop(f);
+/// alloc.close();
+/// assert_eq!(alloc.try_allocate().unwrap_err(), TryAllocateError::Closed);
+/// # Ok::<(), Status>(())
+/// ```
+#[doc(alias = "AllocateFrame")]
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryAllocateError {
+    /// Every frame is outstanding (KS: `AllocateFrame` returns `NULL`); `STATUS_UNSUCCESSFUL`.
+    /// Counted in
+    /// [`AllocatorStatus::failed_try_allocates`](crate::AllocatorStatus::failed_try_allocates).
+    Empty,
+    /// The allocator is closed (behaviour 36); `STATUS_INVALID_DEVICE_STATE`.
+    Closed,
+    /// The memory is not non-paged, so the function table is not offered (behaviour 29);
+    /// `STATUS_NOT_SUPPORTED`.
+    NotOffered,
+    /// The vendor allocator's `allocate` returned none ("no frame now");
+    /// `STATUS_UNSUCCESSFUL`.
+    VendorEmpty,
+    /// The vendor allocator returned an address that is not aligned as the framing requires;
+    /// it was returned to the vendor and not handed out. `STATUS_INVALID_PARAMETER`.
+    VendorMisaligned {
+        /// The address the vendor returned.
+        addr: usize,
+        /// The alignment the framing requires, in bytes.
+        alignment: usize,
+    },
+}
+
+impl TryAllocateError {
+    /// The NTSTATUS value of [`status`](Self::status), without building its message.
+    ///
+    /// ```
+    /// use ks_alloc::TryAllocateError;
+    /// assert_eq!(TryAllocateError::Empty.to_ntstatus(), 0xC000_0001u32 as i32);
+    /// ```
+    pub fn to_ntstatus(&self) -> i32 {
+        match self {
+            TryAllocateError::Empty | TryAllocateError::VendorEmpty => code::UNSUCCESSFUL,
+            TryAllocateError::Closed => code::INVALID_DEVICE_STATE,
+            TryAllocateError::NotOffered => code::NOT_SUPPORTED,
+            TryAllocateError::VendorMisaligned { .. } => code::INVALID_PARAMETER,
+        }
+    }
+
+    /// The KS status this failure stands for, with its message.
+    ///
+    /// ```
+    /// use ks_alloc::TryAllocateError;
+    /// assert_eq!(TryAllocateError::NotOffered.status().name(), "STATUS_NOT_SUPPORTED");
+    /// ```
+    pub fn status(&self) -> Status {
+        match *self {
+            TryAllocateError::Empty => Status::Unsuccessful("no free frame".into()),
+            TryAllocateError::Closed => {
+                Status::InvalidDeviceState("the allocator is closed".into())
+            }
+            TryAllocateError::NotOffered => Status::NotSupported(
+                "the function table (non-blocking allocate) is offered only for non-paged \
+                 memory; this allocator's memory may page-fault (use allocate() or \
+                 allocate_blocking())"
+                    .into(),
+            ),
+            TryAllocateError::VendorEmpty => Status::Unsuccessful(
+                "the vendor allocator has no frame now (its allocate returned none)".into(),
+            ),
+            TryAllocateError::VendorMisaligned { addr, alignment } => Status::InvalidParameter(
+                format!(
+                    "the vendor allocator returned frame address {addr:#x}, which is not \
+                     aligned to {alignment} bytes as the framing requires; the frame was \
+                     returned to the vendor"
+                )
+                .into(),
+            ),
+        }
+    }
+}
+
+impl From<TryAllocateError> for Status {
+    fn from(e: TryAllocateError) -> Status {
+        e.status()
+    }
+}
+
+impl fmt::Display for TryAllocateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.status().fmt(f)
+    }
+}
+
+impl std::error::Error for TryAllocateError {}

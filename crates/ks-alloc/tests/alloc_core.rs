@@ -11,6 +11,7 @@ use std::time::Duration;
 use ks_alloc::bench::block_on;
 use ks_alloc::{
     raise_to_dispatch, Alignment, Allocator, Framing, Holder, Memory, PoolType, Status,
+    TryAllocateError,
 };
 
 fn framing(frames: u32, size: u32) -> Framing {
@@ -49,7 +50,9 @@ fn frames_bound_outstanding_and_are_aligned_distinct() {
     addrs.dedup();
     assert_eq!(addrs.len(), 3);
     assert!(addrs.iter().all(|p| p % 64 == 0));
-    assert!(matches!(a.try_allocate(), Err(Status::Unsuccessful(_))));
+    let empty = a.try_allocate().unwrap_err();
+    assert_eq!(empty, TryAllocateError::Empty);
+    assert!(matches!(Status::from(empty), Status::Unsuccessful(_)));
     let s = a.status();
     assert_eq!(s.allocated_frames, 3);
     assert_eq!(s.peak_allocated_frames, 3);
@@ -77,7 +80,9 @@ fn paged_memory_refuses_function_table_but_serves_requests() {
     let a = Allocator::builder(&fr).build().unwrap();
     assert_eq!(a.memory(), Memory::Paged);
     assert!(!a.offers_function_table());
-    assert!(matches!(a.try_allocate(), Err(Status::NotSupported(_))));
+    let refused = a.try_allocate().unwrap_err();
+    assert_eq!(refused, TryAllocateError::NotOffered);
+    assert!(matches!(refused.status(), Status::NotSupported(m) if m.contains("non-paged")));
     let f = block_on(a.allocate()).unwrap();
     assert_eq!(f.len(), 64);
 }
@@ -301,10 +306,10 @@ fn close_cancels_pending_and_fails_new_allocations_but_keeps_frames_valid() {
         r.as_mut().poll(&mut cx),
         Poll::Ready(Err(Status::Cancelled))
     ));
-    assert!(matches!(
-        a.try_allocate(),
-        Err(Status::InvalidDeviceState(_))
-    ));
+    let closed = a.try_allocate().unwrap_err();
+    assert_eq!(closed, TryAllocateError::Closed);
+    assert_eq!(closed.to_ntstatus(), closed.status().to_ntstatus());
+    assert!(matches!(closed.status(), Status::InvalidDeviceState(_)));
     assert!(matches!(
         block_on(a.allocate()),
         Err(Status::InvalidDeviceState(_))
@@ -480,7 +485,7 @@ fn frames_bound_both_interfaces_together() {
     let a = alloc(2);
     let f1 = a.try_allocate().unwrap();
     let f2 = block_on(a.allocate()).unwrap();
-    assert!(matches!(a.try_allocate(), Err(Status::Unsuccessful(_))));
+    assert_eq!(a.try_allocate().unwrap_err(), TryAllocateError::Empty);
     let (_c, waker) = counting_waker();
     let mut cx = Context::from_waker(&waker);
     let mut r = Box::pin(a.allocate());

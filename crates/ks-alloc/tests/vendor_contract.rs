@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Waker};
 
 use ks_alloc::{
     Alignment, Allocator, CommonBuffer, DefaultVendor, Framing, Memory, PoolType, Status,
-    VendorAllocator,
+    TryAllocateError, VendorAllocator,
 };
 
 fn framing(frames: u32, size: u32, align: Alignment) -> Framing {
@@ -183,7 +183,9 @@ fn vendor_without_memory_fails_try_and_pends_requests_until_a_free() {
         Allocator::with_vendor(&framing(4, 64, Alignment::BYTE), Arc::new(Rec(v.clone()))).unwrap();
     let f = a.try_allocate().unwrap();
     v.dry.store(true, Ordering::SeqCst);
-    assert!(matches!(a.try_allocate(), Err(Status::Unsuccessful(_))));
+    let dry = a.try_allocate().unwrap_err();
+    assert_eq!(dry, TryAllocateError::VendorEmpty);
+    assert!(matches!(dry.status(), Status::Unsuccessful(_)));
     let mut req = Box::pin(a.allocate());
     let mut cx = Context::from_waker(Waker::noop());
     assert!(
@@ -209,7 +211,18 @@ fn misaligned_vendor_frames_are_refused_and_returned() {
     .unwrap();
     v.misalign.store(true, Ordering::SeqCst);
     match a.try_allocate() {
-        Err(Status::InvalidParameter(m)) => assert!(m.contains("aligned"), "{m}"),
+        Err(
+            e @ TryAllocateError::VendorMisaligned {
+                addr,
+                alignment: 64,
+            },
+        ) => {
+            assert_ne!(addr % 64, 0);
+            match Status::from(e) {
+                Status::InvalidParameter(m) => assert!(m.contains("aligned to 64"), "{m}"),
+                other => panic!("expected STATUS_INVALID_PARAMETER, got {other:?}"),
+            }
+        }
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert_eq!(v.live.load(Ordering::SeqCst), 0, "returned to the vendor");

@@ -7,9 +7,14 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::pin;
+use std::ptr::NonNull;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use ks_alloc::{Alignment, Allocator, Framing, Holder, Memory, PoolType};
+use ks_alloc::{
+    Alignment, Allocator, Framing, Holder, Memory, PoolType, Status, TryAllocateError,
+    VendorAllocator,
+};
 
 /// Counts heap allocations made by the current thread.
 struct Counting;
@@ -84,6 +89,77 @@ fn exhausted_function_table_allocates_nothing() {
     });
     assert_eq!(n, 0);
     drop(held);
+}
+
+/// A vendor with one heap block, made at `initialize`, that hands out an address one byte
+/// into it (misaligned for any alignment above one byte) or, when `dry`, nothing.
+struct OneBlock {
+    dry: bool,
+}
+
+// SAFETY: the one address handed out is valid for `frame_size` bytes (the block has one more)
+// until `delete`, and the allocator refuses it at once, so it is never outstanding twice.
+unsafe impl VendorAllocator for OneBlock {
+    /// The block's layout and address.
+    type Context = (Layout, usize);
+    fn initialize(&self, f: &Framing) -> Result<Self::Context, Status> {
+        let l = Layout::from_size_align(f.frame_size as usize + 1, f.alignment.bytes() as usize)
+            .map_err(|e| Status::InvalidParameter(e.to_string().into()))?;
+        // SAFETY: non-zero size.
+        let p = unsafe { std::alloc::alloc(l) };
+        if p.is_null() {
+            return Err(Status::InsufficientResources("no memory".into()));
+        }
+        Ok((l, p as usize))
+    }
+    fn allocate(&self, cx: &Self::Context) -> Option<NonNull<u8>> {
+        // One byte into a block of `frame_size + 1` bytes (never null).
+        NonNull::new((cx.1 + 1) as *mut u8).filter(|_| !self.dry)
+    }
+    fn free(&self, _cx: &Self::Context, _frame: NonNull<u8>) {}
+    fn delete(&self, cx: Self::Context) {
+        // SAFETY: allocated in `initialize` with this layout; nothing uses it after delete.
+        unsafe { std::alloc::dealloc(cx.1 as *mut u8, cx.0) }
+    }
+}
+
+#[test]
+fn function_table_failures_allocate_nothing() {
+    let closed = alloc();
+    closed.close();
+    let mut paged = Framing {
+        flags: 0,
+        pool_type: PoolType::PAGED,
+        frames: 1,
+        frame_size: 64,
+        alignment: Alignment::BYTES_64,
+    };
+    let paged_alloc = Allocator::new(&paged, Memory::Paged).unwrap();
+    paged.pool_type = PoolType::NON_PAGED;
+    let misaligned = Allocator::with_vendor(&paged, Arc::new(OneBlock { dry: false })).unwrap();
+    let dry = Allocator::with_vendor(&paged, Arc::new(OneBlock { dry: true })).unwrap();
+    let cases = [
+        (&closed, TryAllocateError::Closed),
+        (&paged_alloc, TryAllocateError::NotOffered),
+        (&dry, TryAllocateError::VendorEmpty),
+    ];
+    let n = allocs_during(|| {
+        for _ in 0..CYCLES {
+            for (a, want) in &cases {
+                assert_eq!(a.try_allocate().err(), Some(*want));
+            }
+            assert!(matches!(
+                misaligned.try_allocate(),
+                Err(TryAllocateError::VendorMisaligned { alignment: 64, .. })
+            ));
+        }
+    });
+    assert_eq!(n, 0, "{n} heap allocations in {CYCLES} rounds of failures");
+    assert_eq!(
+        misaligned.status().allocated_frames,
+        0,
+        "refused frames return"
+    );
 }
 
 #[test]

@@ -18,7 +18,7 @@ use crate::memory::Region;
 use crate::vendor::{DynVendor, ErasedContext};
 use crate::waiters::{Grants, WaitQueue};
 use crate::StarvationReport;
-use crate::{Framing, Memory, Status};
+use crate::{Framing, Memory, TryAllocateError};
 
 /// Slot states: how a slot's frame is held *while it is outstanding*. Whether it is
 /// outstanding is the free list's business (`FreeList::snapshot_free`), so a free leaves the
@@ -182,19 +182,19 @@ impl Inner {
         Ok(())
     }
 
-    /// Claims `index` or returns it to the free list, mapping the failure to a status.
+    /// Claims `index` or returns it to the free list, mapping the failure to an error.
     #[inline(always)]
     pub(super) fn claim_or_return(
         this: &Arc<Inner>,
         index: u32,
         holder: Option<&'static Holder>,
         hint: u64,
-    ) -> Result<Frame, Status> {
+    ) -> Result<Frame, TryAllocateError> {
         match this.claim(index, holder) {
             Ok(()) => Ok(this.frame(index, hint)),
             Err(e) => {
                 Inner::return_slot(this, index);
-                Err(Inner::claim_error(this, e))
+                Err(this.claim_error(e))
             }
         }
     }
@@ -209,21 +209,15 @@ impl Inner {
         }
     }
 
+    /// The error for a failed claim (a [`Status`] through `From`).
     #[cold]
-    pub(super) fn claim_error(this: &Arc<Inner>, e: ClaimError) -> Status {
+    pub(super) fn claim_error(&self, e: ClaimError) -> TryAllocateError {
         match e {
-            ClaimError::NoFrame => Status::Unsuccessful(
-                "the vendor allocator has no frame now (its allocate returned none)".into(),
-            ),
-            ClaimError::Misaligned(a) => Status::InvalidParameter(
-                format!(
-                    "the vendor allocator returned frame address {a:#x}, which is not \
-                             aligned to {} bytes as the framing requires; the frame was \
-                             returned to the vendor",
-                    this.framing.alignment.bytes()
-                )
-                .into(),
-            ),
+            ClaimError::NoFrame => TryAllocateError::VendorEmpty,
+            ClaimError::Misaligned(addr) => TryAllocateError::VendorMisaligned {
+                addr,
+                alignment: self.framing.alignment.bytes() as usize,
+            },
         }
     }
 

@@ -58,7 +58,7 @@ use crate::freelist::NoFrame;
 use crate::loom::{lock, Arc, Ordering};
 use crate::vendor::DynVendor;
 use crate::AllocatorBuilder;
-use crate::{Framing, Memory, Status};
+use crate::{Framing, Memory, Status, TryAllocateError};
 
 /// One KS allocator object: a bounded pool of equal, aligned frames with the non-blocking
 /// function-table interface ([`try_allocate`](Self::try_allocate)), the queued request
@@ -174,16 +174,23 @@ impl Allocator {
     }
 
     /// The function-table allocate (KS: `KSSTREAMALLOCATOR_FUNCTIONTABLE.AllocateFrame`):
-    /// never blocks, never queues, never touches the heap or makes a system call.
+    /// never blocks, never queues, never touches the heap or makes a system call, failing
+    /// included.
     ///
     /// # Errors
-    /// * `STATUS_UNSUCCESSFUL` at once when no frame is free (behaviour 31);
-    /// * `STATUS_NOT_SUPPORTED` when the memory is not non-paged: the function table is not
-    ///   offered then (behaviour 29);
-    /// * `STATUS_INVALID_DEVICE_STATE` after [`close`](Self::close) (behaviour 36).
+    /// A [`TryAllocateError`], which converts into the KS [`Status`]:
+    /// * [`Empty`](TryAllocateError::Empty) (`STATUS_UNSUCCESSFUL`) at once when no frame is
+    ///   free (behaviour 31);
+    /// * [`NotOffered`](TryAllocateError::NotOffered) (`STATUS_NOT_SUPPORTED`) when the memory
+    ///   is not non-paged: the function table is not offered then (behaviour 29);
+    /// * [`Closed`](TryAllocateError::Closed) (`STATUS_INVALID_DEVICE_STATE`) after
+    ///   [`close`](Self::close) (behaviour 36);
+    /// * [`VendorEmpty`](TryAllocateError::VendorEmpty) or
+    ///   [`VendorMisaligned`](TryAllocateError::VendorMisaligned) when a vendor allocator has
+    ///   no memory now or returned a misaligned address.
     #[doc(alias = "AllocateFrame")]
     #[inline]
-    pub fn try_allocate(&self) -> Result<Frame, Status> {
+    pub fn try_allocate(&self) -> Result<Frame, TryAllocateError> {
         self.try_allocate_inner(None)
     }
 
@@ -192,14 +199,17 @@ impl Allocator {
     /// # Errors
     /// As [`try_allocate`](Self::try_allocate).
     #[inline]
-    pub fn try_allocate_for(&self, holder: &'static Holder) -> Result<Frame, Status> {
+    pub fn try_allocate_for(&self, holder: &'static Holder) -> Result<Frame, TryAllocateError> {
         self.try_allocate_inner(Some(holder))
     }
 
     #[inline]
-    fn try_allocate_inner(&self, holder: Option<&'static Holder>) -> Result<Frame, Status> {
+    fn try_allocate_inner(
+        &self,
+        holder: Option<&'static Holder>,
+    ) -> Result<Frame, TryAllocateError> {
         if !self.inner.memory.is_dispatch_safe() {
-            return Err(self.no_function_table());
+            return Err(TryAllocateError::NotOffered);
         }
         match self.inner.free.pop_hinted() {
             Ok(t) => {
@@ -209,18 +219,10 @@ impl Allocator {
             Err(NoFrame::Empty) => {
                 // Relaxed: a statistic.
                 self.inner.failed_try.fetch_add(1, Ordering::Relaxed);
-                Err(Status::Unsuccessful("no free frame".into()))
+                Err(TryAllocateError::Empty)
             }
-            Err(NoFrame::Closed) => Err(closed_status()),
+            Err(NoFrame::Closed) => Err(TryAllocateError::Closed),
         }
-    }
-
-    fn no_function_table(&self) -> Status {
-        Status::NotSupported(
-            "the function table (non-blocking allocate) is offered only for non-paged memory; \
-             this allocator's memory may page-fault (use allocate() or allocate_blocking())"
-                .into(),
-        )
     }
 
     /// Allocates a frame: completes at once if one is free, otherwise waits in the FIFO queue

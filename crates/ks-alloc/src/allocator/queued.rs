@@ -128,7 +128,7 @@ impl Allocator {
                     Ok(()) => return Ok(Begin::Ready(inner.frame(i, hint))),
                     Err(e @ ClaimError::Misaligned(_)) => {
                         Inner::return_slot(inner, i);
-                        return Err(Inner::claim_error(inner, e));
+                        return Err(inner.claim_error(e).into());
                     }
                     // The vendor has no memory now: ask again under the lock, which also
                     // queues the request if it still has none.
@@ -147,7 +147,7 @@ impl Allocator {
                     Err(e @ ClaimError::Misaligned(_)) => {
                         drop(q);
                         Inner::return_slot(inner, i);
-                        return Err(Inner::claim_error(inner, e));
+                        return Err(inner.claim_error(e).into());
                     }
                     Err(ClaimError::NoFrame) => {
                         // Vendor has no memory although a slot is free: wait for a free.
