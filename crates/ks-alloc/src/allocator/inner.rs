@@ -209,7 +209,7 @@ impl Inner {
         }
     }
 
-    /// The error for a failed claim (a [`Status`] through `From`).
+    /// The error for a failed claim (a [`Status`](crate::Status) through `From`).
     #[cold]
     pub(super) fn claim_error(&self, e: ClaimError) -> TryAllocateError {
         match e {
