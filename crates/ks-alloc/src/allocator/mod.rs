@@ -412,7 +412,7 @@ impl Allocator {
 }
 
 pub(crate) fn closed_status() -> Status {
-    Status::InvalidDeviceState("the allocator is closed".into())
+    TryAllocateError::Closed.status()
 }
 
 fn not_outstanding(addr: usize, name: &str) -> Status {
