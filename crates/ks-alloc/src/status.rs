@@ -436,3 +436,28 @@ impl fmt::Display for TryAllocateError {
 }
 
 impl std::error::Error for TryAllocateError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `to_ntstatus` skips building the message, so it keeps its own table; it must agree
+    /// with the status `status()` builds, for every variant.
+    #[test]
+    fn try_allocate_error_codes_match_their_statuses() {
+        let all = [
+            TryAllocateError::Empty,
+            TryAllocateError::Closed,
+            TryAllocateError::NotOffered,
+            TryAllocateError::VendorEmpty,
+            TryAllocateError::VendorMisaligned {
+                addr: 0x1001,
+                alignment: 64,
+            },
+        ];
+        for e in all {
+            assert_eq!(e.to_ntstatus(), e.status().to_ntstatus(), "{e:?}");
+            assert_eq!(e.to_string(), e.status().to_string());
+        }
+    }
+}

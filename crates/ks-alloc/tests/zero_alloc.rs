@@ -127,20 +127,20 @@ unsafe impl VendorAllocator for OneBlock {
 fn function_table_failures_allocate_nothing() {
     let closed = alloc();
     closed.close();
-    let mut paged = Framing {
+    let mut framing = Framing {
         flags: 0,
         pool_type: PoolType::PAGED,
         frames: 1,
         frame_size: 64,
         alignment: Alignment::BYTES_64,
     };
-    let paged_alloc = Allocator::new(&paged, Memory::Paged).unwrap();
-    paged.pool_type = PoolType::NON_PAGED;
-    let misaligned = Allocator::with_vendor(&paged, Arc::new(OneBlock { dry: false })).unwrap();
-    let dry = Allocator::with_vendor(&paged, Arc::new(OneBlock { dry: true })).unwrap();
+    let paged = Allocator::new(&framing, Memory::Paged).unwrap();
+    framing.pool_type = PoolType::NON_PAGED;
+    let misaligned = Allocator::with_vendor(&framing, Arc::new(OneBlock { dry: false })).unwrap();
+    let dry = Allocator::with_vendor(&framing, Arc::new(OneBlock { dry: true })).unwrap();
     let cases = [
         (&closed, TryAllocateError::Closed),
-        (&paged_alloc, TryAllocateError::NotOffered),
+        (&paged, TryAllocateError::NotOffered),
         (&dry, TryAllocateError::VendorEmpty),
     ];
     let n = allocs_during(|| {
