@@ -21,7 +21,7 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -88,6 +88,10 @@ fn a_function_table(c: &mut Criterion) {
     g.bench_function("floor_free_checked", |b| {
         b.iter(|| bitmap_cycle(&word, true))
     });
+    let slot = AtomicU32::new(u32::MAX);
+    g.bench_function("floor_thread_cache", |b| {
+        b.iter(|| cache_cycle(&slot, &word))
+    });
     g.finish();
 }
 
@@ -126,6 +130,25 @@ fn bitmap_cycle(word: &AtomicU64, checked: bool) -> bool {
     } else {
         word.fetch_or(bit, Ordering::Release);
     }
+    true
+}
+
+/// (a) diagnostic: the floor under ks-alloc's per-thread frame cache on a bare slot: the take
+/// (a pre-check load and a swap, `lock xchg`) and the put (two plain stores around a compiler
+/// fence, and the load of the flag word), as `cache.rs` does them.
+#[inline(always)]
+fn cache_cycle(slot: &AtomicU32, word: &AtomicU64) -> bool {
+    if slot.load(Ordering::Relaxed) != u32::MAX {
+        let f = slot.swap(u32::MAX, Ordering::Acquire);
+        std::hint::black_box(f);
+    }
+    slot.store(7 | 1 << 31, Ordering::Relaxed);
+    std::sync::atomic::compiler_fence(Ordering::SeqCst);
+    if word.load(Ordering::Relaxed) & FLAG != 0 {
+        slot.store(u32::MAX, Ordering::Relaxed);
+        return false;
+    }
+    slot.store(7, Ordering::Release);
     true
 }
 

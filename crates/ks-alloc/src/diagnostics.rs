@@ -92,7 +92,7 @@ impl Allocator {
         let q = lock(&inner.waiters);
         AllocatorStatus {
             framing: inner.framing,
-            allocated_frames: inner.free.capacity() - inner.free.free_count(),
+            allocated_frames: inner.outstanding_count(),
             // Relaxed (both): statistics.
             peak_allocated_frames: inner.peak.load(Ordering::Relaxed),
             pending: q.len(),
@@ -173,6 +173,7 @@ impl Inner {
         let now = now_ns();
         let mut free = vec![false; inner.slots.len()];
         inner.free.snapshot_free(&mut free);
+        inner.cache.mark_free(&mut free);
         let mut v: Vec<OutstandingFrame> = inner
             .slots
             .iter()

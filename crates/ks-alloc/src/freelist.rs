@@ -193,8 +193,11 @@ pub(crate) enum Push {
 pub(crate) enum PopOrWait {
     /// A frame index and the frames left free.
     Frame(u32, u32),
-    /// No frame: `WAITERS` is now set on every word.
-    Wait,
+    /// No frame: `WAITERS` is now set on every word. `flagged`: this call set it on word 0
+    /// (it was clear), so frames cached by threads must now be drained (`cache.rs`).
+    Wait {
+        flagged: bool,
+    },
     Closed,
 }
 
@@ -555,7 +558,15 @@ impl FreeList {
                 }
             }
         }
-        PopOrWait::Wait
+        PopOrWait::Wait { flagged: flag_ours }
+    }
+
+    /// Whether `WAITERS` or `CLOSED` is set on word 0: a freeing thread may not cache its
+    /// frame (`cache.rs`).
+    #[inline(always)]
+    pub(crate) fn flagged(&self) -> bool {
+        // Relaxed: ordered by the cache protocol's barrier pair (see `cache.rs`).
+        self.first.load(Ordering::Relaxed) & (WAITERS | CLOSED) != 0
     }
 
     /// Sets `WAITERS` on every word regardless of its bits (under the waiter lock; used when
@@ -749,7 +760,7 @@ mod tests {
             for i in 0..cap {
                 assert_eq!(l.pop_or_wait(), PopOrWait::Frame(i, cap - 1 - i));
             }
-            assert_eq!(l.pop_or_wait(), PopOrWait::Wait);
+            assert!(matches!(l.pop_or_wait(), PopOrWait::Wait { .. }));
             assert_eq!(l.push(0, true), Push::Diverted);
             assert_eq!(l.push(cap - 1, true), Push::Diverted);
             assert_eq!(l.free_count(), 0, "a diverted frame is not counted free");
@@ -861,7 +872,7 @@ mod tests {
         let l = FreeList::new(2);
         let a = l.pop_hinted().expect("a frame");
         let b = l.pop_hinted().expect("a frame");
-        assert_eq!(l.pop_or_wait(), PopOrWait::Wait);
+        assert!(matches!(l.pop_or_wait(), PopOrWait::Wait { .. }));
         assert_eq!(l.push_hinted(a.index, true, a.hint), Push::Diverted);
         assert_eq!(l.push_hinted(b.index, true, b.hint), Push::Diverted);
         // And after close, the hinted free of the last frame finalizes.

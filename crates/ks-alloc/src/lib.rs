@@ -7,6 +7,7 @@ mod allocator;
 #[cfg(not(loom))]
 pub mod bench;
 mod builder;
+mod cache;
 mod diagnostics;
 mod events;
 mod frame;

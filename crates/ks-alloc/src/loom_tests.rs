@@ -308,7 +308,7 @@ fn loom_free_into_second_word_vs_scan() {
         let push = t.join().expect("freer");
         match (scan, push) {
             (PopOrWait::Frame(32, 0), Push::Pushed { finalize: false }) => {}
-            (PopOrWait::Wait, Push::Diverted) => {}
+            (PopOrWait::Wait { .. }, Push::Diverted) => {}
             other => panic!("lost or doubled frame: {other:?}"),
         }
     });
@@ -351,5 +351,106 @@ fn loom_close_vs_last_frames_in_two_words() {
         t0.join().expect("freer 0");
         t1.join().expect("freer 32");
         assert_eq!(fin.load(Ordering::Relaxed), 1, "finalized exactly once");
+    });
+}
+
+/// Thread frame cache: the owner caches its free (slot 0) while a request finds the list
+/// empty, sets `WAITERS` and drains the caches. The frame ends with the request — taken from
+/// the list, diverted to it by the owner (who saw the flag), or drained from the cache and
+/// diverted — exactly once, and never stays cached (no lost wake-up).
+#[test]
+fn loom_cached_free_vs_request_enqueuing() {
+    use crate::cache::FrameCache;
+    use crate::freelist::{FreeList, PopOrWait, Push};
+    model(|| {
+        let l = Arc::new(FreeList::new(1));
+        let c = Arc::new(FrameCache::new(2));
+        let f = l.pop_hinted().expect("frame 0");
+        let got = Arc::new(AtomicUsize::new(0));
+        // A free that finds WAITERS hands the frame to the (only) request.
+        let free = |l: &FreeList, got: &AtomicUsize, i: u32| match l.push(i, true) {
+            Push::Diverted => {
+                // Relaxed: read after join.
+                got.fetch_add(1, Ordering::Relaxed);
+            }
+            Push::Pushed { .. } => {}
+        };
+        let (l1, c1, g1) = (l.clone(), c.clone(), got.clone());
+        let owner = thread::spawn(move || {
+            if !c1.put_at(0, f.index, || l1.flagged()) {
+                free(&l1, &g1, f.index);
+            }
+        });
+        match l.pop_or_wait() {
+            PopOrWait::Frame(..) => {
+                got.fetch_add(1, Ordering::Relaxed);
+            }
+            PopOrWait::Wait { flagged } => {
+                assert!(flagged, "the list was unflagged");
+                c.drain(|i| free(&l, &got, i));
+            }
+            PopOrWait::Closed => unreachable!("not closed"),
+        }
+        owner.join().expect("owner");
+        assert_eq!(
+            got.load(Ordering::Relaxed),
+            1,
+            "the request got the frame once"
+        );
+        assert_eq!(c.cached(), 0, "nothing cached while a request waits");
+    });
+}
+
+/// Thread frame cache: the owner caches its free while the allocator closes (`CLOSED`, then
+/// a drain). The frame comes home exactly once, and the list finalizes exactly once.
+#[test]
+fn loom_cached_free_vs_close() {
+    use crate::cache::FrameCache;
+    use crate::freelist::{FreeList, Push};
+    model(|| {
+        let l = Arc::new(FreeList::new(1));
+        let c = Arc::new(FrameCache::new(1));
+        let f = l.pop_hinted().expect("frame 0");
+        let fin = Arc::new(AtomicUsize::new(0));
+        let home = |l: &FreeList, fin: &AtomicUsize, i: u32| {
+            if l.push(i, true) == (Push::Pushed { finalize: true }) {
+                // Relaxed: read after join.
+                fin.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        let (l1, c1, f1) = (l.clone(), c.clone(), fin.clone());
+        let owner = thread::spawn(move || {
+            if !c1.put_at(0, f.index, || l1.flagged()) {
+                home(&l1, &f1, f.index);
+            }
+        });
+        if l.close().1 {
+            fin.fetch_add(1, Ordering::Relaxed);
+        }
+        c.drain(|i| home(&l, &fin, i));
+        owner.join().expect("owner");
+        assert_eq!(fin.load(Ordering::Relaxed), 1, "finalized exactly once");
+        assert_eq!(c.cached(), 0);
+    });
+}
+
+/// Thread frame cache: a thief (a non-blocking allocate that found the list empty) races
+/// the owner putting its frame and taking it back. Exactly one of them holds it at the end
+/// of each step; the frame is never held twice nor lost.
+#[test]
+fn loom_cache_owner_vs_thief() {
+    use crate::cache::FrameCache;
+    model(|| {
+        let c = Arc::new(FrameCache::new(1));
+        let c1 = c.clone();
+        let thief = thread::spawn(move || c1.steal());
+        assert!(c.put_at(0, 0, || false), "no flag: cached");
+        let mine = c.take_at(0);
+        let stolen = thief.join().expect("thief");
+        match (mine, stolen) {
+            (Some(0), None) | (None, Some(0)) => {}
+            other => panic!("frame held twice or lost: {other:?}"),
+        }
+        assert_eq!(c.cached(), 0);
     });
 }

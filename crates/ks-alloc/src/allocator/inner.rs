@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
+use crate::cache::FrameCache;
 use crate::events::Events;
 use crate::frame::{coarse_now, now_ns, Frame, Holder};
 use crate::freelist::{FreeList, Push};
@@ -68,6 +69,8 @@ pub(super) enum ClaimError {
 
 pub(crate) struct Inner {
     pub(crate) free: FreeList,
+    /// Frames freed by a thread and kept for its next allocate (`cache.rs`).
+    pub(crate) cache: FrameCache,
     pub(crate) slots: Box<[Slot]>,
     pub(crate) backend: Backend,
     pub(crate) frame_size: usize,
@@ -235,15 +238,51 @@ impl Inner {
         }
     }
 
-    /// Updates the peak after a pop that left `left` frames on the list.
+    /// Updates the peak after taking a frame, when `left` frames are left on the free list.
     #[inline(always)]
     pub(super) fn note_peak(&self, left: u32) {
-        let out = self.free.capacity() - left;
+        // At least the frames outstanding: frames cached by threads are off the list too.
+        let upper = self.free.capacity() - left;
         // Relaxed: a statistic. The load avoids an RMW (and a cache-line write) unless the
-        // peak actually rises.
-        if out > self.peak.load(Ordering::Relaxed) {
-            self.peak.fetch_max(out, Ordering::Relaxed);
+        // peak may actually rise.
+        if upper > self.peak.load(Ordering::Relaxed) {
+            self.raise_peak(upper);
         }
+    }
+
+    #[cold]
+    fn raise_peak(&self, upper: u32) {
+        let out = upper.saturating_sub(self.cache.cached());
+        // Relaxed: a statistic.
+        self.peak.fetch_max(out, Ordering::Relaxed);
+    }
+
+    /// Frames outstanding now (a snapshot): neither on the free list nor cached.
+    pub(crate) fn outstanding_count(&self) -> u32 {
+        (self.free.capacity() - self.free.free_count()).saturating_sub(self.cache.cached())
+    }
+
+    /// A frame this thread cached, or (`steal`) any thread did; peak noted.
+    #[inline(always)]
+    pub(super) fn take_cached(&self, steal: bool) -> Option<u32> {
+        let i = if steal {
+            self.cache.steal()
+        } else {
+            self.cache.take()
+        }?;
+        self.note_peak(self.free.free_count());
+        Some(i)
+    }
+
+    /// After `WAITERS` (by a request on its way into the queue) or `CLOSED` was set on the
+    /// free list: frees every frame cached by a thread the ordinary way (to the oldest
+    /// request, or home), see `cache.rs`. The caller holds a handle.
+    pub(super) fn drain_cache(this: &Arc<Inner>) {
+        this.cache.drain(|i| {
+            // SAFETY: the drain took frame `i` out of its cache, so it is ours; the caller's
+            // handle keeps the allocator alive.
+            unsafe { Inner::release(Arc::as_ptr(this), i) }
+        });
     }
 
     pub(crate) fn mark_raw(&self, index: u32) {
@@ -270,8 +309,27 @@ impl Inner {
         // SAFETY: the frame is outstanding, so the allocator is alive (close protocol).
         let inner = unsafe { this.as_ref() };
         // Fast path, small enough for a `Frame`'s drop glue to be inlined at the drop site:
-        // default memory, no FREEFRAME subscriber, and one CAS from the allocation's hint
-        // that wins. Nothing is touched after it.
+        // no FREEFRAME subscriber, and this thread's frame cache takes it (two plain stores
+        // and a load).
+        // Kept for this thread's next allocate unless requests may be pending or the
+        // allocator is closed; once cached, the frame is free and `inner` is not touched.
+        // (Only default memory has cache slots.)
+        if !inner.events.active() && inner.cache.put(index, || inner.free.flagged()) {
+            return;
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { Inner::release_uncached(this, index, hint) }
+    }
+
+    /// The free of a `Frame` that was not cached: one CAS from the allocation's hint if that
+    /// wins, else the full path.
+    ///
+    /// # Safety
+    /// As `release_held`.
+    #[inline(never)]
+    unsafe fn release_uncached(this: NonNull<Inner>, index: u32, hint: u64) {
+        // SAFETY: the frame is outstanding, so the allocator is alive (close protocol).
+        let inner = unsafe { this.as_ref() };
         if matches!(inner.backend, Backend::Region(_))
             && !inner.events.active()
             && inner.free.try_push_hinted(index, hint)

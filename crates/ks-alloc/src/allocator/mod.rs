@@ -54,7 +54,7 @@ use std::time::Duration;
 
 use crate::builder::{DEFAULT_MAX_WAITERS, DEFAULT_STARVATION_THRESHOLD};
 use crate::frame::{Frame, Holder};
-use crate::freelist::NoFrame;
+use crate::freelist::{NoFrame, NO_HINT};
 use crate::loom::{lock, Arc, Ordering};
 use crate::vendor::DynVendor;
 use crate::AllocatorBuilder;
@@ -158,6 +158,7 @@ impl Allocator {
             name: None,
             max_waiters: DEFAULT_MAX_WAITERS,
             starvation_threshold: Some(DEFAULT_STARVATION_THRESHOLD),
+            thread_cache: true,
         }
     }
 
@@ -211,18 +212,31 @@ impl Allocator {
         if !self.inner.memory.is_dispatch_safe() {
             return Err(TryAllocateError::NotOffered);
         }
+        if let Some(i) = self.inner.take_cached(false) {
+            return Inner::claim_or_return(&self.inner, i, holder, NO_HINT);
+        }
         match self.inner.free.pop_hinted() {
             Ok(t) => {
                 self.inner.note_peak(t.left);
                 Inner::claim_or_return(&self.inner, t.index, holder, t.hint)
             }
-            Err(NoFrame::Empty) => {
-                // Relaxed: a statistic.
-                self.inner.failed_try.fetch_add(1, Ordering::Relaxed);
-                Err(TryAllocateError::Empty)
-            }
+            Err(NoFrame::Empty) => self.try_allocate_cached(holder),
             Err(NoFrame::Closed) => Err(TryAllocateError::Closed),
         }
+    }
+
+    /// The free list is empty: a frame another thread cached, or failure.
+    #[cold]
+    fn try_allocate_cached(
+        &self,
+        holder: Option<&'static Holder>,
+    ) -> Result<Frame, TryAllocateError> {
+        if let Some(i) = self.inner.take_cached(true) {
+            return Inner::claim_or_return(&self.inner, i, holder, NO_HINT);
+        }
+        // Relaxed: a statistic.
+        self.inner.failed_try.fetch_add(1, Ordering::Relaxed);
+        Err(TryAllocateError::Empty)
     }
 
     /// Allocates a frame: completes at once if one is free, otherwise waits in the FIFO queue
@@ -369,6 +383,8 @@ impl Allocator {
         }
         inner.events.close();
         crate::worker::unwatch(inner);
+        // Frames cached by threads are free: bring them home (the last one may finalize).
+        Inner::drain_cache(inner);
         if finalize {
             // SAFETY: every frame was home when we closed; we hold a handle too.
             unsafe { Inner::finalize(Arc::as_ptr(inner)) };

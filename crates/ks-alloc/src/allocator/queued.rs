@@ -92,15 +92,21 @@ impl Allocator {
     #[inline(always)]
     pub(crate) fn fast_frame(&self, holder: Option<&'static Holder>) -> Option<Frame> {
         let inner = &self.inner;
-        let Ok(Taken {
-            index: i,
-            left,
-            hint,
-        }) = inner.free.pop_hinted()
-        else {
-            return None;
+        let (i, hint) = match inner.take_cached(false) {
+            Some(i) => (i, NO_HINT),
+            None => {
+                let Ok(Taken {
+                    index: i,
+                    left,
+                    hint,
+                }) = inner.free.pop_hinted()
+                else {
+                    return None;
+                };
+                inner.note_peak(left);
+                (i, hint)
+            }
         };
-        inner.note_peak(left);
         if inner.claim(i, holder).is_ok() {
             return Some(inner.frame(i, hint));
         }
@@ -116,7 +122,13 @@ impl Allocator {
         notify: impl FnOnce() -> Notify,
     ) -> Result<Begin, Status> {
         let inner = &self.inner;
-        // Fast path: no lock.
+        // Fast path: no lock. (Only the default memory caches, and its claim cannot fail.)
+        if let Some(i) = inner.take_cached(false) {
+            if inner.claim(i, holder).is_ok() {
+                return Ok(Begin::Ready(inner.frame(i, NO_HINT)));
+            }
+            Inner::return_slot(inner, i);
+        }
         match inner.free.pop_hinted() {
             Ok(Taken {
                 index: i,
@@ -139,6 +151,7 @@ impl Allocator {
             Err(NoFrame::Empty) => {}
         }
         let mut q = lock(&inner.waiters);
+        let mut drain = false;
         match inner.free.pop_or_wait() {
             PopOrWait::Frame(i, left) => {
                 inner.note_peak(left);
@@ -157,10 +170,18 @@ impl Allocator {
                 }
             }
             PopOrWait::Closed => return Err(closed_status()),
-            PopOrWait::Wait => {}
+            PopOrWait::Wait { flagged } => drain = flagged,
         }
         match q.enqueue(&inner.grants, notify(), holder) {
-            Some(t) => Ok(Begin::Queued(t)),
+            Some(t) => {
+                drop(q);
+                if drain {
+                    // Frames cached by threads before the flag are free: they go to the
+                    // oldest requests now (this one included), see `cache.rs`.
+                    Inner::drain_cache(inner);
+                }
+                Ok(Begin::Queued(t))
+            }
             None => {
                 if q.is_empty() {
                     inner.free.clear_waiters();

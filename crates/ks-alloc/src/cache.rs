@@ -1,0 +1,520 @@
+//! Per-thread frame caches: a frame freed by a thread waits in that thread's slot of its
+//! allocator, and the same thread's next allocate takes it back, so a thread that allocates
+//! and frees in turn (a pin's processing loop) pays one atomic read-modify-write per cycle
+//! instead of two, and two such threads never touch each other's cache lines.
+//!
+//! A cached frame is *free*: it counts as free in the status, diagnostics list it as free, a
+//! non-blocking allocate that finds the free list empty takes it from whichever thread cached
+//! it ([`FrameCache::steal`]), and it never sits in a cache while requests are pending or
+//! after close. That last guarantee is the whole protocol.
+//!
+//! # The protocol
+//!
+//! Slot `t` of an allocator belongs to the thread with id `t` ([`thread_slot`]); only its
+//! owner puts a frame in it, with plain stores. Anybody may take a frame out, with a CAS.
+//!
+//! * **Put** (the owner frees frame `f`): store `f | BUSY`; a *light* barrier; load the free
+//!   list's word 0; if `WAITERS` and `CLOSED` are both clear, store `f` (the frame is now
+//!   cached), else store `EMPTY` and free `f` the ordinary way. A slot holding `f | BUSY` is
+//!   not free yet: nobody else takes it.
+//! * **Drain** (after setting `WAITERS` on a request's way into the queue, or `CLOSED`): a
+//!   *heavy* barrier; then every slot is emptied by CAS, waiting while one is `BUSY` (an
+//!   owner between its two stores), and each frame found is freed the ordinary way (to the
+//!   oldest request, or home after close).
+//!
+//! The two barriers make a Dekker pair: either the owner's load sees the flag, or the
+//! drain's scan sees the owner's `BUSY` store (and then waits for its outcome). So no frame
+//! is ever cached while a request waits or after close. On Linux the heavy barrier is
+//! `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, which makes every running thread of the
+//! process execute a full fence, and the light one is a compiler fence: the put costs two
+//! plain stores and a load, no fence instruction. Elsewhere, or where `membarrier` is
+//! refused (old kernel, seccomp), both are `fence(SeqCst)`.
+//!
+//! The owner's last access to the allocator in a put that caches is its store of `f`: from
+//! then on the frame is free and the allocator may be torn down (close drains it), and while
+//! the slot says `BUSY` the frame is still outstanding, which keeps the allocator alive.
+//!
+//! # Thread ids
+//!
+//! Ids are small integers, given to a thread at its first cached free and returned to a
+//! process-wide pool when it exits, so slots are reused and stay few. A thread whose id is
+//! beyond an allocator's slots simply does not cache there.
+
+use crate::loom::{AtomicU32, Ordering};
+use crossbeam_utils::CachePadded;
+
+/// Most slots per allocator (threads beyond them free to the list directly).
+pub(crate) const MAX_SLOTS: u32 = 64;
+
+const EMPTY: u32 = u32::MAX;
+/// Set while the owner is between its two stores (frame indices are below `MAX_FRAMES`).
+const BUSY: u32 = 1 << 31;
+
+/// The cached frames of one allocator, one slot per thread id.
+#[derive(Debug)]
+pub(crate) struct FrameCache {
+    slots: Box<[CachePadded<AtomicU32>]>,
+    /// Whether the heavy barrier is `membarrier` (the light one then only a compiler fence).
+    asym: bool,
+}
+
+impl FrameCache {
+    /// A cache with `slots` slots (0: the allocator does not cache).
+    pub(crate) fn new(slots: u32) -> FrameCache {
+        let slots = slots.min(MAX_SLOTS);
+        FrameCache {
+            slots: (0..slots)
+                .map(|_| CachePadded::new(AtomicU32::new(EMPTY)))
+                .collect(),
+            asym: slots > 0 && asym_barriers(),
+        }
+    }
+
+    /// This thread's slot, if it has one here.
+    #[inline(always)]
+    fn own(&self) -> Option<&AtomicU32> {
+        let t = thread_slot()?;
+        self.slots.get(t as usize).map(|s| &**s)
+    }
+
+    /// Owner: takes the frame this thread cached, if any.
+    #[inline(always)]
+    pub(crate) fn take(&self) -> Option<u32> {
+        take_own(self.own()?)
+    }
+
+    /// Owner: caches frame `index` unless `flagged()` (read after the light barrier) says
+    /// requests may be pending or the allocator is closed. True if cached: the caller must
+    /// then not touch the allocator again.
+    #[inline(always)]
+    pub(crate) fn put(&self, index: u32, flagged: impl FnOnce() -> bool) -> bool {
+        match self.own() {
+            Some(s) => put_own(s, self.asym, index, flagged),
+            None => false,
+        }
+    }
+
+    /// [`take`](Self::take) as the owner of slot `t` (loom models, which have no thread ids).
+    #[cfg(loom)]
+    pub(crate) fn take_at(&self, t: usize) -> Option<u32> {
+        take_own(&self.slots[t])
+    }
+
+    /// [`put`](Self::put) as the owner of slot `t` (loom models).
+    #[cfg(loom)]
+    pub(crate) fn put_at(&self, t: usize, index: u32, flagged: impl FnOnce() -> bool) -> bool {
+        put_own(&self.slots[t], self.asym, index, flagged)
+    }
+
+    /// Takes a frame cached by any thread (the free list is empty), if there is one. Scans
+    /// only the slots of ids ever given out (usually a handful).
+    pub(crate) fn steal(&self) -> Option<u32> {
+        let n = (ids_given() as usize).min(self.slots.len());
+        self.slots[..n].iter().find_map(|s| take_cached(s))
+    }
+
+    /// After `WAITERS` or `CLOSED` was set on word 0: empties every slot, calling `free` on
+    /// each frame found (see the module docs).
+    pub(crate) fn drain(&self, mut free: impl FnMut(u32)) {
+        if self.slots.is_empty() {
+            return;
+        }
+        heavy_barrier(self.asym);
+        for s in self.slots.iter() {
+            let mut spins = 0u32;
+            loop {
+                // Relaxed: re-checked by the CAS in `take_cached`.
+                let v = s.load(Ordering::Relaxed);
+                if v == EMPTY {
+                    break;
+                }
+                if v & BUSY != 0 {
+                    // The owner is between its stores (a few instructions, unless it was
+                    // preempted right there): it will see the flag and store EMPTY, or has
+                    // seen none and will store the frame.
+                    backoff(&mut spins);
+                    continue;
+                }
+                if let Some(f) = take_cached(s) {
+                    free(f);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Frames cached now (a snapshot).
+    pub(crate) fn cached(&self) -> u32 {
+        self.slots
+            .iter()
+            // Relaxed: statistics.
+            .filter(|s| s.load(Ordering::Relaxed) & BUSY == 0)
+            .count() as u32
+    }
+
+    /// Marks the cached frames in `free` (indexed by frame), for diagnostics.
+    pub(crate) fn mark_free(&self, free: &mut [bool]) {
+        for s in self.slots.iter() {
+            // Relaxed: a diagnostics snapshot.
+            let v = s.load(Ordering::Relaxed);
+            if v & BUSY == 0 {
+                if let Some(f) = free.get_mut(v as usize) {
+                    *f = true;
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn take_own(s: &AtomicU32) -> Option<u32> {
+    // Relaxed: a pre-check that avoids the RMW when the slot is empty; the swap decides.
+    if s.load(Ordering::Relaxed) == EMPTY {
+        return None;
+    }
+    // Acquire: pairs with the Release store that cached the frame (its bytes, written before
+    // the free, are visible to the new holder). Only the owner writes BUSY, and it is not
+    // putting now, so the value is a frame or EMPTY.
+    let v = s.swap(EMPTY, Ordering::Acquire);
+    (v != EMPTY).then_some(v)
+}
+
+#[inline(always)]
+fn put_own(s: &AtomicU32, asym: bool, index: u32, flagged: impl FnOnce() -> bool) -> bool {
+    // Relaxed: only the owner stores a frame here, so an occupied slot stays occupied (or is
+    // emptied by a thief): free this frame the ordinary way.
+    if s.load(Ordering::Relaxed) != EMPTY {
+        return false;
+    }
+    // Relaxed: nobody takes a BUSY slot; the drain only waits for it to change.
+    s.store(index | BUSY, Ordering::Relaxed);
+    light_barrier(asym);
+    if flagged() {
+        // Relaxed: the frame was never free; the caller frees it the ordinary way.
+        s.store(EMPTY, Ordering::Relaxed);
+        return false;
+    }
+    // Release: pairs with the Acquire of whoever takes it (owner, thief or drain).
+    s.store(index, Ordering::Release);
+    true
+}
+
+/// Takes the frame cached in `s` (not one being put), if any.
+fn take_cached(s: &AtomicU32) -> Option<u32> {
+    // Relaxed: seeds the CAS.
+    let mut v = s.load(Ordering::Relaxed);
+    // A CAS, not a swap: the owner may take the frame and put another meanwhile, and a swap
+    // would then snatch a BUSY value.
+    while v & BUSY == 0 {
+        // Acquire: pairs with the put's Release store (the frame's bytes).
+        match s.compare_exchange_weak(v, EMPTY, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => return Some(v),
+            Err(actual) => v = actual,
+        }
+    }
+    None
+}
+
+fn backoff(spins: &mut u32) {
+    *spins += 1;
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    if *spins < 64 {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+}
+
+/// The owner's side of the barrier pair.
+#[inline(always)]
+fn light_barrier(asym: bool) {
+    if asym {
+        // The heavy barrier runs a full fence on this thread whenever it matters.
+        std::sync::atomic::compiler_fence(Ordering::SeqCst);
+    } else {
+        full_fence();
+    }
+}
+
+#[inline(never)]
+fn full_fence() {
+    crate::loom::fence(Ordering::SeqCst);
+}
+
+/// The drain's side of the barrier pair.
+fn heavy_barrier(asym: bool) {
+    #[cfg(all(target_os = "linux", not(loom), not(miri)))]
+    if asym {
+        use rustix::thread::{membarrier, MembarrierCommand};
+        // The process registered for this command (`asym_barriers`), and the kernel
+        // documents no other failure for it. Were it ever to fail, fall through to the
+        // fence below, which is what a kernel without `membarrier` gives the other side.
+        if membarrier(MembarrierCommand::PrivateExpedited).is_ok() {
+            return;
+        }
+    }
+    let _ = asym;
+    full_fence();
+}
+
+/// Whether this process can use `membarrier` for the heavy barrier (decided once).
+fn asym_barriers() -> bool {
+    #[cfg(all(target_os = "linux", not(loom), not(miri)))]
+    {
+        use rustix::thread::{membarrier, MembarrierCommand};
+        static ASYM: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ASYM.get_or_init(|| membarrier(MembarrierCommand::RegisterPrivateExpedited).is_ok())
+    }
+    #[cfg(not(all(target_os = "linux", not(loom), not(miri))))]
+    {
+        false
+    }
+}
+
+/// How many thread ids were ever given out: slots at or beyond it were never used.
+fn ids_given() -> u32 {
+    #[cfg(not(loom))]
+    {
+        // Relaxed: a slot only holds a frame after its owner got its id, and that owner's
+        // put happened-before whatever made the caller look (the frame's free).
+        ids::GIVEN.load(Ordering::Relaxed)
+    }
+    #[cfg(loom)]
+    {
+        MAX_SLOTS
+    }
+}
+
+/// This thread's id (its slot index in every allocator), assigned at first use; `None` under
+/// loom (models drive `FrameCache` directly) and while the thread is exiting.
+#[inline(always)]
+fn thread_slot() -> Option<u32> {
+    #[cfg(not(loom))]
+    {
+        let t = ids::ID.with(std::cell::Cell::get);
+        if t < MAX_SLOTS {
+            return Some(t);
+        }
+        if t == ids::UNSET {
+            return ids::assign();
+        }
+        None
+    }
+    #[cfg(loom)]
+    {
+        None
+    }
+}
+
+#[cfg(not(loom))]
+mod ids {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Mutex;
+
+    pub(super) const UNSET: u32 = u32::MAX;
+    /// The thread has no slot (every id taken) or is exiting.
+    const NONE: u32 = u32::MAX - 1;
+
+    std::thread_local! {
+        /// No destructor, so reading it stays one load even while the thread exits.
+        pub(super) static ID: Cell<u32> = const { Cell::new(UNSET) };
+        static RELEASE: Release = const { Release };
+    }
+
+    /// Returned ids, and the next never-used one.
+    static POOL: Mutex<(Vec<u32>, u32)> = Mutex::new((Vec::new(), 0));
+    /// A lock-free copy of the next never-used id.
+    pub(super) static GIVEN: AtomicU32 = AtomicU32::new(0);
+
+    /// Gives the id back when the thread exits (after which it caches nowhere).
+    struct Release;
+
+    impl Drop for Release {
+        fn drop(&mut self) {
+            let id = ID.with(|c| c.replace(NONE));
+            if id < super::MAX_SLOTS {
+                pool().0.push(id);
+            }
+        }
+    }
+
+    fn pool() -> std::sync::MutexGuard<'static, (Vec<u32>, u32)> {
+        POOL.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    #[cold]
+    pub(super) fn assign() -> Option<u32> {
+        // Registering the destructor fails only while the thread's locals are being
+        // destroyed: then the thread stays without an id.
+        if RELEASE.try_with(|_| ()).is_err() {
+            ID.with(|c| c.set(NONE));
+            return None;
+        }
+        let id = {
+            let mut p = pool();
+            match p.0.pop() {
+                Some(id) => id,
+                None if p.1 < super::MAX_SLOTS => {
+                    p.1 += 1;
+                    // Relaxed: see `ids_given`.
+                    GIVEN.store(p.1, Ordering::Relaxed);
+                    p.1 - 1
+                }
+                None => NONE,
+            }
+        };
+        ID.with(|c| c.set(id));
+        (id < super::MAX_SLOTS).then_some(id)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{Alignment, Allocator, Framing, Memory, PoolType};
+
+    /// 64 frames, so that every test thread (ids are process-wide) has a cache slot.
+    fn alloc(cache: bool) -> Allocator {
+        let f = Framing {
+            flags: 0,
+            pool_type: PoolType::NON_PAGED,
+            frames: 64,
+            frame_size: 64,
+            alignment: Alignment::BYTE,
+        };
+        Allocator::builder(&f)
+            .memory(Memory::NonPaged)
+            .starvation_threshold(None)
+            .thread_cache(cache)
+            .build()
+            .expect("allocator")
+    }
+
+    /// Takes every frame; then a helper thread frees one, which it caches.
+    fn all_out_one_cached(a: &Allocator) -> Vec<crate::Frame> {
+        let mut held: Vec<_> = std::iter::from_fn(|| a.try_allocate().ok()).collect();
+        assert_eq!(held.len(), 64);
+        let f = held.pop().expect("a frame");
+        std::thread::scope(|s| {
+            s.spawn(move || drop(f));
+        });
+        assert_eq!(
+            a.inner.cache.cached(),
+            1,
+            "the helper thread cached its free"
+        );
+        held
+    }
+
+    #[test]
+    fn a_thread_takes_back_what_it_freed_and_the_status_counts_it_free() {
+        let a = alloc(true);
+        let f = a.try_allocate().expect("frame");
+        let addr = f.addr();
+        drop(f);
+        assert_eq!(a.inner.cache.cached(), 1);
+        assert_eq!(a.status().allocated_frames, 0, "a cached frame is free");
+        assert!(a.outstanding().is_empty(), "and not listed as held");
+        let g = a.try_allocate().expect("frame");
+        assert_eq!(g.addr(), addr, "same frame, from this thread's cache");
+        assert_eq!(a.inner.cache.cached(), 0);
+        assert_eq!(a.status().allocated_frames, 1);
+    }
+
+    #[test]
+    fn a_frame_cached_by_another_thread_is_free_for_a_non_blocking_allocate() {
+        let a = alloc(true);
+        let mut held = all_out_one_cached(&a);
+        assert_eq!(a.status().allocated_frames, 63);
+        assert_eq!(a.status().peak_allocated_frames, 64);
+        held.push(
+            a.try_allocate()
+                .expect("the cached frame is taken from the other thread"),
+        );
+        assert_eq!(a.inner.cache.cached(), 0);
+        assert!(a.try_allocate().is_err(), "and then there is none");
+    }
+
+    #[test]
+    fn a_request_that_waits_gets_the_frames_cached_before_it() {
+        let a = alloc(true);
+        let held = all_out_one_cached(&a);
+        let f = a
+            .allocate_blocking(Some(Duration::from_secs(10)))
+            .expect("the cached frame, at once");
+        assert_eq!(a.inner.cache.cached(), 0);
+        assert_eq!(a.status().pending, 0);
+        drop(f);
+        // The async interface too.
+        let b = alloc(true);
+        let held_b = all_out_one_cached(&b);
+        let g = crate::bench::block_on(b.allocate()).expect("the cached frame");
+        assert_eq!(b.inner.cache.cached(), 0);
+        drop((held, g, held_b));
+    }
+
+    #[test]
+    fn no_frame_is_cached_while_requests_wait() {
+        let a = alloc(true);
+        let mut held: Vec<_> = std::iter::from_fn(|| a.try_allocate().ok()).collect();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| a.allocate_blocking(Some(Duration::from_secs(10))));
+            while a.status().pending == 0 {
+                std::thread::yield_now();
+            }
+            // This thread's free would be cached, but a request waits: it gets the frame.
+            drop(held.pop());
+            assert_eq!(a.inner.cache.cached(), 0);
+            let f = waiter.join().expect("waiter").expect("handed the frame");
+            held.push(f);
+        });
+        assert_eq!(a.status().handoffs, 1);
+    }
+
+    #[test]
+    fn close_brings_cached_frames_home_and_tears_down() {
+        let a = alloc(true);
+        let held = all_out_one_cached(&a);
+        drop(held);
+        assert_eq!(
+            a.inner.cache.cached(),
+            2,
+            "the helper's and this thread's frees"
+        );
+        a.close();
+        assert_eq!(a.inner.cache.cached(), 0, "drained by close");
+        assert_eq!(a.status().allocated_frames, 0);
+        // The close reference is gone: the last frame came home and the allocator finalized.
+        assert_eq!(crate::loom::Arc::strong_count(&a.inner), 1);
+        // After close a free is never cached.
+        assert!(a.try_allocate().is_err());
+    }
+
+    #[test]
+    fn the_peak_does_not_count_cached_frames() {
+        let a = alloc(true);
+        let f = a.try_allocate().expect("frame");
+        std::thread::scope(|s| {
+            s.spawn(move || drop(f));
+        });
+        assert_eq!(a.inner.cache.cached(), 1);
+        let held: Vec<_> = (0..63).map(|_| a.try_allocate().expect("frame")).collect();
+        assert_eq!(a.status().peak_allocated_frames, 63, "63 out, one cached");
+        let last = a.try_allocate().expect("the cached one");
+        assert_eq!(a.status().peak_allocated_frames, 64);
+        drop((held, last));
+    }
+
+    #[test]
+    fn thread_cache_off_caches_nothing() {
+        let a = alloc(false);
+        drop(a.try_allocate().expect("frame"));
+        assert_eq!(a.inner.cache.cached(), 0);
+        assert_eq!(a.inner.free.free_count(), 64, "freed to the list");
+    }
+}
