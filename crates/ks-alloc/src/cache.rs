@@ -510,6 +510,60 @@ mod tests {
         drop((held, last));
     }
 
+    /// The protocol on a bare cache (no mapped memory, so Miri runs it too): two threads put
+    /// and take back their own frames while a third steals and then drains; every frame ends
+    /// exactly once with somebody.
+    #[test]
+    fn frame_cache_across_threads_loses_and_doubles_nothing() {
+        use super::FrameCache;
+        use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+        let c = FrameCache::new(MAX);
+        let closed = AtomicBool::new(false);
+        let seen: Vec<AtomicU32> = (0..4).map(|_| AtomicU32::new(0)).collect();
+        const MAX: u32 = super::MAX_SLOTS;
+        const ROUNDS: u32 = if cfg!(miri) { 20 } else { 2000 };
+        std::thread::scope(|s| {
+            for f in [0u32, 1] {
+                let (c, closed, seen) = (&c, &closed, &seen);
+                s.spawn(move || {
+                    let mut mine = Some(f);
+                    for _ in 0..ROUNDS {
+                        if let Some(i) = mine.take() {
+                            // Relaxed (all): the test's own bookkeeping, read after join.
+                            if !c.put(i, || closed.load(Ordering::Relaxed)) {
+                                seen[i as usize].fetch_add(1, Ordering::Relaxed);
+                                return;
+                            }
+                        }
+                        mine = c.take();
+                    }
+                    if let Some(i) = mine {
+                        seen[i as usize].fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+            // Steal one frame at most, while the owners run, then "close" and drain.
+            for _ in 0..ROUNDS {
+                if let Some(i) = c.steal() {
+                    seen[i as usize].fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            closed.store(true, Ordering::Relaxed);
+            c.drain(|i| {
+                seen[i as usize].fetch_add(1, Ordering::Relaxed);
+            });
+        });
+        // Frames still cached after the drain were put before `closed` was seen: collect them.
+        c.drain(|i| {
+            seen[i as usize].fetch_add(1, Ordering::Relaxed);
+        });
+        let counts: Vec<u32> = seen.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+        assert_eq!(counts, [1, 1, 0, 0], "each frame ends once");
+        assert_eq!(c.cached(), 0);
+    }
+
     #[test]
     fn thread_cache_off_caches_nothing() {
         let a = alloc(false);
