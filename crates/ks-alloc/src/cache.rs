@@ -70,17 +70,19 @@ impl FrameCache {
         }
     }
 
-    /// This thread's slot, if it has one here.
+    /// This thread's slot, if it has one here; `assign`: give the thread an id if it has
+    /// none yet.
     #[inline(always)]
-    fn own(&self) -> Option<&AtomicU32> {
-        let t = thread_slot()?;
+    fn own(&self, assign: bool) -> Option<&AtomicU32> {
+        let t = thread_slot(assign)?;
         self.slots.get(t as usize).map(|s| &**s)
     }
 
-    /// Owner: takes the frame this thread cached, if any.
+    /// Owner: takes the frame this thread cached, if any. Never gives the thread an id (a
+    /// thread without one has cached nothing), so it touches no lock and no heap.
     #[inline(always)]
     pub(crate) fn take(&self) -> Option<u32> {
-        take_own(self.own()?)
+        take_own(self.own(false)?)
     }
 
     /// Owner: caches frame `index` unless `flagged()` (read after the light barrier) says
@@ -88,7 +90,7 @@ impl FrameCache {
     /// then not touch the allocator again.
     #[inline(always)]
     pub(crate) fn put(&self, index: u32, flagged: impl FnOnce() -> bool) -> bool {
-        match self.own() {
+        match self.own(true) {
             Some(s) => put_own(s, self.asym, index, flagged),
             None => false,
         }
@@ -287,23 +289,25 @@ fn ids_given() -> u32 {
     }
 }
 
-/// This thread's id (its slot index in every allocator), assigned at first use; `None` under
-/// loom (models drive `FrameCache` directly) and while the thread is exiting.
+/// This thread's id (its slot index in every allocator), assigned (if `assign`) at first
+/// use; `None` under loom (models drive `FrameCache` directly), while the thread is exiting,
+/// and when all ids are taken.
 #[inline(always)]
-fn thread_slot() -> Option<u32> {
+fn thread_slot(assign: bool) -> Option<u32> {
     #[cfg(not(loom))]
     {
         let t = ids::ID.with(std::cell::Cell::get);
         if t < MAX_SLOTS {
             return Some(t);
         }
-        if t == ids::UNSET {
+        if assign && t == ids::UNSET {
             return ids::assign();
         }
         None
     }
     #[cfg(loom)]
     {
+        let _ = assign;
         None
     }
 }
@@ -346,27 +350,32 @@ mod ids {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Called from a free, which must not block: if another thread holds the pool (it is
+    /// getting or returning an id), this free is not cached and a later one tries again.
     #[cold]
     pub(super) fn assign() -> Option<u32> {
+        let mut p = match POOL.try_lock() {
+            Ok(p) => p,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
         // Registering the destructor fails only while the thread's locals are being
         // destroyed: then the thread stays without an id.
         if RELEASE.try_with(|_| ()).is_err() {
             ID.with(|c| c.set(NONE));
             return None;
         }
-        let id = {
-            let mut p = pool();
-            match p.0.pop() {
-                Some(id) => id,
-                None if p.1 < super::MAX_SLOTS => {
-                    p.1 += 1;
-                    // Relaxed: see `ids_given`.
-                    GIVEN.store(p.1, Ordering::Relaxed);
-                    p.1 - 1
-                }
-                None => NONE,
+        let id = match p.0.pop() {
+            Some(id) => id,
+            None if p.1 < super::MAX_SLOTS => {
+                p.1 += 1;
+                // Relaxed: see `ids_given`.
+                GIVEN.store(p.1, Ordering::Relaxed);
+                p.1 - 1
             }
+            None => NONE,
         };
+        drop(p);
         ID.with(|c| c.set(id));
         (id < super::MAX_SLOTS).then_some(id)
     }
@@ -395,13 +404,25 @@ mod tests {
             .expect("allocator")
     }
 
+    /// Gives this thread its cache id now (a free only tries the id pool's lock, so with
+    /// tests running in parallel a first free may go uncached).
+    fn with_id() {
+        while super::thread_slot(true).is_none() {
+            std::thread::yield_now();
+        }
+    }
+
     /// Takes every frame; then a helper thread frees one, which it caches.
     fn all_out_one_cached(a: &Allocator) -> Vec<crate::Frame> {
+        with_id();
         let mut held: Vec<_> = std::iter::from_fn(|| a.try_allocate().ok()).collect();
         assert_eq!(held.len(), 64);
         let f = held.pop().expect("a frame");
         std::thread::scope(|s| {
-            s.spawn(move || drop(f));
+            s.spawn(move || {
+                with_id();
+                drop(f)
+            });
         });
         assert_eq!(
             a.inner.cache.cached(),
@@ -413,6 +434,7 @@ mod tests {
 
     #[test]
     fn a_thread_takes_back_what_it_freed_and_the_status_counts_it_free() {
+        with_id();
         let a = alloc(true);
         let f = a.try_allocate().expect("frame");
         let addr = f.addr();
@@ -460,6 +482,7 @@ mod tests {
 
     #[test]
     fn no_frame_is_cached_while_requests_wait() {
+        with_id();
         let a = alloc(true);
         let mut held: Vec<_> = std::iter::from_fn(|| a.try_allocate().ok()).collect();
         std::thread::scope(|s| {
@@ -500,7 +523,10 @@ mod tests {
         let a = alloc(true);
         let f = a.try_allocate().expect("frame");
         std::thread::scope(|s| {
-            s.spawn(move || drop(f));
+            s.spawn(move || {
+                with_id();
+                drop(f)
+            });
         });
         assert_eq!(a.inner.cache.cached(), 1);
         let held: Vec<_> = (0..63).map(|_| a.try_allocate().expect("frame")).collect();
@@ -518,6 +544,7 @@ mod tests {
         use super::FrameCache;
         use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
         let c = FrameCache::new(MAX);
+        with_id();
         let closed = AtomicBool::new(false);
         let seen: Vec<AtomicU32> = (0..4).map(|_| AtomicU32::new(0)).collect();
         const MAX: u32 = super::MAX_SLOTS;
@@ -526,6 +553,7 @@ mod tests {
             for f in [0u32, 1] {
                 let (c, closed, seen) = (&c, &closed, &seen);
                 s.spawn(move || {
+                    with_id();
                     let mut mine = Some(f);
                     for _ in 0..ROUNDS {
                         if let Some(i) = mine.take() {

@@ -78,6 +78,31 @@ fn function_table_cycle_allocates_nothing() {
     assert_eq!(n, 0, "{n} heap allocations in {CYCLES} cycles");
 }
 
+/// A thread's first non-blocking allocate allocates nothing either, nor does its cached cycle
+/// once its first free has given it a frame-cache id.
+#[test]
+fn a_new_threads_first_function_table_allocate_allocates_nothing() {
+    let a = alloc();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut f = None;
+            let n = allocs_during(|| f = Some(a.try_allocate().unwrap()));
+            assert_eq!(
+                n, 0,
+                "{n} heap allocations in a thread's first try_allocate"
+            );
+            drop(f);
+            // And once the thread has an id, the cached cycle allocates nothing.
+            let n = allocs_during(|| {
+                for _ in 0..CYCLES {
+                    drop(a.try_allocate().unwrap());
+                }
+            });
+            assert_eq!(n, 0);
+        });
+    });
+}
+
 #[test]
 fn exhausted_function_table_allocates_nothing() {
     let a = alloc();
