@@ -6,7 +6,9 @@
 //!   `base + i * stride` of one [`Region`](crate::memory::Region); for a vendor allocator a slot is a *permit* whose
 //!   address is whatever the vendor's `allocate` returned. Either way the lock-free
 //!   [`FreeList`](crate::freelist::FreeList) of slot indices bounds the frames outstanding through both interfaces
-//!   together (behaviour 35): allocating is one CAS, freeing one CAS.
+//!   together (behaviour 35): allocating is one CAS, freeing one CAS. A thread's free is
+//!   usually kept in its [`FrameCache`](crate::cache::FrameCache) slot instead (no RMW), and
+//!   its next allocate swaps it out; a cached frame stays free for everybody (`cache.rs`).
 //! * **Per-slot metadata** (state, holder tag, time taken, vendor address) is written only by
 //!   the slot's current owner, with plain atomic stores (no read-modify-write), and read by
 //!   diagnostics. The state tells the raw-address free which addresses are outstanding *as raw
