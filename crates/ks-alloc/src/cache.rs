@@ -249,14 +249,21 @@ fn full_fence() {
 fn heavy_barrier(asym: bool) {
     #[cfg(all(target_os = "linux", not(loom), not(miri)))]
     if asym {
-        use rustix::thread::{membarrier, MembarrierCommand};
-        // The process registered for this command (`asym_barriers`), and the kernel
-        // documents no other failure for it. Were it ever to fail, fall through to the
-        // fence below, which is what a kernel without `membarrier` gives the other side.
-        if membarrier(MembarrierCommand::PrivateExpedited).is_ok() {
+        use rustix::thread::{membarrier, MembarrierCommand as C};
+        // The process registered for this command (`asym_barriers`), so it does not fail.
+        // Should the registration ever be lost (a kernel that does not carry it into a
+        // forked child, say), register again; and as a last resort use the global command,
+        // which needs no registration and waits for every CPU (slow, but as strong). The
+        // owners' side is a compiler fence, so some full barrier must happen here.
+        if membarrier(C::PrivateExpedited).is_ok()
+            || (membarrier(C::RegisterPrivateExpedited).is_ok()
+                && membarrier(C::PrivateExpedited).is_ok())
+            || membarrier(C::Global).is_ok()
+        {
             return;
         }
     }
+    // Without `membarrier` (never registered, or, unreachably, every command refused).
     let _ = asym;
     full_fence();
 }

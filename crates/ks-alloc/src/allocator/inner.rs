@@ -116,7 +116,7 @@ impl fmt::Debug for Inner {
             .field("framing", &self.framing)
             .field("memory", &self.memory)
             .field("backend", &self.backend)
-            .field("free", &self.free.free_count())
+            .field("free", &(self.free.free_count() + self.cache.cached()))
             .field("closed", &self.free.is_closed())
             .finish()
     }
