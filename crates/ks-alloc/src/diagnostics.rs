@@ -19,7 +19,12 @@ pub struct AllocatorStatus {
     /// Frames currently outstanding through both interfaces (`AllocatedFrames`).
     #[doc(alias = "AllocatedFrames")]
     pub allocated_frames: u32,
-    /// Most frames ever outstanding at once.
+    /// Most frames ever outstanding at once, counting with them the frames that threads
+    /// kept for their next allocate (see [`AllocatorBuilder::thread_cache`]): the high-water
+    /// mark of frames off the free list. So it may exceed the true outstanding peak by at
+    /// most one frame per thread that frees; with thread caches off it is exact.
+    ///
+    /// [`AllocatorBuilder::thread_cache`]: crate::AllocatorBuilder::thread_cache
     pub peak_allocated_frames: u32,
     /// Requests pending now.
     pub pending: u32,

@@ -99,6 +99,13 @@ impl Grants {
         self.words[slot as usize].load(Ordering::Acquire) & VALUE_MASK == COLLECTED
     }
 
+    /// Whether a grant word value `seen` says anything but "still queued" for `t` (granted,
+    /// collected, cancelled, or recycled): then its owner must look under the lock rather
+    /// than sleep on the word, which may never change again.
+    pub(crate) fn settled(t: Ticket, seen: u32) -> bool {
+        !same_generation(seen, t.generation) || seen & VALUE_MASK != PENDING
+    }
+
     /// The grant word a blocked owner of `t` sleeps on.
     pub(crate) fn word(&self, t: Ticket) -> &AtomicU32 {
         &self.words[t.slot as usize]

@@ -8,7 +8,7 @@ use crate::frame::{Frame, Holder};
 use crate::freelist::{NoFrame, PopOrWait, Taken, NO_HINT};
 use crate::level::{current_level, refuse_blocking, Level};
 use crate::loom::{lock, Arc, AtomicU32, Ordering};
-use crate::waiters::{set_waker, Notify, Polled, Ticket};
+use crate::waiters::{set_waker, Grants, Notify, Polled, Ticket};
 use crate::Status;
 
 impl Allocator {
@@ -50,7 +50,10 @@ impl Allocator {
             if let Some(i) = self.inner.grants.try_collect(ticket) {
                 return Ok(self.inner.frame(i, NO_HINT));
             }
-            if check {
+            // The first pass may skip the locked check (the request was queued an instant
+            // ago), but not if the word already says it was settled: close may have
+            // cancelled it in between, and the word would then never change again.
+            if check || Grants::settled(ticket, seen) {
                 // After a wake-up the grant is normally collected lock-free (`poll_ticket`).
                 match self.poll_ticket(ticket, |n| *n = Notify::futex(ticket)) {
                     Polled::Granted(i) => return Ok(self.inner.frame(i, NO_HINT)),
@@ -261,4 +264,45 @@ fn sleep_on(_word: &AtomicU32, _seen: u32, _timeout: Option<Duration>) {
 pub(crate) enum Begin {
     Ready(Frame),
     Queued(Ticket),
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::time::Duration;
+
+    use super::Begin;
+    use crate::waiters::Notify;
+    use crate::{Alignment, Allocator, Framing, Memory, PoolType, Status};
+
+    /// A request queued, then cancelled by close before its thread first waits: the wait
+    /// must return `STATUS_CANCELLED`, not sleep on a grant word that will never change
+    /// again (it did, and a runtime test hung, once the thread-cache drain widened the gap
+    /// between queueing and waiting).
+    #[test]
+    fn close_between_queueing_and_the_first_wait_cancels() {
+        let f = Framing {
+            flags: 0,
+            pool_type: PoolType::NON_PAGED,
+            frames: 1,
+            frame_size: 64,
+            alignment: Alignment::BYTE,
+        };
+        let a = Allocator::new(&f, Memory::NonPaged).expect("allocator");
+        let held = a.try_allocate().expect("the only frame");
+        let Ok(Begin::Queued(t)) = a.begin(None, || Notify::Futex(0)) else {
+            panic!("no frame free: the request queues");
+        };
+        a.close();
+        // A detached thread, so that a regression fails this test instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let b = a.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(b.wait_ticket(t, None, true));
+        });
+        let r = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the waiter slept through its cancellation");
+        assert!(matches!(r, Err(Status::Cancelled)), "{r:?}");
+        drop(held);
+    }
 }
