@@ -261,17 +261,6 @@ impl Inner {
         (self.free.capacity() - self.free.free_count()).saturating_sub(self.cache.cached())
     }
 
-    /// A frame this thread cached, or (`steal`) any thread did. (It was off the free list
-    /// already, so the peak does not change: see `note_peak`.)
-    #[inline(always)]
-    pub(super) fn take_cached(&self, steal: bool) -> Option<u32> {
-        if steal {
-            self.cache.steal()
-        } else {
-            self.cache.take()
-        }
-    }
-
     /// After `WAITERS` (by a request on its way into the queue) or `CLOSED` was set on the
     /// free list: frees every frame cached by a thread the ordinary way (to the oldest
     /// request, or home), see `cache.rs`. The caller holds a handle.

@@ -214,7 +214,7 @@ impl Allocator {
         if !self.inner.memory.is_dispatch_safe() {
             return Err(TryAllocateError::NotOffered);
         }
-        if let Some(i) = self.inner.take_cached(false) {
+        if let Some(i) = self.inner.cache.take() {
             return Inner::claim_or_return(&self.inner, i, holder, NO_HINT);
         }
         match self.inner.free.pop_hinted() {
@@ -233,7 +233,7 @@ impl Allocator {
         &self,
         holder: Option<&'static Holder>,
     ) -> Result<Frame, TryAllocateError> {
-        if let Some(i) = self.inner.take_cached(true) {
+        if let Some(i) = self.inner.cache.steal() {
             return Inner::claim_or_return(&self.inner, i, holder, NO_HINT);
         }
         // Relaxed: a statistic.

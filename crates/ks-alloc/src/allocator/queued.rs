@@ -95,7 +95,7 @@ impl Allocator {
     #[inline(always)]
     pub(crate) fn fast_frame(&self, holder: Option<&'static Holder>) -> Option<Frame> {
         let inner = &self.inner;
-        let (i, hint) = match inner.take_cached(false) {
+        let (i, hint) = match inner.cache.take() {
             Some(i) => (i, NO_HINT),
             None => {
                 let Ok(Taken {
@@ -126,7 +126,7 @@ impl Allocator {
     ) -> Result<Begin, Status> {
         let inner = &self.inner;
         // Fast path: no lock. (Only the default memory caches, and its claim cannot fail.)
-        if let Some(i) = inner.take_cached(false) {
+        if let Some(i) = inner.cache.take() {
             if inner.claim(i, holder).is_ok() {
                 return Ok(Begin::Ready(inner.frame(i, NO_HINT)));
             }
