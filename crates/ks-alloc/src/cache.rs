@@ -325,6 +325,9 @@ mod ids {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Mutex;
 
+    // Outside loom (this module's only configuration) these take std's `Mutex`.
+    use crate::loom::{lock, try_lock};
+
     pub(super) const UNSET: u32 = u32::MAX;
     /// The thread has no slot (every id taken) or is exiting.
     const NONE: u32 = u32::MAX - 1;
@@ -347,25 +350,16 @@ mod ids {
         fn drop(&mut self) {
             let id = ID.with(|c| c.replace(NONE));
             if id < super::MAX_SLOTS {
-                pool().0.push(id);
+                lock(&POOL).0.push(id);
             }
         }
-    }
-
-    fn pool() -> std::sync::MutexGuard<'static, (Vec<u32>, u32)> {
-        POOL.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Called from a free, which must not block: if another thread holds the pool (it is
     /// getting or returning an id), this free is not cached and a later one tries again.
     #[cold]
     pub(super) fn assign() -> Option<u32> {
-        let mut p = match POOL.try_lock() {
-            Ok(p) => p,
-            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return None,
-        };
+        let mut p = try_lock(&POOL)?;
         // Registering the destructor fails only while the thread's locals are being
         // destroyed: then the thread stays without an id.
         if RELEASE.try_with(|_| ()).is_err() {

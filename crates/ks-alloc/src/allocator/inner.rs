@@ -296,11 +296,9 @@ impl Inner {
         // SAFETY: the frame is outstanding, so the allocator is alive (close protocol).
         let inner = unsafe { this.as_ref() };
         // Fast path, small enough for a `Frame`'s drop glue to be inlined at the drop site:
-        // no FREEFRAME subscriber, and this thread's frame cache takes it (two plain stores
-        // and a load).
-        // Kept for this thread's next allocate unless requests may be pending or the
-        // allocator is closed; once cached, the frame is free and `inner` is not touched.
-        // (Only default memory has cache slots.)
+        // no FREEFRAME subscriber, and this thread's cache (default memory only) keeps the
+        // frame for its next allocate unless requests may be pending or the allocator is
+        // closed. Two plain stores and a load; once cached, `inner` is not touched.
         if !inner.events.active() && inner.cache.put(index, || inner.free.flagged()) {
             return;
         }
