@@ -7,7 +7,7 @@
 //! (c) two threads allocating and freeing on one allocator vs one `ArrayQueue` pool;
 //! (d) hand-off latency free → blocked thread / async waiter vs `Mutex` + `Condvar`, p50/p99
 //!     (measured per hand-off and printed after the criterion groups: criterion's estimators
-//!     do not give percentiles).
+//!     do not give percentiles), with a bare `futex` hand-off as the kernel's floor.
 //!
 //! Run: `cargo bench -p ks-alloc --bench alloc` (about a minute). `KS_BENCH_LATENCY_SAMPLES`
 //! sets the hand-off sample count (default 5000); `KS_BENCH_PIN=1` pins the freer to CPU 0 and
@@ -216,22 +216,24 @@ fn latency_report() {
         bench::Placement::Free
     };
     // Interleaved rounds: the machine is shared, and its load drifts over seconds; running the
-    // three rows in turn, ten times, exposes them to the same drift.
+    // four rows in turn, ten times, exposes them to the same drift.
     const ROUNDS: usize = 10;
     let per = n.div_ceil(ROUNDS);
     let alloc = bench::allocator(FRAMES, SIZE).expect("allocator");
-    let mut rows: [(&str, bench::HandOffSamples); 3] = [
+    let mut rows: [(&str, bench::HandOffSamples); 4] = [
         ("ks_alloc free -> blocked thread", Default::default()),
         ("ks_alloc free -> async waiter", Default::default()),
         ("std Mutex+Condvar hand-off", Default::default()),
+        ("floor: bare futex hand-off", Default::default()),
     ];
     for r in 0..ROUNDS {
-        for k in 0..3 {
-            let k = (k + r) % 3;
+        for k in 0..4 {
+            let k = (k + r) % 4;
             let s = match k {
                 0 => bench::handoff_samples_blocked(&alloc, per, placement),
                 1 => bench::handoff_samples_async(&alloc, per, placement),
-                _ => bench::condvar_handoff_samples(per, placement),
+                2 => bench::condvar_handoff_samples(per, placement),
+                _ => bench::futex_handoff_samples(per, placement),
             };
             rows[k].1.wake.extend(s.wake);
             rows[k].1.free.extend(s.free);

@@ -374,6 +374,61 @@ pub fn condvar_handoff_samples(samples: usize, placement: Placement) -> HandOffS
     out
 }
 
+/// (d) diagnostic floor: a bare `futex` hand-off, the same protocol. The freer stores a value
+/// into one word and wakes; the waiter sleeps on that word. No lock, no queue, no frame: the
+/// least that any hand-off to a sleeping thread costs on this kernel, so the gap between a
+/// row and this one is the row's own code, and the gap between the `Condvar` and this one
+/// says how close the peer already is to the floor.
+///
+/// ```
+/// use ks_alloc::bench::{futex_handoff_samples, Placement};
+/// let s = futex_handoff_samples(5, Placement::Free);
+/// assert_eq!((s.wake.len(), s.free.len()), (5, 5));
+/// ```
+pub fn futex_handoff_samples(samples: usize, placement: Placement) -> HandOffSamples {
+    use rustix::thread::futex;
+    let base = Instant::now();
+    let stamp = AtomicU64::new(0);
+    // 0: idle; 1: the waiter is (about to be) asleep; 2: handed over. A hand-off before the
+    // waiter's `futex_wait` makes that call return at once (the word is no longer 1).
+    let word = std::sync::atomic::AtomicU32::new(0);
+    let mut out = HandOffSamples::default();
+    let _unplace = place(placement, 0);
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let _unplace = place(placement, 1);
+            let mut lat = Vec::with_capacity(samples);
+            for _ in 0..samples {
+                word.store(1, Ordering::SeqCst);
+                while word.load(Ordering::Acquire) != 2 {
+                    let _ = futex::wait(&word, futex::Flags::PRIVATE, 1, None);
+                }
+                let now = base.elapsed().as_nanos() as u64;
+                lat.push(now.saturating_sub(stamp.load(Ordering::Acquire)));
+                word.store(0, Ordering::Release);
+            }
+            lat
+        });
+        for _ in 0..samples {
+            while word.load(Ordering::Acquire) != 1 {
+                std::thread::yield_now();
+            }
+            std::thread::sleep(Duration::from_micros(50));
+            let t0 = base.elapsed().as_nanos() as u64;
+            stamp.store(t0, Ordering::Release);
+            word.store(2, Ordering::Release);
+            let _ = futex::wake(&word, futex::Flags::PRIVATE, 1);
+            out.free
+                .push((base.elapsed().as_nanos() as u64).saturating_sub(t0));
+            while word.load(Ordering::Acquire) == 2 {
+                std::thread::yield_now();
+            }
+        }
+        out.wake = waiter.join().unwrap_or_default();
+    });
+    out
+}
+
 /// A minimal executor: polls on a waker that unparks the calling thread.
 pub fn block_on<F: Future>(f: F) -> F::Output {
     struct Unpark(std::thread::Thread);
