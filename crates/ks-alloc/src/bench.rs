@@ -236,6 +236,67 @@ fn until_parked(a: &Allocator) {
     while a.status().pending == 0 {
         std::thread::yield_now();
     }
+    let_sleep();
+}
+
+/// The shared clock of a hand-off bench: the freer stamps it just before each hand-off, and
+/// the waiter measures from that stamp when it resumes.
+struct Clock {
+    base: Instant,
+    stamp: AtomicU64,
+}
+
+impl Clock {
+    fn now(&self) -> u64 {
+        self.base.elapsed().as_nanos() as u64
+    }
+
+    /// Freer: stamps the clock, runs the hand-off `f`, and returns what `f` cost this thread.
+    fn hand_off(&self, f: impl FnOnce()) -> u64 {
+        let t0 = self.now();
+        // Release: pairs with the Acquire in `latency` (which also follows the hand-off).
+        self.stamp.store(t0, Ordering::Release);
+        f();
+        self.now().saturating_sub(t0)
+    }
+
+    /// Waiter, as it resumes with what was handed over: the latency since the stamp.
+    fn latency(&self) -> u64 {
+        let now = self.now();
+        now.saturating_sub(self.stamp.load(Ordering::Acquire))
+    }
+}
+
+/// Runs up to `samples` hand-offs of one protocol, the waiter on its own thread. Each call of
+/// `waiter` waits for one hand-off and returns [`Clock::latency`] (`None`: stop); each call
+/// of `freer` waits until the waiter sleeps, hands over through [`Clock::hand_off`], returns
+/// its cost (`None`: stop), and waits until the waiter took what it was given.
+fn run_handoffs(
+    samples: usize,
+    placement: Placement,
+    mut waiter: impl FnMut(&Clock) -> Option<u64> + Send,
+    mut freer: impl FnMut(&Clock) -> Option<u64>,
+) -> HandOffSamples {
+    let clock = Clock {
+        base: Instant::now(),
+        stamp: AtomicU64::new(0),
+    };
+    let clock = &clock;
+    let mut out = HandOffSamples::default();
+    let _unplace = place(placement, 0);
+    std::thread::scope(|s| {
+        let w = s.spawn(move || {
+            let _unplace = place(placement, 1);
+            (0..samples).map_while(|_| waiter(clock)).collect()
+        });
+        out.free = (0..samples).map_while(|_| freer(clock)).collect();
+        out.wake = w.join().unwrap_or_default();
+    });
+    out
+}
+
+/// Waits 50 µs after the waiter said it would sleep, so that it really is asleep.
+fn let_sleep() {
     std::thread::sleep(Duration::from_micros(50));
 }
 
@@ -247,47 +308,35 @@ fn handoff_samples(
     placement: Placement,
     wait: impl Fn(&Allocator) -> Option<crate::Frame> + Send + Sync,
 ) -> HandOffSamples {
-    let base = Instant::now();
-    let stamp = AtomicU64::new(0);
     // The waiter passes each frame back through `back` (not through the free list, or its
     // own next allocate would take it without waiting).
     let back: Mutex<Option<crate::Frame>> = Mutex::new(None);
-    let mut out = HandOffSamples::default();
     let mut held: Vec<_> = std::iter::from_fn(|| a.try_allocate().ok()).collect();
-    let _unplace = place(placement, 0);
-    std::thread::scope(|s| {
-        let waiter = s.spawn(|| {
-            let _unplace = place(placement, 1);
-            let mut lat = Vec::with_capacity(samples);
-            for _ in 0..samples {
-                let Some(f) = wait(a) else { break };
-                let now = base.elapsed().as_nanos() as u64;
-                lat.push(now.saturating_sub(stamp.load(Ordering::Acquire)));
-                *back.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
-            }
-            lat
-        });
-        for _ in 0..samples {
+    run_handoffs(
+        samples,
+        placement,
+        |clock| {
+            let f = wait(a)?;
+            let lat = clock.latency();
+            *back.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+            Some(lat)
+        },
+        |clock| {
             if held.is_empty() {
-                break;
+                return None;
             }
             until_parked(a);
-            let t0 = base.elapsed().as_nanos() as u64;
-            stamp.store(t0, Ordering::Release);
-            held.pop(); // the free: hands the frame to the parked waiter
-            out.free
-                .push((base.elapsed().as_nanos() as u64).saturating_sub(t0));
+            // The free: hands the frame to the parked waiter.
+            let cost = clock.hand_off(|| drop(held.pop()));
             loop {
                 if let Some(f) = back.lock().unwrap_or_else(|e| e.into_inner()).take() {
                     held.push(f);
-                    break;
+                    return Some(cost);
                 }
                 std::thread::yield_now();
             }
-        }
-        out.wake = waiter.join().unwrap_or_default();
-    });
-    out
+        },
+    )
 }
 
 /// (d) Hand-off latency free → a thread blocked in `allocate_blocking`.
@@ -327,51 +376,39 @@ pub fn condvar_handoff_latency(samples: usize) -> Latency {
 /// (d) Raw samples of [`condvar_handoff_latency`]; the freer's cost is the store under the
 /// lock and `notify_one`.
 pub fn condvar_handoff_samples(samples: usize, placement: Placement) -> HandOffSamples {
-    let base = Instant::now();
-    let stamp = AtomicU64::new(0);
+    // (the value handed over, whether the waiter waits)
     let slot = (Mutex::new((None::<u64>, false)), Condvar::new());
-    let mut out = HandOffSamples::default();
-    let _unplace = place(placement, 0);
-    std::thread::scope(|s| {
-        let waiter = s.spawn(|| {
-            let _unplace = place(placement, 1);
-            let mut lat = Vec::with_capacity(samples);
-            for _ in 0..samples {
-                let mut g = slot.0.lock().unwrap_or_else(|e| e.into_inner());
-                g.1 = true; // waiting
-                while g.0.is_none() {
-                    g = slot.1.wait(g).unwrap_or_else(|e| e.into_inner());
-                }
-                let now = base.elapsed().as_nanos() as u64;
-                g.0 = None;
-                g.1 = false;
-                lat.push(now.saturating_sub(stamp.load(Ordering::Acquire)));
+    let mut sent = 0u64;
+    run_handoffs(
+        samples,
+        placement,
+        |clock| {
+            let mut g = slot.0.lock().unwrap_or_else(|e| e.into_inner());
+            g.1 = true;
+            while g.0.is_none() {
+                g = slot.1.wait(g).unwrap_or_else(|e| e.into_inner());
             }
-            lat
-        });
-        for i in 0..samples {
-            loop {
-                let waiting = slot.0.lock().unwrap_or_else(|e| e.into_inner()).1;
-                if waiting {
-                    break;
-                }
+            let lat = clock.latency();
+            g.0 = None;
+            g.1 = false;
+            Some(lat)
+        },
+        |clock| {
+            while !slot.0.lock().unwrap_or_else(|e| e.into_inner()).1 {
                 std::thread::yield_now();
             }
-            std::thread::sleep(Duration::from_micros(50));
-            let t0 = base.elapsed().as_nanos() as u64;
-            stamp.store(t0, Ordering::Release);
-            slot.0.lock().unwrap_or_else(|e| e.into_inner()).0 = Some(i as u64);
-            slot.1.notify_one();
-            out.free
-                .push((base.elapsed().as_nanos() as u64).saturating_sub(t0));
-            // Wait until the waiter consumed it.
+            let_sleep();
+            sent += 1;
+            let cost = clock.hand_off(|| {
+                slot.0.lock().unwrap_or_else(|e| e.into_inner()).0 = Some(sent);
+                slot.1.notify_one();
+            });
             while slot.0.lock().unwrap_or_else(|e| e.into_inner()).0.is_some() {
                 std::thread::yield_now();
             }
-        }
-        out.wake = waiter.join().unwrap_or_default();
-    });
-    out
+            Some(cost)
+        },
+    )
 }
 
 /// (d) diagnostic floor: a bare `futex` hand-off, the same protocol. The freer stores a value
@@ -387,46 +424,37 @@ pub fn condvar_handoff_samples(samples: usize, placement: Placement) -> HandOffS
 /// ```
 pub fn futex_handoff_samples(samples: usize, placement: Placement) -> HandOffSamples {
     use rustix::thread::futex;
-    let base = Instant::now();
-    let stamp = AtomicU64::new(0);
     // 0: idle; 1: the waiter is (about to be) asleep; 2: handed over. A hand-off before the
     // waiter's `futex_wait` makes that call return at once (the word is no longer 1).
     let word = std::sync::atomic::AtomicU32::new(0);
-    let mut out = HandOffSamples::default();
-    let _unplace = place(placement, 0);
-    std::thread::scope(|s| {
-        let waiter = s.spawn(|| {
-            let _unplace = place(placement, 1);
-            let mut lat = Vec::with_capacity(samples);
-            for _ in 0..samples {
-                word.store(1, Ordering::SeqCst);
-                while word.load(Ordering::Acquire) != 2 {
-                    let _ = futex::wait(&word, futex::Flags::PRIVATE, 1, None);
-                }
-                let now = base.elapsed().as_nanos() as u64;
-                lat.push(now.saturating_sub(stamp.load(Ordering::Acquire)));
-                word.store(0, Ordering::Release);
+    run_handoffs(
+        samples,
+        placement,
+        |clock| {
+            // Release/Acquire throughout: each side acts only on the other's last store.
+            word.store(1, Ordering::Release);
+            while word.load(Ordering::Acquire) != 2 {
+                let _ = futex::wait(&word, futex::Flags::PRIVATE, 1, None);
             }
-            lat
-        });
-        for _ in 0..samples {
+            let lat = clock.latency();
+            word.store(0, Ordering::Release);
+            Some(lat)
+        },
+        |clock| {
             while word.load(Ordering::Acquire) != 1 {
                 std::thread::yield_now();
             }
-            std::thread::sleep(Duration::from_micros(50));
-            let t0 = base.elapsed().as_nanos() as u64;
-            stamp.store(t0, Ordering::Release);
-            word.store(2, Ordering::Release);
-            let _ = futex::wake(&word, futex::Flags::PRIVATE, 1);
-            out.free
-                .push((base.elapsed().as_nanos() as u64).saturating_sub(t0));
+            let_sleep();
+            let cost = clock.hand_off(|| {
+                word.store(2, Ordering::Release);
+                let _ = futex::wake(&word, futex::Flags::PRIVATE, 1);
+            });
             while word.load(Ordering::Acquire) == 2 {
                 std::thread::yield_now();
             }
-        }
-        out.wake = waiter.join().unwrap_or_default();
-    });
-    out
+            Some(cost)
+        },
+    )
 }
 
 /// A minimal executor: polls on a waker that unparks the calling thread.
