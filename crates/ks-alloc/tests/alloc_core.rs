@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use ks_alloc::bench::block_on;
 use ks_alloc::{
-    raise_to_dispatch, Alignment, Allocator, Framing, Holder, Memory, PoolType, Status,
-    TryAllocateError,
+    raise_to_dispatch, Alignment, Allocator, EventSubscription, Framing, Holder, Memory, PoolType,
+    Status, TryAllocateError,
 };
 
 fn framing(frames: u32, size: u32) -> Framing {
@@ -39,6 +39,18 @@ impl Wake for CountWaker {
 fn counting_waker() -> (Arc<CountWaker>, Waker) {
     let c = Arc::new(CountWaker(AtomicUsize::new(0)));
     (c.clone(), Waker::from(c))
+}
+
+/// Subscribes to `a`'s FREEFRAME event with a callback that counts its calls.
+fn count_free_frames(a: &Allocator) -> (Arc<AtomicUsize>, EventSubscription) {
+    let n = Arc::new(AtomicUsize::new(0));
+    let n2 = n.clone();
+    let sub = a
+        .on_free_frame(move || {
+            n2.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    (n, sub)
 }
 
 #[test]
@@ -247,13 +259,7 @@ fn dispatch_level_free_completes_the_waiter_on_the_worker() {
 fn frees_after_the_queue_emptied_go_straight_to_the_free_list() {
     for dispatch in [false, true] {
         let a = alloc(2);
-        let fired = Arc::new(AtomicUsize::new(0));
-        let fired2 = fired.clone();
-        let _sub = a
-            .on_free_frame(move || {
-                fired2.fetch_add(1, Ordering::SeqCst);
-            })
-            .unwrap();
+        let (fired, _sub) = count_free_frames(&a);
         let f1 = a.try_allocate().unwrap();
         let f2 = a.try_allocate().unwrap();
         let (_c, waker) = counting_waker();
@@ -416,13 +422,7 @@ fn user_memory_exposes_the_memfd_and_offsets() {
 #[test]
 fn free_frame_events_fire_on_frees_to_the_list() {
     let a = alloc(1);
-    let n = Arc::new(AtomicUsize::new(0));
-    let n2 = n.clone();
-    let sub = a
-        .on_free_frame(move || {
-            n2.fetch_add(1, Ordering::SeqCst);
-        })
-        .unwrap();
+    let (n, sub) = count_free_frames(&a);
     let mut ev = a.free_frame_events().unwrap();
     drop(a.try_allocate().unwrap());
     assert_eq!(n.load(Ordering::SeqCst), 1);
