@@ -50,6 +50,19 @@ const EMPTY: u32 = u32::MAX;
 /// Set while the owner is between its two stores (frame indices are below `MAX_FRAMES`).
 const BUSY: u32 = 1 << 31;
 
+/// What [`FrameCache::put`] did with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Put {
+    /// Cached: the frame is free, and the caller must not touch the allocator again.
+    Cached,
+    /// Not cached because `flagged()` said requests may be pending or the allocator is
+    /// closed: the caller still owns the frame, and frees it to the oldest request or home.
+    Flagged,
+    /// Not tried (this thread has no slot here, or its slot holds a frame): the caller still
+    /// owns the frame.
+    Skipped,
+}
+
 /// The cached frames of one allocator, one slot per thread id.
 #[derive(Debug)]
 pub(crate) struct FrameCache {
@@ -86,13 +99,12 @@ impl FrameCache {
     }
 
     /// Owner: caches frame `index` unless `flagged()` (read after the light barrier) says
-    /// requests may be pending or the allocator is closed. True if cached: the caller must
-    /// then not touch the allocator again.
+    /// requests may be pending or the allocator is closed (see [`Put`]).
     #[inline(always)]
-    pub(crate) fn put(&self, index: u32, flagged: impl FnOnce() -> bool) -> bool {
+    pub(crate) fn put(&self, index: u32, flagged: impl FnOnce() -> bool) -> Put {
         match self.own(true) {
             Some(s) => put_own(s, self.asym, index, flagged),
-            None => false,
+            None => Put::Skipped,
         }
     }
 
@@ -104,7 +116,7 @@ impl FrameCache {
 
     /// [`put`](Self::put) as the owner of slot `t` (loom models).
     #[cfg(loom)]
-    pub(crate) fn put_at(&self, t: usize, index: u32, flagged: impl FnOnce() -> bool) -> bool {
+    pub(crate) fn put_at(&self, t: usize, index: u32, flagged: impl FnOnce() -> bool) -> Put {
         put_own(&self.slots[t], self.asym, index, flagged)
     }
 
@@ -182,11 +194,11 @@ fn take_own(s: &AtomicU32) -> Option<u32> {
 }
 
 #[inline(always)]
-fn put_own(s: &AtomicU32, asym: bool, index: u32, flagged: impl FnOnce() -> bool) -> bool {
+fn put_own(s: &AtomicU32, asym: bool, index: u32, flagged: impl FnOnce() -> bool) -> Put {
     // Relaxed: only the owner stores a frame here, so an occupied slot stays occupied (or is
     // emptied by a thief): free this frame the ordinary way.
     if s.load(Ordering::Relaxed) != EMPTY {
-        return false;
+        return Put::Skipped;
     }
     // Relaxed: nobody takes a BUSY slot; the drain only waits for it to change.
     s.store(index | BUSY, Ordering::Relaxed);
@@ -194,11 +206,11 @@ fn put_own(s: &AtomicU32, asym: bool, index: u32, flagged: impl FnOnce() -> bool
     if flagged() {
         // Relaxed: the frame was never free; the caller frees it the ordinary way.
         s.store(EMPTY, Ordering::Relaxed);
-        return false;
+        return Put::Flagged;
     }
     // Release: pairs with the Acquire of whoever takes it (owner, thief or drain).
     s.store(index, Ordering::Release);
-    true
+    Put::Cached
 }
 
 /// Takes the frame cached in `s` (not one being put), if any.
@@ -551,7 +563,7 @@ mod tests {
     /// exactly once with somebody.
     #[test]
     fn frame_cache_across_threads_loses_and_doubles_nothing() {
-        use super::FrameCache;
+        use super::{FrameCache, Put};
         use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
         let c = FrameCache::new(MAX);
         with_id();
@@ -568,7 +580,7 @@ mod tests {
                     for _ in 0..ROUNDS {
                         if let Some(i) = mine.take() {
                             // Relaxed (all): the test's own bookkeeping, read after join.
-                            if !c.put(i, || closed.load(Ordering::Relaxed)) {
+                            if c.put(i, || closed.load(Ordering::Relaxed)) != Put::Cached {
                                 seen[i as usize].fetch_add(1, Ordering::Relaxed);
                                 return;
                             }

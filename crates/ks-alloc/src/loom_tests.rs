@@ -360,7 +360,7 @@ fn loom_close_vs_last_frames_in_two_words() {
 /// diverted — exactly once, and never stays cached (no lost wake-up).
 #[test]
 fn loom_cached_free_vs_request_enqueuing() {
-    use crate::cache::FrameCache;
+    use crate::cache::{FrameCache, Put};
     use crate::freelist::{FreeList, PopOrWait, Push};
     model(|| {
         let l = Arc::new(FreeList::new(1));
@@ -377,7 +377,7 @@ fn loom_cached_free_vs_request_enqueuing() {
         };
         let (l1, c1, g1) = (l.clone(), c.clone(), got.clone());
         let owner = thread::spawn(move || {
-            if !c1.put_at(0, f.index, || l1.flagged()) {
+            if c1.put_at(0, f.index, || l1.flagged()) != Put::Cached {
                 free(&l1, &g1, f.index);
             }
         });
@@ -405,7 +405,7 @@ fn loom_cached_free_vs_request_enqueuing() {
 /// a drain). The frame comes home exactly once, and the list finalizes exactly once.
 #[test]
 fn loom_cached_free_vs_close() {
-    use crate::cache::FrameCache;
+    use crate::cache::{FrameCache, Put};
     use crate::freelist::{FreeList, Push};
     model(|| {
         let l = Arc::new(FreeList::new(1));
@@ -420,7 +420,7 @@ fn loom_cached_free_vs_close() {
         };
         let (l1, c1, f1) = (l.clone(), c.clone(), fin.clone());
         let owner = thread::spawn(move || {
-            if !c1.put_at(0, f.index, || l1.flagged()) {
+            if c1.put_at(0, f.index, || l1.flagged()) != Put::Cached {
                 home(&l1, &f1, f.index);
             }
         });
@@ -439,12 +439,12 @@ fn loom_cached_free_vs_close() {
 /// of each step; the frame is never held twice nor lost.
 #[test]
 fn loom_cache_owner_vs_thief() {
-    use crate::cache::FrameCache;
+    use crate::cache::{FrameCache, Put};
     model(|| {
         let c = Arc::new(FrameCache::new(1));
         let c1 = c.clone();
         let thief = thread::spawn(move || c1.steal());
-        assert!(c.put_at(0, 0, || false), "no flag: cached");
+        assert_eq!(c.put_at(0, 0, || false), Put::Cached, "no flag: cached");
         let mine = c.take_at(0);
         let stolen = thief.join().expect("thief");
         match (mine, stolen) {

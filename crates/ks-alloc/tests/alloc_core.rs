@@ -547,3 +547,71 @@ fn outstanding_lists_exactly_the_frames_out() {
     assert!(a.outstanding().is_empty());
     assert_eq!(a.status().allocated_frames, 0);
 }
+
+/// A free that sees the free list's flags (`WAITERS` or `CLOSED`) goes straight to the waiter
+/// lock, from the thread cache's put (cache on) or after the hinted CAS fails (cache off).
+/// Either way: the oldest request gets the frame; once the queue is empty, the flags it left
+/// behind are cleared by the next free, which then puts the frame back on the free list; and
+/// after close, the last free still brings the frame home.
+#[test]
+fn frees_that_see_the_flags_grant_in_order_then_clear_them() {
+    for cache in [true, false] {
+        let fr = framing(2, 4096);
+        let a = Allocator::builder(&fr).thread_cache(cache).build().unwrap();
+        let f1 = a.try_allocate().unwrap();
+        let f2 = a.try_allocate().unwrap();
+        let (_c, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut r1 = Box::pin(a.allocate_for(&Holder("r1")));
+        let mut r2 = Box::pin(a.allocate_for(&Holder("r2")));
+        assert!(r1.as_mut().poll(&mut cx).is_pending());
+        assert!(r2.as_mut().poll(&mut cx).is_pending());
+
+        let addr1 = f1.addr();
+        drop(f1);
+        let Poll::Ready(Ok(g1)) = r1.as_mut().poll(&mut cx) else {
+            panic!("cache {cache}: the oldest request gets the first free")
+        };
+        assert_eq!(
+            g1.addr(),
+            addr1,
+            "cache {cache}: the very frame that was freed"
+        );
+        assert!(r2.as_mut().poll(&mut cx).is_pending(), "cache {cache}");
+        drop(f2);
+        let Poll::Ready(Ok(g2)) = r2.as_mut().poll(&mut cx) else {
+            panic!("cache {cache}: the second request gets the second free")
+        };
+        let s = a.status();
+        assert_eq!(
+            (s.allocated_frames, s.pending, s.handoffs),
+            (2, 0, 2),
+            "cache {cache}: two hand-offs, the outstanding count never dropped"
+        );
+        assert_eq!(
+            a.outstanding().iter().map(|o| o.holder).collect::<Vec<_>>(),
+            [Some("r1"), Some("r2")],
+            "cache {cache}: each frame claimed for its request"
+        );
+
+        // The queue is empty, but the flags outlive it: this free clears them and frees the
+        // frame for real (then this thread's cache may keep the next one).
+        drop(g1);
+        assert_eq!(a.status().allocated_frames, 1, "cache {cache}: g1 is free");
+        let again = a
+            .try_allocate()
+            .expect("the freed frame is allocatable again");
+        drop(again);
+
+        // After close, the free that brings the last frame home still does (the queue is
+        // empty; only `CLOSED` is set).
+        a.close();
+        drop(g2);
+        let s = a.status();
+        assert_eq!(
+            (s.allocated_frames, s.closed),
+            (0, true),
+            "cache {cache}: every frame home after close"
+        );
+    }
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
-use crate::cache::FrameCache;
+use crate::cache::{FrameCache, Put};
 use crate::events::Events;
 use crate::frame::{coarse_now, now_ns, Frame, Holder};
 use crate::freelist::{FreeList, Push};
@@ -299,30 +299,73 @@ impl Inner {
         // no FREEFRAME subscriber, and this thread's cache (default memory only) keeps the
         // frame for its next allocate unless requests may be pending or the allocator is
         // closed. Two plain stores and a load; once cached, `inner` is not touched.
-        if !inner.events.active() && inner.cache.put(index, || inner.free.flagged()) {
-            return;
+        // (The drop glue stays this small: one call whatever the cache said.)
+        let put = if inner.events.active() {
+            Put::Skipped
+        } else {
+            inner.cache.put(index, || inner.free.flagged())
+        };
+        if put != Put::Cached {
+            // SAFETY: forwarded from the caller.
+            unsafe { Inner::release_uncached(this, index, hint, put == Put::Flagged) }
         }
-        // SAFETY: forwarded from the caller.
-        unsafe { Inner::release_uncached(this, index, hint) }
     }
 
-    /// The free of a `Frame` that was not cached: one CAS from the allocation's hint if that
-    /// wins, else the full path.
+    /// The free of a `Frame` that was not cached: straight to the oldest request if the
+    /// cache saw the flags (`flagged`), else one CAS from the allocation's hint if that wins,
+    /// else the full path.
     ///
     /// # Safety
     /// As `release_held`.
     #[inline(never)]
-    unsafe fn release_uncached(this: NonNull<Inner>, index: u32, hint: u64) {
+    unsafe fn release_uncached(this: NonNull<Inner>, index: u32, hint: u64, flagged: bool) {
         // SAFETY: the frame is outstanding, so the allocator is alive (close protocol).
         let inner = unsafe { this.as_ref() };
-        if matches!(inner.backend, Backend::Region(_))
-            && !inner.events.active()
-            && inner.free.try_push_hinted(index, hint)
-        {
-            return;
+        if flagged {
+            // SAFETY: forwarded from the caller; only a region's frames are cached.
+            return unsafe { Inner::release_flagged(this, index) };
+        }
+        if matches!(inner.backend, Backend::Region(_)) && !inner.events.active() {
+            if inner.free.try_push_hinted(index, hint) {
+                return;
+            }
+            // The hint failed; if because requests may be pending, hand the frame over
+            // directly. (For a frame of word 0, the failed CAS has just fetched that line.)
+            if inner.free.flagged() {
+                // SAFETY: forwarded from the caller; a region's frame (checked above).
+                return unsafe { Inner::release_flagged(this, index) };
+            }
         }
         // SAFETY: forwarded from the caller (`release` is the full free path: vendor, events,
         // a push from a fresh load of the word, hand-off to a waiter, teardown).
+        unsafe { Inner::release(this.as_ptr(), index) }
+    }
+
+    /// The free of a frame of the allocator's own region by a thread that saw `WAITERS` or
+    /// `CLOSED` on the free list: requests are probably pending, so the frame goes to the
+    /// oldest one, and the free takes the waiter lock at once instead of first trying the
+    /// free list again (a CAS on a line the requester wrote last, which would only report the
+    /// flag again). This is the hand-off's path to the wake: the flag, the lock, the queue's
+    /// head, the grant.
+    /// If the queue is empty (the flags outlived it, or only `CLOSED` is set) or this thread
+    /// runs at Dispatch level, the full path frees the frame as usual.
+    ///
+    /// # Safety
+    /// As `release_held`, and the frames are the allocator's own region, not a vendor's (a
+    /// vendor's frame must go back to the vendor first, which `release` does).
+    #[inline(never)]
+    unsafe fn release_flagged(this: NonNull<Inner>, index: u32) {
+        // SAFETY: the frame is outstanding, so the allocator is alive (close protocol).
+        let inner = unsafe { this.as_ref() };
+        if current_level() != Level::Dispatch {
+            if let Some(done) = inner.grant_oldest(index) {
+                // Granted: a region's claim cannot fail. (`Pushed`, after a vendor's failed
+                // claim, would also be final: a request is pending, so it cannot finalize.)
+                debug_assert!(matches!(done, HandOff::Granted));
+                return;
+            }
+        }
+        // SAFETY: forwarded from the caller.
         unsafe { Inner::release(this.as_ptr(), index) }
     }
 
@@ -471,49 +514,60 @@ impl Inner {
     /// if nobody waits any more.
     fn hand_off(&self, index: u32) -> HandOff {
         loop {
-            let mut q = lock(&self.waiters);
-            if let Some((slot, holder)) = q.front() {
-                match self.claim(index, holder) {
-                    Ok(()) => {
-                        let notify = q.grant(&self.grants, slot, index);
-                        // `WAITERS` stays set even if the queue is now empty: the next free
-                        // clears it (see `FreeList::clear_waiters`), and a request arriving
-                        // first finds it set and writes nothing to the free list.
-                        drop(q);
-                        // Woken after unlock, a `Waker` because it may run anything (even poll
-                        // inline, which takes this lock), a blocked thread because the wake
-                        // is a system call that can keep us off the CPU for microseconds:
-                        // under the lock, the woken thread's next request waited for us, and
-                        // a free that handed off took 9.5 µs at the median instead of 3.8
-                        // (`freer p50` of the hand-off bench, BENCHMARKS.md (d)).
-                        notify.wake(&self.grants);
-                        return HandOff::Granted;
-                    }
-                    Err(ClaimError::NoFrame) => {
-                        // Vendor has no memory: the request stays pending and is retried at
-                        // the next free. The queue is non-empty, so the allocator is not
-                        // closed and this push cannot finalize.
-                        self.free.push(index, false);
-                        return HandOff::Pushed { finalize: false };
-                    }
-                    Err(ClaimError::Misaligned(a)) => {
-                        tracing::error!(
-                            allocator = %self.name,
-                            addr = a,
-                            "vendor allocator returned a misaligned frame; refused and returned to the vendor"
-                        );
-                        self.free.push(index, false);
-                        return HandOff::Pushed { finalize: false };
-                    }
-                }
+            if let Some(done) = self.grant_oldest(index) {
+                return done;
             }
-            self.free.clear_waiters();
-            drop(q);
             match self.free.push(index, true) {
                 Push::Pushed { finalize } => return HandOff::Pushed { finalize },
                 Push::Diverted => continue,
             }
         }
+    }
+
+    /// Under the waiter lock, gives frame `index` (ours) to the oldest request and wakes it
+    /// (`Granted`). `None` if no request is pending: the flags outlived the queue, so they
+    /// are cleared, and the caller still owns the frame (a request arriving after the unlock
+    /// sets them again, and the caller's push then diverts to it). `Pushed` (never
+    /// finalizing, a request being pending) if a vendor had no frame for the request.
+    fn grant_oldest(&self, index: u32) -> Option<HandOff> {
+        let mut q = lock(&self.waiters);
+        let Some((slot, holder)) = q.front() else {
+            self.free.clear_waiters();
+            return None;
+        };
+        Some(match self.claim(index, holder) {
+            Ok(()) => {
+                let notify = q.grant(&self.grants, slot, index);
+                // `WAITERS` stays set even if the queue is now empty: the next free clears
+                // it (see `FreeList::clear_waiters`), and a request arriving first finds it
+                // set and writes nothing to the free list.
+                drop(q);
+                // Woken after unlock, a `Waker` because it may run anything (even poll
+                // inline, which takes this lock), a blocked thread because the wake is a
+                // system call that can keep us off the CPU for microseconds: under the lock,
+                // the woken thread's next request waited for us, and a free that handed off
+                // took 9.5 µs at the median instead of 3.8 (`freer p50` of the hand-off
+                // bench, BENCHMARKS.md (d)).
+                notify.wake(&self.grants);
+                HandOff::Granted
+            }
+            Err(ClaimError::NoFrame) => {
+                // Vendor has no memory: the request stays pending and is retried at the next
+                // free. The queue is non-empty, so the allocator is not closed and this push
+                // cannot finalize.
+                self.free.push(index, false);
+                HandOff::Pushed { finalize: false }
+            }
+            Err(ClaimError::Misaligned(a)) => {
+                tracing::error!(
+                    allocator = %self.name,
+                    addr = a,
+                    "vendor allocator returned a misaligned frame; refused and returned to the vendor"
+                );
+                self.free.push(index, false);
+                HandOff::Pushed { finalize: false }
+            }
+        })
     }
 
     /// Tears the allocator down after close and the last frame: vendor `delete`, then drop

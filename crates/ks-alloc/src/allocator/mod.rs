@@ -16,7 +16,8 @@
 //! * **Pending requests** wait in one FIFO [`WaitQueue`](crate::waiters::WaitQueue) behind a mutex. The free list's
 //!   `WAITERS` bit is set while the queue is non-empty (and may outlive it until the next free,
 //!   which clears it); a free that sees it hands the frame to the oldest request instead of
-//!   pushing it (behaviour 24), so the outstanding count does not drop. The grant is
+//!   pushing it (behaviour 24), so the outstanding count does not drop; a `Frame`'s free
+//!   that sees the flag goes to the waiter lock at once (`release_flagged`). The grant is
 //!   published in the request's grant word, which the woken waiter reads without the lock; a
 //!   blocked thread sleeps on that word (`futex`), see `waiters.rs`.
 //! * **Dispatch level**: such a free, made at Dispatch level, pushes the frame on a lock-free
