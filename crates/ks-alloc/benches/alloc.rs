@@ -215,35 +215,20 @@ fn latency_report() {
     } else {
         bench::Placement::Free
     };
-    // Interleaved rounds: the machine is shared, and its load drifts over seconds; running the
-    // four rows in turn, ten times, exposes them to the same drift.
-    const ROUNDS: usize = 10;
-    let per = n.div_ceil(ROUNDS);
-    let alloc = bench::allocator(FRAMES, SIZE).expect("allocator");
-    let mut rows: [(&str, bench::HandOffSamples); 4] = [
-        ("ks_alloc free -> blocked thread", Default::default()),
-        ("ks_alloc free -> async waiter", Default::default()),
-        ("std Mutex+Condvar hand-off", Default::default()),
-        ("floor: bare futex hand-off", Default::default()),
+    // The rows take turns hand-off by hand-off: the machine is shared and its load drifts,
+    // and interleaving each hand-off exposes the four rows to the same drift.
+    let samples = bench::interleaved_handoff_samples(FRAMES, SIZE, n, placement)
+        .expect("hand-off allocators");
+    let names = [
+        "ks_alloc free -> blocked thread",
+        "ks_alloc free -> async waiter",
+        "std Mutex+Condvar hand-off",
+        "floor: bare futex hand-off",
     ];
-    for r in 0..ROUNDS {
-        for k in 0..4 {
-            let k = (k + r) % 4;
-            let s = match k {
-                0 => bench::handoff_samples_blocked(&alloc, per, placement),
-                1 => bench::handoff_samples_async(&alloc, per, placement),
-                2 => bench::condvar_handoff_samples(per, placement),
-                _ => bench::futex_handoff_samples(per, placement),
-            };
-            rows[k].1.wake.extend(s.wake);
-            rows[k].1.free.extend(s.free);
-        }
-    }
     println!(
-        "\nd_handoff latency ({} samples each, {ROUNDS} interleaved rounds, threads {placement:?})",
-        per * ROUNDS
+        "\nd_handoff latency ({n} samples each, interleaved hand-offs, threads {placement:?})"
     );
-    for (name, v) in rows {
+    for (name, v) in names.into_iter().zip(samples) {
         let l = bench::Latency::from_samples(v.wake);
         let f = bench::Latency::from_samples(v.free);
         println!(

@@ -267,32 +267,68 @@ impl Clock {
     }
 }
 
-/// Runs up to `samples` hand-offs of one protocol, the waiter on its own thread. Each call of
-/// `waiter` waits for one hand-off and returns [`Clock::latency`] (`None`: stop); each call
-/// of `freer` waits until the waiter sleeps, hands over through [`Clock::hand_off`], returns
-/// its cost (`None`: stop), and waits until the waiter took what it was given.
-fn run_handoffs(
+/// One hand-off protocol of (d): each call of `waiter` (on the row's own thread) waits for
+/// one hand-off and returns [`Clock::latency`] (`None`: stop); each call of `freer` waits
+/// until the waiter sleeps, hands over through [`Clock::hand_off`], returns its cost (`None`:
+/// stop), and waits until the waiter took what it was given.
+struct Row<'a> {
+    waiter: Waiter<'a>,
+    freer: Freer<'a>,
+}
+
+/// The waiter side of a [`Row`], called once per hand-off on the row's thread.
+type Waiter<'a> = Box<dyn FnMut(&Clock) -> Option<u64> + Send + 'a>;
+/// The freer side of a [`Row`], called once per hand-off by the driver.
+type Freer<'a> = Box<dyn FnMut(&Clock) -> Option<u64> + 'a>;
+
+/// Runs up to `samples` hand-offs of each row, the rows taking turns hand-off by hand-off
+/// (in an order rotated at each turn), each waiter on its own thread and the caller freeing.
+/// So every row sees the same drift of a shared machine, down to a fraction of a millisecond,
+/// and the same preceding activity.
+fn run_rows<const N: usize>(
     samples: usize,
     placement: Placement,
-    mut waiter: impl FnMut(&Clock) -> Option<u64> + Send,
-    mut freer: impl FnMut(&Clock) -> Option<u64>,
-) -> HandOffSamples {
+    rows: [Row<'_>; N],
+) -> [HandOffSamples; N] {
     let clock = Clock {
         base: Instant::now(),
         stamp: AtomicU64::new(0),
     };
     let clock = &clock;
-    let mut out = HandOffSamples::default();
+    let mut out: [HandOffSamples; N] = std::array::from_fn(|_| HandOffSamples::default());
     let _unplace = place(placement, 0);
     std::thread::scope(|s| {
-        let w = s.spawn(move || {
-            let _unplace = place(placement, 1);
-            (0..samples).map_while(|_| waiter(clock)).collect()
-        });
-        out.free = (0..samples).map_while(|_| freer(clock)).collect();
-        out.wake = w.join().unwrap_or_default();
+        let mut freers = Vec::with_capacity(N);
+        let mut waiters = Vec::with_capacity(N);
+        for Row { mut waiter, freer } in rows {
+            waiters.push(s.spawn(move || {
+                let _unplace = place(placement, 1);
+                (0..samples).map_while(|_| waiter(clock)).collect()
+            }));
+            freers.push(Some(freer));
+        }
+        for turn in 0..samples {
+            for k in 0..N {
+                let k = (k + turn) % N;
+                if let Some(freer) = &mut freers[k] {
+                    match freer(clock) {
+                        Some(cost) => out[k].free.push(cost),
+                        None => freers[k] = None,
+                    }
+                }
+            }
+        }
+        for (o, w) in out.iter_mut().zip(waiters) {
+            o.wake = w.join().unwrap_or_default();
+        }
     });
     out
+}
+
+/// Runs one row alone.
+fn run_row(samples: usize, placement: Placement, row: Row<'_>) -> HandOffSamples {
+    let [s] = run_rows(samples, placement, [row]);
+    s
 }
 
 /// Waits 50 µs after the waiter said it would sleep, so that it really is asleep.
@@ -300,28 +336,31 @@ fn let_sleep() {
     std::thread::sleep(Duration::from_micros(50));
 }
 
-/// Hand-off latency, free → a waiter, measured from just before the free to the waiter
-/// resuming with the frame. `wait` is the waiter's allocate (blocking or async).
-fn handoff_samples(
-    a: &Allocator,
-    samples: usize,
-    placement: Placement,
-    wait: impl Fn(&Allocator) -> Option<crate::Frame> + Send + Sync,
-) -> HandOffSamples {
+/// Locks a bench mutex, ignoring poisoning (a panicking row is reported by its join).
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The allocator row: free → a waiter, measured from just before the free to the waiter
+/// resuming with the frame. `wait` is the waiter's allocate (blocking or async). The freer
+/// holds every frame but the one in flight.
+fn alloc_row<'a>(
+    a: &'a Allocator,
+    wait: impl Fn(&Allocator) -> Option<crate::Frame> + Send + 'a,
+) -> Row<'a> {
     // The waiter passes each frame back through `back` (not through the free list, or its
     // own next allocate would take it without waiting).
-    let back: Mutex<Option<crate::Frame>> = Mutex::new(None);
+    let back = Arc::new(Mutex::new(None::<crate::Frame>));
     let mut held: Vec<_> = std::iter::from_fn(|| a.try_allocate().ok()).collect();
-    run_handoffs(
-        samples,
-        placement,
-        |clock| {
+    let give = Arc::clone(&back);
+    Row {
+        waiter: Box::new(move |clock| {
             let f = wait(a)?;
             let lat = clock.latency();
-            *back.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+            *locked(&give) = Some(f);
             Some(lat)
-        },
-        |clock| {
+        }),
+        freer: Box::new(move |clock| {
             if held.is_empty() {
                 return None;
             }
@@ -329,14 +368,96 @@ fn handoff_samples(
             // The free: hands the frame to the parked waiter.
             let cost = clock.hand_off(|| drop(held.pop()));
             loop {
-                if let Some(f) = back.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                if let Some(f) = locked(&back).take() {
                     held.push(f);
                     return Some(cost);
                 }
                 std::thread::yield_now();
             }
-        },
-    )
+        }),
+    }
+}
+
+/// The waiter of the blocked-thread row.
+fn wait_blocking(a: &Allocator) -> Option<crate::Frame> {
+    a.allocate_blocking(None).ok()
+}
+
+/// The waiter of the async row.
+fn wait_async(a: &Allocator) -> Option<crate::Frame> {
+    block_on(a.allocate()).ok()
+}
+
+/// The peer row: a `Mutex<Option<_>>` + `Condvar` hand-off, the same protocol; the freer's
+/// cost is the store under the lock and `notify_one`.
+fn condvar_row() -> Row<'static> {
+    // (the value handed over, whether the waiter waits)
+    let slot = Arc::new((Mutex::new((None::<u64>, false)), Condvar::new()));
+    let w = Arc::clone(&slot);
+    let mut sent = 0u64;
+    Row {
+        waiter: Box::new(move |clock| {
+            let mut g = locked(&w.0);
+            g.1 = true;
+            while g.0.is_none() {
+                g = w.1.wait(g).unwrap_or_else(|e| e.into_inner());
+            }
+            let lat = clock.latency();
+            g.0 = None;
+            g.1 = false;
+            Some(lat)
+        }),
+        freer: Box::new(move |clock| {
+            while !locked(&slot.0).1 {
+                std::thread::yield_now();
+            }
+            let_sleep();
+            sent += 1;
+            let cost = clock.hand_off(|| {
+                locked(&slot.0).0 = Some(sent);
+                slot.1.notify_one();
+            });
+            while locked(&slot.0).0.is_some() {
+                std::thread::yield_now();
+            }
+            Some(cost)
+        }),
+    }
+}
+
+/// The floor row: the freer stores a value into one word and wakes; the waiter sleeps on it.
+fn futex_row() -> Row<'static> {
+    use rustix::thread::futex;
+    // 0: idle; 1: the waiter is (about to be) asleep; 2: handed over. A hand-off before the
+    // waiter's `futex_wait` makes that call return at once (the word is no longer 1).
+    let word = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let w = Arc::clone(&word);
+    Row {
+        waiter: Box::new(move |clock| {
+            // Release/Acquire throughout: each side acts only on the other's last store.
+            w.store(1, Ordering::Release);
+            while w.load(Ordering::Acquire) != 2 {
+                let _ = futex::wait(&w, futex::Flags::PRIVATE, 1, None);
+            }
+            let lat = clock.latency();
+            w.store(0, Ordering::Release);
+            Some(lat)
+        }),
+        freer: Box::new(move |clock| {
+            while word.load(Ordering::Acquire) != 1 {
+                std::thread::yield_now();
+            }
+            let_sleep();
+            let cost = clock.hand_off(|| {
+                word.store(2, Ordering::Release);
+                let _ = futex::wake(&word, futex::Flags::PRIVATE, 1);
+            });
+            while word.load(Ordering::Acquire) == 2 {
+                std::thread::yield_now();
+            }
+            Some(cost)
+        }),
+    }
 }
 
 /// (d) Hand-off latency free → a thread blocked in `allocate_blocking`.
@@ -350,7 +471,7 @@ pub fn handoff_samples_blocked(
     samples: usize,
     placement: Placement,
 ) -> HandOffSamples {
-    handoff_samples(a, samples, placement, |a| a.allocate_blocking(None).ok())
+    run_row(samples, placement, alloc_row(a, wait_blocking))
 }
 
 /// (d) Hand-off latency free → an async waiter (`allocate().await` on a minimal executor
@@ -365,7 +486,7 @@ pub fn handoff_samples_async(
     samples: usize,
     placement: Placement,
 ) -> HandOffSamples {
-    handoff_samples(a, samples, placement, |a| block_on(a.allocate()).ok())
+    run_row(samples, placement, alloc_row(a, wait_async))
 }
 
 /// (d) peer: hand-off latency through a `Mutex<Option<_>>` + `Condvar`, the same protocol.
@@ -376,39 +497,7 @@ pub fn condvar_handoff_latency(samples: usize) -> Latency {
 /// (d) Raw samples of [`condvar_handoff_latency`]; the freer's cost is the store under the
 /// lock and `notify_one`.
 pub fn condvar_handoff_samples(samples: usize, placement: Placement) -> HandOffSamples {
-    // (the value handed over, whether the waiter waits)
-    let slot = (Mutex::new((None::<u64>, false)), Condvar::new());
-    let mut sent = 0u64;
-    run_handoffs(
-        samples,
-        placement,
-        |clock| {
-            let mut g = slot.0.lock().unwrap_or_else(|e| e.into_inner());
-            g.1 = true;
-            while g.0.is_none() {
-                g = slot.1.wait(g).unwrap_or_else(|e| e.into_inner());
-            }
-            let lat = clock.latency();
-            g.0 = None;
-            g.1 = false;
-            Some(lat)
-        },
-        |clock| {
-            while !slot.0.lock().unwrap_or_else(|e| e.into_inner()).1 {
-                std::thread::yield_now();
-            }
-            let_sleep();
-            sent += 1;
-            let cost = clock.hand_off(|| {
-                slot.0.lock().unwrap_or_else(|e| e.into_inner()).0 = Some(sent);
-                slot.1.notify_one();
-            });
-            while slot.0.lock().unwrap_or_else(|e| e.into_inner()).0.is_some() {
-                std::thread::yield_now();
-            }
-            Some(cost)
-        },
-    )
+    run_row(samples, placement, condvar_row())
 }
 
 /// (d) diagnostic floor: a bare `futex` hand-off, the same protocol. The freer stores a value
@@ -423,38 +512,46 @@ pub fn condvar_handoff_samples(samples: usize, placement: Placement) -> HandOffS
 /// assert_eq!((s.wake.len(), s.free.len()), (5, 5));
 /// ```
 pub fn futex_handoff_samples(samples: usize, placement: Placement) -> HandOffSamples {
-    use rustix::thread::futex;
-    // 0: idle; 1: the waiter is (about to be) asleep; 2: handed over. A hand-off before the
-    // waiter's `futex_wait` makes that call return at once (the word is no longer 1).
-    let word = std::sync::atomic::AtomicU32::new(0);
-    run_handoffs(
+    run_row(samples, placement, futex_row())
+}
+
+/// (d), the four rows in one run, taking turns hand-off by hand-off: free → a blocked thread,
+/// free → an async waiter (each on its own allocator of `frames` frames of `frame_size`
+/// bytes, see [`allocator`]), the `Condvar` peer and the futex floor, in that order.
+/// Interleaving each hand-off, not blocks of them, exposes the rows to the same load of a
+/// shared machine, so their ratios hold from run to run better than their absolute values.
+///
+/// # Errors
+/// As [`allocator`].
+///
+/// ```
+/// use ks_alloc::bench::{interleaved_handoff_samples, Placement};
+/// let rows = interleaved_handoff_samples(4, 4096, 5, Placement::Free)?;
+/// assert!(rows.iter().all(|r| r.wake.len() == 5 && r.free.len() == 5));
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
+pub fn interleaved_handoff_samples(
+    frames: u32,
+    frame_size: u32,
+    samples: usize,
+    placement: Placement,
+) -> Result<[HandOffSamples; 4], Status> {
+    // One allocator per row: two waiters pending on one allocator would take each other's
+    // frames (a free goes to the oldest request).
+    let (blocked, asynchronous) = (
+        allocator(frames, frame_size)?,
+        allocator(frames, frame_size)?,
+    );
+    Ok(run_rows(
         samples,
         placement,
-        |clock| {
-            // Release/Acquire throughout: each side acts only on the other's last store.
-            word.store(1, Ordering::Release);
-            while word.load(Ordering::Acquire) != 2 {
-                let _ = futex::wait(&word, futex::Flags::PRIVATE, 1, None);
-            }
-            let lat = clock.latency();
-            word.store(0, Ordering::Release);
-            Some(lat)
-        },
-        |clock| {
-            while word.load(Ordering::Acquire) != 1 {
-                std::thread::yield_now();
-            }
-            let_sleep();
-            let cost = clock.hand_off(|| {
-                word.store(2, Ordering::Release);
-                let _ = futex::wake(&word, futex::Flags::PRIVATE, 1);
-            });
-            while word.load(Ordering::Acquire) == 2 {
-                std::thread::yield_now();
-            }
-            Some(cost)
-        },
-    )
+        [
+            alloc_row(&blocked, wait_blocking),
+            alloc_row(&asynchronous, wait_async),
+            condvar_row(),
+            futex_row(),
+        ],
+    ))
 }
 
 /// A minimal executor: polls on a waker that unparks the calling thread.
