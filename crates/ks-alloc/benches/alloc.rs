@@ -216,7 +216,7 @@ fn latency_report() {
         bench::Placement::Free
     };
     // The rows take turns hand-off by hand-off: the machine is shared and its load drifts,
-    // and interleaving each hand-off exposes the four rows to the same drift.
+    // and interleaving each hand-off exposes all the rows to the same drift.
     let samples = bench::interleaved_handoff_samples(FRAMES, SIZE, n, placement)
         .expect("hand-off allocators");
     let names = [
@@ -224,6 +224,7 @@ fn latency_report() {
         "ks_alloc free -> async waiter",
         "std Mutex+Condvar hand-off",
         "floor: bare futex hand-off",
+        "floor: executor's waker + park",
     ];
     println!(
         "\nd_handoff latency ({n} samples each, interleaved hand-offs, threads {placement:?})"

@@ -460,6 +460,45 @@ fn futex_row() -> Row<'static> {
     }
 }
 
+/// The executor's floor: what [`block_on`]'s waker and `park` cost with no allocator. The
+/// freer stores a value into one word and wakes the waiter's waker; the waiter parks until
+/// the word says so. The gap between the async row and this one is ks-alloc's own code.
+fn park_row() -> Row<'static> {
+    // 0: idle; 1: the waiter is (about to be) parked; 2: handed over.
+    let word = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    // The waiter's waker, published before its first 1.
+    let waker = Arc::new(std::sync::OnceLock::<Waker>::new());
+    let (w, wk) = (Arc::clone(&word), Arc::clone(&waker));
+    Row {
+        waiter: Box::new(move |clock| {
+            wk.get_or_init(Unpark::current);
+            // Release/Acquire throughout: each side acts only on the other's last store.
+            w.store(1, Ordering::Release);
+            while w.load(Ordering::Acquire) != 2 {
+                std::thread::park();
+            }
+            let lat = clock.latency();
+            w.store(0, Ordering::Release);
+            Some(lat)
+        }),
+        freer: Box::new(move |clock| {
+            while word.load(Ordering::Acquire) != 1 {
+                std::thread::yield_now();
+            }
+            let waker = waker.get()?;
+            let_sleep();
+            let cost = clock.hand_off(|| {
+                word.store(2, Ordering::Release);
+                waker.wake_by_ref();
+            });
+            while word.load(Ordering::Acquire) == 2 {
+                std::thread::yield_now();
+            }
+            Some(cost)
+        }),
+    }
+}
+
 /// (d) Hand-off latency free → a thread blocked in `allocate_blocking`.
 pub fn handoff_latency_blocked(a: &Allocator, samples: usize) -> Latency {
     percentiles(handoff_samples_blocked(a, samples, Placement::Free).wake)
@@ -515,9 +554,10 @@ pub fn futex_handoff_samples(samples: usize, placement: Placement) -> HandOffSam
     run_row(samples, placement, futex_row())
 }
 
-/// (d), the four rows in one run, taking turns hand-off by hand-off: free → a blocked thread,
-/// free → an async waiter (each on its own allocator of `frames` frames of `frame_size`
-/// bytes, see [`allocator`]), the `Condvar` peer and the futex floor, in that order.
+/// (d), the five rows in one run, taking turns hand-off by hand-off, in this order: free → a
+/// blocked thread, free → an async waiter (each on its own allocator of `frames` frames of
+/// `frame_size` bytes, see [`allocator`]), the `Condvar` peer, the futex floor, and the
+/// executor's floor (the async row's waker and `park` with no allocator).
 /// Interleaving each hand-off, not blocks of them, exposes the rows to the same load of a
 /// shared machine, so their ratios hold from run to run better than their absolute values.
 ///
@@ -535,7 +575,7 @@ pub fn interleaved_handoff_samples(
     frame_size: u32,
     samples: usize,
     placement: Placement,
-) -> Result<[HandOffSamples; 4], Status> {
+) -> Result<[HandOffSamples; 5], Status> {
     // One allocator per row: two waiters pending on one allocator would take each other's
     // frames (a free goes to the oldest request).
     let (blocked, asynchronous) = (
@@ -550,22 +590,33 @@ pub fn interleaved_handoff_samples(
             alloc_row(&asynchronous, wait_async),
             condvar_row(),
             futex_row(),
+            park_row(),
         ],
     ))
 }
 
+/// The waker of [`block_on`]: unparks the thread that made it.
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+impl Unpark {
+    /// A waker that unparks the calling thread.
+    fn current() -> Waker {
+        Waker::from(Arc::new(Unpark(std::thread::current())))
+    }
+}
+
 /// A minimal executor: polls on a waker that unparks the calling thread.
 pub fn block_on<F: Future>(f: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-        fn wake_by_ref(self: &Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let waker = Unpark::current();
     let mut cx = Context::from_waker(&waker);
     let mut f = pin!(f);
     loop {
