@@ -18,7 +18,7 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
@@ -425,19 +425,26 @@ fn condvar_row() -> Row<'static> {
     }
 }
 
-/// The floor row: the freer stores a value into one word and wakes; the waiter sleeps on it.
-fn futex_row() -> Row<'static> {
-    use rustix::thread::futex;
-    // 0: idle; 1: the waiter is (about to be) asleep; 2: handed over. A hand-off before the
-    // waiter's `futex_wait` makes that call return at once (the word is no longer 1).
-    let word = Arc::new(std::sync::atomic::AtomicU32::new(0));
+/// A row whose two threads share nothing but one word: 0 idle, 1 the waiter is (about to be)
+/// asleep, 2 handed over. The waiter runs `prepare`, stores 1, and calls `sleep` until the
+/// word is 2 (`sleep` may return early); the freer stores 2 and calls `wake`. A hand-off
+/// before the waiter sleeps makes `sleep` return at once (the word is no longer 1, or the
+/// wake is kept for the next park).
+fn word_row(
+    mut prepare: impl FnMut() + Send + 'static,
+    mut sleep: impl FnMut(&AtomicU32) + Send + 'static,
+    mut wake: impl FnMut(&AtomicU32) + 'static,
+) -> Row<'static> {
+    let word = Arc::new(AtomicU32::new(0));
     let w = Arc::clone(&word);
     Row {
         waiter: Box::new(move |clock| {
-            // Release/Acquire throughout: each side acts only on the other's last store.
+            prepare();
+            // Release/Acquire throughout: each side acts only on the other's last store (so
+            // `prepare`'s effects are visible to the freer's `wake`).
             w.store(1, Ordering::Release);
             while w.load(Ordering::Acquire) != 2 {
-                let _ = futex::wait(&w, futex::Flags::PRIVATE, 1, None);
+                sleep(&w);
             }
             let lat = clock.latency();
             w.store(0, Ordering::Release);
@@ -450,7 +457,7 @@ fn futex_row() -> Row<'static> {
             let_sleep();
             let cost = clock.hand_off(|| {
                 word.store(2, Ordering::Release);
-                let _ = futex::wake(&word, futex::Flags::PRIVATE, 1);
+                wake(&word);
             });
             while word.load(Ordering::Acquire) == 2 {
                 std::thread::yield_now();
@@ -460,43 +467,38 @@ fn futex_row() -> Row<'static> {
     }
 }
 
+/// The floor row: the waiter sleeps on the word with `futex_wait`, the freer `futex_wake`s it.
+fn futex_row() -> Row<'static> {
+    use rustix::thread::futex;
+    word_row(
+        || {},
+        |w| {
+            let _ = futex::wait(w, futex::Flags::PRIVATE, 1, None);
+        },
+        |w| {
+            let _ = futex::wake(w, futex::Flags::PRIVATE, 1);
+        },
+    )
+}
+
 /// The executor's floor: what [`block_on`]'s waker and `park` cost with no allocator. The
-/// freer stores a value into one word and wakes the waiter's waker; the waiter parks until
-/// the word says so. The gap between the async row and this one is ks-alloc's own code.
+/// waiter parks; the freer wakes the waiter's waker. The gap between the async row and this
+/// one is ks-alloc's own code.
 fn park_row() -> Row<'static> {
-    // 0: idle; 1: the waiter is (about to be) parked; 2: handed over.
-    let word = Arc::new(std::sync::atomic::AtomicU32::new(0));
-    // The waiter's waker, published before its first 1.
+    // The waiter's waker, made by `prepare` on the waiter's thread before its first 1.
     let waker = Arc::new(std::sync::OnceLock::<Waker>::new());
-    let (w, wk) = (Arc::clone(&word), Arc::clone(&waker));
-    Row {
-        waiter: Box::new(move |clock| {
-            wk.get_or_init(Unpark::current);
-            // Release/Acquire throughout: each side acts only on the other's last store.
-            w.store(1, Ordering::Release);
-            while w.load(Ordering::Acquire) != 2 {
-                std::thread::park();
+    let made = Arc::clone(&waker);
+    word_row(
+        move || {
+            made.get_or_init(Unpark::current);
+        },
+        |_| std::thread::park(),
+        move |_| {
+            if let Some(w) = waker.get() {
+                w.wake_by_ref();
             }
-            let lat = clock.latency();
-            w.store(0, Ordering::Release);
-            Some(lat)
-        }),
-        freer: Box::new(move |clock| {
-            while word.load(Ordering::Acquire) != 1 {
-                std::thread::yield_now();
-            }
-            let waker = waker.get()?;
-            let_sleep();
-            let cost = clock.hand_off(|| {
-                word.store(2, Ordering::Release);
-                waker.wake_by_ref();
-            });
-            while word.load(Ordering::Acquire) == 2 {
-                std::thread::yield_now();
-            }
-            Some(cost)
-        }),
-    }
+        },
+    )
 }
 
 /// (d) Hand-off latency free → a thread blocked in `allocate_blocking`.
