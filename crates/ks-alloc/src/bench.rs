@@ -23,6 +23,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
+use crate::loom::lock;
 use crate::{Alignment, Allocator, Framing, Memory, PoolType, Status};
 
 /// The benchmark allocator: `frames` frames of `frame_size` bytes, non-paged, 64-byte aligned,
@@ -336,11 +337,6 @@ fn let_sleep() {
     std::thread::sleep(Duration::from_micros(50));
 }
 
-/// Locks a bench mutex, ignoring poisoning (a panicking row is reported by its join).
-fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// The allocator row: free → a waiter, measured from just before the free to the waiter
 /// resuming with the frame. `wait` is the waiter's allocate (blocking or async). The freer
 /// holds every frame but the one in flight.
@@ -357,7 +353,7 @@ fn alloc_row<'a>(
         waiter: Box::new(move |clock| {
             let f = wait(a)?;
             let lat = clock.latency();
-            *locked(&give) = Some(f);
+            *lock(&give) = Some(f);
             Some(lat)
         }),
         freer: Box::new(move |clock| {
@@ -368,7 +364,7 @@ fn alloc_row<'a>(
             // The free: hands the frame to the parked waiter.
             let cost = clock.hand_off(|| drop(held.pop()));
             loop {
-                if let Some(f) = locked(&back).take() {
+                if let Some(f) = lock(&back).take() {
                     held.push(f);
                     return Some(cost);
                 }
@@ -397,7 +393,7 @@ fn condvar_row() -> Row<'static> {
     let mut sent = 0u64;
     Row {
         waiter: Box::new(move |clock| {
-            let mut g = locked(&w.0);
+            let mut g = lock(&w.0);
             g.1 = true;
             while g.0.is_none() {
                 g = w.1.wait(g).unwrap_or_else(|e| e.into_inner());
@@ -408,16 +404,16 @@ fn condvar_row() -> Row<'static> {
             Some(lat)
         }),
         freer: Box::new(move |clock| {
-            while !locked(&slot.0).1 {
+            while !lock(&slot.0).1 {
                 std::thread::yield_now();
             }
             let_sleep();
             sent += 1;
             let cost = clock.hand_off(|| {
-                locked(&slot.0).0 = Some(sent);
+                lock(&slot.0).0 = Some(sent);
                 slot.1.notify_one();
             });
-            while locked(&slot.0).0.is_some() {
+            while lock(&slot.0).0.is_some() {
                 std::thread::yield_now();
             }
             Some(cost)
