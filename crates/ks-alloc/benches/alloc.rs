@@ -12,7 +12,9 @@
 //! Run: `cargo bench -p ks-alloc --bench alloc` (about a minute). `KS_BENCH_LATENCY_SAMPLES`
 //! sets the hand-off sample count (default 5000); `KS_BENCH_PIN=1` pins the freer to CPU 0 and
 //! the waiter to CPU 1, so that every wake crosses CPUs (unpinned, the scheduler mostly wakes
-//! the waiter on the freer's CPU). Each hand-off row also shows the freer's p50: how long the
+//! the waiter on the freer's CPU); `KS_BENCH_PIN=busy` also keeps the freer spinning between
+//! hand-offs instead of sleeping, so that it runs the hand-off from warm caches (a diagnostic:
+//! `bench::Placement::PinnedBusy`). Each hand-off row also shows the freer's p50: how long the
 //! free itself took on the freeing thread, system call included.
 
 #![cfg(not(loom))]
@@ -210,10 +212,10 @@ fn latency_report() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5000);
-    let placement = if std::env::var_os("KS_BENCH_PIN").is_some_and(|v| v == "1") {
-        bench::Placement::Pinned
-    } else {
-        bench::Placement::Free
+    let placement = match std::env::var("KS_BENCH_PIN").as_deref() {
+        Ok("1") => bench::Placement::Pinned,
+        Ok("busy") => bench::Placement::PinnedBusy,
+        _ => bench::Placement::Free,
     };
     // The rows take turns hand-off by hand-off: the machine is shared and its load drifts,
     // and interleaving each hand-off exposes all the rows to the same drift.

@@ -200,6 +200,13 @@ pub enum Placement {
     /// Freer on CPU 0, waiter on CPU 1 (when the process may use both): every wake crosses
     /// CPUs. The freer's previous affinity is restored afterwards.
     Pinned,
+    /// As [`Pinned`](Self::Pinned), but the freer spins instead of sleeping while it waits
+    /// for the waiter to fall asleep, so its CPU stays busy and its caches warm: the latency
+    /// then shows the hand-off's own path without the cost of running it from cold caches.
+    /// A diagnostic, not the measurement of record. Where the threads cannot be pinned, the
+    /// freer sleeps as with [`Free`](Self::Free): spinning on the waiter's CPU would only
+    /// measure how soon the scheduler preempts it.
+    PinnedBusy,
 }
 
 /// Pins the calling thread to `cpu` if `placement` asks for it, until the returned guard
@@ -217,8 +224,14 @@ fn place(placement: Placement, cpu: usize) -> Unplace {
     };
     Unplace(match placement {
         Placement::Free => None,
-        Placement::Pinned => pin(),
+        Placement::Pinned | Placement::PinnedBusy => pin(),
     })
+}
+
+impl Unplace {
+    fn pinned(&self) -> bool {
+        self.0.is_some()
+    }
 }
 
 /// Restores, on drop, the affinity that [`place`] changed.
@@ -233,11 +246,11 @@ impl Drop for Unplace {
 }
 
 /// Waits until `a` has a pending request, then a little longer so the waiter is parked.
-fn until_parked(a: &Allocator) {
+fn until_parked(a: &Allocator, clock: &Clock) {
     while a.status().pending == 0 {
         std::thread::yield_now();
     }
-    let_sleep();
+    clock.let_sleep();
 }
 
 /// The shared clock of a hand-off bench: the freer stamps it just before each hand-off, and
@@ -245,9 +258,24 @@ fn until_parked(a: &Allocator) {
 struct Clock {
     base: Instant,
     stamp: AtomicU64,
+    /// The freer spins rather than sleeps before each hand-off ([`Placement::PinnedBusy`]).
+    busy: bool,
 }
 
 impl Clock {
+    /// Freer: waits 50 µs after the waiter said it would sleep, so that it really is asleep.
+    fn let_sleep(&self) {
+        const SETTLE: Duration = Duration::from_micros(50);
+        if self.busy {
+            let t0 = Instant::now();
+            while t0.elapsed() < SETTLE {
+                std::hint::spin_loop();
+            }
+        } else {
+            std::thread::sleep(SETTLE);
+        }
+    }
+
     fn now(&self) -> u64 {
         self.base.elapsed().as_nanos() as u64
     }
@@ -291,13 +319,14 @@ fn run_rows<const N: usize>(
     placement: Placement,
     rows: [Row<'_>; N],
 ) -> [HandOffSamples; N] {
+    let unplace = place(placement, 0);
     let clock = Clock {
         base: Instant::now(),
         stamp: AtomicU64::new(0),
+        busy: placement == Placement::PinnedBusy && unplace.pinned(),
     };
     let clock = &clock;
     let mut out: [HandOffSamples; N] = std::array::from_fn(|_| HandOffSamples::default());
-    let _unplace = place(placement, 0);
     std::thread::scope(|s| {
         let mut freers = Vec::with_capacity(N);
         let mut waiters = Vec::with_capacity(N);
@@ -332,11 +361,6 @@ fn run_row(samples: usize, placement: Placement, row: Row<'_>) -> HandOffSamples
     s
 }
 
-/// Waits 50 µs after the waiter said it would sleep, so that it really is asleep.
-fn let_sleep() {
-    std::thread::sleep(Duration::from_micros(50));
-}
-
 /// The allocator row: free → a waiter, measured from just before the free to the waiter
 /// resuming with the frame. `wait` is the waiter's allocate (blocking or async). The freer
 /// holds every frame but the one in flight.
@@ -360,7 +384,7 @@ fn alloc_row<'a>(
             if held.is_empty() {
                 return None;
             }
-            until_parked(a);
+            until_parked(a, clock);
             // The free: hands the frame to the parked waiter.
             let cost = clock.hand_off(|| drop(held.pop()));
             loop {
@@ -407,7 +431,7 @@ fn condvar_row() -> Row<'static> {
             while !lock(&slot.0).1 {
                 std::thread::yield_now();
             }
-            let_sleep();
+            clock.let_sleep();
             sent += 1;
             let cost = clock.hand_off(|| {
                 lock(&slot.0).0 = Some(sent);
@@ -450,7 +474,7 @@ fn word_row(
             while word.load(Ordering::Acquire) != 1 {
                 std::thread::yield_now();
             }
-            let_sleep();
+            clock.let_sleep();
             let cost = clock.hand_off(|| {
                 word.store(2, Ordering::Release);
                 wake(&word);
@@ -622,5 +646,31 @@ pub fn block_on<F: Future>(f: F) -> F::Output {
             return v;
         }
         std::thread::park();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every placement yields one sample of each kind per hand-off for every row, and gives
+    /// the calling thread its affinity back (pinned or not, busy or not).
+    #[test]
+    fn each_placement_samples_every_row_and_restores_the_affinity() {
+        let before = rustix::thread::sched_getaffinity(None).ok();
+        for placement in [Placement::Free, Placement::Pinned, Placement::PinnedBusy] {
+            let rows = interleaved_handoff_samples(2, 64, 3, placement).expect("allocators");
+            for (k, r) in rows.iter().enumerate() {
+                assert_eq!(
+                    (r.wake.len(), r.free.len()),
+                    (3, 3),
+                    "row {k}, {placement:?}"
+                );
+            }
+            assert!(
+                rustix::thread::sched_getaffinity(None).ok() == before,
+                "{placement:?} left the caller's affinity changed"
+            );
+        }
     }
 }
