@@ -113,6 +113,7 @@ impl Grants {
 
     /// Wakes the thread sleeping on slot `slot`'s word (if any). A stale wake (the slot was
     /// recycled meanwhile) only makes the new owner re-check its word.
+    #[inline]
     fn wake(&self, slot: u32) {
         #[cfg(not(loom))]
         {
@@ -128,6 +129,7 @@ impl Grants {
         let _ = slot; // loom: sleepers spin (`Allocator::sleep_on`).
     }
 
+    #[inline(always)]
     fn set(&self, slot: u32, generation: u32, low: u32) {
         // Release: for a grant, publishes the frame to the owner's Acquire load in
         // `try_collect`; for PENDING (written by `enqueue`), the only other readers hold the
@@ -153,6 +155,7 @@ impl Notify {
         Notify::Futex(t.slot)
     }
 
+    #[inline]
     pub(crate) fn wake(self, grants: &Grants) {
         match self {
             Notify::None => {}
@@ -295,6 +298,7 @@ impl WaitQueue {
     }
 
     /// The oldest queued request: its slot and holder tag.
+    #[inline]
     pub(crate) fn front(&self) -> Option<(u32, Option<&'static Holder>)> {
         (self.head != NIL).then(|| (self.head, self.slots[self.head as usize].holder))
     }
@@ -306,6 +310,7 @@ impl WaitQueue {
             .flatten()
     }
 
+    #[inline]
     fn unlink(&mut self, i: u32) {
         let (mut head, mut tail) = (self.head, self.tail);
         self.unlink_from(i, &mut head, &mut tail);
@@ -319,6 +324,7 @@ impl WaitQueue {
         (self.granted_head, self.granted_tail) = (head, tail);
     }
 
+    #[inline]
     fn unlink_from(&mut self, i: u32, head: &mut u32, tail: &mut u32) {
         let (prev, next) = {
             let s = &self.slots[i as usize];
@@ -367,6 +373,7 @@ impl WaitQueue {
     }
 
     /// Completes the queued request in `slot` with frame `frame`; returns whom to wake.
+    #[inline]
     pub(crate) fn grant(&mut self, grants: &Grants, slot: u32, frame: u32) -> Notify {
         self.unlink(slot);
         self.handoffs += 1;

@@ -315,26 +315,31 @@ impl Inner {
     /// cache saw the flags (`flagged`), else one CAS from the allocation's hint if that wins,
     /// else the full path.
     ///
+    /// The hand-off to a waiter (`release_flagged`, `grant_oldest`, the queue's `grant`) is
+    /// inlined here from one call site, so that its code is one function with one stack
+    /// frame: a freer that has just woken up runs it from cold caches, where each line costs.
+    /// (Simulated with 8 KiB caches, callgrind counts 29 lines missed per hand-off, against 35
+    /// as separate calls; BENCHMARKS.md (d), tenth round.)
+    ///
     /// # Safety
     /// As `release_held`.
     #[inline(never)]
     unsafe fn release_uncached(this: NonNull<Inner>, index: u32, hint: u64, flagged: bool) {
         // SAFETY: the frame is outstanding, so the allocator is alive (close protocol).
         let inner = unsafe { this.as_ref() };
-        if flagged {
-            // SAFETY: forwarded from the caller; only a region's frames are cached.
+        // Only a region's frames are cached, so `flagged` implies a region's frame.
+        let divert = flagged
+            || (matches!(inner.backend, Backend::Region(_)) && !inner.events.active() && {
+                if inner.free.try_push_hinted(index, hint) {
+                    return;
+                }
+                // The hint failed; if because requests may be pending, hand the frame over
+                // directly. (For a frame of word 0, the failed CAS has just fetched that line.)
+                inner.free.flagged()
+            });
+        if divert {
+            // SAFETY: forwarded from the caller; a region's frame (see above).
             return unsafe { Inner::release_flagged(this, index) };
-        }
-        if matches!(inner.backend, Backend::Region(_)) && !inner.events.active() {
-            if inner.free.try_push_hinted(index, hint) {
-                return;
-            }
-            // The hint failed; if because requests may be pending, hand the frame over
-            // directly. (For a frame of word 0, the failed CAS has just fetched that line.)
-            if inner.free.flagged() {
-                // SAFETY: forwarded from the caller; a region's frame (checked above).
-                return unsafe { Inner::release_flagged(this, index) };
-            }
         }
         // SAFETY: forwarded from the caller (`release` is the full free path: vendor, events,
         // a push from a fresh load of the word, hand-off to a waiter, teardown).
@@ -353,7 +358,7 @@ impl Inner {
     /// # Safety
     /// As `release_held`, and the frames are the allocator's own region, not a vendor's (a
     /// vendor's frame must go back to the vendor first, which `release` does).
-    #[inline(never)]
+    #[inline(always)]
     unsafe fn release_flagged(this: NonNull<Inner>, index: u32) {
         // SAFETY: the frame is outstanding, so the allocator is alive (close protocol).
         let inner = unsafe { this.as_ref() };
@@ -529,6 +534,7 @@ impl Inner {
     /// are cleared, and the caller still owns the frame (a request arriving after the unlock
     /// sets them again, and the caller's push then diverts to it). `Pushed` (never
     /// finalizing, a request being pending) if a vendor had no frame for the request.
+    #[inline(always)]
     fn grant_oldest(&self, index: u32) -> Option<HandOff> {
         let mut q = lock(&self.waiters);
         let Some((slot, holder)) = q.front() else {
