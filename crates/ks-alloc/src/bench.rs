@@ -228,14 +228,15 @@ fn place(placement: Placement, cpu: usize) -> Unplace {
     })
 }
 
+/// Restores, on drop, the affinity that [`place`] changed.
+struct Unplace(Option<rustix::thread::CpuSet>);
+
 impl Unplace {
+    /// Whether [`place`] pinned the thread.
     fn pinned(&self) -> bool {
         self.0.is_some()
     }
 }
-
-/// Restores, on drop, the affinity that [`place`] changed.
-struct Unplace(Option<rustix::thread::CpuSet>);
 
 impl Drop for Unplace {
     fn drop(&mut self) {
