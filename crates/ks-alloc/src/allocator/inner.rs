@@ -327,16 +327,19 @@ impl Inner {
     unsafe fn release_uncached(this: NonNull<Inner>, index: u32, hint: u64, flagged: bool) {
         // SAFETY: the frame is outstanding, so the allocator is alive (close protocol).
         let inner = unsafe { this.as_ref() };
-        // Only a region's frames are cached, so `flagged` implies a region's frame.
-        let divert = flagged
-            || (matches!(inner.backend, Backend::Region(_)) && !inner.events.active() && {
-                if inner.free.try_push_hinted(index, hint) {
-                    return;
-                }
-                // The hint failed; if because requests may be pending, hand the frame over
-                // directly. (For a frame of word 0, the failed CAS has just fetched that line.)
-                inner.free.flagged()
-            });
+        let divert = if flagged {
+            // Only a region's frames are cached, so this is a region's frame.
+            true
+        } else if matches!(inner.backend, Backend::Region(_)) && !inner.events.active() {
+            if inner.free.try_push_hinted(index, hint) {
+                return;
+            }
+            // The hint failed; if because requests may be pending, hand the frame over
+            // directly. (For a frame of word 0, the failed CAS has just fetched that line.)
+            inner.free.flagged()
+        } else {
+            false
+        };
         if divert {
             // SAFETY: forwarded from the caller; a region's frame (see above).
             return unsafe { Inner::release_flagged(this, index) };
