@@ -114,7 +114,7 @@ impl Grants {
     /// Wakes the thread sleeping on slot `slot`'s word (if any). A stale wake (the slot was
     /// recycled meanwhile) only makes the new owner re-check its word.
     #[inline]
-    fn wake(&self, slot: u32) {
+    pub(crate) fn wake(&self, slot: u32) {
         #[cfg(not(loom))]
         {
             // The result is the number woken (0 or 1) or EFAULT, which a word in a live slab

@@ -154,7 +154,9 @@ mod imp {
                 // Relaxed: ordered by the Acquire swap; read before `service` lets the
                 // allocator be scheduled (and relinked) again.
                 let next = inner.worker_next.load(Ordering::Relaxed);
-                inner.service();
+                // SAFETY: `p` comes from `Arc::as_ptr` (`Inner::schedule`) and carries the
+                // worker's strong reference.
+                unsafe { Inner::service(std::ptr::NonNull::new_unchecked(p)) };
                 // SAFETY: drops the reference the scheduler gave the worker.
                 unsafe { Arc::decrement_strong_count(p.cast_const()) };
                 p = next;
@@ -217,7 +219,12 @@ pub(crate) fn run_scheduled(inner: &crate::loom::Arc<Inner>) -> bool {
     if !inner.in_worker.load(Ordering::SeqCst) {
         return false;
     }
-    inner.service();
+    // SAFETY: from the `Arc`, which the caller holds.
+    unsafe {
+        Inner::service(std::ptr::NonNull::new_unchecked(
+            crate::loom::Arc::as_ptr(inner).cast_mut(),
+        ))
+    };
     // SAFETY: drops the reference `schedule` handed to the worker.
     unsafe { crate::loom::Arc::decrement_strong_count(crate::loom::Arc::as_ptr(inner)) };
     true

@@ -17,7 +17,7 @@ use crate::loom::{
 };
 use crate::memory::Region;
 use crate::vendor::{DynVendor, ErasedContext};
-use crate::waiters::{Grants, WaitQueue};
+use crate::waiters::{Grants, Notify, WaitQueue};
 use crate::StarvationReport;
 use crate::{Framing, Memory, TryAllocateError};
 
@@ -194,7 +194,7 @@ impl Inner {
         hint: u64,
     ) -> Result<Frame, TryAllocateError> {
         match this.claim(index, holder) {
-            Ok(()) => Ok(this.frame(index, hint)),
+            Ok(()) => Ok(Inner::frame(this, index, hint)),
             Err(e) => {
                 Inner::return_slot(this, index);
                 Err(this.claim_error(e))
@@ -226,14 +226,19 @@ impl Inner {
 
     /// The RAII frame for claimed slot `index`; `hint` is where its free starts
     /// ([`NO_HINT`](crate::freelist::NO_HINT) if it did not come from `pop_hinted`).
+    ///
+    /// The frame's pointer to the allocator comes from the `Arc`, not from a `&Inner`: the
+    /// free path takes and drops strong references through it (`Arc::increment_strong_count`
+    /// reads the counts beside `Inner`, which a pointer made from `&Inner` may not reach).
     #[inline(always)]
-    pub(super) fn frame(&self, index: u32, hint: u64) -> Frame {
+    pub(super) fn frame(this: &Arc<Inner>, index: u32, hint: u64) -> Frame {
         Frame {
-            inner: NonNull::from(self),
-            ptr: self.frame_ptr(index),
+            // SAFETY: `Arc::as_ptr` is never null.
+            inner: unsafe { NonNull::new_unchecked(Arc::as_ptr(this).cast_mut()) },
+            ptr: this.frame_ptr(index),
             hint,
             // Lossless: the frame size comes from a `u32` framing field (builder.rs).
-            len: self.frame_size as u32,
+            len: this.frame_size as u32,
             index,
         }
     }
@@ -363,10 +368,10 @@ impl Inner {
     /// vendor's frame must go back to the vendor first, which `release` does).
     #[inline(always)]
     unsafe fn release_flagged(this: NonNull<Inner>, index: u32) {
-        // SAFETY: the frame is outstanding, so the allocator is alive (close protocol).
-        let inner = unsafe { this.as_ref() };
         if current_level() != Level::Dispatch {
-            if let Some(done) = inner.grant_oldest(index) {
+            // SAFETY: forwarded from the caller (the frame is ours, a region's). Nothing
+            // touches `*this` after a grant.
+            if let Some(done) = unsafe { Inner::grant_oldest(this, index) } {
                 // Granted: a region's claim cannot fail. (`Pushed`, after a vendor's failed
                 // claim, would also be final: a request is pending, so it cannot finalize.)
                 debug_assert!(matches!(done, HandOff::Granted));
@@ -380,9 +385,10 @@ impl Inner {
     /// The common free path.
     ///
     /// # Safety
-    /// As `release_held`. After the frame is back on the free list this function touches
-    /// `*this` only while holding a strong reference of its own, because the allocator may be
-    /// torn down by another thread as soon as the frame is home.
+    /// As `release_held`. After the frame is back on the free list or handed to a request,
+    /// this function touches `*this` only while holding a strong reference of its own,
+    /// because the allocator may be torn down by another thread as soon as the frame is home
+    /// (for a hand-off: as soon as its new owner frees it).
     #[cold]
     #[inline(never)]
     pub(super) unsafe fn release(this: *const Inner, index: u32) {
@@ -419,7 +425,11 @@ impl Inner {
                         None => unsafe { Inner::defer(this, index) },
                     }
                 } else {
-                    match inner.hand_off(index) {
+                    // SAFETY: we own frame `index` and the allocator is alive. After this,
+                    // `*this` is touched only under the strong reference taken above (events)
+                    // or the close reference (`finalize`).
+                    match unsafe { Inner::hand_off(NonNull::new_unchecked(this.cast_mut()), index) }
+                    {
                         HandOff::Granted => {}
                         HandOff::Pushed { finalize: f } => {
                             pushed = true;
@@ -486,19 +496,25 @@ impl Inner {
     }
 
     /// One worker pass over this allocator: complete deferred hand-offs, deliver deferred
-    /// events. The caller (the worker) holds a strong reference.
-    pub(crate) fn service(&self) {
+    /// events.
+    ///
+    /// # Safety
+    /// `this` comes from an `Arc<Inner>` (see `frame`), and the caller (the worker) holds a
+    /// strong reference through the pass.
+    pub(crate) unsafe fn service(this: NonNull<Inner>) {
+        // SAFETY: the worker's reference keeps it alive.
+        let inner = unsafe { this.as_ref() };
         // SeqCst: see `schedule`.
-        self.in_worker.store(false, Ordering::SeqCst);
-        let this = self as *const Inner;
-        self.free.take_deferred(|index| {
-            if let HandOff::Pushed { finalize: true } = self.hand_off(index) {
+        inner.in_worker.store(false, Ordering::SeqCst);
+        inner.free.take_deferred(|index| {
+            // SAFETY: the deferred frame is ours; the worker's reference keeps it alive.
+            if let HandOff::Pushed { finalize: true } = unsafe { Inner::hand_off(this, index) } {
                 // SAFETY: the last frame came home after close; the worker still holds its
-                // own reference, so `self` stays valid for the rest of this pass.
-                unsafe { Inner::finalize(this) };
+                // own reference, so the allocator stays valid for the rest of this pass.
+                unsafe { Inner::finalize(this.as_ptr()) };
             }
         });
-        self.events.deliver_deferred();
+        inner.events.deliver_deferred();
     }
 
     /// Dispatch level, after a free was diverted: if no request is pending (the flags only
@@ -520,12 +536,18 @@ impl Inner {
 
     /// Passive-level slow path: give frame `index` (ours) to the oldest request, or push it
     /// if nobody waits any more.
-    fn hand_off(&self, index: u32) -> HandOff {
+    ///
+    /// # Safety
+    /// As `grant_oldest`: once the frame is granted or pushed, the allocator may be gone
+    /// unless the caller holds a reference of its own.
+    unsafe fn hand_off(this: NonNull<Inner>, index: u32) -> HandOff {
         loop {
-            if let Some(done) = self.grant_oldest(index) {
+            // SAFETY: forwarded; the frame is still ours.
+            if let Some(done) = unsafe { Inner::grant_oldest(this, index) } {
                 return done;
             }
-            match self.free.push(index, true) {
+            // SAFETY: no grant, so the frame is still ours and the allocator alive.
+            match unsafe { this.as_ref() }.free.push(index, true) {
                 Push::Pushed { finalize } => return HandOff::Pushed { finalize },
                 Push::Diverted => continue,
             }
@@ -537,16 +559,34 @@ impl Inner {
     /// are cleared, and the caller still owns the frame (a request arriving after the unlock
     /// sets them again, and the caller's push then diverts to it). `Pushed` (never
     /// finalizing, a request being pending) if a vendor had no frame for the request.
+    ///
+    /// # Safety
+    /// `this` is alive and the caller owns frame `index`. Once this returns `Granted`, the
+    /// allocator may already be gone: the new owner can free the frame and tear it down.
     #[inline(always)]
-    fn grant_oldest(&self, index: u32) -> Option<HandOff> {
-        let mut q = lock(&self.waiters);
+    unsafe fn grant_oldest(this: NonNull<Inner>, index: u32) -> Option<HandOff> {
+        // SAFETY: alive while the frame is ours (close protocol). A local, not a `&self`
+        // argument: after the unlock below nothing reads through it, and it may dangle.
+        let inner = unsafe { this.as_ref() };
+        let mut q = lock(&inner.waiters);
         let Some((slot, holder)) = q.front() else {
-            self.free.clear_waiters();
+            inner.free.clear_waiters();
             return None;
         };
-        Some(match self.claim(index, holder) {
+        Some(match inner.claim(index, holder) {
             Ok(()) => {
-                let notify = q.grant(&self.grants, slot, index);
+                let notify = q.grant(&inner.grants, slot, index);
+                // Once the lock is released, the frame's new owner may take it, free it and
+                // drop the last handle before our wake. A `Waker` is owned, so waking it
+                // touches nothing of the allocator; a thread is woken through its grant word,
+                // in the allocator, so a reference of our own keeps it alive until then.
+                let futex = matches!(notify, Notify::Futex(_));
+                if futex {
+                    // SAFETY: `this` comes from the `Arc` (see `frame`) and is alive: a frame
+                    // is out and the queue is not empty, so it is neither closed nor torn
+                    // down.
+                    unsafe { Arc::increment_strong_count(this.as_ptr()) };
+                }
                 // `WAITERS` stays set even if the queue is now empty: the next free clears
                 // it (see `FreeList::clear_waiters`), and a request arriving first finds it
                 // set and writes nothing to the free list.
@@ -557,23 +597,34 @@ impl Inner {
                 // the woken thread's next request waited for us, and a free that handed off
                 // took 9.5 µs at the median instead of 3.8 (`freer p50` of the hand-off
                 // bench, BENCHMARKS.md (d)).
-                notify.wake(&self.grants);
+                #[cfg(all(test, not(loom)))]
+                hooks::between_unlock_and_wake();
+                match notify {
+                    Notify::Futex(slot) => {
+                        inner.grants.wake(slot);
+                        // SAFETY: drops the reference taken above, which may tear the
+                        // allocator down; nothing touches it afterwards.
+                        unsafe { Arc::decrement_strong_count(this.as_ptr()) };
+                    }
+                    Notify::Waker(w) => w.wake(),
+                    Notify::None => {}
+                }
                 HandOff::Granted
             }
             Err(ClaimError::NoFrame) => {
                 // Vendor has no memory: the request stays pending and is retried at the next
                 // free. The queue is non-empty, so the allocator is not closed and this push
                 // cannot finalize.
-                self.free.push(index, false);
+                inner.free.push(index, false);
                 HandOff::Pushed { finalize: false }
             }
             Err(ClaimError::Misaligned(a)) => {
                 tracing::error!(
-                    allocator = %self.name,
+                    allocator = %inner.name,
                     addr = a,
                     "vendor allocator returned a misaligned frame; refused and returned to the vendor"
                 );
-                self.free.push(index, false);
+                inner.free.push(index, false);
                 HandOff::Pushed { finalize: false }
             }
         })
@@ -604,4 +655,29 @@ impl Inner {
 enum HandOff {
     Granted,
     Pushed { finalize: bool },
+}
+
+/// Test hooks: points in the free path where a test may stop the freeing thread.
+#[cfg(all(test, not(loom)))]
+pub(crate) mod hooks {
+    use std::cell::RefCell;
+
+    std::thread_local! {
+        static BETWEEN_UNLOCK_AND_WAKE: RefCell<Option<Box<dyn FnMut()>>> =
+            const { RefCell::new(None) };
+    }
+
+    /// Runs `f` on this thread at every hand-off between the waiter lock's release and the
+    /// wake (where the frame already belongs to its new owner).
+    pub(crate) fn set_between_unlock_and_wake(f: impl FnMut() + 'static) {
+        BETWEEN_UNLOCK_AND_WAKE.with(|h| *h.borrow_mut() = Some(Box::new(f)));
+    }
+
+    pub(super) fn between_unlock_and_wake() {
+        BETWEEN_UNLOCK_AND_WAKE.with(|h| {
+            if let Some(f) = h.borrow_mut().as_mut() {
+                f();
+            }
+        });
+    }
 }

@@ -48,7 +48,7 @@ impl Allocator {
             // Acquire: as in `Grants::try_collect` (the value is only compared, though).
             let seen = word.load(Ordering::Acquire);
             if let Some(i) = self.inner.grants.try_collect(ticket) {
-                return Ok(self.inner.frame(i, NO_HINT));
+                return Ok(Inner::frame(&self.inner, i, NO_HINT));
             }
             // The first pass may skip the locked check (the request was queued an instant
             // ago), but not if the word already says it was settled: close may have
@@ -56,7 +56,7 @@ impl Allocator {
             if check || Grants::settled(ticket, seen) {
                 // After a wake-up the grant is normally collected lock-free (`poll_ticket`).
                 match self.poll_ticket(ticket, |n| *n = Notify::futex(ticket)) {
-                    Polled::Granted(i) => return Ok(self.inner.frame(i, NO_HINT)),
+                    Polled::Granted(i) => return Ok(Inner::frame(&self.inner, i, NO_HINT)),
                     Polled::Cancelled => return Err(Status::Cancelled),
                     Polled::Queued => {}
                 }
@@ -69,7 +69,7 @@ impl Allocator {
                     if now >= d {
                         if let Some(i) = self.withdraw(ticket) {
                             // Granted just before the timeout: keep it.
-                            return Ok(self.inner.frame(i, NO_HINT));
+                            return Ok(Inner::frame(&self.inner, i, NO_HINT));
                         }
                         return Err(Status::DeviceNotReady(
                             format!(
@@ -111,7 +111,7 @@ impl Allocator {
             }
         };
         if inner.claim(i, holder).is_ok() {
-            return Some(inner.frame(i, hint));
+            return Some(Inner::frame(inner, i, hint));
         }
         // Vendor refused: return the slot; the locked path retries and reports.
         Inner::return_slot(inner, i);
@@ -128,7 +128,7 @@ impl Allocator {
         // Fast path: no lock. (Only the default memory caches, and its claim cannot fail.)
         if let Some(i) = inner.cache.take() {
             if inner.claim(i, holder).is_ok() {
-                return Ok(Begin::Ready(inner.frame(i, NO_HINT)));
+                return Ok(Begin::Ready(Inner::frame(inner, i, NO_HINT)));
             }
             Inner::return_slot(inner, i);
         }
@@ -140,7 +140,7 @@ impl Allocator {
             }) => {
                 inner.note_peak(left);
                 match inner.claim(i, holder) {
-                    Ok(()) => return Ok(Begin::Ready(inner.frame(i, hint))),
+                    Ok(()) => return Ok(Begin::Ready(Inner::frame(inner, i, hint))),
                     Err(e @ ClaimError::Misaligned(_)) => {
                         Inner::return_slot(inner, i);
                         return Err(inner.claim_error(e).into());
@@ -159,7 +159,7 @@ impl Allocator {
             PopOrWait::Frame(i, left) => {
                 inner.note_peak(left);
                 match inner.claim(i, holder) {
-                    Ok(()) => return Ok(Begin::Ready(inner.frame(i, NO_HINT))),
+                    Ok(()) => return Ok(Begin::Ready(Inner::frame(inner, i, NO_HINT))),
                     Err(e @ ClaimError::Misaligned(_)) => {
                         drop(q);
                         Inner::return_slot(inner, i);
@@ -237,7 +237,7 @@ impl Allocator {
     }
 
     pub(crate) fn frame_from_grant(&self, i: u32) -> Frame {
-        self.inner.frame(i, NO_HINT)
+        Inner::frame(&self.inner, i, NO_HINT)
     }
 }
 
@@ -270,7 +270,8 @@ pub(crate) enum Begin {
 mod tests {
     use std::time::Duration;
 
-    use super::Begin;
+    use super::{Begin, Inner, NO_HINT};
+    use crate::loom::Arc;
     use crate::waiters::Notify;
     use crate::{Alignment, Allocator, Framing, Memory, PoolType, Status};
 
@@ -304,5 +305,86 @@ mod tests {
             .expect("the waiter slept through its cancellation");
         assert!(matches!(r, Err(Status::Cancelled)), "{r:?}");
         drop(held);
+    }
+
+    /// A free that holds no handle of its own hands its frame to a request whose thread owns
+    /// the allocator's last handle, and that thread takes the frame, frees it and drops the
+    /// handle before the freer's wake: close, then teardown as soon as nothing holds the
+    /// allocator. So the freer must not touch the allocator after its unlock unless it keeps
+    /// it alive: a `Waker` is woken without it, a sleeping thread through its grant word,
+    /// which the freer holds a reference for (it once held none, and read freed memory).
+    /// A test hook stops the freer between its unlock and its wake; Miri reports any access
+    /// to freed memory: `cargo +nightly miri test -p ks-alloc --lib teardown`.
+    #[test]
+    fn teardown_by_the_new_owner_before_the_freers_wake() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::mpsc::channel;
+        use std::task::{Wake, Waker};
+
+        struct Count(AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: std::sync::Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+
+        for sleeper in [true, false] {
+            let f = Framing {
+                flags: 0,
+                pool_type: PoolType::PAGED,
+                frames: 1,
+                frame_size: 64,
+                alignment: Alignment::BYTE,
+            };
+            let a = Allocator::builder(&f)
+                .memory(Memory::Paged)
+                .starvation_threshold(None)
+                .build()
+                .expect("allocator");
+            // (Paged memory: no function table; the frame is taken as a request would.)
+            let Ok(Begin::Ready(held)) = a.begin(None, || Notify::None) else {
+                panic!("the only frame is free");
+            };
+            let woken = std::sync::Arc::new(Count(AtomicUsize::new(0)));
+            let waker = Waker::from(woken.clone());
+            let notify = || {
+                if sleeper {
+                    Notify::Futex(0)
+                } else {
+                    Notify::Waker(waker.clone())
+                }
+            };
+            let Ok(Begin::Queued(t)) = a.begin(None, notify) else {
+                panic!("no frame free: the request queues");
+            };
+            let (granted, wait_granted) = channel();
+            let (torn_down, wait_torn_down) = channel::<()>();
+            // The freer owns the frame and no handle.
+            let freer = std::thread::spawn(move || {
+                crate::allocator::inner::hooks::set_between_unlock_and_wake(move || {
+                    let _ = granted.send(());
+                    let _ = wait_torn_down.recv();
+                });
+                drop(held);
+            });
+            wait_granted.recv().expect("the free hands the frame over");
+            let i = a
+                .inner
+                .grants
+                .try_collect(t)
+                .expect("granted before the wake");
+            drop(Inner::frame(&a.inner, i, NO_HINT));
+            let weak = Arc::downgrade(&a.inner);
+            // The last handle: close, and teardown once nothing else holds the allocator.
+            drop(a);
+            if !sleeper {
+                assert_eq!(weak.strong_count(), 0, "nothing keeps it for a `Waker`");
+            }
+            torn_down.send(()).expect("the freer waits");
+            freer.join().expect("the freer's wake");
+            assert_eq!(weak.strong_count(), 0, "torn down once the freer is done");
+            let wakes = woken.0.load(Ordering::SeqCst);
+            assert_eq!(wakes, usize::from(!sleeper), "the task is woken once");
+        }
     }
 }
