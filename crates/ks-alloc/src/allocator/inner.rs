@@ -527,9 +527,12 @@ impl Inner {
             return None;
         }
         self.free.clear_waiters();
+        // Unlocked before the push: once the frame is home, another thread's free may bring
+        // the last frame home after close and tear the allocator down, lock included.
+        drop(q);
         match self.free.push(index, true) {
             Push::Pushed { finalize } => Some(finalize),
-            // Unreachable while we hold the lock (flags are set under it), but harmless.
+            // A request queued since the unlock: the worker hands it the frame.
             Push::Diverted => None,
         }
     }
