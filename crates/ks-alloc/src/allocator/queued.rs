@@ -270,7 +270,7 @@ pub(crate) enum Begin {
 mod tests {
     use std::time::Duration;
 
-    use super::{Begin, Inner, NO_HINT};
+    use super::Begin;
     use crate::loom::Arc;
     use crate::waiters::Notify;
     use crate::{Alignment, Allocator, Framing, Memory, PoolType, Status};
@@ -373,7 +373,7 @@ mod tests {
                 .grants
                 .try_collect(t)
                 .expect("granted before the wake");
-            drop(Inner::frame(&a.inner, i, NO_HINT));
+            drop(a.frame_from_grant(i));
             let weak = Arc::downgrade(&a.inner);
             // The last handle: close, and teardown once nothing else holds the allocator.
             drop(a);
