@@ -451,6 +451,8 @@ impl FreeList {
         let s = index >> SHIFT;
         let bit = 1u64 << (index & ((1 << SHIFT) - 1));
         let w = self.word(s);
+        // Read before the CAS: after it, another thread may tear the list down (see below).
+        let full = self.full(s);
         let backoff = Backoff::new();
         if lost {
             contended();
@@ -493,7 +495,7 @@ impl FreeList {
                     // After this CAS the frame is free and the allocator may be torn down by
                     // another thread at any moment, unless this CAS made the word home: then
                     // `live` still counts it and nobody else can take `live` to 0.
-                    let home = cur & CLOSED != 0 && new & BITS == self.full(s);
+                    let home = cur & CLOSED != 0 && new & BITS == full;
                     return Push::Pushed {
                         finalize: home && self.word_home(),
                     };
