@@ -100,10 +100,25 @@ impl FrameCache {
 
     /// Owner: caches frame `index` unless `flagged()` (read after the light barrier) says
     /// requests may be pending or the allocator is closed (see [`Put`]).
+    ///
+    /// Once the frame is cached, close may drain it and tear the allocator down, cache
+    /// included, so past that store this touches only the slot (an atomic, which may be
+    /// freed under a live reference). Hence a pointer, not `&self`, which would count as
+    /// borrowed until the return (Stacked and Tree Borrows); and `flagged` must not capture
+    /// a reference to the allocator either.
+    ///
+    /// # Safety
+    /// `this` is alive when called, and the caller owns frame `index`.
     #[inline(always)]
-    pub(crate) fn put(&self, index: u32, flagged: impl FnOnce() -> bool) -> Put {
-        match self.own(true) {
-            Some(s) => put_own(s, self.asym, index, flagged),
+    pub(crate) unsafe fn put(
+        this: *const FrameCache,
+        index: u32,
+        flagged: impl FnOnce() -> bool,
+    ) -> Put {
+        // SAFETY: alive on entry (caller); a local, not used after the slot is found.
+        let cache = unsafe { &*this };
+        match cache.own(true) {
+            Some(s) => put_own(s, cache.asym, index, flagged),
             None => Put::Skipped,
         }
     }
@@ -210,6 +225,8 @@ fn put_own(s: &AtomicU32, asym: bool, index: u32, flagged: impl FnOnce() -> bool
     }
     // Release: pairs with the Acquire of whoever takes it (owner, thief or drain).
     s.store(index, Ordering::Release);
+    #[cfg(all(test, not(loom)))]
+    crate::freelist::hooks::home();
     Put::Cached
 }
 
@@ -580,7 +597,10 @@ mod tests {
                     for _ in 0..ROUNDS {
                         if let Some(i) = mine.take() {
                             // Relaxed (all): the test's own bookkeeping, read after join.
-                            if c.put(i, || closed.load(Ordering::Relaxed)) != Put::Cached {
+                            // SAFETY: the cache outlives the scope.
+                            let put =
+                                unsafe { FrameCache::put(c, i, || closed.load(Ordering::Relaxed)) };
+                            if put != Put::Cached {
                                 seen[i as usize].fetch_add(1, Ordering::Relaxed);
                                 return;
                             }

@@ -386,30 +386,61 @@ impl FreeList {
         })
     }
 
-    /// Returns frame `index` (owned by the caller). If `WAITERS` is set on its word and
-    /// `divert` is true, does not push and returns `Diverted`.
+    /// Returns frame `index` (owned by the caller), for a caller that keeps the list alive
+    /// past the call (it holds a handle, or the waiter lock with requests pending). The free
+    /// paths, after which the allocator may be torn down at once, use
+    /// [`push_ptr`](Self::push_ptr).
     #[inline(always)]
     pub(crate) fn push(&self, index: u32, divert: bool) -> Push {
+        // SAFETY: `self` is alive now, and the caller keeps it alive.
+        unsafe { FreeList::push_ptr(self, index, divert) }
+    }
+
+    /// Returns frame `index` (owned by the caller). If `WAITERS` is set on its word and
+    /// `divert` is true, does not push and returns `Diverted`.
+    ///
+    /// Once the frame is home, another thread's free may bring the last frame home after
+    /// close and tear the list down, so past its CAS this touches only the word it changed
+    /// (an atomic, which may be freed under a live reference). Hence a pointer, not `&self`:
+    /// a `&self` argument would count as borrowed until the return, and memory may not be
+    /// freed under it (Stacked and Tree Borrows).
+    ///
+    /// # Safety
+    /// `this` is alive when called.
+    #[inline(always)]
+    pub(crate) unsafe fn push_ptr(this: *const FreeList, index: u32, divert: bool) -> Push {
+        // SAFETY: alive on entry (caller); a local, not used after the release point.
+        let list = unsafe { &*this };
         // The common case inline: a frame of word 0, no flag set, and the CAS wins.
         if index < (1 << SHIFT) {
+            let first: &AtomicU64 = &list.first;
             // Relaxed: the value only seeds the CAS, which carries the ordering.
-            let cur = self.first.load(Ordering::Relaxed);
+            let cur = first.load(Ordering::Relaxed);
             if cur & (WAITERS | CLOSED) == 0 {
                 // Release: publishes everything the holder wrote to the frame to the next
                 // popper (its Acquire). Relaxed on failure: the slow path retries.
-                return match self.first.compare_exchange_weak(
+                return match first.compare_exchange_weak(
                     cur,
                     (cur | (1 << index)) + COUNT_ONE,
                     Ordering::Release,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => Push::Pushed { finalize: false },
-                    Err(actual) => self.push_slow(index, divert, Some(actual), true),
+                    Ok(_) => {
+                        #[cfg(all(test, not(loom)))]
+                        hooks::home();
+                        Push::Pushed { finalize: false }
+                    }
+                    // SAFETY: the frame is still ours, so the list is alive.
+                    Err(actual) => unsafe {
+                        FreeList::push_slow(this, index, divert, Some(actual), true)
+                    },
                 };
             }
-            return self.push_slow(index, divert, Some(cur), false);
+            // SAFETY: as above.
+            return unsafe { FreeList::push_slow(this, index, divert, Some(cur), false) };
         }
-        self.push_slow(index, divert, None, false)
+        // SAFETY: as above.
+        unsafe { FreeList::push_slow(this, index, divert, None, false) }
     }
 
     /// One CAS from `hint` (see the module docs), for a frame of word 0 when the hint shows
@@ -417,28 +448,40 @@ impl FreeList {
     /// (`CLOSED` was clear), so there is nothing more to do. If false, nothing happened and
     /// the caller still owns the frame (then [`push`](Self::push) it). Small on purpose: it
     /// is the whole free of a `Frame` on the fast path, inlined into the drop glue.
+    ///
+    /// # Safety
+    /// As [`push_ptr`](Self::push_ptr), and for the same reason a pointer.
     #[inline(always)]
-    pub(crate) fn try_push_hinted(&self, index: u32, hint: u64) -> bool {
+    pub(crate) unsafe fn try_push_hinted(this: *const FreeList, index: u32, hint: u64) -> bool {
         let bit = 1u64 << (index & 63);
-        index < (1 << SHIFT)
-            && hint & (WAITERS | CLOSED | bit) == 0
-            // Release: as in `push`. Relaxed on failure: nothing was done.
-            && self
-                .first
-                .compare_exchange_weak(
-                    hint,
-                    (hint | bit) + COUNT_ONE,
-                    Ordering::Release,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
+        if index >= (1 << SHIFT) || hint & (WAITERS | CLOSED | bit) != 0 {
+            return false;
+        }
+        // SAFETY: alive on entry (caller); only the atomic is used after the CAS.
+        let first: &AtomicU64 = unsafe { &(*this).first };
+        // Release: as in `push`. Relaxed on failure: nothing was done.
+        let won = first
+            .compare_exchange_weak(
+                hint,
+                (hint | bit) + COUNT_ONE,
+                Ordering::Release,
+                Ordering::Relaxed,
+            )
+            .is_ok();
+        #[cfg(all(test, not(loom)))]
+        if won {
+            hooks::home();
+        }
+        won
     }
 
     /// [`try_push_hinted`](Self::try_push_hinted), then [`push`](Self::push) if it lost: the
-    /// free of a `Frame`, as one call (benches, tests and loom models).
+    /// free of a `Frame`, as one call (benches, tests and loom models, which keep the list
+    /// alive).
     #[inline(always)]
     pub(crate) fn push_hinted(&self, index: u32, divert: bool, hint: u64) -> Push {
-        if self.try_push_hinted(index, hint) {
+        // SAFETY: alive, and the caller keeps it alive.
+        if unsafe { FreeList::try_push_hinted(self, index, hint) } {
             return Push::Pushed { finalize: false };
         }
         self.push(index, divert)
@@ -446,13 +489,27 @@ impl FreeList {
 
     /// `push` past its first attempt: flags set, another word, or a lost CAS (`lost`).
     /// `seen`: the word's value as a failed CAS returned it (never a hint), if known.
+    ///
+    /// # Safety
+    /// As [`push_ptr`](Self::push_ptr).
     #[inline(never)]
-    fn push_slow(&self, index: u32, divert: bool, seen: Option<u64>, lost: bool) -> Push {
+    unsafe fn push_slow(
+        this: *const FreeList,
+        index: u32,
+        divert: bool,
+        seen: Option<u64>,
+        lost: bool,
+    ) -> Push {
+        // SAFETY: alive on entry (caller); a local, not used after the release point unless
+        // this push made its word home (which keeps the list alive, see below).
+        let list = unsafe { &*this };
         let s = index >> SHIFT;
         let bit = 1u64 << (index & ((1 << SHIFT) - 1));
-        let w = self.word(s);
+        let w = list.word(s);
+        let first: &AtomicU64 = &list.first;
+        let live: &AtomicU32 = &list.live;
         // Read before the CAS: after it, another thread may tear the list down (see below).
-        let full = self.full(s);
+        let full = list.full(s);
         let backoff = Backoff::new();
         if lost {
             contended();
@@ -470,14 +527,14 @@ impl FreeList {
         // CAS we may no longer touch the list (see below).
         if s != 0 {
             // Relaxed: a statistic (undone if the frame is diverted).
-            self.first.fetch_add(COUNT_ONE, Ordering::Relaxed);
+            first.fetch_add(COUNT_ONE, Ordering::Relaxed);
         }
         loop {
             debug_assert_eq!(cur & bit, 0, "frame {index} freed twice");
             if divert && cur & WAITERS != 0 {
                 if s != 0 {
                     // Relaxed: undoes the count above; we still own the frame.
-                    self.first.fetch_sub(COUNT_ONE, Ordering::Relaxed);
+                    first.fetch_sub(COUNT_ONE, Ordering::Relaxed);
                 }
                 return Push::Diverted;
             }
@@ -494,10 +551,14 @@ impl FreeList {
                 Ok(_) => {
                     // After this CAS the frame is free and the allocator may be torn down by
                     // another thread at any moment, unless this CAS made the word home: then
-                    // `live` still counts it and nobody else can take `live` to 0.
+                    // `live` still counts it and nobody else can take `live` to 0. Only the
+                    // atomics are touched from here (`live` through its own reference, as
+                    // another word's last push may take it to 0 right after ours).
+                    #[cfg(all(test, not(loom)))]
+                    hooks::home();
                     let home = cur & CLOSED != 0 && new & BITS == full;
                     return Push::Pushed {
-                        finalize: home && self.word_home(),
+                        finalize: home && word_home(live),
                     };
                 }
                 Err(actual) => {
@@ -506,13 +567,6 @@ impl FreeList {
                 }
             }
         }
-    }
-
-    /// One more word is home; true if it was the last.
-    fn word_home(&self) -> bool {
-        // AcqRel: the thread that takes `live` to 0 tears down, so it must see everything the
-        // other words' last pushes (and the close) did before they decremented.
-        self.live.fetch_sub(1, Ordering::AcqRel) == 1
     }
 
     /// Under the waiter lock: pops a frame, or (if none) sets `WAITERS` on every word — each
@@ -618,7 +672,7 @@ impl FreeList {
             }
             was |= cur & CLOSED != 0;
             if cur & CLOSED == 0 && cur & BITS == self.full(s) {
-                finalize |= self.word_home();
+                finalize |= word_home(&self.live);
             }
         }
         (was, finalize)
@@ -698,6 +752,38 @@ fn full(capacity: u32, s: u32) -> u64 {
 #[inline(always)]
 fn free_in(w: u64) -> u32 {
     ((w & COUNT_MASK) >> COUNT_SHIFT) as u32
+}
+
+/// One more word is home (`live` is the list's count of words not yet home); true if it
+/// was the last.
+fn word_home(live: &AtomicU32) -> bool {
+    // AcqRel: the thread that takes `live` to 0 tears down, so it must see everything the
+    // other words' last pushes (and the close) did before they decremented.
+    live.fetch_sub(1, Ordering::AcqRel) == 1
+}
+
+/// Test hook: where a free has just made its frame free (home on the list, or cached), after
+/// which the allocator may be torn down by another thread.
+#[cfg(all(test, not(loom)))]
+pub(crate) mod hooks {
+    use std::cell::RefCell;
+
+    std::thread_local! {
+        static HOME: RefCell<Option<Box<dyn FnMut()>>> = const { RefCell::new(None) };
+    }
+
+    /// Runs `f` on this thread each time one of its frees has just made a frame free.
+    pub(crate) fn set_home(f: impl FnMut() + 'static) {
+        HOME.with(|h| *h.borrow_mut() = Some(Box::new(f)));
+    }
+
+    pub(crate) fn home() {
+        HOME.with(|h| {
+            if let Some(f) = h.borrow_mut().as_mut() {
+                f();
+            }
+        });
+    }
 }
 
 #[cfg(all(test, not(loom)))]

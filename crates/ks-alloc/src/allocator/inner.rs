@@ -308,7 +308,13 @@ impl Inner {
         let put = if inner.events.active() {
             Put::Skipped
         } else {
-            inner.cache.put(index, || inner.free.flagged())
+            // The closure holds a pointer, not `&Inner`, for the reason `FrameCache::put`
+            // takes one (the allocator may be torn down once the frame is cached).
+            let free: *const FreeList = &inner.free;
+            // SAFETY: `put` calls this before the frame is cached, while it is ours.
+            let flagged = move || unsafe { (*free).flagged() };
+            // SAFETY: the frame is ours, so the allocator is alive.
+            unsafe { FrameCache::put(&inner.cache, index, flagged) }
         };
         if put != Put::Cached {
             // SAFETY: forwarded from the caller.
@@ -336,7 +342,8 @@ impl Inner {
             // Only a region's frames are cached, so this is a region's frame.
             true
         } else if matches!(inner.backend, Backend::Region(_)) && !inner.events.active() {
-            if inner.free.try_push_hinted(index, hint) {
+            // SAFETY: the frame is ours, so the list is alive; nothing touches it after a win.
+            if unsafe { FreeList::try_push_hinted(&inner.free, index, hint) } {
                 return;
             }
             // The hint failed; if because requests may be pending, hand the frame over
@@ -409,14 +416,16 @@ impl Inner {
         }
         let mut pushed = false;
         let mut finalize = false;
-        match inner.free.push(index, true) {
+        // SAFETY: the frame is ours, so the list is alive (`push_ptr`: it may not be after).
+        match unsafe { FreeList::push_ptr(&inner.free, index, true) } {
             Push::Pushed { finalize: f } => {
                 pushed = true;
                 finalize = f;
             }
             Push::Diverted => {
                 if current_level() == Level::Dispatch {
-                    match inner.push_if_no_waiters(index) {
+                    // SAFETY: the frame is ours, so the allocator is alive.
+                    match unsafe { Inner::push_if_no_waiters(this, index) } {
                         Some(f) => {
                             pushed = true;
                             finalize = f;
@@ -521,16 +530,23 @@ impl Inner {
     /// outlived the queue), clear them and push frame `index` (ours), without blocking: the
     /// waiter lock is only tried. `Some(finalize)` if pushed; `None` if requests are pending
     /// or the lock is busy (the caller then defers the frame to the worker, as KS does).
-    fn push_if_no_waiters(&self, index: u32) -> Option<bool> {
-        let q = try_lock(&self.waiters)?;
+    ///
+    /// # Safety
+    /// The caller owns frame `index` of the live allocator `this`; once it is pushed, the
+    /// allocator may be torn down by another thread's free.
+    unsafe fn push_if_no_waiters(this: *const Inner, index: u32) -> Option<bool> {
+        // SAFETY: alive while the frame is ours; a local, not used after the push.
+        let inner = unsafe { &*this };
+        let q = try_lock(&inner.waiters)?;
         if !q.is_empty() {
             return None;
         }
-        self.free.clear_waiters();
+        inner.free.clear_waiters();
         // Unlocked before the push: once the frame is home, another thread's free may bring
         // the last frame home after close and tear the allocator down, lock included.
         drop(q);
-        match self.free.push(index, true) {
+        // SAFETY: still ours, so the list is alive.
+        match unsafe { FreeList::push_ptr(&inner.free, index, true) } {
             Push::Pushed { finalize } => Some(finalize),
             // A request queued since the unlock: the worker hands it the frame.
             Push::Diverted => None,
@@ -550,7 +566,7 @@ impl Inner {
                 return done;
             }
             // SAFETY: no grant, so the frame is still ours and the allocator alive.
-            match unsafe { this.as_ref() }.free.push(index, true) {
+            match unsafe { FreeList::push_ptr(&raw const (*this.as_ptr()).free, index, true) } {
                 Push::Pushed { finalize } => return HandOff::Pushed { finalize },
                 Push::Diverted => continue,
             }

@@ -387,4 +387,82 @@ mod tests {
             assert_eq!(wakes, usize::from(!sleeper), "the task is woken once");
         }
     }
+
+    /// A free that is not the last one returns from the free path while another thread
+    /// brings the last frame home and tears the allocator down (it holds the last handle, or
+    /// none is left). Once its frame is free, the first free must touch nothing of the
+    /// allocator, and hold no borrow of it either: its functions take pointers, not
+    /// `&self`, because memory may not be freed under a function's `&self` (Stacked and Tree
+    /// Borrows; they once were `&self`). Three paths to "free": the thread's cache, the
+    /// hinted CAS, and the list's slow push after close. A test hook stops the first free
+    /// right after; Miri checks it: `cargo +nightly miri test -p ks-alloc --lib teardown`.
+    #[test]
+    fn teardown_while_another_free_returns() {
+        use std::sync::mpsc::channel;
+
+        #[derive(Clone, Copy, Debug)]
+        enum Path {
+            Cached,
+            Hinted,
+            ClosedList,
+        }
+        for path in [Path::Cached, Path::Hinted, Path::ClosedList] {
+            let f = Framing {
+                flags: 0,
+                pool_type: PoolType::PAGED,
+                frames: 3,
+                frame_size: 64,
+                alignment: Alignment::BYTE,
+            };
+            let a = Allocator::builder(&f)
+                .memory(Memory::Paged)
+                .starvation_threshold(None)
+                .build()
+                .expect("allocator");
+            let mut frames: Vec<_> = (0..3)
+                .map(|_| match a.begin(None, || Notify::None) {
+                    Ok(Begin::Ready(f)) => f,
+                    _ => panic!("three frames are free"),
+                })
+                .collect();
+            let (last, mine, spare) = (
+                frames.pop().expect("3"),
+                frames.pop().expect("2"),
+                frames.pop().expect("1"),
+            );
+            let weak = Arc::downgrade(&a.inner);
+            let mut handle = Some(a);
+            // Where `spare` is freed: by the first thread before its free (filling its cache
+            // slot, so that its free takes the hinted CAS), or here before the teardown.
+            let (mut spare, theirs) = match path {
+                Path::Hinted => (None, Some(spare)),
+                _ => (Some(spare), None),
+            };
+            if let Path::ClosedList = path {
+                // The last handle: closed now, kept alive by the frames still out.
+                drop(handle.take());
+                drop(spare.take());
+            }
+            let (freed, wait_freed) = channel();
+            let (torn_down, wait_torn_down) = channel::<()>();
+            let first = std::thread::spawn(move || {
+                drop(theirs);
+                crate::freelist::hooks::set_home(move || {
+                    let _ = freed.send(());
+                    let _ = wait_torn_down.recv();
+                });
+                drop(mine);
+            });
+            wait_freed
+                .recv()
+                .expect("the first free makes its frame free");
+            drop(spare);
+            drop(last);
+            // The last handle, if any is left: close drains the caches; every frame is home.
+            drop(handle.take());
+            assert_eq!(weak.strong_count(), 0, "{path:?}: torn down");
+            torn_down.send(()).expect("the first free waits");
+            first.join().expect("the first free returns");
+        }
+    }
 }
