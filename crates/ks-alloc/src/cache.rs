@@ -226,7 +226,7 @@ fn put_own(s: &AtomicU32, asym: bool, index: u32, flagged: impl FnOnce() -> bool
     // Release: pairs with the Acquire of whoever takes it (owner, thief or drain).
     s.store(index, Ordering::Release);
     #[cfg(all(test, not(loom)))]
-    crate::freelist::hooks::home();
+    crate::test_hooks::reach(crate::test_hooks::Point::FrameFree);
     Put::Cached
 }
 

@@ -427,7 +427,7 @@ impl FreeList {
                 ) {
                     Ok(_) => {
                         #[cfg(all(test, not(loom)))]
-                        hooks::home();
+                        crate::test_hooks::reach(crate::test_hooks::Point::FrameFree);
                         Push::Pushed { finalize: false }
                     }
                     // SAFETY: the frame is still ours, so the list is alive.
@@ -470,7 +470,7 @@ impl FreeList {
             .is_ok();
         #[cfg(all(test, not(loom)))]
         if won {
-            hooks::home();
+            crate::test_hooks::reach(crate::test_hooks::Point::FrameFree);
         }
         won
     }
@@ -555,7 +555,7 @@ impl FreeList {
                     // atomics are touched from here (`live` through its own reference, as
                     // another word's last push may take it to 0 right after ours).
                     #[cfg(all(test, not(loom)))]
-                    hooks::home();
+                    crate::test_hooks::reach(crate::test_hooks::Point::FrameFree);
                     let home = cur & CLOSED != 0 && new & BITS == full;
                     return Push::Pushed {
                         finalize: home && word_home(live),
@@ -760,30 +760,6 @@ fn word_home(live: &AtomicU32) -> bool {
     // AcqRel: the thread that takes `live` to 0 tears down, so it must see everything the
     // other words' last pushes (and the close) did before they decremented.
     live.fetch_sub(1, Ordering::AcqRel) == 1
-}
-
-/// Test hook: where a free has just made its frame free (home on the list, or cached), after
-/// which the allocator may be torn down by another thread.
-#[cfg(all(test, not(loom)))]
-pub(crate) mod hooks {
-    use std::cell::RefCell;
-
-    std::thread_local! {
-        static HOME: RefCell<Option<Box<dyn FnMut()>>> = const { RefCell::new(None) };
-    }
-
-    /// Runs `f` on this thread each time one of its frees has just made a frame free.
-    pub(crate) fn set_home(f: impl FnMut() + 'static) {
-        HOME.with(|h| *h.borrow_mut() = Some(Box::new(f)));
-    }
-
-    pub(crate) fn home() {
-        HOME.with(|h| {
-            if let Some(f) = h.borrow_mut().as_mut() {
-                f();
-            }
-        });
-    }
 }
 
 #[cfg(all(test, not(loom)))]

@@ -22,6 +22,8 @@ mod memory;
 #[cfg(not(loom))]
 mod request;
 mod status;
+#[cfg(all(test, not(loom)))]
+mod test_hooks;
 mod validate;
 mod vendor;
 mod waiters;

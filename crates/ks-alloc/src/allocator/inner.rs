@@ -617,7 +617,7 @@ impl Inner {
                 // took 9.5 µs at the median instead of 3.8 (`freer p50` of the hand-off
                 // bench, BENCHMARKS.md (d)).
                 #[cfg(all(test, not(loom)))]
-                hooks::between_unlock_and_wake();
+                crate::test_hooks::reach(crate::test_hooks::Point::BetweenUnlockAndWake);
                 match notify {
                     Notify::Futex(slot) => {
                         inner.grants.wake(slot);
@@ -674,29 +674,4 @@ impl Inner {
 enum HandOff {
     Granted,
     Pushed { finalize: bool },
-}
-
-/// Test hooks: points in the free path where a test may stop the freeing thread.
-#[cfg(all(test, not(loom)))]
-pub(crate) mod hooks {
-    use std::cell::RefCell;
-
-    std::thread_local! {
-        static BETWEEN_UNLOCK_AND_WAKE: RefCell<Option<Box<dyn FnMut()>>> =
-            const { RefCell::new(None) };
-    }
-
-    /// Runs `f` on this thread at every hand-off between the waiter lock's release and the
-    /// wake (where the frame already belongs to its new owner).
-    pub(crate) fn set_between_unlock_and_wake(f: impl FnMut() + 'static) {
-        BETWEEN_UNLOCK_AND_WAKE.with(|h| *h.borrow_mut() = Some(Box::new(f)));
-    }
-
-    pub(super) fn between_unlock_and_wake() {
-        BETWEEN_UNLOCK_AND_WAKE.with(|h| {
-            if let Some(f) = h.borrow_mut().as_mut() {
-                f();
-            }
-        });
-    }
 }

@@ -272,6 +272,7 @@ mod tests {
 
     use super::Begin;
     use crate::loom::Arc;
+    use crate::test_hooks;
     use crate::waiters::Notify;
     use crate::{Alignment, Allocator, Framing, Memory, PoolType, Status};
 
@@ -307,6 +308,24 @@ mod tests {
         drop(held);
     }
 
+    /// An allocator of `frames` frames of paged memory (which Miri can map), with no
+    /// starvation watch, so that nothing but its handles keeps it alive. Frames are taken
+    /// with `begin`, as a request would: paged memory has no function table.
+    fn paged(frames: u32) -> Allocator {
+        let f = Framing {
+            flags: 0,
+            pool_type: PoolType::PAGED,
+            frames,
+            frame_size: 64,
+            alignment: Alignment::BYTE,
+        };
+        Allocator::builder(&f)
+            .memory(Memory::Paged)
+            .starvation_threshold(None)
+            .build()
+            .expect("allocator")
+    }
+
     /// A free that holds no handle of its own hands its frame to a request whose thread owns
     /// the allocator's last handle, and that thread takes the frame, frees it and drops the
     /// handle before the freer's wake: close, then teardown as soon as nothing holds the
@@ -329,19 +348,7 @@ mod tests {
         }
 
         for sleeper in [true, false] {
-            let f = Framing {
-                flags: 0,
-                pool_type: PoolType::PAGED,
-                frames: 1,
-                frame_size: 64,
-                alignment: Alignment::BYTE,
-            };
-            let a = Allocator::builder(&f)
-                .memory(Memory::Paged)
-                .starvation_threshold(None)
-                .build()
-                .expect("allocator");
-            // (Paged memory: no function table; the frame is taken as a request would.)
+            let a = paged(1);
             let Ok(Begin::Ready(held)) = a.begin(None, || Notify::None) else {
                 panic!("the only frame is free");
             };
@@ -361,7 +368,7 @@ mod tests {
             let (torn_down, wait_torn_down) = channel::<()>();
             // The freer owns the frame and no handle.
             let freer = std::thread::spawn(move || {
-                crate::allocator::inner::hooks::set_between_unlock_and_wake(move || {
+                test_hooks::set(test_hooks::Point::BetweenUnlockAndWake, move || {
                     let _ = granted.send(());
                     let _ = wait_torn_down.recv();
                 });
@@ -407,18 +414,7 @@ mod tests {
             ClosedList,
         }
         for path in [Path::Cached, Path::Hinted, Path::ClosedList] {
-            let f = Framing {
-                flags: 0,
-                pool_type: PoolType::PAGED,
-                frames: 3,
-                frame_size: 64,
-                alignment: Alignment::BYTE,
-            };
-            let a = Allocator::builder(&f)
-                .memory(Memory::Paged)
-                .starvation_threshold(None)
-                .build()
-                .expect("allocator");
+            let a = paged(3);
             let mut frames: Vec<_> = (0..3)
                 .map(|_| match a.begin(None, || Notify::None) {
                     Ok(Begin::Ready(f)) => f,
@@ -447,7 +443,7 @@ mod tests {
             let (torn_down, wait_torn_down) = channel::<()>();
             let first = std::thread::spawn(move || {
                 drop(theirs);
-                crate::freelist::hooks::set_home(move || {
+                test_hooks::set(test_hooks::Point::FrameFree, move || {
                     let _ = freed.send(());
                     let _ = wait_torn_down.recv();
                 });
