@@ -500,8 +500,8 @@ impl FreeList {
         seen: Option<u64>,
         lost: bool,
     ) -> Push {
-        // SAFETY: alive on entry (caller); a local, not used after the release point unless
-        // this push made its word home (which keeps the list alive, see below).
+        // SAFETY: alive on entry (caller); a local, not used after the release point (the
+        // CAS): from there on only the atomics `w` and `live` are.
         let list = unsafe { &*this };
         let s = index >> SHIFT;
         let bit = 1u64 << (index & ((1 << SHIFT) - 1));

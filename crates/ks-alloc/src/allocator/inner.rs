@@ -585,7 +585,8 @@ impl Inner {
     #[inline(always)]
     unsafe fn grant_oldest(this: NonNull<Inner>, index: u32) -> Option<HandOff> {
         // SAFETY: alive while the frame is ours (close protocol). A local, not a `&self`
-        // argument: after the unlock below nothing reads through it, and it may dangle.
+        // argument, so it may dangle: after the unlock below it is used only while a
+        // reference of our own keeps the allocator alive.
         let inner = unsafe { this.as_ref() };
         let mut q = lock(&inner.waiters);
         let Some((slot, holder)) = q.front() else {
