@@ -415,17 +415,11 @@ mod tests {
         }
         for path in [Path::Cached, Path::Hinted, Path::ClosedList] {
             let a = paged(3);
-            let mut frames: Vec<_> = (0..3)
-                .map(|_| match a.begin(None, || Notify::None) {
+            let [spare, mine, last] =
+                std::array::from_fn(|_| match a.begin(None, || Notify::None) {
                     Ok(Begin::Ready(f)) => f,
                     _ => panic!("three frames are free"),
-                })
-                .collect();
-            let (last, mine, spare) = (
-                frames.pop().expect("3"),
-                frames.pop().expect("2"),
-                frames.pop().expect("1"),
-            );
+                });
             let weak = Arc::downgrade(&a.inner);
             let mut handle = Some(a);
             // Where `spare` is freed: by the first thread before its free (filling its cache
