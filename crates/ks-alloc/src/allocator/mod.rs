@@ -223,23 +223,30 @@ impl Allocator {
                 self.inner.note_peak(t.left);
                 Inner::claim_or_return(&self.inner, t.index, holder, t.hint)
             }
-            Err(NoFrame::Empty) => self.try_allocate_cached(holder),
+            Err(NoFrame::Empty) => match self.steal_cached() {
+                Some(i) => Inner::claim_or_return(&self.inner, i, holder, NO_HINT),
+                None => Err(TryAllocateError::Empty),
+            },
             Err(NoFrame::Closed) => Err(TryAllocateError::Closed),
         }
     }
 
-    /// The free list is empty: a frame another thread cached, or failure.
+    /// The free list is empty: the index of a frame another thread cached, taken from its
+    /// cache, or `None` (counted as a failed non-blocking allocate).
+    ///
+    /// An index, not a `Frame`: a cold call that returned the whole `Result` would write it
+    /// through memory, and the hot paths of `try_allocate_inner`, which share its result,
+    /// would then build every frame on the stack too (five stores per allocate, which the
+    /// next atomic read-modify-write must wait to drain; BENCHMARKS.md (a), twelfth round).
     #[cold]
-    fn try_allocate_cached(
-        &self,
-        holder: Option<&'static Holder>,
-    ) -> Result<Frame, TryAllocateError> {
-        if let Some(i) = self.inner.cache.steal() {
-            return Inner::claim_or_return(&self.inner, i, holder, NO_HINT);
+    #[inline(never)]
+    fn steal_cached(&self) -> Option<u32> {
+        let i = self.inner.cache.steal();
+        if i.is_none() {
+            // Relaxed: a statistic.
+            self.inner.failed_try.fetch_add(1, Ordering::Relaxed);
         }
-        // Relaxed: a statistic.
-        self.inner.failed_try.fetch_add(1, Ordering::Relaxed);
-        Err(TryAllocateError::Empty)
+        i
     }
 
     /// Allocates a frame: completes at once if one is free, otherwise waits in the FIFO queue
