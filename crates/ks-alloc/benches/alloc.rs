@@ -16,6 +16,12 @@
 //! hand-offs instead of sleeping, so that it runs the hand-off from warm caches (a diagnostic:
 //! `bench::Placement::PinnedBusy`). Each hand-off row also shows the freer's p50: how long the
 //! free itself took on the freeing thread, system call included.
+//!
+//! `KS_BENCH_A_BLOCKS=N` (default 0: off) adds, after the criterion groups, (a) measured in `N`
+//! interleaved blocks of a million cycles per row (ks-alloc, `LinearObjectPool`, ks-alloc,
+//! ...), and reports the blocks where the machine ran slow apart (`LinearObjectPool` over 6 %
+//! above its fastest block): on a shared VM, (a)'s figures come in two modes, and this shows
+//! how each row fares in each (BENCHMARKS.md (a), twelfth round).
 
 #![cfg(not(loom))]
 // criterion's macros generate undocumented public functions.
@@ -212,6 +218,9 @@ fn latency_report() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5000);
+    if n == 0 {
+        return;
+    }
     let placement = match std::env::var("KS_BENCH_PIN").as_deref() {
         Ok("1") => bench::Placement::Pinned,
         Ok("busy") => bench::Placement::PinnedBusy,
@@ -258,8 +267,70 @@ fn latency_report() {
     }
 }
 
+/// (a) in interleaved blocks (`KS_BENCH_A_BLOCKS`): per block of `CYCLES` cycles, the mean
+/// nanoseconds of ks-alloc's `try_allocate` + drop and of `LinearObjectPool`'s pull + drop, the
+/// two rows alternating block by block so that both see the same state of the machine.
+fn a_blocks_report() {
+    const CYCLES: u32 = 1_000_000;
+    let blocks: usize = std::env::var("KS_BENCH_A_BLOCKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if blocks == 0 {
+        return;
+    }
+    let alloc = bench::allocator(FRAMES, SIZE).expect("allocator");
+    let pool =
+        LinearObjectPool::<Box<[u8]>>::new(|| vec![0u8; SIZE as usize].into_boxed_slice(), |_| {});
+    fn time(mut f: impl FnMut()) -> f64 {
+        let t0 = std::time::Instant::now();
+        for _ in 0..CYCLES {
+            f();
+        }
+        t0.elapsed().as_secs_f64() * 1e9 / f64::from(CYCLES)
+    }
+    // (ks-alloc, LinearObjectPool) per block; the first block of each only warms up.
+    let rows: Vec<(f64, f64)> = (0..=blocks)
+        .map(|_| {
+            let ks = time(|| {
+                std::hint::black_box(bench::try_cycle(&alloc));
+            });
+            let lop = time(|| {
+                let r = pool.pull();
+                std::hint::black_box(r.as_ptr());
+            });
+            (ks, lop)
+        })
+        .skip(1)
+        .collect();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let fastest = rows.iter().map(|r| r.1).fold(f64::INFINITY, f64::min);
+    println!("\na_alloc_free_1thread in {blocks} interleaved blocks of {CYCLES} cycles");
+    for (name, slow) in [
+        ("all blocks", None),
+        ("machine fast", Some(false)),
+        ("machine slow", Some(true)),
+    ] {
+        let sel: Vec<_> = rows
+            .iter()
+            .filter(|r| slow.is_none_or(|s| (r.1 > 1.06 * fastest) == s))
+            .collect();
+        println!(
+            "  {name:<13} {:>4} blocks   ks_alloc {:>6.2} ns   LinearObjectPool {:>6.2} ns   ratio (per block) {:.3}",
+            sel.len(),
+            median(sel.iter().map(|r| r.0).collect()),
+            median(sel.iter().map(|r| r.1).collect()),
+            median(sel.iter().map(|r| r.0 / r.1).collect()),
+        );
+    }
+}
+
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
+    a_blocks_report();
     latency_report();
 }
