@@ -213,11 +213,16 @@ criterion_group! {
     targets = a_function_table, b_async_ready, c_two_threads
 }
 
-fn latency_report() {
-    let n: usize = std::env::var("KS_BENCH_LATENCY_SAMPLES")
+/// A count from the environment variable `name`, or `default` when it is unset or not a number.
+fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(5000);
+        .unwrap_or(default)
+}
+
+fn latency_report() {
+    let n = env_count("KS_BENCH_LATENCY_SAMPLES", 5000);
     if n == 0 {
         return;
     }
@@ -272,10 +277,7 @@ fn latency_report() {
 /// two rows alternating block by block so that both see the same state of the machine.
 fn a_blocks_report() {
     const CYCLES: u32 = 1_000_000;
-    let blocks: usize = std::env::var("KS_BENCH_A_BLOCKS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let blocks = env_count("KS_BENCH_A_BLOCKS", 0);
     if blocks == 0 {
         return;
     }
