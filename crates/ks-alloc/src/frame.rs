@@ -137,6 +137,14 @@ impl Frame {
         addr
     }
 
+    /// Gives up the RAII frame, still outstanding and claimed, for its slot index; the caller
+    /// rebuilds it (`Inner::frame`) or frees it. Only its free hint is lost.
+    pub(crate) fn into_index(self) -> u32 {
+        let i = self.index;
+        std::mem::forget(self);
+        i
+    }
+
     /// How long this frame has been out.
     pub fn held_for(&self) -> Duration {
         self.inner().held_for(self.index)

@@ -37,7 +37,11 @@ fn poll_state(
                 *state = State::Done;
                 return Poll::Ready(Ok(f));
             }
-            poll_begin(alloc, state, holder, cx)
+            match poll_begin(alloc, state, holder, cx) {
+                Begun::Frame(i) => Poll::Ready(Ok(alloc.frame_from_grant(i))),
+                Begun::Queued => Poll::Pending,
+                Begun::Failed(e) => Poll::Ready(Err(*e)),
+            }
         }
         State::Queued(t) => match alloc.poll_ticket_waker(t, cx.waker()) {
             Polled::Granted(i) => {
@@ -56,7 +60,22 @@ fn poll_state(
     }
 }
 
-/// The locked first step: a frame, a place in the queue, or an error.
+/// What [`poll_begin`] found, in two words so that it comes back in registers.
+///
+/// Not a `Poll<Result<Frame, Status>>`: a cold call returning that would write it through
+/// memory, and the ready path beside it, which shares the result, would then build its frame
+/// on the stack too (stores that the next atomic read-modify-write must drain, see
+/// BENCHMARKS.md (a), twelfth round). The error is boxed: this path already formats its
+/// message, and a frame never takes it.
+enum Begun {
+    /// A frame (claimed, its slot index): built into a `Frame` by the caller.
+    Frame(u32),
+    /// Queued; the state holds the ticket.
+    Queued,
+    Failed(Box<Status>),
+}
+
+/// The locked first step from the `Init` state: a frame, a place in the queue, or an error.
 #[cold]
 #[inline(never)]
 fn poll_begin(
@@ -64,24 +83,21 @@ fn poll_begin(
     state: &mut State,
     holder: Option<&'static Holder>,
     cx: &mut Context<'_>,
-) -> Poll<Result<Frame, Status>> {
-    match *state {
-        State::Init => match alloc.begin(holder, || Notify::Waker(cx.waker().clone())) {
-            Ok(Begin::Ready(f)) => {
-                *state = State::Done;
-                Poll::Ready(Ok(f))
-            }
-            Ok(Begin::Queued(t)) => {
-                *state = State::Queued(t);
-                Poll::Pending
-            }
-            Err(e) => {
-                *state = State::Done;
-                Poll::Ready(Err(e))
-            }
-        },
-        // Only called from the `Init` state.
-        State::Queued(_) | State::Done => poll_state(alloc, state, holder, cx),
+) -> Begun {
+    debug_assert!(matches!(state, State::Init));
+    match alloc.begin(holder, || Notify::Waker(cx.waker().clone())) {
+        Ok(Begin::Ready(f)) => {
+            *state = State::Done;
+            Begun::Frame(f.into_index())
+        }
+        Ok(Begin::Queued(t)) => {
+            *state = State::Queued(t);
+            Begun::Queued
+        }
+        Err(e) => {
+            *state = State::Done;
+            Begun::Failed(Box::new(e))
+        }
     }
 }
 
