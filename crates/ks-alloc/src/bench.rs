@@ -118,7 +118,11 @@ pub fn ready_async_cycle(a: &Allocator, cx: &mut Context<'_>) -> bool {
             std::hint::black_box(f.as_ptr());
             true
         }
-        _ => false,
+        Poll::Ready(Err(e)) => {
+            drop(e);
+            false
+        }
+        Poll::Pending => false,
     }
 }
 
