@@ -72,6 +72,7 @@ enum Begun {
     Frame(u32),
     /// Queued; the state holds the ticket.
     Queued,
+    /// Refused (closed, or too many requests pending); boxed, see above.
     Failed(Box<Status>),
 }
 
