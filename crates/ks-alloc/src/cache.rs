@@ -415,17 +415,11 @@ mod ids {
 mod tests {
     use std::time::Duration;
 
-    use crate::{Alignment, Allocator, Framing, Memory, PoolType};
+    use crate::{Allocator, Memory, PoolType};
 
     /// 64 frames, so that every test thread (ids are process-wide) has a cache slot.
     fn alloc(cache: bool) -> Allocator {
-        let f = Framing {
-            flags: 0,
-            pool_type: PoolType::NON_PAGED,
-            frames: 64,
-            frame_size: 64,
-            alignment: Alignment::BYTE,
-        };
+        let f = crate::framing::test_framing(PoolType::NON_PAGED, 64);
         Allocator::builder(&f)
             .memory(Memory::NonPaged)
             .starvation_threshold(None)

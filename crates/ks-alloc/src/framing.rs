@@ -992,6 +992,18 @@ pub struct Framing {
     pub alignment: Alignment,
 }
 
+/// The tests' framing: `frames` frames of 64 bytes, byte-aligned, no flags, of `pool_type`.
+#[cfg(test)]
+pub(crate) fn test_framing(pool_type: PoolType, frames: u32) -> Framing {
+    Framing {
+        flags: 0,
+        pool_type,
+        frames,
+        frame_size: 64,
+        alignment: Alignment::BYTE,
+    }
+}
+
 impl Framing {
     /// Size of the structure in bytes.
     ///

@@ -11,16 +11,10 @@ use loom::sync::Arc;
 use loom::thread;
 
 use crate::loom::Ordering;
-use crate::{raise_to_dispatch, Alignment, Allocator, Frame, Framing, Memory, PoolType, Status};
+use crate::{raise_to_dispatch, Allocator, Frame, Memory, PoolType, Status};
 
 fn alloc(frames: u32) -> Allocator {
-    let f = Framing {
-        flags: 0,
-        pool_type: PoolType::NON_PAGED,
-        frames,
-        frame_size: 64,
-        alignment: Alignment::BYTE,
-    };
+    let f = crate::framing::test_framing(PoolType::NON_PAGED, frames);
     Allocator::builder(&f)
         .memory(Memory::NonPaged)
         .max_waiters(4)

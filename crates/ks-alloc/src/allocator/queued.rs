@@ -274,7 +274,7 @@ mod tests {
     use crate::loom::Arc;
     use crate::test_hooks;
     use crate::waiters::Notify;
-    use crate::{Alignment, Allocator, Framing, Memory, PoolType, Status};
+    use crate::{Allocator, Memory, PoolType, Status};
 
     /// A request queued, then cancelled by close before its thread first waits: the wait
     /// must return `STATUS_CANCELLED`, not sleep on a grant word that will never change
@@ -282,13 +282,7 @@ mod tests {
     /// between queueing and waiting).
     #[test]
     fn close_between_queueing_and_the_first_wait_cancels() {
-        let f = Framing {
-            flags: 0,
-            pool_type: PoolType::NON_PAGED,
-            frames: 1,
-            frame_size: 64,
-            alignment: Alignment::BYTE,
-        };
+        let f = crate::framing::test_framing(PoolType::NON_PAGED, 1);
         let a = Allocator::new(&f, Memory::NonPaged).expect("allocator");
         let held = a.try_allocate().expect("the only frame");
         let Ok(Begin::Queued(t)) = a.begin(None, || Notify::Futex(0)) else {
@@ -312,13 +306,7 @@ mod tests {
     /// starvation watch, so that nothing but its handles keeps it alive. Frames are taken
     /// with `begin`, as a request would: paged memory has no function table.
     fn paged(frames: u32) -> Allocator {
-        let f = Framing {
-            flags: 0,
-            pool_type: PoolType::PAGED,
-            frames,
-            frame_size: 64,
-            alignment: Alignment::BYTE,
-        };
+        let f = crate::framing::test_framing(PoolType::PAGED, frames);
         Allocator::builder(&f)
             .memory(Memory::Paged)
             .starvation_threshold(None)
