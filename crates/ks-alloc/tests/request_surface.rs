@@ -140,11 +140,14 @@ fn function_table_is_callable_and_refused_for_paged_memory() {
     let word = |o: usize| usize::from_ne_bytes(out[o..o + PTR].try_into().unwrap());
     type AllocFn = unsafe extern "C" fn(PFILE_OBJECT, *mut *mut std::ffi::c_void) -> i32;
     type FreeFn = unsafe extern "C" fn(PFILE_OBJECT, *mut std::ffi::c_void);
+    // The addresses come back as integers: an `as` cast turns each into a pointer with the
+    // function's (exposed) provenance, which a transmute of the integer would not give it
+    // (Miri rejects the call then).
     // SAFETY: the property wrote the addresses of functions of exactly these signatures.
     let (allocate, free): (AllocFn, FreeFn) = unsafe {
         (
-            std::mem::transmute::<usize, AllocFn>(word(0)),
-            std::mem::transmute::<usize, FreeFn>(word(PTR)),
+            std::mem::transmute::<*const (), AllocFn>(word(0) as *const ()),
+            std::mem::transmute::<*const (), FreeFn>(word(PTR) as *const ()),
         )
     };
     let file = a.file_object();
