@@ -409,6 +409,7 @@ fn outstanding_names_holders_and_starvation_is_reported() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri has no memfd_create")]
 fn user_memory_exposes_the_memfd_and_offsets() {
     let a = Allocator::new(&framing(2, 100), Memory::User).unwrap();
     let sm = a.shared_memory().expect("user memory is shared");
