@@ -182,13 +182,13 @@ impl Region {
             .ok_or_else(|| overflow(layout.frames, layout.frame_size))?;
         let prot = ProtFlags::READ | ProtFlags::WRITE;
         let mut fd = None;
+        // Under Miri (which maps only `PRIVATE | ANONYMOUS` and has no `mlock`), non-paged
+        // memory is mapped as paged and not locked: what Miri checks is how the frames' bytes
+        // and the allocator's state are accessed, which residency does not change.
+        let locked = memory == Memory::NonPaged && !cfg!(miri);
         let ptr = match memory {
             Memory::NonPaged | Memory::Paged => {
-                // Under Miri (which maps only `PRIVATE | ANONYMOUS` and has no `mlock`),
-                // non-paged memory is mapped as paged and not locked: what Miri checks is
-                // how the frames' bytes and the allocator's state are accessed, which residency
-                // does not change.
-                let flags = if memory == Memory::NonPaged && !cfg!(miri) {
+                let flags = if locked {
                     MapFlags::PRIVATE | MapFlags::POPULATE
                 } else {
                     MapFlags::PRIVATE
@@ -243,7 +243,7 @@ impl Region {
         };
         let map = NonNull::new(ptr.cast::<u8>())
             .ok_or_else(|| Status::InsufficientResources("mmap returned a null mapping".into()))?;
-        if memory == Memory::NonPaged && !cfg!(miri) {
+        if locked {
             // SAFETY: `map .. map + map_len` is the mapping created above.
             if let Err(e) = unsafe { rustix::mm::mlock(map.as_ptr().cast(), map_len) } {
                 let limit = rustix::process::getrlimit(rustix::process::Resource::Memlock);

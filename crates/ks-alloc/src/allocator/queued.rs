@@ -302,9 +302,9 @@ mod tests {
         drop(held);
     }
 
-    /// An allocator of `frames` frames of paged memory (which Miri can map), with no
-    /// starvation watch, so that nothing but its handles keeps it alive. Frames are taken
-    /// with `begin`, as a request would: paged memory has no function table.
+    /// An allocator of `frames` frames of paged memory, with no starvation watch, so that
+    /// nothing but its handles keeps it alive. Frames are taken with `begin`, as a request
+    /// would: paged memory has no function table.
     fn paged(frames: u32) -> Allocator {
         let f = crate::framing::test_framing(PoolType::PAGED, frames);
         Allocator::builder(&f)
