@@ -321,7 +321,8 @@ mod tests {
     /// it alive: a `Waker` is woken without it, a sleeping thread through its grant word,
     /// which the freer holds a reference for (it once held none, and read freed memory).
     /// A test hook stops the freer between its unlock and its wake; Miri reports any access
-    /// to freed memory: `cargo +nightly miri test -p ks-alloc --lib teardown`.
+    /// to freed memory (`MIRIFLAGS=-Zmiri-ignore-leaks cargo +nightly miri test -p ks-alloc
+    /// --lib teardown`; the flag because the library worker thread outlives the tests).
     #[test]
     fn teardown_by_the_new_owner_before_the_freers_wake() {
         use std::sync::atomic::{AtomicUsize, Ordering};
@@ -390,7 +391,7 @@ mod tests {
     /// `&self`, because memory may not be freed under a function's `&self` (Stacked and Tree
     /// Borrows; they once were `&self`). Three paths to "free": the thread's cache, the
     /// hinted CAS, and the list's slow push after close. A test hook stops the first free
-    /// right after; Miri checks it: `cargo +nightly miri test -p ks-alloc --lib teardown`.
+    /// right after; Miri checks it (the command is at the test above).
     #[test]
     fn teardown_while_another_free_returns() {
         use std::sync::mpsc::channel;
