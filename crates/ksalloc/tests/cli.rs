@@ -282,7 +282,19 @@ fn bench_json_reports_every_measurement() {
         ],
         "the five measurements of issue 5, in order"
     );
-    for r in doc["results"].as_array().into_iter().flatten() {
+    let baselines: Vec<&str> = doc["baselines"]
+        .as_array()
+        .expect("baselines")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(
+        baselines,
+        ["mutex_vec_single", "handoff_condvar"],
+        "the std baselines of the same run, apart from the results"
+    );
+    let rows = doc["results"].as_array().into_iter().flatten();
+    for r in rows.chain(doc["baselines"].as_array().into_iter().flatten()) {
         if let Some(ns) = r.get("ns_per_op") {
             assert!(ns.as_f64().is_some_and(|x| x > 0.0), "{r}");
         } else {
