@@ -430,17 +430,19 @@ impl<F> Queue<F> {
     ) -> Result<(), Status> {
         self.locked_pos(id)?;
         let (oin, oout) = (self.offset_in(id)?, self.offset_out(id)?);
-        if in_used > oin.remaining {
-            return Err(Status::InvalidParameter(
-                "InUsed exceeds OffsetIn.Remaining (a stream pointer cannot cross frames in one step)"
+        for (used, field, remaining, offset) in [
+            (in_used, "InUsed", oin.remaining, "OffsetIn"),
+            (out_used, "OutUsed", oout.remaining, "OffsetOut"),
+        ] {
+            if used > remaining {
+                return Err(Status::InvalidParameter(
+                    format!(
+                        "{field} is {used}, more than {offset}.Remaining ({remaining}); a \
+                         stream pointer cannot cross frames in one step"
+                    )
                     .into(),
-            ));
-        }
-        if out_used > oout.remaining {
-            return Err(Status::InvalidParameter(
-                "OutUsed exceeds OffsetOut.Remaining (a stream pointer cannot cross frames in one step)"
-                    .into(),
-            ));
+                ));
+            }
         }
         let direction = self.config.direction;
         let p = self.ptr_mut(id);

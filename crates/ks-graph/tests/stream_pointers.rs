@@ -207,11 +207,16 @@ fn b54_advance_offsets_needs_a_lock_and_exact_remaining_moves_on() {
     q.advance_offsets(lead, 4, 0, false).unwrap();
     let off = q.offset_in(lead).unwrap();
     assert_eq!((off.position, off.count, off.remaining), (4, 10, 6));
-    // More than Remaining: refused, nothing moves.
-    assert!(matches!(
-        q.advance_offsets(lead, 7, 0, false),
-        Err(ks_alloc::Status::InvalidParameter(_))
-    ));
+    // More than Remaining: refused with the field, the value and the limit; nothing moves.
+    match q.advance_offsets(lead, 7, 0, false) {
+        Err(ks_alloc::Status::InvalidParameter(m)) => {
+            assert!(
+                m.contains("InUsed is 7") && m.contains("OffsetIn.Remaining (6)"),
+                "{m}"
+            )
+        }
+        other => panic!("expected STATUS_INVALID_PARAMETER, got {other:?}"),
+    }
     assert_eq!(q.offset_in(lead).unwrap().remaining, 6);
     // Exactly Remaining: on to the next frame, relocked, offsets reset.
     q.advance_offsets(lead, 6, 0, false).unwrap();
