@@ -31,6 +31,14 @@ use crate::{Alignment, Allocator, Framing, Memory, PoolType, Status};
 ///
 /// # Errors
 /// As [`Allocator::new`].
+///
+/// ```
+/// use ks_alloc::{bench, Memory};
+/// let a = bench::allocator(2, 64)?;
+/// assert_eq!((a.name(), a.memory()), ("bench", Memory::NonPaged));
+/// assert_eq!(a.framing().alignment.bytes(), 64);
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 pub fn allocator(frames: u32, frame_size: u32) -> Result<Allocator, Status> {
     let f = Framing {
         flags: 0,
@@ -47,6 +55,16 @@ pub fn allocator(frames: u32, frame_size: u32) -> Result<Allocator, Status> {
 }
 
 /// (a) One function-table allocate + free. Returns whether a frame was obtained.
+///
+/// ```
+/// use ks_alloc::bench;
+/// let a = bench::allocator(1, 64)?;
+/// assert!(bench::try_cycle(&a));
+/// let held = a.try_allocate()?;
+/// assert!(!bench::try_cycle(&a), "no frame free");
+/// # drop(held);
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[inline]
 pub fn try_cycle(a: &Allocator) -> bool {
     match a.try_allocate() {
@@ -63,6 +81,16 @@ pub fn try_cycle(a: &Allocator) -> bool {
 /// [`Frame`](crate::Frame), no dispatch-level check, no per-slot bookkeeping, no peak. The
 /// floor that the lock-free free list (a bitmap: load and CAS to pop, one CAS to push) puts
 /// under (a). Returns whether a slot was obtained.
+///
+/// ```
+/// use ks_alloc::bench;
+/// let a = bench::allocator(1, 64)?;
+/// assert!(bench::free_list_cycle(&a));
+/// let held = a.try_allocate()?;
+/// assert!(!bench::free_list_cycle(&a), "the only slot is out");
+/// # drop(held);
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[inline]
 pub fn free_list_cycle(a: &Allocator) -> bool {
     match a.inner.free.pop_hinted() {
@@ -77,6 +105,12 @@ pub fn free_list_cycle(a: &Allocator) -> bool {
 }
 
 /// (a) peer: a `Mutex<Vec<_>>` pool of `frames` boxed `frame_size`-byte buffers.
+///
+/// ```
+/// use ks_alloc::bench::MutexVecPool;
+/// let pool = MutexVecPool::new(2, 64);
+/// assert!(pool.cycle());
+/// ```
 #[derive(Debug)]
 pub struct MutexVecPool {
     free: Mutex<Vec<Box<[u8]>>>,
@@ -84,6 +118,12 @@ pub struct MutexVecPool {
 
 impl MutexVecPool {
     /// A pool of `frames` buffers of `frame_size` bytes.
+    ///
+    /// ```
+    /// use ks_alloc::bench::MutexVecPool;
+    /// assert!(MutexVecPool::new(1, 4096).cycle());
+    /// assert!(!MutexVecPool::new(0, 4096).cycle(), "an empty pool has nothing to lend");
+    /// ```
     pub fn new(frames: usize, frame_size: usize) -> MutexVecPool {
         MutexVecPool {
             free: Mutex::new(
@@ -95,6 +135,12 @@ impl MutexVecPool {
     }
 
     /// One pop + push.
+    ///
+    /// ```
+    /// use ks_alloc::bench::MutexVecPool;
+    /// let pool = MutexVecPool::new(1, 64);
+    /// assert!((0..100).all(|_| pool.cycle()), "each cycle puts its buffer back");
+    /// ```
     #[inline]
     pub fn cycle(&self) -> bool {
         let b = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
@@ -110,6 +156,18 @@ impl MutexVecPool {
 }
 
 /// (b) One `allocate().await` that is ready at once, then drop, polled with `cx`.
+///
+/// ```
+/// use std::task::{Context, Waker};
+/// use ks_alloc::bench;
+/// let a = bench::allocator(1, 64)?;
+/// let mut cx = Context::from_waker(Waker::noop());
+/// assert!(bench::ready_async_cycle(&a, &mut cx));
+/// let held = a.try_allocate()?;
+/// assert!(!bench::ready_async_cycle(&a, &mut cx), "it would have to wait");
+/// # drop(held);
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[inline]
 pub fn ready_async_cycle(a: &Allocator, cx: &mut Context<'_>) -> bool {
     let fut = pin!(a.allocate());
@@ -128,6 +186,20 @@ pub fn ready_async_cycle(a: &Allocator, cx: &mut Context<'_>) -> bool {
 
 /// (c) Runs `ops` cycles of `body` on each of `threads` threads at once; returns the wall
 /// time of the whole run.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use ks_alloc::bench;
+/// let a = bench::allocator(4, 64)?;
+/// let got = AtomicU64::new(0);
+/// let _wall = bench::contended(2, 100, || {
+///     if bench::try_cycle(&a) {
+///         got.fetch_add(1, Ordering::Relaxed);
+///     }
+/// });
+/// assert_eq!(got.into_inner(), 200, "2 threads x 100 cycles, never short of frames");
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 pub fn contended<F: Fn() + Sync>(threads: usize, ops: u64, body: F) -> Duration {
     let go = AtomicBool::new(false);
     std::thread::scope(|s| {
@@ -153,6 +225,13 @@ pub fn contended<F: Fn() + Sync>(threads: usize, ops: u64, body: F) -> Duration 
 }
 
 /// Percentiles of a latency sample.
+///
+/// ```
+/// use ks_alloc::bench;
+/// let lat = bench::condvar_handoff_latency(3);
+/// assert_eq!(lat.samples, 3);
+/// assert!(lat.p50 <= lat.p99);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Latency {
     /// Number of samples.
@@ -166,6 +245,17 @@ pub struct Latency {
 impl Latency {
     /// Percentiles of raw samples in nanoseconds (as returned by the `*_samples` functions),
     /// for callers that merge several interleaved rounds.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ks_alloc::bench::{condvar_handoff_samples, Latency, Placement};
+    /// let lat = Latency::from_samples(vec![300, 100, 200]);
+    /// assert_eq!((lat.samples, lat.p50), (3, Duration::from_nanos(200)));
+    /// assert_eq!(lat.p99, Duration::from_nanos(300));
+    /// let mut merged = condvar_handoff_samples(3, Placement::Free).wake;
+    /// merged.extend(condvar_handoff_samples(3, Placement::Free).wake);
+    /// assert_eq!(Latency::from_samples(merged).samples, 6);
+    /// ```
     pub fn from_samples(v: Vec<u64>) -> Latency {
         percentiles(v)
     }
@@ -185,6 +275,13 @@ fn percentiles(mut v: Vec<u64>) -> Latency {
 }
 
 /// Samples of one hand-off row (nanoseconds each, one entry per hand-off).
+///
+/// ```
+/// use ks_alloc::bench::{condvar_handoff_samples, HandOffSamples, Placement};
+/// let s: HandOffSamples = condvar_handoff_samples(3, Placement::Free);
+/// assert_eq!((s.wake.len(), s.free.len()), (3, 3));
+/// assert!(HandOffSamples::default().wake.is_empty());
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HandOffSamples {
     /// From just before the free to the waiter resuming with the frame (the latency).
@@ -195,6 +292,14 @@ pub struct HandOffSamples {
 }
 
 /// Where the two threads of a hand-off bench run.
+///
+/// ```
+/// use ks_alloc::bench::{futex_handoff_samples, Placement};
+/// assert_eq!(Placement::default(), Placement::Free);
+/// for placement in [Placement::Free, Placement::Pinned, Placement::PinnedBusy] {
+///     assert_eq!(futex_handoff_samples(3, placement).wake.len(), 3);
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Placement {
     /// Wherever the scheduler puts them. With idle CPUs it usually wakes the waiter on the
@@ -527,11 +632,28 @@ fn park_row() -> Row<'static> {
 }
 
 /// (d) Hand-off latency free → a thread blocked in `allocate_blocking`.
+///
+/// ```
+/// use ks_alloc::bench;
+/// let a = bench::allocator(2, 64)?;
+/// let lat = bench::handoff_latency_blocked(&a, 3);
+/// assert_eq!(lat.samples, 3);
+/// assert_eq!(a.status().handoffs, 3, "each sample is a free handed to a waiter");
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 pub fn handoff_latency_blocked(a: &Allocator, samples: usize) -> Latency {
     percentiles(handoff_samples_blocked(a, samples, Placement::Free).wake)
 }
 
 /// (d) Raw samples of [`handoff_latency_blocked`], with the freer's cost.
+///
+/// ```
+/// use ks_alloc::bench::{self, Placement};
+/// let a = bench::allocator(2, 64)?;
+/// let s = bench::handoff_samples_blocked(&a, 3, Placement::Free);
+/// assert_eq!((s.wake.len(), s.free.len()), (3, 3));
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 pub fn handoff_samples_blocked(
     a: &Allocator,
     samples: usize,
@@ -542,11 +664,28 @@ pub fn handoff_samples_blocked(
 
 /// (d) Hand-off latency free → an async waiter (`allocate().await` on a minimal executor
 /// that parks its thread).
+///
+/// ```
+/// use ks_alloc::bench;
+/// let a = bench::allocator(2, 64)?;
+/// let lat = bench::handoff_latency_async(&a, 3);
+/// assert_eq!(lat.samples, 3);
+/// assert_eq!(a.status().handoffs, 3, "each sample is a free handed to a waiter");
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 pub fn handoff_latency_async(a: &Allocator, samples: usize) -> Latency {
     percentiles(handoff_samples_async(a, samples, Placement::Free).wake)
 }
 
 /// (d) Raw samples of [`handoff_latency_async`], with the freer's cost.
+///
+/// ```
+/// use ks_alloc::bench::{self, Placement};
+/// let a = bench::allocator(2, 64)?;
+/// let s = bench::handoff_samples_async(&a, 3, Placement::Free);
+/// assert_eq!((s.wake.len(), s.free.len()), (3, 3));
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 pub fn handoff_samples_async(
     a: &Allocator,
     samples: usize,
@@ -556,12 +695,25 @@ pub fn handoff_samples_async(
 }
 
 /// (d) peer: hand-off latency through a `Mutex<Option<_>>` + `Condvar`, the same protocol.
+///
+/// ```
+/// use ks_alloc::bench;
+/// let lat = bench::condvar_handoff_latency(3);
+/// assert_eq!(lat.samples, 3);
+/// assert!(lat.p50 <= lat.p99);
+/// ```
 pub fn condvar_handoff_latency(samples: usize) -> Latency {
     percentiles(condvar_handoff_samples(samples, Placement::Free).wake)
 }
 
 /// (d) Raw samples of [`condvar_handoff_latency`]; the freer's cost is the store under the
 /// lock and `notify_one`.
+///
+/// ```
+/// use ks_alloc::bench::{condvar_handoff_samples, Placement};
+/// let s = condvar_handoff_samples(3, Placement::Free);
+/// assert_eq!((s.wake.len(), s.free.len()), (3, 3));
+/// ```
 pub fn condvar_handoff_samples(samples: usize, placement: Placement) -> HandOffSamples {
     run_row(samples, placement, condvar_row())
 }
@@ -642,6 +794,15 @@ impl Unpark {
 }
 
 /// A minimal executor: polls on a waker that unparks the calling thread.
+///
+/// ```
+/// use ks_alloc::bench::{self, block_on};
+/// assert_eq!(block_on(async { 6 * 7 }), 42);
+/// let a = bench::allocator(1, 64)?;
+/// let frame = block_on(a.allocate())?;
+/// assert_eq!(frame.len(), 64);
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 pub fn block_on<F: Future>(f: F) -> F::Output {
     let waker = Unpark::current();
     let mut cx = Context::from_waker(&waker);

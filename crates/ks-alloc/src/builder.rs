@@ -17,8 +17,30 @@ use crate::waiters::{Grants, WaitQueue};
 use crate::{Allocator, Framing, Memory, Status};
 
 /// Default bound on pending requests (see [`AllocatorBuilder::max_waiters`]).
+///
+/// ```
+/// use ks_alloc::DEFAULT_MAX_WAITERS;
+/// # use ks_alloc::{Alignment, Allocator, Framing, PoolType};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+/// assert_eq!(DEFAULT_MAX_WAITERS, 1024);
+/// let alloc = Allocator::builder(&framing).max_waiters(4 * DEFAULT_MAX_WAITERS).build()?;
+/// assert_eq!(alloc.status().pending, 0);
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 pub const DEFAULT_MAX_WAITERS: u32 = 1024;
 /// Default starvation threshold (see [`AllocatorBuilder::starvation_threshold`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use ks_alloc::DEFAULT_STARVATION_THRESHOLD;
+/// # use ks_alloc::{Alignment, Allocator, Framing, PoolType};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+/// assert_eq!(DEFAULT_STARVATION_THRESHOLD, Duration::from_secs(1));
+/// let threshold = Some(DEFAULT_STARVATION_THRESHOLD / 4);
+/// let alloc = Allocator::builder(&framing).starvation_threshold(threshold).build()?;
+/// assert!(alloc.starvation_report().is_none(), "nothing waits");
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 pub const DEFAULT_STARVATION_THRESHOLD: Duration = Duration::from_secs(1);
 
 /// Builds an [`Allocator`] with options beyond [`Allocator::new`].
@@ -64,18 +86,48 @@ impl fmt::Debug for AllocatorBuilder {
 
 impl AllocatorBuilder {
     /// Default allocator over this kind of memory (default: from the framing's pool type).
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::builder(&framing).memory(Memory::Paged).build()?;
+    /// assert_eq!(alloc.memory(), Memory::Paged, "instead of the pool type's NonPaged");
+    /// assert!(!alloc.offers_function_table());
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn memory(mut self, memory: Memory) -> Self {
         self.memory = Some(memory);
         self
     }
 
     /// Vendor allocator (KS: `KSALLOCATOR_DISPATCH`) instead of the default memory.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ks_alloc::DefaultVendor;
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::builder(&framing)
+    ///     .vendor(Arc::new(DefaultVendor { memory: Memory::Paged }))
+    ///     .name("heap.pool")
+    ///     .build()?;
+    /// assert_eq!(alloc.memory(), Memory::Paged, "the vendor's memory");
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn vendor(mut self, vendor: Arc<dyn DynVendor>) -> Self {
         self.vendor = Some(vendor);
         self
     }
 
     /// A name for diagnostics (default `"allocator"`).
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::builder(&framing).name(format!("pin{}.out", 3)).build()?;
+    /// assert_eq!(alloc.name(), "pin3.out");
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -84,6 +136,20 @@ impl AllocatorBuilder {
     /// Bound on simultaneously pending requests (default [`DEFAULT_MAX_WAITERS`]). Waiter
     /// records are allocated once, here, so that queueing never touches the heap; a request
     /// beyond the bound fails with `STATUS_INSUFFICIENT_RESOURCES`.
+    ///
+    /// ```
+    /// use std::{future::Future, pin::pin, task::{Context, Waker}, time::Duration};
+    /// use ks_alloc::Status;
+    /// # use ks_alloc::{Alignment, Allocator, Framing, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::builder(&framing).max_waiters(1).build()?;
+    /// let _held = alloc.allocate_blocking(None)?;
+    /// let mut first = pin!(alloc.allocate());
+    /// assert!(first.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+    /// let second = alloc.allocate_blocking(Some(Duration::from_millis(10)));
+    /// assert!(matches!(second, Err(Status::InsufficientResources(_))), "refused at once");
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn max_waiters(mut self, n: u32) -> Self {
         self.max_waiters = n;
         self
@@ -91,6 +157,21 @@ impl AllocatorBuilder {
 
     /// A request pending longer than this makes the allocator emit a starvation report naming
     /// the frames' holders (`None` disables; default [`DEFAULT_STARVATION_THRESHOLD`]).
+    ///
+    /// ```
+    /// use std::{future::Future, pin::pin, task::{Context, Waker}, time::Duration};
+    /// # use ks_alloc::{Alignment, Allocator, Framing, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let watched = Allocator::builder(&framing).starvation_threshold(Some(Duration::ZERO));
+    /// let alloc = watched.build()?;
+    /// let _held = alloc.try_allocate()?;
+    /// let mut request = pin!(alloc.allocate());
+    /// assert!(request.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+    /// assert!(alloc.starvation_report().is_some());
+    /// let unwatched = Allocator::builder(&framing).starvation_threshold(None).build()?;
+    /// assert!(unwatched.starvation_report().is_none());
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn starvation_threshold(mut self, t: Option<Duration>) -> Self {
         self.starvation_threshold = t;
         self
@@ -131,6 +212,18 @@ impl AllocatorBuilder {
     /// * `STATUS_INSUFFICIENT_RESOURCES`: memory could not be mapped or locked (the message
     ///   names `RLIMIT_MEMLOCK` and the bytes asked for), or the worker thread could not start.
     /// * whatever the vendor's `initialize` returns.
+    ///
+    /// ```
+    /// use ks_alloc::Status;
+    /// # use ks_alloc::{Alignment, Allocator, Framing, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::builder(&framing).build()?;
+    /// assert_eq!(alloc.framing().frames, 2);
+    /// let empty = Framing { frame_size: 0, ..framing };
+    /// let err = Allocator::builder(&empty).build().unwrap_err();
+    /// assert!(matches!(err, Status::InvalidParameter(_)));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn build(self) -> Result<Allocator, Status> {
         let f = self.framing;
         if f.frames == 0 || f.frames > MAX_FRAMES {

@@ -11,6 +11,19 @@ use crate::{Allocator, Framing};
 
 /// Allocator status: `KSSTREAMALLOCATOR_STATUS` (framing and allocated frames, behaviours
 /// 19-20) plus extended counters.
+///
+/// ```
+/// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+/// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+/// let frame = alloc.try_allocate()?;
+/// let s = alloc.status();
+/// assert_eq!((s.allocated_frames, s.peak_allocated_frames, s.pending), (1, 1, 0));
+/// assert_eq!(s.framing, framing);
+/// assert!(!s.closed);
+/// # drop(frame);
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[doc(alias = "KSSTREAMALLOCATOR_STATUS")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AllocatorStatus {
@@ -43,6 +56,19 @@ impl AllocatorStatus {
     pub const KS_SIZE: usize = 32;
 
     /// The 32-byte `KSSTREAMALLOCATOR_STATUS`: framing, `AllocatedFrames`, `Reserved` = 0.
+    ///
+    /// ```
+    /// use ks_alloc::{Alignment, Allocator, AllocatorStatus, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let _frame = alloc.try_allocate()?;
+    /// let b = alloc.status().to_ks_bytes();
+    /// assert_eq!(b.len(), AllocatorStatus::KS_SIZE);
+    /// assert_eq!(&b[..24], &framing.to_bytes());
+    /// assert_eq!(&b[24..28], &1u32.to_le_bytes(), "AllocatedFrames");
+    /// assert_eq!(&b[28..], &[0; 4], "Reserved");
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn to_ks_bytes(&self) -> [u8; 32] {
         let mut b = [0u8; 32];
         b[..24].copy_from_slice(&self.framing.to_bytes());
@@ -52,6 +78,23 @@ impl AllocatorStatus {
 }
 
 /// A request pending longer than the starvation threshold, and who holds the frames.
+///
+/// ```
+/// use std::{future::Future, pin::pin, task::{Context, Waker}, time::Duration};
+/// use ks_alloc::{Alignment, Allocator, Framing, Holder, PoolType};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+/// let alloc = Allocator::builder(&framing)
+///     .name("enc.in")
+///     .starvation_threshold(Some(Duration::ZERO))
+///     .build()?;
+/// let _held = alloc.try_allocate_for(&Holder("decoder.out"))?;
+/// let mut request = pin!(alloc.allocate());
+/// assert!(request.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+/// let report = alloc.starvation_report().expect("a request waits");
+/// assert_eq!((report.pending, report.holders[0].holder), (1, Some("decoder.out")));
+/// assert!(report.to_string().starts_with("allocator enc.in: 1 request(s) pending"));
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StarvationReport {
     /// The allocator's name.
@@ -91,6 +134,18 @@ impl fmt::Display for StarvationReport {
 impl Allocator {
     /// Status (KS: `KSPROPERTY_STREAMALLOCATOR_STATUS`, behaviours 19-20) with extended
     /// counters.
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let frame = alloc.try_allocate()?;
+    /// assert!(alloc.try_allocate().is_err());
+    /// drop(frame);
+    /// let s = alloc.status();
+    /// assert_eq!((s.allocated_frames, s.failed_try_allocates), (0, 1));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     #[doc(alias = "KSPROPERTY_STREAMALLOCATOR_STATUS")]
     pub fn status(&self) -> AllocatorStatus {
         let inner = &self.inner;
@@ -109,23 +164,86 @@ impl Allocator {
     }
 
     /// The outstanding frames and who holds them, longest-held first.
+    ///
+    /// ```
+    /// use ks_alloc::Holder;
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let tagged = alloc.try_allocate_for(&Holder("left"))?;
+    /// let raw = alloc.try_allocate()?.into_raw();
+    /// let out = alloc.outstanding();
+    /// assert_eq!(out.len(), 2);
+    /// assert!(out.iter().any(|o| o.addr == tagged.addr() && o.holder == Some("left") && !o.raw));
+    /// assert!(out.iter().any(|o| o.addr == raw && o.holder.is_none() && o.raw));
+    /// alloc.free_raw(raw)?;
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn outstanding(&self) -> Vec<OutstandingFrame> {
         self.inner.outstanding()
     }
 
     /// A starvation report if a request has pended longer than the threshold now.
+    ///
+    /// ```
+    /// use std::{future::Future, pin::pin, task::{Context, Waker}, time::Duration};
+    /// # use ks_alloc::{Alignment, Allocator, Framing, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::builder(&framing).starvation_threshold(Some(Duration::ZERO)).build()?;
+    /// assert!(alloc.starvation_report().is_none(), "no request pending");
+    /// let _held = alloc.try_allocate()?;
+    /// let mut request = pin!(alloc.allocate());
+    /// assert!(request.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+    /// assert_eq!(alloc.starvation_report().map(|r| r.pending), Some(1));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn starvation_report(&self) -> Option<StarvationReport> {
         self.inner.starvation_report()
     }
 
     /// The last starvation report the allocator emitted (as a `tracing` warning), if any.
     /// The library worker checks every 50 ms.
+    ///
+    /// ```
+    /// use std::{future::Future, pin::pin, task::{Context, Waker}};
+    /// use std::time::{Duration, Instant};
+    /// # use ks_alloc::{Alignment, Allocator, Framing, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::builder(&framing).starvation_threshold(Some(Duration::ZERO)).build()?;
+    /// assert!(alloc.last_starvation_report().is_none());
+    /// let _held = alloc.try_allocate()?;
+    /// let mut request = pin!(alloc.allocate());
+    /// assert!(request.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+    /// // The worker's next scan emits the report.
+    /// let give_up = Instant::now() + Duration::from_secs(2);
+    /// while alloc.last_starvation_report().is_none() && Instant::now() < give_up {
+    ///     std::thread::sleep(Duration::from_millis(5));
+    /// }
+    /// assert_eq!(alloc.last_starvation_report().map(|r| r.pending), Some(1));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn last_starvation_report(&self) -> Option<StarvationReport> {
         lock(&self.inner.last_starvation).clone()
     }
 
     /// For [`Memory::User`](crate::Memory::User): the shared memory that holds the frames, so another process can
     /// map them.
+    ///
+    /// ```
+    /// use std::os::unix::fs::FileExt;
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 2, frame_size: 100, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::User)?;
+    /// let mut frame = alloc.allocate_blocking(None)?;
+    /// frame[..5].copy_from_slice(b"hello");
+    /// let sm = alloc.shared_memory().expect("user memory is shared");
+    /// let memfd = std::fs::File::from(sm.fd.try_clone_to_owned().unwrap());
+    /// let mut seen = [0u8; 5];
+    /// let at = sm.frame_offset(frame.index().unwrap()).unwrap();
+    /// memfd.read_exact_at(&mut seen, at as u64).unwrap();
+    /// assert_eq!(&seen, b"hello");
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn shared_memory(&self) -> Option<SharedMemory<'_>> {
         match &self.inner.backend {
             Backend::Region(r) => {
@@ -145,6 +263,17 @@ impl Allocator {
 }
 
 /// The memfd of a [`Memory::User`](crate::Memory::User) allocator and where its frames lie in it.
+///
+/// ```
+/// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 2, frame_size: 100, alignment: Alignment::BYTES_64 };
+/// let alloc = Allocator::new(&framing, Memory::User)?;
+/// let sm = alloc.shared_memory().expect("user memory is shared");
+/// assert_eq!((sm.frames, sm.stride), (2, 128), "the frame size rounded up to 64");
+/// assert!(sm.base_offset + sm.frames * sm.stride <= sm.len);
+/// assert!(Allocator::new(&framing, Memory::Paged)?.shared_memory().is_none());
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct SharedMemory<'a> {
     /// The memfd (map it `MAP_SHARED` with `len` bytes).
@@ -161,6 +290,17 @@ pub struct SharedMemory<'a> {
 
 impl SharedMemory<'_> {
     /// Byte offset of frame `index` in the memfd.
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 2, frame_size: 100, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::User)?;
+    /// let sm = alloc.shared_memory().expect("user memory is shared");
+    /// assert_eq!(sm.frame_offset(0), Some(sm.base_offset));
+    /// assert_eq!(sm.frame_offset(1), Some(sm.base_offset + sm.stride));
+    /// assert_eq!(sm.frame_offset(2), None, "there are two frames");
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn frame_offset(&self, index: usize) -> Option<usize> {
         (index < self.frames).then(|| self.base_offset + index * self.stride)
     }

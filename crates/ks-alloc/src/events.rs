@@ -134,6 +134,21 @@ impl Events {
 
 /// A FREEFRAME callback subscription (KS: an enabled `KSEVENT_STREAMALLOCATOR_FREEFRAME`).
 /// Dropping it disables the event (KS: `IOCTL_KS_DISABLE_EVENT`).
+///
+/// ```
+/// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+/// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+/// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+/// let fired = Arc::new(AtomicUsize::new(0));
+/// let counter = fired.clone();
+/// let sub = alloc.on_free_frame(move || { counter.fetch_add(1, Ordering::Relaxed); })?;
+/// drop(alloc.try_allocate()?);
+/// drop(sub); // disables the event
+/// drop(alloc.try_allocate()?);
+/// assert_eq!(fired.load(Ordering::Relaxed), 1);
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[must_use = "dropping the subscription disables the event"]
 pub struct EventSubscription {
     alloc: Allocator,
@@ -150,6 +165,16 @@ impl fmt::Debug for EventSubscription {
 
 impl EventSubscription {
     /// The subscription's id (the KS event handle of the request surface).
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let a = alloc.on_free_frame(|| {})?;
+    /// let b = alloc.on_free_frame(|| {})?;
+    /// assert_ne!(a.id(), b.id());
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn id(&self) -> u64 {
         self.id
     }
@@ -163,6 +188,18 @@ impl Drop for EventSubscription {
 
 /// Awaitable FREEFRAME events: [`next_event`](Self::next_event) completes at the next free that puts a
 /// frame on the free list.
+///
+/// ```
+/// use std::time::Duration;
+/// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+/// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+/// let mut events = alloc.free_frame_events()?;
+/// drop(alloc.try_allocate()?);
+/// assert!(events.wait(Duration::from_millis(10))?, "the free fired");
+/// assert!(!events.wait(Duration::from_millis(1))?, "nothing since");
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 pub struct FreeFrameEvents {
     alloc: Allocator,
     id: u64,
@@ -186,6 +223,15 @@ impl Drop for FreeFrameEvents {
 
 impl FreeFrameEvents {
     /// The allocator this subscription listens to.
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let events = alloc.free_frame_events()?;
+    /// assert!(events.allocator().same(&alloc));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn allocator(&self) -> &Allocator {
         &self.alloc
     }
@@ -195,6 +241,19 @@ impl FreeFrameEvents {
     ///
     /// # Errors
     /// `STATUS_CANCELLED` once the allocator is closed.
+    ///
+    /// ```
+    /// use ks_alloc::{bench::block_on, Status};
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let mut events = alloc.free_frame_events()?;
+    /// drop(alloc.try_allocate()?);
+    /// assert_eq!(block_on(events.next_event()), Ok(()));
+    /// alloc.close();
+    /// assert_eq!(block_on(events.next_event()), Err(Status::Cancelled));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn next_event(&mut self) -> NextFreeFrame<'_> {
         NextFreeFrame { events: self }
     }
@@ -203,6 +262,18 @@ impl FreeFrameEvents {
     ///
     /// # Errors
     /// `STATUS_CANCELLED` once closed; `STATUS_INVALID_DEVICE_STATE` at Dispatch level.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let mut events = alloc.free_frame_events()?;
+    /// assert_eq!(events.wait(Duration::from_millis(1)), Ok(false), "no free yet: timed out");
+    /// drop(alloc.try_allocate()?);
+    /// assert_eq!(events.wait(Duration::from_millis(10)), Ok(true));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn wait(&mut self, timeout: Duration) -> Result<bool, Status> {
         if current_level() == Level::Dispatch {
             return Err(crate::level::refuse_blocking("FreeFrameEvents::wait"));
@@ -233,6 +304,21 @@ impl std::task::Wake for ThreadWaker {
 }
 
 /// Future returned by [`FreeFrameEvents::next_event`].
+///
+/// ```
+/// use ks_alloc::{bench::block_on, NextFreeFrame};
+/// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+/// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+/// let mut events = alloc.free_frame_events()?;
+/// let frame = alloc.try_allocate()?;
+/// let next: NextFreeFrame<'_> = events.next_event();
+/// std::thread::scope(|s| {
+///     s.spawn(move || drop(frame)); // a free on another thread
+///     assert_eq!(block_on(next), Ok(()));
+/// });
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct NextFreeFrame<'a> {
     events: &'a mut FreeFrameEvents,
@@ -320,6 +406,19 @@ impl Allocator {
     ///
     /// # Errors
     /// `STATUS_INVALID_DEVICE_STATE` after close.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let mut events = alloc.free_frame_events()?;
+    /// drop(alloc.try_allocate()?);
+    /// assert!(events.wait(Duration::from_millis(10))?);
+    /// alloc.close();
+    /// assert!(alloc.free_frame_events().is_err(), "no subscription after close");
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn free_frame_events(&self) -> Result<FreeFrameEvents, Status> {
         let id = self.inner.events.subscribe(None)?;
         // Acquire: start counting from now.

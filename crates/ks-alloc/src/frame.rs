@@ -99,17 +99,48 @@ unsafe impl Sync for Frame {}
 
 impl Frame {
     /// The frame's start address (KS: the frame pointer).
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let frame = alloc.try_allocate()?;
+    /// assert_eq!(frame.addr() % 64, 0, "aligned as the framing asks");
+    /// assert_eq!(frame.addr(), frame.as_ptr().as_ptr() as usize);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn addr(&self) -> usize {
         self.ptr.as_ptr() as usize
     }
 
     /// The frame's start pointer.
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let mut frame = alloc.try_allocate()?;
+    /// frame[0] = 42;
+    /// // SAFETY: the frame is ours, at least one byte long, and not borrowed.
+    /// assert_eq!(unsafe { frame.as_ptr().read() }, 42);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn as_ptr(&self) -> NonNull<u8> {
         self.ptr
     }
 
     /// The frame's slot index in its allocator (`0..frames`). For the default allocator frame
     /// `i` sits at `base + i * stride`.
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let (a, b) = (alloc.try_allocate()?, alloc.try_allocate()?);
+    /// let (i, j) = (a.index().unwrap(), b.index().unwrap());
+    /// assert!(i != j && i < 2 && j < 2);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn index(&self) -> Option<usize> {
         Some(self.index as usize)
     }
@@ -120,6 +151,17 @@ impl Frame {
     }
 
     /// A handle to the allocator this frame came from (possibly closed).
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let frame = alloc.try_allocate()?;
+    /// let handle = frame.allocator();
+    /// assert!(handle.same(&alloc));
+    /// assert_eq!(handle.status().allocated_frames, 1);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn allocator(&self) -> Allocator {
         // SAFETY: `inner` came from `Arc::as_ptr` of the allocator's `Arc<Inner>`, which is
         // alive while this frame is outstanding.
@@ -129,6 +171,18 @@ impl Frame {
     /// Turns the frame into its raw address (the KS form: a `PVOID` frame pointer). The frame
     /// stays outstanding until [`Allocator::free_raw`] is called with this address; raw frames
     /// are never freed implicitly.
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let addr = alloc.try_allocate()?.into_raw();
+    /// assert!(alloc.outstanding()[0].raw);
+    /// assert_eq!(alloc.outstanding()[0].addr, addr);
+    /// alloc.free_raw(addr)?; // a raw frame comes back only this way
+    /// assert_eq!(alloc.status().allocated_frames, 0);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     #[doc(alias = "KSMETHOD_STREAMALLOCATOR_ALLOC")]
     pub fn into_raw(self) -> usize {
         let addr = self.addr();
@@ -146,6 +200,16 @@ impl Frame {
     }
 
     /// How long this frame has been out.
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let frame = alloc.try_allocate()?;
+    /// let then = frame.held_for();
+    /// assert!(frame.held_for() >= then, "grows while the frame is out");
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn held_for(&self) -> Duration {
         self.inner().held_for(self.index)
     }
@@ -201,6 +265,19 @@ impl fmt::Debug for Frame {
 }
 
 /// One outstanding frame, as listed by [`Allocator::outstanding`].
+///
+/// ```
+/// use ks_alloc::Holder;
+/// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+/// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+/// let frame = alloc.try_allocate_for(&Holder("mux.in"))?;
+/// let out = &alloc.outstanding()[0];
+/// assert_eq!((out.index, out.addr), (frame.index().unwrap(), frame.addr()));
+/// assert_eq!(out.holder, Some("mux.in"));
+/// assert!(!out.raw);
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutstandingFrame {
     /// Slot index.

@@ -63,6 +63,14 @@ use crossbeam_utils::{Backoff, CachePadded};
 
 /// Largest number of frames one allocator may have (the free count is a 16-bit field, and
 /// slot indices travel in 16-bit fields of the waiter grant words).
+///
+/// ```
+/// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType, Status, MAX_FRAMES};
+/// assert_eq!(MAX_FRAMES, 65535);
+/// # let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+/// let too_many = Framing { frames: MAX_FRAMES + 1, ..framing };
+/// assert!(matches!(Allocator::new(&too_many, Memory::Paged), Err(Status::InvalidParameter(_))));
+/// ```
 pub const MAX_FRAMES: u32 = 0xFFFF;
 
 const WAITERS: u64 = 1 << 62;

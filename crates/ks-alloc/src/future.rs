@@ -112,6 +112,23 @@ fn cancel_state(alloc: &Allocator, state: &mut State) {
 
 /// Future of [`Allocator::allocate`]. Dropping it while pending cancels the request without
 /// consuming a frame.
+///
+/// ```
+/// use std::{future::Future, pin::pin, task::{Context, Waker}};
+/// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+/// let alloc = Allocator::new(&framing, Memory::Paged)?;
+/// let held = alloc.allocate_blocking(None)?;
+/// {
+///     let mut request = pin!(alloc.allocate());
+///     assert!(request.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+///     assert_eq!(alloc.status().pending, 1);
+/// } // dropped while pending: withdrawn
+/// assert_eq!(alloc.status().pending, 0);
+/// drop(held);
+/// assert_eq!(alloc.status().allocated_frames, 0, "the withdrawn request took no frame");
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Allocate<'a> {
     alloc: &'a Allocator,
@@ -155,6 +172,18 @@ impl fmt::Debug for Allocate<'_> {
 }
 
 /// Future of [`Allocator::allocate_owned`]: like [`Allocate`] but `'static`.
+///
+/// ```
+/// use ks_alloc::{bench::block_on, AllocateOwned};
+/// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+/// let alloc = Allocator::new(&framing, Memory::Paged)?;
+/// let request: AllocateOwned = alloc.allocate_owned();
+/// drop(alloc); // the request holds a handle of its own
+/// let frame = block_on(request)?;
+/// assert_eq!(frame.len(), 64);
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct AllocateOwned {
     alloc: Allocator,
@@ -198,6 +227,22 @@ impl fmt::Debug for AllocateOwned {
 /// A pending KS ALLOC request (the method returned `STATUS_PENDING`): it holds its place in
 /// the FIFO queue. Await it, [`wait`](Self::wait) for it, or drop it to cancel (KS:
 /// `IoCancelIrp`, completing with `STATUS_CANCELLED`).
+///
+/// ```
+/// use ks_alloc::{bench::block_on, PendingAlloc};
+/// use ks_sys::{KSMETHODSETID_StreamAllocator, KSMETHOD_STREAMALLOCATOR_ALLOC};
+/// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+/// # let alloc_hdr = [&KSMETHODSETID_StreamAllocator.to_le_bytes()[..], &KSMETHOD_STREAMALLOCATOR_ALLOC.to_le_bytes(), &2u32.to_le_bytes()].concat();
+/// let alloc = Allocator::new(&framing, Memory::Paged)?;
+/// let held = alloc.allocate_blocking(None)?;
+/// let (reply, pending) = alloc.method(&alloc_hdr, &mut [0u8; 8]);
+/// assert_eq!(reply.ntstatus(), 0x103, "STATUS_PENDING");
+/// let pending: PendingAlloc = pending.expect("a request handle");
+/// drop(held); // the free completes the request
+/// assert_eq!(block_on(pending)?.len(), 64);
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[must_use = "dropping a pending request cancels it"]
 pub struct PendingAlloc {
     alloc: Allocator,
@@ -225,6 +270,22 @@ impl PendingAlloc {
     /// # Errors
     /// `STATUS_CANCELLED` if the allocator closed; `STATUS_DEVICE_NOT_READY` on timeout (the
     /// request is then withdrawn); `STATUS_INVALID_DEVICE_STATE` at Dispatch level.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ks_alloc::Status;
+    /// use ks_sys::{KSMETHODSETID_StreamAllocator, KSMETHOD_STREAMALLOCATOR_ALLOC};
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// # let alloc_hdr = [&KSMETHODSETID_StreamAllocator.to_le_bytes()[..], &KSMETHOD_STREAMALLOCATOR_ALLOC.to_le_bytes(), &2u32.to_le_bytes()].concat();
+    /// let alloc = Allocator::new(&framing, Memory::Paged)?;
+    /// let _held = alloc.allocate_blocking(None)?;
+    /// let (_, pending) = alloc.method(&alloc_hdr, &mut [0u8; 8]);
+    /// let r = pending.expect("pending").wait(Some(Duration::from_millis(10)));
+    /// assert!(matches!(r, Err(Status::DeviceNotReady(_))), "timed out");
+    /// assert_eq!(alloc.status().pending, 0, "and withdrawn");
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn wait(mut self, timeout: Option<Duration>) -> Result<Frame, Status> {
         if current_level() == Level::Dispatch {
             return Err(refuse_blocking("PendingAlloc::wait"));
@@ -242,6 +303,23 @@ impl PendingAlloc {
     ///
     /// # Errors
     /// `STATUS_CANCELLED` if the allocator closed.
+    ///
+    /// ```
+    /// use ks_sys::{KSMETHODSETID_StreamAllocator, KSMETHOD_STREAMALLOCATOR_ALLOC};
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// # let alloc_hdr = [&KSMETHODSETID_StreamAllocator.to_le_bytes()[..], &KSMETHOD_STREAMALLOCATOR_ALLOC.to_le_bytes(), &2u32.to_le_bytes()].concat();
+    /// let alloc = Allocator::new(&framing, Memory::Paged)?;
+    /// let held = alloc.allocate_blocking(None)?;
+    /// let (_, pending) = alloc.method(&alloc_hdr, &mut [0u8; 8]);
+    /// let mut pending = pending.expect("pending");
+    /// assert!(pending.try_complete()?.is_none(), "still pending");
+    /// drop(held);
+    /// let frame = pending.try_complete()?.expect("completed by the free");
+    /// assert_eq!(alloc.status().allocated_frames, 1);
+    /// # drop(frame);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn try_complete(&mut self) -> Result<Option<Frame>, Status> {
         let State::Queued(t) = self.state else {
             return Err(Status::InvalidDeviceRequest(

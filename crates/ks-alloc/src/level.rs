@@ -15,6 +15,17 @@ use std::cell::Cell;
 use std::marker::PhantomData;
 
 /// A thread's context level (KS: IRQL).
+///
+/// ```
+/// use ks_alloc::{current_level, raise_to_dispatch, Level};
+/// assert!(Level::Passive < Level::Dispatch);
+/// let there = std::thread::spawn(|| {
+///     let _g = raise_to_dispatch();
+///     current_level()
+/// });
+/// assert_eq!(there.join().unwrap(), Level::Dispatch);
+/// assert_eq!(current_level(), Level::Passive, "the level is per thread");
+/// ```
 #[doc(alias = "IRQL")]
 #[doc(alias = "KIRQL")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -54,6 +65,17 @@ pub fn current_level() -> Level {
 
 /// Raises the calling thread to [`Level::Dispatch`] until the guard is dropped (which restores
 /// the previous level). Guards nest.
+///
+/// ```
+/// use ks_alloc::{raise_to_dispatch, Status};
+/// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+/// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+/// let _dispatch = raise_to_dispatch();
+/// assert!(alloc.try_allocate().is_ok(), "never blocks: allowed");
+/// assert!(matches!(alloc.allocate_blocking(None), Err(Status::InvalidDeviceState(_))));
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[doc(alias = "KeRaiseIrql")]
 pub fn raise_to_dispatch() -> DispatchGuard {
     let previous = LEVEL.with(|l| l.replace(Level::Dispatch));
@@ -64,6 +86,16 @@ pub fn raise_to_dispatch() -> DispatchGuard {
 }
 
 /// Restores the previous context level on drop. Not `Send`: the level is per thread.
+///
+/// ```
+/// use ks_alloc::{current_level, raise_to_dispatch, Level};
+/// let outer = raise_to_dispatch();
+/// let inner = raise_to_dispatch();
+/// drop(inner);
+/// assert_eq!(current_level(), Level::Dispatch, "still inside the outer guard");
+/// drop(outer);
+/// assert_eq!(current_level(), Level::Passive);
+/// ```
 #[must_use = "the thread drops back to its previous level when the guard is dropped"]
 #[derive(Debug)]
 pub struct DispatchGuard {

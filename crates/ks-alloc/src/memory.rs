@@ -44,6 +44,14 @@ impl Memory {
     /// # Errors
     /// `STATUS_NOT_SUPPORTED` for the wildcard, DEVICE_UNKNOWN or a device-specific GUID: such
     /// memory is served by a vendor allocator ([`Allocator::with_vendor`](crate::Allocator::with_vendor)), not by the default one.
+    ///
+    /// ```
+    /// use ks_alloc::{Memory, MemoryType, Status};
+    /// assert_eq!(Memory::from_memory_type(MemoryType::SYSTEM), Ok(Memory::NonPaged));
+    /// assert_eq!(Memory::from_memory_type(MemoryType::USER), Ok(Memory::User));
+    /// let device = Memory::from_memory_type(MemoryType::DEVICE_UNKNOWN);
+    /// assert!(matches!(device, Err(Status::NotSupported(_))));
+    /// ```
     pub fn from_memory_type(memory_type: MemoryType) -> Result<Memory, Status> {
         if memory_type == MemoryType::KERNEL_NONPAGED || memory_type == MemoryType::SYSTEM {
             Ok(Memory::NonPaged)
@@ -67,6 +75,13 @@ impl Memory {
     ///
     /// # Errors
     /// `STATUS_INVALID_PARAMETER` for any other value (`DontUseThisType` = 3 included).
+    ///
+    /// ```
+    /// use ks_alloc::{Memory, PoolType, Status};
+    /// assert_eq!(Memory::from_pool(PoolType::PAGED), Ok(Memory::Paged));
+    /// assert_eq!(Memory::from_pool(PoolType(512)), Ok(Memory::NonPaged));
+    /// assert!(matches!(Memory::from_pool(PoolType(3)), Err(Status::InvalidParameter(_))));
+    /// ```
     pub fn from_pool(pool: PoolType) -> Result<Memory, Status> {
         match pool.0 {
             1 | 5 | 33 | 37 => Ok(Memory::Paged),
@@ -82,6 +97,14 @@ impl Memory {
     }
 
     /// The KS memory type GUID this memory corresponds to.
+    ///
+    /// ```
+    /// use ks_alloc::{Memory, MemoryType};
+    /// assert_eq!(Memory::Paged.memory_type(), MemoryType::KERNEL_PAGED);
+    /// for m in [Memory::NonPaged, Memory::Paged, Memory::User] {
+    ///     assert_eq!(Memory::from_memory_type(m.memory_type()), Ok(m));
+    /// }
+    /// ```
     pub fn memory_type(self) -> MemoryType {
         match self {
             Memory::NonPaged => MemoryType::KERNEL_NONPAGED,
@@ -92,6 +115,13 @@ impl Memory {
 
     /// Whether frames can be served at Dispatch level (no page fault can block): only
     /// `NonPaged`. Decides whether the function table is offered (behaviour 29).
+    ///
+    /// ```
+    /// use ks_alloc::Memory;
+    /// assert!(Memory::NonPaged.is_dispatch_safe());
+    /// assert!(!Memory::Paged.is_dispatch_safe());
+    /// assert!(!Memory::User.is_dispatch_safe());
+    /// ```
     pub fn is_dispatch_safe(self) -> bool {
         matches!(self, Memory::NonPaged)
     }

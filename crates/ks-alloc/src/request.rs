@@ -47,6 +47,19 @@ const TABLE: usize = 2 * PTR;
 
 /// The answer to a KS request: the completion status and `Information` (bytes written, or the
 /// required size when the buffer was too small).
+///
+/// ```
+/// use ks_alloc::Status;
+/// use ks_sys::{KSPROPSETID_StreamAllocator, KSPROPERTY_STREAMALLOCATOR_STATUS, KSPROPERTY_TYPE_GET};
+/// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+/// # let hdr = [&KSPROPSETID_StreamAllocator.to_le_bytes()[..], &KSPROPERTY_STREAMALLOCATOR_STATUS.to_le_bytes(), &KSPROPERTY_TYPE_GET.to_le_bytes()].concat();
+/// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+/// let reply = alloc.property(&hdr, &mut [0u8; 16]); // KSSTREAMALLOCATOR_STATUS is 32 bytes
+/// assert!(matches!(reply.status, Err(Status::BufferTooSmall { required: 32, .. })));
+/// assert_eq!(reply.information, 32, "the size required");
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KsReply {
     /// `Ok` for `STATUS_SUCCESS`.
@@ -72,6 +85,18 @@ impl KsReply {
     }
 
     /// The NTSTATUS value.
+    ///
+    /// ```
+    /// use ks_sys::{KSPROPSETID_StreamAllocator, KSPROPERTY_STREAMALLOCATOR_STATUS, KSPROPERTY_TYPE_GET};
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// # let hdr = [&KSPROPSETID_StreamAllocator.to_le_bytes()[..], &KSPROPERTY_STREAMALLOCATOR_STATUS.to_le_bytes(), &KSPROPERTY_TYPE_GET.to_le_bytes()].concat();
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// assert_eq!(alloc.property(&hdr, &mut [0u8; 32]).ntstatus(), 0, "STATUS_SUCCESS");
+    /// let short = alloc.property(&hdr, &mut [0u8; 4]);
+    /// assert_eq!(short.ntstatus(), ks_sys::STATUS_BUFFER_TOO_SMALL);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn ntstatus(&self) -> i32 {
         match &self.status {
             Ok(()) => 0,
@@ -215,6 +240,26 @@ impl Allocator {
 
     /// The `FileObject` argument for the function-table entry points returned by the
     /// FUNCTIONTABLE property: valid while the allocator is open (behaviour 36).
+    ///
+    /// ```
+    /// use std::ffi::c_void;
+    /// use ks_sys::{KSPROPSETID_StreamAllocator, KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE, PFILE_OBJECT};
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// # let hdr = [&KSPROPSETID_StreamAllocator.to_le_bytes()[..], &KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE.to_le_bytes(), &ks_sys::KSPROPERTY_TYPE_GET.to_le_bytes()].concat();
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let mut table = [0u8; 2 * size_of::<usize>()];
+    /// assert_eq!(alloc.property(&hdr, &mut table).ntstatus(), 0);
+    /// type AllocateFrame = unsafe extern "C" fn(PFILE_OBJECT, *mut *mut c_void) -> i32;
+    /// let entry = usize::from_ne_bytes(table[..size_of::<usize>()].try_into().unwrap());
+    /// // SAFETY: FUNCTIONTABLE wrote the address of an `AllocateFrame` there.
+    /// let allocate_frame = unsafe { std::mem::transmute::<*const (), AllocateFrame>(entry as _) };
+    /// let mut frame = std::ptr::null_mut();
+    /// // SAFETY: the file object of an open allocator; `frame` is writable.
+    /// assert_eq!(unsafe { allocate_frame(alloc.file_object(), &mut frame) }, 0);
+    /// alloc.free_raw(frame as usize)?;
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn file_object(&self) -> PFILE_OBJECT {
         Arc::as_ptr(&self.inner).cast_mut().cast()
     }
@@ -286,6 +331,21 @@ impl Allocator {
     ///
     /// # Errors
     /// See the module's status policy; `INTERNAL_FREEFRAME` is refused (behaviour 37).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ks_sys::{KSEVENTSETID_StreamAllocator as SET, KSEVENT_STREAMALLOCATOR_FREEFRAME};
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let hdr = |id: u32| [&SET.to_le_bytes()[..], &id.to_le_bytes(), &1u32.to_le_bytes()].concat();
+    /// let mut events = alloc.enable_event(&hdr(KSEVENT_STREAMALLOCATOR_FREEFRAME), &[])?;
+    /// drop(alloc.try_allocate()?);
+    /// assert!(events.wait(Duration::from_millis(10))?);
+    /// let internal = ks_sys::KSEVENT_STREAMALLOCATOR_INTERNAL_FREEFRAME;
+    /// assert!(alloc.enable_event(&hdr(internal), &[]).is_err(), "behaviour 37");
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     #[doc(alias = "IOCTL_KS_ENABLE_EVENT")]
     pub fn enable_event(
         &self,
@@ -316,6 +376,19 @@ impl Allocator {
     /// # Errors
     /// `STATUS_INVALID_PARAMETER` if the subscription belongs to another allocator (it is
     /// disabled anyway).
+    ///
+    /// ```
+    /// use ks_alloc::Status;
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let events = alloc.free_frame_events()?;
+    /// assert_eq!(alloc.disable_event(events), Ok(()));
+    /// let other = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let foreign = other.free_frame_events()?;
+    /// assert!(matches!(alloc.disable_event(foreign), Err(Status::InvalidParameter(_))));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     #[doc(alias = "IOCTL_KS_DISABLE_EVENT")]
     pub fn disable_event(&self, events: FreeFrameEvents) -> Result<(), Status> {
         if events.allocator().same(self) {

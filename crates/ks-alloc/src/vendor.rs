@@ -106,6 +106,19 @@ pub unsafe trait VendorAllocator: Send + Sync + 'static {
 }
 
 /// An initialized vendor context, type-erased.
+///
+/// ```
+/// use ks_alloc::{Alignment, DefaultVendor, DynVendor, ErasedContext, Framing, Memory, PoolType};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+/// let vendor = DefaultVendor { memory: Memory::Paged };
+/// let cx: ErasedContext = vendor.dyn_initialize(&framing)?;
+/// let frame = vendor.dyn_allocate(&cx).expect("a frame");
+/// assert!(vendor.dyn_allocate(&cx).is_none(), "framing.frames is 1: none left");
+/// vendor.dyn_free(&cx, frame);
+/// assert!(vendor.dyn_allocate(&cx).is_some());
+/// vendor.dyn_delete(cx);
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 pub struct ErasedContext(Box<dyn Any + Send + Sync>);
 
 impl fmt::Debug for ErasedContext {
@@ -122,6 +135,17 @@ mod sealed {
 /// The object-safe form of [`VendorAllocator`], implemented for every vendor allocator (and
 /// only for them: it is sealed, so its pointer contract cannot be bypassed). Pass vendors as
 /// `Arc<dyn DynVendor>`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ks_alloc::{Alignment, Allocator, DefaultVendor, DynVendor, Framing, Memory, PoolType};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+/// let vendor: Arc<dyn DynVendor> = Arc::new(DefaultVendor { memory: Memory::Paged });
+/// assert_eq!((vendor.name(), vendor.memory()), ("default", Memory::Paged));
+/// let alloc = Allocator::with_vendor(&framing, vendor)?;
+/// assert!(!alloc.offers_function_table(), "the vendor's memory is paged");
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 pub trait DynVendor: sealed::Sealed + Send + Sync + 'static {
     /// `initialize`, with the context erased.
     ///
@@ -173,6 +197,18 @@ impl<T: VendorAllocator> DynVendor for T {
 /// [`Allocator::new`](crate::Allocator::new) uses the same region and free list directly
 /// (saving the indirection and a second free list on the fast path); `DefaultVendor` is that
 /// machinery behind the vendor interface, e.g. to wrap or decorate it.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ks_alloc::{Alignment, Allocator, DefaultVendor, Framing, Memory, PoolType};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 512, alignment: Alignment::BYTES_512 };
+/// let vendor = Arc::new(DefaultVendor { memory: Memory::NonPaged });
+/// let alloc = Allocator::with_vendor(&framing, vendor)?;
+/// let (a, b) = (alloc.try_allocate()?, alloc.try_allocate()?);
+/// assert_eq!(a.addr().abs_diff(b.addr()), 512, "one contiguous region");
+/// assert!(alloc.try_allocate().is_err());
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DefaultVendor {
     /// Memory kind.
@@ -180,6 +216,35 @@ pub struct DefaultVendor {
 }
 
 /// Context of [`DefaultVendor`] and [`CommonBuffer`]: the region and its free list.
+///
+/// ```
+/// use std::ptr::NonNull;
+/// use std::sync::{atomic::{AtomicUsize, Ordering}, Arc};
+/// use ks_alloc::{Allocator, DefaultVendor, Framing, Memory, RegionContext, Status, VendorAllocator};
+/// # use ks_alloc::{Alignment, PoolType};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+///
+/// /// The default memory management, counting the frames it hands out.
+/// struct Counting { inner: DefaultVendor, handed_out: AtomicUsize }
+/// // SAFETY: delegates to `DefaultVendor`.
+/// unsafe impl VendorAllocator for Counting {
+///     type Context = RegionContext;
+///     fn initialize(&self, f: &Framing) -> Result<RegionContext, Status> { self.inner.initialize(f) }
+///     fn allocate(&self, cx: &RegionContext) -> Option<NonNull<u8>> {
+///         self.handed_out.fetch_add(1, Ordering::Relaxed);
+///         self.inner.allocate(cx)
+///     }
+///     fn free(&self, cx: &RegionContext, p: NonNull<u8>) { self.inner.free(cx, p) }
+///     fn delete(&self, cx: RegionContext) { self.inner.delete(cx) }
+/// }
+///
+/// let inner = DefaultVendor { memory: Memory::NonPaged };
+/// let vendor = Arc::new(Counting { inner, handed_out: AtomicUsize::new(0) });
+/// let alloc = Allocator::with_vendor(&framing, vendor.clone())?;
+/// drop(alloc.try_allocate()?);
+/// assert_eq!(vendor.handed_out.load(Ordering::Relaxed), 1);
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[derive(Debug)]
 pub struct RegionContext {
     region: Region,
@@ -287,6 +352,17 @@ impl CommonBuffer {
     ///
     /// # Errors
     /// `STATUS_NOT_SUPPORTED` naming the field, the value and the capability.
+    ///
+    /// ```
+    /// use ks_alloc::{Alignment, CommonBuffer, Framing, PoolType, Status};
+    /// let dev = CommonBuffer { name: "dma0", max_frame_size: 4096, max_frames: 8,
+    ///                          alignment: Alignment::BYTES_512 };
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 4, frame_size: 4096, alignment: Alignment::BYTES_64 };
+    /// assert!(dev.check(&framing).is_ok());
+    /// let err = dev.check(&Framing { frames: 16, ..framing }).unwrap_err();
+    /// assert!(matches!(err, Status::NotSupported(_)));
+    /// assert!(err.to_string().contains("at most 8 frames"));
+    /// ```
     pub fn check(&self, framing: &Framing) -> Result<(), Status> {
         if framing.frame_size > self.max_frame_size {
             return Err(Status::NotSupported(

@@ -138,6 +138,16 @@ impl Allocator {
     ///
     /// # Errors
     /// See [`AllocatorBuilder::build`].
+    ///
+    /// ```
+    /// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 2,
+    ///                         frame_size: 256, alignment: Alignment::QUAD };
+    /// let alloc = Allocator::new(&framing, Memory::Paged)?;
+    /// assert_eq!(alloc.status().allocated_frames, 0);
+    /// assert!(Allocator::new(&Framing { frames: 0, ..framing }, Memory::Paged).is_err());
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn new(framing: &Framing, memory: Memory) -> Result<Allocator, Status> {
         Allocator::builder(framing).memory(memory).build()
     }
@@ -148,11 +158,32 @@ impl Allocator {
     ///
     /// # Errors
     /// The vendor's `initialize` error, or those of [`AllocatorBuilder::build`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ks_alloc::{Alignment, Allocator, CommonBuffer, Framing, PoolType};
+    /// let dev = CommonBuffer { name: "dma0", max_frame_size: 4096, max_frames: 4,
+    ///                          alignment: Alignment::BYTES_256 };
+    /// let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2,
+    ///                         frame_size: 1024, alignment: Alignment::BYTE };
+    /// let alloc = Allocator::with_vendor(&framing, Arc::new(dev))?;
+    /// assert_eq!(alloc.try_allocate()?.addr() % 256, 0, "the device's alignment applies");
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn with_vendor(framing: &Framing, vendor: Arc<dyn DynVendor>) -> Result<Allocator, Status> {
         Allocator::builder(framing).vendor(vendor).build()
     }
 
     /// A builder for further options.
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTE };
+    /// let alloc = Allocator::builder(&framing).name("mixer.in").max_waiters(8).build()?;
+    /// assert_eq!(alloc.name(), "mixer.in");
+    /// assert_eq!(alloc.memory(), Memory::Paged, "by default, from the framing's pool type");
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn builder(framing: &Framing) -> AllocatorBuilder {
         AllocatorBuilder {
             framing: *framing,
@@ -192,6 +223,20 @@ impl Allocator {
     /// * [`VendorEmpty`](TryAllocateError::VendorEmpty) or
     ///   [`VendorMisaligned`](TryAllocateError::VendorMisaligned) when a vendor allocator has
     ///   no memory now or returned a misaligned address.
+    ///
+    /// ```
+    /// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType, TryAllocateError};
+    /// let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1,
+    ///                         frame_size: 64, alignment: Alignment::BYTE };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let frame = alloc.try_allocate()?;
+    /// assert_eq!(alloc.try_allocate().unwrap_err(), TryAllocateError::Empty, "no waiting");
+    /// drop(frame);
+    /// assert!(alloc.try_allocate().is_ok());
+    /// let paged = Allocator::new(&framing, Memory::Paged)?;
+    /// assert_eq!(paged.try_allocate().unwrap_err(), TryAllocateError::NotOffered);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     #[doc(alias = "AllocateFrame")]
     #[inline]
     pub fn try_allocate(&self) -> Result<Frame, TryAllocateError> {
@@ -202,6 +247,17 @@ impl Allocator {
     ///
     /// # Errors
     /// As [`try_allocate`](Self::try_allocate).
+    ///
+    /// ```
+    /// use ks_alloc::Holder;
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let frame = alloc.try_allocate_for(&Holder("scaler.in"))?;
+    /// let out = alloc.outstanding();
+    /// assert_eq!((out[0].index, out[0].holder), (frame.index().unwrap(), Some("scaler.in")));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     #[inline]
     pub fn try_allocate_for(&self, holder: &'static Holder) -> Result<Frame, TryAllocateError> {
         self.try_allocate_inner(Some(holder))
@@ -284,16 +340,50 @@ impl Allocator {
     }
 
     /// [`allocate`](Self::allocate), recording `holder`.
+    ///
+    /// ```
+    /// use ks_alloc::{bench::block_on, Holder};
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::Paged)?;
+    /// let frame = block_on(alloc.allocate_for(&Holder("encoder.in")))?;
+    /// assert_eq!(alloc.outstanding()[0].holder, Some("encoder.in"));
+    /// # drop(frame);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn allocate_for(&self, holder: &'static Holder) -> crate::Allocate<'_> {
         crate::Allocate::new(self, Some(holder))
     }
 
     /// [`allocate`](Self::allocate) as a `'static` future (it holds a handle), for spawning.
+    ///
+    /// ```
+    /// use ks_alloc::bench::block_on;
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::Paged)?;
+    /// let request = alloc.allocate_owned(); // 'static: it may move to another thread
+    /// let frame = std::thread::spawn(move || block_on(request)).join().unwrap()?;
+    /// assert_eq!(frame.len(), alloc.frame_size());
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn allocate_owned(&self) -> crate::AllocateOwned {
         crate::AllocateOwned::new(self.clone(), None)
     }
 
     /// [`allocate_owned`](Self::allocate_owned), recording `holder`.
+    ///
+    /// ```
+    /// use ks_alloc::{bench::block_on, Holder};
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::Paged)?;
+    /// let request = alloc.allocate_owned_for(&Holder("net.tx"));
+    /// let frame = std::thread::spawn(move || block_on(request)).join().unwrap()?;
+    /// assert_eq!(alloc.outstanding()[0].holder, Some("net.tx"));
+    /// # drop(frame);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn allocate_owned_for(&self, holder: &'static Holder) -> crate::AllocateOwned {
         crate::AllocateOwned::new(self.clone(), Some(holder))
     }
@@ -305,6 +395,19 @@ impl Allocator {
     /// `STATUS_INVALID_DEVICE_STATE` at Dispatch level (it would block) or after close;
     /// `STATUS_DEVICE_NOT_READY` on timeout (policy); `STATUS_CANCELLED` if closed while
     /// waiting; `STATUS_INSUFFICIENT_RESOURCES` if `max_waiters` requests already pend.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType, Status};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::Paged)?;
+    /// let held = alloc.allocate_blocking(None)?; // a frame is free: no wait
+    /// let r = alloc.allocate_blocking(Some(Duration::from_millis(10)));
+    /// assert!(matches!(r, Err(Status::DeviceNotReady(_))), "timed out");
+    /// drop(held);
+    /// assert!(alloc.allocate_blocking(Some(Duration::from_millis(10))).is_ok());
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn allocate_blocking(&self, timeout: Option<Duration>) -> Result<Frame, Status> {
         self.allocate_blocking_inner(timeout, None)
     }
@@ -313,6 +416,29 @@ impl Allocator {
     ///
     /// # Errors
     /// As [`allocate_blocking`](Self::allocate_blocking).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ks_alloc::{Holder, Status};
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::Paged)?;
+    /// let held = alloc.allocate_blocking(None)?;
+    /// std::thread::scope(|s| {
+    ///     let waiter = s.spawn(|| {
+    ///         alloc.allocate_blocking_for(Some(Duration::from_secs(5)), &Holder("render"))
+    ///     });
+    ///     while alloc.status().pending == 0 && !waiter.is_finished() {
+    ///         std::thread::yield_now();
+    ///     }
+    ///     drop(held); // hands the frame to the blocked thread
+    ///     let frame = waiter.join().unwrap()?;
+    ///     assert_eq!(alloc.outstanding()[0].holder, Some("render"));
+    /// #   drop(frame);
+    ///     Ok::<(), Status>(())
+    /// })?;
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn allocate_blocking_for(
         &self,
         timeout: Option<Duration>,
@@ -376,6 +502,19 @@ impl Allocator {
     /// A frame that never comes back (a `Frame` leaked with `mem::forget`, or a raw address
     /// never freed) keeps the allocator's memory mapped and its vendor not deleted: that is
     /// the price of frames not holding a reference count of their own.
+    ///
+    /// ```
+    /// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType, Status, TryAllocateError};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let mut frame = alloc.try_allocate()?;
+    /// alloc.close();
+    /// assert_eq!(alloc.try_allocate().unwrap_err(), TryAllocateError::Closed);
+    /// assert!(matches!(alloc.allocate_blocking(None), Err(Status::InvalidDeviceState(_))));
+    /// frame[0] = 1; // a frame already out stays valid until it comes back
+    /// drop(frame);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn close(&self) {
         let inner = &self.inner;
         let mut q = lock(&inner.waiters);
@@ -402,36 +541,105 @@ impl Allocator {
     }
 
     /// Whether [`close`](Self::close) has run.
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let handle = alloc.clone();
+    /// assert!(!alloc.is_closed());
+    /// handle.close(); // closes the allocator, not just this handle
+    /// assert!(alloc.is_closed());
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.inner.free.is_closed()
     }
 
     /// The creation framing.
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// assert_eq!(*alloc.framing(), framing);
+    /// assert_eq!(alloc.framing().frames, 2);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn framing(&self) -> &Framing {
         &self.inner.framing
     }
 
     /// The memory kind.
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// assert_eq!(Allocator::new(&framing, Memory::User)?.memory(), Memory::User);
+    /// let default = Allocator::builder(&framing).build()?;
+    /// assert_eq!(default.memory(), Memory::Paged, "from the framing's pool type");
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn memory(&self) -> Memory {
         self.inner.memory
     }
 
     /// Bytes per frame.
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 100, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let frame = alloc.try_allocate()?;
+    /// assert_eq!(alloc.frame_size(), 100);
+    /// assert_eq!(frame.len(), alloc.frame_size());
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn frame_size(&self) -> usize {
         self.inner.frame_size
     }
 
     /// The diagnostics name.
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// assert_eq!(Allocator::new(&framing, Memory::Paged)?.name(), "allocator");
+    /// let named = Allocator::builder(&framing).name("capture.out").build()?;
+    /// assert_eq!(named.name(), "capture.out");
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.inner.name
     }
 
     /// Whether the function table is offered (non-paged memory, behaviour 29).
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// assert!(Allocator::new(&framing, Memory::NonPaged)?.offers_function_table());
+    /// let paged = Allocator::new(&framing, Memory::Paged)?;
+    /// assert!(!paged.offers_function_table());
+    /// assert!(paged.try_allocate().is_err());
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn offers_function_table(&self) -> bool {
         self.inner.memory.is_dispatch_safe()
     }
 
     /// Whether two handles refer to the same allocator.
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let a = Allocator::new(&framing, Memory::NonPaged)?;
+    /// let b = Allocator::new(&framing, Memory::NonPaged)?;
+    /// assert!(a.same(&a.clone()));
+    /// assert!(!a.same(&b), "equal framings, different allocators");
+    /// assert!(a.try_allocate()?.allocator().same(&a));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn same(&self, other: &Allocator) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
