@@ -30,23 +30,183 @@ use ks_sys::{KSPROPSETID_Connection, KSPROPSETID_Stream, GUID};
 use crate::graph::{Graph, PinId};
 
 /// Size of a `KSPROPERTY` header (`KSIDENTIFIER`): set GUID, id, flags, 8-byte aligned.
+///
+/// ```
+/// use ks_graph::props::{PropertyHeader, KSPROPERTY_SIZE, KSPROPERTY_TYPE_GET};
+/// let h = PropertyHeader::new(ks_sys::KSPROPSETID_Stream, 0, KSPROPERTY_TYPE_GET);
+/// assert_eq!(h.to_bytes().len(), KSPROPERTY_SIZE);
+/// assert!(PropertyHeader::from_bytes(&[0; KSPROPERTY_SIZE - 1]).is_err());
+/// ```
 pub const KSPROPERTY_SIZE: usize = 24;
 /// `KSPROPERTY_TYPE_GET`.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType};
+/// # use ks_graph::{FilterDescriptor, GraphBuilder, PinDescriptor};
+/// # let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTE, 512, 512);
+/// # let mut b = GraphBuilder::new();
+/// # b.add_filter("s", Arc::new(FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out").with_framing(fx))))?;
+/// # let mut g = b.build()?;
+/// # let pin = g.pin("s.out")?;
+/// use ks_graph::props::*;
+/// let req = PropertyHeader::new(ks_sys::KSPROPSETID_Connection,
+///     KSPROPERTY_CONNECTION_ALLOCATORFRAMING, KSPROPERTY_TYPE_GET).to_bytes();
+/// let mut buf = [0u8; FRAMING_SIZE];
+/// assert_eq!(g.pin_property(pin, &req, &mut buf)?, FRAMING_SIZE); // bytes written
+///
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const KSPROPERTY_TYPE_GET: u32 = 0x1;
 /// `KSPROPERTY_TYPE_SET`.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType};
+/// # use ks_graph::{FilterDescriptor, GraphBuilder, PinDescriptor};
+/// # let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTE, 512, 512);
+/// # let mut b = GraphBuilder::new();
+/// # b.add_filter("s", Arc::new(FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out").with_framing(fx))))?;
+/// # let mut g = b.build()?;
+/// # let pin = g.pin("s.out")?;
+/// use ks_graph::props::*;
+/// let req = PropertyHeader::new(ks_sys::KSPROPSETID_Connection,
+///     KSPROPERTY_CONNECTION_ALLOCATORFRAMING, KSPROPERTY_TYPE_SET).to_bytes();
+/// let err = g.pin_property(pin, &req, &mut [0u8; FRAMING_SIZE]).unwrap_err();
+/// assert_eq!(err.name(), "STATUS_INVALID_DEVICE_REQUEST"); // the framing is get-only
+///
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const KSPROPERTY_TYPE_SET: u32 = 0x2;
 /// `KSPROPERTY_TYPE_TOPOLOGY` (ignored by pin properties).
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType};
+/// # use ks_graph::{FilterDescriptor, GraphBuilder, PinDescriptor};
+/// # let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTE, 512, 512);
+/// # let mut b = GraphBuilder::new();
+/// # b.add_filter("s", Arc::new(FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out").with_framing(fx))))?;
+/// # let mut g = b.build()?;
+/// # let pin = g.pin("s.out")?;
+/// use ks_graph::props::*;
+/// let flags = KSPROPERTY_TYPE_GET | KSPROPERTY_TYPE_TOPOLOGY;
+/// let req = PropertyHeader::new(ks_sys::KSPROPSETID_Connection,
+///     KSPROPERTY_CONNECTION_ALLOCATORFRAMING, flags).to_bytes();
+/// assert_eq!(g.pin_property(pin, &req, &mut [0u8; FRAMING_SIZE])?, FRAMING_SIZE); // a plain GET
+///
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const KSPROPERTY_TYPE_TOPOLOGY: u32 = 0x1000_0000;
 /// `KSPROPERTY_CONNECTION_ALLOCATORFRAMING` (Connection set, id 3).
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType};
+/// # use ks_graph::{FilterDescriptor, GraphBuilder, PinDescriptor};
+/// # let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTE, 512, 512);
+/// # let mut b = GraphBuilder::new();
+/// # b.add_filter("s", Arc::new(FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out").with_framing(fx))))?;
+/// # let mut g = b.build()?;
+/// # let pin = g.pin("s.out")?;
+/// use ks_graph::props::*;
+/// let req = PropertyHeader::new(ks_sys::KSPROPSETID_Connection,
+///     KSPROPERTY_CONNECTION_ALLOCATORFRAMING, KSPROPERTY_TYPE_GET).to_bytes();
+/// let mut buf = [0u8; FRAMING_SIZE];
+/// g.pin_property(pin, &req, &mut buf)?;
+/// let framing = ks_alloc::Framing::from_bytes(&buf)?;
+/// assert_eq!((framing.frames, framing.frame_size), (4, 512));
+///
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const KSPROPERTY_CONNECTION_ALLOCATORFRAMING: u32 = 3;
 /// `KSPROPERTY_CONNECTION_ALLOCATORFRAMING_EX` (Connection set, id 6).
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType};
+/// # use ks_graph::{FilterDescriptor, GraphBuilder, PinDescriptor};
+/// # let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTE, 512, 512);
+/// # let mut b = GraphBuilder::new();
+/// # b.add_filter("s", Arc::new(FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out").with_framing(fx))))?;
+/// # let mut g = b.build()?;
+/// # let pin = g.pin("s.out")?;
+/// use ks_graph::props::*;
+/// let req = PropertyHeader::new(ks_sys::KSPROPSETID_Connection,
+///     KSPROPERTY_CONNECTION_ALLOCATORFRAMING_EX, KSPROPERTY_TYPE_GET).to_bytes();
+/// let mut buf = vec![0u8; 24 + 88]; // one framing item
+/// assert_eq!(g.pin_property(pin, &req, &mut buf)?, buf.len());
+/// assert_eq!(FramingEx::from_bytes(&buf)?.items[0].frames, 4);
+///
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const KSPROPERTY_CONNECTION_ALLOCATORFRAMING_EX: u32 = 6;
 /// `KSPROPERTY_STREAM_ALLOCATOR` (Stream set, id 0).
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType};
+/// # use ks_graph::{FilterDescriptor, GraphBuilder, PinDescriptor};
+/// # let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTE, 512, 512);
+/// # let mut b = GraphBuilder::new();
+/// # b.add_filter("s", Arc::new(FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out").with_framing(fx))))?;
+/// # let mut g = b.build()?;
+/// # let pin = g.pin("s.out")?;
+/// use ks_graph::props::*;
+/// let req = PropertyHeader::new(ks_sys::KSPROPSETID_Stream,
+///     KSPROPERTY_STREAM_ALLOCATOR, KSPROPERTY_TYPE_GET).to_bytes();
+/// let mut handle = [0xffu8; HANDLE_SIZE];
+/// assert_eq!(g.pin_property(pin, &req, &mut handle)?, HANDLE_SIZE);
+/// assert_eq!(handle, [0; HANDLE_SIZE]); // GET answers the null handle
+///
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const KSPROPERTY_STREAM_ALLOCATOR: u32 = 0;
 /// Size of a `HANDLE` value in property data: 8 bytes (the x64 pointer size; this library
 /// always uses the 64-bit layout for handles).
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType};
+/// # use ks_graph::{FilterDescriptor, GraphBuilder, PinDescriptor};
+/// # let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTE, 512, 512);
+/// # let mut b = GraphBuilder::new();
+/// # b.add_filter("s", Arc::new(FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out").with_framing(fx))))?;
+/// # let mut g = b.build()?;
+/// # let pin = g.pin("s.out")?;
+/// # use ks_alloc::{Allocator, Framing, Memory, PoolType};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 256, alignment: Alignment::BYTE };
+/// use ks_graph::props::*;
+/// let h = g.register_allocator(Allocator::new(&framing, Memory::NonPaged)?);
+/// let req = PropertyHeader::new(ks_sys::KSPROPSETID_Stream,
+///     KSPROPERTY_STREAM_ALLOCATOR, KSPROPERTY_TYPE_SET).to_bytes();
+/// let mut value: [u8; HANDLE_SIZE] = h.value().to_le_bytes();
+/// assert_eq!(g.pin_property(pin, &req, &mut value)?, HANDLE_SIZE); // SET the handle
+/// assert_eq!(g.allocator_references(h), 1);
+///
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const HANDLE_SIZE: usize = 8;
 /// Size of an old-style `KSALLOCATOR_FRAMING`.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType};
+/// # use ks_graph::{FilterDescriptor, GraphBuilder, PinDescriptor};
+/// # let fx = FramingEx::simple(MemoryType::KERNEL_NONPAGED, ItemFlags::empty(), 4, Alignment::BYTE, 512, 512);
+/// # let mut b = GraphBuilder::new();
+/// # b.add_filter("s", Arc::new(FilterDescriptor::kernel("src").with_pin(PinDescriptor::output("out").with_framing(fx))))?;
+/// # let mut g = b.build()?;
+/// # let pin = g.pin("s.out")?;
+/// use ks_graph::props::*;
+/// let req = PropertyHeader::new(ks_sys::KSPROPSETID_Connection,
+///     KSPROPERTY_CONNECTION_ALLOCATORFRAMING, KSPROPERTY_TYPE_GET).to_bytes();
+/// // A zero-length buffer is a size probe.
+/// let probe = g.pin_property(pin, &req, &mut []).unwrap_err();
+/// assert_eq!(probe, ks_alloc::Status::BufferOverflow { required: FRAMING_SIZE });
+///
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const FRAMING_SIZE: usize = 24;
 
 /// A parsed `KSPROPERTY` header.

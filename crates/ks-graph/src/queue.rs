@@ -45,17 +45,61 @@ use crate::stream_pointer::{AtEdge, PointerData, PointerId, PointerKind, Slot};
 
 /// `KSPIN_FLAG_GENERATE_MAPPINGS` (0x100): the pin asks for scatter/gather mappings; for a
 /// queue this means `DataUsed` is set from the pointer's offsets when a pointer leaves a frame.
+///
+/// ```
+/// use ks_graph::queue::{Direction, QueueConfig, PIN_FLAG_GENERATE_MAPPINGS};
+/// let c = QueueConfig::from_pin_flags(Direction::Output, PIN_FLAG_GENERATE_MAPPINGS);
+/// assert!(c.generate_mappings && !c.distinct_trailing_edge);
+/// ```
 #[doc(alias = "KSPIN_FLAG_GENERATE_MAPPINGS")]
 pub const PIN_FLAG_GENERATE_MAPPINGS: u32 = 0x0000_0100;
 /// `KSPIN_FLAG_DISTINCT_TRAILING_EDGE` (0x200): the pin's queue has a trailing edge distinct
 /// from its leading edge.
+///
+/// ```
+/// use ks_graph::queue::{Direction, Queue, QueueConfig, PIN_FLAG_DISTINCT_TRAILING_EDGE};
+/// let c = QueueConfig::from_pin_flags(Direction::Input, PIN_FLAG_DISTINCT_TRAILING_EDGE);
+/// let q: Queue<Vec<u8>> = Queue::new(c);
+/// assert!(q.trailing_edge_id().is_some());
+/// ```
 #[doc(alias = "KSPIN_FLAG_DISTINCT_TRAILING_EDGE")]
 pub const PIN_FLAG_DISTINCT_TRAILING_EDGE: u32 = 0x0000_0200;
 /// `KSSTREAM_HEADER_OPTIONSF_ENDOFSTREAM` (0x200): the last frame of a stream.
+///
+/// ```
+/// use ks_graph::queue::{StreamHeader, OPTIONSF_END_OF_STREAM};
+/// let mut h = StreamHeader::with_data(64, 64);
+/// h.options_flags |= OPTIONSF_END_OF_STREAM;
+/// assert!(h.is_end_of_stream());
+/// ```
 #[doc(alias = "KSSTREAM_HEADER_OPTIONSF_ENDOFSTREAM")]
 pub const OPTIONSF_END_OF_STREAM: u32 = 0x0000_0200;
 
 /// Byte access to a frame, for the data accessors of [`Queue`].
+///
+/// ```
+/// use ks_graph::queue::{FrameBytes, Queue, QueueConfig, StreamHeader};
+/// use ks_graph::stream_pointer::PointerState;
+///
+/// /// A read-only frame in static memory.
+/// struct Rom(&'static [u8]);
+///
+/// impl FrameBytes for Rom {
+///     fn bytes(&self) -> &[u8] {
+///         self.0
+///     }
+///     fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+///         None
+///     }
+/// }
+///
+/// let mut q = Queue::new(QueueConfig::input());
+/// q.push(Rom(b"abcd"), StreamHeader::with_data(4, 4));
+/// let p = q.leading_edge(PointerState::Locked).unwrap();
+/// assert_eq!(q.data(p)?, b"abcd");
+/// assert_eq!(q.data_mut(p).unwrap_err().name(), "STATUS_INVALID_DEVICE_REQUEST");
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 pub trait FrameBytes {
     /// The frame's bytes.
     fn bytes(&self) -> &[u8];
@@ -91,17 +135,43 @@ impl FrameBytes for ks_alloc::Frame {
 }
 
 /// Identity of one frame within one queue: its arrival sequence number (0, 1, 2, …).
+///
+/// ```
+/// use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+/// let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+/// let a = q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+/// let b = q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+/// assert!(a < b); // arrival order
+/// assert_eq!(b.to_string(), "frame #1");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FrameId(pub(crate) u64);
 
 impl FrameId {
     /// The arrival sequence number of the frame in its queue (the first frame is 0).
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// let first = q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// let second = q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// assert_eq!((first.sequence(), second.sequence()), (0, 1));
+    /// ```
     pub const fn sequence(self) -> u64 {
         self.0
     }
 
     /// The id of the frame with arrival sequence number `seq` (which may or may not be in a
     /// given queue; queue methods check).
+    ///
+    /// ```
+    /// use ks_graph::queue::{FrameId, Queue, QueueConfig, StreamHeader};
+    /// let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// let id = q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// assert_eq!(FrameId::from_sequence(0), id);
+    /// assert!(!q.contains(FrameId::from_sequence(1))); // not arrived (yet)
+    /// ```
     pub const fn from_sequence(seq: u64) -> FrameId {
         FrameId(seq)
     }
@@ -115,6 +185,17 @@ impl fmt::Display for FrameId {
 
 /// The per-frame bookkeeping KS keeps in a `KSSTREAM_HEADER` (the fields a portable runtime
 /// needs; `Size` and `Data` are implied by the frame itself).
+///
+/// ```
+/// use ks_graph::queue::StreamHeader;
+/// let h = StreamHeader {
+///     presentation_time: 10_000_000, // 1 s
+///     duration: 333_333,
+///     ..StreamHeader::with_data(4096, 1000)
+/// };
+/// assert_eq!((h.frame_extent, h.data_used), (4096, 1000));
+/// assert!(!h.is_end_of_stream());
+/// ```
 #[doc(alias = "KSSTREAM_HEADER")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StreamHeader {
@@ -135,11 +216,24 @@ pub struct StreamHeader {
 impl StreamHeader {
     /// A header for an empty frame of `frame_extent` bytes (`DataUsed` = 0): what an output
     /// pin receives to fill.
+    ///
+    /// ```
+    /// use ks_graph::queue::StreamHeader;
+    /// let h = StreamHeader::empty(4096);
+    /// assert_eq!((h.frame_extent, h.data_used), (4096, 0));
+    /// ```
     pub const fn empty(frame_extent: u32) -> StreamHeader {
         StreamHeader::with_data(frame_extent, 0)
     }
 
     /// A header for a frame of `frame_extent` bytes holding `data_used` valid bytes.
+    ///
+    /// ```
+    /// use ks_graph::queue::StreamHeader;
+    /// let h = StreamHeader::with_data(4096, 100);
+    /// assert_eq!((h.frame_extent, h.data_used), (4096, 100));
+    /// assert_eq!((h.options_flags, h.presentation_time), (0, 0));
+    /// ```
     pub const fn with_data(frame_extent: u32, data_used: u32) -> StreamHeader {
         StreamHeader {
             frame_extent,
@@ -152,11 +246,28 @@ impl StreamHeader {
     }
 
     /// Whether `KSSTREAM_HEADER_OPTIONSF_ENDOFSTREAM` is set.
+    ///
+    /// ```
+    /// use ks_graph::queue::{StreamHeader, OPTIONSF_END_OF_STREAM};
+    /// let mut h = StreamHeader::with_data(16, 16);
+    /// assert!(!h.is_end_of_stream());
+    /// h.options_flags = OPTIONSF_END_OF_STREAM;
+    /// assert!(h.is_end_of_stream());
+    /// ```
     pub const fn is_end_of_stream(&self) -> bool {
         self.options_flags & OPTIONSF_END_OF_STREAM != 0
     }
 
     /// Sets or clears `KSSTREAM_HEADER_OPTIONSF_ENDOFSTREAM`.
+    ///
+    /// ```
+    /// use ks_graph::queue::{StreamHeader, OPTIONSF_END_OF_STREAM};
+    /// let mut h = StreamHeader::with_data(16, 16);
+    /// h.set_end_of_stream(true);
+    /// assert_eq!(h.options_flags, OPTIONSF_END_OF_STREAM);
+    /// h.set_end_of_stream(false);
+    /// assert!(!h.is_end_of_stream());
+    /// ```
     pub fn set_end_of_stream(&mut self, eos: bool) {
         if eos {
             self.options_flags |= OPTIONSF_END_OF_STREAM;
@@ -170,6 +281,19 @@ impl StreamHeader {
 ///
 /// It decides which offset is the pointer's `Offset`: `OffsetIn` on input pins, `OffsetOut`
 /// on output pins (ks-spec.md §8.1).
+///
+/// ```
+/// use ks_graph::queue::{Direction, Queue, QueueConfig, StreamHeader};
+/// use ks_graph::stream_pointer::PointerState;
+/// // A frame of 8 bytes holding 3 bytes of data, at an input pin and at an output pin.
+/// for (direction, count) in [(Direction::Input, 3), (Direction::Output, 8)] {
+///     let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::from_pin_flags(direction, 0));
+///     q.push(vec![0; 8], StreamHeader::with_data(8, 3));
+///     let p = q.leading_edge(PointerState::Locked).unwrap();
+///     assert_eq!(q.offset(p)?.count, count);
+/// }
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[doc(alias = "KSPIN_DATAFLOW")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -180,6 +304,17 @@ pub enum Direction {
 }
 
 /// How a queue behaves: its pin's direction and the queue-related pin flags.
+///
+/// ```
+/// use ks_graph::queue::{Direction, QueueConfig};
+/// let c = QueueConfig::input().with_distinct_trailing_edge();
+/// let expected = QueueConfig {
+///     direction: Direction::Input,
+///     distinct_trailing_edge: true,
+///     generate_mappings: false,
+/// };
+/// assert_eq!(c, expected);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueConfig {
     /// Direction of the owning pin.
@@ -193,11 +328,25 @@ pub struct QueueConfig {
 
 impl QueueConfig {
     /// An input-pin queue with no trailing edge and no mappings.
+    ///
+    /// ```
+    /// use ks_graph::queue::{Direction, QueueConfig};
+    /// let c = QueueConfig::input();
+    /// assert_eq!(c.direction, Direction::Input);
+    /// assert!(!c.distinct_trailing_edge && !c.generate_mappings);
+    /// ```
     pub const fn input() -> QueueConfig {
         QueueConfig::from_pin_flags(Direction::Input, 0)
     }
 
     /// An output-pin queue with no trailing edge and no mappings.
+    ///
+    /// ```
+    /// use ks_graph::queue::{Direction, QueueConfig};
+    /// let c = QueueConfig::output();
+    /// assert_eq!(c.direction, Direction::Output);
+    /// assert_eq!(c, QueueConfig::from_pin_flags(Direction::Output, 0));
+    /// ```
     pub const fn output() -> QueueConfig {
         QueueConfig::from_pin_flags(Direction::Output, 0)
     }
@@ -218,12 +367,31 @@ impl QueueConfig {
     }
 
     /// The same configuration with a distinct trailing edge.
+    ///
+    /// ```
+    /// use ks_graph::queue::{Queue, QueueConfig};
+    /// let q: Queue<Vec<u8>> = Queue::new(QueueConfig::input().with_distinct_trailing_edge());
+    /// assert!(q.config().distinct_trailing_edge);
+    /// assert!(q.trailing_edge_id().is_some());
+    /// ```
     pub const fn with_distinct_trailing_edge(mut self) -> QueueConfig {
         self.distinct_trailing_edge = true;
         self
     }
 
     /// The same configuration with `GENERATE_MAPPINGS` semantics for `DataUsed`.
+    ///
+    /// ```
+    /// use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// use ks_graph::stream_pointer::PointerState;
+    /// let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::output().with_generate_mappings());
+    /// q.push(vec![0; 16], StreamHeader::empty(16));
+    /// let p = q.leading_edge(PointerState::Locked).unwrap();
+    /// q.advance_offsets_and_unlock(p, 0, 5, true)?; // 5 bytes written, then eject
+    /// // Leaving the frame set DataUsed from OffsetOut.
+    /// assert_eq!(q.pop_completed().unwrap().header.data_used, 5);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub const fn with_generate_mappings(mut self) -> QueueConfig {
         self.generate_mappings = true;
         self
@@ -233,6 +401,19 @@ impl QueueConfig {
 /// A frame that has left its queue, with its header and the status its request completes
 /// with (`Ok` normally, the status set by
 /// [`Queue::set_status_code`] or `STATUS_CANCELLED` for a cancelled frame).
+///
+/// ```
+/// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+/// # use ks_graph::stream_pointer::PointerState;
+/// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+/// let id = q.push(vec![9; 4], StreamHeader::with_data(4, 4));
+/// let lead = q.leading_edge(PointerState::Unlocked).unwrap();
+/// q.advance(lead)?; // the leading edge passes the frame: it completes
+/// let c = q.pop_completed().unwrap();
+/// assert_eq!((c.id, c.frame, c.header.data_used), (id, vec![9; 4], 4));
+/// assert!(c.status.is_ok());
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[derive(Debug)]
 pub struct Completed<F> {
     /// The frame itself (for an allocator frame: drop it, or pass it on, to recycle it).
@@ -246,6 +427,21 @@ pub struct Completed<F> {
 }
 
 /// Where completed frames go when a sink is installed.
+///
+/// ```
+/// use std::sync::mpsc;
+/// use ks_graph::queue::{CompletionSink, Queue, QueueConfig, StreamHeader};
+/// use ks_graph::stream_pointer::PointerState;
+/// let (tx, rx) = mpsc::channel();
+/// let sink: CompletionSink<Vec<u8>> = Box::new(move |c| tx.send(c.id).unwrap());
+/// let mut q = Queue::new(QueueConfig::input());
+/// q.set_completion_sink(sink);
+/// let id = q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+/// let lead = q.leading_edge(PointerState::Locked).unwrap();
+/// q.unlock(lead, true)?;
+/// assert_eq!(rx.try_recv(), Ok(id));
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 pub type CompletionSink<F> = Box<dyn FnMut(Completed<F>) + Send>;
 
 pub(crate) struct Entry<F> {
@@ -383,6 +579,17 @@ impl<F> Ring<F> {
 }
 
 /// Counters of one queue, for reports and tests.
+///
+/// ```
+/// use ks_graph::queue::{Queue, QueueConfig, QueueStats, StreamHeader};
+/// let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+/// let a = q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+/// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+/// q.cancel(a)?;
+/// let expected = QueueStats { arrived: 2, completed: 1, cancelled: 1 };
+/// assert_eq!(q.stats(), expected);
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct QueueStats {
     /// Frames that have arrived.
@@ -398,6 +605,20 @@ pub struct QueueStats {
 ///
 /// Not internally synchronised: the runtime keeps each queue behind its pin's processing
 /// mutex, as AVStream does.
+///
+/// ```
+/// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+/// use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTE };
+/// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+/// let mut q = Queue::new(QueueConfig::output());
+/// q.push(alloc.try_allocate()?, StreamHeader::empty(64));
+/// assert_eq!(alloc.status().allocated_frames, 1);
+/// q.flush(); // the frame completes (cancelled) …
+/// q.drain_completed().for_each(drop); // … and dropping it returns it to its allocator
+/// assert_eq!(alloc.status().allocated_frames, 0);
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 pub struct Queue<F> {
     pub(crate) config: QueueConfig,
     pub(crate) entries: Ring<F>,
@@ -436,6 +657,17 @@ impl<F> fmt::Debug for Queue<F> {
 impl<F> Queue<F> {
     /// An empty queue. Its leading edge exists from the start (unlocked, on no frame); its
     /// trailing edge exists only with `distinct_trailing_edge`.
+    ///
+    /// ```
+    /// use ks_graph::queue::{Queue, QueueConfig};
+    /// use ks_graph::stream_pointer::PointerState;
+    /// let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// assert!(q.is_empty());
+    /// let lead = q.leading_edge(PointerState::Unlocked).unwrap(); // always there
+    /// assert_eq!(q.frame_id(lead)?, None); // on no frame
+    /// assert_eq!(q.trailing_edge_id(), None);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn new(config: QueueConfig) -> Queue<F> {
         let mut q = Queue {
             config,
@@ -461,6 +693,17 @@ impl<F> Queue<F> {
 
     /// Reserves room so that `frames` frames and `clones` clones fit without reallocating
     /// (the runtime calls this once, so steady-state streaming allocates nothing).
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.reserve(8, 2); // room for 8 frames and 2 clones
+    /// for i in 0..8 {
+    ///     q.push(vec![i; 4], StreamHeader::with_data(4, 4));
+    /// }
+    /// assert_eq!(q.len(), 8);
+    /// ```
     pub fn reserve(&mut self, frames: usize, clones: usize) {
         self.entries.reserve(frames);
         self.completed.reserve(frames);
@@ -470,27 +713,80 @@ impl<F> Queue<F> {
     }
 
     /// The queue's configuration.
+    ///
+    /// ```
+    /// use ks_graph::queue::{Queue, QueueConfig};
+    /// let q: Queue<Vec<u8>> = Queue::new(QueueConfig::output().with_generate_mappings());
+    /// assert!(q.config().generate_mappings);
+    /// ```
     pub fn config(&self) -> QueueConfig {
         self.config
     }
 
     /// Arrival / completion counters.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// let lead = q.leading_edge(PointerState::Locked).unwrap();
+    /// q.unlock(lead, true)?;
+    /// let s = q.stats();
+    /// assert_eq!((s.arrived, s.completed, s.cancelled), (1, 1, 0));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn stats(&self) -> QueueStats {
         self.stats
     }
 
     /// Frames in the queue (arrived, not completed).
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// let lead = q.leading_edge(PointerState::Locked).unwrap();
+    /// q.unlock(lead, true)?; // the first frame completes and leaves
+    /// assert_eq!(q.len(), 1);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.entries.iter().filter(|e| e.live()).count()
     }
 
     /// Whether no frame is in the queue.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// assert!(q.is_empty());
+    /// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// assert!(!q.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Frames at or ahead of the leading edge that are not cancelled: the work the pin's
     /// process callback has not reached yet.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// for i in 0..3 {
+    ///     q.push(vec![i; 4], StreamHeader::with_data(4, 4));
+    /// }
+    /// assert_eq!(q.frames_ahead(), 3);
+    /// let lead = q.leading_edge(PointerState::Locked).unwrap();
+    /// q.unlock(lead, true)?; // one frame processed
+    /// assert_eq!(q.frames_ahead(), 2);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn frames_ahead(&self) -> usize {
         let lead = self.pos(self.leading);
         self.entries
@@ -502,6 +798,19 @@ impl<F> Queue<F> {
 
     /// Bytes of input data and of output buffer space in the frames at and ahead of the
     /// leading edge, as `(input_bytes, output_bytes)`.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.push(vec![0; 16], StreamHeader::with_data(16, 10));
+    /// q.push(vec![0; 16], StreamHeader::with_data(16, 6));
+    /// assert_eq!(q.available_bytes(), (16, 32));
+    /// let lead = q.leading_edge(PointerState::Locked).unwrap();
+    /// q.advance_offsets(lead, 4, 0, false)?; // 4 input bytes consumed
+    /// assert_eq!(q.available_bytes(), (12, 32));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     #[doc(alias = "KsPinGetAvailableByteCount")]
     pub fn available_bytes(&self) -> (u64, u64) {
         let lead = self.pos(self.leading);
@@ -526,6 +835,18 @@ impl<F> Queue<F> {
 
     /// A frame arrives at the pin: it is appended to the queue. Pointers past the end (the
     /// leading edge of an empty queue in particular) now reference it (behaviour 49).
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// let lead = q.leading_edge_id();
+    /// assert_eq!(q.frame_id(lead)?, None);
+    /// let id = q.push(vec![0; 8], StreamHeader::with_data(8, 8));
+    /// // The leading edge, past the end of the empty queue, now references the new frame.
+    /// assert_eq!(q.frame_id(lead)?, Some(id));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     #[inline]
     pub fn push(&mut self, frame: F, header: StreamHeader) -> FrameId {
         self.push_from(&mut Some(frame), header)
@@ -556,22 +877,73 @@ impl<F> Queue<F> {
     }
 
     /// The header of a frame still in the queue (no lock needed to look).
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// let id = q.push(vec![0; 8], StreamHeader::with_data(8, 5));
+    /// assert_eq!(q.frame_header(id).map(|h| h.data_used), Some(5));
+    /// ```
     pub fn frame_header(&self, id: FrameId) -> Option<&StreamHeader> {
         self.entry(id.0).map(|e| &e.header)
     }
 
     /// Whether a frame is still in the queue.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// let id = q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// assert!(q.contains(id));
+    /// let lead = q.leading_edge(PointerState::Locked).unwrap();
+    /// q.unlock(lead, true)?; // completes the frame
+    /// assert!(!q.contains(id));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn contains(&self, id: FrameId) -> bool {
         self.entry(id.0).is_some()
     }
 
     /// Whether a frame still in the queue has been cancelled.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// let id = q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// let lead = q.leading_edge_id();
+    /// let clone = q.clone_pointer(lead, None, 0)?; // holds the frame
+    /// assert_eq!(q.is_cancelled(id), Some(false));
+    /// q.cancel(id)?;
+    /// assert_eq!(q.is_cancelled(id), Some(true)); // still held by the clone
+    /// q.delete(clone)?;
+    /// assert_eq!(q.is_cancelled(id), None); // completed: no longer in the queue
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn is_cancelled(&self, id: FrameId) -> Option<bool> {
         self.entry(id.0).map(|e| e.cancelled)
     }
 
     /// Installs the sink that receives every frame as it completes. Frames completed before
     /// the sink was installed are passed to it at once, in completion order.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// let lead = q.leading_edge_id();
+    /// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// q.advance(lead)?; // frame 0 completes and waits
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// q.set_completion_sink(Box::new(move |c| tx.send(c.id.sequence()).unwrap()));
+    /// q.push(vec![1; 4], StreamHeader::with_data(4, 4));
+    /// q.advance(lead)?; // frame 1 goes to the sink as it completes
+    /// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [0, 1]);
+    /// assert!(q.pop_completed().is_none());
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn set_completion_sink(&mut self, mut sink: CompletionSink<F>) {
         while let Some(c) = self.pop_completed() {
             sink(c);
@@ -580,11 +952,39 @@ impl<F> Queue<F> {
     }
 
     /// Removes the completion sink; later completions are kept for [`Queue::pop_completed`].
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.set_completion_sink(Box::new(|_| {}));
+    /// assert!(q.take_completion_sink().is_some());
+    /// let lead = q.leading_edge_id();
+    /// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// q.advance(lead)?;
+    /// assert_eq!(q.completed_len(), 1); // kept for pop_completed
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn take_completion_sink(&mut self) -> Option<CompletionSink<F>> {
         self.sink.take()
     }
 
     /// The oldest completed frame not yet taken (only used without a sink).
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// let a = q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// let b = q.push(vec![1; 4], StreamHeader::with_data(4, 4));
+    /// let lead = q.leading_edge_id();
+    /// q.advance(lead)?;
+    /// q.advance(lead)?;
+    /// assert_eq!(q.pop_completed().map(|c| c.id), Some(a));
+    /// assert_eq!(q.pop_completed().map(|c| c.id), Some(b));
+    /// assert!(q.pop_completed().is_none());
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn pop_completed(&mut self) -> Option<Completed<F>> {
         loop {
             let seq = self.completed.pop_front()?;
@@ -595,6 +995,21 @@ impl<F> Queue<F> {
     }
 
     /// All completed frames not yet taken, oldest first (taken as the iterator advances).
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// let lead = q.leading_edge_id();
+    /// for i in 0..3 {
+    ///     q.push(vec![i; 4], StreamHeader::with_data(4, 4));
+    ///     q.advance(lead)?;
+    /// }
+    /// let done: Vec<u8> = q.drain_completed().map(|c| c.frame[0]).collect();
+    /// assert_eq!(done, [0, 1, 2]);
+    /// assert_eq!(q.completed_len(), 0);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn drain_completed(&mut self) -> impl Iterator<Item = Completed<F>> + '_ {
         std::iter::from_fn(move || self.pop_completed())
     }
@@ -603,6 +1018,21 @@ impl<F> Queue<F> {
     /// completed with a failure status (cancelled) are dropped instead. The same as
     /// `for c in self.drain_completed() { to.push(c.frame, c.header) }`, without building a
     /// [`Completed`] per frame (the runtime's hot path). Returns how many frames moved.
+    ///
+    /// ```
+    /// use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// use ks_graph::stream_pointer::PointerState;
+    /// let mut output: Queue<Vec<u8>> = Queue::new(QueueConfig::output());
+    /// let mut input: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// output.push(vec![7; 4], StreamHeader::empty(4));
+    /// let p = output.leading_edge(PointerState::Locked).unwrap();
+    /// output.header_mut(p)?.data_used = 4; // filled
+    /// output.unlock(p, true)?;
+    /// assert_eq!(output.forward_completed(&mut input), 1);
+    /// let lead = input.leading_edge(PointerState::Locked).unwrap();
+    /// assert_eq!(input.remaining_data(lead)?, &[7; 4]);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     // Out of line, as it was compiled before it shared `retire_completed`: inlined into the
     // runtime's delivery code (which the helper's closure made the compiler do), the
     // testsrc ! identity ! nullsink run measured a few percent slower.
@@ -625,6 +1055,20 @@ impl<F> Queue<F> {
     /// Drops every completed frame (for an allocator frame: returns it to its allocator);
     /// returns how many completed successfully. The end of the line for a sink's queue,
     /// without building a [`Completed`] per frame.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// let b = q.push(vec![1; 4], StreamHeader::with_data(4, 4));
+    /// q.cancel(b)?; // completes with STATUS_CANCELLED
+    /// let lead = q.leading_edge(PointerState::Locked).unwrap();
+    /// q.unlock(lead, true)?; // completes frame 0 normally
+    /// assert_eq!(q.discard_completed(), 1); // both dropped, one of them a success
+    /// assert_eq!(q.completed_len(), 0);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     // Out of line for the same reason as `forward_completed`.
     #[inline(never)]
     pub fn discard_completed(&mut self) -> usize {
@@ -791,6 +1235,19 @@ impl<F> Queue<F> {
     }
 
     /// Completed frames waiting to be taken.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// let lead = q.leading_edge(PointerState::Locked).unwrap();
+    /// q.unlock(lead, true)?;
+    /// assert_eq!(q.completed_len(), 1);
+    /// q.pop_completed();
+    /// assert_eq!(q.completed_len(), 0);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn completed_len(&self) -> usize {
         self.completed.len()
     }
@@ -799,6 +1256,22 @@ impl<F> Queue<F> {
     /// unlocks the edges, moves them past the end, and completes every frame still queued,
     /// with `STATUS_CANCELLED` for the frames no edge had passed. Returns how many frames
     /// this completed.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// for i in 0..3 {
+    ///     q.push(vec![i; 4], StreamHeader::with_data(4, 4));
+    /// }
+    /// let lead = q.leading_edge(PointerState::Locked).unwrap();
+    /// q.unlock(lead, true)?; // frame 0 processed and completed
+    /// assert_eq!(q.flush(), 2); // frames 1 and 2, never reached
+    /// let ok: Vec<bool> = q.drain_completed().map(|c| c.status.is_ok()).collect();
+    /// assert_eq!(ok, [true, false, false]);
+    /// assert!(q.is_empty());
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     #[doc(alias = "AVStrMiniPinReset")]
     pub fn flush(&mut self) -> usize {
         let before = self.stats.completed;
@@ -834,6 +1307,18 @@ impl<F> Queue<F> {
     /// Checks the queue's internal bookkeeping (reference and lock counts against the
     /// pointers, edges on live frames). For tests and debugging; returns the first
     /// inconsistency found.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// let lead = q.leading_edge_id();
+    /// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// q.clone_pointer(lead, None, 0)?;
+    /// q.advance(lead)?;
+    /// assert_eq!(q.check_invariants(), Ok(()));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut refs = vec![0u32; self.entries.len()];
         let mut locks = vec![0u32; self.entries.len()];

@@ -45,6 +45,20 @@ use crate::queue::{Direction, Entry, FrameBytes, FrameId, Queue, StreamHeader};
 
 /// Handle to one stream pointer of one [`Queue`]: an index into the queue's pointer slab
 /// plus a generation, so a deleted clone's handle is recognised as stale.
+///
+/// ```
+/// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+/// # use ks_graph::stream_pointer::PointerState;
+/// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+/// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+/// let lead = q.leading_edge(PointerState::Locked).unwrap();
+/// let clone = q.clone_pointer(lead, None, 0)?;
+/// assert_ne!(clone, lead);
+/// q.delete(clone)?;
+/// // The deleted clone's handle is stale: refused, never undefined behaviour.
+/// assert_eq!(q.is_locked(clone).unwrap_err().name(), "STATUS_INVALID_PARAMETER");
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[doc(alias = "KSSTREAM_POINTER")]
 #[doc(alias = "PKSSTREAM_POINTER")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,6 +81,18 @@ impl fmt::Display for PointerId {
 }
 
 /// `KSSTREAM_POINTER_STATE`: whether a pointer is locked onto its frame.
+///
+/// ```
+/// use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+/// use ks_graph::stream_pointer::PointerState;
+/// let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+/// assert!(q.leading_edge(PointerState::Locked).is_none()); // nothing to lock onto
+/// assert!(q.leading_edge(PointerState::Unlocked).is_some());
+/// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+/// let lead = q.leading_edge(PointerState::Locked).unwrap();
+/// assert!(q.is_locked(lead)?);
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[doc(alias = "KSSTREAM_POINTER_STATE")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PointerState {
@@ -77,6 +103,19 @@ pub enum PointerState {
 }
 
 /// What a stream pointer is.
+///
+/// ```
+/// use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+/// use ks_graph::stream_pointer::PointerKind;
+/// let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input().with_distinct_trailing_edge());
+/// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+/// let lead = q.leading_edge_id();
+/// let clone = q.clone_pointer(lead, None, 0)?;
+/// assert_eq!(q.kind(lead)?, PointerKind::LeadingEdge);
+/// assert_eq!(q.kind(q.trailing_edge_id().unwrap())?, PointerKind::TrailingEdge);
+/// assert_eq!(q.kind(clone)?, PointerKind::Clone);
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PointerKind {
     /// The queue's leading edge (exists for the queue's lifetime, never deleted).
@@ -88,6 +127,19 @@ pub enum PointerKind {
 }
 
 /// `KSSTREAM_POINTER_OFFSET`: a pointer's position inside its frame, in bytes.
+///
+/// ```
+/// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+/// # use ks_graph::stream_pointer::PointerState;
+/// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+/// # use ks_graph::stream_pointer::Offset;
+/// q.push(vec![0; 8], StreamHeader::with_data(8, 5));
+/// let p = q.leading_edge(PointerState::Locked).unwrap();
+/// q.advance_offsets(p, 2, 0, false)?;
+/// let expected = Offset { position: 2, count: 5, remaining: 3 };
+/// assert_eq!(q.offset_in(p)?, expected);
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[doc(alias = "KSSTREAM_POINTER_OFFSET")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Offset {
@@ -100,6 +152,24 @@ pub struct Offset {
 }
 
 /// What a clone's cancel callback is told when the frame under it is cancelled.
+///
+/// ```
+/// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+/// # use ks_graph::stream_pointer::PointerState;
+/// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+/// # use ks_graph::stream_pointer::{CancelAction, CancelNotice};
+/// fn on_cancel(notice: &CancelNotice) -> CancelAction {
+///     // The clone's frame and the context it was made with.
+///     assert_eq!((notice.frame.sequence(), notice.context), (0, 99));
+///     CancelAction::Delete
+/// }
+/// let id = q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+/// let lead = q.leading_edge_id();
+/// q.clone_pointer(lead, Some(on_cancel), 99)?;
+/// q.cancel(id)?;
+/// assert_eq!(q.first_clone(), None); // the callback had it deleted
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CancelNotice {
     /// The (unlocked) clone on the cancelled frame.
@@ -113,6 +183,27 @@ pub struct CancelNotice {
 /// What to do with a clone whose frame was cancelled. KS cancel callbacks run with the
 /// queue lock held and may not touch the queue; they usually delete the clone. Here the
 /// callback returns its decision and the queue applies it.
+///
+/// ```
+/// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+/// # use ks_alloc::Status;
+/// # use ks_graph::stream_pointer::PointerState;
+/// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+/// # use ks_graph::stream_pointer::{CancelAction, CancelNotice};
+/// fn keep(_: &CancelNotice) -> CancelAction {
+///     CancelAction::Keep
+/// }
+/// let id = q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+/// let lead = q.leading_edge_id();
+/// let clone = q.clone_pointer(lead, Some(keep), 0)?;
+/// q.cancel(id)?;
+/// // Kept: the clone stays on the cancelled frame, which waits for it.
+/// assert_eq!(q.frame_id(clone)?, Some(id));
+/// assert!(q.pop_completed().is_none());
+/// q.delete(clone)?;
+/// assert_eq!(q.pop_completed().unwrap().status, Err(Status::Cancelled));
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelAction {
     /// Delete the clone (dropping its reference lets the frame complete).
@@ -123,6 +214,21 @@ pub enum CancelAction {
 
 /// A clone's cancel callback (`PFNKSSTREAMPOINTER`): a plain function, so cloning a
 /// pointer never allocates.
+///
+/// ```
+/// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+/// # use ks_graph::stream_pointer::PointerState;
+/// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+/// # use ks_graph::stream_pointer::{CancelAction, CancelCallback};
+/// // A closure that captures nothing is a plain function.
+/// let delete: CancelCallback = |_| CancelAction::Delete;
+/// let id = q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+/// let lead = q.leading_edge_id();
+/// q.clone_pointer(lead, Some(delete), 0)?;
+/// q.cancel(id)?;
+/// assert!(q.first_clone().is_none());
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[doc(alias = "PFNKSSTREAMPOINTER")]
 pub type CancelCallback = fn(&CancelNotice) -> CancelAction;
 
@@ -223,6 +329,19 @@ impl<F> Queue<F> {
     /// The leading edge, in the state asked for. Unlocked: always returned, whether or not
     /// a frame is there. Locked: locked and returned, or `None` when no frame is at the edge
     /// (behaviour 47).
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// assert!(q.leading_edge(PointerState::Locked).is_none()); // no frame yet
+    /// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// let lead = q.leading_edge(PointerState::Locked).unwrap();
+    /// assert!(q.is_locked(lead)?);
+    /// assert_eq!(q.leading_edge(PointerState::Unlocked), Some(lead)); // and unlocked again
+    /// assert!(!q.is_locked(lead)?);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     #[doc(alias = "KsPinGetLeadingEdgeStreamPointer")]
     pub fn leading_edge(&mut self, state: PointerState) -> Option<PointerId> {
         let id = self.leading;
@@ -231,6 +350,21 @@ impl<F> Queue<F> {
 
     /// The trailing edge, in the state asked for: `None` unless the queue has a distinct
     /// trailing edge (behaviour 48), or (locked) when no frame is at the edge.
+    ///
+    /// ```
+    /// use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// use ks_graph::stream_pointer::PointerState;
+    /// let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input().with_distinct_trailing_edge());
+    /// let id = q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// let lead = q.leading_edge(PointerState::Locked).unwrap();
+    /// q.unlock(lead, true)?;
+    /// assert!(q.pop_completed().is_none()); // the trailing edge still holds the frame
+    /// let trail = q.trailing_edge(PointerState::Locked).unwrap();
+    /// assert_eq!(q.frame_id(trail)?, Some(id));
+    /// q.unlock(trail, true)?;
+    /// assert_eq!(q.pop_completed().map(|c| c.id), Some(id));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     #[doc(alias = "KsPinGetTrailingEdgeStreamPointer")]
     pub fn trailing_edge(&mut self, state: PointerState) -> Option<PointerId> {
         let id = self.trailing?;
@@ -238,26 +372,84 @@ impl<F> Queue<F> {
     }
 
     /// The leading edge's handle, without changing its lock state.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// # use ks_graph::stream_pointer::PointerKind;
+    /// let lead = q.leading_edge_id();
+    /// assert_eq!(q.kind(lead)?, PointerKind::LeadingEdge);
+    /// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// assert!(!q.is_locked(lead)?); // looking did not lock it
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn leading_edge_id(&self) -> PointerId {
         self.leading
     }
 
     /// The trailing edge's handle (if any), without changing its lock state.
+    ///
+    /// ```
+    /// use ks_graph::queue::{Queue, QueueConfig};
+    /// let plain: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// assert_eq!(plain.trailing_edge_id(), None);
+    /// let q: Queue<Vec<u8>> = Queue::new(QueueConfig::input().with_distinct_trailing_edge());
+    /// let trail = q.trailing_edge_id().unwrap();
+    /// assert_ne!(trail, q.leading_edge_id());
+    /// ```
     pub fn trailing_edge_id(&self) -> Option<PointerId> {
         self.trailing
     }
 
     /// What the pointer is (edge or clone).
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// # use ks_graph::stream_pointer::PointerKind;
+    /// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// let lead = q.leading_edge_id();
+    /// let clone = q.clone_pointer(lead, None, 0)?;
+    /// assert_eq!(q.kind(lead)?, PointerKind::LeadingEdge);
+    /// assert_eq!(q.kind(clone)?, PointerKind::Clone);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn kind(&self, id: PointerId) -> Result<PointerKind, Status> {
         Ok(self.check(id)?.kind)
     }
 
     /// Whether the pointer is locked.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// let lead = q.leading_edge_id();
+    /// assert!(!q.is_locked(lead)?);
+    /// q.lock(lead)?;
+    /// assert!(q.is_locked(lead)?);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn is_locked(&self, id: PointerId) -> Result<bool, Status> {
         Ok(self.check(id)?.locked)
     }
 
     /// The frame under the pointer, or `None` when it is past the last frame.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// let lead = q.leading_edge_id();
+    /// let a = q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// assert_eq!(q.frame_id(lead)?, Some(a));
+    /// q.advance(lead)?; // past the last frame
+    /// assert_eq!(q.frame_id(lead)?, None);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn frame_id(&self, id: PointerId) -> Result<Option<FrameId>, Status> {
         let pos = self.check(id)?.pos;
         Ok(self.entry(pos).map(|_| FrameId(pos)))
@@ -265,6 +457,19 @@ impl<F> Queue<F> {
 
     /// Locks the pointer onto its frame. `STATUS_DEVICE_NOT_READY` when there is no frame or
     /// the frame was cancelled (behaviour 55). Locking a locked pointer succeeds.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// let lead = q.leading_edge_id();
+    /// assert_eq!(q.lock(lead).unwrap_err().name(), "STATUS_DEVICE_NOT_READY"); // no frame
+    /// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// q.lock(lead)?;
+    /// q.lock(lead)?; // already locked: fine
+    /// assert!(q.is_locked(lead)?);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     #[doc(alias = "KsStreamPointerLock")]
     pub fn lock(&mut self, id: PointerId) -> Result<(), Status> {
         self.check(id)?;
@@ -273,6 +478,22 @@ impl<F> Queue<F> {
 
     /// Unlocks the pointer; with `eject`, also moves it to the next frame (which may let the
     /// frame it leaves complete).
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// let a = q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// let b = q.push(vec![1; 4], StreamHeader::with_data(4, 4));
+    /// let lead = q.leading_edge(PointerState::Locked).unwrap();
+    /// q.unlock(lead, false)?; // stays on frame a
+    /// assert_eq!(q.frame_id(lead)?, Some(a));
+    /// q.lock(lead)?;
+    /// q.unlock(lead, true)?; // ejects: moves on to b, and a completes
+    /// assert_eq!(q.frame_id(lead)?, Some(b));
+    /// assert_eq!(q.pop_completed().map(|c| c.id), Some(a));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     #[doc(alias = "KsStreamPointerUnlock")]
     pub fn unlock(&mut self, id: PointerId, eject: bool) -> Result<(), Status> {
         let p = self.check_mut(id)?;
@@ -363,6 +584,18 @@ impl<F> Queue<F> {
 
     /// The frame and header under a locked pointer, as [`Queue::eject_leading`] hands them
     /// to its callback (`STATUS_DEVICE_NOT_READY` when the pointer is unlocked).
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.push(vec![1, 2, 3, 4], StreamHeader::with_data(4, 2));
+    /// let p = q.leading_edge(PointerState::Locked).unwrap();
+    /// let at = q.at_pointer(p)?;
+    /// assert_eq!(at.used_data(), &[1, 2]);
+    /// assert_eq!(at.header.frame_extent, 4);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn at_pointer(&mut self, id: PointerId) -> Result<AtEdge<'_, F>, Status> {
         let pos = self.locked_pos(id)?;
         match self.entry_mut(pos) {
@@ -379,6 +612,22 @@ impl<F> Queue<F> {
     /// pointer always succeeds, even onto no frame; a locked one is unlocked, moved and
     /// relocked, and `STATUS_DEVICE_NOT_READY` means the relock failed because it was on the
     /// last frame — the pointer has moved and is now unlocked (behaviour 53).
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// # use ks_graph::queue::FrameId;
+    /// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// q.push(vec![1; 4], StreamHeader::with_data(4, 4));
+    /// let lead = q.leading_edge(PointerState::Locked).unwrap();
+    /// q.advance(lead)?; // onto the second frame, locked again
+    /// assert_eq!(q.frame_id(lead)?, Some(FrameId::from_sequence(1)));
+    /// let err = q.advance(lead).unwrap_err(); // there is no third frame
+    /// assert_eq!(err.name(), "STATUS_DEVICE_NOT_READY");
+    /// assert!(!q.is_locked(lead)?); // moved past the end, unlocked
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     #[doc(alias = "KsStreamPointerAdvance")]
     pub fn advance(&mut self, id: PointerId) -> Result<(), Status> {
         let p = self.check(id)?;
@@ -394,6 +643,18 @@ impl<F> Queue<F> {
     }
 
     /// `OffsetIn` of the pointer: input data (`Count` = the frame's `DataUsed`).
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.push(vec![0; 8], StreamHeader::with_data(8, 5)); // 5 bytes of data
+    /// let p = q.leading_edge(PointerState::Locked).unwrap();
+    /// q.advance_offsets(p, 2, 0, false)?;
+    /// let o = q.offset_in(p)?;
+    /// assert_eq!((o.position, o.count, o.remaining), (2, 5, 3));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn offset_in(&self, id: PointerId) -> Result<Offset, Status> {
         let p = self.check(id)?;
         let count = self.entry(p.pos).map_or(0, |e| e.header.data_used);
@@ -401,6 +662,18 @@ impl<F> Queue<F> {
     }
 
     /// `OffsetOut` of the pointer: output space (`Count` = the frame's `FrameExtent`).
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::output());
+    /// q.push(vec![0; 16], StreamHeader::empty(16)); // 16 bytes of space
+    /// let p = q.leading_edge(PointerState::Locked).unwrap();
+    /// q.advance_offsets(p, 0, 6, false)?;
+    /// let o = q.offset_out(p)?;
+    /// assert_eq!((o.position, o.count, o.remaining), (6, 16, 10));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn offset_out(&self, id: PointerId) -> Result<Offset, Status> {
         let p = self.check(id)?;
         let count = self.entry(p.pos).map_or(0, |e| e.header.frame_extent);
@@ -408,6 +681,18 @@ impl<F> Queue<F> {
     }
 
     /// `Offset`: `OffsetIn` on an input pin's queue, `OffsetOut` on an output pin's.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::output());
+    /// q.push(vec![0; 16], StreamHeader::empty(16));
+    /// let p = q.leading_edge(PointerState::Locked).unwrap();
+    /// // An output pin's queue: Offset is OffsetOut.
+    /// assert_eq!(q.offset(p)?, q.offset_out(p)?);
+    /// assert_eq!(q.offset(p)?.count, 16);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn offset(&self, id: PointerId) -> Result<Offset, Status> {
         match self.config.direction {
             Direction::Input => self.offset_in(id),
@@ -420,6 +705,21 @@ impl<F> Queue<F> {
     /// (`STATUS_INVALID_PARAMETER`: a pointer never crosses frames in one step). When the
     /// pin's own offset reaches zero remaining, or with `eject`, the pointer advances to the
     /// next frame and relocks, `STATUS_DEVICE_NOT_READY` if there is none (behaviour 54).
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_alloc::Status;
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.push(vec![0; 8], StreamHeader::with_data(8, 8));
+    /// let p = q.leading_edge(PointerState::Locked).unwrap();
+    /// q.advance_offsets(p, 3, 0, false)?;
+    /// assert_eq!(q.offset_in(p)?.remaining, 5);
+    /// // More than Remaining would cross into the next frame: refused.
+    /// let err = q.advance_offsets(p, 6, 0, false).unwrap_err();
+    /// assert!(matches!(err, Status::InvalidParameter(_)));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     #[doc(alias = "KsStreamPointerAdvanceOffsets")]
     pub fn advance_offsets(
         &mut self,
@@ -462,6 +762,19 @@ impl<F> Queue<F> {
     /// [`Queue::advance_offsets`], then unlock. Using exactly the remaining bytes, or
     /// `eject`, moves to the next frame; the pointer ends unlocked either way (so a missing
     /// next frame is not an error here).
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// let p = q.leading_edge(PointerState::Locked).unwrap();
+    /// // All 4 bytes used: the pointer moves on; no next frame is not an error here.
+    /// q.advance_offsets_and_unlock(p, 4, 0, false)?;
+    /// assert!(!q.is_locked(p)?);
+    /// assert_eq!(q.pop_completed().map(|c| c.header.data_used), Some(4));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     #[doc(alias = "KsStreamPointerAdvanceOffsetsAndUnlock")]
     pub fn advance_offsets_and_unlock(
         &mut self,
@@ -486,6 +799,21 @@ impl<F> Queue<F> {
     /// called if the frame is cancelled while the clone is unlocked on it (behaviour 56);
     /// `context` is a caller value handed back to it (KS's clone context bytes). Fails with
     /// `STATUS_DEVICE_NOT_READY` when the pointer is on no frame or on a cancelled one.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// let id = q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// let lead = q.leading_edge(PointerState::Locked).unwrap();
+    /// let clone = q.clone_pointer(lead, None, 42)?;
+    /// q.unlock(lead, true)?; // the edge moves on; the clone keeps the frame
+    /// assert!(q.contains(id));
+    /// assert_eq!(q.context(clone)?, 42);
+    /// q.delete(clone)?;
+    /// assert!(!q.contains(id)); // completed
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     #[doc(alias = "KsStreamPointerClone")]
     pub fn clone_pointer(
         &mut self,
@@ -513,6 +841,20 @@ impl<F> Queue<F> {
     /// Deletes a clone, dropping its frame reference (which may complete the frame,
     /// behaviour 51). Edges are not clones and cannot be deleted: `STATUS_INVALID_PARAMETER`
     /// (behaviour 57).
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// let lead = q.leading_edge_id();
+    /// let clone = q.clone_pointer(lead, None, 0)?;
+    /// q.delete(clone)?;
+    /// assert_eq!(q.first_clone(), None);
+    /// assert_eq!(q.delete(lead).unwrap_err().name(), "STATUS_INVALID_PARAMETER"); // an edge
+    /// assert!(q.delete(clone).is_err()); // deleted already
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     #[doc(alias = "KsStreamPointerDelete")]
     pub fn delete(&mut self, id: PointerId) -> Result<(), Status> {
         match self.check(id)?.kind {
@@ -537,11 +879,34 @@ impl<F> Queue<F> {
     }
 
     /// The caller value given when the clone was made (0 for edges).
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// let lead = q.leading_edge_id();
+    /// let clone = q.clone_pointer(lead, None, 7)?;
+    /// assert_eq!((q.context(clone)?, q.context(lead)?), (7, 0));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn context(&self, id: PointerId) -> Result<u64, Status> {
         Ok(self.check(id)?.context)
     }
 
     /// Replaces a pointer's context value.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// let lead = q.leading_edge_id();
+    /// let clone = q.clone_pointer(lead, None, 7)?;
+    /// q.set_context(clone, 8)?;
+    /// assert_eq!(q.context(clone)?, 8);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn set_context(&mut self, id: PointerId, context: u64) -> Result<(), Status> {
         self.check(id)?;
         self.ptr_mut(id).context = context;
@@ -549,12 +914,44 @@ impl<F> Queue<F> {
     }
 
     /// The oldest clone still alive.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// assert_eq!(q.first_clone(), None);
+    /// let lead = q.leading_edge_id();
+    /// let a = q.clone_pointer(lead, None, 0)?;
+    /// q.clone_pointer(lead, None, 0)?;
+    /// assert_eq!(q.first_clone(), Some(a)); // the oldest
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     #[doc(alias = "KsPinGetFirstCloneStreamPointer")]
     pub fn first_clone(&self) -> Option<PointerId> {
         self.clones.first().copied()
     }
 
     /// The clone created after `id`, in creation order (`None` at the end or for an edge).
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// let lead = q.leading_edge_id();
+    /// for context in 1..=3 {
+    ///     q.clone_pointer(lead, None, context)?;
+    /// }
+    /// let mut contexts = Vec::new();
+    /// let mut c = q.first_clone();
+    /// while let Some(id) = c {
+    ///     contexts.push(q.context(id)?);
+    ///     c = q.next_clone(id);
+    /// }
+    /// assert_eq!(contexts, [1, 2, 3]);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     #[doc(alias = "KsStreamPointerGetNextClone")]
     pub fn next_clone(&self, id: PointerId) -> Option<PointerId> {
         let i = self.clones.iter().position(|c| *c == id)?;
@@ -562,6 +959,20 @@ impl<F> Queue<F> {
     }
 
     /// Chooses the status the frame under the pointer completes with.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_alloc::Status;
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// let lead = q.leading_edge(PointerState::Locked).unwrap();
+    /// q.set_status_code(lead, Err(Status::Unsuccessful("device error".into())))?;
+    /// q.unlock(lead, true)?;
+    /// let done = q.pop_completed().unwrap();
+    /// assert!(matches!(done.status, Err(Status::Unsuccessful(_))));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     #[doc(alias = "KsStreamPointerSetStatusCode")]
     pub fn set_status_code(
         &mut self,
@@ -586,6 +997,24 @@ impl<F> Queue<F> {
     /// Policy (KS defers the cancellation of a locked frame; this API reports it): a frame
     /// under a locked pointer is not cancelled, `STATUS_INVALID_DEVICE_STATE`. A frame no
     /// longer queued gives `STATUS_NOT_FOUND`; cancelling twice is a no-op.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_alloc::Status;
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// let a = q.push(vec![0; 4], StreamHeader::with_data(4, 4));
+    /// let b = q.push(vec![1; 4], StreamHeader::with_data(4, 4));
+    /// let lead = q.leading_edge_id();
+    /// q.cancel(a)?; // the leading edge was on it: it moves on to b
+    /// assert_eq!(q.frame_id(lead)?, Some(b));
+    /// let done = q.pop_completed().unwrap();
+    /// assert_eq!((done.id, done.status), (a, Err(Status::Cancelled)));
+    /// q.lock(lead)?;
+    /// // A frame under a locked pointer is not cancelled.
+    /// assert_eq!(q.cancel(b).unwrap_err().name(), "STATUS_INVALID_DEVICE_STATE");
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn cancel(&mut self, frame: FrameId) -> Result<(), Status> {
         let seq = frame.0;
         let Some(e) = self.entry_mut(seq) else {
@@ -636,6 +1065,18 @@ impl<F> Queue<F> {
 
     /// The stream header of the frame under a locked pointer (`STATUS_DEVICE_NOT_READY` when
     /// unlocked: data and header may only be touched through a locked pointer).
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.push(vec![0; 8], StreamHeader::with_data(8, 3));
+    /// let lead = q.leading_edge_id();
+    /// assert!(q.header(lead).is_err()); // unlocked: no access
+    /// q.lock(lead)?;
+    /// assert_eq!(q.header(lead)?.data_used, 3);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn header(&self, id: PointerId) -> Result<&StreamHeader, Status> {
         let pos = self.locked_pos(id)?;
         match self.entry(pos) {
@@ -646,6 +1087,19 @@ impl<F> Queue<F> {
 
     /// The stream header of the frame under a locked pointer, for writing (`DataUsed`,
     /// flags, times).
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::output());
+    /// let id = q.push(vec![0; 8], StreamHeader::empty(8));
+    /// let p = q.leading_edge(PointerState::Locked).unwrap();
+    /// let h = q.header_mut(p)?;
+    /// h.data_used = 8;
+    /// h.presentation_time = 400_000;
+    /// assert_eq!(q.frame_header(id).map(|h| h.data_used), Some(8));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn header_mut(&mut self, id: PointerId) -> Result<&mut StreamHeader, Status> {
         let pos = self.locked_pos(id)?;
         match self.entry_mut(pos) {
@@ -664,6 +1118,16 @@ impl<F> Queue<F> {
 
     /// The frame under a locked pointer (for access to frame-specific API, e.g. the frame's
     /// allocator).
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.push(vec![1, 2, 3], StreamHeader::with_data(3, 3));
+    /// let p = q.leading_edge(PointerState::Locked).unwrap();
+    /// assert_eq!(q.frame(p)?, &vec![1, 2, 3]);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn frame(&self, id: PointerId) -> Result<&F, Status> {
         let pos = self.locked_pos(id)?;
         match self.entry(pos).and_then(|e| e.frame.as_ref()) {
@@ -676,6 +1140,16 @@ impl<F> Queue<F> {
 impl<F: FrameBytes> Queue<F> {
     /// The whole frame (`FrameExtent` bytes, clamped to the frame's size) under a locked
     /// pointer.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.push(vec![1, 2, 3, 4, 5, 6], StreamHeader::with_data(4, 2));
+    /// let p = q.leading_edge(PointerState::Locked).unwrap();
+    /// assert_eq!(q.data(p)?, &[1, 2, 3, 4]); // FrameExtent bytes, not only DataUsed
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn data(&self, id: PointerId) -> Result<&[u8], Status> {
         let pos = self.locked_pos(id)?;
         match self.entry(pos) {
@@ -693,6 +1167,20 @@ impl<F: FrameBytes> Queue<F> {
 
     /// The whole frame under a locked pointer, writable. A read-only frame (one shared by
     /// the branches of a tee) gives `STATUS_INVALID_DEVICE_REQUEST`.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::output());
+    /// let id = q.push(vec![0; 4], StreamHeader::empty(4));
+    /// let p = q.leading_edge(PointerState::Locked).unwrap();
+    /// q.data_mut(p)?.copy_from_slice(b"ks!!");
+    /// q.header_mut(p)?.data_used = 4;
+    /// q.unlock(p, true)?;
+    /// let done = q.pop_completed().unwrap();
+    /// assert_eq!((done.id, &done.frame[..]), (id, &b"ks!!"[..]));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn data_mut(&mut self, id: PointerId) -> Result<&mut [u8], Status> {
         let pos = self.locked_pos(id)?;
         match self.entry_mut(pos) {
@@ -715,6 +1203,17 @@ impl<F: FrameBytes> Queue<F> {
     }
 
     /// The input bytes at and after `OffsetIn` (`Remaining` bytes) under a locked pointer.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.push(vec![1, 2, 3, 4, 0, 0], StreamHeader::with_data(6, 4));
+    /// let p = q.leading_edge(PointerState::Locked).unwrap();
+    /// q.advance_offsets(p, 1, 0, false)?;
+    /// assert_eq!(q.remaining_data(p)?, &[2, 3, 4]); // up to DataUsed
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn remaining_data(&self, id: PointerId) -> Result<&[u8], Status> {
         let consumed = self.check(id)?.consumed_in;
         let used = self.header(id)?.data_used;
@@ -725,6 +1224,19 @@ impl<F: FrameBytes> Queue<F> {
     }
 
     /// The output space at and after `OffsetOut` (`Remaining` bytes) under a locked pointer.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::output());
+    /// q.push(vec![0; 4], StreamHeader::empty(4));
+    /// let p = q.leading_edge(PointerState::Locked).unwrap();
+    /// q.remaining_buffer_mut(p)?[..2].copy_from_slice(&[1, 2]);
+    /// q.advance_offsets(p, 0, 2, false)?; // 2 bytes written
+    /// q.remaining_buffer_mut(p)?.copy_from_slice(&[3, 4]);
+    /// assert_eq!(q.data(p)?, &[1, 2, 3, 4]);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn remaining_buffer_mut(&mut self, id: PointerId) -> Result<&mut [u8], Status> {
         let consumed = self.check(id)?.consumed_out;
         let buf = self.data_mut(id)?;
@@ -747,6 +1259,22 @@ fn clamp(n: u32, len: usize) -> usize {
 
 /// The frame under a locked stream pointer and its stream header, borrowed from the queue:
 /// what [`Queue::eject_leading`] hands to its callback.
+///
+/// ```
+/// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+/// # use ks_graph::stream_pointer::PointerState;
+/// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+/// for _ in 0..2 {
+///     q.push(vec![0; 8], StreamHeader::with_data(8, 8));
+/// }
+/// let n = q.eject_leading(usize::MAX, |at| {
+///     at.header.duration = 333_333; // the header is writable
+///     Ok::<(), ks_alloc::Status>(())
+/// })?;
+/// assert_eq!(n, 2);
+/// assert!(q.drain_completed().all(|c| c.header.duration == 333_333));
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 pub struct AtEdge<'a, F> {
     /// The frame's stream header (`DataUsed`, flags, times), writable.
     pub header: &'a mut StreamHeader,
@@ -763,6 +1291,17 @@ impl<F> fmt::Debug for AtEdge<'_, F> {
 
 impl<'a, F> AtEdge<'a, F> {
     /// The frame itself.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.push(vec![0; 16], StreamHeader::with_data(8, 8)); // 16 bytes, 8 of them usable
+    /// let p = q.leading_edge(PointerState::Locked).unwrap();
+    /// let at = q.at_pointer(p)?;
+    /// assert_eq!((at.frame().len(), at.data().len()), (16, 8));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn frame(&self) -> &F {
         self.frame
     }
@@ -771,12 +1310,37 @@ impl<'a, F> AtEdge<'a, F> {
 impl<'a, F: FrameBytes> AtEdge<'a, F> {
     /// The whole frame (`FrameExtent` bytes, clamped to the frame's size), as
     /// [`Queue::data`].
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.push(vec![5; 8], StreamHeader::with_data(8, 3));
+    /// let p = q.leading_edge(PointerState::Locked).unwrap();
+    /// let at = q.at_pointer(p)?;
+    /// assert_eq!(at.data(), &[5; 8]); // the whole frame, not only its 3 bytes of data
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn data(&self) -> &[u8] {
         let bytes = self.frame.bytes();
         &bytes[..clamp(self.header.frame_extent, bytes.len())]
     }
 
     /// The valid data: the first `DataUsed` bytes of [`data`](Self::data).
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.push(vec![1, 2, 3, 0], StreamHeader::with_data(4, 3));
+    /// let mut seen = Vec::new();
+    /// q.eject_leading(1, |at| {
+    ///     seen.extend_from_slice(at.used_data());
+    ///     Ok::<(), ks_alloc::Status>(())
+    /// })?;
+    /// assert_eq!(seen, [1, 2, 3]);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn used_data(&self) -> &[u8] {
         let data = self.data();
         &data[..clamp(self.header.data_used, data.len())]
@@ -784,6 +1348,19 @@ impl<'a, F: FrameBytes> AtEdge<'a, F> {
 
     /// The whole frame, writable, as [`Queue::data_mut`]: a read-only (shared) frame gives
     /// `STATUS_INVALID_DEVICE_REQUEST`.
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// q.push(vec![1, 2, 3], StreamHeader::with_data(3, 3));
+    /// q.eject_leading(1, |mut at| {
+    ///     at.data_mut()?.reverse();
+    ///     Ok::<(), ks_alloc::Status>(())
+    /// })?;
+    /// assert_eq!(q.pop_completed().unwrap().frame, [3, 2, 1]);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn data_mut(&mut self) -> Result<&mut [u8], Status> {
         let extent = self.header.frame_extent;
         match self.frame.bytes_mut() {
@@ -796,6 +1373,22 @@ impl<'a, F: FrameBytes> AtEdge<'a, F> {
     }
 
     /// The stream header and the writable frame at once (`data_mut`'s errors).
+    ///
+    /// ```
+    /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// # let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::output());
+    /// q.push(vec![0; 8], StreamHeader::empty(8));
+    /// q.eject_leading(1, |mut at| {
+    ///     let (header, buf) = at.split_mut()?;
+    ///     buf[..5].copy_from_slice(b"hello");
+    ///     header.data_used = 5;
+    ///     Ok::<(), ks_alloc::Status>(())
+    /// })?;
+    /// let done = q.pop_completed().unwrap();
+    /// assert_eq!(&done.frame[..done.header.data_used as usize], b"hello");
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn split_mut(&mut self) -> Result<(&mut StreamHeader, &mut [u8]), Status> {
         let extent = self.header.frame_extent;
         match self.frame.bytes_mut() {

@@ -37,6 +37,14 @@ pub use sources::ramp_fill;
 pub use transforms::{fnv1a64, invert_bytes, FNV_OFFSET};
 
 /// What kind of value a property takes.
+///
+/// ```
+/// use ks_graph::filters::{self, PropKind};
+/// let testsrc = filters::lookup("testsrc").unwrap();
+/// let kinds: Vec<(&str, PropKind)> = testsrc.properties.iter().map(|p| (p.name, p.kind)).collect();
+/// assert_eq!(kinds[0], ("frames", PropKind::Int));
+/// assert_eq!(kinds[2], ("pattern", PropKind::Choice(&["ramp", "zero", "none"])));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PropKind {
     /// A non-negative integer (count or bytes; `k`/`M` suffixes allowed in pipelines).
@@ -48,6 +56,15 @@ pub enum PropKind {
 }
 
 /// One documented property of a filter type.
+///
+/// ```
+/// use ks_graph::filters::{self, PropKind};
+/// let filesink = filters::lookup("filesink").unwrap();
+/// let location = &filesink.properties[0];
+/// assert_eq!((location.name, location.kind), ("location", PropKind::Path));
+/// assert_eq!(location.default, ""); // required
+/// assert!(location.doc.contains("file to write"));
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct PropDef {
     /// Its name.
@@ -61,6 +78,14 @@ pub struct PropDef {
 }
 
 /// A filter type of the registry.
+///
+/// ```
+/// use ks_graph::filters;
+/// let tee = filters::lookup("tee").unwrap();
+/// assert_eq!(tee.name, "tee");
+/// assert!(tee.pins.starts_with("in: input"));
+/// assert_eq!((tee.properties[0].name, tee.properties[0].default), ("branches", "2"));
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct FilterType {
     /// Its name in descriptions.
@@ -81,6 +106,17 @@ pub(crate) struct Made {
 }
 
 /// The validated properties of one filter instance, handed to its constructor.
+///
+/// ```
+/// # use ks_graph::filters;
+/// # use ks_graph::runtime::spec::GraphSpec;
+/// # let build = |p: &str| filters::build(GraphSpec::parse_pipeline(p).unwrap());
+/// // A filter type's constructor reads its properties through `Props`, which applies the
+/// // registry's defaults and checks every value; `filters::build` reports what it refused.
+/// assert!(build("testsrc ! nullsink").is_ok()); // frames, size, pattern: defaults
+/// let err = build("testsrc name=cam frames=0 ! nullsink").unwrap_err();
+/// assert!(err.message.starts_with("filter 'cam' (testsrc): property frames=0 is invalid"));
+/// ```
 #[derive(Debug)]
 pub struct Props<'a> {
     instance: &'a str,
@@ -113,6 +149,17 @@ impl Props<'_> {
     }
 
     /// An integer property within `min..=max`.
+    ///
+    /// ```
+    /// # use ks_graph::filters;
+    /// # use ks_graph::runtime::spec::GraphSpec;
+    /// # let build = |p: &str| filters::build(GraphSpec::parse_pipeline(p).unwrap());
+    /// // `testsrc` reads `frames` with `int("frames", 1, u64::MAX)`:
+    /// let err = build("testsrc frames=0 ! nullsink").unwrap_err();
+    /// assert!(err.message.ends_with("it must be an integer from 1 to 18446744073709551615"));
+    /// let err = build("testsrc frames=many ! nullsink").unwrap_err();
+    /// assert!(err.message.contains("property frames=many is invalid"));
+    /// ```
     pub fn int(&self, name: &str, min: u64, max: u64) -> Result<u64, SpecError> {
         let v = self.raw(name).ok_or_else(|| self.missing(name))?;
         match v.as_u64() {
@@ -126,6 +173,15 @@ impl Props<'_> {
     }
 
     /// A text property.
+    ///
+    /// ```
+    /// # use ks_graph::filters;
+    /// # use ks_graph::runtime::spec::GraphSpec;
+    /// # let build = |p: &str| filters::build(GraphSpec::parse_pipeline(p).unwrap());
+    /// // `filesink` reads its required `location` with `text("location")`:
+    /// let err = build("testsrc ! filesink").unwrap_err();
+    /// assert_eq!(err.message, "filter 'filesink' (filesink): property 'location' is required");
+    /// ```
     pub fn text(&self, name: &str) -> Result<String, SpecError> {
         let v = self.raw(name).ok_or_else(|| self.missing(name))?;
         match v {
@@ -135,6 +191,16 @@ impl Props<'_> {
     }
 
     /// A choice property; returns the index of the chosen word.
+    ///
+    /// ```
+    /// # use ks_graph::filters;
+    /// # use ks_graph::runtime::spec::GraphSpec;
+    /// # let build = |p: &str| filters::build(GraphSpec::parse_pipeline(p).unwrap());
+    /// // `testsrc` reads `pattern` with `choice("pattern")`:
+    /// let err = build("testsrc pattern=wavy ! nullsink").unwrap_err();
+    /// assert!(err.message.ends_with("allowed: ramp, zero, none"));
+    /// assert!(build("testsrc pattern=zero ! nullsink").is_ok());
+    /// ```
     pub fn choice(&self, name: &str) -> Result<usize, SpecError> {
         let v = self.raw(name).ok_or_else(|| self.missing(name))?;
         let words = match self.def(name).map(|d| d.kind) {
@@ -159,6 +225,15 @@ impl Props<'_> {
     }
 
     /// The instance name.
+    ///
+    /// ```
+    /// # use ks_graph::filters;
+    /// # use ks_graph::runtime::spec::GraphSpec;
+    /// # let build = |p: &str| filters::build(GraphSpec::parse_pipeline(p).unwrap());
+    /// // `filesrc` names its instance in the error when the file cannot be opened:
+    /// let err = build("filesrc name=cam location=/nonexistent/ks-graph.bin ! nullsink").unwrap_err();
+    /// assert!(err.message.starts_with("filter 'cam' (filesrc): cannot read"));
+    /// ```
     pub fn instance(&self) -> &str {
         self.instance
     }
@@ -178,11 +253,23 @@ static REGISTRY: [FilterType; 10] = [
 ];
 
 /// Every built-in filter type.
+///
+/// ```
+/// let names: Vec<&str> = ks_graph::filters::registry().iter().map(|t| t.name).collect();
+/// assert_eq!(names.len(), 10);
+/// assert!(names.contains(&"testsrc") && names.contains(&"nullsink"));
+/// ```
 pub fn registry() -> &'static [FilterType] {
     &REGISTRY
 }
 
 /// The filter type called `name`.
+///
+/// ```
+/// use ks_graph::filters;
+/// assert_eq!(filters::lookup("invert").map(|t| t.name), Some("invert"));
+/// assert!(filters::lookup("blur").is_none());
+/// ```
 pub fn lookup(name: &str) -> Option<&'static FilterType> {
     REGISTRY.iter().find(|t| t.name == name)
 }
@@ -196,6 +283,15 @@ fn known_types() -> String {
 }
 
 /// The memory type named in a framing override.
+///
+/// ```
+/// use ks_alloc::MemoryType;
+/// use ks_graph::filters::parse_memory;
+/// assert_eq!(parse_memory("nonpaged")?, MemoryType::KERNEL_NONPAGED);
+/// assert_eq!(parse_memory("any")?, MemoryType::WILDCARD);
+/// assert!(parse_memory("fast").unwrap_err().message.contains("use any, system, user"));
+/// # Ok::<(), ks_graph::runtime::spec::SpecError>(())
+/// ```
 pub fn parse_memory(text: &str) -> Result<MemoryType, SpecError> {
     Ok(match text {
         "any" | "wildcard" => MemoryType::WILDCARD,
@@ -233,6 +329,19 @@ fn any_framing(frames: u32) -> FramingEx {
 ///
 /// `pin` is the pin as `"filter.pin"`; an error names it and carries the
 /// [`SpecLocation`] of the offending field.
+///
+/// ```
+/// use ks_alloc::Alignment;
+/// use ks_graph::filters::apply_override;
+/// use ks_graph::runtime::spec::{FramingOverride, SpecLocation};
+/// let o = FramingOverride { frames: Some(8), alignment: Some(64), ..FramingOverride::default() };
+/// let fx = apply_override(None, &o, "src.out")?;
+/// assert_eq!((fx.items[0].frames, fx.items[0].alignment), (8, Alignment::BYTES_64));
+/// let zero = FramingOverride { frames: Some(0), ..FramingOverride::default() };
+/// let err = apply_override(Some(&fx), &zero, "src.out").unwrap_err();
+/// assert_eq!(err.location, Some(SpecLocation::framing("src", "out", "frames")));
+/// # Ok::<(), ks_graph::runtime::spec::SpecError>(())
+/// ```
 pub fn apply_override(
     base: Option<&FramingEx>,
     o: &FramingOverride,
@@ -319,6 +428,16 @@ pub fn apply_override(
 }
 
 /// A graph built from a description, with one process callback per filter.
+///
+/// ```
+/// use ks_graph::filters;
+/// use ks_graph::runtime::spec::GraphSpec;
+/// let built = filters::build(GraphSpec::parse_pipeline("testsrc ! invert ! nullsink")?)?;
+/// assert_eq!(built.graph.filter_count(), 3);
+/// assert_eq!(built.graph.state(), ks_graph::KsState::Stop);
+///
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Built {
     /// The graph, in STOP, framing overrides applied.
     pub graph: Graph,
@@ -335,8 +454,52 @@ impl std::fmt::Debug for Built {
 
 impl Built {
     /// The runtime for this graph.
+    ///
+    /// ```
+    /// use ks_graph::filters;
+    /// use ks_graph::runtime::spec::GraphSpec;
+    /// use ks_graph::runtime::RunOptions;
+    /// let spec = GraphSpec::parse_pipeline("testsrc frames=2 size=8 ! nullsink")?;
+    /// let outcome = filters::build(spec)?.into_runtime()?.run(&RunOptions::default())?;
+    /// assert_eq!((outcome.report.frames, outcome.report.bytes), (2, 16));
+    /// assert!(outcome.report.all_frames_returned);
+    ///
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn into_runtime(self) -> Result<Runtime, RunError> {
         Runtime::new(self.graph, self.processes)
+    }
+
+    /// Puts `process` in place of the process callback of the filter named `name` (a filter
+    /// of your own, in a graph of built-in ones: for instance where the description has an
+    /// `identity`), and returns the callback it had. The filter keeps its pins and framing.
+    ///
+    /// # Errors
+    /// The graph's error naming the filters it has, if none is named `name`.
+    ///
+    /// ```
+    /// use ks_graph::filters;
+    /// use ks_graph::runtime::spec::GraphSpec;
+    /// use ks_graph::runtime::{process_fn, RunOptions};
+    /// let spec = GraphSpec::parse_pipeline("testsrc frames=2 size=8 ! identity ! nullsink")?;
+    /// let mut built = filters::build(spec)?;
+    /// // An identity of our own: every frame travels on as it came.
+    /// built.replace_process("identity", Box::new(process_fn(|pins| {
+    ///     pins.queue(0).expect("connected").eject_leading(usize::MAX, |_| Ok::<(), ks_alloc::Status>(()))?;
+    ///     Ok(())
+    /// })))?;
+    /// assert!(built.replace_process("scaler", Box::new(process_fn(|_| Ok(())))).is_err());
+    /// let report = built.into_runtime()?.run(&RunOptions::default())?.report;
+    /// assert_eq!((report.frames, report.bytes), (2, 16));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn replace_process(
+        &mut self,
+        name: &str,
+        process: Box<dyn Process>,
+    ) -> Result<Box<dyn Process>, crate::GraphError> {
+        let id = self.graph.filter(name)?;
+        Ok(std::mem::replace(&mut self.processes[id.index()], process))
     }
 }
 

@@ -326,6 +326,15 @@ pub fn fnv1a64(mut state: u64, data: &[u8]) -> u64 {
 }
 
 /// The FNV-1a 64 offset basis.
+///
+/// ```
+/// use ks_graph::filters::{fnv1a64, FNV_OFFSET};
+/// let mut hash = FNV_OFFSET; // the hash of no data
+/// for chunk in [&b"ab"[..], b"c"] {
+///     hash = fnv1a64(hash, chunk);
+/// }
+/// assert_eq!(hash, fnv1a64(FNV_OFFSET, b"abc"));
+/// ```
 pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// `checksum`: FNV-1a 64 over every data byte of the stream, in order; reported at the end.

@@ -14,6 +14,21 @@ use ks_alloc::Frame;
 use crate::queue::FrameBytes;
 
 /// A frame in a running graph.
+///
+/// ```
+/// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 8, alignment: Alignment::BYTE };
+/// # let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+/// use ks_graph::queue::FrameBytes;
+/// use ks_graph::runtime::{RtFrame, SharePool};
+/// let mut owned = RtFrame::Owned(alloc.try_allocate()?);
+/// owned.bytes_mut().unwrap().fill(1); // the single owner may write
+/// let mut shared = RtFrame::Shared(owned.share(&SharePool::default()));
+/// assert!(shared.bytes_mut().is_none()); // shared frames are read-only
+/// assert_eq!(shared.as_bytes(), &[1; 8]);
+///
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 pub enum RtFrame {
     /// An allocator frame with a single owner (the usual case; writable).
     Owned(Frame),
@@ -23,6 +38,20 @@ pub enum RtFrame {
 
 impl RtFrame {
     /// The frame's bytes.
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 8, alignment: Alignment::BYTE };
+    /// # let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// use ks_graph::runtime::RtFrame;
+    /// let mut frame = alloc.try_allocate()?;
+    /// frame[..2].copy_from_slice(b"ks");
+    /// let f = RtFrame::Owned(frame);
+    /// assert_eq!(f.as_bytes().len(), 8);
+    /// assert_eq!(&f.as_bytes()[..2], b"ks");
+    ///
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn as_bytes(&self) -> &[u8] {
         match self {
             RtFrame::Owned(f) => f,
@@ -31,6 +60,23 @@ impl RtFrame {
     }
 
     /// Shares the frame: a shared frame is cloned, an owned one moved into a pool cell.
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 8, alignment: Alignment::BYTE };
+    /// # let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// use ks_graph::runtime::{RtFrame, SharePool};
+    /// let pool = SharePool::default();
+    /// let shared = RtFrame::Owned(alloc.try_allocate()?).share(&pool);
+    /// let branch = RtFrame::Shared(shared.clone()).share(&pool); // already shared: as is
+    /// assert_eq!(branch.bytes().as_ptr(), shared.bytes().as_ptr());
+    /// drop(shared);
+    /// assert_eq!(alloc.status().allocated_frames, 1); // a branch still holds it
+    /// drop(branch);
+    /// assert_eq!(alloc.status().allocated_frames, 0); // the last holder returned it
+    ///
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn share(self, pool: &SharePool) -> SharedFrame {
         match self {
             RtFrame::Owned(f) => pool.share(f),
@@ -83,6 +129,20 @@ impl Cell {
 }
 
 /// Recycles the cells of shared frames.
+///
+/// ```
+/// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 8, alignment: Alignment::BYTE };
+/// # let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+/// use ks_graph::runtime::SharePool;
+/// let pool = SharePool::default();
+/// let a = pool.share(alloc.try_allocate()?); // a new cell
+/// drop(a); // the cell goes back to the pool …
+/// let _b = pool.share(alloc.try_allocate()?); // … and is reused here
+/// assert_eq!(pool.free_cells(), 0);
+///
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 #[derive(Clone, Default)]
 pub struct SharePool {
     free: Arc<Mutex<Vec<Arc<Cell>>>>,
@@ -97,6 +157,12 @@ impl fmt::Debug for SharePool {
 
 impl SharePool {
     /// A pool with `cells` cells ready (more are made on demand).
+    ///
+    /// ```
+    /// use ks_graph::runtime::SharePool;
+    /// let pool = SharePool::with_cells(4);
+    /// assert_eq!(pool.free_cells(), 4);
+    /// ```
     pub fn with_cells(cells: usize) -> SharePool {
         let pool = SharePool::default();
         {
@@ -110,6 +176,22 @@ impl SharePool {
     }
 
     /// Moves `frame` into a cell; clones of the result share it.
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 8, alignment: Alignment::BYTE };
+    /// # let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// use ks_graph::runtime::SharePool;
+    /// let pool = SharePool::with_cells(1);
+    /// let s = pool.share(alloc.try_allocate()?);
+    /// let t = s.clone();
+    /// assert_eq!(pool.free_cells(), 0);
+    /// assert_eq!(s.bytes().as_ptr(), t.bytes().as_ptr()); // one frame, two holders
+    /// drop((s, t));
+    /// assert_eq!(pool.free_cells(), 1);
+    ///
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn share(&self, frame: Frame) -> SharedFrame {
         let popped = self
             .free
@@ -138,6 +220,19 @@ impl SharePool {
     }
 
     /// Cells waiting for reuse.
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 8, alignment: Alignment::BYTE };
+    /// # let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// use ks_graph::runtime::SharePool;
+    /// let pool = SharePool::default();
+    /// assert_eq!(pool.free_cells(), 0);
+    /// drop(pool.share(alloc.try_allocate()?)); // makes a cell on demand, then recycles it
+    /// assert_eq!(pool.free_cells(), 1);
+    ///
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn free_cells(&self) -> usize {
         self.free.lock().map_or(0, |v| v.len())
     }
@@ -145,6 +240,20 @@ impl SharePool {
 
 /// A read-only frame shared by several holders. Cloning adds a holder; the last holder to
 /// drop returns the frame to its allocator.
+///
+/// ```
+/// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 8, alignment: Alignment::BYTE };
+/// # let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+/// use ks_graph::runtime::SharePool;
+/// let pool = SharePool::default();
+/// let branches = vec![pool.share(alloc.try_allocate()?); 3]; // three holders of one frame
+/// assert_eq!(alloc.status().allocated_frames, 1);
+/// drop(branches);
+/// assert_eq!(alloc.status().allocated_frames, 0);
+///
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 pub struct SharedFrame {
     cell: Option<Arc<Cell>>,
     pool: SharePool,
@@ -152,6 +261,19 @@ pub struct SharedFrame {
 
 impl SharedFrame {
     /// The frame's bytes.
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 8, alignment: Alignment::BYTE };
+    /// # let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+    /// use ks_graph::runtime::SharePool;
+    /// let mut frame = alloc.try_allocate()?;
+    /// frame.fill(7);
+    /// let shared = SharePool::default().share(frame);
+    /// assert_eq!(shared.bytes(), &[7; 8]);
+    ///
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     pub fn bytes(&self) -> &[u8] {
         self.cell
             .as_ref()

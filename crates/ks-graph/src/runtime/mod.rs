@@ -60,9 +60,62 @@ use crate::state::KsState;
 pub use frame::{RtFrame, SharePool, SharedFrame};
 
 /// The queue type of a running graph.
+///
+/// ```
+/// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+/// use ks_graph::queue::{QueueConfig, StreamHeader};
+/// use ks_graph::runtime::{RtFrame, RtQueue};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTE };
+/// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
+/// let mut q = RtQueue::new(QueueConfig::output()); // a root output pin's queue
+/// q.push(RtFrame::Owned(alloc.try_allocate()?), StreamHeader::empty(64));
+/// assert_eq!(q.available_bytes(), (0, 64));
+/// # Ok::<(), ks_alloc::Status>(())
+/// ```
 pub type RtQueue = Queue<RtFrame>;
 
 /// A filter's processing callback (`AVStrMiniPinProcess` / `AVStrMiniFilterProcess`).
+///
+/// ```
+/// use ks_alloc::Status;
+/// use ks_graph::filters;
+/// use ks_graph::runtime::spec::GraphSpec;
+/// use ks_graph::runtime::{FilterStats, Pins, Process, RunOptions};
+///
+/// /// A sink that counts what reaches it.
+/// #[derive(Default)]
+/// struct Counter(FilterStats);
+///
+/// impl Process for Counter {
+///     fn process(&mut self, pins: &mut Pins<'_>) -> Result<(), Status> {
+///         let Some(q) = pins.queue(0) else { return Ok(()) };
+///         let mut eos = false;
+///         q.eject_leading(usize::MAX, |at| {
+///             self.0.record(at.header.data_used);
+///             eos |= at.header.is_end_of_stream();
+///             Ok::<(), Status>(())
+///         })?;
+///         if eos {
+///             pins.end_of_stream(); // this sink is done
+///         }
+///         Ok(())
+///     }
+///
+///     fn stats(&self) -> FilterStats {
+///         self.0.clone()
+///     }
+/// }
+///
+/// let spec = GraphSpec::parse_pipeline("testsrc frames=1 size=4 ! nullsink")?;
+/// let mut built = filters::build(spec)?;
+/// // Our own callback in place of `nullsink` (the filter keeps its pins and framing).
+/// built.replace_process("nullsink", Box::new(Counter::default()))?;
+/// let report = built.into_runtime()?.run(&RunOptions::default())?.report;
+/// assert!(report.completed);
+/// assert_eq!((report.filters[1].stats.frames, report.filters[1].stats.bytes), (1, 4));
+///
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Process: Send {
     /// Called, under the filter's processing mutex, whenever frames have arrived at one of
     /// its pins. Work through the pins' queues with stream pointers; frames ejected from a
@@ -74,7 +127,87 @@ pub trait Process: Send {
     fn stats(&self) -> FilterStats;
 }
 
+/// A [`Process`] whose callback is the closure `f`, for a filter of your own in a few lines
+/// (its [`stats`](Process::stats) are empty: a closure that wants counters keeps them
+/// itself). Put it in place of a built-in filter with
+/// [`Built::replace_process`](crate::filters::Built::replace_process), or hand it to
+/// [`Runtime::new`].
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::sync::Arc;
+/// use ks_graph::filters;
+/// use ks_graph::runtime::spec::GraphSpec;
+/// use ks_graph::runtime::{process_fn, RunOptions};
+/// let spec = GraphSpec::parse_pipeline("testsrc frames=3 size=16 ! identity ! nullsink")?;
+/// let mut built = filters::build(spec)?;
+/// let bytes = Arc::new(AtomicU32::new(0));
+/// let seen = Arc::clone(&bytes);
+/// // In place of `identity`: count the bytes, then let every frame travel on.
+/// built.replace_process("identity", Box::new(process_fn(move |pins| {
+///     pins.queue(0).expect("connected").eject_leading(usize::MAX, |at| {
+///         seen.fetch_add(at.header.data_used, Ordering::Relaxed);
+///         Ok::<(), ks_alloc::Status>(())
+///     })?;
+///     Ok(())
+/// })))?;
+/// let report = built.into_runtime()?.run(&RunOptions::default())?.report;
+/// assert!(report.completed && report.all_frames_returned);
+/// assert_eq!(bytes.load(Ordering::Relaxed), 48);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn process_fn<F>(f: F) -> ProcessFn<F>
+where
+    F: FnMut(&mut Pins<'_>) -> Result<(), Status> + Send,
+{
+    ProcessFn(f)
+}
+
+/// The [`Process`] made by [`process_fn`].
+///
+/// ```
+/// use ks_graph::runtime::{process_fn, FilterStats, Process};
+/// let p = process_fn(|_pins| Ok(()));
+/// assert_eq!(p.stats(), FilterStats::default());
+/// ```
+pub struct ProcessFn<F>(F);
+
+impl<F> fmt::Debug for ProcessFn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessFn").finish_non_exhaustive()
+    }
+}
+
+impl<F> Process for ProcessFn<F>
+where
+    F: FnMut(&mut Pins<'_>) -> Result<(), Status> + Send,
+{
+    fn process(&mut self, pins: &mut Pins<'_>) -> Result<(), Status> {
+        (self.0)(pins)
+    }
+
+    fn stats(&self) -> FilterStats {
+        FilterStats::default()
+    }
+}
+
 /// Per-filter results of a run.
+///
+/// ```
+/// # use ks_graph::filters;
+/// # use ks_graph::runtime::spec::GraphSpec;
+/// # use ks_graph::runtime::RunOptions;
+/// # let run = |p: &str| -> Result<_, Box<dyn std::error::Error>> {
+/// #     let built = filters::build(GraphSpec::parse_pipeline(p)?)?;
+/// #     Ok(built.into_runtime()?.run(&RunOptions::default())?)
+/// # };
+/// let report = run("testsrc frames=3 size=10 ! checksum ! nullsink")?.report;
+/// let stats = &report.filters[2].stats; // nullsink's
+/// assert_eq!((stats.frames, stats.bytes, stats.checksum), (3, 30, None));
+/// assert!(report.filters[1].stats.checksum.is_some());
+///
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FilterStats {
     /// Frames carrying data that the filter produced (sources) or consumed (everything
@@ -114,6 +247,28 @@ impl FilterStats {
 }
 
 /// What a pin does in a running graph.
+///
+/// ```
+/// # use std::sync::mpsc;
+/// # use ks_alloc::Status;
+/// # use ks_graph::filters;
+/// # use ks_graph::runtime::spec::GraphSpec;
+/// # use ks_graph::runtime::{process_fn, PinRole, RunOptions};
+/// let spec = GraphSpec::parse_pipeline("testsrc frames=1 size=4 ! identity ! nullsink")?;
+/// let mut built = filters::build(spec)?;
+/// let (tx, rx) = mpsc::channel();
+/// // In place of `identity`: eject every input frame; it travels on through `out`.
+/// built.replace_process("identity", Box::new(process_fn(move |pins| {
+///     tx.send((pins.role(0), pins.role(1))).unwrap();
+///     pins.queue(0).expect("connected").eject_leading(usize::MAX, |_| Ok::<(), Status>(()))?;
+///     Ok(())
+/// })))?;
+/// let report = built.into_runtime()?.run(&RunOptions::default())?.report;
+/// assert!(report.completed && report.all_frames_returned);
+/// assert_eq!(rx.recv()?, (PinRole::Input, PinRole::PassThrough));
+///
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PinRole {
     /// Not connected: no queue, no frames.
@@ -135,6 +290,36 @@ struct Flags {
 }
 
 /// A filter's view of its pins during [`Process::process`].
+///
+/// ```
+/// # use std::sync::mpsc;
+/// # use ks_graph::filters;
+/// # use ks_graph::runtime::spec::GraphSpec;
+/// # use ks_graph::runtime::{process_fn, RunOptions};
+/// # use ks_graph::stream_pointer::PointerState;
+/// let spec = GraphSpec::parse_pipeline("testsrc frames=1 size=4 ! nullsink")?;
+/// let mut built = filters::build(spec)?;
+/// let (tx, rx) = mpsc::channel();
+/// // In place of `nullsink`: consume every frame at the input's leading edge.
+/// built.replace_process("nullsink", Box::new(process_fn(move |pins| {
+///     let q = pins.queue(0).expect("connected");
+///     while let Some(p) = q.leading_edge(PointerState::Locked) {
+///         let header = *q.header(p)?;
+///         tx.send(q.remaining_data(p)?.to_vec()).unwrap();
+///         q.unlock(p, true)?;
+///         if header.is_end_of_stream() {
+///             pins.end_of_stream();
+///             break;
+///         }
+///     }
+///     Ok(())
+/// })))?;
+/// let report = built.into_runtime()?.run(&RunOptions::default())?.report;
+/// assert!(report.completed && report.all_frames_returned);
+/// assert_eq!(rx.recv()?, [0, 1, 2, 3]); // the ramp of `testsrc`: byte i of frame 0 is i
+///
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Pins<'a> {
     queues: &'a mut [Option<RtQueue>],
     roles: &'a [PinRole],
@@ -149,27 +334,147 @@ impl fmt::Debug for Pins<'_> {
 
 impl<'a> Pins<'a> {
     /// Number of pins (the filter descriptor's pins, in order).
+    ///
+    /// ```
+    /// # use std::sync::mpsc;
+    /// # use ks_alloc::Status;
+    /// # use ks_graph::filters;
+    /// # use ks_graph::runtime::spec::GraphSpec;
+    /// # use ks_graph::runtime::{process_fn, RunOptions};
+    /// let pipeline = "testsrc frames=1 size=4 ! tee name=t ! nullsink t. ! nullsink";
+    /// let mut built = filters::build(GraphSpec::parse_pipeline(pipeline)?)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// // In place of the tee `t`: every input frame travels on through both outputs.
+    /// built.replace_process("t", Box::new(process_fn(move |pins| {
+    ///     tx.send(pins.len()).unwrap(); // in, out0, out1
+    ///     pins.queue(0).expect("connected").eject_leading(usize::MAX, |_| Ok::<(), Status>(()))?;
+    ///     Ok(())
+    /// })))?;
+    /// let report = built.into_runtime()?.run(&RunOptions::default())?.report;
+    /// assert!(report.completed && report.all_frames_returned);
+    /// assert_eq!(rx.recv()?, 3);
+    ///
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.roles.len()
     }
 
     /// Whether the filter has no pins.
+    ///
+    /// ```
+    /// # use std::sync::mpsc;
+    /// # use ks_graph::filters;
+    /// # use ks_graph::runtime::spec::GraphSpec;
+    /// # use ks_graph::runtime::{process_fn, Process, RunOptions};
+    /// let spec = GraphSpec::parse_pipeline("testsrc frames=1 size=4 ! nullsink")?;
+    /// let mut built = filters::build(spec)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// // Wrap the built-in `nullsink`: look at its pins, then let it do its work.
+    /// let mut nullsink = built.replace_process("nullsink", Box::new(process_fn(|_| Ok(()))))?;
+    /// built.replace_process("nullsink", Box::new(process_fn(move |pins| {
+    ///     tx.send(pins.is_empty()).unwrap();
+    ///     nullsink.process(pins)
+    /// })))?;
+    /// let report = built.into_runtime()?.run(&RunOptions::default())?.report;
+    /// assert!(report.completed && report.all_frames_returned);
+    /// assert!(!rx.recv()?); // a sink has its input pin
+    ///
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.roles.is_empty()
     }
 
     /// The role of pin `pin`.
+    ///
+    /// ```
+    /// # use std::sync::mpsc;
+    /// # use ks_graph::filters;
+    /// # use ks_graph::runtime::spec::GraphSpec;
+    /// # use ks_graph::runtime::{process_fn, PinRole, Process, RunOptions};
+    /// let spec = GraphSpec::parse_pipeline("testsrc frames=1 size=4 ! nullsink")?;
+    /// let mut built = filters::build(spec)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// // Wrap the built-in `testsrc`: look at its pins, then let it do its work.
+    /// let mut testsrc = built.replace_process("testsrc", Box::new(process_fn(|_| Ok(()))))?;
+    /// built.replace_process("testsrc", Box::new(process_fn(move |pins| {
+    ///     tx.send((pins.role(0), pins.role(1))).unwrap();
+    ///     testsrc.process(pins)
+    /// })))?;
+    /// let report = built.into_runtime()?.run(&RunOptions::default())?.report;
+    /// assert!(report.completed && report.all_frames_returned);
+    /// // Its output starts the pipe; there is no pin 1.
+    /// assert_eq!(rx.recv()?, (PinRole::Root, PinRole::Unconnected));
+    ///
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn role(&self, pin: usize) -> PinRole {
         self.roles.get(pin).copied().unwrap_or(PinRole::Unconnected)
     }
 
     /// The queue of pin `pin` (`None` for pins without one: unconnected or pass-through).
+    ///
+    /// ```
+    /// # use std::sync::mpsc;
+    /// # use ks_alloc::Status;
+    /// # use ks_graph::filters;
+    /// # use ks_graph::runtime::spec::GraphSpec;
+    /// # use ks_graph::runtime::{process_fn, RunOptions};
+    /// let spec = GraphSpec::parse_pipeline("testsrc frames=1 size=4 ! identity ! nullsink")?;
+    /// let mut built = filters::build(spec)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// built.replace_process("identity", Box::new(process_fn(move |pins| {
+    ///     tx.send(pins.queue(1).is_none()).unwrap(); // a pass-through output has no queue
+    ///     let input = pins.queue(0).expect("connected");
+    ///     input.eject_leading(usize::MAX, |_| Ok::<(), Status>(()))?;
+    ///     Ok(())
+    /// })))?;
+    /// let report = built.into_runtime()?.run(&RunOptions::default())?.report;
+    /// assert!(report.completed && report.all_frames_returned);
+    /// assert!(rx.recv()?);
+    ///
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn queue(&mut self, pin: usize) -> Option<&mut RtQueue> {
         self.queues.get_mut(pin).and_then(Option::as_mut)
     }
 
     /// The queues of two different pins at once (for filters that move data from one to
     /// the other, like a copy transform).
+    ///
+    /// ```
+    /// # use std::sync::mpsc;
+    /// # use ks_graph::filters;
+    /// # use ks_graph::queue::StreamHeader;
+    /// # use ks_graph::runtime::spec::GraphSpec;
+    /// # use ks_graph::runtime::{process_fn, RunOptions};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// let spec = GraphSpec::parse_pipeline("testsrc frames=1 size=4 ! copy ! nullsink")?;
+    /// let mut built = filters::build(spec)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// // In place of `copy`: input frames are copied into the output pipe's own frames.
+    /// built.replace_process("copy", Box::new(process_fn(move |pins| {
+    ///     let (Some(input), Some(output)) = pins.pair(0, 1) else { return Ok(()) };
+    ///     while let Some(src) = input.leading_edge(PointerState::Locked) {
+    ///         let Some(dst) = output.leading_edge(PointerState::Locked) else { break };
+    ///         let header = *input.header(src)?;
+    ///         let n = header.data_used as usize;
+    ///         output.data_mut(dst)?[..n].copy_from_slice(&input.data(src)?[..n]);
+    ///         let extent = output.header(dst)?.frame_extent;
+    ///         *output.header_mut(dst)? = StreamHeader { frame_extent: extent, ..header };
+    ///         tx.send(n).unwrap();
+    ///         input.unlock(src, true)?;
+    ///         output.unlock(dst, true)?;
+    ///     }
+    ///     Ok(())
+    /// })))?;
+    /// let report = built.into_runtime()?.run(&RunOptions::default())?.report;
+    /// assert!(report.completed && report.all_frames_returned);
+    /// assert_eq!(rx.recv()?, 4);
+    ///
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pair(&mut self, a: usize, b: usize) -> (Option<&mut RtQueue>, Option<&mut RtQueue>) {
         if a == b || a >= self.queues.len() || b >= self.queues.len() {
             return (self.queue(a), None);
@@ -185,6 +490,27 @@ impl<'a> Pins<'a> {
     }
 
     /// The indices of the root output pins (outputs that start a pipe and need filling).
+    ///
+    /// ```
+    /// # use std::sync::mpsc;
+    /// # use ks_graph::filters;
+    /// # use ks_graph::runtime::spec::GraphSpec;
+    /// # use ks_graph::runtime::{process_fn, Process, RunOptions};
+    /// let spec = GraphSpec::parse_pipeline("testsrc frames=1 size=4 ! nullsink")?;
+    /// let mut built = filters::build(spec)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// // Wrap the built-in `testsrc`: look at its pins, then let it do its work.
+    /// let mut testsrc = built.replace_process("testsrc", Box::new(process_fn(|_| Ok(()))))?;
+    /// built.replace_process("testsrc", Box::new(process_fn(move |pins| {
+    ///     tx.send(pins.root_outputs().collect::<Vec<_>>()).unwrap();
+    ///     testsrc.process(pins)
+    /// })))?;
+    /// let report = built.into_runtime()?.run(&RunOptions::default())?.report;
+    /// assert!(report.completed && report.all_frames_returned);
+    /// assert_eq!(rx.recv()?, [0]); // its `out` pin needs filling
+    ///
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn root_outputs(&self) -> impl Iterator<Item = usize> + 'a {
         let roles = self.roles;
         (0..roles.len()).filter(move |i| roles[*i] == PinRole::Root)
@@ -192,23 +518,119 @@ impl<'a> Pins<'a> {
 
     /// Tells the runtime this filter has received the end of the stream (a terminal filter
     /// that calls this is done).
+    ///
+    /// ```
+    /// # use ks_alloc::Status;
+    /// # use ks_graph::filters;
+    /// # use ks_graph::runtime::spec::GraphSpec;
+    /// # use ks_graph::runtime::{process_fn, RunOptions};
+    /// let spec = GraphSpec::parse_pipeline("testsrc frames=1 size=4 ! nullsink")?;
+    /// let mut built = filters::build(spec)?;
+    /// // In place of `nullsink` (a terminal): without its `end_of_stream`, no end to the run.
+    /// built.replace_process("nullsink", Box::new(process_fn(|pins| {
+    ///     let mut eos = false;
+    ///     pins.queue(0).expect("connected").eject_leading(usize::MAX, |at| {
+    ///         eos |= at.header.is_end_of_stream();
+    ///         Ok::<(), Status>(())
+    ///     })?;
+    ///     if eos {
+    ///         pins.end_of_stream();
+    ///     }
+    ///     Ok(())
+    /// })))?;
+    /// assert!(built.into_runtime()?.run(&RunOptions::default())?.report.completed);
+    ///
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn end_of_stream(&mut self) {
         self.flags.end_of_stream = true;
     }
 
     /// Tells the runtime this source produced its last frame: the requesters feeding its
     /// root pins stop.
+    ///
+    /// ```
+    /// # use ks_alloc::Status;
+    /// # use ks_graph::filters;
+    /// # use ks_graph::runtime::spec::GraphSpec;
+    /// # use ks_graph::runtime::{process_fn, RunOptions};
+    /// let mut built = filters::build(GraphSpec::parse_pipeline("testsrc size=4 ! nullsink")?)?;
+    /// // In place of `testsrc`: three frames, the last one marked end of stream; then finished.
+    /// let mut sent = 0;
+    /// built.replace_process("testsrc", Box::new(process_fn(move |pins| {
+    ///     pins.queue(0).expect("connected").eject_leading(3 - sent, |at| {
+    ///         sent += 1;
+    ///         at.header.data_used = 4;
+    ///         at.header.set_end_of_stream(sent == 3);
+    ///         Ok::<(), Status>(())
+    ///     })?;
+    ///     if sent == 3 {
+    ///         pins.finish_source(); // its requester stops feeding it frames
+    ///     }
+    ///     Ok(())
+    /// })))?;
+    /// let report = built.into_runtime()?.run(&RunOptions::default())?.report;
+    /// assert!(report.completed && report.all_frames_returned);
+    /// let sink = &report.filters[1].stats; // what the built-in `nullsink` received
+    /// assert_eq!((sink.frames, sink.bytes), (3, 12));
+    ///
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn finish_source(&mut self) {
         self.flags.source_finished = true;
     }
 
     /// Whether [`finish_source`](Self::finish_source) was called.
+    ///
+    /// ```
+    /// # use std::sync::mpsc;
+    /// # use ks_alloc::Status;
+    /// # use ks_graph::filters;
+    /// # use ks_graph::runtime::spec::GraphSpec;
+    /// # use ks_graph::runtime::{process_fn, RunOptions};
+    /// let mut built = filters::build(GraphSpec::parse_pipeline("testsrc size=4 ! nullsink")?)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// built.replace_process("testsrc", Box::new(process_fn(move |pins| {
+    ///     if pins.source_finished() {
+    ///         return Ok(()); // called again after the last frame: nothing more to send
+    ///     }
+    ///     pins.queue(0).expect("connected").eject_leading(1, |at| {
+    ///         at.header.set_end_of_stream(true);
+    ///         Ok::<(), Status>(())
+    ///     })?;
+    ///     pins.finish_source();
+    ///     tx.send(pins.source_finished()).unwrap();
+    ///     Ok(())
+    /// })))?;
+    /// let report = built.into_runtime()?.run(&RunOptions::default())?.report;
+    /// assert!(report.completed && report.all_frames_returned);
+    /// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [true]);
+    ///
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn source_finished(&self) -> bool {
         self.flags.source_finished
     }
 }
 
 /// Options of [`Runtime::run`].
+///
+/// ```
+/// use std::time::Duration;
+/// use ks_graph::filters;
+/// use ks_graph::runtime::spec::GraphSpec;
+/// use ks_graph::runtime::RunOptions;
+/// // A time limit as a safety net; this stream ends long before it.
+/// let options = RunOptions {
+///     until: Some(Duration::from_secs(60)),
+///     ..RunOptions::default()
+/// };
+/// let spec = GraphSpec::parse_pipeline("testsrc frames=2 size=8 ! nullsink")?;
+/// let report = filters::build(spec)?.into_runtime()?.run(&options)?.report;
+/// assert!(report.completed); // ended by the end of the stream, not by `until`
+///
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Default)]
 pub struct RunOptions {
     /// Stop after this long even if the stream has not ended.
@@ -227,6 +649,24 @@ impl fmt::Debug for RunOptions {
 }
 
 /// Per-pipe results of a run.
+///
+/// ```
+/// # use ks_graph::filters;
+/// # use ks_graph::runtime::spec::GraphSpec;
+/// # use ks_graph::runtime::RunOptions;
+/// # let run = |p: &str| -> Result<_, Box<dyn std::error::Error>> {
+/// #     let built = filters::build(GraphSpec::parse_pipeline(p)?)?;
+/// #     Ok(built.into_runtime()?.run(&RunOptions::default())?)
+/// # };
+/// let report = run("testsrc frames=4 size=64 ! copy ! nullsink")?.report;
+/// assert_eq!(report.pipes.len(), 2); // the copy starts a second pipe
+/// let first = &report.pipes[0];
+/// assert_eq!(first.allocator, "default");
+/// assert!(first.requested >= 4);
+/// assert_eq!(first.allocated, 0); // every frame came back
+///
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PipeReport {
     /// The pipe's id in the plan.
@@ -263,6 +703,22 @@ impl PipeReport {
 }
 
 /// Per-filter results of a run.
+///
+/// ```
+/// # use ks_graph::filters;
+/// # use ks_graph::runtime::spec::GraphSpec;
+/// # use ks_graph::runtime::RunOptions;
+/// # let run = |p: &str| -> Result<_, Box<dyn std::error::Error>> {
+/// #     let built = filters::build(GraphSpec::parse_pipeline(p)?)?;
+/// #     Ok(built.into_runtime()?.run(&RunOptions::default())?)
+/// # };
+/// let report = run("testsrc frames=2 size=8 ! invert name=inv ! nullsink")?.report;
+/// let inv = &report.filters[1];
+/// assert_eq!((inv.name.as_str(), inv.kind.as_str()), ("inv", "invert"));
+/// assert_eq!(inv.stats.bytes, 16);
+///
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FilterReport {
     /// Instance name.
@@ -275,6 +731,22 @@ pub struct FilterReport {
 }
 
 /// The result of a run.
+///
+/// ```
+/// # use ks_graph::filters;
+/// # use ks_graph::runtime::spec::GraphSpec;
+/// # use ks_graph::runtime::RunOptions;
+/// # let run = |p: &str| -> Result<_, Box<dyn std::error::Error>> {
+/// #     let built = filters::build(GraphSpec::parse_pipeline(p)?)?;
+/// #     Ok(built.into_runtime()?.run(&RunOptions::default())?)
+/// # };
+/// let report = run("testsrc frames=5 size=100 ! nullsink")?.report;
+/// assert!(report.completed && report.all_frames_returned);
+/// assert_eq!((report.frames, report.bytes), (5, 500));
+/// assert_eq!(report.filters.len(), 2);
+///
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunReport {
     /// Frames carrying data produced by the sources (an empty end-of-stream frame does not
@@ -302,16 +774,63 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 
 impl RunReport {
     /// Frames per second.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ks_graph::runtime::RunReport;
+    /// let report = RunReport {
+    ///     frames: 100,
+    ///     bytes: 409_600,
+    ///     elapsed: Duration::from_secs(2),
+    ///     completed: true,
+    ///     pipes: Vec::new(),
+    ///     filters: Vec::new(),
+    ///     all_frames_returned: true,
+    /// };
+    /// assert_eq!(report.frames_per_sec(), 50.0);
+    /// ```
     pub fn frames_per_sec(&self) -> f64 {
         self.frames as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
     /// Megabytes (10⁶ bytes) per second.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ks_graph::runtime::RunReport;
+    /// let report = RunReport {
+    ///     frames: 1000,
+    ///     bytes: 4_000_000,
+    ///     elapsed: Duration::from_secs(2),
+    ///     completed: true,
+    ///     pipes: Vec::new(),
+    ///     filters: Vec::new(),
+    ///     all_frames_returned: true,
+    /// };
+    /// assert_eq!(report.mb_per_sec(), 2.0);
+    /// ```
     pub fn mb_per_sec(&self) -> f64 {
         self.bytes as f64 / 1e6 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
     /// The checksums reported by filters, as `(filter, value)`.
+    ///
+    /// ```
+    /// # use ks_graph::filters;
+    /// # use ks_graph::runtime::spec::GraphSpec;
+    /// # use ks_graph::runtime::RunOptions;
+    /// # let run = |p: &str| -> Result<_, Box<dyn std::error::Error>> {
+    /// #     let built = filters::build(GraphSpec::parse_pipeline(p)?)?;
+    /// #     Ok(built.into_runtime()?.run(&RunOptions::default())?)
+    /// # };
+    /// use ks_graph::filters::{fnv1a64, FNV_OFFSET};
+    /// let report = run("testsrc frames=2 size=4 ! checksum ! nullsink")?.report;
+    /// // The ramp pattern: frame n, byte i is n + i.
+    /// let expected = fnv1a64(fnv1a64(FNV_OFFSET, &[0, 1, 2, 3]), &[1, 2, 3, 4]);
+    /// assert_eq!(report.checksums().collect::<Vec<_>>(), [("checksum", expected)]);
+    ///
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn checksums(&self) -> impl Iterator<Item = (&str, u64)> {
         self.filters
             .iter()
@@ -320,6 +839,18 @@ impl RunReport {
 }
 
 /// Why a run failed.
+///
+/// ```
+/// use ks_graph::filters;
+/// use ks_graph::runtime::spec::GraphSpec;
+/// use ks_graph::runtime::{RunError, Runtime};
+/// let graph = filters::build(GraphSpec::parse_pipeline("testsrc ! nullsink")?)?.graph;
+/// let err = Runtime::new(graph, Vec::new()).unwrap_err();
+/// assert!(matches!(err, RunError::Setup(_)));
+/// assert_eq!(err.to_string(), "0 process callbacks for 2 filters");
+///
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum RunError {
@@ -340,6 +871,17 @@ pub enum RunError {
 
 impl RunError {
     /// The KS status of the failure.
+    ///
+    /// ```
+    /// use ks_graph::filters;
+    /// use ks_graph::runtime::spec::GraphSpec;
+    /// use ks_graph::runtime::Runtime;
+    /// let graph = filters::build(GraphSpec::parse_pipeline("testsrc ! nullsink")?)?.graph;
+    /// let err = Runtime::new(graph, Vec::new()).unwrap_err();
+    /// assert_eq!(err.status().name(), "STATUS_INVALID_PARAMETER");
+    ///
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn status(&self) -> Status {
         match self {
             RunError::State(e) => e.status(),
@@ -631,6 +1173,19 @@ impl Shared {
 }
 
 /// A graph ready to run, with one [`Process`] per filter.
+///
+/// ```
+/// use ks_graph::filters;
+/// use ks_graph::runtime::spec::GraphSpec;
+/// use ks_graph::runtime::RunOptions;
+/// let spec = GraphSpec::parse_pipeline("testsrc frames=3 size=16 ! invert ! nullsink")?;
+/// let runtime = filters::build(spec)?.into_runtime()?;
+/// assert_eq!(runtime.graph().filter_count(), 3);
+/// let outcome = runtime.run(&RunOptions::default())?;
+/// assert_eq!(outcome.report.frames, 3);
+///
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Runtime {
     graph: Graph,
     processes: Vec<Box<dyn Process>>,
@@ -646,6 +1201,22 @@ impl fmt::Debug for Runtime {
 }
 
 /// The outcome of [`Runtime::run`]: the report and the plan that was run.
+///
+/// ```
+/// # use ks_graph::filters;
+/// # use ks_graph::runtime::spec::GraphSpec;
+/// # use ks_graph::runtime::RunOptions;
+/// # let run = |p: &str| -> Result<_, Box<dyn std::error::Error>> {
+/// #     let built = filters::build(GraphSpec::parse_pipeline(p)?)?;
+/// #     Ok(built.into_runtime()?.run(&RunOptions::default())?)
+/// # };
+/// let outcome = run("testsrc frames=2 size=64 ! nullsink")?;
+/// assert_eq!(outcome.plan.pipes.len(), 1);
+/// assert_eq!(outcome.plan.pipes[0].framing.frame_size, 64);
+/// assert_eq!(outcome.report.pipes[0].id, outcome.plan.pipes[0].id);
+///
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct RunOutcome {
     /// The negotiated plan.
@@ -657,6 +1228,25 @@ pub struct RunOutcome {
 impl Runtime {
     /// Pairs a graph (in STOP) with its filters' process callbacks, one per filter in the
     /// graph's insertion order.
+    ///
+    /// ```
+    /// # use ks_graph::filters;
+    /// # use ks_graph::runtime::spec::GraphSpec;
+    /// # use ks_graph::runtime::{process_fn, RunOptions, Runtime};
+    /// let spec = GraphSpec::parse_pipeline("testsrc frames=1 size=4 ! nullsink")?;
+    /// let mut built = filters::build(spec.clone())?;
+    /// // Take the built-in callbacks out (any `Process` will do in their place) ...
+    /// let mut take = |name: &str| built.replace_process(name, Box::new(process_fn(|_| Ok(()))));
+    /// let (source, sink) = (take("testsrc")?, take("nullsink")?);
+    /// // ... and pair them with the graph: one per filter, in the graph's order.
+    /// let runtime = Runtime::new(built.graph, vec![source, sink])?;
+    /// assert!(runtime.run(&RunOptions::default())?.report.completed);
+    /// // One callback too few is refused.
+    /// let graph = filters::build(spec)?.graph;
+    /// assert!(Runtime::new(graph, vec![Box::new(process_fn(|_| Ok(())))]).is_err());
+    ///
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(graph: Graph, processes: Vec<Box<dyn Process>>) -> Result<Runtime, RunError> {
         if processes.len() != graph.filter_count() {
             return Err(RunError::Setup(format!(
@@ -677,12 +1267,37 @@ impl Runtime {
     }
 
     /// The graph.
+    ///
+    /// ```
+    /// use ks_graph::filters;
+    /// use ks_graph::runtime::spec::GraphSpec;
+    /// use ks_graph::KsState;
+    /// let spec = GraphSpec::parse_pipeline("testsrc ! invert ! nullsink")?;
+    /// let runtime = filters::build(spec)?.into_runtime()?;
+    /// assert_eq!(runtime.graph().filter_count(), 3);
+    /// assert_eq!(runtime.graph().state(), KsState::Stop); // until `run`
+    ///
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn graph(&self) -> &Graph {
         &self.graph
     }
 
     /// Runs the graph to the end of its stream: STOP → ACQUIRE → PAUSE → RUN, stream, then
     /// back to STOP with every frame returned and every allocator closed.
+    ///
+    /// ```
+    /// use ks_graph::filters;
+    /// use ks_graph::runtime::spec::GraphSpec;
+    /// use ks_graph::runtime::RunOptions;
+    /// let spec = GraphSpec::parse_pipeline("testsrc frames=4 size=64 ! invert ! nullsink")?;
+    /// let outcome = filters::build(spec)?.into_runtime()?.run(&RunOptions::default())?;
+    /// assert!(outcome.report.completed);
+    /// assert_eq!((outcome.report.frames, outcome.report.bytes), (4, 256));
+    /// assert!(outcome.report.all_frames_returned); // every allocator closed, every frame back
+    ///
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn run(self, options: &RunOptions) -> Result<RunOutcome, RunError> {
         let Runtime {
             mut graph,
@@ -848,6 +1463,20 @@ impl Runtime {
 /// edits its output framing once its input format is known (`KsEdit` in
 /// `AVStrMiniPinSetDataFormat`, ks-spec.md §4.4). Repeats negotiation until no root grows (at
 /// most once per pipe: sizes only flow downstream). Legal in STOP only.
+///
+/// ```
+/// use ks_graph::filters;
+/// use ks_graph::runtime::fit_frame_sizes;
+/// use ks_graph::runtime::spec::GraphSpec;
+/// let spec = GraphSpec::parse_pipeline("testsrc size=100 ! copy ! nullsink")?;
+/// let mut graph = filters::build(spec)?.graph;
+/// let plan = fit_frame_sizes(&mut graph)?;
+/// // The copy's output pipe holds frames as large as those arriving at its input.
+/// assert_eq!(plan.pipes.len(), 2);
+/// assert!(plan.pipes[1].framing.frame_size >= 100);
+///
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 ///
 /// # Errors
 /// [`StateError::Negotiation`] when the graph cannot be negotiated (before or after the

@@ -55,6 +55,19 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::model::FilterMode;
 
 /// A whole graph description.
+///
+/// ```
+/// use ks_graph::runtime::spec::GraphSpec;
+/// let spec: GraphSpec = serde_json::from_str(
+///     r#"{ "filter": [ { "name": "src", "type": "testsrc", "frames": 2 },
+///                      { "name": "sink", "type": "nullsink" } ],
+///          "connect": [ { "from": "src.out", "to": "sink" } ] }"#,
+/// )?;
+/// assert_eq!(spec.filters[0].kind, "testsrc");
+/// assert_eq!(ks_graph::filters::build(spec)?.graph.filter_count(), 2);
+///
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GraphSpec {
@@ -75,6 +88,18 @@ pub struct GraphSpec {
 /// the properties. Each value is read in place (not buffered, as `#[serde(flatten)]` would),
 /// so a format that tracks positions, like TOML, reports a wrongly typed value at its own
 /// line and column.
+///
+/// ```
+/// use ks_graph::runtime::spec::{GraphSpec, ModeSpec, PropValue};
+/// let spec = GraphSpec::parse_pipeline("testsrc name=cam frames=8 mode=user out.frames=2")?;
+/// let f = &spec.filters[0];
+/// assert_eq!((f.name.as_str(), f.kind.as_str()), ("cam", "testsrc"));
+/// assert_eq!(f.mode, Some(ModeSpec::User));
+/// assert_eq!(f.properties["frames"], PropValue::Int(8));
+/// assert_eq!(f.framing["out"].frames, Some(2));
+///
+/// # Ok::<(), ks_graph::runtime::spec::SpecError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FilterSpec {
     /// Instance name, unique in the graph.
@@ -94,6 +119,17 @@ pub struct FilterSpec {
 }
 
 /// A filter mode as written in a description.
+///
+/// ```
+/// use ks_graph::runtime::spec::{GraphSpec, ModeSpec};
+/// use ks_graph::FilterMode;
+/// let spec = GraphSpec::parse_pipeline("testsrc ! invert mode=user ! nullsink")?;
+/// assert_eq!(spec.filters[1].mode, Some(ModeSpec::User));
+/// assert_eq!(FilterMode::from(ModeSpec::User), FilterMode::User);
+/// assert_eq!(spec.filters[0].mode, None); // the type's own mode
+///
+/// # Ok::<(), ks_graph::runtime::spec::SpecError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModeSpec {
@@ -115,6 +151,19 @@ impl From<ModeSpec> for FilterMode {
 /// Overrides of a pin's declared framing (KsEdit of the instance's framing, behaviour 9).
 /// Every field is optional; the rest of the pin's framing is kept. A pin without framing
 /// gets a simple framing built from the given fields.
+///
+/// ```
+/// use ks_graph::runtime::spec::{FramingOverride, GraphSpec};
+/// let spec = GraphSpec::parse_pipeline("testsrc out.frames=8 out.alignment=64 ! nullsink")?;
+/// let expected = FramingOverride {
+///     frames: Some(8),
+///     alignment: Some(64),
+///     ..FramingOverride::default()
+/// };
+/// assert_eq!(spec.filters[0].framing["out"], expected);
+///
+/// # Ok::<(), ks_graph::runtime::spec::SpecError>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FramingOverride {
@@ -140,6 +189,20 @@ pub struct FramingOverride {
 
 impl FramingOverride {
     /// Sets one field from its textual name (pipeline `PIN.FIELD=VALUE` form).
+    ///
+    /// ```
+    /// use ks_graph::runtime::spec::{FramingOverride, PropValue, SpecErrorKind};
+    /// let mut o = FramingOverride::default();
+    /// o.set("frames", &PropValue::parse("8"))?;
+    /// o.set("size", &PropValue::parse("4k"))?; // "size" is short for frame_size
+    /// o.set("memory", &PropValue::parse("nonpaged"))?;
+    /// assert_eq!((o.frames, o.frame_size), (Some(8), Some(4096)));
+    /// assert_eq!(o.memory.as_deref(), Some("nonpaged"));
+    /// let err = o.set("colour", &PropValue::parse("red")).unwrap_err();
+    /// assert_eq!(err.kind, SpecErrorKind::UnknownProperty);
+    ///
+    /// # Ok::<(), ks_graph::runtime::spec::SpecError>(())
+    /// ```
     pub fn set(&mut self, field: &str, value: &PropValue) -> Result<(), SpecError> {
         let int = |v: &PropValue| -> Result<u32, SpecError> {
             v.as_u32().ok_or_else(|| {
@@ -173,6 +236,16 @@ impl FramingOverride {
 
 /// A connection between two pins (`"filter.pin"`, or `"filter"` for its next free pin of
 /// the right direction).
+///
+/// ```
+/// use ks_graph::runtime::spec::{ConnectionSpec, GraphSpec};
+/// let spec = GraphSpec::parse_pipeline("testsrc ! tee name=t ! nullsink t.out1 ! filesink location=x")?;
+/// let tee_branch = ConnectionSpec { from: "t.out1".into(), to: "filesink".into() };
+/// assert_eq!(spec.connections[2], tee_branch);
+/// assert_eq!(spec.connections[0].from, "testsrc"); // its next free output pin
+///
+/// # Ok::<(), ks_graph::runtime::spec::SpecError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionSpec {
@@ -239,6 +312,17 @@ impl<'de> Visitor<'de> for FilterSpecVisitor {
 ///
 /// Deserializes from a boolean, an integer or a string; any other value is refused with
 /// "expected an integer, a boolean or a string".
+///
+/// ```
+/// use ks_graph::runtime::spec::{GraphSpec, PropValue};
+/// let spec = GraphSpec::parse_pipeline("filesrc location=in.bin size=64k ! nullsink")?;
+/// let props = &spec.filters[0].properties;
+/// assert_eq!(props["size"], PropValue::Int(65536));
+/// assert_eq!(props["location"], PropValue::Str("in.bin".into()));
+/// assert_eq!(props["size"].to_string(), "65536");
+///
+/// # Ok::<(), ks_graph::runtime::spec::SpecError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum PropValue {
@@ -253,6 +337,14 @@ pub enum PropValue {
 impl PropValue {
     /// Parses a pipeline value: `true`/`false`, integers (decimal, `0x` hex, `k`/`K`/`M`
     /// binary suffixes), otherwise text.
+    ///
+    /// ```
+    /// use ks_graph::runtime::spec::PropValue;
+    /// assert_eq!(PropValue::parse("false"), PropValue::Bool(false));
+    /// assert_eq!(PropValue::parse("0x20"), PropValue::Int(32));
+    /// assert_eq!(PropValue::parse("2M"), PropValue::Int(2 * 1024 * 1024));
+    /// assert_eq!(PropValue::parse("ramp"), PropValue::Str("ramp".into()));
+    /// ```
     pub fn parse(text: &str) -> PropValue {
         match text {
             "true" => return PropValue::Bool(true),
@@ -263,11 +355,25 @@ impl PropValue {
     }
 
     /// The value as a `u32`, when it is an integer in range (or text that parses as one).
+    ///
+    /// ```
+    /// use ks_graph::runtime::spec::PropValue;
+    /// assert_eq!(PropValue::parse("4k").as_u32(), Some(4096));
+    /// assert_eq!(PropValue::Str("16".into()).as_u32(), Some(16));
+    /// assert_eq!(PropValue::Int(1 << 32).as_u32(), None); // out of range
+    /// ```
     pub fn as_u32(&self) -> Option<u32> {
         self.as_u64().and_then(|v| u32::try_from(v).ok())
     }
 
     /// The value as a `u64`, when it is a non-negative integer (or text that parses as one).
+    ///
+    /// ```
+    /// use ks_graph::runtime::spec::PropValue;
+    /// assert_eq!(PropValue::Int(1 << 32).as_u64(), Some(1 << 32));
+    /// assert_eq!(PropValue::Int(-1).as_u64(), None);
+    /// assert_eq!(PropValue::Bool(true).as_u64(), None);
+    /// ```
     pub fn as_u64(&self) -> Option<u64> {
         match self {
             PropValue::Int(i) => u64::try_from(*i).ok(),
@@ -277,6 +383,14 @@ impl PropValue {
     }
 
     /// The value as a boolean (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`).
+    ///
+    /// ```
+    /// use ks_graph::runtime::spec::PropValue;
+    /// assert_eq!(PropValue::parse("true").as_bool(), Some(true));
+    /// assert_eq!(PropValue::parse("off").as_bool(), Some(false));
+    /// assert_eq!(PropValue::Int(1).as_bool(), Some(true));
+    /// assert_eq!(PropValue::Int(2).as_bool(), None);
+    /// ```
     pub fn as_bool(&self) -> Option<bool> {
         match self {
             PropValue::Bool(b) => Some(*b),
@@ -361,6 +475,20 @@ fn parse_int(text: &str) -> Option<i64> {
 }
 
 /// What kind of mistake a description has (the CLI maps every kind to exit code 2).
+///
+/// ```
+/// use ks_graph::filters;
+/// use ks_graph::runtime::spec::{GraphSpec, SpecErrorKind};
+/// let kind = |p: &str| match GraphSpec::parse_pipeline(p) {
+///     Ok(spec) => filters::build(spec).unwrap_err().kind,
+///     Err(e) => e.kind,
+/// };
+/// assert_eq!(kind("testsrc ! ! nullsink"), SpecErrorKind::Syntax);
+/// assert_eq!(kind("blur ! nullsink"), SpecErrorKind::UnknownFilter);
+/// assert_eq!(kind("testsrc colour=red ! nullsink"), SpecErrorKind::UnknownProperty);
+/// assert_eq!(kind("testsrc size=0 ! nullsink"), SpecErrorKind::BadValue);
+/// assert_eq!(kind("testsrc ! nullsink ! nullsink"), SpecErrorKind::UnknownPin);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpecErrorKind {
     /// The text does not parse (pipeline syntax, TOML syntax).
@@ -403,6 +531,16 @@ pub struct SpecLocation {
 
 impl SpecLocation {
     /// A property (or any other key) of filter instance `filter`.
+    ///
+    /// ```
+    /// use ks_graph::filters;
+    /// use ks_graph::runtime::spec::{GraphSpec, SpecLocation};
+    /// let spec = GraphSpec::parse_pipeline("testsrc name=src size=0 ! nullsink")?;
+    /// let err = filters::build(spec).unwrap_err();
+    /// assert_eq!(err.location, Some(SpecLocation::property("src", "size")));
+    ///
+    /// # Ok::<(), ks_graph::runtime::spec::SpecError>(())
+    /// ```
     pub fn property(filter: &str, key: &str) -> SpecLocation {
         SpecLocation {
             filter: filter.to_owned(),
@@ -411,6 +549,18 @@ impl SpecLocation {
     }
 
     /// Field `field` of the framing override of pin `pin` of filter instance `filter`.
+    ///
+    /// ```
+    /// use ks_graph::filters;
+    /// use ks_graph::runtime::spec::{GraphSpec, SpecLocation};
+    /// let spec = GraphSpec::parse_pipeline("testsrc name=src out.alignment=3 ! nullsink")?;
+    /// let err = filters::build(spec).unwrap_err();
+    /// let at = SpecLocation::framing("src", "out", "alignment");
+    /// assert_eq!(at.keys, ["framing", "out", "alignment"]);
+    /// assert_eq!(err.location, Some(at));
+    ///
+    /// # Ok::<(), ks_graph::runtime::spec::SpecError>(())
+    /// ```
     pub fn framing(filter: &str, pin: &str, field: &str) -> SpecLocation {
         SpecLocation {
             filter: filter.to_owned(),
@@ -420,6 +570,18 @@ impl SpecLocation {
 }
 
 /// A description that cannot be turned into a graph: one line saying what and where.
+///
+/// ```
+/// use ks_graph::filters;
+/// use ks_graph::runtime::spec::{GraphSpec, SpecErrorKind};
+/// let spec = GraphSpec::parse_pipeline("testsrc ! nullsink name=sink ! nullsink")?;
+/// let err = filters::build(spec).unwrap_err();
+/// assert_eq!(err.kind, SpecErrorKind::UnknownPin);
+/// assert_eq!(err.message, "filter 'sink' (nullsink) has no free output pin left to connect");
+/// assert_eq!(err.location, None); // not about one value
+///
+/// # Ok::<(), ks_graph::runtime::spec::SpecError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpecError {
     /// The kind of mistake.
@@ -433,6 +595,13 @@ pub struct SpecError {
 
 impl SpecError {
     /// An error of `kind` with `message`, about no value in particular.
+    ///
+    /// ```
+    /// use ks_graph::runtime::spec::{SpecError, SpecErrorKind};
+    /// let err = SpecError::new(SpecErrorKind::Io, "cannot read 'in.bin'");
+    /// assert_eq!(err.to_string(), "cannot read 'in.bin'");
+    /// assert_eq!(err.location, None);
+    /// ```
     pub fn new(kind: SpecErrorKind, message: impl Into<String>) -> SpecError {
         SpecError {
             kind,
@@ -442,6 +611,13 @@ impl SpecError {
     }
 
     /// The same error, about the value at `location`.
+    ///
+    /// ```
+    /// use ks_graph::runtime::spec::{SpecError, SpecErrorKind, SpecLocation};
+    /// let err = SpecError::new(SpecErrorKind::BadValue, "size must be at least 1")
+    ///     .at(SpecLocation::property("src", "size"));
+    /// assert_eq!(err.location.map(|l| l.keys), Some(vec!["size".to_owned()]));
+    /// ```
     pub fn at(self, location: SpecLocation) -> SpecError {
         SpecError {
             location: Some(location),
@@ -547,6 +723,17 @@ impl GraphSpec {
     }
 
     /// Adds the elements and links of a pipeline string to this description.
+    ///
+    /// ```
+    /// use ks_graph::runtime::spec::GraphSpec;
+    /// let mut spec = GraphSpec::parse_pipeline("testsrc ! tee name=t ! nullsink")?;
+    /// spec.add_pipeline("t. ! checksum ! nullsink name=sink2")?; // a second tee branch
+    /// assert_eq!(spec.filters.len(), 5);
+    /// let last = spec.connections.last().unwrap();
+    /// assert_eq!((last.from.as_str(), last.to.as_str()), ("checksum", "sink2"));
+    ///
+    /// # Ok::<(), ks_graph::runtime::spec::SpecError>(())
+    /// ```
     pub fn add_pipeline(&mut self, text: &str) -> Result<(), SpecError> {
         let tokens = tokenize(text)?;
         if tokens.is_empty() {
@@ -659,6 +846,21 @@ impl GraphSpec {
 
     /// Merges an embedded `pipeline` string into `filters` / `connections` (called by
     /// [`crate::filters::build`]; idempotent).
+    ///
+    /// ```
+    /// use ks_graph::runtime::spec::GraphSpec;
+    /// let mut spec = GraphSpec {
+    ///     pipeline: Some("testsrc ! nullsink".into()),
+    ///     ..GraphSpec::default()
+    /// };
+    /// spec.expand()?;
+    /// assert!(spec.pipeline.is_none());
+    /// assert_eq!(spec.filters.len(), 2);
+    /// spec.expand()?; // nothing left to merge
+    /// assert_eq!(spec.filters.len(), 2);
+    ///
+    /// # Ok::<(), ks_graph::runtime::spec::SpecError>(())
+    /// ```
     pub fn expand(&mut self) -> Result<(), SpecError> {
         if let Some(p) = self.pipeline.take() {
             let mut inner = GraphSpec::parse_pipeline(&p)?;
