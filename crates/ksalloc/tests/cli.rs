@@ -265,14 +265,16 @@ fn bench_json_reports_every_measurement() {
     let doc = json(&o);
     assert_eq!(doc["frame_size"], 512);
     assert_eq!(doc["frames"], 8);
-    let names: Vec<&str> = doc["results"]
-        .as_array()
-        .expect("results")
-        .iter()
-        .filter_map(|r| r["name"].as_str())
-        .collect();
+    let names = |key: &str| -> Vec<String> {
+        let rows = doc[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {key} in {doc}"));
+        rows.iter()
+            .filter_map(|r| r["name"].as_str().map(str::to_owned))
+            .collect()
+    };
     assert_eq!(
-        names,
+        names("results"),
         [
             "fn_table_single",
             "async_ready",
@@ -282,14 +284,8 @@ fn bench_json_reports_every_measurement() {
         ],
         "the five measurements of issue 5, in order"
     );
-    let baselines: Vec<&str> = doc["baselines"]
-        .as_array()
-        .expect("baselines")
-        .iter()
-        .filter_map(|r| r["name"].as_str())
-        .collect();
     assert_eq!(
-        baselines,
+        names("baselines"),
         ["mutex_vec_single", "handoff_condvar"],
         "the std baselines of the same run, apart from the results"
     );
