@@ -475,7 +475,8 @@ impl Built {
     /// `identity`), and returns the callback it had. The filter keeps its pins and framing.
     ///
     /// # Errors
-    /// The graph's error naming the filters it has, if none is named `name`.
+    /// [`GraphError::UnknownFilter`](crate::GraphError::UnknownFilter) if no filter is named
+    /// `name`; nothing is replaced then.
     ///
     /// ```
     /// use ks_graph::filters;
@@ -488,7 +489,8 @@ impl Built {
     ///     pins.queue(0).expect("connected").eject_leading(usize::MAX, |_| Ok::<(), ks_alloc::Status>(()))?;
     ///     Ok(())
     /// })))?;
-    /// assert!(built.replace_process("scaler", Box::new(process_fn(|_| Ok(())))).is_err());
+    /// let unknown = built.replace_process("scaler", Box::new(process_fn(|_| Ok(()))));
+    /// assert!(matches!(unknown, Err(ks_graph::GraphError::UnknownFilter { .. })));
     /// let report = built.into_runtime()?.run(&RunOptions::default())?.report;
     /// assert_eq!((report.frames, report.bytes), (2, 16));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
