@@ -29,12 +29,12 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use criterion::{criterion_group, Criterion};
+use criterion::{Criterion, criterion_group};
 use crossbeam_queue::ArrayQueue;
 use ks_alloc::bench;
 use lockfree_object_pool::LinearObjectPool;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
-use crate::allocator::{Backend, Inner, Slot, HELD};
+use crate::allocator::{Backend, HELD, Inner, Slot};
 use crate::cache::FrameCache;
 use crate::events::Events;
 use crate::freelist::{FreeList, MAX_FRAMES};

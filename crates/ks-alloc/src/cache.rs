@@ -278,7 +278,7 @@ fn full_fence() {
 fn heavy_barrier(asym: bool) {
     #[cfg(all(target_os = "linux", not(loom), not(miri)))]
     if asym {
-        use rustix::thread::{membarrier, MembarrierCommand as C};
+        use rustix::thread::{MembarrierCommand as C, membarrier};
         // The process registered for this command (`asym_barriers`), so it does not fail.
         // Should the registration ever be lost (a kernel that does not carry it into a
         // forked child, say), register again; and as a last resort use the global command,
@@ -301,7 +301,7 @@ fn heavy_barrier(asym: bool) {
 fn asym_barriers() -> bool {
     #[cfg(all(target_os = "linux", not(loom), not(miri)))]
     {
-        use rustix::thread::{membarrier, MembarrierCommand};
+        use rustix::thread::{MembarrierCommand, membarrier};
         static ASYM: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         *ASYM.get_or_init(|| membarrier(MembarrierCommand::RegisterPrivateExpedited).is_ok())
     }
@@ -351,8 +351,8 @@ fn thread_slot(assign: bool) -> Option<u32> {
 #[cfg(not(loom))]
 mod ids {
     use std::cell::Cell;
-    use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU32, Ordering};
 
     // Outside loom (this module's only configuration) these take std's `Mutex`.
     use crate::loom::{lock, try_lock};

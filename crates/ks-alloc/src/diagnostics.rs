@@ -5,8 +5,8 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::allocator::{Backend, Inner, RAW};
-use crate::frame::{now_ns, OutstandingFrame};
-use crate::loom::{lock, Ordering};
+use crate::frame::{OutstandingFrame, now_ns};
+use crate::loom::{Ordering, lock};
 use crate::{Allocator, Framing};
 
 /// Allocator status: `KSSTREAMALLOCATOR_STATUS` (framing and allocated frames, behaviours

@@ -17,8 +17,8 @@ use std::sync::Arc as StdArc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use crate::level::{current_level, Level};
-use crate::loom::{lock, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::level::{Level, current_level};
+use crate::loom::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, lock};
 use crate::{Allocator, Status};
 
 type Callback = StdArc<dyn Fn() + Send + Sync>;

@@ -16,9 +16,9 @@ use std::fmt;
 use std::ops::{BitAnd, BitAndAssign, BitOr, BitOrAssign, Not};
 
 use ks_sys::{
-    GUID, KSALLOCATOR_FRAMING, KSALLOCATOR_FRAMING_0, KSALLOCATOR_FRAMING_1,
-    KSALLOCATOR_FRAMING_EX, KS_COMPRESSION, KS_FRAMING_ITEM, KS_FRAMING_ITEM_0, KS_FRAMING_RANGE,
-    KS_FRAMING_RANGE_WEIGHTED,
+    GUID, KS_COMPRESSION, KS_FRAMING_ITEM, KS_FRAMING_ITEM_0, KS_FRAMING_RANGE,
+    KS_FRAMING_RANGE_WEIGHTED, KSALLOCATOR_FRAMING, KSALLOCATOR_FRAMING_0, KSALLOCATOR_FRAMING_1,
+    KSALLOCATOR_FRAMING_EX,
 };
 
 use crate::status::Status;
@@ -1221,11 +1221,7 @@ impl FrameRange {
     /// assert_eq!(ks_alloc::FrameRange { min: 0, max: 9, stepping: 0 }.step(), 1);
     /// ```
     pub const fn step(&self) -> u32 {
-        if self.stepping == 0 {
-            1
-        } else {
-            self.stepping
-        }
+        if self.stepping == 0 { 1 } else { self.stepping }
     }
 
     /// Whether the range admits no size at all (`min > max`).

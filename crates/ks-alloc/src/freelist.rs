@@ -318,7 +318,7 @@ impl FreeList {
                         left: free_in(new),
                         hint: new,
                     }
-                    .wire()
+                    .wire();
                 }
                 Err(actual) => return self.pop_scan(actual, true),
             }

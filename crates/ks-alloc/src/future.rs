@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::allocator::Begin;
 use crate::frame::Holder;
-use crate::level::{current_level, refuse_blocking, Level};
+use crate::level::{Level, current_level, refuse_blocking};
 use crate::waiters::{Notify, Polled, Ticket};
 use crate::{Allocator, Frame, Status};
 

@@ -40,14 +40,14 @@ pub use framing::{
 };
 pub use freelist::MAX_FRAMES;
 pub use future::{Allocate, AllocateOwned, PendingAlloc};
-pub use level::{current_level, raise_to_dispatch, DispatchGuard, Level};
+pub use level::{DispatchGuard, Level, current_level, raise_to_dispatch};
 pub use memory::Memory;
 #[cfg(not(loom))]
 pub use request::KsReply;
 pub use status::{Message, Status, TryAllocateError};
 pub use validate::{
-    check_region_size, validate_create_request, validate_create_request_with, validate_framing,
-    DEFAULT_MAX_ALIGNMENT, VALID_CREATE_OPTIONS,
+    DEFAULT_MAX_ALIGNMENT, VALID_CREATE_OPTIONS, check_region_size, validate_create_request,
+    validate_create_request_with, validate_framing,
 };
 pub use vendor::{
     CommonBuffer, DefaultVendor, DynVendor, ErasedContext, RegionContext, VendorAllocator,

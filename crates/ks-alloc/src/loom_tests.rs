@@ -6,12 +6,12 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use loom::sync::atomic::{AtomicBool, AtomicUsize};
 use loom::sync::Arc;
+use loom::sync::atomic::{AtomicBool, AtomicUsize};
 use loom::thread;
 
 use crate::loom::Ordering;
-use crate::{raise_to_dispatch, Allocator, Frame, Memory, PoolType, Status};
+use crate::{Allocator, Frame, Memory, PoolType, Status, raise_to_dispatch};
 
 fn alloc(frames: u32) -> Allocator {
     let f = crate::framing::test_framing(PoolType::NON_PAGED, frames);

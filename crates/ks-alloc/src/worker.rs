@@ -23,9 +23,9 @@ mod imp {
     use std::time::Duration;
 
     use super::Inner;
-    use crate::frame::{now_ns, COARSE_NOW};
-    use crate::loom::{lock, Arc};
     use crate::Status;
+    use crate::frame::{COARSE_NOW, now_ns};
+    use crate::loom::{Arc, lock};
 
     /// Starvation scan period.
     const TICK: Duration = Duration::from_millis(50);
@@ -194,8 +194,8 @@ mod imp {
 mod imp {
     //! Under loom the model itself plays the worker: it calls `run_scheduled`.
     use super::Inner;
-    use crate::loom::Arc;
     use crate::Status;
+    use crate::loom::Arc;
 
     pub(crate) fn ensure_started() -> Result<(), Status> {
         Ok(())

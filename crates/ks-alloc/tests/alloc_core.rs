@@ -3,15 +3,15 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use ks_alloc::bench::block_on;
 use ks_alloc::{
-    raise_to_dispatch, Alignment, Allocator, EventSubscription, Framing, Holder, Memory, PoolType,
-    Status, TryAllocateError,
+    Alignment, Allocator, EventSubscription, Framing, Holder, Memory, PoolType, Status,
+    TryAllocateError, raise_to_dispatch,
 };
 
 fn framing(frames: u32, size: u32) -> Framing {

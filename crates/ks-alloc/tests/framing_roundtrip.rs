@@ -6,7 +6,7 @@
 #![cfg(target_endian = "little")]
 
 use ks_alloc::{Alignment, Framing, FramingEx, FramingItem, Status};
-use ks_sys::{KSALLOCATOR_FRAMING, KSALLOCATOR_FRAMING_EX, KS_FRAMING_ITEM};
+use ks_sys::{KS_FRAMING_ITEM, KSALLOCATOR_FRAMING, KSALLOCATOR_FRAMING_EX};
 use proptest::prelude::*;
 
 /// The in-memory bytes of a plain-old-data ks-sys structure.

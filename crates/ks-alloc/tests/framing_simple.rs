@@ -18,7 +18,7 @@ fn hand_built() -> Vec<u8> {
     b.extend(le(1)); // OutputCompression.RatioDenominator
     b.extend(le(0)); // OutputCompression.RatioConstantMargin
     b.extend(le(0)); // PinWeight
-                     // item MemoryType = {4A6D5FC4-7895-11D1-B069-00A0C9062802}, memory layout
+    // item MemoryType = {4A6D5FC4-7895-11D1-B069-00A0C9062802}, memory layout
     b.extend([0xC4, 0x5F, 0x6D, 0x4A, 0x95, 0x78, 0xD1, 0x11]);
     b.extend([0xB0, 0x69, 0x00, 0xA0, 0xC9, 0x06, 0x28, 0x02]);
     b.extend([0u8; 16]); // BusType = GUID_NULL

@@ -15,7 +15,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use ks_alloc::bench::block_on;
-use ks_alloc::{raise_to_dispatch, Alignment, Allocator, Frame, Framing, Memory, PoolType};
+use ks_alloc::{Alignment, Allocator, Frame, Framing, Memory, PoolType, raise_to_dispatch};
 
 const THREADS: usize = 4;
 const FRAMES: u32 = 3;

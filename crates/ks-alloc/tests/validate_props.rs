@@ -2,7 +2,7 @@
 //! `validate_framing`) accept exactly the same framings, and an accepted request decodes to
 //! the very bytes it came from.
 
-use ks_alloc::{validate_create_request, validate_framing, Framing, Status, DEFAULT_MAX_ALIGNMENT};
+use ks_alloc::{DEFAULT_MAX_ALIGNMENT, Framing, Status, validate_create_request, validate_framing};
 use proptest::prelude::*;
 
 /// 24 bytes biased towards the interesting values of each field.

@@ -1,7 +1,7 @@
 //! One row per create-request rejection rule (ks-spec §5.3, behaviours 11–14 and our
 //! policies): the exact NTSTATUS and a message naming the field and the value.
 
-use ks_alloc::{validate_create_request, Alignment, Framing, PoolType};
+use ks_alloc::{Alignment, Framing, PoolType, validate_create_request};
 
 fn good() -> Framing {
     Framing {

@@ -10,9 +10,9 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType};
-use ks_graph::{negotiate, FilterDescriptor, Graph, GraphBuilder, PinDescriptor, Routing};
+use ks_graph::{FilterDescriptor, Graph, GraphBuilder, PinDescriptor, Routing, negotiate};
 
 fn framing(frames: u32) -> FramingEx {
     FramingEx::simple(

@@ -142,20 +142,32 @@ impl fmt::Display for GraphError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GraphError::DuplicateFilter { filter } => {
-                write!(f, "filter '{filter}' is already in the graph; instance names must be unique")
+                write!(
+                    f,
+                    "filter '{filter}' is already in the graph; instance names must be unique"
+                )
             }
             GraphError::InvalidDescriptor { filter, detail } => {
                 write!(f, "filter '{filter}': {detail}")
             }
-            GraphError::InvalidFraming { pin, detail } => write!(f, "pin '{pin}': framing {detail}"),
+            GraphError::InvalidFraming { pin, detail } => {
+                write!(f, "pin '{pin}': framing {detail}")
+            }
             GraphError::UnknownFilter { filter } => write!(f, "no filter named '{filter}'"),
             GraphError::UnknownPin { filter, pin } => {
                 write!(f, "filter '{filter}' has no pin named '{pin}'")
             }
             GraphError::BadPinName { text } => {
-                write!(f, "'{text}' is not a pin reference; expected \"filter.pin\"")
+                write!(
+                    f,
+                    "'{text}' is not a pin reference; expected \"filter.pin\""
+                )
             }
-            GraphError::WrongDirection { pin, expected, actual } => write!(
+            GraphError::WrongDirection {
+                pin,
+                expected,
+                actual,
+            } => write!(
                 f,
                 "pin '{pin}' is an {actual} pin; this end of a connection must be an {expected} pin \
                  (connect goes from an output to an input)"
@@ -173,8 +185,15 @@ impl fmt::Display for GraphError {
                 write!(f, "required {direction} pin '{pin}' is not connected")
             }
             GraphError::NotConnected { pin } => write!(f, "pin '{pin}' is not connected"),
-            GraphError::WrongState { operation, state, required } => {
-                write!(f, "{operation} needs the graph in {required}; it is in {state}")
+            GraphError::WrongState {
+                operation,
+                state,
+                required,
+            } => {
+                write!(
+                    f,
+                    "{operation} needs the graph in {required}; it is in {state}"
+                )
             }
         }
     }

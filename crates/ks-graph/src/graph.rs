@@ -10,7 +10,7 @@ use std::sync::Arc;
 use ks_alloc::FramingEx;
 
 use crate::error::GraphError;
-use crate::model::{check_framing, FilterDescriptor, FilterMode, PinDescriptor, PinDirection};
+use crate::model::{FilterDescriptor, FilterMode, PinDescriptor, PinDirection, check_framing};
 use crate::props::{AllocatorRegistry, Assignment};
 use crate::state::{Active, KsState};
 

@@ -25,7 +25,7 @@ use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use ks_alloc::{Allocator, Status};
-use ks_sys::{KSPROPSETID_Connection, KSPROPSETID_Stream, GUID};
+use ks_sys::{GUID, KSPROPSETID_Connection, KSPROPSETID_Stream};
 
 use crate::graph::{Graph, PinId};
 
@@ -458,7 +458,7 @@ impl Graph {
             {
                 return Err(Status::InvalidParameter(
                     "property flags ask for both GET and SET; exactly one is allowed".into(),
-                ))
+                ));
             }
             k => {
                 return Err(Status::InvalidDeviceRequest(
@@ -467,7 +467,7 @@ impl Graph {
                          KSPROPERTY_TYPE_GET (0x1) and KSPROPERTY_TYPE_SET (0x2) are"
                     )
                     .into(),
-                ))
+                ));
             }
         };
         if h.set == KSPROPSETID_Connection {
@@ -478,7 +478,7 @@ impl Graph {
                     return Err(Status::NotFound(
                         format!("KSPROPSETID_Connection property {id} is not supported on pins")
                             .into(),
-                    ))
+                    ));
                 }
             };
             if !is_get {

@@ -1409,7 +1409,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::queue::{QueueConfig, PIN_FLAG_DISTINCT_TRAILING_EDGE, PIN_FLAG_GENERATE_MAPPINGS};
+    use crate::queue::{PIN_FLAG_DISTINCT_TRAILING_EDGE, PIN_FLAG_GENERATE_MAPPINGS, QueueConfig};
 
     type Q = Queue<Vec<u8>>;
 
@@ -1608,11 +1608,7 @@ mod tests {
         let mut calls = 0;
         let r = q.eject_leading(usize::MAX, |_| {
             calls += 1;
-            if calls == 3 {
-                Err("stop")
-            } else {
-                Ok(())
-            }
+            if calls == 3 { Err("stop") } else { Ok(()) }
         });
         assert_eq!(r, Err("stop"));
         let lead = q.leading_edge_id();

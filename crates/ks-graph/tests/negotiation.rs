@@ -5,8 +5,8 @@ mod negotiation_support;
 
 use ks_alloc::{ItemFlags, MemoryType, RequirementFlags};
 use ks_graph::{
-    negotiate, AllocationPlan, AllocatorKind, ConflictField, Graph, MemoryKind, NegotiationError,
-    PinDescriptor, PipePlan, RejectCode, VendorCapabilities,
+    AllocationPlan, AllocatorKind, ConflictField, Graph, MemoryKind, NegotiationError,
+    PinDescriptor, PipePlan, RejectCode, VendorCapabilities, negotiate,
 };
 use negotiation_support::*;
 
@@ -60,7 +60,10 @@ fn cases() -> Vec<Case> {
             check: |r| {
                 let p = one(r);
                 assert_eq!(p.pins, ["a.out", "b.in"]);
-                assert_eq!((p.framing.frames, p.framing.frame_size, p.framing.alignment), (2, 4096, 1));
+                assert_eq!(
+                    (p.framing.frames, p.framing.frame_size, p.framing.alignment),
+                    (2, 4096, 1)
+                );
                 assert_eq!(p.allocator.kind, AllocatorKind::Default);
                 assert_eq!(p.allocator.memory, MemoryKind::NonPaged);
                 assert_eq!(p.allocator.pin, "a.out");
@@ -69,7 +72,14 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "frame counts are summed along the pipe",
-            graph: || two(Some(fx(NP, NONE, 4, 1, 4096, 4096)), Some(fx(ANY, NONE, 3, 1, 0, 0)), K, K),
+            graph: || {
+                two(
+                    Some(fx(NP, NONE, 4, 1, 4096, 4096)),
+                    Some(fx(ANY, NONE, 3, 1, 0, 0)),
+                    K,
+                    K,
+                )
+            },
             check: |r| {
                 let p = one(r);
                 assert_eq!(p.framing.frames, 7);
@@ -78,12 +88,26 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "the strictest alignment wins",
-            graph: || two(Some(fx(ANY, NONE, 1, 16, 0, 0)), Some(fx(ANY, NONE, 1, 64, 0, 0)), K, K),
+            graph: || {
+                two(
+                    Some(fx(ANY, NONE, 1, 16, 0, 0)),
+                    Some(fx(ANY, NONE, 1, 64, 0, 0)),
+                    K,
+                    K,
+                )
+            },
             check: |r| assert_eq!(one(r).framing.alignment, 64),
         },
         Case {
             name: "wildcard meets paged: paged default allocator",
-            graph: || two(Some(fx(ANY, NONE, 1, 1, 0, 0)), Some(fx(PG, NONE, 1, 1, 0, 0)), K, K),
+            graph: || {
+                two(
+                    Some(fx(ANY, NONE, 1, 1, 0, 0)),
+                    Some(fx(PG, NONE, 1, 1, 0, 0)),
+                    K,
+                    K,
+                )
+            },
             check: |r| {
                 let p = one(r);
                 assert_eq!(p.allocator.memory, MemoryKind::Paged);
@@ -92,12 +116,26 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "paged meets non-paged: non-paged satisfies both",
-            graph: || two(Some(fx(PG, NONE, 1, 1, 0, 0)), Some(fx(NP, NONE, 1, 1, 0, 0)), K, K),
+            graph: || {
+                two(
+                    Some(fx(PG, NONE, 1, 1, 0, 0)),
+                    Some(fx(NP, NONE, 1, 1, 0, 0)),
+                    K,
+                    K,
+                )
+            },
             check: |r| assert_eq!(one(r).allocator.memory, MemoryKind::NonPaged),
         },
         Case {
             name: "hard non-paged vs hard user memory on a kernel pipe conflicts",
-            graph: || two(Some(fx(NP, NONE, 1, 1, 0, 0)), Some(fx(USR, NONE, 1, 1, 0, 0)), K, K),
+            graph: || {
+                two(
+                    Some(fx(NP, NONE, 1, 1, 0, 0)),
+                    Some(fx(USR, NONE, 1, 1, 0, 0)),
+                    K,
+                    K,
+                )
+            },
             check: |r| {
                 let e = err(r);
                 assert_eq!(e.conflicts[0].field, ConflictField::MemoryType);
@@ -124,19 +162,33 @@ fn cases() -> Vec<Case> {
                 assert_eq!(p.relaxed.len(), 1);
                 assert_eq!(p.relaxed[0].pin, "a.out");
                 assert_eq!(p.relaxed[0].field, ConflictField::MemoryType);
-                assert!(p.relaxed[0].detail.contains("user-mode filter 'b'"), "{}", p.relaxed[0].detail);
+                assert!(
+                    p.relaxed[0].detail.contains("user-mode filter 'b'"),
+                    "{}",
+                    p.relaxed[0].detail
+                );
             },
         },
         Case {
             name: "vendor chosen on a kernel-to-kernel pipe whose framing it meets",
-            graph: || vend_graph(vendor("dma", caps()).0, Some(fx(NP, NONE, 4, 64, 8192, 8192)), None, K),
+            graph: || {
+                vend_graph(
+                    vendor("dma", caps()).0,
+                    Some(fx(NP, NONE, 4, 64, 8192, 8192)),
+                    None,
+                    K,
+                )
+            },
             check: |r| {
                 let p = one(r);
                 assert_eq!(p.allocator.kind, AllocatorKind::Vendor);
                 assert_eq!(p.allocator.name, "dma");
                 assert_eq!(p.allocator.pin, "cam.out");
                 assert_eq!(p.allocator.memory, MemoryKind::NonPaged);
-                assert_eq!((p.framing.frames, p.framing.frame_size, p.framing.alignment), (4, 8192, 64));
+                assert_eq!(
+                    (p.framing.frames, p.framing.frame_size, p.framing.alignment),
+                    (4, 8192, 64)
+                );
                 assert_eq!(rejected_codes(&p, "default"), [RejectCode::Outranked]);
             },
         },
@@ -164,7 +216,14 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "vendor refused for frame size range",
-            graph: || vend_graph(vendor("big", caps().with_frame_size(65536, 1 << 20, 1)).0, Some(phys(fx(NP, NONE, 2, 1, 4096, 4096), 0, 8192, 1)), None, K),
+            graph: || {
+                vend_graph(
+                    vendor("big", caps().with_frame_size(65536, 1 << 20, 1)).0,
+                    Some(phys(fx(NP, NONE, 2, 1, 4096, 4096), 0, 8192, 1)),
+                    None,
+                    K,
+                )
+            },
             check: |r| {
                 let p = one(r);
                 assert_eq!(p.allocator.kind, AllocatorKind::Default);
@@ -174,7 +233,18 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "vendor refused for alignment",
-            graph: || vend_graph(vendor("v", caps().with_max_alignment(ks_alloc::Alignment::from_bytes(16).unwrap())).0, None, Some(fx(ANY, NONE, 1, 128, 0, 0)), K),
+            graph: || {
+                vend_graph(
+                    vendor(
+                        "v",
+                        caps().with_max_alignment(ks_alloc::Alignment::from_bytes(16).unwrap()),
+                    )
+                    .0,
+                    None,
+                    Some(fx(ANY, NONE, 1, 128, 0, 0)),
+                    K,
+                )
+            },
             check: |r| {
                 let p = one(r);
                 assert_eq!(p.framing.alignment, 128);
@@ -183,7 +253,14 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "vendor refused for frame count",
-            graph: || vend_graph(vendor("v", caps().with_max_frames(4)).0, Some(frames(3)), Some(frames(3)), K),
+            graph: || {
+                vend_graph(
+                    vendor("v", caps().with_max_frames(4)).0,
+                    Some(frames(3)),
+                    Some(frames(3)),
+                    K,
+                )
+            },
             check: |r| {
                 let p = one(r);
                 assert_eq!(p.framing.frames, 6);
@@ -192,12 +269,14 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "vendor refused for flags it does not honour",
-            graph: || vend_graph(
-                vendor("v", caps().with_honours(RequirementFlags::SYSTEM_MEMORY)).0,
-                None,
-                Some(fx(ANY, ItemFlags::FRAME_INTEGRITY, 1, 1, 0, 0)),
-                K,
-            ),
+            graph: || {
+                vend_graph(
+                    vendor("v", caps().with_honours(RequirementFlags::SYSTEM_MEMORY)).0,
+                    None,
+                    Some(fx(ANY, ItemFlags::FRAME_INTEGRITY, 1, 1, 0, 0)),
+                    K,
+                )
+            },
             check: |r| {
                 let p = one(r);
                 assert_eq!(p.allocator.kind, AllocatorKind::Default);
@@ -206,23 +285,42 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "every failing capability is listed, in order (memory is USER because of the user connection, reported once)",
-            graph: || vend_graph(
-                vendor("v", VendorCapabilities::new(vec![DEVICE]).with_max_frames(1).with_max_alignment(ks_alloc::Alignment::BYTE)).0,
-                Some(fx(NP, NONE, 2, 8, 0, 0)),
-                None,
-                U,
-            ),
+            graph: || {
+                vend_graph(
+                    vendor(
+                        "v",
+                        VendorCapabilities::new(vec![DEVICE])
+                            .with_max_frames(1)
+                            .with_max_alignment(ks_alloc::Alignment::BYTE),
+                    )
+                    .0,
+                    Some(fx(NP, NONE, 2, 8, 0, 0)),
+                    None,
+                    U,
+                )
+            },
             check: |r| {
                 let p = one(r);
                 assert_eq!(
                     rejected_codes(&p, "v"),
-                    [RejectCode::UserModeConnection, RejectCode::Alignment, RejectCode::FrameCount]
+                    [
+                        RejectCode::UserModeConnection,
+                        RejectCode::Alignment,
+                        RejectCode::FrameCount
+                    ]
                 );
             },
         },
         Case {
             name: "a vendor gets a size inside its own range when the pipe allows it",
-            graph: || vend_graph(vendor("v", caps().with_frame_size(16384, 65536, 16384)).0, Some(phys(frames(2), 1000, 40000, 1)), None, K),
+            graph: || {
+                vend_graph(
+                    vendor("v", caps().with_frame_size(16384, 65536, 16384)).0,
+                    Some(phys(frames(2), 1000, 40000, 1)),
+                    None,
+                    K,
+                )
+            },
             check: |r| {
                 let p = one(r);
                 assert_eq!(p.allocator.kind, AllocatorKind::Vendor);
@@ -233,8 +331,14 @@ fn cases() -> Vec<Case> {
             name: "two eligible vendors: the first in pipe order wins, the other is outranked",
             graph: || {
                 Net::new()
-                    .f("a", source(K, out_pin(None).with_vendor(vendor("first", caps()).0)))
-                    .f("b", sink(K, in_pin(None).with_vendor(vendor("second", caps()).0)))
+                    .f(
+                        "a",
+                        source(K, out_pin(None).with_vendor(vendor("first", caps()).0)),
+                    )
+                    .f(
+                        "b",
+                        sink(K, in_pin(None).with_vendor(vendor("second", caps()).0)),
+                    )
                     .c("a.out", "b.in")
                     .build()
             },
@@ -248,8 +352,18 @@ fn cases() -> Vec<Case> {
             name: "MUST_ALLOCATE pin's vendor ranks first",
             graph: || {
                 Net::new()
-                    .f("a", source(K, out_pin(None).with_vendor(vendor("up", caps()).0)))
-                    .f("b", sink(K, in_pin(Some(fx(ANY, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0))).with_vendor(vendor("down", caps()).0)))
+                    .f(
+                        "a",
+                        source(K, out_pin(None).with_vendor(vendor("up", caps()).0)),
+                    )
+                    .f(
+                        "b",
+                        sink(
+                            K,
+                            in_pin(Some(fx(ANY, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0)))
+                                .with_vendor(vendor("down", caps()).0),
+                        ),
+                    )
                     .c("a.out", "b.in")
                     .build()
             },
@@ -264,8 +378,17 @@ fn cases() -> Vec<Case> {
             name: "MUST_ALLOCATE pin without a vendor owns a default allocator; vendors elsewhere are refused",
             graph: || {
                 Net::new()
-                    .f("a", source(K, out_pin(None).with_vendor(vendor("up", caps()).0)))
-                    .f("b", sink(K, in_pin(Some(fx(ANY, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0)))))
+                    .f(
+                        "a",
+                        source(K, out_pin(None).with_vendor(vendor("up", caps()).0)),
+                    )
+                    .f(
+                        "b",
+                        sink(
+                            K,
+                            in_pin(Some(fx(ANY, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0))),
+                        ),
+                    )
                     .c("a.out", "b.in")
                     .build()
             },
@@ -278,7 +401,14 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "two hard MUST_ALLOCATE pins conflict",
-            graph: || two(Some(fx(ANY, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0)), Some(fx(ANY, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0)), K, K),
+            graph: || {
+                two(
+                    Some(fx(ANY, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0)),
+                    Some(fx(ANY, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0)),
+                    K,
+                    K,
+                )
+            },
             check: |r| {
                 let e = err(r);
                 assert_eq!(e.conflicts[0].field, ConflictField::Flags);
@@ -287,7 +417,14 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "PREFERENCES_ONLY MUST_ALLOCATE yields to a hard one and is reported",
-            graph: || two(Some(fx(ANY, ItemFlags::MUST_ALLOCATE | PREF, 1, 1, 0, 0)), Some(fx(ANY, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0)), K, K),
+            graph: || {
+                two(
+                    Some(fx(ANY, ItemFlags::MUST_ALLOCATE | PREF, 1, 1, 0, 0)),
+                    Some(fx(ANY, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0)),
+                    K,
+                    K,
+                )
+            },
             check: |r| {
                 let p = one(r);
                 assert_eq!(p.allocator.pin, "b.in");
@@ -298,19 +435,36 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "PREFERENCES_ONLY memory type relaxed against a hard one, and reported",
-            graph: || two(Some(fx(NP, NONE, 1, 1, 0, 0)), Some(fx(USR, ItemFlags::SYSTEM_MEMORY | PREF, 1, 1, 0, 0)), K, K),
+            graph: || {
+                two(
+                    Some(fx(NP, NONE, 1, 1, 0, 0)),
+                    Some(fx(USR, ItemFlags::SYSTEM_MEMORY | PREF, 1, 1, 0, 0)),
+                    K,
+                    K,
+                )
+            },
             check: |r| {
                 let p = one(r);
                 assert_eq!(p.allocator.memory, MemoryKind::NonPaged);
                 assert_eq!(p.relaxed.len(), 1);
                 assert_eq!(p.relaxed[0].pin, "b.in");
                 assert_eq!(p.relaxed[0].field, ConflictField::MemoryType);
-                assert_eq!(p.framing.requirements, 0, "preference flags are not hard requirements");
+                assert_eq!(
+                    p.framing.requirements, 0,
+                    "preference flags are not hard requirements"
+                );
             },
         },
         Case {
             name: "a compatible preference refines a wildcard memory type",
-            graph: || two(Some(fx(PG, ItemFlags::SYSTEM_MEMORY | PREF, 1, 1, 0, 0)), None, K, K),
+            graph: || {
+                two(
+                    Some(fx(PG, ItemFlags::SYSTEM_MEMORY | PREF, 1, 1, 0, 0)),
+                    None,
+                    K,
+                    K,
+                )
+            },
             check: |r| {
                 let p = one(r);
                 assert_eq!(p.allocator.memory, MemoryKind::Paged);
@@ -321,7 +475,13 @@ fn cases() -> Vec<Case> {
             name: "hard FRAME_INTEGRITY with an in-place modifier downstream conflicts",
             graph: || {
                 Net::new()
-                    .f("a", source(K, out_pin(Some(fx(ANY, ItemFlags::FRAME_INTEGRITY, 1, 1, 0, 0)))))
+                    .f(
+                        "a",
+                        source(
+                            K,
+                            out_pin(Some(fx(ANY, ItemFlags::FRAME_INTEGRITY, 1, 1, 0, 0))),
+                        ),
+                    )
                     .f("x", inplace(K, in_pin(None), out_pin(None)))
                     .f("b", sink(K, in_pin(None)))
                     .c("a.out", "x.in")
@@ -338,7 +498,13 @@ fn cases() -> Vec<Case> {
             name: "PREFERENCES_ONLY FRAME_INTEGRITY is relaxed and reported",
             graph: || {
                 Net::new()
-                    .f("a", source(K, out_pin(Some(fx(ANY, ItemFlags::FRAME_INTEGRITY | PREF, 1, 1, 0, 0)))))
+                    .f(
+                        "a",
+                        source(
+                            K,
+                            out_pin(Some(fx(ANY, ItemFlags::FRAME_INTEGRITY | PREF, 1, 1, 0, 0))),
+                        ),
+                    )
                     .f("x", inplace(K, in_pin(None), out_pin(None)))
                     .f("b", sink(K, in_pin(None)))
                     .c("a.out", "x.in")
@@ -359,11 +525,16 @@ fn cases() -> Vec<Case> {
                 let mut prev = "src.out".to_string();
                 for i in 0..5 {
                     let name = format!("x{i}");
-                    n = n.f(&name, inplace(K, in_pin(Some(frames(1))), out_pin(Some(frames(1)))));
+                    n = n.f(
+                        &name,
+                        inplace(K, in_pin(Some(frames(1))), out_pin(Some(frames(1)))),
+                    );
                     n = n.c(&prev, &format!("{name}.in"));
                     prev = format!("{name}.out");
                 }
-                n.f("dst", sink(K, in_pin(Some(frames(1))))).c(&prev, "dst.in").build()
+                n.f("dst", sink(K, in_pin(Some(frames(1)))))
+                    .c(&prev, "dst.in")
+                    .build()
             },
             check: |r| {
                 let p = one(r);
@@ -377,8 +548,18 @@ fn cases() -> Vec<Case> {
             name: "a copy transform splits pipes, each with its own allocator and framing",
             graph: || {
                 Net::new()
-                    .f("src", source(K, out_pin(Some(fx(NP, NONE, 2, 1, 1000, 1000)))))
-                    .f("cp", copy(K, in_pin(Some(frames(1))), out_pin(Some(fx(ANY, NONE, 3, 1, 500, 500)))))
+                    .f(
+                        "src",
+                        source(K, out_pin(Some(fx(NP, NONE, 2, 1, 1000, 1000)))),
+                    )
+                    .f(
+                        "cp",
+                        copy(
+                            K,
+                            in_pin(Some(frames(1))),
+                            out_pin(Some(fx(ANY, NONE, 3, 1, 500, 500))),
+                        ),
+                    )
                     .f("dst", sink(U, in_pin(None)))
                     .c("src.out", "cp.in")
                     .c("cp.out", "dst.in")
@@ -389,9 +570,15 @@ fn cases() -> Vec<Case> {
                 assert_eq!(p.pipes.len(), 2);
                 assert_eq!(p.pipes[0].pins, ["src.out", "cp.in"]);
                 assert_eq!(p.pipes[1].pins, ["cp.out", "dst.in"]);
-                assert_eq!((p.pipes[0].framing.frames, p.pipes[0].framing.frame_size), (3, 1000));
+                assert_eq!(
+                    (p.pipes[0].framing.frames, p.pipes[0].framing.frame_size),
+                    (3, 1000)
+                );
                 assert_eq!(p.pipes[0].allocator.memory, MemoryKind::NonPaged);
-                assert_eq!((p.pipes[1].framing.frames, p.pipes[1].framing.frame_size), (3, 500));
+                assert_eq!(
+                    (p.pipes[1].framing.frames, p.pipes[1].framing.frame_size),
+                    (3, 500)
+                );
                 assert_eq!(p.pipes[1].allocator.memory, MemoryKind::User);
             },
         },
@@ -457,7 +644,10 @@ fn cases() -> Vec<Case> {
                 let p = ok(r);
                 assert_eq!(p.pipes.len(), 2);
                 assert_eq!(p.pipes[0].pins, ["src.out", "t.in", "t.o1", "ro.in"]);
-                assert_eq!(p.pipes[1].pins, ["t.o0", "p.in", "p.out", "x.in", "x.out", "end.in"]);
+                assert_eq!(
+                    p.pipes[1].pins,
+                    ["t.o0", "p.in", "p.out", "x.in", "x.out", "end.in"]
+                );
             },
         },
         Case {
@@ -475,32 +665,68 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "disjoint physical ranges conflict on frame size, naming both pins",
-            graph: || two(Some(phys(frames(1), 100, 200, 1)), Some(phys(frames(1), 300, 400, 1)), K, K),
+            graph: || {
+                two(
+                    Some(phys(frames(1), 100, 200, 1)),
+                    Some(phys(frames(1), 300, 400, 1)),
+                    K,
+                    K,
+                )
+            },
             check: |r| {
                 let e = err(r);
                 assert_eq!(e.conflicts[0].field, ConflictField::FrameSize);
                 assert_eq!(e.conflicts[0].pins, ["a.out", "b.in"]);
-                assert!(e.conflicts[0].detail.contains("does not overlap"), "{}", e.conflicts[0].detail);
+                assert!(
+                    e.conflicts[0].detail.contains("does not overlap"),
+                    "{}",
+                    e.conflicts[0].detail
+                );
                 assert_eq!(e.status().to_ntstatus(), 0xC000000Du32 as i32);
             },
         },
         Case {
             name: "steppings that never meet conflict on frame size",
-            graph: || two(Some(phys(frames(1), 100, 1000, 3)), Some(phys(frames(1), 101, 1000, 3)), K, K),
+            graph: || {
+                two(
+                    Some(phys(frames(1), 100, 1000, 3)),
+                    Some(phys(frames(1), 101, 1000, 3)),
+                    K,
+                    K,
+                )
+            },
             check: |r| {
                 let e = err(r);
                 assert_eq!(e.conflicts[0].field, ConflictField::FrameSize);
-                assert!(e.conflicts[0].detail.contains("stepping"), "{}", e.conflicts[0].detail);
+                assert!(
+                    e.conflicts[0].detail.contains("stepping"),
+                    "{}",
+                    e.conflicts[0].detail
+                );
             },
         },
         Case {
             name: "steppings that meet: the smallest size on both",
-            graph: || two(Some(phys(frames(1), 100, 1000, 6)), Some(phys(frames(1), 2, 1000, 4)), K, K),
+            graph: || {
+                two(
+                    Some(phys(frames(1), 100, 1000, 6)),
+                    Some(phys(frames(1), 2, 1000, 4)),
+                    K,
+                    K,
+                )
+            },
             check: |r| assert_eq!(one(r).framing.frame_size, 106),
         },
         Case {
             name: "an optimal range inside the physical range is preferred",
-            graph: || two(Some(phys(fx(ANY, NONE, 1, 1, 8192, 16384), 1, 65536, 1)), None, K, K),
+            graph: || {
+                two(
+                    Some(phys(fx(ANY, NONE, 1, 1, 8192, 16384), 1, 65536, 1)),
+                    None,
+                    K,
+                    K,
+                )
+            },
             check: |r| {
                 let p = one(r);
                 assert_eq!(p.framing.frame_size, 8192);
@@ -509,7 +735,14 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "disjoint optimal ranges are relaxed (reported); the size still meets every physical range",
-            graph: || two(Some(fx(ANY, NONE, 1, 1, 1024, 1024)), Some(fx(ANY, NONE, 1, 1, 2048, 2048)), K, K),
+            graph: || {
+                two(
+                    Some(fx(ANY, NONE, 1, 1, 1024, 1024)),
+                    Some(fx(ANY, NONE, 1, 1, 2048, 2048)),
+                    K,
+                    K,
+                )
+            },
             check: |r| {
                 let p = one(r);
                 assert_eq!(p.framing.frame_size, 1024);
@@ -520,7 +753,14 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "alternatives: the first compatible item is taken",
-            graph: || two(Some(fx(NP, NONE, 1, 1, 0, 0)), Some(alt(fx(USR, NONE, 5, 1, 0, 0), fx(NP, NONE, 2, 1, 0, 0))), K, K),
+            graph: || {
+                two(
+                    Some(fx(NP, NONE, 1, 1, 0, 0)),
+                    Some(alt(fx(USR, NONE, 5, 1, 0, 0), fx(NP, NONE, 2, 1, 0, 0))),
+                    K,
+                    K,
+                )
+            },
             check: |r| {
                 let p = one(r);
                 assert_eq!(p.items, [Some(0), Some(1)]);
@@ -529,7 +769,14 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "alternatives on a user pipe: the USER item is taken",
-            graph: || two(Some(alt(fx(NP, NONE, 1, 1, 0, 0), fx(USR, NONE, 4, 1, 0, 0))), None, K, U),
+            graph: || {
+                two(
+                    Some(alt(fx(NP, NONE, 1, 1, 0, 0), fx(USR, NONE, 4, 1, 0, 0))),
+                    None,
+                    K,
+                    U,
+                )
+            },
             check: |r| {
                 let p = one(r);
                 // Memory never blocks an item on a user pipe, so the first item is taken and
@@ -540,13 +787,30 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "alternatives none of which fits conflict",
-            graph: || two(Some(fx(NP, NONE, 1, 1, 0, 0)), Some(alt(fx(USR, NONE, 1, 1, 0, 0), fx(DEVICE, NONE, 1, 1, 0, 0))), K, K),
+            graph: || {
+                two(
+                    Some(fx(NP, NONE, 1, 1, 0, 0)),
+                    Some(alt(fx(USR, NONE, 1, 1, 0, 0), fx(DEVICE, NONE, 1, 1, 0, 0))),
+                    K,
+                    K,
+                )
+            },
             check: |r| assert_eq!(err(r).conflicts[0].field, ConflictField::MemoryType),
         },
         Case {
             name: "backtracking: only the second item of the first pin fits",
             // Greedy choice would fix a.out to 100..=200 and then find nothing for b.in.
-            graph: || two(Some(alt(phys(fx(NP, NONE, 1, 1, 0, 0), 100, 200, 1), phys(fx(NP, NONE, 3, 1, 0, 0), 1000, 2000, 1))), Some(phys(fx(ANY, NONE, 1, 1, 0, 0), 1000, 4000, 1)), K, K),
+            graph: || {
+                two(
+                    Some(alt(
+                        phys(fx(NP, NONE, 1, 1, 0, 0), 100, 200, 1),
+                        phys(fx(NP, NONE, 3, 1, 0, 0), 1000, 2000, 1),
+                    )),
+                    Some(phys(fx(ANY, NONE, 1, 1, 0, 0), 1000, 4000, 1)),
+                    K,
+                    K,
+                )
+            },
             check: |r| {
                 let p = one(r);
                 assert_eq!(p.items, [Some(1), Some(0)]);
@@ -557,8 +821,14 @@ fn cases() -> Vec<Case> {
             name: "backtracking: only the second items of two pins fit together",
             // (0,0) sizes disjoint, (0,1) memory, (1,0) memory, (1,1) fits.
             graph: || {
-                let a = alt(phys(fx(NP, NONE, 1, 1, 0, 0), 100, 200, 1), phys(fx(USR, NONE, 2, 1, 0, 0), 1000, 2000, 1));
-                let b = alt(phys(fx(NP, NONE, 1, 1, 0, 0), 1000, 2000, 1), phys(fx(USR, NONE, 5, 1, 0, 0), 500, 1500, 1));
+                let a = alt(
+                    phys(fx(NP, NONE, 1, 1, 0, 0), 100, 200, 1),
+                    phys(fx(USR, NONE, 2, 1, 0, 0), 1000, 2000, 1),
+                );
+                let b = alt(
+                    phys(fx(NP, NONE, 1, 1, 0, 0), 1000, 2000, 1),
+                    phys(fx(USR, NONE, 5, 1, 0, 0), 500, 1500, 1),
+                );
                 Net::new()
                     .f("a", source(K, out_pin(Some(a))))
                     .f("x", inplace(K, in_pin(Some(frames(1))), out_pin(None)))
@@ -579,8 +849,14 @@ fn cases() -> Vec<Case> {
             name: "preference order: an earlier pin's first item outranks a later pin's",
             // Both (0,1) and (1,0) fit; the earlier pin keeps its first item.
             graph: || {
-                let a = alt(phys(fx(NP, NONE, 1, 1, 0, 0), 100, 200, 1), phys(fx(NP, NONE, 1, 1, 0, 0), 300, 400, 1));
-                let b = alt(phys(fx(NP, NONE, 1, 1, 0, 0), 300, 400, 1), phys(fx(NP, NONE, 1, 1, 0, 0), 150, 250, 1));
+                let a = alt(
+                    phys(fx(NP, NONE, 1, 1, 0, 0), 100, 200, 1),
+                    phys(fx(NP, NONE, 1, 1, 0, 0), 300, 400, 1),
+                );
+                let b = alt(
+                    phys(fx(NP, NONE, 1, 1, 0, 0), 300, 400, 1),
+                    phys(fx(NP, NONE, 1, 1, 0, 0), 150, 250, 1),
+                );
                 two(Some(a), Some(b), K, K)
             },
             check: |r| {
@@ -591,7 +867,17 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "backtracking over a whole-pipe conflict: the item without MUST_ALLOCATE is taken",
-            graph: || two(Some(alt(fx(ANY, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0), fx(ANY, NONE, 1, 1, 0, 0))), Some(fx(ANY, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0)), K, K),
+            graph: || {
+                two(
+                    Some(alt(
+                        fx(ANY, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0),
+                        fx(ANY, NONE, 1, 1, 0, 0),
+                    )),
+                    Some(fx(ANY, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0)),
+                    K,
+                    K,
+                )
+            },
             check: |r| {
                 let p = one(r);
                 assert_eq!(p.items, [Some(1), Some(0)]);
@@ -600,7 +886,14 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "device memory no vendor serves: the host-memory alternative is taken",
-            graph: || two(Some(alt(fx(DEVICE, NONE, 1, 1, 0, 0), fx(NP, NONE, 1, 1, 0, 0))), None, K, K),
+            graph: || {
+                two(
+                    Some(alt(fx(DEVICE, NONE, 1, 1, 0, 0), fx(NP, NONE, 1, 1, 0, 0))),
+                    None,
+                    K,
+                    K,
+                )
+            },
             check: |r| {
                 let p = one(r);
                 assert_eq!(p.items, [Some(1), None]);
@@ -611,8 +904,14 @@ fn cases() -> Vec<Case> {
             name: "unsatisfiable alternatives: the error names the pins, the field and the combination",
             // (0,0) memory, (0,1) sizes, (1,0) sizes, (1,1) memory.
             graph: || {
-                let a = alt(phys(fx(NP, NONE, 1, 1, 0, 0), 100, 200, 1), phys(fx(USR, NONE, 1, 1, 0, 0), 1000, 2000, 1));
-                let b = alt(phys(fx(USR, NONE, 1, 1, 0, 0), 100, 200, 1), phys(fx(NP, NONE, 1, 1, 0, 0), 1000, 2000, 1));
+                let a = alt(
+                    phys(fx(NP, NONE, 1, 1, 0, 0), 100, 200, 1),
+                    phys(fx(USR, NONE, 1, 1, 0, 0), 1000, 2000, 1),
+                );
+                let b = alt(
+                    phys(fx(USR, NONE, 1, 1, 0, 0), 100, 200, 1),
+                    phys(fx(NP, NONE, 1, 1, 0, 0), 1000, 2000, 1),
+                );
                 two(Some(a), Some(b), K, K)
             },
             check: |r| {
@@ -631,7 +930,17 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "unsatisfiable alternatives failing a whole-pipe check: the preferred complete combination is explained",
-            graph: || two(Some(alt(fx(NP, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0), fx(PG, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0))), Some(fx(ANY, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0)), K, K),
+            graph: || {
+                two(
+                    Some(alt(
+                        fx(NP, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0),
+                        fx(PG, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0),
+                    )),
+                    Some(fx(ANY, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0)),
+                    K,
+                    K,
+                )
+            },
             check: |r| {
                 let e = err(r);
                 assert!(e.alternatives_tried);
@@ -643,8 +952,14 @@ fn cases() -> Vec<Case> {
         Case {
             name: "a vendor serving only device memory is refused when SYSTEM_MEMORY is required",
             graph: || {
-                let caps = VendorCapabilities::new(vec![DEVICE]).with_honours(RequirementFlags::SYSTEM_MEMORY);
-                vend_graph(vendor("dev", caps).0, Some(fx(ANY, ItemFlags::SYSTEM_MEMORY, 1, 1, 0, 0)), None, K)
+                let caps = VendorCapabilities::new(vec![DEVICE])
+                    .with_honours(RequirementFlags::SYSTEM_MEMORY);
+                vend_graph(
+                    vendor("dev", caps).0,
+                    Some(fx(ANY, ItemFlags::SYSTEM_MEMORY, 1, 1, 0, 0)),
+                    None,
+                    K,
+                )
             },
             check: |r| {
                 let p = one(r);
@@ -655,23 +970,48 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "preferred device memory yields to a hard SYSTEM_MEMORY and is reported",
-            graph: || two(Some(fx(DEVICE, PREF, 1, 1, 0, 0)), Some(fx(ANY, ItemFlags::SYSTEM_MEMORY, 1, 1, 0, 0)), K, K),
+            graph: || {
+                two(
+                    Some(fx(DEVICE, PREF, 1, 1, 0, 0)),
+                    Some(fx(ANY, ItemFlags::SYSTEM_MEMORY, 1, 1, 0, 0)),
+                    K,
+                    K,
+                )
+            },
             check: |r| {
                 let p = one(r);
                 assert_eq!(p.allocator.memory, MemoryKind::NonPaged);
-                assert!(p.relaxed.iter().any(|x| x.pin == "a.out" && x.field == ConflictField::MemoryType), "{:?}", p.relaxed);
+                assert!(
+                    p.relaxed
+                        .iter()
+                        .any(|x| x.pin == "a.out" && x.field == ConflictField::MemoryType),
+                    "{:?}",
+                    p.relaxed
+                );
             },
         },
         Case {
             name: "a preference-only SYSTEM_MEMORY the chosen vendor does not honour is relaxed and reported",
             graph: || {
                 let caps = VendorCapabilities::new(vec![DEVICE]).with_honours(RequirementFlags(0));
-                vend_graph(vendor("dev", caps).0, Some(fx(ANY, ItemFlags::SYSTEM_MEMORY | PREF, 1, 1, 0, 0)), None, K)
+                vend_graph(
+                    vendor("dev", caps).0,
+                    Some(fx(ANY, ItemFlags::SYSTEM_MEMORY | PREF, 1, 1, 0, 0)),
+                    None,
+                    K,
+                )
             },
             check: |r| {
                 let p = one(r);
-                assert_eq!((p.allocator.kind, p.allocator.memory), (AllocatorKind::Vendor, MemoryKind::Device));
-                let x = p.relaxed.iter().find(|x| x.field == ConflictField::Flags).expect("flags relaxed");
+                assert_eq!(
+                    (p.allocator.kind, p.allocator.memory),
+                    (AllocatorKind::Vendor, MemoryKind::Device)
+                );
+                let x = p
+                    .relaxed
+                    .iter()
+                    .find(|x| x.field == ConflictField::Flags)
+                    .expect("flags relaxed");
                 assert_eq!(x.pin, "cam.out");
                 assert!(x.detail.contains("SYSTEM_MEMORY"), "{}", x.detail);
             },
@@ -687,7 +1027,14 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "device memory served by a vendor that declares it",
-            graph: || vend_graph(vendor("dev", VendorCapabilities::new(vec![DEVICE])).0, Some(fx(DEVICE, NONE, 2, 1, 0, 0)), None, K),
+            graph: || {
+                vend_graph(
+                    vendor("dev", VendorCapabilities::new(vec![DEVICE])).0,
+                    Some(fx(DEVICE, NONE, 2, 1, 0, 0)),
+                    None,
+                    K,
+                )
+            },
             check: |r| {
                 let p = one(r);
                 assert_eq!(p.allocator.kind, AllocatorKind::Vendor);
@@ -696,12 +1043,14 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "SYSTEM_MEMORY with device memory conflicts on flags",
-            graph: || vend_graph(
-                vendor("dev", VendorCapabilities::new(vec![DEVICE])).0,
-                Some(fx(DEVICE, NONE, 2, 1, 0, 0)),
-                Some(fx(ANY, ItemFlags::SYSTEM_MEMORY, 1, 1, 0, 0)),
-                K,
-            ),
+            graph: || {
+                vend_graph(
+                    vendor("dev", VendorCapabilities::new(vec![DEVICE])).0,
+                    Some(fx(DEVICE, NONE, 2, 1, 0, 0)),
+                    Some(fx(ANY, ItemFlags::SYSTEM_MEMORY, 1, 1, 0, 0)),
+                    K,
+                )
+            },
             check: |r| {
                 let e = err(r);
                 assert_eq!(e.conflicts[0].field, ConflictField::Flags);
@@ -761,7 +1110,14 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "the plan serialises to JSON with the documented shape",
-            graph: || vend_graph(vendor("dma", caps()).0, Some(fx(NP, NONE, 4, 64, 8192, 8192)), None, K),
+            graph: || {
+                vend_graph(
+                    vendor("dma", caps()).0,
+                    Some(fx(NP, NONE, 4, 64, 8192, 8192)),
+                    None,
+                    K,
+                )
+            },
             check: |r| {
                 let p = ok(r);
                 let v: serde_json::Value = serde_json::from_str(&p.to_json()).unwrap();
@@ -775,7 +1131,12 @@ fn cases() -> Vec<Case> {
                 assert_eq!(pipe["framing"]["frame_size"], 8192);
                 assert_eq!(pipe["framing"]["alignment"], 64);
                 assert_eq!(pipe["rejected"][0]["candidate"], "default");
-                assert!(pipe["rejected"][0]["reason"].as_str().unwrap().contains("dma"));
+                assert!(
+                    pipe["rejected"][0]["reason"]
+                        .as_str()
+                        .unwrap()
+                        .contains("dma")
+                );
             },
         },
     ]

@@ -12,7 +12,7 @@ use ks_alloc::{
 };
 use ks_graph::props::*;
 use ks_graph::{Graph, GraphBuilder, PinDescriptor, PinId};
-use ks_sys::{KSPROPSETID_Connection, KSPROPSETID_Stream, GUID};
+use ks_sys::{GUID, KSPROPSETID_Connection, KSPROPSETID_Stream};
 use negotiation_support::*;
 use proptest::prelude::*;
 

@@ -15,10 +15,10 @@ use ks_alloc::{
     Alignment, FrameRange, FramingEx, FramingItem, ItemFlags, MemoryType, RequirementFlags,
 };
 use ks_graph::{
-    negotiate, AllocatorKind, FilterDescriptor, FilterMode, Graph, GraphBuilder, KsState,
-    MemoryKind, PinDescriptor, PinDirection, PinId, Routing, VendorCapabilities,
+    AllocatorKind, FilterDescriptor, FilterMode, Graph, GraphBuilder, KsState, MemoryKind,
+    PinDescriptor, PinDirection, PinId, Routing, VendorCapabilities, negotiate,
 };
-use negotiation_support::{vendor, Counts};
+use negotiation_support::{Counts, vendor};
 use proptest::prelude::*;
 
 const MEMS: [MemoryType; 6] = [

@@ -238,9 +238,10 @@ fn vendor_frames_never_reach_a_user_mode_pin() {
         AllocatorKind::Vendor
     );
     let vf = g.allocators()[0].allocator.try_allocate().unwrap();
-    assert!(g
-        .check_frame_delivery(&vf, g.pin("app.in").unwrap())
-        .is_err());
+    assert!(
+        g.check_frame_delivery(&vf, g.pin("app.in").unwrap())
+            .is_err()
+    );
 }
 
 #[test]

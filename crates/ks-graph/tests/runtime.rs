@@ -1,6 +1,6 @@
 //! The streaming runtime and the built-in filters, end to end (in process).
 
-use ks_graph::filters::{self, fnv1a64, FNV_OFFSET};
+use ks_graph::filters::{self, FNV_OFFSET, fnv1a64};
 use ks_graph::runtime::spec::GraphSpec;
 use ks_graph::runtime::{RunOptions, RunOutcome};
 
@@ -199,7 +199,9 @@ fn a_failing_filter_stops_the_run_with_its_status_and_frames_come_back() {
 
 #[test]
 fn end_of_stream_reaches_every_branch_and_counts_match() {
-    let o = run("testsrc frames=77 size=100 ! tee name=t branches=3 ! nullsink t. ! nullsink t. ! invert ! nullsink");
+    let o = run(
+        "testsrc frames=77 size=100 ! tee name=t branches=3 ! nullsink t. ! nullsink t. ! invert ! nullsink",
+    );
     for f in o.report.filters.iter().filter(|f| f.kind == "nullsink") {
         assert_eq!(f.stats.frames, 77, "{}", f.name);
         assert_eq!(f.stats.bytes, 7700, "{}", f.name);

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use ks_graph::queue::{
-    Completed, Direction, FrameId, Queue, QueueConfig, StreamHeader,
-    PIN_FLAG_DISTINCT_TRAILING_EDGE,
+    Completed, Direction, FrameId, PIN_FLAG_DISTINCT_TRAILING_EDGE, Queue, QueueConfig,
+    StreamHeader,
 };
 use ks_graph::stream_pointer::{CancelAction, CancelNotice, PointerKind, PointerState};
 use proptest::prelude::*;

@@ -19,8 +19,8 @@
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
-use ks_alloc::bench::{self as shared, Latency, Placement};
 use ks_alloc::Status;
+use ks_alloc::bench::{self as shared, Latency, Placement};
 
 /// One measurement.
 #[derive(Debug, Clone)]

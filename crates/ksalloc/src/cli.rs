@@ -9,7 +9,7 @@ use ks_graph::filters;
 use ks_graph::runtime::{self, RunError, RunOptions};
 use ks_graph::{AllocationPlan, AllocatorKind, MemoryKind, StateError};
 
-use crate::{bench, input, output, report, Failure, Result};
+use crate::{Failure, Result, bench, input, output, report};
 
 const AFTER_HELP: &str = "\
 GRAPH is a TOML file (see examples/graphs/) or a pipeline string:
@@ -180,7 +180,7 @@ fn run(a: RunArgs) -> Result<()> {
         Some(s) => {
             return Err(Failure::Input(format!(
                 "--until {s} is invalid; it must be a positive number of seconds"
-            )))
+            )));
         }
         None => None,
     };

@@ -247,7 +247,9 @@ mod tests {
             assert!(m.contains(needle), "{src:?}: '{needle}' missing in {m}");
         }
         // The filter type, on the second filter table.
-        let m = build_error("[[filter]]\nname = \"a\"\ntype = \"testsrc\"\n[[filter]]\nname = \"b\"\ntype = \"blur\"\n");
+        let m = build_error(
+            "[[filter]]\nname = \"a\"\ntype = \"testsrc\"\n[[filter]]\nname = \"b\"\ntype = \"blur\"\n",
+        );
         assert!(
             m.starts_with("g.toml:6:8: unknown filter type 'blur'"),
             "{m}"

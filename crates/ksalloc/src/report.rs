@@ -9,8 +9,8 @@ use ks_graph::props::PropertyHeader;
 use ks_graph::runtime::RunReport;
 use ks_graph::{AllocationPlan, AllocatorKind, Graph, PinDirection, PinId};
 use ks_sys::{
-    KSPROPSETID_Connection, KSPROPERTY_CONNECTION_ALLOCATORFRAMING,
-    KSPROPERTY_CONNECTION_ALLOCATORFRAMING_EX, KSPROPERTY_TYPE_GET,
+    KSPROPERTY_CONNECTION_ALLOCATORFRAMING, KSPROPERTY_CONNECTION_ALLOCATORFRAMING_EX,
+    KSPROPERTY_TYPE_GET, KSPROPSETID_Connection,
 };
 
 /// The plan as text: per pipe its pins, allocator, framing, and every refusal with its reason.
@@ -205,7 +205,14 @@ pub(crate) fn run_text(r: &RunReport) -> String {
         let _ = writeln!(
             s,
             "  pipe {}:     allocator '{}' ({} memory): requested {}, allocated {} now, peak {}, pending at most {}, hand-offs {}",
-            p.id, p.allocator, p.memory, p.requested, p.allocated, p.peak, p.max_pending, p.handoffs
+            p.id,
+            p.allocator,
+            p.memory,
+            p.requested,
+            p.allocated,
+            p.peak,
+            p.max_pending,
+            p.handoffs
         );
     }
     let mut any = false;

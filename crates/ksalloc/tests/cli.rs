@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use ks_graph::filters::{fnv1a64, FNV_OFFSET};
+use ks_graph::filters::{FNV_OFFSET, fnv1a64};
 use serde_json::Value;
 
 fn ksalloc(args: &[&str]) -> Output {

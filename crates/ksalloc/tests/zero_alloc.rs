@@ -19,9 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ks_graph::filters;
-use ks_graph::runtime::spec::GraphSpec;
 use ks_graph::runtime::RunOptions;
-use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
+use ks_graph::runtime::spec::GraphSpec;
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -55,8 +55,7 @@ fn stream(pipeline: &str, time: Duration) -> Vec<(u64, usize)> {
         "{pipeline}: frames not returned"
     );
     drop(outcome);
-    let v = samples.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    v
+    samples.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 #[test]

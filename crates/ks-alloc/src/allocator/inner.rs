@@ -7,18 +7,18 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
+use crate::StarvationReport;
 use crate::cache::{FrameCache, Put};
 use crate::events::Events;
-use crate::frame::{coarse_now, now_ns, Frame, Holder};
+use crate::frame::{Frame, Holder, coarse_now, now_ns};
 use crate::freelist::{FreeList, Push};
-use crate::level::{current_level, Level};
+use crate::level::{Level, current_level};
 use crate::loom::{
-    lock, try_lock, Arc, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering,
+    Arc, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, lock, try_lock,
 };
 use crate::memory::Region;
 use crate::vendor::{DynVendor, ErasedContext};
 use crate::waiters::{Grants, Notify, WaitQueue};
-use crate::StarvationReport;
 use crate::{Framing, Memory, TryAllocateError};
 
 /// Slot states: how a slot's frame is held *while it is outstanding*. Whether it is

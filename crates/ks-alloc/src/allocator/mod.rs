@@ -48,19 +48,19 @@
 mod inner;
 mod queued;
 
-pub(crate) use inner::{Backend, Inner, Slot, HELD, RAW};
+pub(crate) use inner::{Backend, HELD, Inner, RAW, Slot};
 pub(crate) use queued::Begin;
 
 use std::fmt;
 use std::ptr::NonNull;
 use std::time::Duration;
 
+use crate::AllocatorBuilder;
 use crate::builder::{DEFAULT_MAX_WAITERS, DEFAULT_STARVATION_THRESHOLD};
 use crate::frame::{Frame, Holder};
-use crate::freelist::{NoFrame, NO_HINT};
-use crate::loom::{lock, Arc, Ordering};
+use crate::freelist::{NO_HINT, NoFrame};
+use crate::loom::{Arc, Ordering, lock};
 use crate::vendor::DynVendor;
-use crate::AllocatorBuilder;
 use crate::{Framing, Memory, Status, TryAllocateError};
 
 /// One KS allocator object: a bounded pool of equal, aligned frames with the non-blocking

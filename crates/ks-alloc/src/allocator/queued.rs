@@ -3,13 +3,13 @@
 use std::time::Duration;
 
 use super::inner::ClaimError;
-use super::{closed_status, Allocator, Inner};
-use crate::frame::{Frame, Holder};
-use crate::freelist::{NoFrame, PopOrWait, Taken, NO_HINT};
-use crate::level::{current_level, refuse_blocking, Level};
-use crate::loom::{lock, Arc, AtomicU32, Ordering};
-use crate::waiters::{set_waker, Grants, Notify, Polled, Ticket};
+use super::{Allocator, Inner, closed_status};
 use crate::Status;
+use crate::frame::{Frame, Holder};
+use crate::freelist::{NO_HINT, NoFrame, PopOrWait, Taken};
+use crate::level::{Level, current_level, refuse_blocking};
+use crate::loom::{Arc, AtomicU32, Ordering, lock};
+use crate::waiters::{Grants, Notify, Polled, Ticket, set_waker};
 
 impl Allocator {
     /// [`allocate_blocking`](Self::allocate_blocking) with an optional holder tag.

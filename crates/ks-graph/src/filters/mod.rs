@@ -34,7 +34,7 @@ use crate::runtime::spec::{
 use crate::runtime::{Process, RunError, Runtime};
 
 pub use sources::ramp_fill;
-pub use transforms::{fnv1a64, invert_bytes, FNV_OFFSET};
+pub use transforms::{FNV_OFFSET, fnv1a64, invert_bytes};
 
 /// What kind of value a property takes.
 ///
@@ -304,9 +304,9 @@ pub fn parse_memory(text: &str) -> Result<MemoryType, SpecError> {
             return Err(SpecError::new(
                 SpecErrorKind::BadValue,
                 format!(
-                "memory '{other}' is not allowed; use any, system, user, paged, nonpaged or device"
-            ),
-            ))
+                    "memory '{other}' is not allowed; use any, system, user, paged, nonpaged or device"
+                ),
+            ));
         }
     })
 }

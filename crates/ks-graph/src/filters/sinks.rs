@@ -5,7 +5,7 @@ use std::io::{BufWriter, Write};
 
 use ks_alloc::Status;
 
-use super::{any_framing, FilterType, Made, PropDef, PropKind, Props};
+use super::{FilterType, Made, PropDef, PropKind, Props, any_framing};
 use crate::model::{FilterDescriptor, PinDescriptor};
 use crate::runtime::spec::{SpecError, SpecErrorKind};
 use crate::runtime::{FilterStats, Pins, Process};

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use ks_alloc::{Alignment, CommonBuffer, FramingEx, ItemFlags, MemoryType, Status};
 
-use super::{any_framing, FilterType, Made, PropDef, PropKind, Props};
+use super::{FilterType, Made, PropDef, PropKind, Props, any_framing};
 use crate::model::{FilterDescriptor, PinDescriptor, Routing, VendorCapabilities, VendorSpec};
 use crate::runtime::spec::SpecError;
 use crate::runtime::{FilterStats, PinRole, Pins, Process, RtFrame, RtQueue};
@@ -156,8 +156,7 @@ impl Process for Untouched {
 pub(super) const INVERT: FilterType = FilterType {
     name: "invert",
     summary: "inverts every byte in place (an in-place modifier)",
-    pins:
-        "in: input, in-place modifier, any memory, 2 frames, any size; out: output in the same pipe",
+    pins: "in: input, in-place modifier, any memory, 2 frames, any size; out: output in the same pipe",
     properties: &[],
     make: |_| {
         Ok(Made {

@@ -482,11 +482,7 @@ impl<'a> Pins<'a> {
         let (lo, hi) = if a < b { (a, b) } else { (b, a) };
         let (left, right) = self.queues.split_at_mut(hi);
         let (x, y) = (left[lo].as_mut(), right[0].as_mut());
-        if a < b {
-            (x, y)
-        } else {
-            (y, x)
-        }
+        if a < b { (x, y) } else { (y, x) }
     }
 
     /// The indices of the root output pins (outputs that start a pipe and need filling).
@@ -511,7 +507,7 @@ impl<'a> Pins<'a> {
     ///
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn root_outputs(&self) -> impl Iterator<Item = usize> + 'a {
+    pub fn root_outputs(&self) -> impl Iterator<Item = usize> + use<'a> {
         let roles = self.roles;
         (0..roles.len()).filter(move |i| roles[*i] == PinRole::Root)
     }

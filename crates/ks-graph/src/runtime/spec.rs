@@ -227,7 +227,7 @@ impl FramingOverride {
                     format!(
                         "unknown framing field '{other}'; known: frames, frame_size, min_size, max_size, alignment, memory"
                     ),
-                ))
+                ));
             }
         }
         Ok(())
@@ -767,7 +767,9 @@ impl GraphSpec {
                     } else if text.contains('=') {
                         return Err(SpecError::new(
                             SpecErrorKind::Syntax,
-                            format!("pipeline: setting '{text}' at column {at} does not follow an element"),
+                            format!(
+                                "pipeline: setting '{text}' at column {at} does not follow an element"
+                            ),
                         ));
                     } else {
                         let mut f = FilterSpec {
@@ -879,7 +881,9 @@ fn apply_setting(f: &mut FilterSpec, key: &str, value: &str, at: usize) -> Resul
             if value.is_empty() || value.contains('.') {
                 return Err(SpecError::new(
                     SpecErrorKind::BadValue,
-                    format!("pipeline: name '{value}' at column {at} must be non-empty and contain no '.'"),
+                    format!(
+                        "pipeline: name '{value}' at column {at} must be non-empty and contain no '.'"
+                    ),
                 ));
             }
             f.name = value.to_owned();
@@ -895,7 +899,7 @@ fn apply_setting(f: &mut FilterSpec, key: &str, value: &str, at: usize) -> Resul
                             "filter '{}': mode '{other}' is not allowed; use kernel or user",
                             f.kind
                         ),
-                    ))
+                    ));
                 }
             })
         }
