@@ -52,7 +52,13 @@ pub struct AllocatorStatus {
 }
 
 impl AllocatorStatus {
-    /// Size of `KSSTREAMALLOCATOR_STATUS`.
+    /// Size of `KSSTREAMALLOCATOR_STATUS`, the reply of the STATUS property and the length
+    /// of [`to_ks_bytes`](Self::to_ks_bytes).
+    ///
+    /// ```
+    /// use ks_alloc::AllocatorStatus;
+    /// assert_eq!(AllocatorStatus::KS_SIZE, size_of::<ks_sys::KSSTREAMALLOCATOR_STATUS>());
+    /// ```
     pub const KS_SIZE: usize = 32;
 
     /// The 32-byte `KSSTREAMALLOCATOR_STATUS`: framing, `AllocatedFrames`, `Reserved` = 0.
@@ -69,7 +75,7 @@ impl AllocatorStatus {
     /// assert_eq!(&b[28..], &[0; 4], "Reserved");
     /// # Ok::<(), ks_alloc::Status>(())
     /// ```
-    pub fn to_ks_bytes(&self) -> [u8; 32] {
+    pub fn to_ks_bytes(&self) -> [u8; Self::KS_SIZE] {
         let mut b = [0u8; 32];
         b[..24].copy_from_slice(&self.framing.to_bytes());
         b[24..28].copy_from_slice(&self.allocated_frames.to_le_bytes());

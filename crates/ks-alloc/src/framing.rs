@@ -332,11 +332,14 @@ impl From<Alignment> for u32 {
 // Flag sets
 // ---------------------------------------------------------------------------------------------
 
+/// A typed set of KS flag bits. Each constant is written `NAME = bits => KS_NAME;`: its value
+/// is spelled out here, and its generated doc example checks it against `ks_sys::KS_NAME`
+/// (itself checked against mingw-w64's `ks.h` by ks-sys's ABI test).
 macro_rules! flag_set {
     (
         $(#[$meta:meta])*
         $name:ident {
-            $( $(#[$cmeta:meta])* $cname:ident = $value:expr; )*
+            $( $(#[$cmeta:meta])* $cname:ident = $value:expr => $ks:ident; )*
         }
     ) => {
         $(#[$meta])*
@@ -344,7 +347,16 @@ macro_rules! flag_set {
         pub struct $name(pub u32);
 
         impl $name {
-            $( $(#[$cmeta])* pub const $cname: $name = $name($value); )*
+            $(
+                $(#[$cmeta])*
+                ///
+                /// ```
+                #[doc = concat!("use ks_alloc::", stringify!($name), " as F;")]
+                #[doc = concat!("assert_eq!(F::", stringify!($cname), ".bits(), ks_sys::", stringify!($ks), ");")]
+                #[doc = concat!("assert!(F::NAMED.contains(&(\"", stringify!($cname), "\", ks_sys::", stringify!($ks), ")));")]
+                /// ```
+                pub const $cname: $name = $name($value);
+            )*
 
             /// Names and bits of the named flags, in declaration order.
             ///
@@ -511,23 +523,23 @@ flag_set! {
     RequirementFlags {
         /// `KSALLOCATOR_REQUIREMENTF_INPLACE_MODIFIER` (0x1): may change frames in place.
         #[doc(alias = "KSALLOCATOR_REQUIREMENTF_INPLACE_MODIFIER")]
-        INPLACE_MODIFIER = 0x0000_0001;
+        INPLACE_MODIFIER = 0x0000_0001 => KSALLOCATOR_REQUIREMENTF_INPLACE_MODIFIER;
         /// `KSALLOCATOR_REQUIREMENTF_SYSTEM_MEMORY` (0x2): needs system memory.
         #[doc(alias = "KSALLOCATOR_REQUIREMENTF_SYSTEM_MEMORY")]
-        SYSTEM_MEMORY = 0x0000_0002;
+        SYSTEM_MEMORY = 0x0000_0002 => KSALLOCATOR_REQUIREMENTF_SYSTEM_MEMORY;
         /// `KSALLOCATOR_REQUIREMENTF_FRAME_INTEGRITY` (0x4): downstream must preserve data.
         #[doc(alias = "KSALLOCATOR_REQUIREMENTF_FRAME_INTEGRITY")]
-        FRAME_INTEGRITY = 0x0000_0004;
+        FRAME_INTEGRITY = 0x0000_0004 => KSALLOCATOR_REQUIREMENTF_FRAME_INTEGRITY;
         /// `KSALLOCATOR_REQUIREMENTF_MUST_ALLOCATE` (0x8): must allocate every frame it sends.
         #[doc(alias = "KSALLOCATOR_REQUIREMENTF_MUST_ALLOCATE")]
-        MUST_ALLOCATE = 0x0000_0008;
+        MUST_ALLOCATE = 0x0000_0008 => KSALLOCATOR_REQUIREMENTF_MUST_ALLOCATE;
         /// `KSALLOCATOR_REQUIREMENTF_SYSTEM_MEMORY_CUSTOM_ALLOCATION` (0x10, undocumented).
         #[doc(alias = "KSALLOCATOR_REQUIREMENTF_SYSTEM_MEMORY_CUSTOM_ALLOCATION")]
-        SYSTEM_MEMORY_CUSTOM_ALLOCATION = 0x0000_0010;
+        SYSTEM_MEMORY_CUSTOM_ALLOCATION = 0x0000_0010 => KSALLOCATOR_REQUIREMENTF_SYSTEM_MEMORY_CUSTOM_ALLOCATION;
         /// `KSALLOCATOR_REQUIREMENTF_PREFERENCES_ONLY` (0x80000000): the other bits are
         /// preferences only.
         #[doc(alias = "KSALLOCATOR_REQUIREMENTF_PREFERENCES_ONLY")]
-        PREFERENCES_ONLY = 0x8000_0000;
+        PREFERENCES_ONLY = 0x8000_0000 => KSALLOCATOR_REQUIREMENTF_PREFERENCES_ONLY;
     }
 }
 
@@ -546,13 +558,13 @@ flag_set! {
     OptionFlags {
         /// `KSALLOCATOR_OPTIONF_COMPATIBLE` (0x1): compatible with the downstream allocator.
         #[doc(alias = "KSALLOCATOR_OPTIONF_COMPATIBLE")]
-        COMPATIBLE = 0x0000_0001;
+        COMPATIBLE = 0x0000_0001 => KSALLOCATOR_OPTIONF_COMPATIBLE;
         /// `KSALLOCATOR_OPTIONF_SYSTEM_MEMORY` (0x2): allocate from the pool named by `PoolType`.
         #[doc(alias = "KSALLOCATOR_OPTIONF_SYSTEM_MEMORY")]
-        SYSTEM_MEMORY = 0x0000_0002;
+        SYSTEM_MEMORY = 0x0000_0002 => KSALLOCATOR_OPTIONF_SYSTEM_MEMORY;
         /// `KSALLOCATOR_OPTIONF_VALID` (0x3): mask of the valid option bits.
         #[doc(alias = "KSALLOCATOR_OPTIONF_VALID")]
-        VALID = 0x0000_0003;
+        VALID = 0x0000_0003 => KSALLOCATOR_OPTIONF_VALID;
     }
 }
 
@@ -573,55 +585,55 @@ flag_set! {
     #[doc(alias = "KSALLOCATOR_FLAG")]
     ItemFlags {
         /// `KSALLOCATOR_REQUIREMENTF_INPLACE_MODIFIER` (0x1).
-        INPLACE_MODIFIER = 0x0000_0001;
+        INPLACE_MODIFIER = 0x0000_0001 => KSALLOCATOR_REQUIREMENTF_INPLACE_MODIFIER;
         /// `KSALLOCATOR_REQUIREMENTF_SYSTEM_MEMORY` (0x2).
-        SYSTEM_MEMORY = 0x0000_0002;
+        SYSTEM_MEMORY = 0x0000_0002 => KSALLOCATOR_REQUIREMENTF_SYSTEM_MEMORY;
         /// `KSALLOCATOR_REQUIREMENTF_FRAME_INTEGRITY` (0x4).
-        FRAME_INTEGRITY = 0x0000_0004;
+        FRAME_INTEGRITY = 0x0000_0004 => KSALLOCATOR_REQUIREMENTF_FRAME_INTEGRITY;
         /// `KSALLOCATOR_REQUIREMENTF_MUST_ALLOCATE` (0x8).
-        MUST_ALLOCATE = 0x0000_0008;
+        MUST_ALLOCATE = 0x0000_0008 => KSALLOCATOR_REQUIREMENTF_MUST_ALLOCATE;
         /// `KSALLOCATOR_FLAG_PARTIAL_READ_SUPPORT` (0x10).
         #[doc(alias = "KSALLOCATOR_FLAG_PARTIAL_READ_SUPPORT")]
-        PARTIAL_READ_SUPPORT = 0x0000_0010;
+        PARTIAL_READ_SUPPORT = 0x0000_0010 => KSALLOCATOR_FLAG_PARTIAL_READ_SUPPORT;
         /// `KSALLOCATOR_REQUIREMENTF_SYSTEM_MEMORY_CUSTOM_ALLOCATION` (0x10; same bit as
         /// `PARTIAL_READ_SUPPORT`).
-        SYSTEM_MEMORY_CUSTOM_ALLOCATION = 0x0000_0010;
+        SYSTEM_MEMORY_CUSTOM_ALLOCATION = 0x0000_0010 => KSALLOCATOR_REQUIREMENTF_SYSTEM_MEMORY_CUSTOM_ALLOCATION;
         /// `KSALLOCATOR_FLAG_DEVICE_SPECIFIC` (0x20).
         #[doc(alias = "KSALLOCATOR_FLAG_DEVICE_SPECIFIC")]
-        DEVICE_SPECIFIC = 0x0000_0020;
+        DEVICE_SPECIFIC = 0x0000_0020 => KSALLOCATOR_FLAG_DEVICE_SPECIFIC;
         /// `KSALLOCATOR_FLAG_CAN_ALLOCATE` (0x40): the pin can allocate frames of this item's
         /// memory type.
         #[doc(alias = "KSALLOCATOR_FLAG_CAN_ALLOCATE")]
-        CAN_ALLOCATE = 0x0000_0040;
+        CAN_ALLOCATE = 0x0000_0040 => KSALLOCATOR_FLAG_CAN_ALLOCATE;
         /// `KSALLOCATOR_FLAG_INSIST_ON_FRAMESIZE_RATIO` (0x80).
         #[doc(alias = "KSALLOCATOR_FLAG_INSIST_ON_FRAMESIZE_RATIO")]
-        INSIST_ON_FRAMESIZE_RATIO = 0x0000_0080;
+        INSIST_ON_FRAMESIZE_RATIO = 0x0000_0080 => KSALLOCATOR_FLAG_INSIST_ON_FRAMESIZE_RATIO;
         /// `KSALLOCATOR_FLAG_NO_FRAME_INTEGRITY` (0x100).
         #[doc(alias = "KSALLOCATOR_FLAG_NO_FRAME_INTEGRITY")]
-        NO_FRAME_INTEGRITY = 0x0000_0100;
+        NO_FRAME_INTEGRITY = 0x0000_0100 => KSALLOCATOR_FLAG_NO_FRAME_INTEGRITY;
         /// `KSALLOCATOR_FLAG_MULTIPLE_OUTPUT` (0x200).
         #[doc(alias = "KSALLOCATOR_FLAG_MULTIPLE_OUTPUT")]
-        MULTIPLE_OUTPUT = 0x0000_0200;
+        MULTIPLE_OUTPUT = 0x0000_0200 => KSALLOCATOR_FLAG_MULTIPLE_OUTPUT;
         /// `KSALLOCATOR_FLAG_CYCLE` (0x400).
         #[doc(alias = "KSALLOCATOR_FLAG_CYCLE")]
-        CYCLE = 0x0000_0400;
+        CYCLE = 0x0000_0400 => KSALLOCATOR_FLAG_CYCLE;
         /// `KSALLOCATOR_FLAG_ALLOCATOR_EXISTS` (0x800).
         #[doc(alias = "KSALLOCATOR_FLAG_ALLOCATOR_EXISTS")]
-        ALLOCATOR_EXISTS = 0x0000_0800;
+        ALLOCATOR_EXISTS = 0x0000_0800 => KSALLOCATOR_FLAG_ALLOCATOR_EXISTS;
         /// `KSALLOCATOR_FLAG_INDEPENDENT_RANGES` (0x1000).
         #[doc(alias = "KSALLOCATOR_FLAG_INDEPENDENT_RANGES")]
-        INDEPENDENT_RANGES = 0x0000_1000;
+        INDEPENDENT_RANGES = 0x0000_1000 => KSALLOCATOR_FLAG_INDEPENDENT_RANGES;
         /// `KSALLOCATOR_FLAG_ATTENTION_STEPPING` (0x2000).
         #[doc(alias = "KSALLOCATOR_FLAG_ATTENTION_STEPPING")]
-        ATTENTION_STEPPING = 0x0000_2000;
+        ATTENTION_STEPPING = 0x0000_2000 => KSALLOCATOR_FLAG_ATTENTION_STEPPING;
         /// `KSALLOCATOR_FLAG_ENABLE_CACHED_MDL` (0x4000).
         #[doc(alias = "KSALLOCATOR_FLAG_ENABLE_CACHED_MDL")]
-        ENABLE_CACHED_MDL = 0x0000_4000;
+        ENABLE_CACHED_MDL = 0x0000_4000 => KSALLOCATOR_FLAG_ENABLE_CACHED_MDL;
         /// `KSALLOCATOR_FLAG_2D_BUFFER_REQUIRED` (0x8000).
         #[doc(alias = "KSALLOCATOR_FLAG_2D_BUFFER_REQUIRED")]
-        BUFFER_2D_REQUIRED = 0x0000_8000;
+        BUFFER_2D_REQUIRED = 0x0000_8000 => KSALLOCATOR_FLAG_2D_BUFFER_REQUIRED;
         /// `KSALLOCATOR_REQUIREMENTF_PREFERENCES_ONLY` (0x80000000).
-        PREFERENCES_ONLY = 0x8000_0000;
+        PREFERENCES_ONLY = 0x8000_0000 => KSALLOCATOR_REQUIREMENTF_PREFERENCES_ONLY;
     }
 }
 
@@ -683,11 +695,14 @@ impl From<RequirementFlags> for ItemFlags {
 // Memory type, bus type, pool type
 // ---------------------------------------------------------------------------------------------
 
+/// A typed KS GUID. Each constant is written `NAME = u128 => KS_NAME;`: `KS_NAME` is what
+/// `name()` and `Display` print, and the constant's generated doc example checks the value
+/// against `ks_sys::KS_NAME`.
 macro_rules! guid_type {
     (
         $(#[$meta:meta])*
         $name:ident {
-            $( $(#[$cmeta:meta])* $cname:ident = $value:expr, $text:expr; )*
+            $( $(#[$cmeta:meta])* $cname:ident = $value:expr => $ks:ident; )*
         }
     ) => {
         $(#[$meta])*
@@ -695,7 +710,16 @@ macro_rules! guid_type {
         pub struct $name(pub GUID);
 
         impl $name {
-            $( $(#[$cmeta])* pub const $cname: $name = $name(GUID::from_u128($value)); )*
+            $(
+                $(#[$cmeta])*
+                ///
+                /// ```
+                #[doc = concat!("use ks_alloc::", stringify!($name), " as T;")]
+                #[doc = concat!("assert_eq!(T::", stringify!($cname), ".0, ks_sys::", stringify!($ks), ");")]
+                #[doc = concat!("assert_eq!(T::", stringify!($cname), ".name(), Some(\"", stringify!($ks), "\"));")]
+                /// ```
+                pub const $cname: $name = $name(GUID::from_u128($value));
+            )*
 
             /// The value for a 128-bit GUID literal (`windows-rs` `from_u128` form).
             ///
@@ -726,7 +750,7 @@ macro_rules! guid_type {
             /// ```
             pub fn name(self) -> Option<&'static str> {
                 let k = self.0.to_u128();
-                $( if k == $value { return Some($text); } )*
+                $( if k == $value { return Some(stringify!($ks)); } )*
                 None
             }
 
@@ -790,22 +814,22 @@ guid_type! {
         /// `KSMEMORY_TYPE_WILDCARD` = `KSMEMORY_TYPE_DONT_CARE` = `GUID_NULL`: any memory.
         #[doc(alias = "KSMEMORY_TYPE_WILDCARD")]
         #[doc(alias = "KSMEMORY_TYPE_DONT_CARE")]
-        WILDCARD = 0, "KSMEMORY_TYPE_WILDCARD";
+        WILDCARD = 0 => KSMEMORY_TYPE_WILDCARD;
         /// `KSMEMORY_TYPE_SYSTEM`.
         #[doc(alias = "KSMEMORY_TYPE_SYSTEM")]
-        SYSTEM = 0x091bb638_603f_11d1_b067_00a0c9062802, "KSMEMORY_TYPE_SYSTEM";
+        SYSTEM = 0x091bb638_603f_11d1_b067_00a0c9062802 => KSMEMORY_TYPE_SYSTEM;
         /// `KSMEMORY_TYPE_USER`.
         #[doc(alias = "KSMEMORY_TYPE_USER")]
-        USER = 0x8cb0fc28_7893_11d1_b069_00a0c9062802, "KSMEMORY_TYPE_USER";
+        USER = 0x8cb0fc28_7893_11d1_b069_00a0c9062802 => KSMEMORY_TYPE_USER;
         /// `KSMEMORY_TYPE_KERNEL_PAGED`.
         #[doc(alias = "KSMEMORY_TYPE_KERNEL_PAGED")]
-        KERNEL_PAGED = 0xd833f8f8_7894_11d1_b069_00a0c9062802, "KSMEMORY_TYPE_KERNEL_PAGED";
+        KERNEL_PAGED = 0xd833f8f8_7894_11d1_b069_00a0c9062802 => KSMEMORY_TYPE_KERNEL_PAGED;
         /// `KSMEMORY_TYPE_KERNEL_NONPAGED`.
         #[doc(alias = "KSMEMORY_TYPE_KERNEL_NONPAGED")]
-        KERNEL_NONPAGED = 0x4a6d5fc4_7895_11d1_b069_00a0c9062802, "KSMEMORY_TYPE_KERNEL_NONPAGED";
+        KERNEL_NONPAGED = 0x4a6d5fc4_7895_11d1_b069_00a0c9062802 => KSMEMORY_TYPE_KERNEL_NONPAGED;
         /// `KSMEMORY_TYPE_DEVICE_UNKNOWN`: device memory of an unnamed kind.
         #[doc(alias = "KSMEMORY_TYPE_DEVICE_UNKNOWN")]
-        DEVICE_UNKNOWN = 0x091bb639_603f_11d1_b067_00a0c9062802, "KSMEMORY_TYPE_DEVICE_UNKNOWN";
+        DEVICE_UNKNOWN = 0x091bb639_603f_11d1_b067_00a0c9062802 => KSMEMORY_TYPE_DEVICE_UNKNOWN;
     }
 }
 
@@ -821,22 +845,22 @@ guid_type! {
     BusType {
         /// `KS_TYPE_DONT_CARE` = `GUID_NULL`: any bus.
         #[doc(alias = "KS_TYPE_DONT_CARE")]
-        DONT_CARE = 0, "KS_TYPE_DONT_CARE";
+        DONT_CARE = 0 => KS_TYPE_DONT_CARE;
         /// `GUID_BUS_TYPE_PCI`.
         #[doc(alias = "GUID_BUS_TYPE_PCI")]
-        PCI = 0xc8ebdfb0_b510_11d0_80e5_00a0c92542e3, "GUID_BUS_TYPE_PCI";
+        PCI = 0xc8ebdfb0_b510_11d0_80e5_00a0c92542e3 => GUID_BUS_TYPE_PCI;
         /// `GUID_BUS_TYPE_USB`.
         #[doc(alias = "GUID_BUS_TYPE_USB")]
-        USB = 0x9d7debbc_c85d_11d1_9eb4_006008c3a19a, "GUID_BUS_TYPE_USB";
+        USB = 0x9d7debbc_c85d_11d1_9eb4_006008c3a19a => GUID_BUS_TYPE_USB;
         /// `GUID_BUS_TYPE_1394`.
         #[doc(alias = "GUID_BUS_TYPE_1394")]
-        IEEE1394 = 0xf74e73eb_9ac5_45eb_be4d_772cc71ddfb3, "GUID_BUS_TYPE_1394";
+        IEEE1394 = 0xf74e73eb_9ac5_45eb_be4d_772cc71ddfb3 => GUID_BUS_TYPE_1394;
         /// `GUID_BUS_TYPE_AVC`.
         #[doc(alias = "GUID_BUS_TYPE_AVC")]
-        AVC = 0xc06ff265_ae09_48f0_812c_16753d7cba83, "GUID_BUS_TYPE_AVC";
+        AVC = 0xc06ff265_ae09_48f0_812c_16753d7cba83 => GUID_BUS_TYPE_AVC;
         /// `GUID_61883_CLASS` (a device-class GUID reused as a bus tag).
         #[doc(alias = "GUID_61883_CLASS")]
-        CLASS_61883 = 0x7ebefbc0_3200_11d2_b4c2_00a0c9697d07, "GUID_61883_CLASS";
+        CLASS_61883 = 0x7ebefbc0_3200_11d2_b4c2_00a0c9697d07 => GUID_61883_CLASS;
     }
 }
 

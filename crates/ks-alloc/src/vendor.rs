@@ -70,36 +70,142 @@ use crate::{Framing, Memory, Status};
 /// ```
 #[doc(alias = "KSALLOCATOR_DISPATCH")]
 pub unsafe trait VendorAllocator: Send + Sync + 'static {
-    /// The allocator context (KS: the `Context` set by `InitializeAllocator`).
+    /// The allocator context (KS: the `Context` set by `InitializeAllocator`). The allocator
+    /// object keeps it from `initialize` to `delete` and passes it to every other call.
+    ///
+    /// ```
+    /// use ks_alloc::{DefaultVendor, Memory, RegionContext, VendorAllocator};
+    /// fn context_of<V: VendorAllocator>(_: &V) -> &'static str {
+    ///     std::any::type_name::<V::Context>()
+    /// }
+    /// let v = DefaultVendor { memory: Memory::Paged };
+    /// assert_eq!(context_of(&v), std::any::type_name::<RegionContext>());
+    /// ```
     type Context: Send + Sync + 'static;
 
     /// KS `InitializeAllocator`: called once, at creation, with the creation framing.
     ///
     /// # Errors
     /// Any status; creation then fails with it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ks_alloc::{Alignment, Allocator, CommonBuffer, Framing, PoolType, Status};
+    /// let dev = CommonBuffer { name: "dma0", max_frame_size: 4096, max_frames: 4,
+    ///                          alignment: Alignment::BYTE };
+    /// let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 8,
+    ///                         frame_size: 4096, alignment: Alignment::BYTE };
+    /// // `CommonBuffer::initialize` refuses 8 frames; creation fails with its status.
+    /// let err = Allocator::with_vendor(&framing, Arc::new(dev)).unwrap_err();
+    /// assert!(matches!(err, Status::NotSupported(_)), "{err}");
+    /// assert!(Allocator::with_vendor(&Framing { frames: 4, ..framing }, Arc::new(dev)).is_ok());
+    /// ```
     #[doc(alias = "PFNKSPININITIALIZEALLOCATOR")]
     fn initialize(&self, framing: &Framing) -> Result<Self::Context, Status>;
 
-    /// KS `Allocate` (`PFNKSDEFAULTALLOCATE`): a frame, or `None` for "no frame now".
+    /// KS `Allocate` (`PFNKSDEFAULTALLOCATE`): a frame, or `None` for "no frame now". Through
+    /// the allocator object, `None` fails a non-blocking allocate with `STATUS_UNSUCCESSFUL`
+    /// ([`TryAllocateError::VendorEmpty`](crate::TryAllocateError::VendorEmpty)) and leaves a
+    /// queued request pending until a free.
+    ///
+    /// ```
+    /// use ks_alloc::{Alignment, DefaultVendor, Framing, Memory, PoolType, VendorAllocator};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let vendor = DefaultVendor { memory: Memory::Paged };
+    /// let cx = vendor.initialize(&framing)?; // one frame
+    /// let frame = vendor.allocate(&cx).expect("a frame");
+    /// assert_eq!(frame.as_ptr() as usize % 64, 0);
+    /// assert!(vendor.allocate(&cx).is_none(), "no frame now");
+    /// # vendor.free(&cx, frame);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     #[doc(alias = "PFNKSDEFAULTALLOCATE")]
     fn allocate(&self, cx: &Self::Context) -> Option<NonNull<u8>>;
 
-    /// KS `Free` (`PFNKSDEFAULTFREE`): takes back a frame `allocate` returned.
+    /// KS `Free` (`PFNKSDEFAULTFREE`): takes back a frame `allocate` returned. It may run on
+    /// any thread, at Dispatch level too, so it must not block.
+    ///
+    /// ```
+    /// use ks_alloc::{Alignment, DefaultVendor, Framing, Memory, PoolType, VendorAllocator};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTE };
+    /// let vendor = DefaultVendor { memory: Memory::Paged };
+    /// let cx = vendor.initialize(&framing)?; // one frame
+    /// let frame = vendor.allocate(&cx).expect("a frame");
+    /// vendor.free(&cx, frame);
+    /// assert_eq!(vendor.allocate(&cx), Some(frame), "the same frame again");
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     #[doc(alias = "PFNKSDEFAULTFREE")]
     fn free(&self, cx: &Self::Context, frame: NonNull<u8>);
 
     /// KS `DeleteAllocator` (`PFNKSDELETEALLOCATOR`): once, after close and the last frame.
+    ///
+    /// ```
+    /// use std::ptr::NonNull;
+    /// use std::sync::{Arc, atomic::{AtomicU32, Ordering::Relaxed}};
+    /// use ks_alloc::{Allocator, DefaultVendor, Framing, Memory, RegionContext, Status, VendorAllocator};
+    /// # use ks_alloc::{Alignment, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTE };
+    /// const INNER: DefaultVendor = DefaultVendor { memory: Memory::NonPaged };
+    /// /// The default memory management, counting its deletes.
+    /// struct Deletes(Arc<AtomicU32>);
+    /// // SAFETY: delegates the frames to `DefaultVendor`.
+    /// unsafe impl VendorAllocator for Deletes {
+    ///     type Context = RegionContext;
+    ///     fn initialize(&self, f: &Framing) -> Result<RegionContext, Status> { INNER.initialize(f) }
+    ///     fn allocate(&self, cx: &RegionContext) -> Option<NonNull<u8>> { INNER.allocate(cx) }
+    ///     fn free(&self, cx: &RegionContext, p: NonNull<u8>) { INNER.free(cx, p) }
+    ///     fn delete(&self, cx: RegionContext) {
+    ///         self.0.fetch_add(1, Relaxed);
+    ///         INNER.delete(cx)
+    ///     }
+    /// }
+    ///
+    /// let deletes = Arc::new(AtomicU32::new(0));
+    /// let alloc = Allocator::with_vendor(&framing, Arc::new(Deletes(Arc::clone(&deletes))))?;
+    /// let frame = alloc.try_allocate()?;
+    /// alloc.close();
+    /// assert_eq!(deletes.load(Relaxed), 0, "a frame is still out");
+    /// drop(frame);
+    /// assert_eq!(deletes.load(Relaxed), 1, "the last frame came home");
+    /// drop(alloc);
+    /// assert_eq!(deletes.load(Relaxed), 1, "exactly once");
+    /// # Ok::<(), Status>(())
+    /// ```
     #[doc(alias = "PFNKSDELETEALLOCATOR")]
     fn delete(&self, cx: Self::Context);
 
     /// The kind of memory the frames are (decides whether the function table is offered).
     /// Default: `NonPaged` (device and DMA memory never page-fault); override if the frames
     /// may page-fault.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ks_alloc::{Alignment, Allocator, DefaultVendor, Framing, Memory, PoolType, VendorAllocator};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTE };
+    /// let paged = DefaultVendor { memory: Memory::Paged };
+    /// assert_eq!(VendorAllocator::memory(&paged), Memory::Paged);
+    /// let alloc = Allocator::with_vendor(&framing, Arc::new(paged))?;
+    /// assert!(!alloc.offers_function_table(), "paged frames: no function table");
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     fn memory(&self) -> Memory {
         Memory::NonPaged
     }
 
-    /// A name for diagnostics. Default: the type name.
+    /// A name for diagnostics (the allocator's `Debug` form shows it). Default: the type name.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ks_alloc::{Alignment, Allocator, CommonBuffer, Framing, PoolType, VendorAllocator};
+    /// let dev = CommonBuffer { name: "dma0", max_frame_size: 64, max_frames: 1,
+    ///                          alignment: Alignment::BYTE };
+    /// assert_eq!(VendorAllocator::name(&dev), "dma0");
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTE };
+    /// let alloc = Allocator::with_vendor(&framing, Arc::new(dev))?;
+    /// assert!(format!("{alloc:?}").contains("dma0"));
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     fn name(&self) -> &'static str {
         std::any::type_name::<Self>()
     }
@@ -151,16 +257,97 @@ pub trait DynVendor: sealed::Sealed + Send + Sync + 'static {
     ///
     /// # Errors
     /// The vendor's status.
+    ///
+    /// ```
+    /// use ks_alloc::{Alignment, CommonBuffer, DynVendor, Framing, PoolType, Status};
+    /// let dev = CommonBuffer { name: "dma0", max_frame_size: 64, max_frames: 1,
+    ///                          alignment: Alignment::BYTE };
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTE };
+    /// let cx = dev.dyn_initialize(&framing)?;
+    /// dev.dyn_delete(cx);
+    /// let err = dev.dyn_initialize(&Framing { frames: 2, ..framing }).unwrap_err();
+    /// assert!(matches!(err, Status::NotSupported(_)), "{err}");
+    /// # Ok::<(), Status>(())
+    /// ```
     fn dyn_initialize(&self, framing: &Framing) -> Result<ErasedContext, Status>;
     /// `allocate` on an erased context (`None` also if the context is not this vendor's).
+    ///
+    /// ```
+    /// # use std::ptr::NonNull;
+    /// # use ks_alloc::{Alignment, DefaultVendor, DynVendor, Framing, Memory, PoolType, Status, VendorAllocator};
+    /// # /// A vendor with no frames at all, whose context is `()`.
+    /// # struct Dry;
+    /// # // SAFETY: `allocate` never returns a pointer.
+    /// # unsafe impl VendorAllocator for Dry {
+    /// #     type Context = ();
+    /// #     fn initialize(&self, _: &Framing) -> Result<(), Status> { Ok(()) }
+    /// #     fn allocate(&self, _: &()) -> Option<NonNull<u8>> { None }
+    /// #     fn free(&self, _: &(), _: NonNull<u8>) {}
+    /// #     fn delete(&self, _: ()) {}
+    /// # }
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTE };
+    /// let default = DefaultVendor { memory: Memory::Paged };
+    /// let cx = default.dyn_initialize(&framing)?;
+    /// assert!(default.dyn_allocate(&cx).is_some());
+    /// let other = Dry.dyn_initialize(&framing)?; // a `()` context, not a region
+    /// assert!(default.dyn_allocate(&other).is_none(), "not this vendor's context");
+    /// # Ok::<(), Status>(())
+    /// ```
     fn dyn_allocate(&self, cx: &ErasedContext) -> Option<NonNull<u8>>;
     /// `free` on an erased context (ignored if the context is not this vendor's).
+    ///
+    /// ```
+    /// # use std::ptr::NonNull;
+    /// # use ks_alloc::{Alignment, DefaultVendor, DynVendor, Framing, Memory, PoolType, Status, VendorAllocator};
+    /// # /// A vendor with no frames at all, whose context is `()`.
+    /// # struct Dry;
+    /// # // SAFETY: `allocate` never returns a pointer.
+    /// # unsafe impl VendorAllocator for Dry {
+    /// #     type Context = ();
+    /// #     fn initialize(&self, _: &Framing) -> Result<(), Status> { Ok(()) }
+    /// #     fn allocate(&self, _: &()) -> Option<NonNull<u8>> { None }
+    /// #     fn free(&self, _: &(), _: NonNull<u8>) {}
+    /// #     fn delete(&self, _: ()) {}
+    /// # }
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTE };
+    /// let default = DefaultVendor { memory: Memory::Paged };
+    /// let cx = default.dyn_initialize(&framing)?;
+    /// let frame = default.dyn_allocate(&cx).expect("one frame");
+    /// default.dyn_free(&Dry.dyn_initialize(&framing)?, frame); // another's context: ignored
+    /// assert!(default.dyn_allocate(&cx).is_none(), "the frame did not come back");
+    /// default.dyn_free(&cx, frame);
+    /// assert!(default.dyn_allocate(&cx).is_some(), "now it did");
+    /// # Ok::<(), Status>(())
+    /// ```
     fn dyn_free(&self, cx: &ErasedContext, frame: NonNull<u8>);
-    /// `delete` on an erased context.
+    /// `delete` on an erased context (ignored if the context is not this vendor's).
+    ///
+    /// ```
+    /// use ks_alloc::{Alignment, DefaultVendor, DynVendor, Framing, Memory, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTE };
+    /// let vendor = DefaultVendor { memory: Memory::Paged };
+    /// let cx = vendor.dyn_initialize(&framing)?;
+    /// vendor.dyn_delete(cx); // the context, here the region, is gone
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     fn dyn_delete(&self, cx: ErasedContext);
     /// See [`VendorAllocator::memory`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ks_alloc::{DefaultVendor, DynVendor, Memory};
+    /// let v: Arc<dyn DynVendor> = Arc::new(DefaultVendor { memory: Memory::User });
+    /// assert_eq!(v.memory(), Memory::User);
+    /// ```
     fn memory(&self) -> Memory;
     /// See [`VendorAllocator::name`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ks_alloc::{DefaultVendor, DynVendor, Memory};
+    /// let v: Arc<dyn DynVendor> = Arc::new(DefaultVendor { memory: Memory::Paged });
+    /// assert_eq!(v.name(), "default");
+    /// ```
     fn name(&self) -> &'static str;
 }
 

@@ -102,8 +102,26 @@ pub const OPTIONSF_END_OF_STREAM: u32 = 0x0000_0200;
 /// ```
 pub trait FrameBytes {
     /// The frame's bytes.
+    ///
+    /// ```
+    /// use ks_graph::queue::FrameBytes;
+    /// let frame = vec![1u8, 2, 3];
+    /// assert_eq!(frame.bytes(), &[1, 2, 3]);
+    /// ```
     fn bytes(&self) -> &[u8];
     /// The frame's bytes for writing, or `None` when the frame is read-only (shared).
+    ///
+    /// ```
+    /// use ks_graph::queue::FrameBytes;
+    /// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    /// let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 1, frame_size: 4,
+    ///                         alignment: Alignment::BYTE };
+    /// let alloc = Allocator::new(&framing, Memory::Paged)?;
+    /// let mut frame = alloc.allocate_blocking(None)?;
+    /// frame.bytes_mut().expect("an allocator's frame is writable").fill(7);
+    /// assert_eq!(frame.bytes(), &[7; 4]);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
     fn bytes_mut(&mut self) -> Option<&mut [u8]>;
 }
 

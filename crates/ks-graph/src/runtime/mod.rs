@@ -120,10 +120,37 @@ pub trait Process: Send {
     /// Called, under the filter's processing mutex, whenever frames have arrived at one of
     /// its pins. Work through the pins' queues with stream pointers; frames ejected from a
     /// queue complete and travel on. An error stops the run.
+    ///
+    /// ```
+    /// use ks_alloc::Status;
+    /// use ks_graph::filters;
+    /// use ks_graph::runtime::spec::GraphSpec;
+    /// use ks_graph::runtime::{process_fn, RunError, RunOptions};
+    /// let spec = GraphSpec::parse_pipeline("testsrc frames=3 size=16 ! identity ! nullsink")?;
+    /// let mut built = filters::build(spec)?;
+    /// built.replace_process("identity", Box::new(process_fn(|_pins| {
+    ///     Err(Status::DeviceNotReady("the device went away".into()))
+    /// })))?;
+    /// let err = built.into_runtime()?.run(&RunOptions::default()).unwrap_err();
+    /// assert!(matches!(&err, RunError::Filter { filter, .. } if filter == "identity"), "{err}");
+    /// assert!(matches!(err.status(), Status::DeviceNotReady(_)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[doc(alias = "AVStrMiniPinProcess")]
     fn process(&mut self, pins: &mut Pins<'_>) -> Result<(), Status>;
 
-    /// What the filter did, for the run report.
+    /// What the filter did, for the run report ([`FilterReport::stats`]).
+    ///
+    /// ```
+    /// use ks_graph::filters;
+    /// use ks_graph::runtime::spec::GraphSpec;
+    /// use ks_graph::runtime::RunOptions;
+    /// let spec = GraphSpec::parse_pipeline("testsrc frames=3 size=16 ! nullsink")?;
+    /// let report = filters::build(spec)?.into_runtime()?.run(&RunOptions::default())?.report;
+    /// let sink = &report.filters[1];
+    /// assert_eq!((sink.name.as_str(), sink.stats.frames, sink.stats.bytes), ("nullsink", 3, 48));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn stats(&self) -> FilterStats;
 }
 
