@@ -645,11 +645,12 @@ impl<'c, 'g> Search<'c, 'g> {
     }
 
     /// A state no further pin can repair (every part of this test only gets worse as pins
-    /// are added).
+    /// are added). The frame bound is the one `merge_pipe` enforces: what one allocator
+    /// holds.
     fn dead(&self, (s, frames): (State, u64)) -> bool {
         s.two_allocators
             || s.integrity_broken
-            || frames > u32::MAX as u64
+            || frames > u64::from(ks_alloc::MAX_FRAMES)
             || (s.mem.is_device() && s.flags & RequirementFlags::SYSTEM_MEMORY.bits() != 0)
     }
 

@@ -818,6 +818,24 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            name: "backtracking: a preferred item holding more frames than one allocator is passed over",
+            // The first item of a.out asks for 70 000 frames, more than `MAX_FRAMES`; the
+            // search must treat that combination as dead, not pick it and fail the merge.
+            graph: || {
+                two(
+                    Some(alt(fx(NP, NONE, 70_000, 1, 0, 0), fx(NP, NONE, 3, 1, 0, 0))),
+                    Some(frames(1)),
+                    K,
+                    K,
+                )
+            },
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.items, [Some(1), Some(0)]);
+                assert_eq!(p.framing.frames, 4);
+            },
+        },
+        Case {
             name: "backtracking: only the second items of two pins fit together",
             // (0,0) sizes disjoint, (0,1) memory, (1,0) memory, (1,1) fits.
             graph: || {
