@@ -28,6 +28,21 @@ use crate::{Allocator, Framing, Memory, Status};
 /// # Ok::<(), ks_alloc::Status>(())
 /// ```
 pub const DEFAULT_MAX_WAITERS: u32 = 1024;
+/// Largest [`AllocatorBuilder::max_waiters`] accepted: 65 536 pending requests, about 5 MiB
+/// of waiter records allocated at creation. A larger bound is refused with
+/// `STATUS_INVALID_PARAMETER` rather than attempted (a slab of billions of records would
+/// abort the process).
+///
+/// ```
+/// use ks_alloc::{MAX_WAITERS, Status};
+/// # use ks_alloc::{Alignment, Allocator, Framing, PoolType};
+/// # let framing = Framing { flags: 0, pool_type: PoolType::PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTE };
+/// assert!(Allocator::builder(&framing).max_waiters(MAX_WAITERS).build().is_ok());
+/// let err = Allocator::builder(&framing).max_waiters(u32::MAX).build().unwrap_err();
+/// assert!(matches!(err, Status::InvalidParameter(_)));
+/// assert!(err.to_string().contains("max_waiters is 4294967295"), "{err}");
+/// ```
+pub const MAX_WAITERS: u32 = 1 << 16;
 /// Default starvation threshold (see [`AllocatorBuilder::starvation_threshold`]).
 ///
 /// ```
@@ -133,9 +148,10 @@ impl AllocatorBuilder {
         self
     }
 
-    /// Bound on simultaneously pending requests (default [`DEFAULT_MAX_WAITERS`]). Waiter
-    /// records are allocated once, here, so that queueing never touches the heap; a request
-    /// beyond the bound fails with `STATUS_INSUFFICIENT_RESOURCES`.
+    /// Bound on simultaneously pending requests (default [`DEFAULT_MAX_WAITERS`], at most
+    /// [`MAX_WAITERS`]). Waiter records are allocated once, at creation, so that queueing
+    /// never touches the heap; a request beyond the bound fails with
+    /// `STATUS_INSUFFICIENT_RESOURCES`.
     ///
     /// ```
     /// use std::{future::Future, pin::pin, task::{Context, Waker}, time::Duration};
@@ -232,6 +248,16 @@ impl AllocatorBuilder {
                     "Frames is {}; must be 1..={MAX_FRAMES} (policy: 0 would mean an unbounded \
                      allocator, which KS leaves undefined)",
                     f.frames
+                )
+                .into(),
+            ));
+        }
+        if self.max_waiters > MAX_WAITERS {
+            return Err(Status::InvalidParameter(
+                format!(
+                    "max_waiters is {}; must be at most {MAX_WAITERS} (policy: waiter records \
+                     are allocated at creation)",
+                    self.max_waiters
                 )
                 .into(),
             ));

@@ -30,7 +30,9 @@ mod waiters;
 mod worker;
 
 pub use allocator::Allocator;
-pub use builder::{AllocatorBuilder, DEFAULT_MAX_WAITERS, DEFAULT_STARVATION_THRESHOLD};
+pub use builder::{
+    AllocatorBuilder, DEFAULT_MAX_WAITERS, DEFAULT_STARVATION_THRESHOLD, MAX_WAITERS,
+};
 pub use diagnostics::{AllocatorStatus, SharedMemory, StarvationReport};
 pub use events::{EventSubscription, FreeFrameEvents, NextFreeFrame};
 pub use frame::{Frame, Holder, OutstandingFrame};

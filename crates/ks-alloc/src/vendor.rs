@@ -29,9 +29,15 @@ use crate::{Framing, Memory, Status};
 ///
 /// # Safety
 /// Every pointer `allocate` returns must be valid for reads and writes of
-/// `framing.frame_size` bytes and must not overlap any other frame outstanding from this
-/// context, from the moment it is returned until it is passed to `free` (the allocator hands
-/// those bytes out as `&mut [u8]`).
+/// `framing.frame_size` bytes, those bytes must be initialized (any values, e.g. zeroed or
+/// left from the frame's last use), and they must not overlap any other frame outstanding
+/// from this context, from the moment it is returned until it is passed to `free` (the
+/// allocator hands those bytes out as `&[u8]` and `&mut [u8]`, and reading uninitialized
+/// memory through them would be undefined behaviour).
+///
+/// The callbacks should not panic: a panic in `allocate` or `free` propagates to the caller
+/// of the allocate or free that called it, and the frame slot in flight is lost to the
+/// allocator (it is neither free nor outstanding, and the allocator is never finalized).
 ///
 /// # Examples
 /// ```
@@ -41,7 +47,7 @@ use crate::{Framing, Memory, Status};
 ///
 /// /// Frames from the Rust heap (for illustration).
 /// struct HeapVendor;
-/// // SAFETY: each frame is a distinct live heap block of `frame_size` bytes until freed.
+/// // SAFETY: each frame is a distinct live, zeroed heap block of `frame_size` bytes until freed.
 /// unsafe impl VendorAllocator for HeapVendor {
 ///     type Context = (std::alloc::Layout, Mutex<u32>);
 ///     fn initialize(&self, f: &Framing) -> Result<Self::Context, Status> {
@@ -51,8 +57,9 @@ use crate::{Framing, Memory, Status};
 ///     }
 ///     fn allocate(&self, cx: &Self::Context) -> Option<NonNull<u8>> {
 ///         *cx.1.lock().unwrap() += 1;
-///         // SAFETY: the layout has a non-zero size (FrameSize >= 1).
-///         NonNull::new(unsafe { std::alloc::alloc(cx.0) })
+///         // SAFETY: the layout has a non-zero size (FrameSize >= 1). Zeroed, because the
+///         // frame's bytes must be initialized (see the trait's safety section).
+///         NonNull::new(unsafe { std::alloc::alloc_zeroed(cx.0) })
 ///     }
 ///     fn free(&self, cx: &Self::Context, p: NonNull<u8>) {
 ///         // SAFETY: `p` came from `allocate` with this layout.

@@ -71,8 +71,8 @@ struct Cx {
     layout: std::alloc::Layout,
 }
 
-// SAFETY: each frame is a distinct live heap block of `frame_size` (+1 for the misaligned
-// case) bytes until freed.
+// SAFETY: each frame is a distinct live, zeroed heap block of `frame_size` (+1 for the
+// misaligned case) bytes until freed.
 unsafe impl VendorAllocator for Rec {
     type Context = Cx;
     fn initialize(&self, f: &Framing) -> Result<Cx, Status> {
@@ -96,8 +96,8 @@ unsafe impl VendorAllocator for Rec {
         if self.dry.load(Ordering::SeqCst) {
             return None;
         }
-        // SAFETY: non-zero size layout.
-        let p = NonNull::new(unsafe { std::alloc::alloc(cx.layout) })?;
+        // SAFETY: non-zero size layout; zeroed, as the trait requires initialized bytes.
+        let p = NonNull::new(unsafe { std::alloc::alloc_zeroed(cx.layout) })?;
         self.live.fetch_add(1, Ordering::SeqCst);
         let p = if self.misalign.load(Ordering::SeqCst) {
             // SAFETY: the block has one spare byte.

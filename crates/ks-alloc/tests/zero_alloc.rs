@@ -122,8 +122,9 @@ struct OneBlock {
     dry: bool,
 }
 
-// SAFETY: the one address handed out is valid for `frame_size` bytes (the block has one more)
-// until `delete`, and the allocator refuses it at once, so it is never outstanding twice.
+// SAFETY: the one address handed out is valid for `frame_size` initialized (zeroed) bytes
+// (the block has one more) until `delete`, and the allocator refuses it at once, so it is
+// never outstanding twice.
 unsafe impl VendorAllocator for OneBlock {
     /// The block's layout and address.
     type Context = (Layout, usize);
@@ -131,7 +132,7 @@ unsafe impl VendorAllocator for OneBlock {
         let l = Layout::from_size_align(f.frame_size as usize + 1, f.alignment.bytes() as usize)
             .map_err(|e| Status::InvalidParameter(e.to_string().into()))?;
         // SAFETY: non-zero size.
-        let p = unsafe { std::alloc::alloc(l) };
+        let p = unsafe { std::alloc::alloc_zeroed(l) };
         if p.is_null() {
             return Err(Status::InsufficientResources("no memory".into()));
         }
