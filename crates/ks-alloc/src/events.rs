@@ -28,6 +28,9 @@ struct Registry {
     next_id: u64,
     callbacks: Vec<(u64, Callback)>,
     wakers: Vec<(u64, Waker)>,
+    /// The wakers of the last delivery, woken outside the lock; the buffer is kept so that a
+    /// delivery allocates nothing in steady state.
+    spare_wakers: Vec<(u64, Waker)>,
     closed: bool,
 }
 
@@ -35,7 +38,33 @@ pub(crate) struct Events {
     subscribers: AtomicUsize,
     generation: AtomicU64,
     deferred: AtomicBool,
+    /// The thread running the callbacks now ([`thread_token`]), 0 if none. A free made by a
+    /// callback comes back to `deliver` on that thread, with the registry lock held.
+    delivering: AtomicUsize,
+    /// Set by such a nested delivery: the running one calls the callbacks once more.
+    again: AtomicBool,
     registry: Mutex<Registry>,
+}
+
+/// A value unique to the calling thread among live threads (the address of a thread-local).
+fn thread_token() -> usize {
+    #[cfg(not(loom))]
+    crate::loom::thread_local!(static TOKEN: u8 = const { 0 });
+    #[cfg(loom)] // loom's thread-locals take no `const` initializer
+    crate::loom::thread_local!(static TOKEN: u8 = 0);
+    TOKEN.with(|t| std::ptr::from_ref(t) as usize)
+}
+
+/// Clears [`Events::delivering`] and [`Events::again`] when the callbacks are done, or if
+/// one panics (so that a later thread reusing the token is not taken for a nested delivery).
+struct Delivering<'a>(&'a Events);
+
+impl Drop for Delivering<'_> {
+    fn drop(&mut self) {
+        // Relaxed: only read by the thread that stored its token (see `deliver`).
+        self.0.delivering.store(0, Ordering::Relaxed);
+        self.0.again.store(false, Ordering::Relaxed);
+    }
 }
 
 impl fmt::Debug for Events {
@@ -52,6 +81,8 @@ impl Events {
             subscribers: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
             deferred: AtomicBool::new(false),
+            delivering: AtomicUsize::new(0),
+            again: AtomicBool::new(false),
             registry: Mutex::new(Registry::default()),
         }
     }
@@ -88,24 +119,57 @@ impl Events {
         }
     }
 
+    /// Runs the callbacks under the registry lock (so that once an unsubscribe returns, its
+    /// callback never runs again) and wakes the awaiting subscribers after unlocking (a waker
+    /// may poll inline, which takes the lock).
+    ///
+    /// A callback may free a frame of this allocator: that free comes back here on the same
+    /// thread with the lock held, so it only asks the running delivery for one more round
+    /// instead of locking again (which would deadlock).
     fn deliver(&self) {
-        let mut r = lock(&self.registry);
-        for (_, cb) in &r.callbacks {
-            cb();
+        let me = thread_token();
+        // Relaxed: only this thread stores `me` here, and it clears it before it stops
+        // delivering, so reading `me` means a callback of this thread's delivery freed.
+        if self.delivering.load(Ordering::Relaxed) == me {
+            // Relaxed: read by this same thread's delivery, below.
+            self.again.store(true, Ordering::Relaxed);
+            return;
         }
-        // `drain` keeps the vector's capacity: no heap traffic in steady state.
-        for (_, w) in r.wakers.drain(..) {
+        let mut r = lock(&self.registry);
+        let mut wakers = std::mem::take(&mut r.spare_wakers);
+        {
+            // Relaxed: see above.
+            self.delivering.store(me, Ordering::Relaxed);
+            let _done = Delivering(self);
+            loop {
+                for (_, cb) in &r.callbacks {
+                    cb();
+                }
+                // Relaxed: set by this thread (a nested delivery).
+                if !self.again.swap(false, Ordering::Relaxed) {
+                    break;
+                }
+            }
+        }
+        // `append` keeps both buffers' capacity: no heap traffic in steady state.
+        wakers.append(&mut r.wakers);
+        drop(r);
+        for (_, w) in wakers.drain(..) {
             w.wake();
+        }
+        let mut r = lock(&self.registry);
+        if wakers.capacity() > r.spare_wakers.capacity() {
+            r.spare_wakers = wakers;
         }
     }
 
-    pub(crate) fn close(&self) {
+    /// Disables the event; returns the awaiting subscribers' wakers, for the caller to wake
+    /// (after unlocking, as in `deliver`), which then see the event closed.
+    pub(crate) fn close(&self) -> Vec<(u64, Waker)> {
         let mut r = lock(&self.registry);
         r.closed = true;
         r.callbacks.clear();
-        for (_, w) in r.wakers.drain(..) {
-            w.wake();
-        }
+        std::mem::take(&mut r.wakers)
     }
 
     fn subscribe(&self, cb: Option<Callback>) -> Result<u64, Status> {
@@ -371,7 +435,9 @@ impl Future for NextFreeFrame<'_> {
 impl Allocator {
     /// Subscribes `callback` to FREEFRAME (KS: enabling `KSEVENT_STREAMALLOCATOR_FREEFRAME`).
     /// It runs on the freeing thread (at Passive level) or on the library worker (frees at
-    /// Dispatch level), under the event lock: it must not block, panic, or (un)subscribe.
+    /// Dispatch level), under the event lock: once the subscription is dropped, the callback
+    /// never runs again. It must not block, panic, close the allocator or (un)subscribe; it
+    /// may allocate and free frames (a free it makes is delivered once it returns).
     ///
     /// # Errors
     /// `STATUS_INVALID_DEVICE_STATE` after close.

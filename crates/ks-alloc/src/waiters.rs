@@ -165,6 +165,29 @@ impl Notify {
     }
 }
 
+/// Wakes every cancelled request and every awaiting event subscriber of a closing
+/// allocator. A `Waker` that panics does not keep the others asleep: each is woken, then the
+/// first panic resumes.
+pub(crate) fn wake_all(cancelled: Vec<Notify>, subscribers: Vec<(u64, Waker)>, grants: &Grants) {
+    use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+    type Panic = Box<dyn std::any::Any + Send>;
+    fn guarded(first: &mut Option<Panic>, wake: impl FnOnce()) {
+        if let Err(p) = catch_unwind(AssertUnwindSafe(wake)) {
+            first.get_or_insert(p);
+        }
+    }
+    let mut first = None;
+    for n in cancelled {
+        guarded(&mut first, || n.wake(grants));
+    }
+    for (_, w) in subscribers {
+        guarded(&mut first, || w.wake());
+    }
+    if let Some(p) = first {
+        resume_unwind(p);
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum State {
     Vacant,

@@ -154,9 +154,19 @@ mod imp {
                 // Relaxed: ordered by the Acquire swap; read before `service` lets the
                 // allocator be scheduled (and relinked) again.
                 let next = inner.worker_next.load(Ordering::Relaxed);
-                // SAFETY: `p` comes from `Arc::as_ptr` (`Inner::schedule`) and carries the
-                // worker's strong reference.
-                unsafe { Inner::service(std::ptr::NonNull::new_unchecked(p)) };
+                // `service` reports the panics of wakers and callbacks itself and goes on;
+                // this catches the rest (a vendor's `delete` at finalization), so that the
+                // worker, which serves every allocator, survives.
+                let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    // SAFETY: `p` comes from `Arc::as_ptr` (`Inner::schedule`) and carries
+                    // the worker's strong reference.
+                    unsafe { Inner::service(std::ptr::NonNull::new_unchecked(p)) }
+                }));
+                if served.is_err() {
+                    tracing::error!(
+                        "a vendor callback panicked on the ks-alloc worker; the worker goes on"
+                    );
+                }
                 // SAFETY: drops the reference the scheduler gave the worker.
                 unsafe { Arc::decrement_strong_count(p.cast_const()) };
                 p = next;
@@ -215,8 +225,9 @@ pub(crate) use imp::{
 #[cfg(loom)]
 pub(crate) fn run_scheduled(inner: &crate::loom::Arc<Inner>) -> bool {
     use crate::loom::Ordering;
-    // SeqCst: as in `Inner::schedule`.
-    if !inner.in_worker.load(Ordering::SeqCst) {
+    // Acquire: stands in for the worker queue's Acquire swap, which follows the scheduler's
+    // AcqRel swap of this flag (`Inner::schedule`).
+    if !inner.in_worker.load(Ordering::Acquire) {
         return false;
     }
     // SAFETY: from the `Arc`, which the caller holds.

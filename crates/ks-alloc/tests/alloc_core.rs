@@ -300,6 +300,22 @@ fn frees_after_the_queue_emptied_go_straight_to_the_free_list() {
 }
 
 #[test]
+fn after_close_returns_a_frame_this_thread_cached_is_not_served() {
+    let a = alloc(2);
+    let f = a.try_allocate().unwrap();
+    drop(a.try_allocate().unwrap()); // kept in this thread's cache
+    a.close();
+    assert_eq!(a.try_allocate().unwrap_err(), TryAllocateError::Closed);
+    assert!(matches!(
+        block_on(a.allocate()),
+        Err(Status::InvalidDeviceState(_))
+    ));
+    assert_eq!(a.status().allocated_frames, 1, "the cached frame came home");
+    drop(f);
+    assert_eq!(a.status().allocated_frames, 0);
+}
+
+#[test]
 fn close_cancels_pending_and_fails_new_allocations_but_keeps_frames_valid() {
     let a = alloc(1);
     let mut f = a.try_allocate().unwrap();
@@ -438,6 +454,171 @@ fn free_frame_events_fire_on_frees_to_the_list() {
         Err(Status::Cancelled)
     ));
     assert!(a.on_free_frame(|| {}).is_err());
+}
+
+/// Runs `f` on its own thread and fails the test if it does not finish within 10 s (a
+/// deadlock would otherwise hang the whole test run).
+fn within_10s(name: &str, f: impl FnOnce() + Send + 'static) {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        f();
+        let _ = done.send(());
+    });
+    assert!(
+        finished.recv_timeout(Duration::from_secs(10)).is_ok(),
+        "{name}: deadlocked or panicked"
+    );
+}
+
+#[test]
+fn a_free_frame_callback_may_free_a_frame_of_its_own_allocator() {
+    within_10s("callback frees a frame", || {
+        let a = alloc(2);
+        let parked = Arc::new(std::sync::Mutex::new(Some(a.try_allocate().unwrap())));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (p2, c2) = (parked.clone(), calls.clone());
+        let sub = a
+            .on_free_frame(move || {
+                c2.fetch_add(1, Ordering::SeqCst);
+                // Frees the parked frame from inside the callback: the nested free must not
+                // take the event lock again, and its event is delivered after this call.
+                let f = p2.lock().unwrap().take();
+                drop(f);
+            })
+            .unwrap();
+        drop(a.try_allocate().unwrap());
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "one event per free, the nested one too"
+        );
+        assert!(parked.lock().unwrap().is_none());
+        assert_eq!(a.status().allocated_frames, 0);
+        drop(sub);
+    });
+}
+
+#[test]
+fn a_free_frame_waker_is_woken_outside_the_event_lock() {
+    /// A waker that subscribes to the allocator's events when woken (which takes the lock).
+    struct Subscribing(Allocator, std::sync::Mutex<Vec<EventSubscription>>);
+    impl Wake for Subscribing {
+        fn wake(self: Arc<Self>) {
+            let sub = self.0.on_free_frame(|| {}).unwrap();
+            self.1.lock().unwrap().push(sub);
+        }
+    }
+    within_10s("waker takes the event lock", || {
+        let a = alloc(1);
+        let w = Arc::new(Subscribing(a.clone(), std::sync::Mutex::new(Vec::new())));
+        let waker = Waker::from(w.clone());
+        let mut ev = a.free_frame_events().unwrap();
+        let f = a.try_allocate().unwrap();
+        {
+            let mut next = pin!(ev.next_event());
+            assert!(
+                next.as_mut()
+                    .poll(&mut Context::from_waker(&waker))
+                    .is_pending()
+            );
+            drop(f); // fires: wakes our waker, which subscribes
+            assert!(
+                next.as_mut()
+                    .poll(&mut Context::from_waker(&waker))
+                    .is_ready()
+            );
+        }
+        assert_eq!(w.1.lock().unwrap().len(), 1);
+        w.1.lock().unwrap().clear();
+    });
+}
+
+/// A waker that panics when woken (a caller's bug the allocator must survive).
+struct PanickingWaker;
+impl Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        panic!("this waker panics (on purpose)");
+    }
+}
+
+#[test]
+fn a_panicking_waker_does_not_stop_the_worker() {
+    within_10s("worker survives a panicking waker", || {
+        let a = alloc(1);
+        let f = a.try_allocate().unwrap();
+        let bad = Waker::from(Arc::new(PanickingWaker));
+        let mut first = Box::pin(a.allocate());
+        assert!(
+            first
+                .as_mut()
+                .poll(&mut Context::from_waker(&bad))
+                .is_pending()
+        );
+        {
+            let _g = raise_to_dispatch();
+            drop(f); // the worker grants it and wakes the panicking waker
+        }
+        // The grant went through all the same.
+        let (_c, good) = counting_waker();
+        let f = loop {
+            if let Poll::Ready(r) = first.as_mut().poll(&mut Context::from_waker(&good)) {
+                break r.unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        // And the worker is still there for the next Dispatch-level free.
+        let a2 = a.clone();
+        let waiter = std::thread::spawn(move || a2.allocate_blocking(Some(Duration::from_secs(5))));
+        while a.status().pending == 0 {
+            std::thread::yield_now();
+        }
+        {
+            let _g = raise_to_dispatch();
+            drop(f);
+        }
+        assert!(
+            waiter.join().unwrap().is_ok(),
+            "the worker completed the second hand-off"
+        );
+    });
+}
+
+#[test]
+fn close_wakes_every_request_even_if_a_waker_panics() {
+    within_10s("close with a panicking waker", || {
+        let a = alloc(1);
+        let f = a.try_allocate().unwrap();
+        let bad = Waker::from(Arc::new(PanickingWaker));
+        let mut first = Box::pin(a.allocate());
+        assert!(
+            first
+                .as_mut()
+                .poll(&mut Context::from_waker(&bad))
+                .is_pending()
+        );
+        let a2 = a.clone();
+        let blocked = std::thread::spawn(move || a2.allocate_blocking(None));
+        while a.status().pending < 2 {
+            std::thread::yield_now();
+        }
+        let closed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.close()));
+        assert!(
+            closed.is_err(),
+            "the waker's panic reaches the caller of close"
+        );
+        assert!(a.is_closed());
+        assert!(
+            matches!(blocked.join().unwrap(), Err(Status::Cancelled)),
+            "the request queued after the bad waker's was cancelled and woken"
+        );
+        let (_c, good) = counting_waker();
+        assert!(matches!(
+            first.as_mut().poll(&mut Context::from_waker(&good)),
+            Poll::Ready(Err(Status::Cancelled))
+        ));
+        drop(f);
+        assert_eq!(a.status().allocated_frames, 0);
+    });
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 use std::cell::UnsafeCell;
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
 use std::time::Duration;
 
@@ -492,10 +493,15 @@ impl Inner {
     pub(crate) unsafe fn schedule(this: *const Inner) {
         // SAFETY: the caller's reference keeps `this` alive.
         let inner = unsafe { &*this };
-        // SeqCst: pairs with the worker's SeqCst `store(false)` before it takes the deferred
-        // stack: either the worker's take sees our push, or we see `false` here and schedule
-        // another pass (loom model `dispatch_free_vs_worker`).
-        if inner.in_worker.swap(true, Ordering::SeqCst) {
+        // AcqRel, paired with the worker's AcqRel `swap(false)` before it takes the deferred
+        // stack. Both are read-modify-writes of one word, so one comes first in its
+        // modification order. If ours does, the worker's swap reads our `true` (or a later
+        // value of its release sequence), so it synchronizes with this Release, and our push
+        // (and a deferred event) happens before its take. If the worker's comes first, we
+        // read `false` and schedule another pass. (A plain store on the worker's side would
+        // not do, even SeqCst: that is the store-buffering pattern, and the C++ model lets
+        // both sides miss. Loom model `dispatch_free_vs_worker`.)
+        if inner.in_worker.swap(true, Ordering::AcqRel) {
             // The worker holds a reference for the pass that will see our work.
             // SAFETY: drops our own reference; the worker's keeps the allocator alive.
             unsafe { Arc::decrement_strong_count(this) };
@@ -513,17 +519,37 @@ impl Inner {
     pub(crate) unsafe fn service(this: NonNull<Inner>) {
         // SAFETY: the worker's reference keeps it alive.
         let inner = unsafe { this.as_ref() };
-        // SeqCst: see `schedule`.
-        inner.in_worker.store(false, Ordering::SeqCst);
+        // AcqRel: see `schedule` (a read-modify-write, not a store, on purpose).
+        inner.in_worker.swap(false, Ordering::AcqRel);
         inner.free.take_deferred(|index| {
+            // A caller's `Waker` woken by the grant may panic. The grant is complete by then,
+            // so the panic is reported and the rest of the chain handed off as usual: one
+            // bad waker must not strand the other deferred frames, nor stop the worker that
+            // serves every allocator.
             // SAFETY: the deferred frame is ours; the worker's reference keeps it alive.
-            if let HandOff::Pushed { finalize: true } = unsafe { Inner::hand_off(this, index) } {
-                // SAFETY: the last frame came home after close; the worker still holds its
-                // own reference, so the allocator stays valid for the rest of this pass.
-                unsafe { Inner::finalize(this.as_ptr()) };
+            let done = catch_unwind(AssertUnwindSafe(|| unsafe { Inner::hand_off(this, index) }));
+            match done {
+                Ok(HandOff::Pushed { finalize: true }) => {
+                    // SAFETY: the last frame came home after close; the worker still holds
+                    // its own reference, so the allocator stays valid for the rest of this
+                    // pass.
+                    unsafe { Inner::finalize(this.as_ptr()) };
+                }
+                Ok(_) => {}
+                Err(_) => tracing::error!(
+                    allocator = %inner.name,
+                    frame = index,
+                    "a waker or vendor callback panicked on the ks-alloc worker while it \
+                     completed a Dispatch-level free; the worker goes on"
+                ),
             }
         });
-        inner.events.deliver_deferred();
+        if catch_unwind(AssertUnwindSafe(|| inner.events.deliver_deferred())).is_err() {
+            tracing::error!(
+                allocator = %inner.name,
+                "a FREEFRAME callback or waker panicked on the ks-alloc worker; the worker goes on"
+            );
+        }
     }
 
     /// Dispatch level, after a free was diverted: if no request is pending (the flags only

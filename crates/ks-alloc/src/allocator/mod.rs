@@ -503,6 +503,12 @@ impl Allocator {
     /// never freed) keeps the allocator's memory mapped and its vendor not deleted: that is
     /// the price of frames not holding a reference count of their own.
     ///
+    /// Every allocate that starts after `close` returns fails. One running on another thread
+    /// during `close` may still get the frame that thread had cached (policy: see
+    /// docs/allocator.md). The requests' wakers are woken last, once the allocator's state
+    /// is final; if one panics, the others are still woken and the panic then reaches the
+    /// caller of `close`.
+    ///
     /// ```
     /// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType, Status, TryAllocateError};
     /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
@@ -525,12 +531,9 @@ impl Allocator {
         // SAFETY: we hold a handle, so the pointer is live.
         unsafe { Arc::increment_strong_count(Arc::as_ptr(inner)) };
         let (_, finalize) = inner.free.close();
-        let wake = q.cancel_all(&inner.grants);
+        let cancelled = q.cancel_all(&inner.grants);
         drop(q);
-        for n in wake {
-            n.wake(&inner.grants);
-        }
-        inner.events.close();
+        let subscribers = inner.events.close();
         crate::worker::unwatch(inner);
         // Frames cached by threads are free: bring them home (the last one may finalize).
         Inner::drain_cache(inner);
@@ -538,6 +541,9 @@ impl Allocator {
             // SAFETY: every frame was home when we closed; we hold a handle too.
             unsafe { Inner::finalize(Arc::as_ptr(inner)) };
         }
+        // Last, once the allocator's state is final: a caller's `Waker` may panic, and the
+        // others are woken all the same (`wake_all`). Our handle keeps the grant words alive.
+        crate::waiters::wake_all(cancelled, subscribers, &inner.grants);
     }
 
     /// Whether [`close`](Self::close) has run.
