@@ -246,7 +246,8 @@ impl AllocatorBuilder {
             return Err(Status::InvalidParameter(
                 format!(
                     "Frames is {}; must be 1..={MAX_FRAMES} (policy: 0 would mean an unbounded \
-                     allocator, which KS leaves undefined)",
+                     allocator, which KS leaves undefined; one allocator holds at most \
+                     {MAX_FRAMES} frames)",
                     f.frames
                 )
                 .into(),

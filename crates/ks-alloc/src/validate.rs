@@ -123,9 +123,13 @@ pub fn validate_create_request_with(
 }
 
 /// Rules 3, 4 and 7–9 of [`validate_create_request`] for a framing that is already a
-/// [`Framing`] (rules 1, 2, 5 and 6 are guaranteed by the type): use it when an allocator is
-/// created from Rust rather than from create-request bytes, so both paths accept exactly the
-/// same framings. Returns the size of the frame region in bytes (see [`check_region_size`]).
+/// [`Framing`] (rules 1, 2, 5 and 6 are guaranteed by the type): call it before creating an
+/// allocator from Rust to apply the create-request rules there too. These are KS's rules;
+/// `AllocatorBuilder::build` checks what this library's allocator needs instead: `Frames` 1
+/// to [`MAX_FRAMES`](crate::MAX_FRAMES) (so a request this function accepts may still be
+/// refused there), `FrameSize` at least 1, a region that fits the address space; and it
+/// serves alignments beyond a page and any option bits. Returns the size of the frame region
+/// in bytes (see [`check_region_size`]).
 ///
 /// ```
 /// use ks_alloc::{validate_framing, Alignment, Framing, PoolType, DEFAULT_MAX_ALIGNMENT};

@@ -383,23 +383,31 @@ impl AllocatorRegistry {
     }
 }
 
-fn too_small(required: usize, what: &'static str) -> Status {
+fn too_small(required: usize, got: usize, what: &str) -> Status {
     Status::BufferTooSmall {
         required,
-        message: what.into(),
+        message: format!("{what}; the buffer has {got}").into(),
     }
 }
 
 /// The GET size rules: 0 bytes = probe (`STATUS_BUFFER_OVERFLOW`), too short =
 /// `STATUS_BUFFER_TOO_SMALL`, both with the required size.
-fn check_get_buffer(data: &[u8], required: usize, what: &'static str) -> Result<(), Status> {
+fn check_get_buffer(data: &[u8], required: usize, what: &str) -> Result<(), Status> {
     if data.is_empty() {
         Err(Status::BufferOverflow { required })
     } else if data.len() < required {
-        Err(too_small(required, what))
+        Err(too_small(required, data.len(), what))
     } else {
         Ok(())
     }
+}
+
+/// The pin properties served.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PinProp {
+    FramingEx,
+    Framing,
+    Allocator,
 }
 
 impl Graph {
@@ -410,8 +418,9 @@ impl Graph {
     /// # Errors
     /// `STATUS_INVALID_BUFFER_SIZE` (header short), `STATUS_PROPSET_NOT_FOUND` (unknown set),
     /// `STATUS_NOT_FOUND` (unknown id, pin without framing, pin not accepting allocators),
-    /// `STATUS_INVALID_PARAMETER` (neither or both of GET and SET; unknown handle),
-    /// `STATUS_INVALID_DEVICE_REQUEST` (SET on a get-only property; other request types),
+    /// `STATUS_INVALID_PARAMETER` (both GET and SET; unknown handle),
+    /// `STATUS_INVALID_DEVICE_REQUEST` (SET on a get-only property; neither GET nor SET, or
+    /// another request type), in that order: the set, then the id, then the flags.
     /// `STATUS_BUFFER_OVERFLOW` / `STATUS_BUFFER_TOO_SMALL` with the required size.
     ///
     /// ```
@@ -446,9 +455,41 @@ impl Graph {
             || pin.index() >= self.filters.nodes[pin.filter().index()].pins.len()
         {
             return Err(Status::InvalidParameter(
-                "the pin does not belong to this graph".into(),
+                format!("pin {pin:?} does not belong to this graph").into(),
             ));
         }
+        // Set, then id, then flags, as the allocator's request surface checks them.
+        let prop = if h.set == KSPROPSETID_Connection {
+            match h.id {
+                KSPROPERTY_CONNECTION_ALLOCATORFRAMING_EX => PinProp::FramingEx,
+                KSPROPERTY_CONNECTION_ALLOCATORFRAMING => PinProp::Framing,
+                id => {
+                    return Err(Status::NotFound(
+                        format!("KSPROPSETID_Connection property {id} is not supported on pins")
+                            .into(),
+                    ));
+                }
+            }
+        } else if h.set == KSPROPSETID_Stream {
+            if h.id != KSPROPERTY_STREAM_ALLOCATOR {
+                return Err(Status::NotFound(
+                    format!(
+                        "KSPROPSETID_Stream property {} is not supported on pins",
+                        h.id
+                    )
+                    .into(),
+                ));
+            }
+            PinProp::Allocator
+        } else {
+            return Err(Status::PropsetNotFound(
+                format!(
+                    "property set {:#034x} is not supported on pins",
+                    h.set.to_u128()
+                )
+                .into(),
+            ));
+        };
         let kind = h.flags & !KSPROPERTY_TYPE_TOPOLOGY;
         let is_get = match kind {
             KSPROPERTY_TYPE_GET => true,
@@ -457,7 +498,11 @@ impl Graph {
                 == (KSPROPERTY_TYPE_GET | KSPROPERTY_TYPE_SET) =>
             {
                 return Err(Status::InvalidParameter(
-                    "property flags ask for both GET and SET; exactly one is allowed".into(),
+                    format!(
+                        "property flags {:#x} ask for both GET and SET; exactly one is allowed",
+                        h.flags
+                    )
+                    .into(),
                 ));
             }
             k => {
@@ -470,88 +515,72 @@ impl Graph {
                 ));
             }
         };
-        if h.set == KSPROPSETID_Connection {
-            let ex = match h.id {
-                KSPROPERTY_CONNECTION_ALLOCATORFRAMING_EX => true,
-                KSPROPERTY_CONNECTION_ALLOCATORFRAMING => false,
-                id => {
-                    return Err(Status::NotFound(
-                        format!("KSPROPSETID_Connection property {id} is not supported on pins")
-                            .into(),
+        match prop {
+            PinProp::FramingEx | PinProp::Framing => {
+                let ex = prop == PinProp::FramingEx;
+                if !is_get {
+                    return Err(Status::InvalidDeviceRequest(
+                        format!(
+                            "KSPROPERTY_CONNECTION_ALLOCATORFRAMING{} (id {}) is get-only \
+                             (behaviours 6 and 10); the request's flags are {:#x} (SET)",
+                            if ex { "_EX" } else { "" },
+                            h.id,
+                            h.flags
+                        )
+                        .into(),
                     ));
                 }
-            };
-            if !is_get {
-                return Err(Status::InvalidDeviceRequest(
-                    "the allocator framing properties are get-only (behaviours 6 and 10)".into(),
-                ));
-            }
-            let Some(fx) = self.pin_framing(pin) else {
-                return Err(Status::NotFound(
-                    format!(
-                        "pin '{}' has no allocator framing (behaviour 7)",
-                        self.pin_name(pin)
-                    )
-                    .into(),
-                ));
-            };
-            if ex {
-                let required = fx.byte_len();
-                check_get_buffer(
-                    data,
-                    required,
-                    "KSALLOCATOR_FRAMING_EX needs 24 + 88 x CountItems bytes",
-                )?;
-                data[..required].copy_from_slice(&fx.to_bytes());
-                Ok(required)
-            } else {
-                check_get_buffer(data, FRAMING_SIZE, "KSALLOCATOR_FRAMING is 24 bytes")?;
-                let old = fx.to_framing()?;
-                data[..FRAMING_SIZE].copy_from_slice(&old.to_bytes());
-                Ok(FRAMING_SIZE)
-            }
-        } else if h.set == KSPROPSETID_Stream {
-            if h.id != KSPROPERTY_STREAM_ALLOCATOR {
-                return Err(Status::NotFound(
-                    format!(
-                        "KSPROPSETID_Stream property {} is not supported on pins",
-                        h.id
-                    )
-                    .into(),
-                ));
-            }
-            if !self.pin_descriptor(pin).accepts_allocator {
-                return Err(Status::NotFound(
-                    format!(
-                        "pin '{}' does not accept an allocator (KSPROPERTY_STREAM_ALLOCATOR)",
-                        self.pin_name(pin)
-                    )
-                    .into(),
-                ));
-            }
-            if is_get {
-                // GET always answers the null handle; success only signals support (DOC).
-                check_get_buffer(data, HANDLE_SIZE, "a HANDLE is 8 bytes")?;
-                data[..HANDLE_SIZE].fill(0);
-                Ok(HANDLE_SIZE)
-            } else {
-                if data.len() < HANDLE_SIZE {
-                    return Err(too_small(HANDLE_SIZE, "a HANDLE is 8 bytes"));
+                let Some(fx) = self.pin_framing(pin) else {
+                    return Err(Status::NotFound(
+                        format!(
+                            "pin '{}' has no allocator framing (behaviour 7)",
+                            self.pin_name(pin)
+                        )
+                        .into(),
+                    ));
+                };
+                if ex {
+                    let required = fx.byte_len();
+                    check_get_buffer(
+                        data,
+                        required,
+                        "KSALLOCATOR_FRAMING_EX needs 24 + 88 x CountItems bytes",
+                    )?;
+                    data[..required].copy_from_slice(&fx.to_bytes());
+                    Ok(required)
+                } else {
+                    check_get_buffer(data, FRAMING_SIZE, "KSALLOCATOR_FRAMING is 24 bytes")?;
+                    let old = fx.to_framing()?;
+                    data[..FRAMING_SIZE].copy_from_slice(&old.to_bytes());
+                    Ok(FRAMING_SIZE)
                 }
-                let mut v = [0u8; HANDLE_SIZE];
-                v.copy_from_slice(&data[..HANDLE_SIZE]);
-                let handle = AllocatorHandle::from_value(u64::from_le_bytes(v));
-                self.assign_allocator(pin, handle)?;
-                Ok(HANDLE_SIZE)
             }
-        } else {
-            Err(Status::PropsetNotFound(
-                format!(
-                    "property set {:#034x} is not supported on pins",
-                    h.set.to_u128()
-                )
-                .into(),
-            ))
+            PinProp::Allocator => {
+                if !self.pin_descriptor(pin).accepts_allocator {
+                    return Err(Status::NotFound(
+                        format!(
+                            "pin '{}' does not accept an allocator (KSPROPERTY_STREAM_ALLOCATOR)",
+                            self.pin_name(pin)
+                        )
+                        .into(),
+                    ));
+                }
+                if is_get {
+                    // GET always answers the null handle; success only signals support (DOC).
+                    check_get_buffer(data, HANDLE_SIZE, "a HANDLE is 8 bytes")?;
+                    data[..HANDLE_SIZE].fill(0);
+                    Ok(HANDLE_SIZE)
+                } else {
+                    if data.len() < HANDLE_SIZE {
+                        return Err(too_small(HANDLE_SIZE, data.len(), "a HANDLE is 8 bytes"));
+                    }
+                    let mut v = [0u8; HANDLE_SIZE];
+                    v.copy_from_slice(&data[..HANDLE_SIZE]);
+                    let handle = AllocatorHandle::from_value(u64::from_le_bytes(v));
+                    self.assign_allocator(pin, handle)?;
+                    Ok(HANDLE_SIZE)
+                }
+            }
         }
     }
 

@@ -272,6 +272,24 @@ fn header_errors() {
         g.pin_property(o, &req(KSPROPSETID_Connection, 6, 0x200), &mut buf),
         Err(Status::InvalidDeviceRequest(_))
     ));
+    // The set, then the id, then the flags: bad flags do not hide an unknown set or id.
+    for flags in [0, 3, 0x200] {
+        assert!(matches!(
+            g.pin_property(o, &req(unknown, 0, flags), &mut buf),
+            Err(Status::PropsetNotFound(_))
+        ));
+        assert!(matches!(
+            g.pin_property(o, &req(KSPROPSETID_Connection, 99, flags), &mut buf),
+            Err(Status::NotFound(_))
+        ));
+    }
+    // A SET on a get-only property names the property and the flags.
+    let set = g.pin_property(o, &req(KSPROPSETID_Connection, 6, 2), &mut buf);
+    let msg = set.unwrap_err().to_string();
+    assert!(
+        msg.contains("ALLOCATORFRAMING_EX (id 6) is get-only") && msg.contains("0x2"),
+        "{msg}"
+    );
     // The topology bit is ignored on pins; trailing request bytes too.
     let mut long = ex_get().to_vec();
     long.extend_from_slice(&[9; 8]);

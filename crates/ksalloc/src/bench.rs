@@ -137,10 +137,13 @@ pub(crate) fn run(frame_size: u32, frames: u32) -> Result<Results, Status> {
 /// The data-path baseline: a plain single-thread loop that fills one buffer of `frame_size`
 /// bytes with the test pattern and inverts it, `frames` times — the same work as
 /// `testsrc ! invert ! nullsink`, with no framework. Returns MB/s (10⁶ bytes).
-pub(crate) fn fill_invert_loop(frame_size: u32, frames: u32) -> f64 {
+pub(crate) fn fill_invert_loop(frame_size: u32, frames: u32) -> Result<f64, String> {
     let size = frame_size as usize;
-    let ramp: Vec<u8> = (0..size + 256).map(|i| i as u8).collect();
-    let mut buf = vec![0u8; size];
+    let ramp = ks_graph::filters::ramp_pattern(size);
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(size)
+        .map_err(|e| format!("--frame-size {frame_size}: cannot allocate the frame buffer: {e}"))?;
+    buf.resize(size, 0u8);
     let mut sink = 0u8;
     let start = Instant::now();
     for n in 0..u64::from(frames) {
@@ -150,7 +153,7 @@ pub(crate) fn fill_invert_loop(frame_size: u32, frames: u32) -> f64 {
     }
     let secs = start.elapsed().as_secs_f64().max(1e-9);
     std::hint::black_box(sink);
-    (u64::from(frames) * u64::from(frame_size)) as f64 / 1e6 / secs
+    Ok((u64::from(frames) * u64::from(frame_size)) as f64 / 1e6 / secs)
 }
 
 /// The baseline an allocator row is compared with in the text output: the uncontended pool

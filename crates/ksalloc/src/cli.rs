@@ -176,12 +176,16 @@ fn paged_memory_hint(pin: &str) -> String {
 
 fn run(a: RunArgs) -> Result<()> {
     let until = match a.until {
-        Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
-        Some(s) => {
-            return Err(Failure::Input(format!(
-                "--until {s} is invalid; it must be a positive number of seconds"
-            )));
-        }
+        Some(s) => match Duration::try_from_secs_f64(s) {
+            Ok(d) if !d.is_zero() => Some(d),
+            _ => {
+                return Err(Failure::Input(format!(
+                    "--until {s} is invalid; it must be a number of seconds from 0.000000001 \
+                     (1 ns) to {}",
+                    u64::MAX
+                )));
+            }
+        },
         None => None,
     };
     let mut built = input::load(a.graph.as_deref())?.build()?;
@@ -285,7 +289,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
     }
     let mut out = output::Out::new();
     if a.fill_invert_loop {
-        let mbs = bench::fill_invert_loop(a.frame_size, a.frames);
+        let mbs = bench::fill_invert_loop(a.frame_size, a.frames).map_err(Failure::Graph)?;
         if a.json {
             out.write(&format!(
                 "{{\"frame_size\":{},\"frames\":{},\"results\":[{{\"name\":\"fill_invert_loop\",\"mb_per_s\":{mbs:.1}}}]}}\n",

@@ -362,6 +362,29 @@ fn bad_input_gives_one_line_and_exit_code_2() {
             &[&format!("{typed}:4:10: filter 'src'"), "frames=four"],
         );
     }
+    // A framing setting of a pipeline names the filter, the setting and its column.
+    assert_fails(
+        &["plan", "testsrc out.frames=abc ! nullsink"],
+        2,
+        &[
+            "filter 'testsrc'",
+            "'out.frames=abc' at column 9",
+            "'frames'",
+        ],
+    );
+    // A dotted instance name keeps the position of a bad framing value.
+    let dotted = temp(
+        "dotted.toml",
+        "[[filter]]\nname = \"cam.a\"\ntype = \"testsrc\"\n\n[filter.framing.out]\nframes = 0\n\n\
+         [[filter]]\nname = \"sink\"\ntype = \"nullsink\"\n\n\
+         [[connect]]\nfrom = \"cam.a\"\nto = \"sink\"\n",
+    );
+    let dotted = dotted.to_string_lossy().into_owned();
+    assert_fails(
+        &["plan", &dotted],
+        2,
+        &[&format!("{dotted}:6:10: pin 'cam.a.out'"), "frames is 0"],
+    );
     let unknown_key = temp(
         "key.toml",
         "[[filter]]\nname = \"a\"\ntype = \"testsrc\"\n\n[[connect]]\nfrom = \"a\"\ntoo = \"b\"\n",
@@ -378,6 +401,21 @@ fn bad_input_gives_one_line_and_exit_code_2() {
         &["--frames 70000", "65535"],
     );
     assert_fails(&["run", "--until=0", "testsrc ! nullsink"], 2, &["--until"]);
+    // Beyond what a Duration holds: an input error, not a panic.
+    assert_fails(
+        &["run", "--until=1e20", "testsrc ! nullsink"],
+        2,
+        &["--until 100000000000000000000", "1 ns"],
+    );
+}
+
+#[test]
+fn a_huge_frame_size_plans_without_allocating_a_frame() {
+    // testsrc's ramp no longer holds a whole frame (`ramp_pattern` is bounded: see its doc
+    // test), so building the graph for a 4 GiB frame size allocates next to nothing.
+    let o = ksalloc(&["plan", "testsrc size=4294967295 ! nullsink"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("4294967295 bytes"));
 }
 
 #[test]

@@ -33,7 +33,7 @@ use crate::runtime::spec::{
 };
 use crate::runtime::{Process, RunError, Runtime};
 
-pub use sources::ramp_fill;
+pub use sources::{ramp_fill, ramp_pattern};
 pub use transforms::{FNV_OFFSET, fnv1a64, invert_bytes};
 
 /// What kind of value a property takes.
@@ -347,8 +347,9 @@ pub fn apply_override(
     o: &FramingOverride,
     pin: &str,
 ) -> Result<FramingEx, SpecError> {
-    // Instance names never contain a '.', so the first one splits "filter.pin".
-    let (filter, pin_name) = pin.split_once('.').unwrap_or(("", pin));
+    // Pin names never contain a '.' (instance names of a TOML graph may), so the last one
+    // splits "filter.pin".
+    let (filter, pin_name) = pin.rsplit_once('.').unwrap_or(("", pin));
     let bad = |field: &str, message: String| {
         SpecError::new(SpecErrorKind::BadValue, format!("pin '{pin}': {message}"))
             .at(SpecLocation::framing(filter, pin_name, field))

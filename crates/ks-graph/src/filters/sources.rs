@@ -75,9 +75,8 @@ fn make_testsrc(p: &Props<'_>) -> Result<Made, SpecError> {
         1 => Pattern::Zero,
         _ => Pattern::None,
     };
-    // The ramp for frame n is ramp[n % 256 ..][..size]: one copy per frame.
-    let ramp: Vec<u8> = match pattern {
-        Pattern::Ramp => (0..size as usize + 256).map(|i| i as u8).collect(),
+    let ramp = match pattern {
+        Pattern::Ramp => ramp_pattern(size as usize),
         _ => Vec::new(),
     };
     Ok(Made {
@@ -93,24 +92,56 @@ fn make_testsrc(p: &Props<'_>) -> Result<Made, SpecError> {
     })
 }
 
-/// Fills `buf` with frame `n` of the ramp pattern: byte `i` is `(n + i) mod 256`. `ramp` must
-/// hold `0, 1, 2, …` (mod 256) for at least `buf.len() + 255` bytes; the fill is one copy.
+/// The longest run [`ramp_fill`] copies at once (a multiple of 256, so every run starts at
+/// the same phase): a frame larger than this is filled in runs, so the ramp stays small
+/// whatever the frame size.
+const RAMP_RUN: usize = 64 * 1024;
+
+/// The source of [`ramp_fill`] for frames of `frame_size` bytes: `0, 1, 2, …` (mod 256),
+/// `min(frame_size, 64 KiB) + 256` bytes long.
 ///
 /// ```
-/// let ramp: Vec<u8> = (0..300usize).map(|i| i as u8).collect();
+/// let ramp = ks_graph::filters::ramp_pattern(4);
+/// assert_eq!(ramp.len(), 4 + 256);
+/// assert_eq!(ks_graph::filters::ramp_pattern(u32::MAX as usize).len(), 64 * 1024 + 256);
+/// ```
+pub fn ramp_pattern(frame_size: usize) -> Vec<u8> {
+    (0..frame_size.min(RAMP_RUN) + 256)
+        .map(|i| i as u8)
+        .collect()
+}
+
+/// Fills `buf` with frame `n` of the ramp pattern: byte `i` is `(n + i) mod 256`. `ramp`
+/// comes from [`ramp_pattern`] (any length works: the fill copies runs of up to
+/// `ramp.len() - 256` bytes, rounded down to a multiple of 256, and falls back to a byte loop
+/// for a ramp shorter than that).
+///
+/// ```
+/// let ramp = ks_graph::filters::ramp_pattern(4);
 /// let mut buf = [0u8; 4];
 /// ks_graph::filters::ramp_fill(&mut buf, &ramp, 254);
 /// assert_eq!(buf, [254, 255, 0, 1]);
+/// // A frame longer than the ramp is filled in runs.
+/// let mut big = vec![0u8; 1000];
+/// ks_graph::filters::ramp_fill(&mut big, &ks_graph::filters::ramp_pattern(300), 3);
+/// assert!(big.iter().enumerate().all(|(i, &b)| b == (3 + i) as u8));
 /// ```
 pub fn ramp_fill(buf: &mut [u8], ramp: &[u8], n: u64) {
     let start = (n % 256) as usize;
-    match ramp.get(start..start + buf.len()) {
-        Some(src) => buf.copy_from_slice(src),
-        None => {
-            for (i, b) in buf.iter_mut().enumerate() {
-                *b = (start + i) as u8;
-            }
+    if let Some(src) = ramp.get(start..start + buf.len()) {
+        buf.copy_from_slice(src);
+        return;
+    }
+    let run = ramp.len().saturating_sub(256) & !255;
+    if run == 0 {
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (start + i) as u8;
         }
+        return;
+    }
+    // Each run is a multiple of 256 bytes long, so the next one starts at the same phase.
+    for chunk in buf.chunks_mut(run) {
+        chunk.copy_from_slice(&ramp[start..start + chunk.len()]);
     }
 }
 

@@ -905,10 +905,21 @@ fn apply_setting(f: &mut FilterSpec, key: &str, value: &str, at: usize) -> Resul
         }
         _ => {
             if let Some((pin, field)) = key.split_once('.') {
+                let kind = &f.kind;
                 f.framing
                     .entry(pin.to_owned())
                     .or_default()
-                    .set(field, &PropValue::parse(value))?;
+                    .set(field, &PropValue::parse(value))
+                    .map_err(|e| {
+                        SpecError::new(
+                            e.kind,
+                            format!(
+                                "pipeline: filter '{kind}', setting '{key}={value}' at column \
+                                 {at}: {}",
+                                e.message
+                            ),
+                        )
+                    })?;
             } else {
                 f.properties.insert(key.to_owned(), PropValue::parse(value));
             }
