@@ -618,6 +618,16 @@ pub struct QueueStats {
     pub cancelled: u64,
 }
 
+/// Keeps the status of the first failed end-of-stream frame of a walk.
+fn note_lost_end(lost: &mut Option<Status>, header: &StreamHeader, status: Status) {
+    if lost.is_none() && header.is_end_of_stream() {
+        *lost = Some(status);
+    }
+}
+
+/// The id the next [`Queue`] gets (0 is never used: it marks an invalid handle).
+static NEXT_QUEUE_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
 /// The frame queue of one pin, generic over the frame type `F` (the runtime uses
 /// `ks_alloc::Frame`; tests use plain byte vectors).
 ///
@@ -638,6 +648,8 @@ pub struct QueueStats {
 /// # Ok::<(), ks_alloc::Status>(())
 /// ```
 pub struct Queue<F> {
+    /// This queue's id, in every [`PointerId`] it hands out (from [`NEXT_QUEUE_ID`]).
+    pub(crate) id: u32,
     pub(crate) config: QueueConfig,
     pub(crate) entries: Ring<F>,
     /// Sequence number of `entries[0]`.
@@ -656,6 +668,11 @@ pub struct Queue<F> {
     /// wait in their entries).
     completed: VecDeque<u64>,
     sink: Option<CompletionSink<F>>,
+    /// The status of the first end-of-stream frame that completed with an error or was
+    /// cancelled and was dropped by [`forward_completed`](Self::forward_completed) or
+    /// [`discard_completed`](Self::discard_completed) (taken by
+    /// [`take_failed_end_of_stream`](Self::take_failed_end_of_stream)).
+    failed_end_of_stream: Option<Status>,
     pub(crate) stats: QueueStats,
 }
 
@@ -688,6 +705,14 @@ impl<F> Queue<F> {
     /// ```
     pub fn new(config: QueueConfig) -> Queue<F> {
         let mut q = Queue {
+            // Relaxed: only uniqueness matters. After 2³² queues the ids wrap (0 skipped), and
+            // a handle could again be mistaken between two queues created that far apart.
+            id: loop {
+                let id = NEXT_QUEUE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if id != 0 {
+                    break id;
+                }
+            },
             config,
             entries: Ring::new(),
             base: 0,
@@ -700,6 +725,7 @@ impl<F> Queue<F> {
             at_end: 0,
             completed: VecDeque::new(),
             sink: None,
+            failed_end_of_stream: None,
             stats: QueueStats::default(),
         };
         q.leading = q.insert_pointer(PointerData::new(PointerKind::LeadingEdge, 0));
@@ -1056,18 +1082,53 @@ impl<F> Queue<F> {
     // testsrc ! identity ! nullsink run measured a few percent slower.
     #[inline(never)]
     pub fn forward_completed(&mut self, to: &mut Queue<F>) -> usize {
-        self.retire_completed(|e| {
-            let failed = e.status.take().is_some();
+        let mut lost_end = None;
+        let n = self.retire_completed(|e| {
+            let failed = e.status.take();
             if e.frame.is_none() {
                 false
-            } else if failed {
+            } else if let Some(status) = failed {
+                note_lost_end(&mut lost_end, &e.header, *status);
                 e.frame = None; // dropped in place: back to its allocator
                 false
             } else {
                 to.push_from(&mut e.frame, e.header);
                 true
             }
-        })
+        });
+        self.keep_lost_end(lost_end);
+        n
+    }
+
+    /// The status of an end-of-stream frame this queue completed with an error (or
+    /// cancelled) and dropped in [`forward_completed`](Self::forward_completed) or
+    /// [`discard_completed`](Self::discard_completed), once: the stream then cannot end
+    /// downstream, which the caller must report (the runtime fails the run with it).
+    ///
+    /// ```
+    /// use ks_alloc::Status;
+    /// use ks_graph::queue::{OPTIONSF_END_OF_STREAM, Queue, QueueConfig, StreamHeader};
+    /// use ks_graph::stream_pointer::PointerState;
+    /// let mut q: Queue<Vec<u8>> = Queue::new(QueueConfig::input());
+    /// let mut last = StreamHeader::with_data(4, 4);
+    /// last.options_flags |= OPTIONSF_END_OF_STREAM;
+    /// q.push(vec![0; 4], last);
+    /// let p = q.leading_edge(PointerState::Locked).unwrap();
+    /// q.set_status_code(p, Err(Status::DeviceNotReady("unplugged".into())))?;
+    /// q.unlock(p, true)?;
+    /// assert_eq!(q.discard_completed(), 0);
+    /// assert!(matches!(q.take_failed_end_of_stream(), Some(Status::DeviceNotReady(_))));
+    /// assert!(q.take_failed_end_of_stream().is_none(), "reported once");
+    /// # Ok::<(), Status>(())
+    /// ```
+    pub fn take_failed_end_of_stream(&mut self) -> Option<Status> {
+        self.failed_end_of_stream.take()
+    }
+
+    fn keep_lost_end(&mut self, lost: Option<Status>) {
+        if self.failed_end_of_stream.is_none() {
+            self.failed_end_of_stream = lost;
+        }
     }
 
     /// Drops every completed frame (for an allocator frame: returns it to its allocator);
@@ -1090,12 +1151,19 @@ impl<F> Queue<F> {
     // Out of line for the same reason as `forward_completed`.
     #[inline(never)]
     pub fn discard_completed(&mut self) -> usize {
-        self.retire_completed(|e| {
-            let ok = e.status.take().is_none() && e.frame.is_some();
+        let mut lost_end = None;
+        let n = self.retire_completed(|e| {
+            let failed = e.status.take();
+            let ok = failed.is_none() && e.frame.is_some();
+            if let Some(status) = failed {
+                note_lost_end(&mut lost_end, &e.header, *status);
+            }
             // Dropped in place (an allocator frame goes back to its allocator).
             e.frame = None;
             ok
-        })
+        });
+        self.keep_lost_end(lost_end);
+        n
     }
 
     /// The walk [`forward_completed`](Self::forward_completed) and
@@ -1470,6 +1538,7 @@ impl<F> Queue<F> {
                 let slot = &mut self.slots[index as usize];
                 slot.ptr = Some(data);
                 PointerId {
+                    queue: self.id,
                     index,
                     generation: slot.generation,
                 }
@@ -1481,6 +1550,7 @@ impl<F> Queue<F> {
                     ptr: Some(data),
                 });
                 PointerId {
+                    queue: self.id,
                     index,
                     generation: 0,
                 }

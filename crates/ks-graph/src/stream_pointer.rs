@@ -63,12 +63,16 @@ use crate::queue::{Direction, Entry, FrameBytes, FrameId, Queue, StreamHeader};
 #[doc(alias = "PKSSTREAM_POINTER")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PointerId {
+    /// The queue's own id ([`Queue`](crate::queue::Queue) numbers them from 1), so that a
+    /// handle is refused by every other queue.
+    pub(crate) queue: u32,
     pub(crate) index: u32,
     pub(crate) generation: u32,
 }
 
 impl PointerId {
     pub(crate) const INVALID: PointerId = PointerId {
+        queue: 0,
         index: u32::MAX,
         generation: u32::MAX,
     };
@@ -76,7 +80,11 @@ impl PointerId {
 
 impl fmt::Display for PointerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "stream pointer {}.{}", self.index, self.generation)
+        write!(
+            f,
+            "stream pointer {}.{} of queue {}",
+            self.index, self.generation, self.queue
+        )
     }
 }
 
@@ -281,17 +289,18 @@ impl<F> Queue<F> {
             Some(Slot {
                 generation,
                 ptr: Some(p),
-            }) if *generation == id.generation => Ok(p),
+            }) if *generation == id.generation && id.queue == self.id => Ok(p),
             _ => Err(Status::InvalidParameter(STALE.into())),
         }
     }
 
     fn check_mut(&mut self, id: PointerId) -> Result<&mut PointerData, Status> {
+        let queue = self.id;
         match self.slots.get_mut(id.index as usize) {
             Some(Slot {
                 generation,
                 ptr: Some(p),
-            }) if *generation == id.generation => Ok(p),
+            }) if *generation == id.generation && id.queue == queue => Ok(p),
             _ => Err(Status::InvalidParameter(STALE.into())),
         }
     }

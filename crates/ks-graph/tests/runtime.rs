@@ -208,3 +208,112 @@ fn end_of_stream_reaches_every_branch_and_counts_match() {
     }
     assert!(o.report.completed);
 }
+
+/// Runs `pipeline` with `filter`'s callback replaced by `replacement`, on its own thread,
+/// and returns the run's result; fails the test if the run does not end within 20 s (a hang
+/// would otherwise stall the whole test run).
+fn run_replaced(
+    pipeline: &str,
+    filter: &'static str,
+    replacement: Box<dyn ks_graph::runtime::Process>,
+    options: RunOptions,
+) -> Result<RunOutcome, ks_graph::runtime::RunError> {
+    let mut built = filters::build(GraphSpec::parse_pipeline(pipeline).unwrap()).unwrap();
+    built.replace_process(filter, replacement).unwrap();
+    let runtime = built.into_runtime().unwrap();
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(runtime.run(&options));
+    });
+    result
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the run hung")
+}
+
+#[test]
+fn a_panicking_filter_fails_the_run_instead_of_hanging_it() {
+    let panicking = ks_graph::runtime::process_fn(|_pins| panic!("a bug in this filter"));
+    let err = run_replaced(
+        "testsrc frames=10 size=64 ! identity ! nullsink",
+        "identity",
+        Box::new(panicking),
+        RunOptions::default(),
+    )
+    .expect_err("the filter panicked");
+    let text = err.to_string();
+    assert!(
+        text.contains("identity") && text.contains("a bug in this filter"),
+        "{text}"
+    );
+    assert_eq!(err.status().name(), "STATUS_UNSUCCESSFUL");
+}
+
+#[test]
+fn an_end_of_stream_frame_completed_with_an_error_fails_the_run() {
+    use ks_graph::stream_pointer::PointerState;
+    // Passes every frame on, but fails the one that ends the stream.
+    let failing_last = ks_graph::runtime::process_fn(|pins| {
+        let q = pins.queue(0).expect("connected");
+        while let Some(p) = q.leading_edge(PointerState::Locked) {
+            if q.header(p)?.is_end_of_stream() {
+                q.set_status_code(p, Err(ks_alloc::Status::DeviceNotReady("unplugged".into())))?;
+            }
+            q.unlock(p, true)?;
+        }
+        Ok(())
+    });
+    let err = run_replaced(
+        "testsrc frames=5 size=64 ! identity ! nullsink",
+        "identity",
+        Box::new(failing_last),
+        RunOptions::default(),
+    )
+    .expect_err("the stream cannot end");
+    assert!(
+        matches!(&err, ks_graph::runtime::RunError::EndOfStreamLost { filter, .. } if filter == "identity"),
+        "{err}"
+    );
+    assert_eq!(err.status().name(), "STATUS_DEVICE_NOT_READY");
+}
+
+#[test]
+fn an_integer_property_states_the_range_it_really_accepts() {
+    // Property integers are 64-bit signed (TOML's): the largest is i64::MAX, and the error
+    // for anything larger says so.
+    let ok = filters::build(
+        GraphSpec::parse_pipeline("testsrc frames=9223372036854775807 ! nullsink").unwrap(),
+    );
+    assert!(ok.is_ok());
+    let err = filters::build(
+        GraphSpec::parse_pipeline("testsrc frames=9223372036854775808 ! nullsink").unwrap(),
+    )
+    .unwrap_err();
+    assert!(
+        err.message.contains("from 1 to 9223372036854775807"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn a_panicking_progress_callback_ends_the_run_with_an_error() {
+    let options = RunOptions {
+        until: None,
+        progress: Some(Box::new(|_| panic!("progress bar bug"))),
+    };
+    // A pass-through in place of `identity`.
+    let pass = ks_graph::runtime::process_fn(|pins| {
+        let q = pins.queue(0).expect("connected");
+        q.eject_leading(usize::MAX, |_| Ok::<(), ks_alloc::Status>(()))?;
+        Ok(())
+    });
+    // A practically endless stream: only the callback's panic can end this run in time.
+    let err = run_replaced(
+        "testsrc frames=9223372036854775807 size=64 ! identity ! nullsink",
+        "identity",
+        Box::new(pass),
+        options,
+    )
+    .expect_err("the callback panicked");
+    assert!(err.to_string().contains("progress bar bug"), "{err}");
+}

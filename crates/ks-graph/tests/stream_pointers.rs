@@ -33,6 +33,26 @@ fn is_device_not_ready<T: std::fmt::Debug>(r: Result<T, ks_alloc::Status>) -> bo
 }
 
 #[test]
+fn a_pointer_of_one_queue_is_refused_by_another() {
+    // Both queues' leading edges and first clones have the same slot and generation; the
+    // handle also names its queue, so a mix-up (unlocking the input's pointer on the output
+    // queue of a copy filter) is refused instead of ejecting the wrong frame.
+    let mut input = Q::new(QueueConfig::input());
+    let mut output = Q::new(QueueConfig::output());
+    push(&mut input, 1, 4);
+    push(&mut output, 2, 4);
+    let src = input.leading_edge(PointerState::Locked).unwrap();
+    let dst = output.leading_edge(PointerState::Locked).unwrap();
+    let stale = output.unlock(src, true).unwrap_err();
+    assert_eq!(stale.name(), "STATUS_INVALID_PARAMETER");
+    assert!(stale.to_string().contains("another queue"), "{stale}");
+    assert_eq!(output.completed_len(), 0, "nothing was ejected");
+    assert!(input.clone_pointer(dst, None, 0).is_err());
+    assert!(output.unlock(dst, true).is_ok());
+    assert!(input.unlock(src, true).is_ok());
+}
+
+#[test]
 fn b47_locked_leading_edge_is_none_without_a_frame_unlocked_always_returned() {
     let mut q = Q::new(QueueConfig::input());
     assert!(q.leading_edge(PointerState::Locked).is_none());

@@ -148,7 +148,8 @@ impl Props<'_> {
         .at(SpecLocation::property(self.instance, name))
     }
 
-    /// An integer property within `min..=max`.
+    /// An integer property within `min..=max` (and at most `i64::MAX`, the largest property
+    /// integer).
     ///
     /// ```
     /// # use ks_graph::filters;
@@ -156,11 +157,14 @@ impl Props<'_> {
     /// # let build = |p: &str| filters::build(GraphSpec::parse_pipeline(p).unwrap());
     /// // `testsrc` reads `frames` with `int("frames", 1, u64::MAX)`:
     /// let err = build("testsrc frames=0 ! nullsink").unwrap_err();
-    /// assert!(err.message.ends_with("it must be an integer from 1 to 18446744073709551615"));
+    /// assert!(err.message.ends_with("it must be an integer from 1 to 9223372036854775807"));
     /// let err = build("testsrc frames=many ! nullsink").unwrap_err();
     /// assert!(err.message.contains("property frames=many is invalid"));
     /// ```
     pub fn int(&self, name: &str, min: u64, max: u64) -> Result<u64, SpecError> {
+        // Property integers are TOML's, 64-bit signed: nothing above `i64::MAX` is ever read,
+        // so the range stated in an error stops there.
+        let max = max.min(i64::MAX as u64);
         let v = self.raw(name).ok_or_else(|| self.missing(name))?;
         match v.as_u64() {
             Some(n) if (min..=max).contains(&n) => Ok(n),

@@ -43,6 +43,7 @@ pub mod frame;
 pub mod spec;
 
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -890,6 +891,14 @@ pub enum RunError {
     Delivery(DeliveryError),
     /// The number of process callbacks does not match the graph.
     Setup(String),
+    /// A filter completed the frame that carries the end of the stream with an error (or
+    /// cancelled it), so the frame was dropped and the stream could not end downstream.
+    EndOfStreamLost {
+        /// The filter whose queue completed the frame.
+        filter: String,
+        /// The frame's completion status.
+        status: Status,
+    },
 }
 
 impl RunError {
@@ -911,6 +920,7 @@ impl RunError {
             RunError::Filter { status, .. } => status.clone(),
             RunError::Delivery(e) => e.status(),
             RunError::Setup(m) => Status::InvalidParameter(m.clone().into()),
+            RunError::EndOfStreamLost { status, .. } => status.clone(),
         }
     }
 }
@@ -922,6 +932,11 @@ impl fmt::Display for RunError {
             RunError::Filter { filter, status } => write!(f, "filter '{filter}' failed: {status}"),
             RunError::Delivery(e) => write!(f, "{e}"),
             RunError::Setup(m) => f.write_str(m),
+            RunError::EndOfStreamLost { filter, status } => write!(
+                f,
+                "filter '{filter}' completed the end-of-stream frame with {status}; the stream \
+                 cannot end"
+            ),
         }
     }
 }
@@ -933,6 +948,30 @@ impl From<StateError> for RunError {
         RunError::State(e)
     }
 }
+
+/// The text of a panic's payload (what `panic!` was given, if it was a string).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(a non-string payload)")
+}
+
+/// Most filters a [`Runtime`] runs. Policy: a frame's delivery recurses once per filter
+/// downstream (on a 64 MiB stack), and every pin's queue is sized for its whole pipe, so a
+/// chain of thousands of filters would exhaust the stack or the memory rather than fail
+/// cleanly; no real graph comes near this.
+///
+/// ```
+/// use ks_graph::filters;
+/// use ks_graph::runtime::{MAX_RUN_FILTERS, spec::GraphSpec};
+/// let long = format!("testsrc{} ! nullsink", " ! identity".repeat(MAX_RUN_FILTERS));
+/// let err = filters::build(GraphSpec::parse_pipeline(&long)?)?.into_runtime().unwrap_err();
+/// assert!(err.to_string().contains("at most 1024"), "{err}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub const MAX_RUN_FILTERS: usize = 1024;
 
 /// Most frames a requester feeds in at once.
 const BATCH: usize = 16;
@@ -1028,7 +1067,14 @@ impl Shared {
                 roles: &node.roles,
                 flags: &mut st.flags,
             };
-            st.process.process(&mut pins)
+            // A callback that panics (a filter of the caller's) fails the run like one that
+            // returns an error, instead of killing this thread and leaving the run waiting.
+            let process = &mut st.process;
+            catch_unwind(AssertUnwindSafe(|| process.process(&mut pins))).unwrap_or_else(|p| {
+                Err(Status::Unsuccessful(
+                    format!("its process callback panicked: {}", panic_message(&*p)).into(),
+                ))
+            })
         };
         if let Err(status) = result {
             self.fail(RunError::Filter {
@@ -1072,6 +1118,12 @@ impl Shared {
                     }
                 }
             }
+            if let Some(status) = q.take_failed_end_of_stream() {
+                self.fail(RunError::EndOfStreamLost {
+                    filter: node.name.clone(),
+                    status,
+                });
+            }
         }
         if st.flags.end_of_stream && !st.eos_counted {
             st.eos_counted = true;
@@ -1102,8 +1154,16 @@ impl Shared {
     }
 
     fn route(&self, node: &Node, pin: usize, c: Completed<RtFrame>) {
-        if c.status.is_err() {
-            return; // cancelled or failed: back to the allocator
+        if let Err(status) = c.status {
+            // Cancelled or failed: back to the allocator. If it carried the end of the
+            // stream, the stream can no longer end: the run fails rather than waits.
+            if c.header.is_end_of_stream() {
+                self.fail(RunError::EndOfStreamLost {
+                    filter: node.name.clone(),
+                    status,
+                });
+            }
+            return;
         }
         match node.roles[pin] {
             PinRole::Input => {
@@ -1271,6 +1331,14 @@ impl Runtime {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new(graph: Graph, processes: Vec<Box<dyn Process>>) -> Result<Runtime, RunError> {
+        if graph.filter_count() > MAX_RUN_FILTERS {
+            return Err(RunError::Setup(format!(
+                "the graph has {} filters; a run supports at most {MAX_RUN_FILTERS} (policy: \
+                 delivery recurses once per filter, and each pin's queue is sized for its \
+                 whole pipe)",
+                graph.filter_count()
+            )));
+        }
         if processes.len() != graph.filter_count() {
             return Err(RunError::Setup(format!(
                 "{} process callbacks for {} filters",
@@ -1371,7 +1439,20 @@ impl Runtime {
             let spawned = thread::Builder::new()
                 .name(format!("ks-pipe{id}"))
                 .stack_size(64 << 20)
-                .spawn(move || sh.requester(id, allocator, root, &cn[id]));
+                .spawn(move || {
+                    // The filters' own panics fail the run in `process_locked`; this catches
+                    // the rest, so that the run ends with an error instead of waiting for a
+                    // thread that is gone.
+                    let fed = catch_unwind(AssertUnwindSafe(|| {
+                        sh.requester(id, allocator, root, &cn[id]);
+                    }));
+                    if let Err(p) = fed {
+                        sh.fail(RunError::Setup(format!(
+                            "the requester of pipe {id} panicked: {}",
+                            panic_message(&*p)
+                        )));
+                    }
+                });
             match spawned {
                 Ok(h) => threads.push(h),
                 Err(e) => shared.fail(RunError::Setup(format!("cannot start a thread: {e}"))),
@@ -1405,8 +1486,18 @@ impl Runtime {
                     .unwrap_or_else(PoisonError::into_inner);
                 left = g;
                 if let Some(p) = &options.progress {
+                    // Unlocked while the callback runs: the terminals' end-of-stream count and
+                    // `fail` take this lock, and a slow callback must not stall the pipeline.
+                    drop(left);
                     // Relaxed: a progress figure, approximate by nature.
-                    p(shared.delivered.load(Ordering::Relaxed));
+                    let delivered = shared.delivered.load(Ordering::Relaxed);
+                    if let Err(e) = catch_unwind(AssertUnwindSafe(|| p(delivered))) {
+                        shared.fail(RunError::Setup(format!(
+                            "the progress callback panicked: {}",
+                            panic_message(&*e)
+                        )));
+                    }
+                    left = lock(&shared.terminals_left);
                 }
             }
         }
