@@ -53,7 +53,7 @@ struct RunArgs {
     #[arg(long)]
     json: bool,
     /// Stop after this many seconds even if the stream has not ended.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     until: Option<f64>,
     /// Do not print the plan before streaming.
     #[arg(long, short)]
@@ -145,11 +145,13 @@ fn state_failure(e: StateError) -> Failure {
 /// the library's `Memory::Paged`.
 fn run_state_failure(e: StateError, plan: &AllocationPlan) -> Failure {
     let hint = match &e {
+        // Only when locking failed: when the mapping itself failed, pageable memory would
+        // fail the same way.
         StateError::Allocator {
             pipe,
-            status: Status::InsufficientResources(_),
+            status: Status::InsufficientResources(m),
             ..
-        } => plan
+        } if m.contains("RLIMIT_MEMLOCK") => plan
             .pipes
             .get(*pipe)
             .filter(|p| {
@@ -167,7 +169,8 @@ fn run_state_failure(e: StateError, plan: &AllocationPlan) -> Failure {
 
 /// How to give pin `pin` (`"filter.pin"`) pageable memory, in both graph forms.
 fn paged_memory_hint(pin: &str) -> String {
-    let (filter, pin) = pin.split_once('.').unwrap_or((pin, "out"));
+    // Pin names have no '.', instance names of a TOML graph may: the last one splits.
+    let (filter, pin) = pin.rsplit_once('.').unwrap_or((pin, "out"));
     format!(
         "hint: for pageable memory, add {pin}.memory=paged to filter \
          '{filter}' (in a TOML graph: memory = \"paged\" under [filter.framing.{pin}])"
@@ -180,7 +183,7 @@ fn run(a: RunArgs) -> Result<()> {
             Ok(d) if !d.is_zero() => Some(d),
             _ => {
                 return Err(Failure::Input(format!(
-                    "--until {s} is invalid; it must be a number of seconds from 0.000000001 \
+                    "--until {s:?} is invalid; it must be a number of seconds from 0.000000001 \
                      (1 ns) to {}",
                     u64::MAX
                 )));

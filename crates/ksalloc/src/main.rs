@@ -17,6 +17,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
+use clap::error::ErrorKind;
 
 /// A failure, with the exit code it maps to.
 #[derive(Debug)]
@@ -59,15 +60,30 @@ fn main() -> ExitCode {
     }));
     let args = match cli::Cli::try_parse() {
         Ok(a) => a,
-        Err(e) if e.use_stderr() => {
-            // A usage error: one line like every other error (clap's first line names the
-            // argument and what is wrong), exit code 2.
-            let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = writeln!(
                 std::io::stderr(),
-                "ksalloc: error: {first} (see 'ksalloc --help')"
+                "ksalloc: error: no command given; use run, plan, props or bench (see \
+                 'ksalloc --help')"
+            );
+            return ExitCode::from(2);
+        }
+        Err(e) if e.use_stderr() => {
+            // A usage error: one line like every other error, exit code 2. Clap's first
+            // paragraph says what is wrong, sometimes over several lines (the missing
+            // arguments are listed below the sentence); the usage after it is left out.
+            let text = e.render().to_string();
+            let first = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let first = first.strip_prefix("error: ").unwrap_or(&first);
+            let _ = writeln!(
+                std::io::stderr(),
+                "ksalloc: error: {} (see 'ksalloc --help')",
+                one_line(first)
             );
             return ExitCode::from(2);
         }
@@ -91,6 +107,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// `m` on one line: white space folded, other control characters (from a graph's names, say)
+/// escaped so that they cannot act on the terminal.
 fn one_line(m: &str) -> String {
-    m.split_whitespace().collect::<Vec<_>>().join(" ")
+    let mut out = String::with_capacity(m.len());
+    for word in m.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        for c in word.chars() {
+            if c.is_control() {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+        }
+    }
+    out
 }

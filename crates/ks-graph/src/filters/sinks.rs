@@ -1,7 +1,8 @@
 //! Sink filters: `nullsink` and `filesink`.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
+use std::path::Path;
 
 use ks_alloc::Status;
 
@@ -73,9 +74,10 @@ impl Process for NullSink {
 
 /// `filesink`: writes the data of every frame to a file, in order.
 ///
-/// Pins: `in` (input, required; any memory, 2 frames, any size). The file is created when
-/// the graph is built (an unwritable path is reported before anything runs) and flushed at
-/// the end of the stream.
+/// Pins: `in` (input, required; any memory, 2 frames, any size). When the graph is built,
+/// the path is only checked (an unwritable path is reported before anything runs, and a
+/// graph that is only planned, or refused, leaves an existing file alone); the file is
+/// created or truncated when the first frame arrives, and flushed at the end of the stream.
 pub(super) const FILESINK: FilterType = FilterType {
     name: "filesink",
     summary: "writes the stream's data to a file",
@@ -91,39 +93,75 @@ pub(super) const FILESINK: FilterType = FilterType {
 
 fn make_filesink(p: &Props<'_>) -> Result<Made, SpecError> {
     let location = p.text("location")?;
-    let file = File::create(&location).map_err(|e| {
+    let cannot = |why: String| {
         SpecError::new(
             SpecErrorKind::Io,
             format!(
-                "filter '{}' (filesink): cannot create '{location}': {e}",
+                "filter '{}' (filesink): cannot create '{location}': {why}",
                 p.instance()
             ),
         )
-    })?;
+    };
+    // Checked without touching the file: opened for writing (not truncated) if it exists,
+    // else its directory must exist.
+    match std::fs::metadata(&location) {
+        Ok(m) if m.is_dir() => return Err(cannot("it is a directory".into())),
+        Ok(_) => {
+            OpenOptions::new()
+                .write(true)
+                .open(&location)
+                .map_err(|e| cannot(e.to_string()))?;
+        }
+        Err(_) => {
+            let dir = Path::new(&location)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if !dir.is_dir() {
+                return Err(cannot(format!(
+                    "directory '{}' does not exist",
+                    dir.display()
+                )));
+            }
+        }
+    }
     Ok(Made {
         descriptor: sink_descriptor("filesink"),
         process: Box::new(FileSink {
-            out: BufWriter::with_capacity(1 << 16, file),
+            location,
+            out: None,
             stats: FilterStats::default(),
         }),
     })
 }
 
 struct FileSink {
-    out: BufWriter<File>,
+    location: String,
+    /// Created at the first frame (see [`FILESINK`]).
+    out: Option<BufWriter<File>>,
     stats: FilterStats,
 }
 
 impl Process for FileSink {
     fn process(&mut self, pins: &mut Pins<'_>) -> Result<(), Status> {
-        let out = &mut self.out;
+        let out = match &mut self.out {
+            Some(out) => out,
+            None => {
+                let file = File::create(&self.location).map_err(|e| {
+                    Status::Unsuccessful(
+                        format!("filesink: cannot create '{}': {e}", self.location).into(),
+                    )
+                })?;
+                self.out.insert(BufWriter::with_capacity(1 << 16, file))
+            }
+        };
         let io =
             |e: std::io::Error| Status::Unsuccessful(format!("filesink: write failed: {e}").into());
         let eos = consume(pins, &mut self.stats, |data| {
             out.write_all(data).map_err(io)
         })?;
         if eos {
-            self.out.flush().map_err(io)?;
+            out.flush().map_err(io)?;
         }
         Ok(())
     }

@@ -205,6 +205,8 @@ impl Process for TestSrc {
 /// exactly `size`. An empty file gives one empty frame that carries the end of the stream
 /// (and, having no data, counts as no frame in the report: 0 frames, 0 bytes). The file is
 /// opened when the graph is built, so an unreadable file is reported before anything runs.
+/// A regular file streams the length it has then; a pipe, a device or a `/proc` file (no
+/// length) is read until its end of file (`/dev/zero` never ends: stop it with `--until`).
 pub(super) const FILESRC: FilterType = FilterType {
     name: "filesrc",
     summary: "reads a file into frames",
@@ -239,8 +241,8 @@ fn make_filesrc(p: &Props<'_>) -> Result<Made, SpecError> {
         )
     };
     let file = File::open(&location).map_err(io)?;
-    let len = file.metadata().map_err(io)?.len();
-    if file.metadata().map_err(io)?.is_dir() {
+    let meta = file.metadata().map_err(io)?;
+    if meta.is_dir() {
         return Err(SpecError::new(
             SpecErrorKind::Io,
             format!(
@@ -249,11 +251,15 @@ fn make_filesrc(p: &Props<'_>) -> Result<Made, SpecError> {
             ),
         ));
     }
+    // A regular file with a length streams exactly that many bytes. Anything else (a pipe,
+    // a device, a /proc file, which report no length) is read until its end of file.
+    let remaining = (meta.is_file() && meta.len() > 0).then_some(meta.len());
     Ok(Made {
         descriptor: source_descriptor("filesrc", size),
         process: Box::new(FileSrc {
             file,
-            remaining: len,
+            remaining,
+            carry: None,
             sent: 0,
             size,
             stats: FilterStats::default(),
@@ -262,10 +268,53 @@ fn make_filesrc(p: &Props<'_>) -> Result<Made, SpecError> {
     })
 }
 
+/// Fills `buf` from a file of unknown length, starting with `carry`; returns the bytes
+/// filled and whether the file ended. A full frame reads one byte more (kept in `carry`) to
+/// tell whether it was the last.
+fn read_until_end(
+    file: &mut File,
+    carry: &mut Option<u8>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, bool)> {
+    let mut n = 0;
+    if let Some(b) = carry.take() {
+        if let Some(first) = buf.first_mut() {
+            *first = b;
+            n = 1;
+        } else {
+            *carry = Some(b);
+        }
+    }
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => return Ok((n, true)),
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut one = [0u8; 1];
+    loop {
+        match file.read(&mut one) {
+            Ok(0) => return Ok((n, true)),
+            Ok(_) => {
+                *carry = Some(one[0]);
+                return Ok((n, false));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 struct FileSrc {
     file: File,
-    /// Bytes of the file not read yet.
-    remaining: u64,
+    /// Bytes of the file not read yet, when its length is known; `None`: read until the end
+    /// of file.
+    remaining: Option<u64>,
+    /// Without a known length: the byte read past the last frame to learn whether it was the
+    /// last, which starts the next frame.
+    carry: Option<u8>,
     /// Frames sent (the presentation time of the next one).
     sent: u64,
     size: u32,
@@ -284,12 +333,20 @@ impl Process for FileSrc {
                 break;
             };
             let buf = q.data_mut(p)?;
-            let n = (self.remaining.min(u64::from(self.size)) as usize).min(buf.len());
-            self.file
-                .read_exact(&mut buf[..n])
-                .map_err(|e| Status::Unsuccessful(format!("filesrc: read failed: {e}").into()))?;
-            self.remaining -= n as u64;
-            let last = self.remaining == 0;
+            let want = (self.size as usize).min(buf.len());
+            let read_failed = |e: std::io::Error| {
+                Status::Unsuccessful(format!("filesrc: read failed: {e}").into())
+            };
+            let (n, last) = match &mut self.remaining {
+                Some(remaining) => {
+                    let n = (*remaining).min(want as u64) as usize;
+                    self.file.read_exact(&mut buf[..n]).map_err(read_failed)?;
+                    *remaining -= n as u64;
+                    (n, *remaining == 0)
+                }
+                None => read_until_end(&mut self.file, &mut self.carry, &mut buf[..want])
+                    .map_err(read_failed)?,
+            };
             let h = q.header_mut(p)?;
             h.data_used = n as u32;
             h.presentation_time = self.sent as i64;

@@ -746,6 +746,18 @@ impl GraphSpec {
         let mut unnamed: Vec<usize> = Vec::new();
         let mut prev: Option<Endpoint> = None;
         let mut linked = false; // a `!` is waiting for its right-hand side
+        // A reference that starts a chain, until the `!` after it: one followed by anything
+        // else links to nothing, which is a mistake rather than something to ignore.
+        let mut dangling: Option<(String, usize)> = None;
+        let dangling_error = |text: &str, at: usize| {
+            SpecError::new(
+                SpecErrorKind::Syntax,
+                format!(
+                    "pipeline: reference '{text}' at column {at} links to nothing; a reference \
+                     starts a chain ('{text} ! …') or ends one ('… ! {text}')"
+                ),
+            )
+        };
         let mut links: Vec<(Endpoint, Endpoint)> = Vec::new();
         let mut i = 0;
         while i < tokens.len() {
@@ -758,10 +770,17 @@ impl GraphSpec {
                         ));
                     }
                     linked = true;
+                    dangling = None;
                     i += 1;
                 }
                 Token::Word { text, at } => {
+                    if let Some((text, at)) = dangling.take() {
+                        return Err(dangling_error(&text, at));
+                    }
                     let endpoint = if let Some((filter, pin)) = is_reference(text) {
+                        if !linked {
+                            dangling = Some((text.clone(), *at));
+                        }
                         i += 1;
                         Endpoint::Ref { filter, pin }
                     } else if text.contains('=') {
@@ -808,6 +827,9 @@ impl GraphSpec {
                 SpecErrorKind::Syntax,
                 "pipeline: the pipeline ends with '!' (an element must follow it)",
             ));
+        }
+        if let Some((text, at)) = dangling {
+            return Err(dangling_error(&text, at));
         }
         // Default names: the type, or type0, type1, … when the type repeats.
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
