@@ -316,11 +316,21 @@ impl SizeSet {
     /// (the smallest size every pin accepts), or [`DEFAULT_FRAME_SIZE`] when no minimum is
     /// stated; failing that the largest member below it. Never 0.
     fn pick(&self) -> Option<u32> {
-        let target = if self.lo >= 1 {
+        self.pick_near(self.target())
+    }
+
+    /// The size a pick aims at: the set's minimum, or [`DEFAULT_FRAME_SIZE`] when none is
+    /// stated.
+    fn target(&self) -> u64 {
+        if self.lo >= 1 {
             self.lo
         } else {
             DEFAULT_FRAME_SIZE as u64
-        };
+        }
+    }
+
+    /// The smallest member at least `target`, else the largest below it. Never 0.
+    fn pick_near(&self, target: u64) -> Option<u32> {
         self.first_at_or_above(target)
             .or_else(|| self.last_at_or_below(target).filter(|&x| x >= 1))
             .map(|x| x as u32)
@@ -445,7 +455,8 @@ struct Acc {
     opt_pins: Vec<usize>,
     hard_mem: Mem,
     mem_pin: Option<usize>,
-    pref_mem: Option<(Mem, usize)>,
+    /// Every preference-only memory type (not the wildcard), in pipe order, with its pin.
+    pref_mems: Vec<(Mem, usize)>,
     align: Alignment,
     frames: u64,
     hard_flags: u32,
@@ -467,7 +478,7 @@ impl Acc {
             opt_pins: Vec::new(),
             hard_mem: Mem::Any,
             mem_pin: None,
-            pref_mem: None,
+            pref_mems: Vec::new(),
             align: Alignment::BYTE,
             frames: 0,
             hard_flags: 0,
@@ -572,7 +583,7 @@ struct Search<'c, 'g> {
     next: Vec<usize>,
     choice: Vec<Option<usize>>,
     /// Failed `(pin, state)` → the smallest frame count it failed with.
-    failed: std::collections::HashMap<(usize, State), u64>,
+    failed: std::collections::HashMap<(usize, State, bool), u64>,
     first_complete: Option<Vec<Option<usize>>>,
     deepest: Option<Vec<Option<usize>>>,
 }
@@ -717,10 +728,14 @@ impl<'c, 'g> Search<'c, 'g> {
         false
     }
 
+    /// Remembers that pin `k`'s state led nowhere, with the fewest frames it was tried at.
+    /// More frames never help, except past 0: a pipe whose pins ask for no frame gets
+    /// `DEFAULT_FRAMES` (2), more than a pipe that asks for 1. So states with no frames yet
+    /// are remembered apart from the others.
     fn remember_failed(&mut self, k: usize) {
         let (s, f) = self.states[k];
         self.failed
-            .entry((k, s))
+            .entry((k, s, f == 0))
             .and_modify(|f0| *f0 = (*f0).min(f))
             .or_insert(f);
     }
@@ -743,7 +758,7 @@ impl<'c, 'g> Search<'c, 'g> {
                 let known_bad = !self.failed.is_empty()
                     && self
                         .failed
-                        .get(&(k, here.0))
+                        .get(&(k, here.0, here.1 == 0))
                         .is_some_and(|&f0| here.1 >= f0);
                 // Before the first complete combination is found, dead states are still
                 // walked so that the error can explain the preferred complete one.
@@ -1044,9 +1059,8 @@ fn merge_pipe(
                 });
             }
         } else if pref {
-            match acc.pref_mem {
-                None if mem != Mem::Any => acc.pref_mem = Some((mem, k)),
-                _ => {}
+            if mem != Mem::Any {
+                acc.pref_mems.push((mem, k));
             }
         } else if let Some(m) = acc.hard_mem.meet(mem) {
             if m != acc.hard_mem {
@@ -1158,10 +1172,25 @@ fn merge_pipe(
     // Memory: USER for user pipes; otherwise the hard type refined by the first compatible
     // preference; non-paged when nothing is asked.
     let mut mem = if user { Mem::User } else { acc.hard_mem };
+    // The preference that refined the hard type: the first compatible one (policy §4).
+    let mut pref_used: Option<(Mem, usize)> = None;
     if !user {
-        if let Some((p, k)) = acc.pref_mem {
-            let sysmem = acc.hard_flags & RequirementFlags::SYSTEM_MEMORY.bits() != 0;
+        let sysmem = acc.hard_flags & RequirementFlags::SYSTEM_MEMORY.bits() != 0;
+        for &(p, k) in &acc.pref_mems {
             match mem.meet(p) {
+                // Honoured by what an earlier preference chose.
+                Some(m) if pref_used.is_some() && m == mem => {}
+                Some(_) if pref_used.is_some() => relaxed.push(Relaxation {
+                    pin: ctx.pins[k].name.clone(),
+                    field: ConflictField::MemoryType,
+                    detail: format!(
+                        "prefers {} but {} was chosen for an earlier preference (of '{}'); \
+                         preference only: relaxed",
+                        p.memory_type(),
+                        mem.memory_type(),
+                        pref_used.map_or("?", |(_, j)| ctx.pins[j].name.as_str())
+                    ),
+                }),
                 Some(m) if m.is_device() && !mem.is_device() && sysmem => {
                     relaxed.push(Relaxation {
                         pin: ctx.pins[k].name.clone(),
@@ -1176,14 +1205,22 @@ fn merge_pipe(
                         ),
                     })
                 }
-                Some(m) => mem = m,
+                Some(m) => {
+                    mem = m;
+                    pref_used = Some((p, k));
+                }
                 None => relaxed.push(Relaxation {
                     pin: ctx.pins[k].name.clone(),
                     field: ConflictField::MemoryType,
                     detail: format!(
-                        "prefers {} but {} is required (preference only: relaxed)",
+                        "prefers {} but {} is {} (preference only: relaxed)",
                         p.memory_type(),
-                        mem.memory_type()
+                        mem.memory_type(),
+                        if pref_used.is_some() {
+                            "chosen"
+                        } else {
+                            "required"
+                        }
                     ),
                 }),
             }
@@ -1220,19 +1257,17 @@ fn merge_pipe(
             });
         }
     }
+    // A vendor's range narrows the sizes, but the size aimed at stays the pins' own (their
+    // minimum, else a page): the vendor's minimum is not a pin's requirement.
     let pick_size = |extra: Option<&SizeSet>| -> Option<(u32, bool)> {
-        let constrain = |s: SizeSet| match extra {
-            Some(e) => s.intersect(e).ok(),
-            None => Some(s),
+        let pick = |s: SizeSet| match extra {
+            Some(e) => s.intersect(e).ok()?.pick_near(s.target()),
+            None => s.pick(),
         };
-        if let Some(s) = opt_phys.and_then(constrain) {
-            if let Some(x) = s.pick() {
-                return Some((x, true));
-            }
+        if let Some(x) = opt_phys.and_then(pick) {
+            return Some((x, true));
         }
-        constrain(acc.phys)
-            .and_then(|s| s.pick())
-            .map(|x| (x, false))
+        pick(acc.phys).map(|x| (x, false))
     };
 
     // Candidates: the MUST_ALLOCATE pin's vendor, then every vendor in pipe order.
@@ -1367,6 +1402,19 @@ fn merge_pipe(
 
     let (allocator, frame_size, final_mem) = match chosen {
         Some((k, v, m, size)) => {
+            // The vendor may serve only the hard requirement: the preference then goes unmet.
+            if let Some((p, j)) = pref_used.filter(|_| !m.satisfies(mem)) {
+                relaxed.push(Relaxation {
+                    pin: ctx.pins[j].name.clone(),
+                    field: ConflictField::MemoryType,
+                    detail: format!(
+                        "prefers {} but vendor '{}' serves {} (preference only: relaxed)",
+                        p.memory_type(),
+                        v.name,
+                        m.memory_type()
+                    ),
+                });
+            }
             rejected.push(Rejection {
                 candidate: "default".into(),
                 kind: AllocatorKind::Default,
@@ -1417,7 +1465,7 @@ fn merge_pipe(
                         ),
                     }]));
                 }
-                if let Some((_, k)) = acc.pref_mem {
+                if let Some((_, k)) = pref_used {
                     relaxed.push(Relaxation {
                         pin: ctx.pins[k].name.clone(),
                         field: ConflictField::MemoryType,

@@ -836,6 +836,86 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            name: "backtracking: an item asking for 0 frames failing does not rule out one asking for 1",
+            // 0 frames means the default of 2, which the vendor cannot hold; 1 it can. Both
+            // items reach the same search state, so the memo must keep 0 apart.
+            graph: || {
+                let caps = VendorCapabilities::new(vec![DEVICE]).with_max_frames(1);
+                vend_graph(
+                    vendor("dma", caps).0,
+                    Some(alt(
+                        fx(DEVICE, NONE, 0, 1, 0, 0),
+                        fx(DEVICE, NONE, 1, 1, 0, 0),
+                    )),
+                    None,
+                    K,
+                )
+            },
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.items, [Some(1), None]);
+                assert_eq!(p.allocator.name, "dma");
+                assert_eq!(p.framing.frames, 1);
+            },
+        },
+        Case {
+            name: "a vendor's own minimum size is not a pin's: a page when no pin states one",
+            graph: || vend_graph(vendor("dma", caps()).0, None, None, K),
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.allocator.name, "dma");
+                assert_eq!(p.framing.frame_size, 4096);
+            },
+        },
+        Case {
+            name: "the first compatible memory preference refines the hard type; the others are reported",
+            graph: || {
+                Net::new()
+                    .f("src", source(K, out_pin(Some(fx(PG, NONE, 1, 1, 0, 0)))))
+                    .f(
+                        "x",
+                        inplace(K, in_pin(Some(fx(DEVICE, PREF, 1, 1, 0, 0))), out_pin(None)),
+                    )
+                    .f("sink", sink(K, in_pin(Some(fx(NP, PREF, 1, 1, 0, 0)))))
+                    .c("src.out", "x.in")
+                    .c("x.out", "sink.in")
+                    .build()
+            },
+            check: |r| {
+                let p = one(r);
+                assert_eq!(
+                    p.allocator.memory,
+                    MemoryKind::NonPaged,
+                    "sink.in's preference"
+                );
+                let relaxed: Vec<_> = p.relaxed.iter().map(|x| x.pin.as_str()).collect();
+                assert_eq!(relaxed, ["x.in"], "{:?}", p.relaxed);
+            },
+        },
+        Case {
+            name: "a memory preference the chosen vendor does not serve is reported",
+            graph: || {
+                vend_graph(
+                    vendor("dma", caps()).0,
+                    Some(fx(USR, PREF, 1, 1, 0, 0)),
+                    None,
+                    K,
+                )
+            },
+            check: |r| {
+                let p = one(r);
+                assert_eq!(p.allocator.name, "dma");
+                assert_eq!(p.allocator.memory, MemoryKind::NonPaged);
+                assert_eq!(p.relaxed.len(), 1, "{:?}", p.relaxed);
+                assert_eq!(p.relaxed[0].field, ConflictField::MemoryType);
+                assert!(
+                    p.relaxed[0].detail.contains("vendor 'dma'"),
+                    "{}",
+                    p.relaxed[0].detail
+                );
+            },
+        },
+        Case {
             name: "backtracking: only the second items of two pins fit together",
             // (0,0) sizes disjoint, (0,1) memory, (1,0) memory, (1,1) fits.
             graph: || {
