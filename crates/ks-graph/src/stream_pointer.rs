@@ -63,7 +63,7 @@ use crate::queue::{Direction, Entry, FrameBytes, FrameId, Queue, StreamHeader};
 #[doc(alias = "PKSSTREAM_POINTER")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PointerId {
-    /// The queue's own id ([`Queue`](crate::queue::Queue) numbers them from 1), so that a
+    /// The queue's own id ([`Queue`] numbers them from 1), so that a
     /// handle is refused by every other queue.
     pub(crate) queue: u32,
     pub(crate) index: u32,
