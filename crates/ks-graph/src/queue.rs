@@ -555,7 +555,12 @@ impl<F> Ring<F> {
     }
 
     fn grow(&mut self, min: usize) {
-        let cap = min.max(self.slots.len() * 2).max(4).next_power_of_two();
+        // Callers bound `min` (see `Queue::reserve`); the largest power of two is the cap.
+        let cap = min
+            .max(self.slots.len() * 2)
+            .max(4)
+            .checked_next_power_of_two()
+            .unwrap_or(1 << (usize::BITS - 1));
         let mut slots: Vec<Entry<F>> = Vec::with_capacity(cap);
         for i in 0..self.len {
             let p = self.physical(i);
@@ -749,6 +754,10 @@ impl<F> Queue<F> {
     /// assert_eq!(q.len(), 8);
     /// ```
     pub fn reserve(&mut self, frames: usize, clones: usize) {
+        // A hint, not a promise: counts beyond what a queue can ever hold (one allocator's
+        // frames, a pointer per frame and then some) are capped, not attempted.
+        const MOST: usize = 1 << 17;
+        let (frames, clones) = (frames.min(MOST), clones.min(MOST));
         self.entries.reserve(frames);
         self.completed.reserve(frames);
         self.slots.reserve(clones);
@@ -1479,8 +1488,10 @@ impl<F> Queue<F> {
         if seq < self.base {
             return None;
         }
+        // `try_from`: on a 32-bit target, a sequence number 2³² past the base must not
+        // alias an entry.
         self.entries
-            .get((seq - self.base) as usize)
+            .get(usize::try_from(seq - self.base).ok()?)
             .filter(|e| e.live())
     }
 
@@ -1490,7 +1501,7 @@ impl<F> Queue<F> {
             return None;
         }
         self.entries
-            .get_mut((seq - self.base) as usize)
+            .get_mut(usize::try_from(seq - self.base).ok()?)
             .filter(|e| e.live())
     }
 
@@ -1570,8 +1581,12 @@ impl<F> Queue<F> {
         }
         let slot = &mut self.slots[id.index as usize];
         slot.ptr = None;
-        slot.generation = slot.generation.wrapping_add(1);
-        self.free_slots.push(id.index);
+        // A slot whose generation would wrap is retired instead of reused, so that a handle
+        // deleted 2³² reuses ago can never name a live pointer again.
+        if let Some(g) = slot.generation.checked_add(1) {
+            slot.generation = g;
+            self.free_slots.push(id.index);
+        }
         self.try_complete(pos);
     }
 

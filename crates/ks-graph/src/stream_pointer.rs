@@ -793,14 +793,16 @@ impl<F> Queue<F> {
         eject: bool,
     ) -> Result<(), Status> {
         self.locked_pos(id)?;
-        match self.advance_offsets(id, in_used, out_used, eject) {
+        let moved = self.advance_offsets(id, in_used, out_used, eject);
+        // Unlocked whatever the outcome (KS's function returns nothing and always unlocks):
+        // an error must not leave a lock behind that the caller would not know to release.
+        self.unlock_unchecked(id);
+        match moved {
             // Locked at call time, so NOT_READY means the relock after moving past the last
             // frame failed: the pointer has moved and ends unlocked, as asked.
-            Ok(()) | Err(Status::DeviceNotReady(_)) => {}
-            Err(e) => return Err(e),
+            Ok(()) | Err(Status::DeviceNotReady(_)) => Ok(()),
+            Err(e) => Err(e),
         }
-        self.unlock_unchecked(id);
-        Ok(())
     }
 
     /// Clones a pointer: the clone starts on the same frame, at the same offsets and in the
@@ -990,6 +992,8 @@ impl<F> Queue<F> {
     ) -> Result<(), Status> {
         let pos = self.check(id)?.pos;
         match self.entry_mut(pos) {
+            // A cancelled frame completes with STATUS_CANCELLED, whatever a clone says.
+            Some(e) if e.cancelled => Err(Status::DeviceNotReady(CANCELLED.into())),
             Some(e) => {
                 e.status = status.err().map(Box::new);
                 Ok(())
@@ -1632,5 +1636,24 @@ mod tests {
         assert_eq!(q.is_locked(lead), Ok(false));
         assert_eq!(q.check_invariants(), Ok(()));
         assert_eq!(q.drain_completed().count(), 2);
+    }
+
+    #[test]
+    fn a_slot_whose_generation_would_wrap_is_retired() {
+        let mut q = Q::new(QueueConfig::input());
+        q.push(vec![0; 2], StreamHeader::with_data(2, 2));
+        let lead = q.leading_edge(PointerState::Locked).unwrap();
+        let old = q.clone_pointer(lead, None, 0).unwrap();
+        // As if the slot had been reused 2³² - 1 times.
+        q.slots[old.index as usize].generation = u32::MAX;
+        let last = PointerId {
+            generation: u32::MAX,
+            ..old
+        };
+        q.delete(last).unwrap();
+        let next = q.clone_pointer(lead, None, 0).unwrap();
+        assert_ne!(next.index, old.index, "the exhausted slot is not reused");
+        assert!(q.delete(last).is_err(), "and its last handle stays stale");
+        assert_eq!(q.check_invariants(), Ok(()));
     }
 }

@@ -53,6 +53,42 @@ fn a_pointer_of_one_queue_is_refused_by_another() {
 }
 
 #[test]
+fn a_cancelled_frame_keeps_its_cancelled_status() {
+    let mut q = Q::new(QueueConfig::input());
+    let id = push(&mut q, 1, 4);
+    let c = q.clone_pointer(q.leading_edge_id(), None, 0).unwrap();
+    q.cancel(id).unwrap();
+    assert!(
+        is_device_not_ready(q.set_status_code(c, Ok(()))),
+        "no success for a cancelled frame"
+    );
+    q.delete(c).unwrap();
+    let done = q.pop_completed().unwrap();
+    assert_eq!(done.status, Err(ks_alloc::Status::Cancelled));
+}
+
+#[test]
+fn advance_offsets_and_unlock_unlocks_even_when_the_amounts_are_refused() {
+    let mut q = Q::new(QueueConfig::input());
+    push(&mut q, 1, 4);
+    let p = q.leading_edge(PointerState::Locked).unwrap();
+    assert!(q.advance_offsets_and_unlock(p, 999, 0, false).is_err());
+    assert_eq!(q.is_locked(p), Ok(false), "no lock left behind");
+    assert_eq!(q.check_invariants(), Ok(()));
+}
+
+#[test]
+fn reserving_absurd_counts_keeps_the_queue_intact() {
+    let mut q = Q::new(QueueConfig::input());
+    push(&mut q, 1, 4);
+    q.reserve(usize::MAX / 2 + 2, usize::MAX);
+    assert_eq!(q.len(), 1);
+    let p = q.leading_edge(PointerState::Locked).unwrap();
+    assert_eq!(q.remaining_data(p).unwrap(), &[1; 4]);
+    assert_eq!(q.check_invariants(), Ok(()));
+}
+
+#[test]
 fn b47_locked_leading_edge_is_none_without_a_frame_unlocked_always_returned() {
     let mut q = Q::new(QueueConfig::input());
     assert!(q.leading_edge(PointerState::Locked).is_none());
