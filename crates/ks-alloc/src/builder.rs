@@ -150,8 +150,9 @@ impl AllocatorBuilder {
 
     /// Bound on simultaneously pending requests (default [`DEFAULT_MAX_WAITERS`], at most
     /// [`MAX_WAITERS`]). Waiter records are allocated once, at creation, so that queueing
-    /// never touches the heap; a request beyond the bound fails with
-    /// `STATUS_INSUFFICIENT_RESOURCES`.
+    /// never touches the heap. A record is in use from the request's queueing until its owner
+    /// has taken its frame (a completed request whose task has not run yet still holds one);
+    /// a request that finds them all in use fails with `STATUS_INSUFFICIENT_RESOURCES`.
     ///
     /// ```
     /// use std::{future::Future, pin::pin, task::{Context, Waker}, time::Duration};

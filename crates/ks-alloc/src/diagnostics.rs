@@ -43,9 +43,10 @@ pub struct AllocatorStatus {
     pub pending: u32,
     /// Most requests ever pending at once.
     pub max_pending: u32,
-    /// Frees that completed a pending request directly.
+    /// Frees that completed a pending request directly (a grant the request then gave up,
+    /// by being cancelled before it took its frame, is not counted).
     pub handoffs: u64,
-    /// Non-blocking allocates that found no free frame.
+    /// Non-blocking allocates that found no free frame (or whose vendor had none).
     pub failed_try_allocates: u64,
     /// Whether the allocator is closed.
     pub closed: bool,

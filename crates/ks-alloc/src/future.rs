@@ -269,7 +269,9 @@ impl PendingAlloc {
     ///
     /// # Errors
     /// `STATUS_CANCELLED` if the allocator closed; `STATUS_DEVICE_NOT_READY` on timeout (the
-    /// request is then withdrawn); `STATUS_INVALID_DEVICE_STATE` at Dispatch level.
+    /// request is then withdrawn); `STATUS_INVALID_DEVICE_STATE` at Dispatch level, where
+    /// blocking is refused (the request, consumed by the call, is then withdrawn as if
+    /// dropped; at Dispatch level, use [`try_complete`](Self::try_complete) instead).
     ///
     /// ```
     /// use std::time::Duration;

@@ -38,13 +38,15 @@ pub enum Level {
     Dispatch,
 }
 
+// The number of live `DispatchGuard`s of this thread: it is at Dispatch level while any
+// lives, whatever order they are dropped in.
 #[cfg(not(loom))]
 crate::loom::thread_local! {
-    static LEVEL: Cell<Level> = const { Cell::new(Level::Passive) };
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
 }
 #[cfg(loom)]
 crate::loom::thread_local! {
-    static LEVEL: Cell<Level> = Cell::new(Level::Passive);
+    static DEPTH: Cell<u32> = Cell::new(0);
 }
 
 /// The calling thread's current level.
@@ -60,11 +62,16 @@ crate::loom::thread_local! {
 /// ```
 #[doc(alias = "KeGetCurrentIrql")]
 pub fn current_level() -> Level {
-    LEVEL.with(Cell::get)
+    if DEPTH.with(Cell::get) > 0 {
+        Level::Dispatch
+    } else {
+        Level::Passive
+    }
 }
 
-/// Raises the calling thread to [`Level::Dispatch`] until the guard is dropped (which restores
-/// the previous level). Guards nest.
+/// Raises the calling thread to [`Level::Dispatch`] until the guard is dropped. Guards nest:
+/// the thread stays at Dispatch level while any of its guards lives, in whatever order they
+/// are dropped.
 ///
 /// ```
 /// use ks_alloc::{raise_to_dispatch, Status};
@@ -78,14 +85,14 @@ pub fn current_level() -> Level {
 /// ```
 #[doc(alias = "KeRaiseIrql")]
 pub fn raise_to_dispatch() -> DispatchGuard {
-    let previous = LEVEL.with(|l| l.replace(Level::Dispatch));
+    // Saturating: 2³² live guards on one thread cannot happen, and must not wrap to Passive.
+    DEPTH.with(|d| d.set(d.get().saturating_add(1)));
     DispatchGuard {
-        previous,
         _not_send: PhantomData,
     }
 }
 
-/// Restores the previous context level on drop. Not `Send`: the level is per thread.
+/// Keeps its thread at Dispatch level until dropped. Not `Send`: the level is per thread.
 ///
 /// ```
 /// use ks_alloc::{current_level, raise_to_dispatch, Level};
@@ -95,17 +102,22 @@ pub fn raise_to_dispatch() -> DispatchGuard {
 /// assert_eq!(current_level(), Level::Dispatch, "still inside the outer guard");
 /// drop(outer);
 /// assert_eq!(current_level(), Level::Passive);
+/// // Dropped out of order, too: Dispatch while either lives.
+/// let (a, b) = (raise_to_dispatch(), raise_to_dispatch());
+/// drop(a);
+/// assert_eq!(current_level(), Level::Dispatch, "b still lives");
+/// drop(b);
+/// assert_eq!(current_level(), Level::Passive);
 /// ```
 #[must_use = "the thread drops back to its previous level when the guard is dropped"]
 #[derive(Debug)]
 pub struct DispatchGuard {
-    previous: Level,
     _not_send: PhantomData<*const ()>,
 }
 
 impl Drop for DispatchGuard {
     fn drop(&mut self) {
-        LEVEL.with(|l| l.set(self.previous));
+        DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
     }
 }
 

@@ -23,6 +23,10 @@
 //! * FUNCTIONTABLE on pageable memory → `STATUS_NOT_SUPPORTED` (behaviour 29), after close →
 //!   `STATUS_INVALID_DEVICE_STATE`;
 //! * FREE of an address not outstanding → `STATUS_INVALID_PARAMETER`;
+//! * a method support query runs nothing: `KSMETHOD_TYPE_BASICSUPPORT` writes the method's
+//!   type flags (a `ULONG`: `KSMETHOD_TYPE_WRITE` for ALLOC, `KSMETHOD_TYPE_READ` for FREE;
+//!   `STATUS_BUFFER_TOO_SMALL` with 4 below 4 bytes), as ReactOS's method handler does, and
+//!   `KSMETHOD_TYPE_SETSUPPORT` succeeds with no data (the method is supported);
 //! * enabling `INTERNAL_FREEFRAME` → `STATUS_INVALID_DEVICE_REQUEST` (behaviour 37).
 
 use std::ffi::c_void;
@@ -31,6 +35,7 @@ use std::mem::ManuallyDrop;
 use ks_sys::{
     GUID, KSEVENT_STREAMALLOCATOR_FREEFRAME, KSEVENT_STREAMALLOCATOR_INTERNAL_FREEFRAME,
     KSEVENTSETID_StreamAllocator, KSMETHOD_STREAMALLOCATOR_ALLOC, KSMETHOD_STREAMALLOCATOR_FREE,
+    KSMETHOD_TYPE_BASICSUPPORT, KSMETHOD_TYPE_READ, KSMETHOD_TYPE_SETSUPPORT, KSMETHOD_TYPE_WRITE,
     KSMETHODSETID_StreamAllocator, KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE,
     KSPROPERTY_STREAMALLOCATOR_STATUS, KSPROPERTY_TYPE_GET, KSPROPERTY_TYPE_SET,
     KSPROPSETID_StreamAllocator, NTSTATUS, PFILE_OBJECT,
@@ -305,6 +310,30 @@ impl Allocator {
                 "KSMETHODSETID_StreamAllocator",
                 "0 (ALLOC), 1 (FREE)",
             ));
+        }
+        // Support queries ask about the method without running it (an ALLOC probe must not
+        // take a frame, nor a FREE probe free the address in the buffer).
+        if h.flags & KSMETHOD_TYPE_BASICSUPPORT != 0 {
+            let flags = if h.id == KSMETHOD_STREAMALLOCATOR_ALLOC {
+                KSMETHOD_TYPE_WRITE
+            } else {
+                KSMETHOD_TYPE_READ
+            };
+            let Some(out) = data.get_mut(..4) else {
+                return Err(Status::BufferTooSmall {
+                    required: 4,
+                    message: format!(
+                        "KSMETHOD_TYPE_BASICSUPPORT answers a ULONG of 4 bytes; the buffer has {}",
+                        data.len()
+                    )
+                    .into(),
+                });
+            };
+            out.copy_from_slice(&flags.to_le_bytes());
+            return Ok(MethodDone::Written(4));
+        }
+        if h.flags & KSMETHOD_TYPE_SETSUPPORT != 0 {
+            return Ok(MethodDone::Written(0));
         }
         if data.len() < PTR {
             // Behaviour 28: MinData = sizeof(PVOID).

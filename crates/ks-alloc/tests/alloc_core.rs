@@ -385,7 +385,10 @@ fn max_waiters_bounds_the_queue_with_a_clear_error() {
     assert!(r1.as_mut().poll(&mut cx).is_pending());
     let mut r2 = Box::pin(a.allocate());
     match r2.as_mut().poll(&mut cx) {
-        Poll::Ready(Err(Status::InsufficientResources(m))) => assert!(m.contains("max_waiters")),
+        Poll::Ready(Err(Status::InsufficientResources(m))) => {
+            assert!(m.contains("max_waiters is 1"), "{m}");
+            assert!(m.contains("1 requests are pending and 0 completed"), "{m}");
+        }
         other => panic!("expected the bound, got {other:?}"),
     }
 }
@@ -619,6 +622,67 @@ fn close_wakes_every_request_even_if_a_waker_panics() {
         drop(f);
         assert_eq!(a.status().allocated_frames, 0);
     });
+}
+
+#[test]
+fn a_deferred_free_whose_request_went_away_fires_freeframe() {
+    within_10s("deferred free, request gone", || {
+        // Keep the worker busy in another allocator's FREEFRAME callback, so that the
+        // request below is gone before the worker gets to the frame deferred for it.
+        let (busy_tx, busy_rx) = std::sync::mpsc::channel::<()>();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let release_rx = std::sync::Mutex::new(release_rx);
+        let other = alloc(1);
+        let _sub = other
+            .on_free_frame(move || {
+                let _ = busy_tx.send(());
+                let _ = release_rx.lock().unwrap().recv();
+            })
+            .unwrap();
+        let g = other.try_allocate().unwrap();
+        {
+            let _d = raise_to_dispatch();
+            drop(g); // delivered by the worker, which now waits in the callback
+        }
+        busy_rx.recv().unwrap();
+
+        let a = alloc(1);
+        let mut ev = a.free_frame_events().unwrap();
+        let held = a.try_allocate().unwrap();
+        let mut req = Box::pin(a.allocate());
+        assert!(
+            req.as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+                .is_pending()
+        );
+        {
+            let _d = raise_to_dispatch();
+            drop(held); // deferred to the (busy) worker for the request
+        }
+        drop(req); // the request goes away first
+        release_tx.send(()).unwrap();
+        assert!(
+            ev.wait(Duration::from_secs(5)).unwrap(),
+            "the worker pushed the frame: a FREEFRAME"
+        );
+        assert_eq!(a.status().allocated_frames, 0);
+    });
+}
+
+#[test]
+fn a_grant_given_up_by_cancelling_is_not_a_hand_off() {
+    let a = alloc(1);
+    let f = a.try_allocate().unwrap();
+    let (_c, waker) = counting_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut first = Box::pin(a.allocate());
+    let mut second = Box::pin(a.allocate());
+    assert!(first.as_mut().poll(&mut cx).is_pending());
+    assert!(second.as_mut().poll(&mut cx).is_pending());
+    drop(f); // granted to `first`
+    drop(first); // which gives it up: it goes on to `second`
+    assert!(matches!(second.as_mut().poll(&mut cx), Poll::Ready(Ok(_))));
+    assert_eq!(a.status().handoffs, 1, "one free completed one request");
 }
 
 #[test]

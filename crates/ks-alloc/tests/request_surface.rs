@@ -6,6 +6,7 @@ use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType, Status};
 use ks_sys::{
     GUID, KSEVENT_STREAMALLOCATOR_FREEFRAME, KSEVENT_STREAMALLOCATOR_INTERNAL_FREEFRAME,
     KSEVENTSETID_StreamAllocator, KSMETHOD_STREAMALLOCATOR_ALLOC, KSMETHOD_STREAMALLOCATOR_FREE,
+    KSMETHOD_TYPE_BASICSUPPORT, KSMETHOD_TYPE_READ, KSMETHOD_TYPE_SETSUPPORT, KSMETHOD_TYPE_WRITE,
     KSMETHODSETID_StreamAllocator, KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE,
     KSPROPERTY_STREAMALLOCATOR_STATUS, KSPROPERTY_TYPE_GET, KSPROPERTY_TYPE_SET,
     KSPROPSETID_Connection, KSPROPSETID_StreamAllocator, KSSTREAMALLOCATOR_FUNCTIONTABLE,
@@ -313,4 +314,93 @@ fn freeframe_event_enables_and_internal_is_refused() {
     drop(a.try_allocate().unwrap());
     assert!(ev.wait(std::time::Duration::from_secs(5)).unwrap());
     a.disable_event(ev).unwrap();
+}
+
+#[test]
+fn method_support_queries_run_nothing() {
+    let a = alloc(1, Memory::NonPaged);
+    let m = |id: u32, flags: u32| hdr(KSMETHODSETID_StreamAllocator, id, flags);
+    // BASICSUPPORT answers the method's type flags and takes no frame.
+    let mut out = [0u8; 8];
+    let (r, pending) = a.method(
+        &m(KSMETHOD_STREAMALLOCATOR_ALLOC, KSMETHOD_TYPE_BASICSUPPORT),
+        &mut out,
+    );
+    assert_eq!((r.ntstatus(), r.information), (0, 4));
+    assert!(pending.is_none());
+    assert_eq!(
+        u32::from_le_bytes(out[..4].try_into().unwrap()),
+        KSMETHOD_TYPE_WRITE
+    );
+    assert_eq!(
+        a.status().allocated_frames,
+        0,
+        "the probe allocated nothing"
+    );
+    // On FREE it frees nothing, whatever address the buffer holds.
+    let f = a.try_allocate().unwrap();
+    let mut addr = f.addr().to_ne_bytes();
+    let (r, _) = a.method(
+        &m(KSMETHOD_STREAMALLOCATOR_FREE, KSMETHOD_TYPE_BASICSUPPORT),
+        &mut addr,
+    );
+    assert_eq!(r.ntstatus(), 0);
+    assert_eq!(
+        u32::from_le_bytes(addr[..4].try_into().unwrap()),
+        KSMETHOD_TYPE_READ
+    );
+    assert_eq!(a.status().allocated_frames, 1, "the frame is still out");
+    drop(f);
+    // Too small for the ULONG: the size it needs.
+    let (r, _) = a.method(
+        &m(KSMETHOD_STREAMALLOCATOR_ALLOC, KSMETHOD_TYPE_BASICSUPPORT),
+        &mut [0u8; 2],
+    );
+    assert_eq!(
+        r.status.as_ref().map_err(Status::name),
+        Err("STATUS_BUFFER_TOO_SMALL")
+    );
+    assert_eq!(r.information, 4);
+    // SETSUPPORT: supported, nothing written, nothing run.
+    let (r, pending) = a.method(
+        &m(KSMETHOD_STREAMALLOCATOR_ALLOC, KSMETHOD_TYPE_SETSUPPORT),
+        &mut [0u8; 8],
+    );
+    assert_eq!((r.ntstatus(), r.information), (0, 0));
+    assert!(pending.is_none());
+    assert_eq!(a.status().allocated_frames, 0);
+}
+
+#[test]
+fn alloc_method_takes_a_frame_another_thread_cached_instead_of_pending() {
+    let a = alloc(1, Memory::NonPaged);
+    let (cached, go) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+    let (cached_tx, cached_rx) = cached;
+    let (go_tx, go_rx) = go;
+    let b = a.clone();
+    let t = std::thread::spawn(move || {
+        drop(b.try_allocate().unwrap()); // kept in this thread's cache
+        cached_tx.send(()).unwrap();
+        go_rx.recv().unwrap(); // stay alive (and keep the frame cached) meanwhile
+    });
+    cached_rx.recv().unwrap();
+    assert_eq!(a.status().allocated_frames, 0, "a cached frame is free");
+    let (r, pending) = a.method(
+        &hdr(
+            KSMETHODSETID_StreamAllocator,
+            KSMETHOD_STREAMALLOCATOR_ALLOC,
+            2,
+        ),
+        &mut [0u8; PTR],
+    );
+    assert_eq!(
+        r.ntstatus(),
+        0,
+        "a frame is free: no STATUS_PENDING (behaviour 22)"
+    );
+    assert!(pending.is_none());
+    let s = a.status();
+    assert_eq!((s.allocated_frames, s.max_pending, s.handoffs), (1, 0, 0));
+    go_tx.send(()).unwrap();
+    t.join().unwrap();
 }

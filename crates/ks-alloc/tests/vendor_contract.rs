@@ -186,6 +186,11 @@ fn vendor_without_memory_fails_try_and_pends_requests_until_a_free() {
     let dry = a.try_allocate().unwrap_err();
     assert_eq!(dry, TryAllocateError::VendorEmpty);
     assert!(matches!(dry.status(), Status::Unsuccessful(_)));
+    assert_eq!(
+        a.status().failed_try_allocates,
+        1,
+        "a vendor's 'no frame now' is counted"
+    );
     let mut req = Box::pin(a.allocate());
     let mut cx = Context::from_waker(Waker::noop());
     assert!(

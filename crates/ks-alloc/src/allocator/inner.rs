@@ -198,6 +198,11 @@ impl Inner {
             Ok(()) => Ok(Inner::frame(this, index, hint)),
             Err(e) => {
                 Inner::return_slot(this, index);
+                if matches!(e, ClaimError::NoFrame) {
+                    // A vendor's "no frame now" fails the non-blocking allocate like an
+                    // empty free list does. Relaxed: a statistic.
+                    this.failed_try.fetch_add(1, Ordering::Relaxed);
+                }
                 Err(this.claim_error(e))
             }
         }
@@ -529,13 +534,22 @@ impl Inner {
             // SAFETY: the deferred frame is ours; the worker's reference keeps it alive.
             let done = catch_unwind(AssertUnwindSafe(|| unsafe { Inner::hand_off(this, index) }));
             match done {
-                Ok(HandOff::Pushed { finalize: true }) => {
-                    // SAFETY: the last frame came home after close; the worker still holds
-                    // its own reference, so the allocator stays valid for the rest of this
-                    // pass.
-                    unsafe { Inner::finalize(this.as_ptr()) };
+                Ok(HandOff::Pushed { finalize }) => {
+                    // The request it was deferred for went away meanwhile (dropped, or
+                    // withdrawn at its timeout): the frame went on the free list, which is
+                    // a FREEFRAME like any other (behaviour 33). The worker runs at Passive
+                    // level, so this delivers at once.
+                    if inner.events.active() {
+                        inner.events.fire();
+                    }
+                    if finalize {
+                        // SAFETY: the last frame came home after close; the worker still
+                        // holds its own reference, so the allocator stays valid for the rest
+                        // of this pass.
+                        unsafe { Inner::finalize(this.as_ptr()) };
+                    }
                 }
-                Ok(_) => {}
+                Ok(HandOff::Granted) => {}
                 Err(_) => tracing::error!(
                     allocator = %inner.name,
                     frame = index,

@@ -71,6 +71,11 @@ impl Allocator {
                             // Granted just before the timeout: keep it.
                             return Ok(Inner::frame(&self.inner, i, NO_HINT));
                         }
+                        if self.inner.free.is_closed() {
+                            // Close cancelled it just before the timeout: that is the
+                            // documented answer, not a timeout.
+                            return Err(Status::Cancelled);
+                        }
                         return Err(Status::DeviceNotReady(
                             format!(
                                 "timed out after {:?} waiting for a frame ({} of {} frames \
@@ -151,7 +156,17 @@ impl Allocator {
                 }
             }
             Err(NoFrame::Closed) => return Err(closed_status()),
-            Err(NoFrame::Empty) => {}
+            Err(NoFrame::Empty) => {
+                // A frame cached by another thread is free too (behaviour 22: no request
+                // pends while a frame is free). Caches hold frames only while nobody waits,
+                // so taking one jumps no queue.
+                if let Some(i) = inner.cache.steal() {
+                    if inner.claim(i, holder).is_ok() {
+                        return Ok(Begin::Ready(Inner::frame(inner, i, NO_HINT)));
+                    }
+                    Inner::return_slot(inner, i);
+                }
+            }
         }
         let mut q = lock(&inner.waiters);
         let mut drain = false;
@@ -182,6 +197,10 @@ impl Allocator {
                     // Frames cached by threads before the flag are free: they go to the
                     // oldest requests now (this one included), see `cache.rs`.
                     Inner::drain_cache(inner);
+                    // If one came to this request, it need not wait at all.
+                    if let Some(i) = inner.grants.try_collect(t) {
+                        return Ok(Begin::Ready(Inner::frame(inner, i, NO_HINT)));
+                    }
                 }
                 Ok(Begin::Queued(t))
             }
@@ -191,9 +210,11 @@ impl Allocator {
                 }
                 Err(Status::InsufficientResources(
                     format!(
-                        "{} requests are already pending on allocator {}; max_waiters is {} \
-                             (raise it with Allocator::builder().max_waiters(..))",
+                        "{} requests are pending and {} completed ones not yet collected by their \
+                         owners on allocator {}; max_waiters is {} and counts both (raise it \
+                         with Allocator::builder().max_waiters(..))",
                         q.len(),
+                        q.capacity() - q.len(),
                         inner.name,
                         q.capacity()
                     )
@@ -220,8 +241,18 @@ impl Allocator {
 
     /// Withdraws a request. A frame already granted to it is returned to the caller.
     pub(crate) fn withdraw(&self, t: Ticket) -> Option<u32> {
+        self.withdraw_as(t, false)
+    }
+
+    /// [`withdraw`](Self::withdraw); `cancelled`: the caller gives a granted frame up, so
+    /// the grant completed no request and is not counted as a hand-off (the frame's next
+    /// grant will be).
+    fn withdraw_as(&self, t: Ticket, cancelled: bool) -> Option<u32> {
         let mut q = lock(&self.inner.waiters);
         let granted = q.remove(&self.inner.grants, t);
+        if cancelled && granted.is_some() {
+            q.handoffs -= 1;
+        }
         if q.is_empty() && !self.inner.free.is_closed() {
             self.inner.free.clear_waiters();
         }
@@ -230,7 +261,7 @@ impl Allocator {
 
     /// Withdraws a request and frees any frame it had been granted (cancellation).
     pub(crate) fn cancel(&self, t: Ticket) {
-        if let Some(i) = self.withdraw(t) {
+        if let Some(i) = self.withdraw_as(t, true) {
             // SAFETY: frame `i` was granted to this request and is now ours; we hold a handle.
             unsafe { Inner::release(Arc::as_ptr(&self.inner), i) };
         }
