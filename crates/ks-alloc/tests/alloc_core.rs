@@ -182,6 +182,8 @@ fn cancelling_a_granted_request_passes_the_frame_on() {
         panic!("r2 must get the frame")
     };
     assert_eq!(a.status().allocated_frames, 1);
+    // One free completed one request: r1's grant, given up, is not counted.
+    assert_eq!(a.status().handoffs, 1);
     drop(g);
 }
 
@@ -667,22 +669,6 @@ fn a_deferred_free_whose_request_went_away_fires_freeframe() {
         );
         assert_eq!(a.status().allocated_frames, 0);
     });
-}
-
-#[test]
-fn a_grant_given_up_by_cancelling_is_not_a_hand_off() {
-    let a = alloc(1);
-    let f = a.try_allocate().unwrap();
-    let (_c, waker) = counting_waker();
-    let mut cx = Context::from_waker(&waker);
-    let mut first = Box::pin(a.allocate());
-    let mut second = Box::pin(a.allocate());
-    assert!(first.as_mut().poll(&mut cx).is_pending());
-    assert!(second.as_mut().poll(&mut cx).is_pending());
-    drop(f); // granted to `first`
-    drop(first); // which gives it up: it goes on to `second`
-    assert!(matches!(second.as_mut().poll(&mut cx), Poll::Ready(Ok(_))));
-    assert_eq!(a.status().handoffs, 1, "one free completed one request");
 }
 
 #[test]
