@@ -190,6 +190,22 @@ fn c_two_threads(c: &mut Criterion) {
             })
         })
     });
+    // The same without per-thread caches: the two threads then share the free list, like
+    // the queue below (the row above mostly measures each thread reusing its own frame).
+    let shared = ks_alloc::Allocator::builder(alloc.framing())
+        .memory(ks_alloc::Memory::NonPaged)
+        .name("bench")
+        .starvation_threshold(None)
+        .thread_cache(false)
+        .build()
+        .expect("allocator");
+    g.bench_function("ks_alloc_try_allocate_no_cache", |b| {
+        b.iter_custom(|iters| {
+            bench::contended(2, iters, || {
+                bench::try_cycle(&shared);
+            })
+        })
+    });
     let q = Arc::new(ArrayQueue::new(FRAMES as usize));
     for _ in 0..FRAMES {
         let _ = q.push(vec![0u8; SIZE as usize].into_boxed_slice());

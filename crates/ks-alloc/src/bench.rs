@@ -1,5 +1,6 @@
 //! Benchmark bodies, shared by `benches/alloc.rs` (criterion) and the CLI's `ksalloc bench`,
-//! so that both measure exactly the same code.
+//! so that both measure the same code (except `ksalloc bench`'s `two_threads`, which has a
+//! body of its own with a blocking fallback).
 //!
 //! Each body is one operation of the allocator or of a std-only peer (`Mutex<Vec<_>>` pool,
 //! `Mutex` + `Condvar` hand-off). Peers from other crates (crossbeam `ArrayQueue`,
