@@ -433,6 +433,75 @@ fn usage_errors_say_what_is_missing_on_one_line() {
 }
 
 #[test]
+fn pipeline_and_graph_file_edge_cases_mean_what_they_say() {
+    // A key given twice is an error, not the last one winning.
+    assert_fails(
+        &["plan", "testsrc frames=5 size=4 frames=2 ! nullsink"],
+        2,
+        &["sets 'frames' twice"],
+    );
+    // An explicit pin written after a bare reference keeps its pin.
+    let o = ksalloc(&[
+        "plan",
+        "testsrc ! tee name=t ! nullsink t.out0 ! checksum ! nullsink",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("t.out0, checksum.in"), "{}", stdout(&o));
+    // An unknown reference names what was looked up.
+    assert_fails(
+        &[
+            "plan",
+            "testsrc ! tee name=t ! nullsink t.out1.x ! nullsink",
+        ],
+        2,
+        &["no filter instance named 't.out1.x' or 't.out1'"],
+    );
+    // A dotted instance name that also reads as another filter's pin is refused.
+    let amb = temp(
+        "amb.toml",
+        "[[filter]]\nname = \"t\"\ntype = \"tee\"\nbranches = 1\n\n\
+         [[filter]]\nname = \"t.out0\"\ntype = \"testsrc\"\n\n\
+         [[filter]]\nname = \"a\"\ntype = \"nullsink\"\n\n\
+         [[filter]]\nname = \"src\"\ntype = \"testsrc\"\n\n\
+         [[connect]]\nfrom = \"src\"\nto = \"t\"\n\n\
+         [[connect]]\nfrom = \"t.out0\"\nto = \"a\"\n",
+    );
+    assert_fails(
+        &["plan", &amb.to_string_lossy()],
+        2,
+        &["'t.out0' is ambiguous"],
+    );
+    // A graph file's pipeline names its elements around the file's own filters.
+    let clash = temp(
+        "clash.toml",
+        "pipeline = \"testsrc frames=2 size=4 ! tee name=t ! nullsink\"\n\n\
+         [[filter]]\nname = \"nullsink\"\ntype = \"nullsink\"\n\n\
+         [[connect]]\nfrom = \"t\"\nto = \"nullsink\"\n",
+    );
+    let o = ksalloc(&["plan", &clash.to_string_lossy()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("nullsink_.in"), "{}", stdout(&o));
+    // A quoted value is text, even when it reads as a number.
+    let dir = temp("keep", "").parent().unwrap().to_path_buf();
+    let o = Command::new(env!("CARGO_BIN_EXE_ksalloc"))
+        .args([
+            "run",
+            "-q",
+            "testsrc frames=1 size=4 ! filesink location=\"123\"",
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(dir.join("123")).unwrap(), [0, 1, 2, 3]);
+    assert_fails(
+        &["plan", "testsrc ! filesink location=4k"],
+        2,
+        &["read as a number or a boolean", "location=\"...\""],
+    );
+}
+
+#[test]
 fn filesink_leaves_its_file_alone_until_frames_arrive() {
     let keep = temp("keep.bin", "precious");
     let sink = format!(

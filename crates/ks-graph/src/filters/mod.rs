@@ -190,7 +190,15 @@ impl Props<'_> {
         let v = self.raw(name).ok_or_else(|| self.missing(name))?;
         match v {
             PropValue::Str(s) if !s.is_empty() => Ok(s),
-            other => Err(self.bad(name, &other, "it must be non-empty text")),
+            PropValue::Str(_) => Err(self.bad(name, &v, "it must be non-empty text")),
+            other => Err(self.bad(
+                name,
+                &other,
+                &format!(
+                    "it must be non-empty text (it was read as a number or a boolean; quote it: \
+                     {name}=\"...\")"
+                ),
+            )),
         }
     }
 
@@ -598,17 +606,42 @@ pub fn build(mut spec: GraphSpec) -> Result<Built, SpecError> {
         descriptors.insert(f.name.clone(), desc);
         processes.push(made.process);
     }
+    // Explicit pins first, then bare filter names take the next free pins: so a bare `t`
+    // written before an explicit `t.out0` does not take `out0` from it.
     let mut used: BTreeSet<(String, usize)> = BTreeSet::new();
-    for c in &spec.connections {
-        let from = resolve(
-            &builder,
-            &descriptors,
-            &mut used,
-            &c.from,
-            PinDirection::Out,
-        )?;
-        let to = resolve(&builder, &descriptors, &mut used, &c.to, PinDirection::In)?;
-        builder.connect_pins(from, to).map_err(graph_err)?;
+    let ends: Vec<[(&str, PinDirection); 2]> = spec
+        .connections
+        .iter()
+        .map(|c| {
+            [
+                (c.from.as_str(), PinDirection::Out),
+                (c.to.as_str(), PinDirection::In),
+            ]
+        })
+        .collect();
+    let mut resolved: Vec<[Option<PinId>; 2]> = vec![[None, None]; ends.len()];
+    for explicit in [true, false] {
+        for (c, pair) in ends.iter().enumerate() {
+            for (k, &(text, dir)) in pair.iter().enumerate() {
+                let (filter, pin) = split_reference(&descriptors, text)?;
+                if pin.is_some() == explicit {
+                    resolved[c][k] = Some(resolve(
+                        &builder,
+                        &descriptors,
+                        &mut used,
+                        text,
+                        filter,
+                        pin,
+                        dir,
+                    )?);
+                }
+            }
+        }
+    }
+    for [from, to] in resolved {
+        if let (Some(from), Some(to)) = (from, to) {
+            builder.connect_pins(from, to).map_err(graph_err)?;
+        }
     }
     let graph = builder.build().map_err(graph_err)?;
     Ok(Built { graph, processes })
@@ -625,34 +658,58 @@ fn unknown_pin(instance: &str, ty: &str, pin: &str, desc: &FilterDescriptor) -> 
     )
 }
 
-/// Resolves `"filter.pin"` or `"filter"` (its next free pin of `dir`).
+/// Splits a connection end into its filter instance and, if named, its pin: `"filter"` or
+/// `"filter.pin"` (split at the last dot: pin names have none, TOML instance names may). Text
+/// that reads both ways (an instance named `t.out0` beside a filter `t` with a pin `out0`) is
+/// refused rather than guessed.
+fn split_reference<'t>(
+    descriptors: &BTreeMap<String, Arc<FilterDescriptor>>,
+    text: &'t str,
+) -> Result<(&'t str, Option<&'t str>), SpecError> {
+    let whole = descriptors.contains_key(text);
+    let split = text
+        .rsplit_once('.')
+        .filter(|(f, _)| descriptors.contains_key(*f));
+    match (whole, split) {
+        (true, Some((f, p))) if descriptors[f].pin_index(p).is_some() => Err(SpecError::new(
+            SpecErrorKind::UnknownFilter,
+            format!(
+                "connection '{text}' is ambiguous: it names filter instance '{text}' and pin \
+                 '{p}' of filter '{f}'; rename one of the instances"
+            ),
+        )),
+        (true, _) => Ok((text, None)),
+        (false, Some((f, p))) => Ok((f, Some(p))),
+        (false, None) => {
+            let tried = match text.rsplit_once('.') {
+                Some((f, _)) => format!("'{text}' or '{f}'"),
+                None => format!("'{text}'"),
+            };
+            Err(SpecError::new(
+                SpecErrorKind::UnknownFilter,
+                format!(
+                    "connection '{text}': no filter instance named {tried}; instances: {}",
+                    descriptors.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+/// Resolves a connection end split by [`split_reference`]: the named pin, or the filter's
+/// next free pin of `dir`.
 fn resolve(
     builder: &GraphBuilder,
     descriptors: &BTreeMap<String, Arc<FilterDescriptor>>,
     used: &mut BTreeSet<(String, usize)>,
     text: &str,
+    filter: &str,
+    pin: Option<&str>,
     dir: PinDirection,
 ) -> Result<PinId, SpecError> {
     let dir_word = match dir {
         PinDirection::In => "input",
         PinDirection::Out => "output",
-    };
-    let (filter, pin) = if descriptors.contains_key(text) {
-        (text, None)
-    } else {
-        match text.rsplit_once('.') {
-            Some((f, p)) if descriptors.contains_key(f) => (f, Some(p)),
-            _ => {
-                let name = text.split('.').next().unwrap_or(text);
-                return Err(SpecError::new(
-                    SpecErrorKind::UnknownFilter,
-                    format!(
-                        "connection '{text}': no filter instance named '{name}'; instances: {}",
-                        descriptors.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                ));
-            }
-        }
     };
     let desc = &descriptors[filter];
     let idx = match pin {

@@ -46,7 +46,7 @@
 //!
 //! A document may instead (or in addition) hold `pipeline = "…"`, parsed as above.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::de::{self, MapAccess, Unexpected, Visitor};
@@ -637,7 +637,13 @@ impl std::error::Error for SpecError {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Token {
     Bang,
-    Word { text: String, at: usize },
+    /// A word; `quoted`: a quote opened after its first `=`, so a setting's value is text
+    /// as written (`location="123"` is the file 123, not a number).
+    Word {
+        text: String,
+        at: usize,
+        quoted: bool,
+    },
 }
 
 fn tokenize(text: &str) -> Result<Vec<Token>, SpecError> {
@@ -657,8 +663,10 @@ fn tokenize(text: &str) -> Result<Vec<Token>, SpecError> {
         }
         let start = i;
         let mut word = String::new();
+        let (mut eq_seen, mut quoted) = (false, false);
         while i < bytes.len() && !bytes[i].is_whitespace() && bytes[i] != '!' {
             if bytes[i] == '"' || bytes[i] == '\'' {
+                quoted |= eq_seen;
                 let quote = bytes[i];
                 i += 1;
                 let open = i;
@@ -674,6 +682,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>, SpecError> {
                 }
                 i += 1;
             } else {
+                eq_seen |= bytes[i] == '=';
                 word.push(bytes[i]);
                 i += 1;
             }
@@ -681,6 +690,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>, SpecError> {
         tokens.push(Token::Word {
             text: word,
             at: start + 1,
+            quoted,
         });
     }
     Ok(tokens)
@@ -773,7 +783,7 @@ impl GraphSpec {
                     dangling = None;
                     i += 1;
                 }
-                Token::Word { text, at } => {
+                Token::Word { text, at, .. } => {
                     if let Some((text, at)) = dangling.take() {
                         return Err(dangling_error(&text, at));
                     }
@@ -799,11 +809,24 @@ impl GraphSpec {
                             properties: BTreeMap::new(),
                         };
                         i += 1;
-                        while let Some(Token::Word { text, at }) = tokens.get(i) {
+                        let mut keys = BTreeSet::new();
+                        while let Some(Token::Word { text, at, quoted }) = tokens.get(i) {
                             let Some((key, value)) = text.split_once('=') else {
                                 break;
                             };
-                            apply_setting(&mut f, key, value, *at)?;
+                            // As in a TOML graph, a key given twice is an error, not the
+                            // last one winning.
+                            if !keys.insert(key) {
+                                return Err(SpecError::new(
+                                    SpecErrorKind::Syntax,
+                                    format!(
+                                        "pipeline: filter '{}' sets '{key}' twice (again at \
+                                         column {at})",
+                                        f.kind
+                                    ),
+                                ));
+                            }
+                            apply_setting(&mut f, key, value, *at, *quoted)?;
                             i += 1;
                         }
                         if f.name.is_empty() {
@@ -887,8 +910,15 @@ impl GraphSpec {
     /// ```
     pub fn expand(&mut self) -> Result<(), SpecError> {
         if let Some(p) = self.pipeline.take() {
-            let mut inner = GraphSpec::parse_pipeline(&p)?;
-            inner.filters.append(&mut self.filters);
+            // Parsed beside the description's own filters, so that the default names the
+            // pipeline gives its elements avoid theirs; then the pipeline's come first.
+            let own = self.filters.len();
+            let mut inner = GraphSpec {
+                filters: std::mem::take(&mut self.filters),
+                ..GraphSpec::default()
+            };
+            inner.add_pipeline(&p)?;
+            inner.filters.rotate_left(own);
             inner.connections.append(&mut self.connections);
             self.filters = inner.filters;
             self.connections = inner.connections;
@@ -897,7 +927,20 @@ impl GraphSpec {
     }
 }
 
-fn apply_setting(f: &mut FilterSpec, key: &str, value: &str, at: usize) -> Result<(), SpecError> {
+fn apply_setting(
+    f: &mut FilterSpec,
+    key: &str,
+    value: &str,
+    at: usize,
+    quoted: bool,
+) -> Result<(), SpecError> {
+    let value_of = |v: &str| {
+        if quoted {
+            PropValue::Str(v.to_owned())
+        } else {
+            PropValue::parse(v)
+        }
+    };
     match key {
         "name" => {
             if value.is_empty() || value.contains('.') {
@@ -931,7 +974,7 @@ fn apply_setting(f: &mut FilterSpec, key: &str, value: &str, at: usize) -> Resul
                 f.framing
                     .entry(pin.to_owned())
                     .or_default()
-                    .set(field, &PropValue::parse(value))
+                    .set(field, &value_of(value))
                     .map_err(|e| {
                         SpecError::new(
                             e.kind,
@@ -943,7 +986,7 @@ fn apply_setting(f: &mut FilterSpec, key: &str, value: &str, at: usize) -> Resul
                         )
                     })?;
             } else {
-                f.properties.insert(key.to_owned(), PropValue::parse(value));
+                f.properties.insert(key.to_owned(), value_of(value));
             }
         }
     }
