@@ -16,7 +16,7 @@ use crate::vendor::DynVendor;
 use crate::waiters::{Grants, WaitQueue};
 use crate::{Allocator, Framing, Memory, Status};
 
-/// Default bound on pending requests (see [`AllocatorBuilder::max_waiters`]).
+/// Default number of waiter records (see [`AllocatorBuilder::max_waiters`]).
 ///
 /// ```
 /// use ks_alloc::DEFAULT_MAX_WAITERS;
@@ -28,8 +28,8 @@ use crate::{Allocator, Framing, Memory, Status};
 /// # Ok::<(), ks_alloc::Status>(())
 /// ```
 pub const DEFAULT_MAX_WAITERS: u32 = 1024;
-/// Largest [`AllocatorBuilder::max_waiters`] accepted: 65 536 pending requests, about 5 MiB
-/// of waiter records allocated at creation. A larger bound is refused with
+/// Largest [`AllocatorBuilder::max_waiters`] accepted: 65 536 waiter records, about 5 MiB
+/// allocated at creation. A larger bound is refused with
 /// `STATUS_INVALID_PARAMETER` rather than attempted (a slab of billions of records would
 /// abort the process).
 ///

@@ -3,9 +3,9 @@
 //! and frees in turn (a pin's processing loop) pays one atomic read-modify-write per cycle
 //! instead of two, and two such threads never touch each other's cache lines.
 //!
-//! A cached frame is *free*: it counts as free in the status, diagnostics list it as free, a
-//! non-blocking allocate that finds the free list empty takes it from whichever thread cached
-//! it ([`FrameCache::steal`]), and it never sits in a cache while requests are pending or
+//! A cached frame is *free*: it counts as free in the status, diagnostics list it as free, an
+//! allocate (non-blocking or queued) that finds the free list empty takes it from whichever
+//! thread cached it ([`FrameCache::steal`]), and it never sits in a cache while requests are pending or
 //! after close. That last guarantee is the whole protocol.
 //!
 //! # The protocol

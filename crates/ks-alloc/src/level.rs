@@ -109,7 +109,7 @@ pub fn raise_to_dispatch() -> DispatchGuard {
 /// drop(b);
 /// assert_eq!(current_level(), Level::Passive);
 /// ```
-#[must_use = "the thread drops back to its previous level when the guard is dropped"]
+#[must_use = "the thread stays at Dispatch level until every guard it holds is dropped"]
 #[derive(Debug)]
 pub struct DispatchGuard {
     _not_send: PhantomData<*const ()>,

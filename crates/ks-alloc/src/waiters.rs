@@ -8,8 +8,10 @@
 //! Waiter records are slots of a slab allocated once, when the allocator is created
 //! (`max_waiters` of them), linked into a doubly linked FIFO list by index. Enqueueing,
 //! granting and cancelling therefore never touch the heap; waking clones a `Waker` (a
-//! reference-count increment for every common executor) or a `Thread` handle. A request beyond
-//! `max_waiters` is refused with `STATUS_INSUFFICIENT_RESOURCES` naming the bound.
+//! reference-count increment for every common executor) or wakes the futex on the grant word.
+//! A record is in use from the request's queueing until its owner has taken its frame; a
+//! request that finds none free is refused with `STATUS_INSUFFICIENT_RESOURCES` naming the
+//! bound.
 //!
 //! A ticket `(slot, generation)` names a request; the generation makes a stale ticket (one
 //! whose slot has been recycled) harmless.
@@ -17,7 +19,7 @@
 //! # Collecting a grant without the lock
 //!
 //! A free that completes a request also publishes the frame in the slot's word of
-//! [`Grants`] (an atomic outside the mutex: `generation << 32 | frame`, Release). The woken
+//! [`Grants`] (a 32-bit atomic outside the mutex: `generation << 17 | frame`, Release). The woken
 //! waiter reads it (Acquire) and takes the frame without touching the waiter lock: one load
 //! and one store on the slot's own word, instead of a lock round trip on a line the freer has
 //! just written. It marks the word `COLLECTED`; the slot is then recycled lazily, under the

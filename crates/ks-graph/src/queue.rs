@@ -741,7 +741,8 @@ impl<F> Queue<F> {
     }
 
     /// Reserves room so that `frames` frames and `clones` clones fit without reallocating
-    /// (the runtime calls this once, so steady-state streaming allocates nothing).
+    /// (the runtime calls this once, so steady-state streaming allocates nothing). Counts above
+    /// 131 072 (2¹⁷, twice what one allocator holds) are capped: a hint, not a promise.
     ///
     /// ```
     /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};

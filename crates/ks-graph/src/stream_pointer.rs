@@ -2,8 +2,8 @@
 //!
 //! A stream pointer is a [`PointerId`] handle into its queue; every KS stream-pointer
 //! function is a method of [`Queue`] taking that handle, so no pointer can outlive or alias
-//! its queue and no `unsafe` is needed. A stale handle (a deleted clone) is refused with
-//! `STATUS_INVALID_PARAMETER`, never undefined behaviour.
+//! its queue and no `unsafe` is needed. A stale handle (a deleted clone), or one of another
+//! queue, is refused with `STATUS_INVALID_PARAMETER`, never undefined behaviour.
 //!
 //! | KS function | here |
 //! |---|---|
@@ -43,8 +43,9 @@ use ks_alloc::Status;
 
 use crate::queue::{Direction, Entry, FrameBytes, FrameId, Queue, StreamHeader};
 
-/// Handle to one stream pointer of one [`Queue`]: an index into the queue's pointer slab
-/// plus a generation, so a deleted clone's handle is recognised as stale.
+/// Handle to one stream pointer of one [`Queue`]: an index into the queue's pointer slab,
+/// a generation and the queue's id, so a deleted clone's handle, or another queue's, is
+/// recognised as stale.
 ///
 /// ```
 /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
@@ -969,7 +970,8 @@ impl<F> Queue<F> {
         self.clones.get(i + 1).copied()
     }
 
-    /// Chooses the status the frame under the pointer completes with.
+    /// Chooses the status the frame under the pointer completes with. A cancelled frame
+    /// keeps its `STATUS_CANCELLED`: on one, this fails with `STATUS_DEVICE_NOT_READY`.
     ///
     /// ```
     /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};

@@ -41,7 +41,7 @@ enum Command {
     /// decoded form.
     Props(PropsArgs),
     /// Measure the allocator on this machine: function-table and async allocate+free,
-    /// two-thread contention, hand-off latency.
+    /// two threads on one allocator (thread caches on), hand-off latency.
     Bench(BenchArgs),
 }
 

@@ -317,7 +317,8 @@ impl Allocator {
     /// # Errors
     /// `STATUS_CANCELLED` if the allocator is closed while the request pends;
     /// `STATUS_INVALID_DEVICE_STATE` if it was closed before; `STATUS_INSUFFICIENT_RESOURCES`
-    /// when `max_waiters` requests already pend.
+    /// when all `max_waiters` waiter records are in use (pending requests, plus completed ones
+    /// whose owners have not yet taken their frames).
     ///
     /// ```
     /// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
@@ -394,7 +395,8 @@ impl Allocator {
     /// # Errors
     /// `STATUS_INVALID_DEVICE_STATE` at Dispatch level (it would block) or after close;
     /// `STATUS_DEVICE_NOT_READY` on timeout (policy); `STATUS_CANCELLED` if closed while
-    /// waiting; `STATUS_INSUFFICIENT_RESOURCES` if `max_waiters` requests already pend.
+    /// waiting; `STATUS_INSUFFICIENT_RESOURCES` if all `max_waiters` waiter records are in use
+    /// (pending requests, plus completed ones not yet collected).
     ///
     /// ```
     /// use std::time::Duration;

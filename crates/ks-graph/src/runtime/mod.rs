@@ -880,7 +880,7 @@ impl RunReport {
 pub enum RunError {
     /// A state change failed (negotiation, allocator creation, …).
     State(StateError),
-    /// A filter's process callback failed.
+    /// A filter's process callback returned an error or panicked.
     Filter {
         /// The filter instance.
         filter: String,
@@ -889,7 +889,9 @@ pub enum RunError {
     },
     /// A frame was about to reach a pin it must not reach.
     Delivery(DeliveryError),
-    /// The number of process callbacks does not match the graph.
+    /// The run could not be set up, or its machinery failed: the wrong number of process
+    /// callbacks, more than [`MAX_RUN_FILTERS`] filters, a thread that could not start, a
+    /// requester or `progress` callback that panicked.
     Setup(String),
     /// A filter completed the frame that carries the end of the stream with an error (or
     /// cancelled it), so the frame was dropped and the stream could not end downstream.

@@ -15,12 +15,18 @@
 //!   `name=N` names the instance (default: the type, numbered `type0`, `type1`, … when the
 //!   type occurs more than once), `mode=kernel|user` overrides the filter's mode,
 //!   `PIN.FIELD=VALUE` overrides a pin's framing (fields as in [`FramingOverride`]), and every
-//!   other key is a property of the filter type. Values may be quoted (`"a b"`); integers
-//!   accept `0x` hex and the binary suffixes `k`/`K` (×1024) and `M` (×1024²).
+//!   other key is a property of the filter type. A key given twice is an error. Values may
+//!   be quoted (`"a b"`), and a quoted value is text even when it reads as a number
+//!   (`location="123"` names the file 123); integers accept `0x` hex and the binary suffixes
+//!   `k`/`K` (×1024) and `M` (×1024²).
 //! * `NAME.` refers to an instance declared elsewhere (its next free pin), `NAME.PIN` to a
 //!   given pin. A reference at the start of a chain continues from that filter, which is how
 //!   tee branches are written; a reference after `!` connects into that filter.
-//! * A new chain starts at any element or reference not preceded by `!`.
+//! * A new chain starts at any element or reference not preceded by `!`; a reference that
+//!   starts a chain must be followed by `!` (alone, it would link to nothing).
+//! * Named pins (`t.out0`) are resolved before bare references (`t.`), so a bare reference
+//!   takes the pins left over, whatever the order they are written in. A name that reads both
+//!   as an instance and as another instance's pin is refused as ambiguous.
 //!
 //! # TOML documents
 //!
