@@ -236,6 +236,11 @@ impl Allocator {
     /// For [`Memory::User`](crate::Memory::User): the shared memory that holds the frames, so another process can
     /// map them.
     ///
+    /// Limits: only the allocator's own region is shared (`None` for a vendor allocator,
+    /// whatever memory its vendor reports); the memfd is sealed at its size (another process
+    /// can neither shrink nor grow it); and a frame alignment above one page holds at the
+    /// offsets given but not in another process's mapping, which the kernel aligns to a page.
+    ///
     /// ```
     /// use std::os::unix::fs::FileExt;
     /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
@@ -249,6 +254,8 @@ impl Allocator {
     /// let at = sm.frame_offset(frame.index().unwrap()).unwrap();
     /// memfd.read_exact_at(&mut seen, at as u64).unwrap();
     /// assert_eq!(&seen, b"hello");
+    /// // Sealed: the other side cannot pull the pages from under this process.
+    /// assert!(memfd.set_len(0).is_err());
     /// # Ok::<(), ks_alloc::Status>(())
     /// ```
     pub fn shared_memory(&self) -> Option<SharedMemory<'_>> {

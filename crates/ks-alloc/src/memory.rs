@@ -2,7 +2,7 @@
 //!
 //! | [`Memory`] | KS | mapping |
 //! |---|---|---|
-//! | `NonPaged` | `KSMEMORY_TYPE_KERNEL_NONPAGED`, `KSMEMORY_TYPE_SYSTEM`, `NonPagedPool` | anonymous, pre-faulted (`MAP_POPULATE`) and locked (`mlock`): no page fault after creation |
+//! | `NonPaged` | `KSMEMORY_TYPE_KERNEL_NONPAGED`, `KSMEMORY_TYPE_SYSTEM`, `NonPagedPool` | anonymous, locked (`mlock`, which faults every page in, after checking `RLIMIT_MEMLOCK`): no page fault after creation |
 //! | `Paged` | `KSMEMORY_TYPE_KERNEL_PAGED`, `PagedPool` | anonymous, ordinary pageable memory |
 //! | `User` | `KSMEMORY_TYPE_USER` | a `memfd` mapped `MAP_SHARED`; the fd and frame offsets are exposed so another process can map the same frames |
 //!
@@ -151,8 +151,11 @@ impl Layout {
         let stride = frame_size
             .checked_next_multiple_of(align)
             .ok_or_else(|| overflow(frames, frame_size))?;
+        // Within `isize::MAX`, as pointer offsets into one object must be (a 32-bit target
+        // reaches that before `usize` overflows).
         stride
             .checked_mul(frames)
+            .filter(|&total| isize::try_from(total).is_ok())
             .ok_or_else(|| overflow(frames, frame_size))?;
         Ok(Layout {
             frames,
@@ -218,11 +221,9 @@ impl Region {
         let locked = memory == Memory::NonPaged && !cfg!(miri);
         let ptr = match memory {
             Memory::NonPaged | Memory::Paged => {
-                let flags = if locked {
-                    MapFlags::PRIVATE | MapFlags::POPULATE
-                } else {
-                    MapFlags::PRIVATE
-                };
+                // Not `MAP_POPULATE`: `mlock` below faults every page in itself, after checking
+                // RLIMIT_MEMLOCK, so a request past the limit fails before committing memory.
+                let flags = MapFlags::PRIVATE;
                 // SAFETY: a fresh anonymous mapping at an address of the kernel's choosing
                 // (null hint) cannot alias any existing Rust object.
                 unsafe { rustix::mm::mmap_anonymous(std::ptr::null_mut(), map_len, prot, flags) }
@@ -234,20 +235,32 @@ impl Region {
                     })?
             }
             Memory::User => {
-                let memfd =
-                    rustix::fs::memfd_create("ksalloc-frames", rustix::fs::MemfdFlags::CLOEXEC)
-                        .map_err(|e| {
-                            Status::InsufficientResources(
-                                format!(
-                                    "memfd_create for {map_len} bytes of user frames failed: {e}"
-                                )
-                                .into(),
-                            )
-                        })?;
+                let memfd = rustix::fs::memfd_create(
+                    "ksalloc-frames",
+                    rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+                )
+                .map_err(|e| {
+                    Status::InsufficientResources(
+                        format!("memfd_create for {map_len} bytes of user frames failed: {e}")
+                            .into(),
+                    )
+                })?;
                 rustix::fs::ftruncate(&memfd, map_len as u64).map_err(|e| {
                     Status::InsufficientResources(
                         format!("ftruncate of the frame memfd to {map_len} bytes failed: {e}")
                             .into(),
+                    )
+                })?;
+                // Sealed at its size: a process the fd is shared with cannot shrink it under
+                // our mapping (which would turn our next frame access into SIGBUS).
+                use rustix::fs::SealFlags;
+                rustix::fs::fcntl_add_seals(
+                    &memfd,
+                    SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
+                )
+                .map_err(|e| {
+                    Status::InsufficientResources(
+                        format!("sealing the frame memfd failed: {e}").into(),
                     )
                 })?;
                 // SAFETY: a fresh shared mapping of our own memfd at an address of the
