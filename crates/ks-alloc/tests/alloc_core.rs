@@ -546,19 +546,25 @@ impl Wake for PanickingWaker {
     }
 }
 
+/// A request of `a` (which has no free frame) pending with a [`PanickingWaker`].
+fn pending_with_a_panicking_waker(a: &Allocator) -> std::pin::Pin<Box<ks_alloc::Allocate<'_>>> {
+    let bad = Waker::from(Arc::new(PanickingWaker));
+    let mut request = Box::pin(a.allocate());
+    assert!(
+        request
+            .as_mut()
+            .poll(&mut Context::from_waker(&bad))
+            .is_pending()
+    );
+    request
+}
+
 #[test]
 fn a_panicking_waker_does_not_stop_the_worker() {
     within_10s("worker survives a panicking waker", || {
         let a = alloc(1);
         let f = a.try_allocate().unwrap();
-        let bad = Waker::from(Arc::new(PanickingWaker));
-        let mut first = Box::pin(a.allocate());
-        assert!(
-            first
-                .as_mut()
-                .poll(&mut Context::from_waker(&bad))
-                .is_pending()
-        );
+        let mut first = pending_with_a_panicking_waker(&a);
         {
             let _g = raise_to_dispatch();
             drop(f); // the worker grants it and wakes the panicking waker
@@ -593,14 +599,7 @@ fn close_wakes_every_request_even_if_a_waker_panics() {
     within_10s("close with a panicking waker", || {
         let a = alloc(1);
         let f = a.try_allocate().unwrap();
-        let bad = Waker::from(Arc::new(PanickingWaker));
-        let mut first = Box::pin(a.allocate());
-        assert!(
-            first
-                .as_mut()
-                .poll(&mut Context::from_waker(&bad))
-                .is_pending()
-        );
+        let mut first = pending_with_a_panicking_waker(&a);
         let a2 = a.clone();
         let blocked = std::thread::spawn(move || a2.allocate_blocking(None));
         while a.status().pending < 2 {
