@@ -279,3 +279,34 @@ fn blocked_thread_handoff_allocates_nothing_on_the_waiter() {
     assert_eq!(n, 0, "{n} heap allocations on the blocked waiter");
     assert_eq!(a.status().handoffs, 201);
 }
+
+#[test]
+fn frees_delivered_to_freeframe_subscribers_allocate_nothing() {
+    let a = alloc();
+    let fired = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = fired.clone();
+    let _sub = a
+        .on_free_frame(move || {
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })
+        .unwrap();
+    let mut events = a.free_frame_events().unwrap();
+    let mut cx = Context::from_waker(Waker::noop());
+    // One free with an awaiting subscriber, registered by a poll of its next event.
+    let mut cycle = || {
+        let mut next = pin!(events.next_event());
+        assert!(next.as_mut().poll(&mut cx).is_pending());
+        drop(a.try_allocate().unwrap()); // fires: the callback runs, the waker is woken
+        assert!(next.as_mut().poll(&mut cx).is_ready());
+    };
+    for _ in 0..4 {
+        cycle(); // warm-up: the delivery's buffers reach their size
+    }
+    let n = allocs_during(|| {
+        for _ in 0..CYCLES {
+            cycle();
+        }
+    });
+    assert_eq!(n, 0, "{n} heap allocations in {CYCLES} deliveries");
+    assert_eq!(fired.load(std::sync::atomic::Ordering::Relaxed), CYCLES + 4);
+}
