@@ -1577,8 +1577,10 @@ impl Runtime {
 /// Gives every pipe that starts at a transform (a copy, or a tee branch the negotiation split
 /// off) frames at least as large as the frames arriving at that transform, the way a KS codec
 /// edits its output framing once its input format is known (`KsEdit` in
-/// `AVStrMiniPinSetDataFormat`, ks-spec.md §4.4). Repeats negotiation until no root grows (at
-/// most once per pipe: sizes only flow downstream). Legal in STOP only.
+/// `AVStrMiniPinSetDataFormat`, ks-spec.md §4.4). A maximum the root pin states below that
+/// size (`copy out.max_size=16` after 64-byte frames) is raised with it: the transform could
+/// not hold the frames otherwise. Repeats negotiation until no root grows (at most once per
+/// pipe: sizes only flow downstream). Legal in STOP only.
 ///
 /// ```
 /// use ks_graph::filters;
