@@ -183,7 +183,7 @@ impl Filters {
         })
     }
 
-    fn check_pin(&self, pin: PinId) -> Result<(), GraphError> {
+    pub(crate) fn check_pin(&self, pin: PinId) -> Result<(), GraphError> {
         let node = self
             .nodes
             .get(pin.filter.index())

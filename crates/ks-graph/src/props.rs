@@ -348,27 +348,22 @@ pub(crate) struct Assignment {
 }
 
 /// The graph's table of allocator objects by handle.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct AllocatorRegistry {
-    next: u64,
     entries: HashMap<AllocatorHandle, Arc<Registered>>,
 }
 
-impl Default for AllocatorRegistry {
-    fn default() -> AllocatorRegistry {
-        // Handles start at an arbitrary non-zero, non-small value so a stray small integer is
-        // unlikely to name an allocator.
-        AllocatorRegistry {
-            next: 0x1000,
-            entries: HashMap::new(),
-        }
-    }
-}
+/// The last handle value given out, process-wide: like Windows handles, a value names one
+/// allocator in one graph only, and a closed handle is not reused soon. Values start at an
+/// arbitrary non-zero, non-small value, so that a stray small integer is unlikely to name an
+/// allocator.
+static LAST_HANDLE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0x1000);
 
 impl AllocatorRegistry {
     pub(crate) fn insert(&mut self, allocator: Allocator) -> AllocatorHandle {
-        self.next += 4; // handle values are multiples of 4, like Windows handles
-        let handle = AllocatorHandle(NonZeroU64::new(self.next).unwrap_or(NonZeroU64::MIN));
+        // Multiples of 4, like Windows handles. Relaxed: only uniqueness matters.
+        let value = LAST_HANDLE.fetch_add(4, std::sync::atomic::Ordering::Relaxed) + 4;
+        let handle = AllocatorHandle(NonZeroU64::new(value).unwrap_or(NonZeroU64::MIN));
         self.entries
             .insert(handle, Arc::new(Registered { allocator }));
         handle
@@ -658,8 +653,31 @@ impl Graph {
     ///
     /// # Errors
     /// `STATUS_NOT_FOUND` if the pin does not accept allocators; `STATUS_INVALID_PARAMETER`
-    /// for an unknown handle.
+    /// for an unknown handle or a pin of another graph; `STATUS_INVALID_DEVICE_STATE`
+    /// outside STOP (the pipes' allocators are fixed from ACQUIRE to STOP).
     pub fn assign_allocator(
+        &mut self,
+        pin: PinId,
+        handle: Option<AllocatorHandle>,
+    ) -> Result<(), Status> {
+        self.filters
+            .check_pin(pin)
+            .map_err(|e| Status::InvalidParameter(e.to_string().into()))?;
+        if self.state() != crate::KsState::Stop {
+            return Err(Status::InvalidDeviceState(
+                format!(
+                    "allocators are assigned in STOP only; the graph is in {}",
+                    self.state()
+                )
+                .into(),
+            ));
+        }
+        self.assign_unchecked(pin, handle)
+    }
+
+    /// [`assign_allocator`](Self::assign_allocator) without the state check (ACQUIRE
+    /// assigns the allocators it creates). `pin` is this graph's.
+    pub(crate) fn assign_unchecked(
         &mut self,
         pin: PinId,
         handle: Option<AllocatorHandle>,
@@ -711,8 +729,9 @@ impl Graph {
             .map(|a| (a.handle, &a.object.allocator))
     }
 
-    /// How many references to the allocator behind `handle` pins hold (0 when the handle is
-    /// closed or unknown). Lets tests observe behaviour 46.
+    /// How many pins hold the allocator registered as `handle` (0 for an unknown handle;
+    /// a pin keeps its reference after the handle is closed). Lets tests observe behaviour
+    /// 46.
     ///
     /// ```
     /// # use std::sync::Arc; use ks_graph::{FilterDescriptor, GraphBuilder, PinDescriptor};

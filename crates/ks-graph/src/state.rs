@@ -96,6 +96,10 @@ pub struct PipeAllocator {
     pub allocator: Allocator,
     /// Its handle in the graph's allocator registry.
     pub handle: AllocatorHandle,
+    /// The client's own allocator, installed on the pipe's root pin with
+    /// `KSPROPERTY_STREAM_ALLOCATOR` (behaviour 46) before ACQUIRE: the graph uses it and
+    /// leaves it as it was at STOP (open, still assigned), rather than creating one.
+    pub client_owned: bool,
 }
 
 impl fmt::Debug for PipeAllocator {
@@ -112,6 +116,53 @@ impl fmt::Debug for PipeAllocator {
 pub(crate) struct Active {
     pub(crate) plan: AllocationPlan,
     pub(crate) allocators: Vec<PipeAllocator>,
+}
+
+/// Whether a client's allocator can serve `pipe`: open, frames at least as large as the
+/// pipe's and at least as many, alignment at least as strict, and memory the pipe accepts
+/// (USER memory on a user pipe, behaviour 40; non-paged also serves paged).
+fn fits(a: &Allocator, pipe: &crate::PipePlan) -> Result<(), ks_alloc::Status> {
+    let need = pipe.allocator_framing();
+    let have = a.framing();
+    let memory = memory_of(pipe.allocator.memory);
+    let memory_ok =
+        a.memory() == memory || (memory == Memory::Paged && a.memory() == Memory::NonPaged);
+    let why = if a.is_closed() {
+        Some("it is closed".to_owned())
+    } else if have.frame_size < need.frame_size {
+        Some(format!(
+            "its frames are {} bytes, the pipe's {}",
+            have.frame_size, need.frame_size
+        ))
+    } else if have.frames < need.frames {
+        Some(format!(
+            "it holds {} frames, the pipe needs {}",
+            have.frames, need.frames
+        ))
+    } else if have.alignment < need.alignment {
+        Some(format!(
+            "it aligns frames to {} bytes, the pipe needs {}",
+            have.alignment.bytes(),
+            need.alignment.bytes()
+        ))
+    } else if !memory_ok {
+        Some(format!(
+            "its memory is {:?}, the pipe needs {memory:?}",
+            a.memory()
+        ))
+    } else {
+        None
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => Err(ks_alloc::Status::InvalidParameter(
+            format!(
+                "the allocator assigned to '{}' (KSPROPERTY_STREAM_ALLOCATOR) cannot serve pipe {}: {why}",
+                pipe.pins[0], pipe.id
+            )
+            .into(),
+        )),
+    }
 }
 
 fn memory_of(kind: MemoryKind) -> Memory {
@@ -187,8 +238,30 @@ impl Graph {
     fn acquire(&mut self) -> Result<(), StateError> {
         self.validate()?;
         let plan = negotiate(self)?;
-        let mut created: Vec<Allocator> = Vec::with_capacity(plan.pipes.len());
+        // A client's allocator on a pipe's root pin is the one the pipe must use (behaviour
+        // 46), if it can serve the pipe's framing.
+        let mut clients: Vec<Option<(AllocatorHandle, Allocator)>> = Vec::new();
         for pipe in &plan.pipes {
+            let client = self
+                .assigned_allocator(pipe.pin_ids[0])
+                .map(|(h, a)| (h, a.clone()));
+            if let Some((_, a)) = &client {
+                if let Err(status) = fits(a, pipe) {
+                    return Err(StateError::Allocator {
+                        pipe: pipe.id,
+                        allocator: a.name().to_owned(),
+                        status,
+                    });
+                }
+            }
+            clients.push(client);
+        }
+        let mut created: Vec<Allocator> = Vec::with_capacity(plan.pipes.len());
+        for (pipe, client) in plan.pipes.iter().zip(&clients) {
+            if let Some((_, a)) = client {
+                created.push(a.clone());
+                continue;
+            }
             let framing = pipe.allocator_framing();
             // Named after the pin that owns it, for starvation reports and diagnostics.
             let builder = Allocator::builder(&framing)
@@ -200,7 +273,8 @@ impl Graph {
             match made {
                 Ok(a) => created.push(a),
                 Err(status) => {
-                    for a in &created {
+                    let ours = created.iter().zip(&clients).filter(|(_, c)| c.is_none());
+                    for (a, _) in ours {
                         a.close();
                     }
                     return Err(StateError::Allocator {
@@ -212,22 +286,26 @@ impl Graph {
             }
         }
         let mut allocators = Vec::with_capacity(created.len());
-        for (pipe, allocator) in plan.pipes.iter().zip(created) {
-            let handle = self.registry.insert(allocator.clone());
+        for ((pipe, allocator), client) in plan.pipes.iter().zip(created).zip(&clients) {
+            let (handle, client_owned) = match client {
+                Some((h, _)) => (*h, true),
+                None => (self.registry.insert(allocator.clone()), false),
+            };
             allocators.push(PipeAllocator {
                 pipe: pipe.id,
                 allocator,
                 handle,
+                client_owned,
             });
         }
         let mut failure = None;
         for (pipe, pa) in plan.pipes.iter().zip(&allocators) {
             let root = pipe.pin_ids[0];
-            if self.pin_descriptor(root).accepts_allocator {
+            if !pa.client_owned && self.pin_descriptor(root).accepts_allocator {
                 // The root pin is where frames enter the pipe: the source pin that must use
                 // this allocator. The handle was just registered, so this does not fail; if
                 // it ever did, everything created is released below.
-                if let Err(status) = self.assign_allocator(root, Some(pa.handle)) {
+                if let Err(status) = self.assign_unchecked(root, Some(pa.handle)) {
                     failure = Some(StateError::Allocator {
                         pipe: pipe.id,
                         allocator: pipe.allocator.name.clone(),
@@ -251,6 +329,10 @@ impl Graph {
             return;
         };
         for pa in &active.allocators {
+            if pa.client_owned {
+                // The client's: it stays open and assigned, for the next ACQUIRE too.
+                continue;
+            }
             for f in &mut self.filters.nodes {
                 for p in &mut f.pins {
                     if p.assigned.as_ref().is_some_and(|a| a.handle == pa.handle) {

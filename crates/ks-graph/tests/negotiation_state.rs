@@ -282,3 +282,76 @@ fn stop_cancels_pending_requests_and_deletes_the_vendor_after_the_last_frame() {
         "deleted after the last frame came back"
     );
 }
+
+/// An allocator of `frames` frames of `size` bytes in non-paged memory.
+fn client_allocator(frames: u32, size: u32) -> ks_alloc::Allocator {
+    let f = ks_alloc::Framing {
+        flags: 0,
+        pool_type: ks_alloc::PoolType::NON_PAGED,
+        frames,
+        frame_size: size,
+        alignment: ks_alloc::Alignment::BYTES_64,
+    };
+    ks_alloc::Allocator::new(&f, Memory::NonPaged).unwrap()
+}
+
+#[test]
+fn an_allocator_the_client_assigns_to_the_root_pin_is_the_one_the_pipe_uses() {
+    let out = fx(NP, ItemFlags::empty(), 3, 64, 4096, 4096);
+    let mut g = two(Some(out), None, K, K);
+    let mine = client_allocator(8, 8192);
+    let root = g.pin("a.out").unwrap();
+    let h = g.register_allocator(mine.clone());
+    g.assign_allocator(root, Some(h)).unwrap();
+    g.close_allocator_handle(h).unwrap(); // the pin's reference keeps it (behaviour 46)
+    g.set_state(KsState::Acquire).unwrap();
+    let used = g.pipe_allocator(g.pin("b.in").unwrap()).unwrap();
+    assert!(
+        used.same(&mine),
+        "the pipe streams through the client's allocator"
+    );
+    assert!(g.allocators()[0].client_owned);
+    // Assignments are fixed from ACQUIRE to STOP.
+    let refused = g.assign_allocator(root, None).unwrap_err();
+    assert_eq!(refused.name(), "STATUS_INVALID_DEVICE_STATE");
+    g.set_state(KsState::Stop).unwrap();
+    assert!(!mine.is_closed(), "STOP leaves the client's allocator open");
+    let (_, still) = g.assigned_allocator(root).expect("and assigned");
+    assert!(still.same(&mine));
+}
+
+#[test]
+fn a_client_allocator_that_cannot_serve_the_pipe_fails_acquire_with_the_reason() {
+    let out = fx(NP, ItemFlags::empty(), 3, 64, 4096, 4096);
+    let mut g = two(Some(out), None, K, K);
+    let small = client_allocator(8, 256);
+    let root = g.pin("a.out").unwrap();
+    let h = g.register_allocator(small.clone());
+    g.assign_allocator(root, Some(h)).unwrap();
+    let err = g.set_state(KsState::Acquire).unwrap_err();
+    let StateError::Allocator { status, .. } = &err else {
+        panic!("expected an allocator error, got {err}")
+    };
+    assert_eq!(status.name(), "STATUS_INVALID_PARAMETER");
+    assert!(
+        err.to_string()
+            .contains("frames are 256 bytes, the pipe's 4096"),
+        "{err}"
+    );
+    assert_eq!(g.state(), KsState::Stop);
+    assert!(!small.is_closed());
+}
+
+#[test]
+fn allocator_handles_name_one_allocator_across_graphs() {
+    let mut g1 = two(None, None, K, K);
+    let mut g2 = two(None, None, K, K);
+    let h1 = g1.register_allocator(client_allocator(2, 64));
+    let h2 = g2.register_allocator(client_allocator(2, 64));
+    assert_ne!(h1, h2);
+    // A handle (and a pin) of another graph is refused, not taken for one of this graph's.
+    assert!(
+        g2.assign_allocator(g2.pin("a.out").unwrap(), Some(h1))
+            .is_err()
+    );
+}
