@@ -9,7 +9,7 @@
 //!
 //! ```
 //! use ks_alloc::bench;
-//! let a = bench::allocator(64, 4096)?;
+//! let a = bench::allocator(4, 4096)?;
 //! bench::try_cycle(&a);
 //! let lat = bench::handoff_latency_blocked(&a, 50);
 //! assert_eq!(lat.samples, 50);

@@ -299,7 +299,7 @@ fn client_allocator(frames: u32, size: u32) -> ks_alloc::Allocator {
 fn an_allocator_the_client_assigns_to_the_root_pin_is_the_one_the_pipe_uses() {
     let out = fx(NP, ItemFlags::empty(), 3, 64, 4096, 4096);
     let mut g = two(Some(out), None, K, K);
-    let mine = client_allocator(8, 8192);
+    let mine = client_allocator(4, 4096);
     let root = g.pin("a.out").unwrap();
     let h = g.register_allocator(mine.clone());
     g.assign_allocator(root, Some(h)).unwrap();

@@ -184,7 +184,7 @@ fn a_failing_filter_stops_the_run_with_its_status_and_frames_come_back() {
         return; // the failure is provoked by writing to /dev/full (Linux)
     }
     let spec =
-        GraphSpec::parse_pipeline("testsrc frames=100000 size=65536 ! filesink location=/dev/full")
+        GraphSpec::parse_pipeline("testsrc frames=100000 size=4096 ! filesink location=/dev/full")
             .unwrap();
     let err = filters::build(spec)
         .unwrap()

@@ -165,7 +165,10 @@ fn invert_twice_returns_the_source_checksum_and_copy_preserves_it() {
 #[test]
 fn an_empty_input_file_reports_no_frames_and_ends_cleanly() {
     let empty = temp("empty.bin", "");
-    let graph = format!("filesrc location={} ! checksum ! nullsink", empty.display());
+    let graph = format!(
+        "filesrc location={} size=1024 ! checksum ! nullsink",
+        empty.display()
+    );
     let o = ksalloc(&["run", "--json", &graph]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r = &json(&o)["report"];
@@ -627,7 +630,7 @@ fn a_filter_failing_while_running_exits_with_1() {
     let o = ksalloc(&[
         "run",
         "-q",
-        "testsrc frames=100000 size=65536 ! filesink location=/dev/full",
+        "testsrc frames=100000 size=4096 ! filesink location=/dev/full",
     ]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
