@@ -119,7 +119,14 @@ fn threaded_handoff_stream_allocates_nothing() {
         frame_size: 4096,
         alignment: Alignment::BYTES_64,
     };
-    let alloc = Allocator::new(&framing, Memory::NonPaged).unwrap();
+    // A starvation report allocates (it is built on the heap when it fires): on a machine
+    // stalled for a second the default threshold would fire one, which this test would count.
+    // The worker's scan itself still runs, and must allocate nothing.
+    let alloc = Allocator::builder(&framing)
+        .memory(Memory::NonPaged)
+        .starvation_threshold(Some(std::time::Duration::from_secs(3600)))
+        .build()
+        .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let cycles = Arc::new(AtomicU64::new(0));
     let inboxes = Arc::new([Inbox::new(), Inbox::new()]);
