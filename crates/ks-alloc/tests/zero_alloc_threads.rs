@@ -167,16 +167,21 @@ fn threaded_handoff_stream_allocates_nothing() {
     let waiters = [waiter(REQUESTER), waiter(ASYNC)];
 
     // Freers: free a frame only while a request pends, so nearly every free is a hand-off.
+    // One at a time (`gate`, which allocates nothing): two freers seeing the same single
+    // pending request would otherwise both free, and the second free would not hand off.
+    let gate = Arc::new(std::sync::Mutex::new(()));
     let freers: Vec<_> = [FREER_A, FREER_B]
         .into_iter()
         .enumerate()
         .map(|(k, role)| {
             let (alloc, stop, inboxes) = (alloc.clone(), stop.clone(), inboxes.clone());
+            let gate = gate.clone();
             std::thread::spawn(move || {
                 ROLE.with(|r| r.set(role));
                 while !stop.load(Ordering::Relaxed) {
                     match inboxes[k].take() {
                         Some(f) => {
+                            let _one_at_a_time = gate.lock().unwrap_or_else(|e| e.into_inner());
                             while alloc.status().pending == 0 && !stop.load(Ordering::Relaxed) {
                                 std::hint::spin_loop();
                                 std::thread::yield_now();
