@@ -151,8 +151,9 @@ impl Events {
                 }
             }
         }
-        // `append` keeps both buffers' capacity: no heap traffic in steady state.
-        wakers.append(&mut r.wakers);
+        // The registry keeps the (empty) spare, `wakers` takes the registered ones: both
+        // buffers keep their capacity, so no heap traffic in steady state.
+        std::mem::swap(&mut wakers, &mut r.wakers);
         drop(r);
         for (_, w) in wakers.drain(..) {
             w.wake();

@@ -130,12 +130,18 @@ impl Allocator {
         notify: impl FnOnce() -> Notify,
     ) -> Result<Begin, Status> {
         let inner = &self.inner;
-        // Fast path: no lock. (Only the default memory caches, and its claim cannot fail.)
-        if let Some(i) = inner.cache.take() {
+        // A frame from a thread cache: this thread's, or (below) another's. Only the default
+        // memory caches, and its claim cannot fail.
+        let cached = |i: u32| {
             if inner.claim(i, holder).is_ok() {
-                return Ok(Begin::Ready(Inner::frame(inner, i, NO_HINT)));
+                return Some(Inner::frame(inner, i, NO_HINT));
             }
             Inner::return_slot(inner, i);
+            None
+        };
+        // Fast path: no lock.
+        if let Some(f) = inner.cache.take().and_then(cached) {
+            return Ok(Begin::Ready(f));
         }
         match inner.free.pop_hinted() {
             Ok(Taken {
@@ -160,11 +166,8 @@ impl Allocator {
                 // A frame cached by another thread is free too (behaviour 22: no request
                 // pends while a frame is free). Caches hold frames only while nobody waits,
                 // so taking one jumps no queue.
-                if let Some(i) = inner.cache.steal() {
-                    if inner.claim(i, holder).is_ok() {
-                        return Ok(Begin::Ready(Inner::frame(inner, i, NO_HINT)));
-                    }
-                    Inner::return_slot(inner, i);
+                if let Some(f) = inner.cache.steal().and_then(cached) {
+                    return Ok(Begin::Ready(f));
                 }
             }
         }

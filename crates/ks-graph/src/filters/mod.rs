@@ -608,22 +608,22 @@ pub fn build(mut spec: GraphSpec) -> Result<Built, SpecError> {
     }
     // Explicit pins first, then bare filter names take the next free pins: so a bare `t`
     // written before an explicit `t.out0` does not take `out0` from it.
+    // Each end split once, before anything resolves (an unknown filter fails here).
+    let mut ends: Vec<[End<'_>; 2]> = Vec::new();
+    for c in &spec.connections {
+        let end = |text, dir| {
+            split_reference(&descriptors, text).map(|(filter, pin)| (text, dir, filter, pin))
+        };
+        ends.push([
+            end(c.from.as_str(), PinDirection::Out)?,
+            end(c.to.as_str(), PinDirection::In)?,
+        ]);
+    }
     let mut used: BTreeSet<(String, usize)> = BTreeSet::new();
-    let ends: Vec<[(&str, PinDirection); 2]> = spec
-        .connections
-        .iter()
-        .map(|c| {
-            [
-                (c.from.as_str(), PinDirection::Out),
-                (c.to.as_str(), PinDirection::In),
-            ]
-        })
-        .collect();
     let mut resolved: Vec<[Option<PinId>; 2]> = vec![[None, None]; ends.len()];
     for explicit in [true, false] {
         for (c, pair) in ends.iter().enumerate() {
-            for (k, &(text, dir)) in pair.iter().enumerate() {
-                let (filter, pin) = split_reference(&descriptors, text)?;
+            for (k, &(text, dir, filter, pin)) in pair.iter().enumerate() {
                 if pin.is_some() == explicit {
                     resolved[c][k] = Some(resolve(
                         &builder,
@@ -646,6 +646,10 @@ pub fn build(mut spec: GraphSpec) -> Result<Built, SpecError> {
     let graph = builder.build().map_err(graph_err)?;
     Ok(Built { graph, processes })
 }
+
+/// A connection end as written, with its direction, and split by [`split_reference`] into
+/// its filter instance and, if named, its pin.
+type End<'t> = (&'t str, PinDirection, &'t str, Option<&'t str>);
 
 fn unknown_pin(instance: &str, ty: &str, pin: &str, desc: &FilterDescriptor) -> SpecError {
     let pins: Vec<&str> = desc.pins.iter().map(|p| p.name.as_str()).collect();
