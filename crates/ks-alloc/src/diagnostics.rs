@@ -35,7 +35,9 @@ pub struct AllocatorStatus {
     /// Most frames ever outstanding at once, counting with them the frames that threads
     /// kept for their next allocate (see [`AllocatorBuilder::thread_cache`]): the high-water
     /// mark of frames off the free list. So it may exceed the true outstanding peak by at
-    /// most one frame per thread that frees; with thread caches off it is exact.
+    /// most one frame per thread that frees; with thread caches off it is exact. A frame a
+    /// vendor refused (no memory now, misaligned) never counts, though an allocate that
+    /// succeeds while another thread's refused slot is on its way back counts that slot.
     ///
     /// [`AllocatorBuilder::thread_cache`]: crate::AllocatorBuilder::thread_cache
     pub peak_allocated_frames: u32,

@@ -197,6 +197,9 @@ fn vendor_without_memory_fails_try_and_pends_requests_until_a_free() {
         req.as_mut().poll(&mut cx).is_pending(),
         "no frame now: pending"
     );
+    // The failed claims (non-blocking, and the request's) handed out nothing: the peak
+    // counts the one frame that was really out.
+    assert_eq!(a.status().peak_allocated_frames, 1);
     v.dry.store(false, Ordering::SeqCst);
     drop(f); // the free retries the vendor for the pending request
     let Poll::Ready(Ok(g)) = req.as_mut().poll(&mut cx) else {
@@ -232,6 +235,16 @@ fn misaligned_vendor_frames_are_refused_and_returned() {
     }
     assert_eq!(v.live.load(Ordering::SeqCst), 0, "returned to the vendor");
     assert_eq!(a.status().allocated_frames, 0);
+    assert_eq!(
+        a.status().peak_allocated_frames,
+        0,
+        "a refused frame is no peak"
+    );
+    assert!(
+        a.allocate_blocking(None).is_err(),
+        "refused on the request path too"
+    );
+    assert_eq!(a.status().peak_allocated_frames, 0);
     v.misalign.store(false, Ordering::SeqCst);
     let f = a.try_allocate().unwrap();
     assert_eq!(f.addr() % 64, 0);

@@ -276,8 +276,12 @@ impl Allocator {
         }
         match self.inner.free.pop_hinted() {
             Ok(t) => {
-                self.inner.note_peak(t.left);
-                Inner::claim_or_return(&self.inner, t.index, holder, t.hint)
+                let frame = Inner::claim_or_return(&self.inner, t.index, holder, t.hint);
+                if frame.is_ok() {
+                    // Only a claimed frame counts: a vendor's refused slot went back.
+                    self.inner.note_peak(t.left);
+                }
+                frame
             }
             Err(NoFrame::Empty) => match self.steal_cached() {
                 Some(i) => Inner::claim_or_return(&self.inner, i, holder, NO_HINT),

@@ -100,8 +100,8 @@ impl Allocator {
     #[inline(always)]
     pub(crate) fn fast_frame(&self, holder: Option<&'static Holder>) -> Option<Frame> {
         let inner = &self.inner;
-        let (i, hint) = match inner.cache.take() {
-            Some(i) => (i, NO_HINT),
+        let (i, hint, left) = match inner.cache.take() {
+            Some(i) => (i, NO_HINT, None),
             None => {
                 let Ok(Taken {
                     index: i,
@@ -111,11 +111,13 @@ impl Allocator {
                 else {
                     return None;
                 };
-                inner.note_peak(left);
-                (i, hint)
+                (i, hint, Some(left))
             }
         };
         if inner.claim(i, holder).is_ok() {
+            if let Some(left) = left {
+                inner.note_peak(left);
+            }
             return Some(Inner::frame(inner, i, hint));
         }
         // Vendor refused: return the slot; the locked path retries and reports.
@@ -149,9 +151,11 @@ impl Allocator {
                 left,
                 hint,
             }) => {
-                inner.note_peak(left);
                 match inner.claim(i, holder) {
-                    Ok(()) => return Ok(Begin::Ready(Inner::frame(inner, i, hint))),
+                    Ok(()) => {
+                        inner.note_peak(left);
+                        return Ok(Begin::Ready(Inner::frame(inner, i, hint)));
+                    }
                     Err(e @ ClaimError::Misaligned(_)) => {
                         Inner::return_slot(inner, i);
                         return Err(inner.claim_error(e).into());
@@ -175,9 +179,11 @@ impl Allocator {
         let mut drain = false;
         match inner.free.pop_or_wait() {
             PopOrWait::Frame(i, left) => {
-                inner.note_peak(left);
                 match inner.claim(i, holder) {
-                    Ok(()) => return Ok(Begin::Ready(Inner::frame(inner, i, NO_HINT))),
+                    Ok(()) => {
+                        inner.note_peak(left);
+                        return Ok(Begin::Ready(Inner::frame(inner, i, NO_HINT)));
+                    }
                     Err(e @ ClaimError::Misaligned(_)) => {
                         drop(q);
                         Inner::return_slot(inner, i);
