@@ -41,6 +41,22 @@ pub struct AllocatorStatus {
     ///
     /// [`AllocatorBuilder::thread_cache`]: crate::AllocatorBuilder::thread_cache
     pub peak_allocated_frames: u32,
+    /// Free frames kept in threads' caches for their next allocate (see
+    /// [`AllocatorBuilder::thread_cache`]). They count as free: not in `allocated_frames`,
+    /// and any allocate that finds the free list empty takes them. Always 0 while requests
+    /// are pending, after close, with thread caches off and for vendor allocators.
+    ///
+    /// ```
+    /// # use ks_alloc::{Alignment, Allocator, Framing, PoolType};
+    /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
+    /// let alloc = Allocator::builder(&framing).thread_cache(false).build()?;
+    /// drop(alloc.try_allocate()?);
+    /// assert_eq!(alloc.status().cached_frames, 0);
+    /// # Ok::<(), ks_alloc::Status>(())
+    /// ```
+    ///
+    /// [`AllocatorBuilder::thread_cache`]: crate::AllocatorBuilder::thread_cache
+    pub cached_frames: u32,
     /// Requests pending now.
     pub pending: u32,
     /// Most requests ever pending at once.
@@ -159,9 +175,11 @@ impl Allocator {
     pub fn status(&self) -> AllocatorStatus {
         let inner = &self.inner;
         let q = lock(&inner.waiters);
+        let cached_frames = inner.cache.cached();
         AllocatorStatus {
             framing: inner.framing,
-            allocated_frames: inner.outstanding_count(),
+            allocated_frames: inner.off_list_count().saturating_sub(cached_frames),
+            cached_frames,
             // Relaxed (both): statistics.
             peak_allocated_frames: inner.peak.load(Ordering::Relaxed),
             pending: q.len(),

@@ -301,12 +301,28 @@ fn frees_after_the_queue_emptied_go_straight_to_the_free_list() {
     }
 }
 
+/// Allocates and frees on this thread until its free is kept in its cache. A thread's
+/// cache id is given at a free that only tries the id pool's lock, and a slot exists only
+/// for ids below the frame count, so `a` should have 64 frames (as many as there are ids).
+fn cache_one_here(a: &Allocator) {
+    for _ in 0..10_000 {
+        drop(a.try_allocate().unwrap());
+        if a.status().cached_frames == 1 {
+            return;
+        }
+        std::thread::yield_now();
+    }
+    panic!("this thread never cached a free");
+}
+
 #[test]
 fn after_close_returns_a_frame_this_thread_cached_is_not_served() {
-    let a = alloc(2);
+    let a = alloc(64);
     let f = a.try_allocate().unwrap();
-    drop(a.try_allocate().unwrap()); // kept in this thread's cache
+    cache_one_here(&a);
+    assert_eq!(a.status().allocated_frames, 1);
     a.close();
+    assert_eq!(a.status().cached_frames, 0, "close drained the cache");
     assert_eq!(a.try_allocate().unwrap_err(), TryAllocateError::Closed);
     assert!(matches!(
         block_on(a.allocate()),

@@ -373,18 +373,35 @@ fn method_support_queries_run_nothing() {
 
 #[test]
 fn alloc_method_takes_a_frame_another_thread_cached_instead_of_pending() {
-    let a = alloc(1, Memory::NonPaged);
+    // 64 frames: as many cache slots as there are thread cache ids, so the helper thread
+    // has one whatever id it gets.
+    let a = alloc(64, Memory::NonPaged);
     let (cached, go) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
     let (cached_tx, cached_rx) = cached;
     let (go_tx, go_rx) = go;
     let b = a.clone();
     let t = std::thread::spawn(move || {
-        drop(b.try_allocate().unwrap()); // kept in this thread's cache
+        // Its first free may go uncached (the id pool's lock is only tried): repeat.
+        while b.status().cached_frames == 0 {
+            drop(b.try_allocate().unwrap());
+        }
         cached_tx.send(()).unwrap();
         go_rx.recv().unwrap(); // stay alive (and keep the frame cached) meanwhile
     });
     cached_rx.recv().unwrap();
-    assert_eq!(a.status().allocated_frames, 0, "a cached frame is free");
+    let s = a.status();
+    assert_eq!(
+        (s.allocated_frames, s.cached_frames),
+        (0, 1),
+        "a cached frame is free"
+    );
+    // Every other frame out: the one in the helper's cache is the only free one.
+    let held: Vec<_> = std::iter::from_fn(|| {
+        let f = a.try_allocate().ok()?;
+        (a.status().cached_frames == 1).then_some(f)
+    })
+    .collect();
+    assert_eq!(held.len(), 63);
     let (r, pending) = a.method(
         &hdr(
             KSMETHODSETID_StreamAllocator,
@@ -400,7 +417,16 @@ fn alloc_method_takes_a_frame_another_thread_cached_instead_of_pending() {
     );
     assert!(pending.is_none());
     let s = a.status();
-    assert_eq!((s.allocated_frames, s.max_pending, s.handoffs), (1, 0, 0));
+    assert_eq!(
+        (
+            s.allocated_frames,
+            s.cached_frames,
+            s.max_pending,
+            s.handoffs
+        ),
+        (64, 0, 0, 0)
+    );
+    drop(held);
     go_tx.send(()).unwrap();
     t.join().unwrap();
 }

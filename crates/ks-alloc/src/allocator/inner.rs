@@ -267,9 +267,9 @@ impl Inner {
         }
     }
 
-    /// Frames outstanding now (a snapshot): neither on the free list nor cached.
-    pub(crate) fn outstanding_count(&self) -> u32 {
-        (self.free.capacity() - self.free.free_count()).saturating_sub(self.cache.cached())
+    /// Frames off the free list now (a snapshot): outstanding or cached.
+    pub(crate) fn off_list_count(&self) -> u32 {
+        self.free.capacity() - self.free.free_count()
     }
 
     /// After `WAITERS` (by a request on its way into the queue) or `CLOSED` was set on the
