@@ -14,7 +14,7 @@ use crate::status::NTSTATUS;
 /// use ks_sys::*;
 /// let mut s = KSSTREAMALLOCATOR_STATUS { AllocatedFrames: 3, ..Default::default() };
 /// s.Framing.Frames = 4;
-/// assert!(s.AllocatedFrames <= s.Framing.Frames);
+/// assert_eq!(core::mem::offset_of!(KSSTREAMALLOCATOR_STATUS, Reserved), 28);
 /// assert_eq!(core::mem::size_of_val(&s), 32);
 /// assert_eq!(core::mem::offset_of!(KSSTREAMALLOCATOR_STATUS, AllocatedFrames), 24);
 /// ```

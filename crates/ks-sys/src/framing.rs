@@ -78,7 +78,8 @@ pub const KSALLOCATOR_REQUIREMENTF_SYSTEM_MEMORY: u32 = 0x0000_0002;
 pub const KSALLOCATOR_REQUIREMENTF_FRAME_INTEGRITY: u32 = 0x0000_0004;
 /// Requirement: the connection point must allocate every frame it sends.
 pub const KSALLOCATOR_REQUIREMENTF_MUST_ALLOCATE: u32 = 0x0000_0008;
-/// Requirement (post-2003, undocumented): system memory with a custom allocation.
+/// Requirement (post-2003): undocumented; the name suggests system memory with a custom
+/// allocation (ks-spec.md §2.2).
 pub const KSALLOCATOR_REQUIREMENTF_SYSTEM_MEMORY_CUSTOM_ALLOCATION: u32 = 0x0000_0010;
 /// Requirement: the other requirement bits are preferences only.
 pub const KSALLOCATOR_REQUIREMENTF_PREFERENCES_ONLY: u32 = 0x8000_0000;
@@ -102,7 +103,8 @@ pub const KSALLOCATOR_FLAG_PARTIAL_READ_SUPPORT: u32 = 0x0000_0010;
 pub const KSALLOCATOR_FLAG_DEVICE_SPECIFIC: u32 = 0x0000_0020;
 /// Pin framing flag: the pin can allocate frames of this item's memory type.
 pub const KSALLOCATOR_FLAG_CAN_ALLOCATE: u32 = 0x0000_0040;
-/// Pin framing flag: the output compression ratio is mandatory.
+/// Pin framing flag: undocumented; the name suggests the frame-size (compression) ratio is
+/// to be insisted on (ks-spec.md §2.2 and §10: silent).
 pub const KSALLOCATOR_FLAG_INSIST_ON_FRAMESIZE_RATIO: u32 = 0x0000_0080;
 /// Pipe flag: at least one data modification happens inside the pipe.
 pub const KSALLOCATOR_FLAG_NO_FRAME_INTEGRITY: u32 = 0x0000_0100;
@@ -114,7 +116,8 @@ pub const KSALLOCATOR_FLAG_CYCLE: u32 = 0x0000_0400;
 pub const KSALLOCATOR_FLAG_ALLOCATOR_EXISTS: u32 = 0x0000_0800;
 /// Pipe flag: no framing dependency between neighbouring pipes.
 pub const KSALLOCATOR_FLAG_INDEPENDENT_RANGES: u32 = 0x0000_1000;
-/// Pipe flag: range steppings must be honoured.
+/// Pipe flag: undocumented; the name suggests range steppings need attention (ks-spec.md
+/// §2.2 and §10: silent).
 pub const KSALLOCATOR_FLAG_ATTENTION_STEPPING: u32 = 0x0000_2000;
 /// Post-2003 flag: enable cached MDLs.
 pub const KSALLOCATOR_FLAG_ENABLE_CACHED_MDL: u32 = 0x0000_4000;
@@ -310,7 +313,7 @@ const _: () = assert!(offset_of!(KS_FRAMING_RANGE_WEIGHTED, NotInPlaceWeight) ==
 ///
 /// ```
 /// use ks_sys::KS_COMPRESSION;
-/// // A 2:1 expander with a 16-byte margin.
+/// // A 2:1 expander; a margin of 16 (how KS applies the margin is not documented).
 /// let c = KS_COMPRESSION { RatioNumerator: 2, RatioDenominator: 1, RatioConstantMargin: 16 };
 /// assert_eq!(core::mem::size_of_val(&c), 12);
 /// assert_eq!(core::mem::offset_of!(KS_COMPRESSION, RatioConstantMargin), 8);
@@ -403,6 +406,7 @@ pub struct KS_FRAMING_ITEM {
 }
 
 const _: () = assert!(size_of::<KS_FRAMING_ITEM_0>() == 4);
+const _: () = assert!(align_of::<KS_FRAMING_ITEM_0>() == 4);
 const _: () = assert!(size_of::<KS_FRAMING_ITEM>() == 88);
 const _: () = assert!(align_of::<KS_FRAMING_ITEM>() == 4);
 const _: () = assert!(offset_of!(KS_FRAMING_ITEM, MemoryType) == 0);

@@ -113,10 +113,27 @@ impl fmt::Debug for GUID {
 /// ```
 pub const GUID_NULL: GUID = GUID::from_u128(0);
 
-/// Object class of an allocator create request (`KSSTRING_Allocator`).
+/// Object class of an allocator create request; [`KSSTRING_Allocator`] is its text.
+///
+/// ```
+/// use ks_sys::*;
+/// assert_eq!(format!("{{{KSNAME_Allocator}}}"), KSSTRING_Allocator);
+/// ```
 pub const KSNAME_Allocator: GUID = GUID::from_u128(0x642f5d00_4791_11d0_a5d6_28db04c10000);
-/// Defined in the headers; undocumented and unused.
-pub const KSSTRING_AllocatorEx: GUID = GUID::from_u128(0x091bb63b_603f_11d1_b067_00a0c9062802);
+/// [`KSNAME_Allocator`] as the headers spell it: the braced text that starts the file name
+/// of an allocator create request (ks-spec.md §5.1). `ks.h` has it as a wide string.
+///
+/// ```
+/// assert_eq!(ks_sys::KSSTRING_Allocator, "{642F5D00-4791-11D0-A5D6-28DB04C10000}");
+/// ```
+pub const KSSTRING_Allocator: &str = "{642F5D00-4791-11D0-A5D6-28DB04C10000}";
+/// Defined in the headers as a braced string, like [`KSSTRING_Allocator`]; no
+/// documentation and no user of it were found (ks-spec.md §1.1: its meaning is silent).
+///
+/// ```
+/// assert_eq!(ks_sys::KSSTRING_AllocatorEx, "{091BB63B-603F-11D1-B067-00A0C9062802}");
+/// ```
+pub const KSSTRING_AllocatorEx: &str = "{091BB63B-603F-11D1-B067-00A0C9062802}";
 /// Allocator property set (FUNCTIONTABLE, STATUS).
 pub const KSPROPSETID_StreamAllocator: GUID =
     GUID::from_u128(0xcf6e4342_ec87_11cf_a130_0020afd156e4);

@@ -39,6 +39,8 @@ opaque! {
     KSMULTIPLE_ITEM;
     /// An attribute list (`KSATTRIBUTE_LIST`).
     KSATTRIBUTE_LIST;
+    /// A KS proxy pipe segment (the COM interface `IKsAllocatorEx`, user mode).
+    IKsAllocatorEx;
 }
 
 /// A data format (`KSDATAFORMAT`, the same union as `KSDATARANGE`).

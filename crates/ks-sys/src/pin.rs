@@ -211,6 +211,22 @@ pub union KSPIN_DESCRIPTOR_0 {
     pub Anonymous: KSPIN_DESCRIPTOR_0_0,
 }
 
+// Both widths: the union is as large and aligned as an `i64` (MSVC: 8 on x86 too).
+const _: () = assert!(size_of::<KSPIN_DESCRIPTOR_0>() == size_of::<KSPIN_DESCRIPTOR_0_0>());
+const _: () = assert!(align_of::<KSPIN_DESCRIPTOR_0>() == 8);
+#[cfg(target_pointer_width = "64")]
+const _: () = {
+    assert!(size_of::<KSPIN_DESCRIPTOR_0_0>() == 16);
+    assert!(align_of::<KSPIN_DESCRIPTOR_0_0>() == 8);
+    assert!(offset_of!(KSPIN_DESCRIPTOR_0_0, ConstrainedDataRanges) == 8);
+};
+#[cfg(target_pointer_width = "32")]
+const _: () = {
+    assert!(size_of::<KSPIN_DESCRIPTOR_0_0>() == 8);
+    assert!(align_of::<KSPIN_DESCRIPTOR_0_0>() == 4);
+    assert!(offset_of!(KSPIN_DESCRIPTOR_0_0, ConstrainedDataRanges) == 4);
+};
+
 impl fmt::Debug for KSPIN_DESCRIPTOR_0 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KSPIN_DESCRIPTOR_0").finish_non_exhaustive()

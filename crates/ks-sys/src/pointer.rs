@@ -51,6 +51,10 @@ pub union KSSTREAM_POINTER_OFFSET_0 {
     pub Mappings: *mut KSMAPPING,
 }
 
+// One pointer, whichever member.
+const _: () = assert!(size_of::<KSSTREAM_POINTER_OFFSET_0>() == size_of::<*mut u8>());
+const _: () = assert!(align_of::<KSSTREAM_POINTER_OFFSET_0>() == align_of::<*mut u8>());
+
 impl Default for KSSTREAM_POINTER_OFFSET_0 {
     fn default() -> Self {
         KSSTREAM_POINTER_OFFSET_0 {

@@ -44,6 +44,11 @@ pub union KSIDENTIFIER_0 {
     pub Alignment: i64,
 }
 
+const _: () = assert!(size_of::<KSIDENTIFIER_0_0>() == 24);
+const _: () = assert!(align_of::<KSIDENTIFIER_0_0>() == 4);
+const _: () = assert!(size_of::<KSIDENTIFIER_0>() == 24);
+const _: () = assert!(align_of::<KSIDENTIFIER_0>() == 8);
+
 impl Default for KSIDENTIFIER_0 {
     fn default() -> Self {
         KSIDENTIFIER_0 {

@@ -5,6 +5,8 @@
 use core::mem::{align_of, offset_of, size_of};
 
 use crate::framing::{KS_COMPRESSION, KS_FRAMING_RANGE, KS_FRAMING_RANGE_WEIGHTED};
+use crate::guid::{GUID, GUID_NULL};
+use crate::opaque::IKsAllocatorEx;
 
 /// Where an allocator lives (`KSALLOCATORMODE`, `i32` enum).
 ///
@@ -250,6 +252,145 @@ const _: () = assert!(offset_of!(PIPE_TERMINATION, Weigth) == 8);
 const _: () = assert!(offset_of!(PIPE_TERMINATION, PhysicalRange) == 12);
 const _: () = assert!(offset_of!(PIPE_TERMINATION, OptimalRange) == 24);
 const _: () = assert!(offset_of!(PIPE_TERMINATION, Compression) == 44);
+
+/// A KS proxy pipe segment's allocator properties (`ALLOCATOR_PROPERTIES_EX`): the
+/// DirectShow `ALLOCATOR_PROPERTIES` quartet, then the pipe's memory, ends, strategy and
+/// place, and its neighbours in the graph (one previous segment, any number of next ones at
+/// a splitter). x64 264 bytes, x86 252.
+///
+/// ```
+/// use core::mem::{offset_of, size_of};
+/// use ks_sys::*;
+/// let p = ALLOCATOR_PROPERTIES_EX {
+///     cBuffers: 8,
+///     cbBuffer: 4096,
+///     cbAlign: 64,
+///     MemoryType: KSMEMORY_TYPE_KERNEL_NONPAGED,
+///     State: PipeState_Finalized,
+///     AllocatorPlace: Pipe_Allocator_FirstPin,
+///     LogicalMemoryType: KS_MemoryTypeKernelNonPaged,
+///     ..ALLOCATOR_PROPERTIES_EX::default()
+/// };
+/// assert!(p.PrevSegment.is_null() && p.NextSegments.is_null());
+/// assert_eq!(offset_of!(ALLOCATOR_PROPERTIES_EX, Input), 52);
+/// assert_eq!(offset_of!(ALLOCATOR_PROPERTIES_EX, PhysicalRange), 220);
+/// # #[cfg(target_pointer_width = "64")]
+/// assert_eq!(size_of::<ALLOCATOR_PROPERTIES_EX>(), 264);
+/// ```
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ALLOCATOR_PROPERTIES_EX {
+    /// Number of buffers (frames).
+    pub cBuffers: i32,
+    /// Size of each buffer in bytes.
+    pub cbBuffer: i32,
+    /// Alignment of each buffer in bytes.
+    pub cbAlign: i32,
+    /// Bytes reserved before each buffer.
+    pub cbPrefix: i32,
+    /// Memory type GUID (`KSMEMORY_TYPE_*`).
+    pub MemoryType: GUID,
+    /// Bus type GUID.
+    pub BusType: GUID,
+    /// Negotiation state of the pipe.
+    pub State: PIPE_STATE,
+    /// The pipe's input end.
+    pub Input: PIPE_TERMINATION,
+    /// The pipe's output end.
+    pub Output: PIPE_TERMINATION,
+    /// `AllocatorStrategy_*` bits.
+    pub Strategy: u32,
+    /// Flags.
+    pub Flags: u32,
+    /// Weight.
+    pub Weight: u32,
+    /// Logical memory type.
+    pub LogicalMemoryType: KS_LogicalMemoryType,
+    /// Which pin of the pipe holds the allocator.
+    pub AllocatorPlace: PIPE_ALLOCATOR_PLACE,
+    /// Compression ratios at the allocator pin, the most expanding pin and the end pin.
+    pub Dimensions: PIPE_DIMENSIONS,
+    /// Physical range.
+    pub PhysicalRange: KS_FRAMING_RANGE,
+    /// The previous segment.
+    pub PrevSegment: *mut IKsAllocatorEx,
+    /// Number of next segments.
+    pub CountNextSegments: u32,
+    /// The next segments (`CountNextSegments` of them).
+    pub NextSegments: *mut *mut IKsAllocatorEx,
+    /// `PipeFactor_*` bits from inside the pipe.
+    pub InsideFactors: u32,
+    /// Number of pins in the pipe.
+    pub NumberPins: u32,
+}
+
+impl Default for ALLOCATOR_PROPERTIES_EX {
+    /// Every field zero, both segment pointers null.
+    fn default() -> Self {
+        ALLOCATOR_PROPERTIES_EX {
+            cBuffers: 0,
+            cbBuffer: 0,
+            cbAlign: 0,
+            cbPrefix: 0,
+            MemoryType: GUID_NULL,
+            BusType: GUID_NULL,
+            State: 0,
+            Input: PIPE_TERMINATION::default(),
+            Output: PIPE_TERMINATION::default(),
+            Strategy: 0,
+            Flags: 0,
+            Weight: 0,
+            LogicalMemoryType: 0,
+            AllocatorPlace: 0,
+            Dimensions: PIPE_DIMENSIONS::default(),
+            PhysicalRange: KS_FRAMING_RANGE::default(),
+            PrevSegment: core::ptr::null_mut(),
+            CountNextSegments: 0,
+            NextSegments: core::ptr::null_mut(),
+            InsideFactors: 0,
+            NumberPins: 0,
+        }
+    }
+}
+
+/// `PALLOCATOR_PROPERTIES_EX`.
+pub type PALLOCATOR_PROPERTIES_EX = *mut ALLOCATOR_PROPERTIES_EX;
+
+const _: () = assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, cBuffers) == 0);
+const _: () = assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, cbBuffer) == 4);
+const _: () = assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, cbAlign) == 8);
+const _: () = assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, cbPrefix) == 12);
+const _: () = assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, MemoryType) == 16);
+const _: () = assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, BusType) == 32);
+const _: () = assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, State) == 48);
+const _: () = assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, Input) == 52);
+const _: () = assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, Output) == 108);
+const _: () = assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, Strategy) == 164);
+const _: () = assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, Flags) == 168);
+const _: () = assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, Weight) == 172);
+const _: () = assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, LogicalMemoryType) == 176);
+const _: () = assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, AllocatorPlace) == 180);
+const _: () = assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, Dimensions) == 184);
+const _: () = assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, PhysicalRange) == 220);
+const _: () = assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, PrevSegment) == 232);
+#[cfg(target_pointer_width = "64")]
+const _: () = {
+    assert!(size_of::<ALLOCATOR_PROPERTIES_EX>() == 264);
+    assert!(align_of::<ALLOCATOR_PROPERTIES_EX>() == 8);
+    assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, CountNextSegments) == 240);
+    assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, NextSegments) == 248);
+    assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, InsideFactors) == 256);
+    assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, NumberPins) == 260);
+};
+#[cfg(target_pointer_width = "32")]
+const _: () = {
+    assert!(size_of::<ALLOCATOR_PROPERTIES_EX>() == 252);
+    assert!(align_of::<ALLOCATOR_PROPERTIES_EX>() == 4);
+    assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, CountNextSegments) == 236);
+    assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, NextSegments) == 240);
+    assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, InsideFactors) == 244);
+    assert!(offset_of!(ALLOCATOR_PROPERTIES_EX, NumberPins) == 248);
+};
 
 /// `IKsPin::KsPeekAllocator` operation (`KSPEEKOPERATION`).
 ///

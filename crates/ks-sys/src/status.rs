@@ -1,12 +1,15 @@
 //! `NTSTATUS` and the status codes of ks-spec.md §1.3.
 
-/// A Windows `NTSTATUS` value: negative means error, `0x8000_0000..` warning.
+/// A Windows `NTSTATUS` value. The top two bits give its severity: `00` success, `01`
+/// information, `10` warning, `11` error; so warnings are negative too.
 ///
 /// ```
 /// use ks_sys::*;
 /// let status: NTSTATUS = STATUS_INVALID_PARAMETER;
 /// assert!(status < 0); // errors have the top two bits set
 /// assert_eq!(status as u32 >> 30, 3);
+/// // A warning is negative as well, with severity 10.
+/// assert!(STATUS_BUFFER_OVERFLOW < 0 && STATUS_BUFFER_OVERFLOW as u32 >> 30 == 2);
 /// ```
 pub type NTSTATUS = i32;
 

@@ -40,6 +40,18 @@ impl Bits for GUID {
         self.to_u128()
     }
 }
+/// A braced GUID string, `{8-4-4-4-12}`, as the headers' `KSSTRING_*` spell them.
+impl Bits for &str {
+    fn bits(self) -> u128 {
+        let hex = self
+            .strip_prefix('{')
+            .and_then(|s| s.strip_suffix('}'))
+            .unwrap_or_else(|| panic!("{self}: not a braced GUID"));
+        let groups: Vec<usize> = hex.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12], "{self}: not a GUID's groups");
+        u128::from_str_radix(&hex.replace('-', ""), 16).unwrap_or_else(|e| panic!("{self}: {e}"))
+    }
+}
 
 macro_rules! field_offset {
     ($t:ty, $c:ident) => {
@@ -298,6 +310,32 @@ fn rust_items() -> Table {
             PhysicalRange,
             OptimalRange,
             Compression,
+        }
+    );
+    layout!(
+        m,
+        ALLOCATOR_PROPERTIES_EX {
+            cBuffers,
+            cbBuffer,
+            cbAlign,
+            cbPrefix,
+            MemoryType,
+            BusType,
+            State,
+            Input,
+            Output,
+            Strategy,
+            Flags,
+            Weight,
+            LogicalMemoryType,
+            AllocatorPlace,
+            Dimensions,
+            PhysicalRange,
+            PrevSegment,
+            CountNextSegments,
+            NextSegments,
+            InsideFactors,
+            NumberPins,
         }
     );
 
@@ -569,6 +607,7 @@ fn rust_items() -> Table {
         m,
         GUID_NULL,
         KSNAME_Allocator,
+        KSSTRING_Allocator,
         KSSTRING_AllocatorEx,
         KSPROPSETID_StreamAllocator,
         KSMETHODSETID_StreamAllocator,
@@ -597,8 +636,6 @@ fn rust_items() -> Table {
         IID_IKsPinPipe,
         IID_IKsPin,
     );
-    // ks.h spells the allocator object class only as a string, L"{642F5D00-...}".
-    m.insert("guid KSSTRING_Allocator".into(), KSNAME_Allocator.bits());
     m
 }
 
@@ -612,6 +649,7 @@ const POINTER_STRUCTS: &[&str] = &[
     "KSPIN_DISPATCH",
     "KSPIN_DESCRIPTOR",
     "KSPIN_DESCRIPTOR_EX",
+    "ALLOCATOR_PROPERTIES_EX",
 ];
 
 /// x86 layouts of the pointer-dependent structures: the numbers of the
@@ -689,6 +727,29 @@ const X86: &[(&str, u128)] = &[
     ("offset KSPIN_DESCRIPTOR_EX InstancesNecessary", 64),
     ("offset KSPIN_DESCRIPTOR_EX AllocatorFraming", 68),
     ("offset KSPIN_DESCRIPTOR_EX IntersectHandler", 72),
+    ("size ALLOCATOR_PROPERTIES_EX", 252),
+    ("align ALLOCATOR_PROPERTIES_EX", 4),
+    ("offset ALLOCATOR_PROPERTIES_EX cBuffers", 0),
+    ("offset ALLOCATOR_PROPERTIES_EX cbBuffer", 4),
+    ("offset ALLOCATOR_PROPERTIES_EX cbAlign", 8),
+    ("offset ALLOCATOR_PROPERTIES_EX cbPrefix", 12),
+    ("offset ALLOCATOR_PROPERTIES_EX MemoryType", 16),
+    ("offset ALLOCATOR_PROPERTIES_EX BusType", 32),
+    ("offset ALLOCATOR_PROPERTIES_EX State", 48),
+    ("offset ALLOCATOR_PROPERTIES_EX Input", 52),
+    ("offset ALLOCATOR_PROPERTIES_EX Output", 108),
+    ("offset ALLOCATOR_PROPERTIES_EX Strategy", 164),
+    ("offset ALLOCATOR_PROPERTIES_EX Flags", 168),
+    ("offset ALLOCATOR_PROPERTIES_EX Weight", 172),
+    ("offset ALLOCATOR_PROPERTIES_EX LogicalMemoryType", 176),
+    ("offset ALLOCATOR_PROPERTIES_EX AllocatorPlace", 180),
+    ("offset ALLOCATOR_PROPERTIES_EX Dimensions", 184),
+    ("offset ALLOCATOR_PROPERTIES_EX PhysicalRange", 220),
+    ("offset ALLOCATOR_PROPERTIES_EX PrevSegment", 232),
+    ("offset ALLOCATOR_PROPERTIES_EX CountNextSegments", 236),
+    ("offset ALLOCATOR_PROPERTIES_EX NextSegments", 240),
+    ("offset ALLOCATOR_PROPERTIES_EX InsideFactors", 244),
+    ("offset ALLOCATOR_PROPERTIES_EX NumberPins", 248),
 ];
 
 /// x86_64 layouts of the same structures (the `"64"` assertions; Appendix A).
@@ -765,6 +826,29 @@ const X64: &[(&str, u128)] = &[
     ("offset KSPIN_DESCRIPTOR_EX InstancesNecessary", 112),
     ("offset KSPIN_DESCRIPTOR_EX AllocatorFraming", 120),
     ("offset KSPIN_DESCRIPTOR_EX IntersectHandler", 128),
+    ("size ALLOCATOR_PROPERTIES_EX", 264),
+    ("align ALLOCATOR_PROPERTIES_EX", 8),
+    ("offset ALLOCATOR_PROPERTIES_EX cBuffers", 0),
+    ("offset ALLOCATOR_PROPERTIES_EX cbBuffer", 4),
+    ("offset ALLOCATOR_PROPERTIES_EX cbAlign", 8),
+    ("offset ALLOCATOR_PROPERTIES_EX cbPrefix", 12),
+    ("offset ALLOCATOR_PROPERTIES_EX MemoryType", 16),
+    ("offset ALLOCATOR_PROPERTIES_EX BusType", 32),
+    ("offset ALLOCATOR_PROPERTIES_EX State", 48),
+    ("offset ALLOCATOR_PROPERTIES_EX Input", 52),
+    ("offset ALLOCATOR_PROPERTIES_EX Output", 108),
+    ("offset ALLOCATOR_PROPERTIES_EX Strategy", 164),
+    ("offset ALLOCATOR_PROPERTIES_EX Flags", 168),
+    ("offset ALLOCATOR_PROPERTIES_EX Weight", 172),
+    ("offset ALLOCATOR_PROPERTIES_EX LogicalMemoryType", 176),
+    ("offset ALLOCATOR_PROPERTIES_EX AllocatorPlace", 180),
+    ("offset ALLOCATOR_PROPERTIES_EX Dimensions", 184),
+    ("offset ALLOCATOR_PROPERTIES_EX PhysicalRange", 220),
+    ("offset ALLOCATOR_PROPERTIES_EX PrevSegment", 232),
+    ("offset ALLOCATOR_PROPERTIES_EX CountNextSegments", 240),
+    ("offset ALLOCATOR_PROPERTIES_EX NextSegments", 248),
+    ("offset ALLOCATOR_PROPERTIES_EX InsideFactors", 256),
+    ("offset ALLOCATOR_PROPERTIES_EX NumberPins", 260),
 ];
 
 /// One parsed data line: key ("offset T F", "const N", ...), value, and its line for messages.
