@@ -6,6 +6,7 @@ pub mod filters;
 pub mod queue;
 pub mod runtime;
 pub mod stream_pointer;
+pub mod timeout;
 
 // Graph manager (helper D): model, graph building, pin properties, negotiation, plan, states.
 pub mod error;

@@ -41,7 +41,8 @@ use std::fmt;
 
 use ks_alloc::Status;
 
-use crate::stream_pointer::{AtEdge, PointerData, PointerId, PointerKind, Slot};
+use crate::stream_pointer::{AtEdge, CancelNotice, PointerData, PointerId, PointerKind, Slot};
+use crate::timeout::Timeouts;
 
 /// `KSPIN_FLAG_GENERATE_MAPPINGS` (0x100): the pin asks for scatter/gather mappings; for a
 /// queue this means `DataUsed` is set from the pointer's offsets when a pointer leaves a frame.
@@ -679,6 +680,8 @@ pub struct Queue<F> {
     /// [`take_failed_end_of_stream`](Self::take_failed_end_of_stream)).
     failed_end_of_stream: Option<Status>,
     pub(crate) stats: QueueStats,
+    /// Stream-pointer timeouts (`timeout.rs`).
+    pub(crate) timeouts: Timeouts<F>,
 }
 
 impl<F> fmt::Debug for Queue<F> {
@@ -732,6 +735,7 @@ impl<F> Queue<F> {
             sink: None,
             failed_end_of_stream: None,
             stats: QueueStats::default(),
+            timeouts: Timeouts::new(),
         };
         q.leading = q.insert_pointer(PointerData::new(PointerKind::LeadingEdge, 0));
         if config.distinct_trailing_edge {
@@ -1348,10 +1352,13 @@ impl<F> Queue<F> {
         self.completed.len()
     }
 
-    /// Stops the queue (the pin leaves ACQUIRE for STOP, or is reset): deletes every clone,
-    /// unlocks the edges, moves them past the end, and completes every frame still queued,
-    /// with `STATUS_CANCELLED` for the frames no edge had passed. Returns how many frames
-    /// this completed.
+    /// Stops the queue (the pin leaves ACQUIRE for STOP, or is reset): cancels every
+    /// stream-pointer timeout, deletes every clone, unlocks the edges, moves them past the
+    /// end, and completes every frame still queued, with `STATUS_CANCELLED` for the frames
+    /// no edge had passed. Before it goes, each unlocked clone on a frame this cancels has
+    /// its cancel callback called, as for any cancellation (behaviour 56); its
+    /// [`CancelAction`](crate::stream_pointer::CancelAction) is not applied, since every
+    /// clone is deleted. Returns how many frames this completed.
     ///
     /// ```
     /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
@@ -1371,7 +1378,28 @@ impl<F> Queue<F> {
     #[doc(alias = "AVStrMiniPinReset")]
     pub fn flush(&mut self) -> usize {
         let before = self.stats.completed;
+        self.timeouts.clear();
+        let lead = self.pos(self.leading);
+        // The frames this flush cancels are those at or past the leading edge: an unlocked
+        // clone on one is told, as on any cancellation (behaviour 56), before it goes.
         let clones: Vec<PointerId> = std::mem::take(&mut self.clones);
+        for &c in &clones {
+            let p = self.ptr(c);
+            let (Some(cb), false) = (p.cancel, p.locked) else {
+                continue;
+            };
+            let (pos, context) = (p.pos, p.context);
+            if pos < lead || self.entry(pos).is_none_or(|e| e.cancelled) {
+                continue;
+            }
+            let notice = CancelNotice {
+                pointer: c,
+                frame: FrameId(pos),
+                context,
+            };
+            // Whatever it answers, the clone goes: the queue is stopping.
+            let _ = cb(&notice);
+        }
         for c in clones {
             self.remove_pointer_unchecked(c);
         }
@@ -1379,7 +1407,6 @@ impl<F> Queue<F> {
         for e in edges.into_iter().flatten() {
             self.unlock_unchecked(e);
         }
-        let lead = self.pos(self.leading);
         for seq in self.base..self.next {
             let Some(e) = self.entry_mut(seq) else {
                 continue;
@@ -1479,7 +1506,7 @@ impl<F> Queue<F> {
         if self.stats.completed + self.len() as u64 != self.stats.arrived {
             return Err("arrived != completed + queued".into());
         }
-        Ok(())
+        self.timeouts.check(|p| self.kind(p).is_ok())
     }
 
     // ---- internals shared with stream_pointer.rs ----
@@ -1573,6 +1600,7 @@ impl<F> Queue<F> {
     /// Removes a live pointer, dropping its frame reference (and lock), and completes the
     /// frame if that was its last reference.
     pub(crate) fn remove_pointer_unchecked(&mut self, id: PointerId) {
+        self.timeouts.remove(id);
         self.unlock_unchecked(id);
         let pos = self.pos(id);
         if pos >= self.next {

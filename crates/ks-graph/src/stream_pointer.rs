@@ -16,6 +16,7 @@
 //! | `KsStreamPointerSetStatusCode` | [`Queue::set_status_code`] |
 //! | `KsPinGetFirstCloneStreamPointer` / `KsStreamPointerGetNextClone` | [`Queue::first_clone`] / [`Queue::next_clone`] |
 //! | IRP cancellation of a frame | [`Queue::cancel`] |
+//! | `KsStreamPointerScheduleTimeout` / `CancelTimeout` | [`Queue::schedule_timeout`] / [`Queue::cancel_timeout`] (see [`timeout`](crate::timeout)) |
 //! | `StreamPointer->StreamHeader`, `OffsetIn`, `OffsetOut` | [`Queue::header`], [`Queue::offset_in`], [`Queue::offset_out`], [`Queue::data`] |
 //!
 //! # Example: a pin-centric process step

@@ -317,3 +317,72 @@ fn a_panicking_progress_callback_ends_the_run_with_an_error() {
     .expect_err("the callback panicked");
     assert!(err.to_string().contains("progress bar bug"), "{err}");
 }
+
+/// Frames whose stream-pointer timeout fired in `hold_until_timeout`'s runs.
+static TIMED_OUT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Keeps every input frame under a clone (a device "working" on it) and lets it go only
+/// when the clone's timeout fires: the frames reach the sink through the runtime's timer.
+fn hold_until_timeout(pins: &mut ks_graph::runtime::Pins<'_>) -> Result<(), ks_alloc::Status> {
+    use ks_graph::runtime::RtQueue;
+    use ks_graph::stream_pointer::{PointerId, PointerState};
+    fn release(q: &mut RtQueue, p: PointerId) {
+        TIMED_OUT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        q.delete(p)
+            .expect("the clone is live while its timeout is scheduled");
+    }
+    let q = pins.queue(0).expect("connected");
+    while let Some(p) = q.leading_edge(PointerState::Locked) {
+        let device = q.clone_pointer(p, None, 0)?;
+        q.unlock(device, false)?;
+        q.schedule_timeout(device, release, std::time::Duration::from_millis(5))?;
+        q.unlock(p, true)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn stream_pointer_timeouts_fire_while_the_graph_runs() {
+    TIMED_OUT.store(0, std::sync::atomic::Ordering::SeqCst);
+    let o = run_replaced(
+        "testsrc frames=20 size=64 ! identity ! checksum ! nullsink",
+        "identity",
+        Box::new(ks_graph::runtime::process_fn(hold_until_timeout)),
+        RunOptions::default(),
+    )
+    .expect("every frame is let go by its timeout");
+    assert_eq!(TIMED_OUT.load(std::sync::atomic::Ordering::SeqCst), 20);
+    assert!(o.report.completed && o.report.all_frames_returned);
+    // Every frame arrived, in order (released in deadline order, which is arrival order).
+    assert_eq!(checksum(&o), ramp_checksum(20, 64));
+}
+
+#[test]
+fn a_panicking_timeout_callback_fails_the_run_naming_its_filter() {
+    use ks_graph::runtime::RtQueue;
+    use ks_graph::stream_pointer::{PointerId, PointerState};
+    fn boom(_: &mut RtQueue, _: PointerId) {
+        panic!("the device exploded");
+    }
+    let arming = ks_graph::runtime::process_fn(|pins| {
+        let q = pins.queue(0).expect("connected");
+        while let Some(p) = q.leading_edge(PointerState::Locked) {
+            let c = q.clone_pointer(p, None, 0)?;
+            q.schedule_timeout(c, boom, std::time::Duration::ZERO)?;
+            q.unlock(p, true)?;
+        }
+        Ok(())
+    });
+    let err = run_replaced(
+        "testsrc frames=3 size=64 ! identity ! nullsink",
+        "identity",
+        Box::new(arming),
+        RunOptions::default(),
+    )
+    .expect_err("the callback panicked");
+    let text = err.to_string();
+    assert!(
+        text.contains("identity") && text.contains("the device exploded"),
+        "{text}"
+    );
+}

@@ -2,12 +2,13 @@
 //! plus a proptest of random operation sequences against the queue's invariants.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use ks_graph::queue::{
     Completed, Direction, FrameId, PIN_FLAG_DISTINCT_TRAILING_EDGE, Queue, QueueConfig,
     StreamHeader,
 };
-use ks_graph::stream_pointer::{CancelAction, CancelNotice, PointerKind, PointerState};
+use ks_graph::stream_pointer::{CancelAction, CancelNotice, PointerId, PointerKind, PointerState};
 use proptest::prelude::*;
 
 type Q = Queue<Vec<u8>>;
@@ -443,6 +444,190 @@ fn available_bytes_counts_input_and_output_ahead_of_the_leading_edge() {
 
 // ---- proptest: random operation sequences ----
 
+/// The proptest's timeout callback: a clone fails its frame and goes, an edge moves on.
+fn expire(q: &mut Q, p: PointerId) {
+    if q.kind(p).unwrap() == PointerKind::Clone {
+        let _ = q.set_status_code(p, Err(ks_alloc::Status::Unsuccessful("timed out".into())));
+        q.delete(p).unwrap();
+    } else {
+        let _ = q.advance(p);
+    }
+}
+
+/// Records which pointer's timeout ran, in the pointer's context (its order of firing).
+fn note_fired(q: &mut Q, p: PointerId) {
+    let n = FIRED.with(|f| {
+        f.borrow_mut().push(p);
+        f.borrow().len()
+    });
+    q.set_context(p, 100 + n as u64).unwrap();
+}
+
+thread_local! {
+    static FIRED: std::cell::RefCell<Vec<PointerId>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn fired() -> Vec<PointerId> {
+    FIRED.with(|f| std::mem::take(&mut *f.borrow_mut()))
+}
+
+fn soon() -> Instant {
+    Instant::now() + Duration::from_secs(3600)
+}
+
+#[test]
+fn a_timeout_fires_once_after_its_interval_and_may_complete_the_frame() {
+    let mut q = Q::new(QueueConfig::input());
+    let id = push(&mut q, 1, 4);
+    let lead = q.leading_edge(PointerState::Locked).unwrap();
+    let dma = q.clone_pointer(lead, None, 0).unwrap();
+    q.unlock(lead, true).unwrap();
+    q.schedule_timeout(dma, expire, Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(q.fire_timeouts(Instant::now()), 0, "not due yet");
+    assert!(q.contains(id), "the clone holds the frame");
+    assert_eq!(q.fire_timeouts(soon()), 1);
+    let done = q.pop_completed().expect("the callback deleted the clone");
+    assert_eq!(done.id, id);
+    assert!(matches!(
+        done.status,
+        Err(ks_alloc::Status::Unsuccessful(_))
+    ));
+    assert_eq!(q.fire_timeouts(soon()), 0, "fired once");
+    q.check_invariants().unwrap();
+}
+
+#[test]
+fn timeouts_fire_in_deadline_order_and_rescheduling_replaces() {
+    let mut q = Q::new(QueueConfig::input());
+    push(&mut q, 1, 4);
+    let lead = q.leading_edge_id();
+    let a = q.clone_pointer(lead, None, 0).unwrap();
+    let b = q.clone_pointer(lead, None, 0).unwrap();
+    q.schedule_timeout(a, note_fired, Duration::from_millis(30))
+        .unwrap();
+    q.schedule_timeout(b, note_fired, Duration::from_millis(20))
+        .unwrap();
+    q.schedule_timeout(lead, note_fired, Duration::from_millis(10))
+        .unwrap();
+    // Again for the leading edge: the new deadline replaces the old one.
+    q.schedule_timeout(lead, note_fired, Duration::from_secs(7200))
+        .unwrap();
+    assert_eq!(q.next_timeout(), q.timeout_deadline(b).unwrap());
+    assert_eq!(q.fire_timeouts(soon()), 2);
+    assert_eq!(fired(), [b, a]);
+    assert_eq!(q.fire_timeouts(soon() + Duration::from_secs(7200)), 1);
+    assert_eq!(fired(), [lead]);
+    assert_eq!(q.next_timeout(), None);
+}
+
+#[test]
+fn deleting_a_pointer_or_flushing_cancels_its_timeout() {
+    let mut q = Q::new(QueueConfig::input());
+    push(&mut q, 1, 4);
+    let lead = q.leading_edge_id();
+    let c = q.clone_pointer(lead, None, 0).unwrap();
+    q.schedule_timeout(c, note_fired, Duration::ZERO).unwrap();
+    q.delete(c).unwrap();
+    assert_eq!(q.next_timeout(), None);
+    assert_eq!(q.fire_timeouts(soon()), 0);
+    // A stale handle is refused by all three calls.
+    for r in [
+        q.schedule_timeout(c, note_fired, Duration::ZERO),
+        q.cancel_timeout(c).map(drop),
+        q.timeout_deadline(c).map(drop),
+    ] {
+        assert!(
+            matches!(r, Err(ks_alloc::Status::InvalidParameter(_))),
+            "{r:?}"
+        );
+    }
+    q.schedule_timeout(lead, note_fired, Duration::ZERO)
+        .unwrap();
+    q.flush();
+    assert_eq!(q.next_timeout(), None, "a stopped queue has no timeouts");
+    assert_eq!(q.fire_timeouts(soon()), 0);
+    assert!(fired().is_empty());
+}
+
+#[test]
+fn a_callback_that_deletes_another_due_pointer_cancels_its_timeout() {
+    fn delete_next_clone(q: &mut Q, p: PointerId) {
+        FIRED.with(|f| f.borrow_mut().push(p));
+        let next = q.next_clone(p).expect("a younger clone");
+        q.delete(next).unwrap();
+    }
+    let mut q = Q::new(QueueConfig::input());
+    push(&mut q, 1, 4);
+    let lead = q.leading_edge_id();
+    let a = q.clone_pointer(lead, None, 0).unwrap();
+    let b = q.clone_pointer(lead, None, 0).unwrap();
+    q.schedule_timeout(a, delete_next_clone, Duration::ZERO)
+        .unwrap();
+    q.schedule_timeout(b, note_fired, Duration::from_millis(1))
+        .unwrap();
+    assert_eq!(q.fire_timeouts(soon()), 1, "b went before its turn");
+    assert_eq!(fired(), [a]);
+    q.check_invariants().unwrap();
+}
+
+#[test]
+fn a_callback_that_reschedules_at_once_waits_for_the_next_call() {
+    fn again(q: &mut Q, p: PointerId) {
+        q.schedule_timeout(p, again, Duration::ZERO).unwrap();
+    }
+    let mut q = Q::new(QueueConfig::input());
+    let lead = q.leading_edge_id();
+    q.schedule_timeout(lead, again, Duration::ZERO).unwrap();
+    assert_eq!(q.fire_timeouts(soon()), 1);
+    assert_eq!(q.fire_timeouts(soon()), 1);
+    assert!(q.timeout_deadline(lead).unwrap().is_some());
+}
+
+#[test]
+fn an_interval_past_the_clock_is_refused() {
+    let mut q = Q::new(QueueConfig::input());
+    let lead = q.leading_edge_id();
+    match q.schedule_timeout(lead, note_fired, Duration::MAX) {
+        Err(ks_alloc::Status::InvalidParameter(m)) => assert!(m.contains("too long"), "{m}"),
+        other => panic!("expected STATUS_INVALID_PARAMETER, got {other:?}"),
+    }
+    assert_eq!(q.next_timeout(), None);
+}
+
+#[test]
+fn flush_tells_unlocked_clones_on_the_frames_it_cancels() {
+    fn count(n: &CancelNotice) -> CancelAction {
+        CANCELLED.with(|c| c.borrow_mut().push(n.context));
+        CancelAction::Keep
+    }
+    thread_local! {
+        static CANCELLED: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let mut q = Q::new(QueueConfig::input());
+    push(&mut q, 0, 4);
+    push(&mut q, 1, 4);
+    push(&mut q, 2, 4);
+    let lead = q.leading_edge(PointerState::Locked).unwrap();
+    // Frame 0: processed, the leading edge moves past it; a clone keeps it (not cancelled
+    // by the flush: it completes successfully, so its clone is not told).
+    let behind = q.clone_pointer(lead, Some(count), 1).unwrap();
+    q.unlock(behind, false).unwrap();
+    q.unlock(lead, true).unwrap();
+    // Frame 1: one unlocked clone (told) and one locked clone (not told: locked).
+    q.lock(lead).unwrap();
+    let unlocked = q.clone_pointer(lead, Some(count), 2).unwrap();
+    q.unlock(unlocked, false).unwrap();
+    let _locked = q.clone_pointer(lead, Some(count), 3).unwrap();
+    q.unlock(lead, false).unwrap();
+    assert_eq!(q.flush(), 3);
+    assert_eq!(CANCELLED.with(|c| c.borrow().clone()), [2]);
+    assert_eq!(q.first_clone(), None, "every clone deleted");
+    let statuses: Vec<bool> = q.drain_completed().map(|c| c.status.is_ok()).collect();
+    assert_eq!(statuses, [true, false, false]);
+    q.check_invariants().unwrap();
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Push(u8),
@@ -455,6 +640,9 @@ enum Op {
     Cancel(u64),
     GetLeading(bool),
     GetTrailing(bool),
+    ScheduleTimeout(usize, u64),
+    CancelTimeout(usize),
+    FireTimeouts(u64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -469,6 +657,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u64..40).prop_map(Op::Cancel),
         1 => any::<bool>().prop_map(Op::GetLeading),
         1 => any::<bool>().prop_map(Op::GetTrailing),
+        2 => (any::<usize>(), 0u64..40).prop_map(|(p, ms)| Op::ScheduleTimeout(p, ms)),
+        1 => any::<usize>().prop_map(Op::CancelTimeout),
+        2 => (0u64..80).prop_map(Op::FireTimeouts),
     ]
 }
 
@@ -576,6 +767,17 @@ proptest! {
                     if !trailing {
                         prop_assert!(t.is_none());
                     }
+                }
+                Op::ScheduleTimeout(i, ms) => {
+                    q.schedule_timeout(pick(i), expire, Duration::from_millis(ms)).unwrap();
+                }
+                Op::CancelTimeout(i) => {
+                    q.cancel_timeout(pick(i)).unwrap();
+                }
+                Op::FireTimeouts(ms) => {
+                    q.fire_timeouts(Instant::now() + Duration::from_millis(ms));
+                    // Timeout callbacks may have deleted clones.
+                    pointers.retain(|p| q.kind(*p).is_ok());
                 }
             }
             if let Err(e) = q.check_invariants() {

@@ -24,6 +24,12 @@
 //!   of frames on every connection is preserved; locks are only ever taken downstream (the
 //!   graph is acyclic), so this cannot deadlock. Threads meet only where pipes meet (a copy
 //!   transform is driven both by its input pipe and by its output pipe's requester).
+//! * **Stream-pointer timeouts.** A filter may schedule a timeout on any pointer of its
+//!   queues ([`Queue::schedule_timeout`]). One timer thread per run sleeps until the
+//!   earliest deadline of any filter, fires the due ones under the filter's processing
+//!   mutex, then runs the filter's [`Process::process`] (as `KsPinAttemptProcessing` would)
+//!   and routes what completed. Without timeouts it only sleeps; the filters' cost is one
+//!   check per queue after each process call.
 //! * **Delivery rule.** A frame of a kernel-side pipe is never delivered to a user-mode
 //!   filter ([`Graph::check_delivery`], behaviour 40).
 //! * **End of stream.** Sources mark their last frame with
@@ -991,9 +997,13 @@ struct NodeState {
     process: Box<dyn Process>,
     flags: Flags,
     eos_counted: bool,
+    /// The earliest stream-pointer timeout of the queues, as last told to the timer.
+    armed: Option<Instant>,
 }
 
 struct Node {
+    /// Index in `Shared::nodes` (and `Shared::timers`).
+    index: usize,
     name: String,
     kind: String,
     roles: Vec<PinRole>,
@@ -1015,6 +1025,11 @@ struct Shared {
     done: Condvar,
     error: Mutex<Option<RunError>>,
     delivered: AtomicU64,
+    /// Each filter's earliest stream-pointer timeout (`NodeState::armed`), for the timer
+    /// thread; written with the filter's mutex held, so in the same order as `armed`.
+    timers: Mutex<Vec<Option<Instant>>>,
+    /// Wakes the timer thread: a deadline came earlier, or the run stops.
+    timer_cv: Condvar,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -1030,8 +1045,16 @@ impl Shared {
         drop(slot);
         // SeqCst: a single global stop order is easiest to reason about; this runs once.
         self.stop.store(true, Ordering::SeqCst);
-        let _guard = lock(&self.terminals_left);
+        drop(lock(&self.terminals_left));
         self.done.notify_all();
+        self.stop_timer();
+    }
+
+    /// Wakes the timer thread to see `stop` (set before this). Notified under its mutex, so
+    /// the thread is either before its check of `stop` or already waiting.
+    fn stop_timer(&self) {
+        let _guard = lock(&self.timers);
+        self.timer_cv.notify_all();
     }
 
     /// Delivers a frame to a filter's pin: under the filter's processing mutex, pushes it into
@@ -1136,6 +1159,92 @@ impl Shared {
                     self.done.notify_all();
                 }
             }
+        }
+        self.arm(node, st);
+    }
+
+    /// Tells the timer thread when the filter's next stream-pointer timeout is due, if that
+    /// changed (the filter's mutex held). Without timeouts this is a check per queue.
+    fn arm(&self, node: &Node, st: &mut NodeState) {
+        let next = st
+            .queues
+            .iter()
+            .flatten()
+            .filter_map(RtQueue::next_timeout)
+            .min();
+        if next != st.armed {
+            st.armed = next;
+            lock(&self.timers)[node.index] = next;
+            self.timer_cv.notify_one();
+        }
+    }
+
+    /// The timer thread: sleeps until the earliest stream-pointer timeout of any filter,
+    /// fires the due ones (under each filter's mutex), then lets the filter process, as
+    /// `KsPinAttemptProcessing` would, and routes what completed. Ends when the run stops.
+    fn timer(&self) {
+        let mut timers = lock(&self.timers);
+        let mut due = Vec::new();
+        loop {
+            // SeqCst: pairs with the SeqCst store in `fail` and at STOP, both of which
+            // then notify under this mutex, so the wake-up cannot be missed.
+            if self.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let now = Instant::now();
+            let next = timers.iter().flatten().min().copied();
+            timers = match next {
+                None => self
+                    .timer_cv
+                    .wait(timers)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(at) if at > now => {
+                    self.timer_cv
+                        .wait_timeout(timers, at - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                Some(_) => {
+                    due.clear();
+                    due.extend((0..timers.len()).filter(|&i| timers[i].is_some_and(|t| t <= now)));
+                    // Filters are locked without this mutex held: `arm` takes it under theirs.
+                    drop(timers);
+                    for &i in &due {
+                        let node = &self.nodes[i];
+                        let mut st = lock(&node.state);
+                        let queues = &mut st.queues;
+                        let fired = catch_unwind(AssertUnwindSafe(|| {
+                            queues
+                                .iter_mut()
+                                .flatten()
+                                .map(|q| q.fire_timeouts(now))
+                                .sum::<usize>()
+                        }));
+                        let fired = match fired {
+                            Ok(n) => n,
+                            Err(p) => {
+                                self.fail(RunError::Filter {
+                                    filter: node.name.clone(),
+                                    status: Status::Unsuccessful(
+                                        format!(
+                                            "a stream-pointer timeout callback panicked: {}",
+                                            panic_message(&*p)
+                                        )
+                                        .into(),
+                                    ),
+                                });
+                                return;
+                            }
+                        };
+                        if fired > 0 {
+                            self.process_locked(node, &mut st);
+                        } else {
+                            self.arm(node, &mut st);
+                        }
+                    }
+                    lock(&self.timers)
+                }
+            };
         }
     }
 
@@ -1461,6 +1570,27 @@ impl Runtime {
             }
         }
 
+        // The stream-pointer timeouts of every filter (`timeout.rs`).
+        let sh = Arc::clone(&shared);
+        let timer = thread::Builder::new()
+            .name("ks-timer".into())
+            .stack_size(64 << 20)
+            .spawn(move || {
+                if let Err(p) = catch_unwind(AssertUnwindSafe(|| sh.timer())) {
+                    sh.fail(RunError::Setup(format!(
+                        "the stream-pointer timer panicked: {}",
+                        panic_message(&*p)
+                    )));
+                }
+            });
+        let timer = match timer {
+            Ok(h) => Some(h),
+            Err(e) => {
+                shared.fail(RunError::Setup(format!("cannot start a thread: {e}")));
+                None
+            }
+        };
+
         // Wait for the end of the stream, an error, or the time limit.
         let terminals = shared.nodes.iter().filter(|n| n.terminal).count();
         let mut completed = false;
@@ -1508,6 +1638,10 @@ impl Runtime {
         // STOP: cancel pending requests, join the requesters, flush every queue.
         // SeqCst: see `fail`; the threads are released by `close` and synchronised by `join`.
         shared.stop.store(true, Ordering::SeqCst);
+        shared.stop_timer();
+        if timer.is_some_and(|t| t.join().is_err()) {
+            shared.fail(RunError::Setup("the stream-pointer timer panicked".into()));
+        }
         for a in &allocators {
             a.close();
         }
@@ -1726,6 +1860,7 @@ fn setup(
             .iter()
             .any(|r| matches!(r, PinRole::Root | PinRole::PassThrough));
         nodes.push(Node {
+            index: nodes.len(),
             name: graph.filter_name(fid).to_owned(),
             kind,
             terminal: has_input && !has_output,
@@ -1738,10 +1873,12 @@ fn setup(
                 process,
                 flags: Flags::default(),
                 eos_counted: false,
+                armed: None,
             }),
         });
     }
     let terminals = nodes.iter().filter(|n| n.terminal).count();
+    let timers = Mutex::new(vec![None; nodes.len()]);
     Ok(Shared {
         nodes,
         stop: AtomicBool::new(false),
@@ -1751,5 +1888,7 @@ fn setup(
         done: Condvar::new(),
         error: Mutex::new(None),
         delivered: AtomicU64::new(0),
+        timers,
+        timer_cv: Condvar::new(),
     })
 }
