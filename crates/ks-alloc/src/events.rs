@@ -18,7 +18,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::level::{Level, current_level};
-use crate::loom::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, lock};
+use crate::loom::{AtomicU64, AtomicUsize, Mutex, Ordering, lock};
 use crate::{Allocator, Status};
 
 type Callback = StdArc<dyn Fn() + Send + Sync>;
@@ -37,12 +37,14 @@ struct Registry {
 pub(crate) struct Events {
     subscribers: AtomicUsize,
     generation: AtomicU64,
-    deferred: AtomicBool,
+    /// Frees at Dispatch level whose callbacks the worker has yet to run.
+    deferred: AtomicU64,
     /// The thread running the callbacks now ([`thread_token`]), 0 if none. A free made by a
     /// callback comes back to `deliver` on that thread, with the registry lock held.
     delivering: AtomicUsize,
-    /// Set by such a nested delivery: the running one calls the callbacks once more.
-    again: AtomicBool,
+    /// Counted by such nested deliveries: the running one calls the callbacks once more for
+    /// each.
+    again: AtomicU64,
     registry: Mutex<Registry>,
 }
 
@@ -63,7 +65,7 @@ impl Drop for Delivering<'_> {
     fn drop(&mut self) {
         // Relaxed: only read by the thread that stored its token (see `deliver`).
         self.0.delivering.store(0, Ordering::Relaxed);
-        self.0.again.store(false, Ordering::Relaxed);
+        self.0.again.store(0, Ordering::Relaxed);
     }
 }
 
@@ -80,9 +82,9 @@ impl Events {
         Events {
             subscribers: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
-            deferred: AtomicBool::new(false),
+            deferred: AtomicU64::new(0),
             delivering: AtomicUsize::new(0),
-            again: AtomicBool::new(false),
+            again: AtomicU64::new(0),
             registry: Mutex::new(Registry::default()),
         }
     }
@@ -99,23 +101,25 @@ impl Events {
         // Release: pairs with the Acquire load in `NextFreeFrame::poll`.
         self.generation.fetch_add(1, Ordering::Release);
         if current_level() == Level::Dispatch {
-            // Release: pairs with the Acquire swap in `deliver_deferred` (worker).
-            self.deferred.store(true, Ordering::Release);
+            // Release: pairs with the Acquire swap in `deliver_deferred` (worker). Counted,
+            // so that frees the worker has not reached yet each get their callbacks.
+            self.deferred.fetch_add(1, Ordering::Release);
         } else {
-            self.deliver();
+            self.deliver(1);
         }
     }
 
     /// Whether a Dispatch-level fire left delivery to the worker.
     pub(crate) fn needs_worker(&self) -> bool {
         // Acquire: see `fire`.
-        self.deferred.load(Ordering::Acquire)
+        self.deferred.load(Ordering::Acquire) != 0
     }
 
     pub(crate) fn deliver_deferred(&self) {
         // Acquire: see `fire`.
-        if self.deferred.swap(false, Ordering::Acquire) {
-            self.deliver();
+        let frees = self.deferred.swap(0, Ordering::Acquire);
+        if frees != 0 {
+            self.deliver(frees);
         }
     }
 
@@ -123,16 +127,19 @@ impl Events {
     /// callback never runs again) and wakes the awaiting subscribers after unlocking (a waker
     /// may poll inline, which takes the lock).
     ///
+    /// `frees`: how many frees this delivers; the callbacks run once for each (the awaiting
+    /// subscribers are woken once: they count events by generation).
+    ///
     /// A callback may free a frame of this allocator: that free comes back here on the same
     /// thread with the lock held, so it only asks the running delivery for one more round
-    /// instead of locking again (which would deadlock).
-    fn deliver(&self) {
+    /// per free instead of locking again (which would deadlock).
+    fn deliver(&self, frees: u64) {
         let me = thread_token();
         // Relaxed: only this thread stores `me` here, and it clears it before it stops
         // delivering, so reading `me` means a callback of this thread's delivery freed.
         if self.delivering.load(Ordering::Relaxed) == me {
             // Relaxed: read by this same thread's delivery, below.
-            self.again.store(true, Ordering::Relaxed);
+            self.again.fetch_add(frees, Ordering::Relaxed);
             return;
         }
         let mut r = lock(&self.registry);
@@ -141,14 +148,15 @@ impl Events {
             // Relaxed: see above.
             self.delivering.store(me, Ordering::Relaxed);
             let _done = Delivering(self);
-            loop {
-                for (_, cb) in &r.callbacks {
-                    cb();
+            let mut rounds = frees;
+            while rounds != 0 {
+                for _ in 0..rounds {
+                    for (_, cb) in &r.callbacks {
+                        cb();
+                    }
                 }
-                // Relaxed: set by this thread (a nested delivery).
-                if !self.again.swap(false, Ordering::Relaxed) {
-                    break;
-                }
+                // Relaxed: counted by this thread (nested deliveries).
+                rounds = self.again.swap(0, Ordering::Relaxed);
             }
         }
         // The registry keeps the (empty) spare, `wakers` takes the registered ones: both

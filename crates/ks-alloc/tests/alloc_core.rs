@@ -520,6 +520,85 @@ fn a_free_frame_callback_may_free_a_frame_of_its_own_allocator() {
 }
 
 #[test]
+fn a_free_frame_callback_that_frees_two_frames_gets_an_event_for_each() {
+    within_10s("callback frees two frames", || {
+        let a = alloc(3);
+        let parked = Arc::new(std::sync::Mutex::new(vec![
+            a.try_allocate().unwrap(),
+            a.try_allocate().unwrap(),
+        ]));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (p2, c2) = (parked.clone(), calls.clone());
+        let sub = a
+            .on_free_frame(move || {
+                c2.fetch_add(1, Ordering::SeqCst);
+                let frames = std::mem::take(&mut *p2.lock().unwrap());
+                drop(frames); // two nested frees in one callback
+            })
+            .unwrap();
+        drop(a.try_allocate().unwrap());
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "one event per free");
+        assert_eq!(a.status().allocated_frames, 0);
+        drop(sub);
+    });
+}
+
+/// Waits (up to 10 s) until `n` reaches `want`.
+fn wait_for(n: &AtomicUsize, want: usize) -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while n.load(Ordering::SeqCst) < want && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    n.load(Ordering::SeqCst)
+}
+
+#[test]
+fn dispatch_level_frees_the_worker_has_not_reached_each_get_their_event() {
+    within_10s("deferred events are counted", || {
+        // Keep the worker busy in a callback of another allocator, so that the next two
+        // Dispatch-level frees both wait for it.
+        let busy = alloc(1);
+        let (hold, release) = std::sync::mpsc::channel::<()>();
+        let release = std::sync::Mutex::new(release);
+        let in_callback = Arc::new(AtomicUsize::new(0));
+        let entered = in_callback.clone();
+        let _busy_sub = busy
+            .on_free_frame(move || {
+                entered.fetch_add(1, Ordering::SeqCst);
+                let _ = release.lock().unwrap().recv();
+            })
+            .unwrap();
+        let a = alloc(2);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c2 = calls.clone();
+        let _sub = a
+            .on_free_frame(move || {
+                c2.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap();
+        let frames = [a.try_allocate().unwrap(), a.try_allocate().unwrap()];
+        {
+            let _g = raise_to_dispatch();
+            drop(busy.try_allocate().unwrap());
+        }
+        assert_eq!(
+            wait_for(&in_callback, 1),
+            1,
+            "the worker is in the slow callback"
+        );
+        {
+            let _g = raise_to_dispatch();
+            drop(frames);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "left to the worker");
+        hold.send(()).unwrap();
+        assert_eq!(wait_for(&calls, 2), 2, "one event per free");
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "and no more");
+    });
+}
+
+#[test]
 fn a_free_frame_waker_is_woken_outside_the_event_lock() {
     /// A waker that subscribes to the allocator's events when woken (which takes the lock).
     struct Subscribing(Allocator, std::sync::Mutex<Vec<EventSubscription>>);
