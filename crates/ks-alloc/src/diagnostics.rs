@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::allocator::{Backend, Inner, RAW};
+use crate::allocator::{Backend, DEFERRED, Inner, RAW};
 use crate::frame::{OutstandingFrame, now_ns};
 use crate::loom::{Ordering, lock};
 use crate::{Allocator, Framing};
@@ -143,6 +143,10 @@ impl fmt::Display for StarvationReport {
             self.holders.len()
         )?;
         for h in &self.holders {
+            if h.in_transit {
+                write!(f, " [#{} in transit to the oldest request]", h.index)?;
+                continue;
+            }
             write!(
                 f,
                 " [#{} {} for {:?}{}]",
@@ -363,9 +367,12 @@ impl Inner {
                 }
                 // Relaxed (all): a diagnostics snapshot (see above).
                 let state = s.state.load(Ordering::Relaxed);
+                // A `DEFERRED` frame off the free list is on the worker's deferred stack: the
+                // free that put it there cleared its holder's claim (a claim restores `HELD`).
+                let in_transit = state == DEFERRED;
                 let h = s.holder.load(Ordering::Relaxed);
                 // SAFETY: non-null holder pointers are only ever stored from `&'static Holder`.
-                let holder = (!h.is_null()).then(|| unsafe { &*h }.0);
+                let holder = (!h.is_null() && !in_transit).then(|| unsafe { &*h }.0);
                 Some(OutstandingFrame {
                     index: i,
                     addr: inner.frame_ptr(i as u32).as_ptr() as usize,
@@ -374,6 +381,7 @@ impl Inner {
                         now.saturating_sub(s.taken_at.load(Ordering::Relaxed)),
                     ),
                     raw: state == RAW,
+                    in_transit,
                 })
             })
             .collect();

@@ -284,12 +284,16 @@ pub struct OutstandingFrame {
     pub index: usize,
     /// Frame address.
     pub addr: usize,
-    /// The holder tag given at allocation, if any.
+    /// The holder tag given at allocation, if any (`None` too while `in_transit`).
     pub holder: Option<&'static str>,
     /// How long the frame has been out (coarse clock: about 10 ms resolution).
     pub held_for: Duration,
     /// True if the frame is held as a raw address (KS request surface / `into_raw`).
     pub raw: bool,
+    /// True if nobody holds the frame: it was freed at Dispatch level while requests were
+    /// pending, and the library worker is handing it to the oldest one (behaviour 25). It
+    /// still counts as allocated, since the outstanding count does not drop at a hand-off.
+    pub in_transit: bool,
 }
 
 #[cfg(all(test, not(loom)))]

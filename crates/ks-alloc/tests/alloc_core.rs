@@ -552,22 +552,54 @@ fn wait_for(n: &AtomicUsize, want: usize) -> usize {
     n.load(Ordering::SeqCst)
 }
 
+/// Keeps the library worker (shared by every allocator) inside a FREEFRAME callback of an
+/// allocator of its own until dropped, so that Dispatch-level frees wait for it.
+struct StalledWorker {
+    _busy: Allocator,
+    _sub: EventSubscription,
+    release: std::sync::mpsc::Sender<()>,
+}
+
+impl StalledWorker {
+    fn new() -> StalledWorker {
+        let busy = alloc(1);
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let hold = std::sync::Mutex::new(hold);
+        let in_callback = Arc::new(AtomicUsize::new(0));
+        let entered = in_callback.clone();
+        let sub = busy
+            .on_free_frame(move || {
+                entered.fetch_add(1, Ordering::SeqCst);
+                let _ = hold.lock().unwrap().recv();
+            })
+            .unwrap();
+        {
+            let _g = raise_to_dispatch();
+            drop(busy.try_allocate().unwrap());
+        }
+        assert_eq!(
+            wait_for(&in_callback, 1),
+            1,
+            "the worker is in the slow callback"
+        );
+        StalledWorker {
+            _busy: busy,
+            _sub: sub,
+            release,
+        }
+    }
+}
+
+impl Drop for StalledWorker {
+    fn drop(&mut self) {
+        let _ = self.release.send(());
+    }
+}
+
 #[test]
 fn dispatch_level_frees_the_worker_has_not_reached_each_get_their_event() {
     within_10s("deferred events are counted", || {
-        // Keep the worker busy in a callback of another allocator, so that the next two
-        // Dispatch-level frees both wait for it.
-        let busy = alloc(1);
-        let (hold, release) = std::sync::mpsc::channel::<()>();
-        let release = std::sync::Mutex::new(release);
-        let in_callback = Arc::new(AtomicUsize::new(0));
-        let entered = in_callback.clone();
-        let _busy_sub = busy
-            .on_free_frame(move || {
-                entered.fetch_add(1, Ordering::SeqCst);
-                let _ = release.lock().unwrap().recv();
-            })
-            .unwrap();
+        let stall = StalledWorker::new();
         let a = alloc(2);
         let calls = Arc::new(AtomicUsize::new(0));
         let c2 = calls.clone();
@@ -579,22 +611,56 @@ fn dispatch_level_frees_the_worker_has_not_reached_each_get_their_event() {
         let frames = [a.try_allocate().unwrap(), a.try_allocate().unwrap()];
         {
             let _g = raise_to_dispatch();
-            drop(busy.try_allocate().unwrap());
-        }
-        assert_eq!(
-            wait_for(&in_callback, 1),
-            1,
-            "the worker is in the slow callback"
-        );
-        {
-            let _g = raise_to_dispatch();
             drop(frames);
         }
         assert_eq!(calls.load(Ordering::SeqCst), 0, "left to the worker");
-        hold.send(()).unwrap();
+        drop(stall);
         assert_eq!(wait_for(&calls, 2), 2, "one event per free");
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(calls.load(Ordering::SeqCst), 2, "and no more");
+    });
+}
+
+#[test]
+fn a_frame_on_its_way_to_a_request_is_shown_in_transit_not_held_by_its_last_holder() {
+    within_10s("in-transit frames in the starvation report", || {
+        let stall = StalledWorker::new();
+        let a = Allocator::builder(&framing(1, 4096))
+            .starvation_threshold(Some(Duration::ZERO))
+            .build()
+            .unwrap();
+        let f = a.try_allocate_for(&Holder("decoder")).unwrap();
+        let mut request = Box::pin(a.allocate_for(&Holder("renderer")));
+        let (_c, w) = counting_waker();
+        assert!(
+            request
+                .as_mut()
+                .poll(&mut Context::from_waker(&w))
+                .is_pending()
+        );
+        {
+            let _g = raise_to_dispatch();
+            drop(f); // deferred: the stalled worker will hand it to the request
+        }
+        let report = a.starvation_report().expect("a request pends");
+        assert_eq!(report.holders.len(), 1);
+        let h = &report.holders[0];
+        assert!(h.in_transit && h.holder.is_none(), "{h:?}");
+        assert!(!report.to_string().contains("decoder"), "{report}");
+        assert_eq!(a.status().allocated_frames, 1, "still counted: a hand-off");
+        drop(stall);
+        let g = loop {
+            if let Poll::Ready(r) = request.as_mut().poll(&mut Context::from_waker(&w)) {
+                break r.unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        let out = a.outstanding();
+        assert_eq!(
+            (out[0].holder, out[0].in_transit),
+            (Some("renderer"), false)
+        );
+        drop(g);
     });
 }
 

@@ -48,7 +48,7 @@
 mod inner;
 mod queued;
 
-pub(crate) use inner::{Backend, HELD, Inner, RAW, Slot};
+pub(crate) use inner::{Backend, DEFERRED, HELD, Inner, RAW, Slot};
 pub(crate) use queued::Begin;
 
 use std::fmt;
