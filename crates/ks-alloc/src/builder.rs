@@ -225,7 +225,8 @@ impl AllocatorBuilder {
     /// # Errors
     /// * `STATUS_INVALID_PARAMETER`: `frames` is 0 or above [`MAX_FRAMES`]
     ///   (policy: a KS allocator with `Frames == 0` would be unbounded; we refuse it), or
-    ///   `frame_size` is 0, or the pool type is unknown.
+    ///   `frame_size` is 0, or the pool type is unknown (checked also when
+    ///   [`memory`](Self::memory) or a vendor decides where the frames live).
     /// * `STATUS_INSUFFICIENT_RESOURCES`: memory could not be mapped or locked (the message
     ///   names `RLIMIT_MEMLOCK` and the bytes asked for), or the worker thread could not start.
     /// * whatever the vendor's `initialize` returns.
@@ -239,6 +240,9 @@ impl AllocatorBuilder {
     /// let empty = Framing { frame_size: 0, ..framing };
     /// let err = Allocator::builder(&empty).build().unwrap_err();
     /// assert!(matches!(err, Status::InvalidParameter(_)));
+    /// let unknown = Framing { pool_type: PoolType(99), ..framing };
+    /// let err = Allocator::builder(&unknown).memory(ks_alloc::Memory::NonPaged).build().unwrap_err();
+    /// assert!(err.to_string().contains("PoolType is 99"), "{err}");
     /// # Ok::<(), ks_alloc::Status>(())
     /// ```
     pub fn build(self) -> Result<Allocator, Status> {
@@ -269,6 +273,8 @@ impl AllocatorBuilder {
                 "FrameSize is 0; must be at least 1".into(),
             ));
         }
+        // Checked whatever serves the frames: the status reports the pool type as given.
+        let pool_memory = Memory::from_pool(f.pool_type)?;
         crate::worker::ensure_started()?;
         let (backend, memory) = match self.vendor {
             Some(vendor) => {
@@ -285,10 +291,7 @@ impl AllocatorBuilder {
                 )
             }
             None => {
-                let memory = match self.memory {
-                    Some(m) => m,
-                    None => Memory::from_pool(f.pool_type)?,
-                };
+                let memory = self.memory.unwrap_or(pool_memory);
                 let layout = Layout::new(
                     f.frames as usize,
                     f.frame_size as usize,

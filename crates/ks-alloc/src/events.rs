@@ -208,6 +208,9 @@ impl Events {
 /// A FREEFRAME callback subscription (KS: an enabled `KSEVENT_STREAMALLOCATOR_FREEFRAME`).
 /// Dropping it disables the event (KS: `IOCTL_KS_DISABLE_EVENT`).
 ///
+/// It holds a handle of its allocator, so the allocator stays open while it lives, even
+/// once every other handle is gone; [`Allocator::close`] ends it at any time.
+///
 /// ```
 /// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
 /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
@@ -261,6 +264,9 @@ impl Drop for EventSubscription {
 
 /// Awaitable FREEFRAME events: [`next_event`](Self::next_event) completes at the next free that puts a
 /// frame on the free list.
+///
+/// Like [`EventSubscription`], it holds a handle of its allocator ([`allocator`](Self::allocator)),
+/// so the allocator stays open while it lives; [`Allocator::close`] ends it at any time.
 ///
 /// ```
 /// use std::time::Duration;

@@ -1819,8 +1819,11 @@ impl FramingEx {
 
     /// The extended framing equivalent to an old one (policy, inverse of
     /// [`to_framing`](Self::to_framing) for the fields both have): a simple framing whose memory
-    /// type is KERNEL_PAGED / KERNEL_NONPAGED (from `pool_type`) when the `SYSTEM_MEMORY` bit is
-    /// set, otherwise WILDCARD; flags copied; framing range `{frame_size, frame_size, 1}`.
+    /// type is KERNEL_PAGED / KERNEL_NONPAGED (from `pool_type`: the paged pools 1, 5, 33 and
+    /// 37 are paged, as in [`Memory::from_pool`](crate::Memory::from_pool), any other
+    /// non-paged) when the `SYSTEM_MEMORY` bit is set, otherwise WILDCARD; flags copied;
+    /// framing range `{frame_size, frame_size, 1}`. `to_framing` gives a paged pool back as
+    /// `PagedPool` (1).
     ///
     /// ```
     /// use ks_alloc::{Alignment, Framing, FramingEx, MemoryType, PoolType};
@@ -1835,7 +1838,7 @@ impl FramingEx {
             .requirements()
             .contains(RequirementFlags::SYSTEM_MEMORY)
         {
-            if framing.pool_type == PoolType::PAGED {
+            if crate::Memory::from_pool(framing.pool_type) == Ok(crate::Memory::Paged) {
                 MemoryType::KERNEL_PAGED
             } else {
                 MemoryType::KERNEL_NONPAGED
@@ -2076,7 +2079,8 @@ impl FramingEx {
 
     /// Builds a framing from a raw header and its items. `header.FramingItem` is ignored
     /// (the items come from `items`). Fails with `STATUS_INVALID_PARAMETER` when
-    /// `header.CountItems` differs from `items.len()` or an item's alignment is invalid.
+    /// `header.CountItems` is 0 (as in [`from_bytes`](Self::from_bytes)) or differs from
+    /// `items.len()`, or an item's alignment is invalid.
     ///
     /// ```
     /// use ks_alloc::FramingEx;
@@ -2089,6 +2093,12 @@ impl FramingEx {
         header: &KSALLOCATOR_FRAMING_EX,
         items: &[KS_FRAMING_ITEM],
     ) -> Result<FramingEx, Status> {
+        if header.CountItems == 0 {
+            return Err(Status::InvalidParameter(
+                "CountItems (offset 0) is 0; a KSALLOCATOR_FRAMING_EX must hold at least 1 item"
+                    .into(),
+            ));
+        }
         if header.CountItems as usize != items.len() {
             return Err(Status::InvalidParameter(Cow::Owned(format!(
                 "CountItems (offset 0) is {} but {} items were supplied",

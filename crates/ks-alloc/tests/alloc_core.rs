@@ -1007,3 +1007,19 @@ fn frees_that_see_the_flags_grant_in_order_then_clear_them() {
         );
     }
 }
+
+#[test]
+fn a_subscription_is_a_handle_until_the_allocator_is_closed() {
+    let a = alloc(1);
+    let mut events = a.free_frame_events().unwrap();
+    let b = events.allocator().clone();
+    drop(a);
+    assert!(
+        !b.is_closed(),
+        "the subscription holds a handle (documented)"
+    );
+    drop(b.try_allocate().unwrap());
+    assert_eq!(events.wait(Duration::from_secs(5)), Ok(true));
+    b.close();
+    assert_eq!(events.wait(Duration::from_secs(5)), Err(Status::Cancelled));
+}

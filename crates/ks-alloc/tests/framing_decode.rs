@@ -126,3 +126,12 @@ fn from_sys_count_mismatch_is_rejected() {
     let two = FramingEx::from_bytes(&two_items()).unwrap();
     assert!(ks_sys::KSALLOCATOR_FRAMING_EX::try_from(&two).is_err());
 }
+
+#[test]
+fn from_sys_refuses_zero_items_as_from_bytes_does() {
+    let mut raw = ks_sys::DECLARE_SIMPLE_FRAMING_EX(ks_sys::GUID_NULL, 0, 1, 0, 1, 1);
+    raw.CountItems = 0;
+    let e = FramingEx::from_sys(&raw, &[]).unwrap_err();
+    assert!(matches!(e, Status::InvalidParameter(_)));
+    assert!(e.to_string().contains("CountItems (offset 0) is 0"), "{e}");
+}

@@ -270,3 +270,24 @@ fn from_framing_round_trips_through_to_framing() {
         assert_eq!(ex.to_framing().unwrap(), f, "{f:?}");
     }
 }
+
+#[test]
+fn from_framing_takes_every_paged_pool_type_for_paged_memory() {
+    // PagedPool, PagedPoolCacheAligned and the two paged session pools.
+    for pool in [1, 5, 33, 37] {
+        let f = Framing {
+            flags: 2, // SYSTEM_MEMORY
+            pool_type: PoolType(pool),
+            frames: 2,
+            frame_size: 64,
+            alignment: Alignment::QUAD,
+        };
+        let ex = FramingEx::from_framing(&f);
+        assert_eq!(
+            ex.items[0].memory_type,
+            MemoryType::KERNEL_PAGED,
+            "pool {pool}"
+        );
+        assert_eq!(ex.to_framing().unwrap().pool_type, PoolType::PAGED);
+    }
+}

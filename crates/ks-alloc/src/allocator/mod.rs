@@ -69,7 +69,9 @@ use crate::{Framing, Memory, Status, TryAllocateError};
 /// FREEFRAME events, status, and the KS byte surface ([`property`](Self::property) etc.).
 ///
 /// `Allocator` is a cheap handle (`Clone`); the allocator closes when [`close`](Self::close)
-/// is called or the last handle is dropped.
+/// is called or the last handle is dropped. FREEFRAME subscriptions and owned allocate
+/// futures hold a handle too, so they keep the allocator open while they live (a callback
+/// that captures a handle of its own allocator keeps it open until unsubscribed).
 ///
 /// # Policies (KS is silent; ks-spec §10)
 /// * Pending requests complete in arrival order, one FIFO queue for async tasks, blocked
@@ -503,7 +505,8 @@ impl Allocator {
     /// Closes the allocator (KS: closing the allocator handle): pending requests complete with
     /// `STATUS_CANCELLED`, new allocations fail, FREEFRAME subscriptions end. Frames already
     /// out stay valid until they come back; a vendor's `delete` runs after the last one.
-    /// Idempotent; also happens when the last handle is dropped.
+    /// Idempotent; also happens when the last handle is dropped (subscriptions and owned
+    /// allocate futures count as handles).
     ///
     /// A frame that never comes back (a `Frame` leaked with `mem::forget`, or a raw address
     /// never freed) keeps the allocator's memory mapped and its vendor not deleted: that is
