@@ -35,9 +35,10 @@ pub struct AllocatorStatus {
     /// Most frames ever outstanding at once, counting with them the frames that threads
     /// kept for their next allocate (see [`AllocatorBuilder::thread_cache`]): the high-water
     /// mark of frames off the free list. So it may exceed the true outstanding peak by at
-    /// most one frame per thread that frees; with thread caches off it is exact. A frame a
-    /// vendor refused (no memory now, misaligned) never counts, though an allocate that
-    /// succeeds while another thread's refused slot is on its way back counts that slot.
+    /// most one frame per thread that frees. With thread caches off it is exact but for
+    /// races: an allocate that meets a concurrent free may count that frame as free (the
+    /// free counts it before it sets the frame's bit), or a slot another thread is returning
+    /// after a vendor refused it as taken. A refused frame itself never counts.
     ///
     /// [`AllocatorBuilder::thread_cache`]: crate::AllocatorBuilder::thread_cache
     pub peak_allocated_frames: u32,
