@@ -58,6 +58,13 @@ pub enum GraphError {
         /// The pin name that was looked up.
         pin: String,
     },
+    /// A [`PinId`](crate::PinId) of another graph (or builder) was given to this one.
+    ForeignPin {
+        /// The pin's filter index in its own graph.
+        filter: u32,
+        /// The pin's index in its filter.
+        pin: u32,
+    },
     /// A pin reference is not of the form `"filter.pin"`.
     BadPinName {
         /// The text given.
@@ -157,6 +164,11 @@ impl fmt::Display for GraphError {
             GraphError::UnknownPin { filter, pin } => {
                 write!(f, "filter '{filter}' has no pin named '{pin}'")
             }
+            GraphError::ForeignPin { filter, pin } => write!(
+                f,
+                "pin #{pin} of filter #{filter} belongs to another graph; use the pin ids of \
+                 this graph (`Graph::pin`)"
+            ),
             GraphError::BadPinName { text } => {
                 write!(
                     f,
@@ -419,6 +431,17 @@ pub enum StateError {
         /// The status it failed with.
         status: Status,
     },
+    /// At STOP → ACQUIRE, the allocator a client assigned to a pipe's root pin
+    /// (`KSPROPERTY_STREAM_ALLOCATOR` SET, behaviour 46) cannot serve the pipe's framing.
+    /// Nothing was created.
+    ClientAllocator {
+        /// The pipe it was assigned to.
+        pipe: usize,
+        /// The client allocator's name.
+        allocator: String,
+        /// Why it cannot serve the pipe (`STATUS_INVALID_PARAMETER`).
+        status: Status,
+    },
 }
 
 impl StateError {
@@ -441,7 +464,9 @@ impl StateError {
         match self {
             StateError::Graph(e) => e.status(),
             StateError::Negotiation(e) => e.status(),
-            StateError::Allocator { status, .. } => status.clone(),
+            StateError::Allocator { status, .. } | StateError::ClientAllocator { status, .. } => {
+                status.clone()
+            }
         }
     }
 }
@@ -461,6 +486,14 @@ impl fmt::Display for StateError {
                     "creating allocator '{allocator}' of pipe {pipe} failed: {status}"
                 )
             }
+            StateError::ClientAllocator {
+                pipe,
+                allocator,
+                status,
+            } => write!(
+                f,
+                "the allocator '{allocator}' assigned to pipe {pipe} cannot serve it: {status}"
+            ),
         }
     }
 }
@@ -470,7 +503,9 @@ impl std::error::Error for StateError {
         match self {
             StateError::Graph(e) => Some(e),
             StateError::Negotiation(e) => Some(e),
-            StateError::Allocator { status, .. } => Some(status),
+            StateError::Allocator { status, .. } | StateError::ClientAllocator { status, .. } => {
+                Some(status)
+            }
         }
     }
 }

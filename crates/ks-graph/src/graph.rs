@@ -62,6 +62,9 @@ impl FilterId {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PinId {
+    /// The graph's id ([`Filters::id`]): a pin of another graph is refused, not taken for
+    /// this graph's pin with the same indices.
+    pub(crate) graph: u32,
     pub(crate) filter: FilterId,
     pub(crate) pin: u32,
 }
@@ -151,13 +154,44 @@ fn split_pin_ref(text: &str) -> Result<(&str, &str), GraphError> {
 }
 
 /// Shared lookups over the filter table, used by both the builder and the graph.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Filters {
+    /// Unique per builder (and the graph it builds) in the process, carried by every
+    /// [`PinId`] (0 is never used).
+    pub(crate) id: u32,
     pub(crate) nodes: Vec<FilterNode>,
     names: HashMap<String, FilterId>,
 }
 
+/// The id the next [`Filters`] gets.
+static NEXT_GRAPH_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+impl Default for Filters {
+    fn default() -> Filters {
+        Filters {
+            // Relaxed: only uniqueness matters (after 2³² builders the ids wrap, 0 skipped).
+            id: loop {
+                let id = NEXT_GRAPH_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if id != 0 {
+                    break id;
+                }
+            },
+            nodes: Vec::new(),
+            names: HashMap::new(),
+        }
+    }
+}
+
 impl Filters {
+    /// The id of pin `pin` of filter `filter` of this graph.
+    pub(crate) fn pin_id(&self, filter: FilterId, pin: usize) -> PinId {
+        PinId {
+            graph: self.id,
+            filter,
+            pin: pin as u32,
+        }
+    }
+
     fn filter(&self, name: &str) -> Result<FilterId, GraphError> {
         self.names
             .get(name)
@@ -177,13 +211,16 @@ impl Filters {
                 filter: f.to_owned(),
                 pin: p.to_owned(),
             })?;
-        Ok(PinId {
-            filter,
-            pin: idx as u32,
-        })
+        Ok(self.pin_id(filter, idx))
     }
 
     pub(crate) fn check_pin(&self, pin: PinId) -> Result<(), GraphError> {
+        if pin.graph != self.id {
+            return Err(GraphError::ForeignPin {
+                filter: pin.filter.0,
+                pin: pin.pin,
+            });
+        }
         let node = self
             .nodes
             .get(pin.filter.index())
@@ -199,12 +236,25 @@ impl Filters {
         Ok(())
     }
 
+    /// Panics with [`check_pin`](Self::check_pin)'s message if `pin` is not of this graph
+    /// (for the accessors documented to panic on such a pin).
+    #[track_caller]
+    pub(crate) fn expect_own(&self, pin: PinId) {
+        if let Err(e) = self.check_pin(pin) {
+            panic!("{e}");
+        }
+    }
+
+    #[track_caller]
     pub(crate) fn pin_name(&self, pin: PinId) -> String {
+        self.expect_own(pin);
         let f = &self.nodes[pin.filter.index()];
         format!("{}.{}", f.name, f.desc.pins[pin.index()].name)
     }
 
+    #[track_caller]
     pub(crate) fn pin_desc(&self, pin: PinId) -> &PinDescriptor {
+        self.expect_own(pin);
         &self.nodes[pin.filter.index()].desc.pins[pin.index()]
     }
 
@@ -253,10 +303,7 @@ impl Filters {
             for (pi, p) in f.desc.pins.iter().enumerate() {
                 if p.required && f.pins[pi].peer.is_none() {
                     return Err(GraphError::Unconnected {
-                        pin: self.pin_name(PinId {
-                            filter: FilterId(fi as u32),
-                            pin: pi as u32,
-                        }),
+                        pin: self.pin_name(self.pin_id(FilterId(fi as u32), pi)),
                         direction: p.direction,
                     });
                 }
@@ -678,10 +725,7 @@ impl Graph {
     /// If `id` does not come from this graph.
     pub fn pins(&self, id: FilterId) -> impl ExactSizeIterator<Item = PinId> + '_ {
         let n = self.filters.nodes[id.index()].pins.len();
-        (0..n).map(move |i| PinId {
-            filter: id,
-            pin: i as u32,
-        })
+        (0..n).map(move |i| self.filters.pin_id(id, i))
     }
 
     /// The pin named `"filter.pin"`.

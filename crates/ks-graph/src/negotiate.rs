@@ -104,10 +104,7 @@ fn form_pipes(graph: &Graph) -> (Vec<Vec<PinId>>, Vec<Vec<Option<usize>>>) {
     for (fi, f) in nodes.iter().enumerate() {
         for (pi, p) in f.pins.iter().enumerate() {
             if p.peer.is_some() && f.desc.pins[pi].direction == crate::PinDirection::Out {
-                outs[fi].push(PinId {
-                    filter: FilterId(fi as u32),
-                    pin: pi as u32,
-                });
+                outs[fi].push(graph.filters.pin_id(FilterId(fi as u32), pi));
             }
         }
     }
@@ -117,10 +114,8 @@ fn form_pipes(graph: &Graph) -> (Vec<Vec<PinId>>, Vec<Vec<Option<usize>>>) {
             return None;
         }
         f.desc.pins.iter().enumerate().find_map(|(pi, d)| {
-            (d.direction == crate::PinDirection::In && f.pins[pi].peer.is_some()).then_some(PinId {
-                filter: FilterId(fi as u32),
-                pin: pi as u32,
-            })
+            (d.direction == crate::PinDirection::In && f.pins[pi].peer.is_some())
+                .then(|| graph.filters.pin_id(FilterId(fi as u32), pi))
         })
     };
     let modifies = |p: PinId| graph.filters.pin_desc(p).modifies_in_place;

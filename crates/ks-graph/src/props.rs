@@ -413,10 +413,11 @@ impl Graph {
     /// # Errors
     /// `STATUS_INVALID_BUFFER_SIZE` (header short), `STATUS_PROPSET_NOT_FOUND` (unknown set),
     /// `STATUS_NOT_FOUND` (unknown id, pin without framing, pin not accepting allocators),
-    /// `STATUS_INVALID_PARAMETER` (both GET and SET; unknown handle),
-    /// `STATUS_INVALID_DEVICE_REQUEST` (SET on a get-only property; neither GET nor SET, or
-    /// another request type), in that order: the set, then the id, then the flags.
-    /// `STATUS_BUFFER_OVERFLOW` / `STATUS_BUFFER_TOO_SMALL` with the required size.
+    /// `STATUS_INVALID_PARAMETER` (a pin of another graph, checked first; both GET and SET;
+    /// unknown handle), `STATUS_INVALID_DEVICE_REQUEST` (SET on a get-only property; neither
+    /// GET nor SET, or another request type), in that order: the set, then the id, then the
+    /// flags. `STATUS_BUFFER_OVERFLOW` / `STATUS_BUFFER_TOO_SMALL` with the required size.
+    /// `STATUS_INVALID_DEVICE_STATE`: a `STREAM_ALLOCATOR` SET outside STOP.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -446,11 +447,9 @@ impl Graph {
         data: &mut [u8],
     ) -> Result<usize, Status> {
         let h = PropertyHeader::from_bytes(request)?;
-        if pin.filter().index() >= self.filters.nodes.len()
-            || pin.index() >= self.filters.nodes[pin.filter().index()].pins.len()
-        {
+        if let Err(e) = self.filters.check_pin(pin) {
             return Err(Status::InvalidParameter(
-                format!("pin {pin:?} does not belong to this graph").into(),
+                format!("the pin does not belong to this graph: {e}").into(),
             ));
         }
         // Set, then id, then flags, as the allocator's request surface checks them.

@@ -6,7 +6,10 @@
 //!   transition fails with that status and every allocator created so far is closed: nothing
 //!   leaks, the graph stays in STOP. Each allocator is registered in the graph's allocator
 //!   registry and assigned to its pipe's root (source) pin, as a graph manager would do with
-//!   `KSPROPERTY_STREAM_ALLOCATOR`.
+//!   `KSPROPERTY_STREAM_ALLOCATOR`, unless that pin does not accept an allocator
+//!   (`PinDescriptor::with_accepts_allocator(false)`). A client's allocator already assigned
+//!   to a root pin serves its pipe instead, if it can ([`StateError::ClientAllocator`] if
+//!   not).
 //! * **ACQUIRE → STOP** releases those assignments and closes the allocators (pending requests
 //!   are cancelled; a vendor's delete runs after its last frame comes back — the allocator's
 //!   own close semantics).
@@ -201,9 +204,10 @@ impl Graph {
     ///
     /// # Errors
     /// At STOP → ACQUIRE: [`StateError::Graph`] (a required pin unconnected),
-    /// [`StateError::Negotiation`], or [`StateError::Allocator`] with the failing allocator's
-    /// status (a vendor initialize failure, for example); every allocator already created is
-    /// closed first.
+    /// [`StateError::Negotiation`], [`StateError::ClientAllocator`] when a client's allocator
+    /// assigned to a root pin cannot serve its pipe, or [`StateError::Allocator`] with the
+    /// failing allocator's status (a vendor initialize failure, for example); every
+    /// allocator already created is closed first.
     ///
     /// ```
     /// # use std::sync::Arc; use ks_graph::*;
@@ -247,7 +251,7 @@ impl Graph {
                 .map(|(h, a)| (h, a.clone()));
             if let Some((_, a)) = &client {
                 if let Err(status) = fits(a, pipe) {
-                    return Err(StateError::Allocator {
+                    return Err(StateError::ClientAllocator {
                         pipe: pipe.id,
                         allocator: a.name().to_owned(),
                         status,
@@ -439,7 +443,13 @@ impl Graph {
     ///
     /// # Errors
     /// [`DeliveryError`] (`STATUS_INVALID_DEVICE_REQUEST`) when the delivery is refused.
+    ///
+    /// # Panics
+    /// If `to` is not a pin of this graph (a pin id of another graph, for instance), like
+    /// the other accessors that take a pin id.
+    #[track_caller]
     pub fn check_delivery(&self, memory: Memory, to: PinId) -> Result<(), DeliveryError> {
+        self.filters.expect_own(to);
         let mode = self.filter_mode(to.filter());
         if mode == FilterMode::User && !matches!(memory, Memory::User) {
             return Err(DeliveryError {
@@ -473,6 +483,10 @@ impl Graph {
     ///
     /// # Errors
     /// [`DeliveryError`] when the delivery is refused.
+    ///
+    /// # Panics
+    /// As [`check_delivery`](Self::check_delivery).
+    #[track_caller]
     pub fn check_frame_delivery(&self, frame: &Frame, to: PinId) -> Result<(), DeliveryError> {
         self.check_delivery(frame.allocator().memory(), to)
     }

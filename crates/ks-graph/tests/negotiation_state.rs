@@ -329,9 +329,10 @@ fn a_client_allocator_that_cannot_serve_the_pipe_fails_acquire_with_the_reason()
     let h = g.register_allocator(small.clone());
     g.assign_allocator(root, Some(h)).unwrap();
     let err = g.set_state(KsState::Acquire).unwrap_err();
-    let StateError::Allocator { status, .. } = &err else {
-        panic!("expected an allocator error, got {err}")
+    let StateError::ClientAllocator { status, .. } = &err else {
+        panic!("expected a client allocator error, got {err}")
     };
+    assert!(!err.to_string().starts_with("creating"), "{err}");
     assert_eq!(status.name(), "STATUS_INVALID_PARAMETER");
     assert!(
         err.to_string()
@@ -354,4 +355,27 @@ fn allocator_handles_name_one_allocator_across_graphs() {
         g2.assign_allocator(g2.pin("a.out").unwrap(), Some(h1))
             .is_err()
     );
+    // g1's "a.out" has the same indices as g2's: still refused, and g2 is left unchanged.
+    let foreign = g1.pin("a.out").unwrap();
+    let err = g2.assign_allocator(foreign, Some(h2)).unwrap_err();
+    assert_eq!(err.name(), "STATUS_INVALID_PARAMETER");
+    assert!(err.to_string().contains("another graph"), "{err}");
+    assert!(g2.assigned_allocator(g2.pin("a.out").unwrap()).is_none());
+    let mut data = [0u8; 8];
+    let request = ks_graph::props::PropertyHeader {
+        set: ks_sys::KSPROPSETID_Stream,
+        id: ks_sys::KSPROPERTY_STREAM_ALLOCATOR,
+        flags: ks_sys::KSPROPERTY_TYPE_GET,
+    }
+    .to_bytes();
+    let err = g2.pin_property(foreign, &request, &mut data).unwrap_err();
+    assert!(err.to_string().contains("another graph"), "{err}");
+}
+
+#[test]
+#[should_panic(expected = "belongs to another graph")]
+fn check_delivery_panics_on_a_pin_of_another_graph() {
+    let g1 = two(None, None, K, K);
+    let g2 = two(None, None, K, K);
+    let _ = g2.check_delivery(ks_alloc::Memory::User, g1.pin("b.in").unwrap());
 }
