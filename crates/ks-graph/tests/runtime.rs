@@ -386,3 +386,41 @@ fn a_panicking_timeout_callback_fails_the_run_naming_its_filter() {
         "{text}"
     );
 }
+
+#[test]
+fn a_client_allocator_on_the_root_pin_serves_the_run_and_is_named_in_the_report() {
+    use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    let mut built =
+        filters::build(GraphSpec::parse_pipeline("testsrc frames=10 size=64 ! nullsink").unwrap())
+            .unwrap();
+    let framing = Framing {
+        flags: 0,
+        pool_type: PoolType::NON_PAGED,
+        frames: 8,
+        frame_size: 64,
+        alignment: Alignment::BYTE,
+    };
+    let mine = Allocator::builder(&framing)
+        .memory(Memory::NonPaged)
+        .name("app.pool")
+        .build()
+        .unwrap();
+    let g = &mut built.graph;
+    let root = g.pin("testsrc.out").unwrap();
+    let h = g.register_allocator(mine.clone());
+    g.assign_allocator(root, Some(h)).unwrap();
+    let o = built
+        .into_runtime()
+        .unwrap()
+        .run(&RunOptions::default())
+        .unwrap();
+    let pipe = &o.report.pipes[0];
+    assert_eq!(
+        (pipe.allocator.as_str(), pipe.memory.as_str()),
+        ("app.pool", "nonpaged")
+    );
+    assert!(pipe.requested >= 10, "{}", pipe.requested);
+    assert!(o.report.completed);
+    assert!(!mine.is_closed(), "the client's allocator stays open");
+    assert_eq!(mine.status().allocated_frames, 0);
+}

@@ -701,7 +701,8 @@ impl fmt::Debug for RunOptions {
 pub struct PipeReport {
     /// The pipe's id in the plan.
     pub id: usize,
-    /// `"default"` or the vendor's name.
+    /// `"default"` or the vendor's name (a client's allocator assigned to the pipe's root
+    /// pin: its own name).
     pub allocator: String,
     /// The allocator's memory.
     pub memory: String,
@@ -715,6 +716,15 @@ pub struct PipeReport {
     pub max_pending: u32,
     /// Frees that completed a pending request directly.
     pub handoffs: u64,
+}
+
+/// An allocator's memory as the plan's [`MemoryKind`](crate::plan::MemoryKind) names it.
+fn memory_name(m: ks_alloc::Memory) -> &'static str {
+    match m {
+        ks_alloc::Memory::NonPaged => "nonpaged",
+        ks_alloc::Memory::Paged => "paged",
+        ks_alloc::Memory::User => "user",
+    }
 }
 
 impl PipeReport {
@@ -1519,6 +1529,9 @@ impl Runtime {
             .iter()
             .map(|a| a.allocator.clone())
             .collect();
+        // A client's allocator serves its pipe in place of the plan's choice: the report
+        // names the one that ran.
+        let client_owned: Vec<bool> = graph.allocators().iter().map(|a| a.client_owned).collect();
         let shared = match setup(&graph, &plan, processes, kinds) {
             Ok(s) => Arc::new(s),
             Err(e) => {
@@ -1667,11 +1680,17 @@ impl Runtime {
             .pipes
             .iter()
             .zip(&allocators)
-            .map(|(p, a)| {
+            .zip(&client_owned)
+            .map(|((p, a), &client)| {
+                let (name, memory) = if client {
+                    (a.name(), memory_name(a.memory()).to_owned())
+                } else {
+                    (p.allocator.name.as_str(), p.allocator.memory.to_string())
+                };
                 PipeReport::new(
                     p.id,
-                    &p.allocator.name,
-                    p.allocator.memory.to_string(),
+                    name,
+                    memory,
                     // Relaxed: the requesters were joined above, which synchronises.
                     counts[p.id].load(Ordering::Relaxed),
                     &a.status(),
