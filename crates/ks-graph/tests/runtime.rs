@@ -424,3 +424,49 @@ fn a_client_allocator_on_the_root_pin_serves_the_run_and_is_named_in_the_report(
     assert!(!mine.is_closed(), "the client's allocator stays open");
     assert_eq!(mine.status().allocated_frames, 0);
 }
+
+#[test]
+fn stop_releases_a_requester_blocked_on_a_client_allocator_it_leaves_open() {
+    use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
+    let mut built =
+        filters::build(GraphSpec::parse_pipeline("testsrc size=64 ! nullsink").unwrap()).unwrap();
+    let framing = Framing {
+        flags: 0,
+        pool_type: PoolType::NON_PAGED,
+        frames: 8,
+        frame_size: 64,
+        alignment: Alignment::BYTE,
+    };
+    let mine = Allocator::builder(&framing)
+        .memory(Memory::NonPaged)
+        .build()
+        .unwrap();
+    let g = &mut built.graph;
+    let root = g.pin("testsrc.out").unwrap();
+    let h = g.register_allocator(mine.clone());
+    g.assign_allocator(root, Some(h)).unwrap();
+    // The sink keeps every frame: the requester ends up blocked on the client's allocator.
+    built
+        .replace_process(
+            "nullsink",
+            Box::new(ks_graph::runtime::process_fn(|_| Ok(()))),
+        )
+        .unwrap();
+    let runtime = built.into_runtime().unwrap();
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let options = RunOptions {
+            until: Some(std::time::Duration::from_millis(100)),
+            ..RunOptions::default()
+        };
+        let _ = done.send(runtime.run(&options));
+    });
+    let o = result
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("STOP released the blocked requester")
+        .unwrap();
+    assert!(!o.report.completed, "stopped by the time limit");
+    assert!(o.report.all_frames_returned);
+    assert!(!mine.is_closed());
+    assert_eq!(mine.status().allocated_frames, 0);
+}

@@ -37,8 +37,10 @@
 //!   with the frame (copy transforms copy it); a sink that sees it calls
 //!   [`Pins::end_of_stream`]. The run ends when every terminal filter has seen the end of
 //!   stream (or on the first error, or after [`RunOptions::until`]).
-//! * **Shutdown.** STOP closes every allocator (pending requests are cancelled, which
-//!   releases blocked requesters), joins the threads, flushes every queue (each frame goes
+//! * **Shutdown.** STOP closes every allocator the graph created (pending requests are
+//!   cancelled, which releases blocked requesters; a client's allocator assigned to a root
+//!   pin stays open, and its requester waits in slices of 20 ms so that it sees the stop),
+//!   joins the threads, flushes every queue (each frame goes
 //!   back to its allocator), takes the final allocator status, and moves the graph to STOP.
 //!   The report says whether every frame came back.
 //! * **No heap allocation per frame** once running: queue entries are a ring of reused
@@ -994,6 +996,10 @@ pub const MAX_RUN_FILTERS: usize = 1024;
 /// Most frames a requester feeds in at once.
 const BATCH: usize = 16;
 
+/// How long a requester waits on a client's allocator before it looks at `stop` again (a
+/// client's allocator is not closed at STOP, which is what releases the other requesters).
+const CLIENT_WAIT_SLICE: Duration = Duration::from_millis(20);
+
 #[derive(Debug, Clone, Copy)]
 struct Target {
     filter: usize,
@@ -1313,10 +1319,15 @@ impl Shared {
         }
     }
 
+    /// Feeds pipe `pipe`'s root pin. `client`: the allocator is a client's, which STOP
+    /// leaves open; so that STOP can still release this thread, it waits for a frame in
+    /// slices of [`CLIENT_WAIT_SLICE`], checking `stop` in between, instead of until the
+    /// close.
     fn requester(
         &self,
         pipe: usize,
         allocator: Allocator,
+        client: bool,
         root: (usize, usize),
         count: &AtomicU64,
     ) {
@@ -1333,9 +1344,11 @@ impl Shared {
             if self.stop.load(Ordering::Relaxed) || node.finished.load(Ordering::Acquire) {
                 break;
             }
-            let frame = match allocator.allocate_blocking(None) {
+            let frame = match allocator.allocate_blocking(client.then_some(CLIENT_WAIT_SLICE)) {
                 Ok(frame) => frame,
                 Err(Status::Cancelled) => break, // the allocator was closed: STOP
+                // A slice of a client allocator's wait ran out: look at `stop`, ask again.
+                Err(Status::DeviceNotReady(_)) if client => continue,
                 // Relaxed: advisory, as above; closed between the check above and the call.
                 Err(_) if self.stop.load(Ordering::Relaxed) => break,
                 Err(status) => {
@@ -1559,6 +1572,7 @@ impl Runtime {
             let sh = Arc::clone(&shared);
             let cn = Arc::clone(&counts);
             let id = pipe.id;
+            let client = client_owned.get(id).copied().unwrap_or(false);
             // Delivery recurses once per filter downstream: a roomy stack for long chains.
             let spawned = thread::Builder::new()
                 .name(format!("ks-pipe{id}"))
@@ -1568,7 +1582,7 @@ impl Runtime {
                     // the rest, so that the run ends with an error instead of waiting for a
                     // thread that is gone.
                     let fed = catch_unwind(AssertUnwindSafe(|| {
-                        sh.requester(id, allocator, root, &cn[id]);
+                        sh.requester(id, allocator, client, root, &cn[id]);
                     }));
                     if let Err(p) = fed {
                         sh.fail(RunError::Setup(format!(
@@ -1655,7 +1669,9 @@ impl Runtime {
         if timer.is_some_and(|t| t.join().is_err()) {
             shared.fail(RunError::Setup("the stream-pointer timer panicked".into()));
         }
-        for a in &allocators {
+        // A client's allocator stays open (it is the client's to close); its requester sees
+        // `stop` within a wait slice.
+        for (a, _) in allocators.iter().zip(&client_owned).filter(|(_, c)| !**c) {
             a.close();
         }
         for t in threads {
@@ -1702,8 +1718,11 @@ impl Runtime {
             return Err(e);
         }
         state_result?;
-        let all_frames_returned =
-            pipes.iter().all(|p| p.allocated == 0) && allocators.iter().all(|a| a.status().closed);
+        let all_frames_returned = pipes.iter().all(|p| p.allocated == 0)
+            && allocators
+                .iter()
+                .zip(&client_owned)
+                .all(|(a, client)| *client || a.status().closed);
         let (frames, bytes) = shared
             .nodes
             .iter()
