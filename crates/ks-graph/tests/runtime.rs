@@ -322,15 +322,13 @@ fn a_panicking_progress_callback_ends_the_run_with_an_error() {
 static TIMED_OUT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Keeps every input frame under a clone (a device "working" on it) and lets it go only
-/// when the clone's timeout fires: the frames reach the sink through the runtime's timer.
-fn hold_until_timeout(pins: &mut ks_graph::runtime::Pins<'_>) -> Result<(), ks_alloc::Status> {
-    use ks_graph::runtime::RtQueue;
-    use ks_graph::stream_pointer::{PointerId, PointerState};
-    fn release(q: &mut RtQueue, p: PointerId) {
-        TIMED_OUT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        q.delete(p)
-            .expect("the clone is live while its timeout is scheduled");
-    }
+/// when the clone's timeout fires, in `release`: the frames reach the sink through the
+/// runtime's timer.
+fn hold_frames(
+    pins: &mut ks_graph::runtime::Pins<'_>,
+    release: ks_graph::timeout::TimeoutCallback<ks_graph::runtime::RtFrame>,
+) -> Result<(), ks_alloc::Status> {
+    use ks_graph::stream_pointer::PointerState;
     let q = pins.queue(0).expect("connected");
     while let Some(p) = q.leading_edge(PointerState::Locked) {
         let device = q.clone_pointer(p, None, 0)?;
@@ -339,6 +337,22 @@ fn hold_until_timeout(pins: &mut ks_graph::runtime::Pins<'_>) -> Result<(), ks_a
         q.unlock(p, true)?;
     }
     Ok(())
+}
+
+/// Deletes the clone whose timeout fired.
+fn release(q: &mut ks_graph::runtime::RtQueue, p: ks_graph::stream_pointer::PointerId) {
+    q.delete(p)
+        .expect("the clone is live while its timeout is scheduled");
+}
+
+/// [`release`], counted in [`TIMED_OUT`] (for one test only: tests run in parallel).
+fn release_counted(q: &mut ks_graph::runtime::RtQueue, p: ks_graph::stream_pointer::PointerId) {
+    TIMED_OUT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    release(q, p);
+}
+
+fn hold_until_timeout(pins: &mut ks_graph::runtime::Pins<'_>) -> Result<(), ks_alloc::Status> {
+    hold_frames(pins, release_counted)
 }
 
 #[test]
@@ -355,6 +369,39 @@ fn stream_pointer_timeouts_fire_while_the_graph_runs() {
     assert!(o.report.completed && o.report.all_frames_returned);
     // Every frame arrived, in order (released in deadline order, which is arrival order).
     assert_eq!(checksum(&o), ramp_checksum(20, 64));
+}
+
+/// Like [`hold_until_timeout`] (uncounted), but first gives the leading edge a timeout an hour away, so
+/// that every clone's deadline comes *earlier* than the one the timer already sleeps on.
+fn hold_with_a_far_watchdog(
+    pins: &mut ks_graph::runtime::Pins<'_>,
+) -> Result<(), ks_alloc::Status> {
+    use ks_graph::runtime::RtQueue;
+    use ks_graph::stream_pointer::PointerId;
+    fn never(_: &mut RtQueue, _: PointerId) {
+        panic!("an hour has not passed");
+    }
+    let q = pins.queue(0).expect("connected");
+    let lead = q.leading_edge_id();
+    if q.timeout_deadline(lead)?.is_none() {
+        q.schedule_timeout(lead, never, std::time::Duration::from_secs(3600))?;
+    }
+    hold_frames(pins, release)
+}
+
+#[test]
+fn a_timeout_earlier_than_the_one_the_timer_sleeps_on_wakes_it() {
+    // A timer that slept on to the hour would hang the run: `run_replaced` fails at 20 s.
+    let o = run_replaced(
+        "testsrc frames=20 size=64 ! identity ! nullsink",
+        "identity",
+        Box::new(ks_graph::runtime::process_fn(hold_with_a_far_watchdog)),
+        RunOptions::default(),
+    )
+    .expect("the clones' timeouts fired");
+    // Every frame came back, which it only does when its clone's timeout fired.
+    assert!(o.report.completed && o.report.all_frames_returned);
+    assert_eq!(o.report.frames, 20);
 }
 
 #[test]

@@ -576,12 +576,21 @@ fn a_callback_that_reschedules_at_once_waits_for_the_next_call() {
     fn again(q: &mut Q, p: PointerId) {
         q.schedule_timeout(p, again, Duration::ZERO).unwrap();
     }
-    let mut q = Q::new(QueueConfig::input());
-    let lead = q.leading_edge_id();
-    q.schedule_timeout(lead, again, Duration::ZERO).unwrap();
-    assert_eq!(q.fire_timeouts(soon()), 1);
-    assert_eq!(q.fire_timeouts(soon()), 1);
-    assert!(q.timeout_deadline(lead).unwrap().is_some());
+    // On its own thread: a `fire_timeouts` that kept running what its callbacks scheduled
+    // would never return, and the test fails at the deadline instead of hanging.
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut q = Q::new(QueueConfig::input());
+        let lead = q.leading_edge_id();
+        q.schedule_timeout(lead, again, Duration::ZERO).unwrap();
+        let fired = [q.fire_timeouts(soon()), q.fire_timeouts(soon())];
+        let _ = done.send((fired, q.timeout_deadline(lead).unwrap().is_some()));
+    });
+    let (fired, rescheduled) = result
+        .recv_timeout(Duration::from_secs(20))
+        .expect("fire_timeouts returned");
+    assert_eq!(fired, [1, 1]);
+    assert!(rescheduled);
 }
 
 #[test]

@@ -1189,9 +1189,19 @@ impl Shared {
             .filter_map(RtQueue::next_timeout)
             .min();
         if next != st.armed {
+            // Only a deadline that came earlier needs the timer awake now; one that moved
+            // later (a watchdog pushed back at every process call) or went away is read at
+            // its next wake, which is then at most one early.
+            let earlier = match (next, st.armed) {
+                (Some(n), Some(old)) => n < old,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
             st.armed = next;
             lock(&self.timers)[node.index] = next;
-            self.timer_cv.notify_one();
+            if earlier {
+                self.timer_cv.notify_one();
+            }
         }
     }
 
