@@ -599,7 +599,9 @@ impl FreeList {
                     // the next free, see `clear_waiters`): no write, so a run of requests
                     // served one by one leaves the freer's lines alone. A diverting free
                     // cannot set a bit in a flagged word; only a non-diverting push can (a
-                    // slot the vendor could not back), and a waiter could not use that slot.
+                    // slot the vendor could not back). That slot waits for the next free's
+                    // retry, unless a later allocate takes it first (the vendor FIFO gap of
+                    // docs/allocator.md).
                     break;
                 } else {
                     (cur | WAITERS, None)

@@ -271,7 +271,10 @@ impl PendingAlloc {
     /// `STATUS_CANCELLED` if the allocator closed; `STATUS_DEVICE_NOT_READY` on timeout (the
     /// request is then withdrawn); `STATUS_INVALID_DEVICE_STATE` at Dispatch level, where
     /// blocking is refused (the request, consumed by the call, is then withdrawn as if
-    /// dropped; at Dispatch level, use [`try_complete`](Self::try_complete) instead).
+    /// dropped; at Dispatch level, use [`try_complete`](Self::try_complete) instead);
+    /// `STATUS_INVALID_DEVICE_REQUEST` if the request already completed (through
+    /// `try_complete` or a poll). A timeout too long for the clock to represent waits
+    /// without one.
     ///
     /// ```
     /// use std::time::Duration;

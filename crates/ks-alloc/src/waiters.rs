@@ -375,7 +375,8 @@ impl WaitQueue {
             let next = self.slots[i as usize].next;
             if grants.collected(i) {
                 self.unlink_granted(i);
-                self.vacate(grants, i);
+                // A granted slot's notify was taken by its grant: nothing to drop.
+                let _none = self.vacate(grants, i);
             } else if !all {
                 break;
             }
@@ -383,18 +384,23 @@ impl WaitQueue {
         }
     }
 
-    /// Returns slot `i` to the vacant list; its grant word no longer offers a frame.
-    fn vacate(&mut self, grants: &Grants, i: u32) {
+    /// Returns slot `i` to the vacant list; its grant word no longer offers a frame. Returns
+    /// how the request wanted to be woken, for the caller to drop after unlocking: dropping
+    /// a `Waker` may run anything, even drop another request of this allocator, whose
+    /// cancel takes the waiter lock.
+    #[must_use = "drop the old notify after unlocking"]
+    fn vacate(&mut self, grants: &Grants, i: u32) -> Notify {
         let vacant = self.vacant;
         let s = &mut self.slots[i as usize];
         grants.set(i, s.generation, PENDING);
         s.state = State::Vacant;
-        s.notify = Notify::None;
+        let old = std::mem::take(&mut s.notify);
         s.holder = None;
         s.since = None;
         s.prev = NIL;
         s.next = vacant;
         self.vacant = i;
+        old
     }
 
     /// Completes the queued request in `slot` with frame `frame`; returns whom to wake.
@@ -459,48 +465,52 @@ impl WaitQueue {
                 Polled::Queued
             }
             State::Granted(_) if grants.collected(t.slot) => Polled::Cancelled,
+            // A granted or cancelled request's notify was taken by its grant or by close.
             State::Granted(f) => {
                 self.unlink_granted(t.slot);
-                self.vacate(grants, t.slot);
+                let _none = self.vacate(grants, t.slot);
                 Polled::Granted(f)
             }
             State::Cancelled | State::Vacant => {
-                self.vacate(grants, t.slot);
+                let _none = self.vacate(grants, t.slot);
                 Polled::Cancelled
             }
         }
     }
 
     /// Withdraws a request (its future was dropped or its wait timed out). Returns the frame
-    /// if it had already been granted one, which the caller must free again.
-    pub(crate) fn remove(&mut self, grants: &Grants, t: Ticket) -> Option<u32> {
+    /// if it had already been granted one, which the caller must free again, and the
+    /// request's notify, which the caller must drop after unlocking (see `vacate`).
+    pub(crate) fn remove(&mut self, grants: &Grants, t: Ticket) -> (Option<u32>, Notify) {
         if !self.live(t) {
-            return None;
+            return (None, Notify::None);
         }
         let state = self.slots[t.slot as usize].state;
         match state {
             State::Queued => self.unlink(t.slot),
             // Already taken lock-free: `reclaim` recycles the slot.
-            State::Granted(_) if grants.collected(t.slot) => return None,
+            State::Granted(_) if grants.collected(t.slot) => return (None, Notify::None),
             State::Granted(_) => self.unlink_granted(t.slot),
             State::Cancelled | State::Vacant => {}
         }
-        self.vacate(grants, t.slot);
+        let old = self.vacate(grants, t.slot);
         match state {
-            State::Granted(f) => Some(f),
-            _ => None,
+            State::Granted(f) => (Some(f), old),
+            _ => (None, old),
         }
     }
 }
 
 /// Stores `waker` unless the stored one already wakes the same task (no clone then).
-pub(crate) fn set_waker(slot: &mut Notify, waker: &Waker) {
+/// Returns the notify it replaced, for the caller to drop after unlocking (see `vacate`).
+#[must_use = "drop the old notify after unlocking"]
+pub(crate) fn set_waker(slot: &mut Notify, waker: &Waker) -> Notify {
     if let Notify::Waker(w) = slot {
         if w.will_wake(waker) {
-            return;
+            return Notify::None;
         }
     }
-    *slot = Notify::Waker(waker.clone());
+    std::mem::replace(slot, Notify::Waker(waker.clone()))
 }
 
 #[cfg(all(test, not(loom)))]
@@ -519,7 +529,7 @@ mod tests {
             "bounded by capacity"
         );
         // b cancels: a then c keep their order.
-        assert_eq!(q.remove(&g, b), None);
+        assert_eq!(q.remove(&g, b).0, None);
         assert_eq!(q.front().map(|f| f.0), Some(a.slot));
         q.grant(&g, a.slot, 7);
         assert_eq!(q.front().map(|f| f.0), Some(c.slot));
@@ -543,7 +553,7 @@ mod tests {
         let mut q = WaitQueue::new(1);
         let a = q.enqueue(&g, Notify::None, None).unwrap();
         q.grant(&g, a.slot, 3);
-        assert_eq!(q.remove(&g, a), Some(3));
+        assert_eq!(q.remove(&g, a).0, Some(3));
         assert_eq!(g.try_collect(a), None, "removed: nothing to collect");
         assert!(q.enqueue(&g, Notify::None, None).is_some(), "slot recycled");
     }
@@ -566,7 +576,7 @@ mod tests {
             Polled::Cancelled,
             "not twice under the lock"
         );
-        assert_eq!(q.remove(&g, b), None);
+        assert_eq!(q.remove(&g, b).0, None);
         let c = q
             .enqueue(&g, Notify::None, None)
             .expect("b's slot recycled");

@@ -1023,3 +1023,75 @@ fn a_subscription_is_a_handle_until_the_allocator_is_closed() {
     b.close();
     assert_eq!(events.wait(Duration::from_secs(5)), Err(Status::Cancelled));
 }
+
+#[test]
+fn a_timeout_longer_than_the_clock_waits_without_one() {
+    within_10s("Duration::MAX timeout", || {
+        let a = alloc(1);
+        let held = a.try_allocate().unwrap();
+        let b = a.clone();
+        let waiter = std::thread::spawn(move || b.allocate_blocking(Some(Duration::MAX)));
+        while a.status().pending == 0 {
+            std::thread::yield_now();
+        }
+        drop(held);
+        let f = waiter
+            .join()
+            .expect("no panic")
+            .expect("the free was handed over");
+        drop(f);
+        assert_eq!(a.status().allocated_frames, 0);
+        assert!(a.try_allocate().is_ok(), "no frame lost to a dead request");
+    });
+}
+
+#[test]
+fn a_waker_dropped_by_a_new_poll_may_cancel_another_request() {
+    /// A waker that owns a pending request of the same allocator: dropping the waker
+    /// cancels that request, which takes the allocator's waiter lock.
+    struct Owning(std::sync::Mutex<Option<std::pin::Pin<Box<ks_alloc::AllocateOwned>>>>);
+    impl Wake for Owning {
+        fn wake(self: Arc<Self>) {
+            // Never woken in this test (nothing is freed while it is stored); if it were,
+            // polling the owned request is what a real waker might do.
+            if let Some(r) = self.0.lock().unwrap().as_mut() {
+                let _ = r.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+            }
+        }
+    }
+    within_10s("waker dropped under the waiter lock", || {
+        let a = alloc(1);
+        let held = a.try_allocate().unwrap();
+        let mut other = Box::pin(a.allocate_owned());
+        assert!(
+            other
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+                .is_pending()
+        );
+        let owner = Arc::new(Owning(std::sync::Mutex::new(Some(other))));
+        let waker = Waker::from(owner.clone());
+        drop(owner);
+        let mut first = Box::pin(a.allocate());
+        assert!(
+            first
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        drop(waker);
+        // The stored waker is the last owner of the other request: replacing it drops it.
+        assert!(
+            first
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+                .is_pending()
+        );
+        assert_eq!(a.status().pending, 1, "the other request was cancelled");
+        drop(held);
+        assert!(matches!(
+            first.as_mut().poll(&mut Context::from_waker(Waker::noop())),
+            Poll::Ready(Ok(_))
+        ));
+    });
+}

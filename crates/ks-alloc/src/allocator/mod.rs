@@ -400,7 +400,8 @@ impl Allocator {
     ///
     /// # Errors
     /// `STATUS_INVALID_DEVICE_STATE` at Dispatch level (it would block) or after close;
-    /// `STATUS_DEVICE_NOT_READY` on timeout (policy); `STATUS_CANCELLED` if closed while
+    /// `STATUS_DEVICE_NOT_READY` on timeout (policy; a timeout too long for the clock to
+    /// represent is no timeout); `STATUS_CANCELLED` if closed while
     /// waiting; `STATUS_INSUFFICIENT_RESOURCES` if all `max_waiters` waiter records are in use
     /// (pending requests, plus completed ones not yet collected).
     ///

@@ -41,7 +41,8 @@ impl Allocator {
         timeout: Option<Duration>,
         registered: bool,
     ) -> Result<Frame, Status> {
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        // A timeout past what the clock can represent is no timeout (policy).
+        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
         let word = self.inner.grants.word(ticket);
         let mut check = !registered;
         loop {
@@ -245,7 +246,11 @@ impl Allocator {
     }
 
     pub(crate) fn poll_ticket_waker(&self, t: Ticket, waker: &std::task::Waker) -> Polled {
-        self.poll_ticket(t, |n| set_waker(n, waker))
+        let mut replaced = Notify::None;
+        let polled = self.poll_ticket(t, |n| replaced = set_waker(n, waker));
+        // The old waker goes after the lock (see `WaitQueue::vacate`).
+        drop(replaced);
+        polled
     }
 
     /// Withdraws a request. A frame already granted to it is returned to the caller.
@@ -258,13 +263,16 @@ impl Allocator {
     /// grant will be).
     fn withdraw_as(&self, t: Ticket, cancelled: bool) -> Option<u32> {
         let mut q = lock(&self.inner.waiters);
-        let granted = q.remove(&self.inner.grants, t);
+        let (granted, notify) = q.remove(&self.inner.grants, t);
         if cancelled && granted.is_some() {
             q.handoffs -= 1;
         }
         if q.is_empty() && !self.inner.free.is_closed() {
             self.inner.free.clear_waiters();
         }
+        drop(q);
+        // The request's waker goes after the lock (see `WaitQueue::vacate`).
+        drop(notify);
         granted
     }
 
