@@ -599,9 +599,9 @@ impl FreeList {
                     // the next free, see `clear_waiters`): no write, so a run of requests
                     // served one by one leaves the freer's lines alone. A diverting free
                     // cannot set a bit in a flagged word; only a non-diverting push can (a
-                    // slot the vendor could not back). That slot waits for the next free's
-                    // retry, unless a later allocate takes it first (the vendor FIFO gap of
-                    // docs/allocator.md).
+                    // slot the vendor could not back). That slot is the pending requests':
+                    // a new allocate retries it for the oldest, never takes it itself
+                    // (`Inner::vendor_queue_ahead`, `Inner::retry_oldest`).
                     break;
                 } else {
                     (cur | WAITERS, None)

@@ -151,6 +151,28 @@ pub(crate) enum Notify {
     Futex(u32),
 }
 
+/// Wakes its notify when dropped. Declared before a waiter-lock guard, it wakes after the
+/// unlock on every return path (locals drop in reverse order).
+pub(crate) struct WakeOnDrop<'a> {
+    pub(crate) notify: Notify,
+    grants: &'a Grants,
+}
+
+impl<'a> WakeOnDrop<'a> {
+    pub(crate) fn new(grants: &'a Grants) -> WakeOnDrop<'a> {
+        WakeOnDrop {
+            notify: Notify::None,
+            grants,
+        }
+    }
+}
+
+impl Drop for WakeOnDrop<'_> {
+    fn drop(&mut self) {
+        std::mem::take(&mut self.notify).wake(self.grants);
+    }
+}
+
 impl Notify {
     /// The thread owning `t` sleeps on its grant word.
     pub(crate) fn futex(t: Ticket) -> Notify {

@@ -303,3 +303,43 @@ fn common_buffer_checks_capabilities_and_carves_one_region() {
         }
     }
 }
+
+#[test]
+fn requests_stay_in_fifo_order_when_the_vendor_ran_dry_for_the_oldest() {
+    let v = Recording::new();
+    let a =
+        Allocator::with_vendor(&framing(2, 64, Alignment::BYTE), Arc::new(Rec(v.clone()))).unwrap();
+    let mut cx = Context::from_waker(Waker::noop());
+    let f = a.try_allocate().unwrap();
+    v.dry.store(true, Ordering::SeqCst);
+    let mut r1 = Box::pin(a.allocate());
+    assert!(
+        r1.as_mut().poll(&mut cx).is_pending(),
+        "no memory: r1 waits"
+    );
+    v.dry.store(false, Ordering::SeqCst);
+    // The vendor has memory again, and a slot is free: it is r1's, not a newcomer's.
+    assert_eq!(
+        a.try_allocate().unwrap_err(),
+        TryAllocateError::Empty,
+        "a non-blocking allocate does not jump the queue"
+    );
+    let mut r2 = Box::pin(a.allocate());
+    assert!(
+        r2.as_mut().poll(&mut cx).is_pending(),
+        "r2 queues behind r1"
+    );
+    let Poll::Ready(Ok(g1)) = r1.as_mut().poll(&mut cx) else {
+        panic!("r2's arrival retried the vendor for r1 first")
+    };
+    assert!(r2.as_mut().poll(&mut cx).is_pending());
+    drop(f); // the next free goes to r2
+    let Poll::Ready(Ok(g2)) = r2.as_mut().poll(&mut cx) else {
+        panic!("r2 got the free")
+    };
+    let s = a.status();
+    assert_eq!((s.allocated_frames, s.pending, s.handoffs), (2, 0, 1));
+    drop((g1, g2));
+    assert_eq!(a.status().allocated_frames, 0);
+    assert_eq!(v.live.load(Ordering::SeqCst), 0);
+}

@@ -12,7 +12,7 @@ use crate::StarvationReport;
 use crate::cache::{FrameCache, Put};
 use crate::events::Events;
 use crate::frame::{Frame, Holder, coarse_now, now_ns};
-use crate::freelist::{FreeList, Push};
+use crate::freelist::{FreeList, PopOrWait, Push};
 use crate::level::{Level, current_level};
 use crate::loom::{
     Arc, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, lock, try_lock,
@@ -133,6 +133,60 @@ impl Inner {
                 // the free-list CAS or the waiter mutex).
                 let a = self.slots[index as usize].addr.load(Ordering::Relaxed);
                 NonNull::new(a as *mut u8).unwrap_or(NonNull::dangling())
+            }
+        }
+    }
+
+    /// Whether a vendor serves the frames (else the allocator's own region).
+    #[inline]
+    pub(super) fn is_vendor(&self) -> bool {
+        matches!(self.backend, Backend::Vendor { .. })
+    }
+
+    /// Vendor allocators only (a region's free slots never sit on the list while requests
+    /// wait: every free goes to them): whether requests may be pending, so that a new
+    /// allocate must leave a free slot (one the vendor could not back for them) to them and
+    /// take its place in the queue (FIFO, behaviour 26). Never blocks: if the waiter lock is
+    /// busy, the answer is yes.
+    #[inline]
+    pub(super) fn vendor_queue_ahead(&self) -> bool {
+        if !self.is_vendor() || !self.free.flagged() {
+            return false;
+        }
+        // `WAITERS` may outlive the queue: look at the queue itself.
+        crate::loom::try_lock(&self.waiters).is_none_or(|q| !q.is_empty())
+    }
+
+    /// Under the waiter lock, requests pending, a vendor's: a new request gives a free slot
+    /// (one the vendor could not back before) to the oldest request first, if the vendor
+    /// has memory now; returns whom to wake, after the unlock. The slot goes back to the
+    /// list if the vendor still has none (or refuses it).
+    pub(super) fn retry_oldest(&self, q: &mut WaitQueue) -> Notify {
+        let Some((slot, holder)) = q.front() else {
+            return Notify::None;
+        };
+        let PopOrWait::Frame(i, left) = self.free.pop_or_wait() else {
+            return Notify::None;
+        };
+        match self.claim(i, holder) {
+            Ok(()) => {
+                self.note_peak(left);
+                let notify = q.grant(&self.grants, slot, i);
+                // Not a free's hand-off (`handoffs` counts those).
+                q.handoffs -= 1;
+                notify
+            }
+            Err(e) => {
+                if let ClaimError::Misaligned(a) = e {
+                    tracing::error!(
+                        allocator = %self.name,
+                        addr = a,
+                        "vendor allocator returned a misaligned frame; refused and returned to the vendor"
+                    );
+                }
+                // Requests are pending, so the allocator is not closed: no finalize.
+                self.free.push(i, false);
+                Notify::None
             }
         }
     }

@@ -276,6 +276,12 @@ impl Allocator {
         if let Some(i) = self.inner.cache.take() {
             return Inner::claim_or_return(&self.inner, i, holder, NO_HINT);
         }
+        if self.inner.vendor_queue_ahead() {
+            // A vendor's free slot is the pending requests' (FIFO): none for this one now.
+            // Relaxed: a statistic.
+            self.inner.failed_try.fetch_add(1, Ordering::Relaxed);
+            return Err(TryAllocateError::Empty);
+        }
         match self.inner.free.pop_hinted() {
             Ok(t) => {
                 let frame = Inner::claim_or_return(&self.inner, t.index, holder, t.hint);

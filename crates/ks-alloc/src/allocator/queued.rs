@@ -9,7 +9,7 @@ use crate::frame::{Frame, Holder};
 use crate::freelist::{NO_HINT, NoFrame, PopOrWait, Taken};
 use crate::level::{Level, current_level, refuse_blocking};
 use crate::loom::{Arc, AtomicU32, Ordering, lock};
-use crate::waiters::{Grants, Notify, Polled, Ticket, set_waker};
+use crate::waiters::{Grants, Notify, Polled, Ticket, WakeOnDrop, set_waker};
 
 impl Allocator {
     /// [`allocate_blocking`](Self::allocate_blocking) with an optional holder tag.
@@ -103,6 +103,8 @@ impl Allocator {
         let inner = &self.inner;
         let (i, hint, left) = match inner.cache.take() {
             Some(i) => (i, NO_HINT, None),
+            // FIFO: the locked path queues this request behind those pending.
+            None if inner.vendor_queue_ahead() => return None,
             None => {
                 let Ok(Taken {
                     index: i,
@@ -146,59 +148,79 @@ impl Allocator {
         if let Some(f) = inner.cache.take().and_then(cached) {
             return Ok(Begin::Ready(f));
         }
-        match inner.free.pop_hinted() {
-            Ok(Taken {
-                index: i,
-                left,
-                hint,
-            }) => {
-                match inner.claim(i, holder) {
-                    Ok(()) => {
-                        inner.note_peak(left);
-                        return Ok(Begin::Ready(Inner::frame(inner, i, hint)));
+        // FIFO for a vendor's slots: with requests ahead, straight to the queue (below).
+        if !inner.vendor_queue_ahead() {
+            match inner.free.pop_hinted() {
+                Ok(Taken {
+                    index: i,
+                    left,
+                    hint,
+                }) => {
+                    match inner.claim(i, holder) {
+                        Ok(()) => {
+                            inner.note_peak(left);
+                            return Ok(Begin::Ready(Inner::frame(inner, i, hint)));
+                        }
+                        Err(e @ ClaimError::Misaligned(_)) => {
+                            Inner::return_slot(inner, i);
+                            return Err(inner.claim_error(e).into());
+                        }
+                        // The vendor has no memory now: ask again under the lock, which also
+                        // queues the request if it still has none.
+                        Err(ClaimError::NoFrame) => Inner::return_slot(inner, i),
                     }
-                    Err(e @ ClaimError::Misaligned(_)) => {
-                        Inner::return_slot(inner, i);
-                        return Err(inner.claim_error(e).into());
-                    }
-                    // The vendor has no memory now: ask again under the lock, which also
-                    // queues the request if it still has none.
-                    Err(ClaimError::NoFrame) => Inner::return_slot(inner, i),
                 }
-            }
-            Err(NoFrame::Closed) => return Err(closed_status()),
-            Err(NoFrame::Empty) => {
-                // A frame cached by another thread is free too (behaviour 22: no request
-                // pends while a frame is free). Caches hold frames only while nobody waits,
-                // so taking one jumps no queue.
-                if let Some(f) = inner.cache.steal().and_then(cached) {
-                    return Ok(Begin::Ready(f));
+                Err(NoFrame::Closed) => return Err(closed_status()),
+                Err(NoFrame::Empty) => {
+                    // A frame cached by another thread is free too (behaviour 22: no request
+                    // pends while a frame is free). Caches hold frames only while nobody waits,
+                    // so taking one jumps no queue.
+                    if let Some(f) = inner.cache.steal().and_then(cached) {
+                        return Ok(Begin::Ready(f));
+                    }
                 }
             }
         }
+        // Declared before the lock: a request this one serves first (below) is woken after
+        // the unlock, whichever way this returns.
+        let mut retried = WakeOnDrop::new(&inner.grants);
         let mut q = lock(&inner.waiters);
         let mut drain = false;
-        match inner.free.pop_or_wait() {
-            PopOrWait::Frame(i, left) => {
-                match inner.claim(i, holder) {
-                    Ok(()) => {
-                        inner.note_peak(left);
-                        return Ok(Begin::Ready(Inner::frame(inner, i, NO_HINT)));
-                    }
-                    Err(e @ ClaimError::Misaligned(_)) => {
-                        drop(q);
-                        Inner::return_slot(inner, i);
-                        return Err(inner.claim_error(e).into());
-                    }
-                    Err(ClaimError::NoFrame) => {
-                        // Vendor has no memory although a slot is free: wait for a free.
-                        inner.free.push(i, false);
-                        inner.free.set_waiters();
+        // FIFO for a vendor's slots: a slot the vendor could not back sits free while
+        // requests wait. It goes to the oldest first, if the vendor has memory now (this
+        // arrival is its retry), and this request then queues behind the others.
+        let vendor = inner.is_vendor();
+        if vendor && !q.is_empty() {
+            retried.notify = inner.retry_oldest(&mut q);
+        }
+        if vendor && !q.is_empty() {
+            // Still requests ahead (the flags are set while they wait): queue behind them.
+            if inner.free.is_closed() {
+                return Err(closed_status());
+            }
+        } else {
+            match inner.free.pop_or_wait() {
+                PopOrWait::Frame(i, left) => {
+                    match inner.claim(i, holder) {
+                        Ok(()) => {
+                            inner.note_peak(left);
+                            return Ok(Begin::Ready(Inner::frame(inner, i, NO_HINT)));
+                        }
+                        Err(e @ ClaimError::Misaligned(_)) => {
+                            drop(q);
+                            Inner::return_slot(inner, i);
+                            return Err(inner.claim_error(e).into());
+                        }
+                        Err(ClaimError::NoFrame) => {
+                            // Vendor has no memory although a slot is free: wait for a free.
+                            inner.free.push(i, false);
+                            inner.free.set_waiters();
+                        }
                     }
                 }
+                PopOrWait::Closed => return Err(closed_status()),
+                PopOrWait::Wait { flagged } => drain = flagged,
             }
-            PopOrWait::Closed => return Err(closed_status()),
-            PopOrWait::Wait { flagged } => drain = flagged,
         }
         match q.enqueue(&inner.grants, notify(), holder) {
             Some(t) => {
