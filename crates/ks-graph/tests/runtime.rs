@@ -434,12 +434,11 @@ fn a_panicking_timeout_callback_fails_the_run_naming_its_filter() {
     );
 }
 
-#[test]
-fn a_client_allocator_on_the_root_pin_serves_the_run_and_is_named_in_the_report() {
+/// `pipeline` built, with a client's allocator ("app.pool": 8 locked frames of 64 bytes)
+/// assigned to `testsrc.out`, the root pin of its pipe.
+fn with_client_allocator(pipeline: &str) -> (filters::Built, ks_alloc::Allocator) {
     use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
-    let mut built =
-        filters::build(GraphSpec::parse_pipeline("testsrc frames=10 size=64 ! nullsink").unwrap())
-            .unwrap();
+    let mut built = filters::build(GraphSpec::parse_pipeline(pipeline).unwrap()).unwrap();
     let framing = Framing {
         flags: 0,
         pool_type: PoolType::NON_PAGED,
@@ -456,6 +455,12 @@ fn a_client_allocator_on_the_root_pin_serves_the_run_and_is_named_in_the_report(
     let root = g.pin("testsrc.out").unwrap();
     let h = g.register_allocator(mine.clone());
     g.assign_allocator(root, Some(h)).unwrap();
+    (built, mine)
+}
+
+#[test]
+fn a_client_allocator_on_the_root_pin_serves_the_run_and_is_named_in_the_report() {
+    let (built, mine) = with_client_allocator("testsrc frames=10 size=64 ! nullsink");
     let o = built
         .into_runtime()
         .unwrap()
@@ -474,24 +479,7 @@ fn a_client_allocator_on_the_root_pin_serves_the_run_and_is_named_in_the_report(
 
 #[test]
 fn stop_releases_a_requester_blocked_on_a_client_allocator_it_leaves_open() {
-    use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
-    let mut built =
-        filters::build(GraphSpec::parse_pipeline("testsrc size=64 ! nullsink").unwrap()).unwrap();
-    let framing = Framing {
-        flags: 0,
-        pool_type: PoolType::NON_PAGED,
-        frames: 8,
-        frame_size: 64,
-        alignment: Alignment::BYTE,
-    };
-    let mine = Allocator::builder(&framing)
-        .memory(Memory::NonPaged)
-        .build()
-        .unwrap();
-    let g = &mut built.graph;
-    let root = g.pin("testsrc.out").unwrap();
-    let h = g.register_allocator(mine.clone());
-    g.assign_allocator(root, Some(h)).unwrap();
+    let (mut built, mine) = with_client_allocator("testsrc size=64 ! nullsink");
     // The sink keeps every frame: the requester ends up blocked on the client's allocator.
     built
         .replace_process(
