@@ -10,9 +10,10 @@
 //!   (`PinDescriptor::with_accepts_allocator(false)`). A client's allocator already assigned
 //!   to a root pin serves its pipe instead, if it can ([`StateError::ClientAllocator`] if
 //!   not).
-//! * **ACQUIRE → STOP** releases those assignments and closes the allocators (pending requests
-//!   are cancelled; a vendor's delete runs after its last frame comes back — the allocator's
-//!   own close semantics).
+//! * **ACQUIRE → STOP** releases those assignments and closes the allocators the graph
+//!   created (pending requests are cancelled; a vendor's delete runs after its last frame
+//!   comes back — the allocator's own close semantics). A client's allocator stays open and
+//!   assigned.
 //! * ACQUIRE ↔ PAUSE ↔ RUN change only the state.
 //!
 //! A request to jump several states walks through the intermediate ones, like KS.
