@@ -62,8 +62,9 @@ pub struct AllocatorStatus {
     pub pending: u32,
     /// Most requests ever pending at once.
     pub max_pending: u32,
-    /// Frees that completed a pending request directly (a grant the request then gave up,
-    /// by being cancelled before it took its frame, is not counted).
+    /// Frames granted to pending requests: by a free that completed one directly, or (a
+    /// vendor allocator) by a new request retrying the vendor for an older one. A grant the
+    /// request then gave up, by being cancelled before it took its frame, is not counted.
     pub handoffs: u64,
     /// Non-blocking allocates that found no free frame (or whose vendor had none).
     pub failed_try_allocates: u64,

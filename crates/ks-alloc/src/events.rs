@@ -357,7 +357,8 @@ impl FreeFrameEvents {
         if current_level() == Level::Dispatch {
             return Err(crate::level::refuse_blocking("FreeFrameEvents::wait"));
         }
-        let deadline = std::time::Instant::now() + timeout;
+        // A timeout past what the clock can represent is no timeout.
+        let deadline = std::time::Instant::now().checked_add(timeout);
         let thread = std::thread::current();
         let waker = Waker::from(StdArc::new(ThreadWaker(thread)));
         let mut cx = Context::from_waker(&waker);
@@ -365,6 +366,10 @@ impl FreeFrameEvents {
             if let Poll::Ready(r) = Pin::new(&mut self.next_event()).poll(&mut cx) {
                 return r.map(|()| true);
             }
+            let Some(deadline) = deadline else {
+                std::thread::park();
+                continue;
+            };
             let now = std::time::Instant::now();
             if now >= deadline {
                 return Ok(false);

@@ -710,6 +710,16 @@ impl FreeList {
         }
     }
 
+    /// Whether `WAITERS` is set (and the list is not closed) on word 0. For a vendor
+    /// allocator the flag is cleared whenever its queue empties, so this says "requests are
+    /// pending" (`Inner::vendor_queue_ahead`); a region's flags may outlive its queue.
+    #[inline]
+    pub(crate) fn waiting(&self) -> bool {
+        // Relaxed: a hint for a lock-free path; a request racing with it is a concurrent
+        // arrival either way, and the locked path decides.
+        self.first.load(Ordering::Relaxed) & (WAITERS | CLOSED) == WAITERS
+    }
+
     #[inline]
     pub(crate) fn is_closed(&self) -> bool {
         // Acquire: callers use it to refuse new work after close. (`close` closes word 0

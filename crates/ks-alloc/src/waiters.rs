@@ -151,17 +151,17 @@ pub(crate) enum Notify {
     Futex(u32),
 }
 
-/// Wakes its notify when dropped. Declared before a waiter-lock guard, it wakes after the
-/// unlock on every return path (locals drop in reverse order).
+/// Wakes its notifies when dropped. Declared before a waiter-lock guard, it wakes after the
+/// unlock on every return path (locals drop in reverse order). Empty, it allocates nothing.
 pub(crate) struct WakeOnDrop<'a> {
-    pub(crate) notify: Notify,
+    pub(crate) notify: Vec<Notify>,
     grants: &'a Grants,
 }
 
 impl<'a> WakeOnDrop<'a> {
     pub(crate) fn new(grants: &'a Grants) -> WakeOnDrop<'a> {
         WakeOnDrop {
-            notify: Notify::None,
+            notify: Vec::new(),
             grants,
         }
     }
@@ -169,7 +169,9 @@ impl<'a> WakeOnDrop<'a> {
 
 impl Drop for WakeOnDrop<'_> {
     fn drop(&mut self) {
-        std::mem::take(&mut self.notify).wake(self.grants);
+        for n in self.notify.drain(..) {
+            n.wake(self.grants);
+        }
     }
 }
 

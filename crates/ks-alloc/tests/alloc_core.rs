@@ -2,7 +2,7 @@
 #![cfg(not(loom))]
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
@@ -1094,4 +1094,61 @@ fn a_waker_dropped_by_a_new_poll_may_cancel_another_request() {
             Poll::Ready(Ok(_))
         ));
     });
+}
+
+/// A pending KS ALLOC request of `a` (which has no free frame), through the request surface.
+fn pending_alloc_method(a: &Allocator) -> ks_alloc::PendingAlloc {
+    let header = [
+        &ks_sys::KSMETHODSETID_StreamAllocator.to_le_bytes()[..],
+        &ks_sys::KSMETHOD_STREAMALLOCATOR_ALLOC.to_le_bytes(),
+        &2u32.to_le_bytes(), // KSMETHOD_TYPE_SEND
+    ]
+    .concat();
+    let (reply, pending) = a.method(&header, &mut [0u8; 8]);
+    assert_eq!(reply.ntstatus(), ks_sys::STATUS_PENDING);
+    pending.expect("a request handle")
+}
+
+#[test]
+fn waiting_on_a_polled_request_drops_its_old_waker_after_the_lock() {
+    /// A waker that owns another pending request of the same allocator.
+    struct Owning(std::sync::Mutex<Option<ks_alloc::PendingAlloc>>);
+    impl Wake for Owning {
+        fn wake(self: Arc<Self>) {
+            // Never woken here; a real waker might complete the request it owns.
+            if let Some(r) = self.0.lock().unwrap().as_mut() {
+                let _ = r.try_complete();
+            }
+        }
+    }
+    within_10s("PendingAlloc::wait replacing an owning waker", || {
+        let a = alloc(1);
+        let held = a.try_allocate().unwrap();
+        let other = pending_alloc_method(&a);
+        let owner = Arc::new(Owning(std::sync::Mutex::new(Some(other))));
+        let waker = Waker::from(owner.clone());
+        drop(owner);
+        let mut mine = pending_alloc_method(&a);
+        assert!(
+            Pin::new(&mut mine)
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        drop(waker); // the stored waker is now the other request's last owner
+        let r = mine.wait(Some(Duration::from_millis(20)));
+        assert!(
+            matches!(r, Err(Status::DeviceNotReady(_))),
+            "timed out: {r:?}"
+        );
+        assert_eq!(a.status().pending, 0, "both withdrawn");
+        drop(held);
+    });
+}
+
+#[test]
+fn free_frame_wait_with_a_timeout_past_the_clock_does_not_panic() {
+    let a = alloc(1);
+    let mut events = a.free_frame_events().unwrap();
+    drop(a.try_allocate().unwrap());
+    assert_eq!(events.wait(Duration::MAX), Ok(true));
 }

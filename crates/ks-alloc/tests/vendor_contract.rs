@@ -338,8 +338,108 @@ fn requests_stay_in_fifo_order_when_the_vendor_ran_dry_for_the_oldest() {
         panic!("r2 got the free")
     };
     let s = a.status();
-    assert_eq!((s.allocated_frames, s.pending, s.handoffs), (2, 0, 1));
+    // Two grants to pending requests: the retry for r1, the free for r2.
+    assert_eq!((s.allocated_frames, s.pending, s.handoffs), (2, 0, 2));
     drop((g1, g2));
     assert_eq!(a.status().allocated_frames, 0);
     assert_eq!(v.live.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_new_request_retries_the_vendor_for_every_older_one_it_can() {
+    let v = Recording::new();
+    let a =
+        Allocator::with_vendor(&framing(3, 64, Alignment::BYTE), Arc::new(Rec(v.clone()))).unwrap();
+    let mut cx = Context::from_waker(Waker::noop());
+    let f = a.try_allocate().unwrap();
+    v.dry.store(true, Ordering::SeqCst);
+    let mut r1 = Box::pin(a.allocate());
+    let mut r2 = Box::pin(a.allocate());
+    assert!(r1.as_mut().poll(&mut cx).is_pending());
+    assert!(r2.as_mut().poll(&mut cx).is_pending());
+    v.dry.store(false, Ordering::SeqCst);
+    // Two slots are free and the vendor has memory: the newcomer serves r1 and r2, then
+    // finds nobody ahead and no slot left for itself (3 frames: f, r1's and r2's).
+    let r3 = a.allocate_blocking(Some(std::time::Duration::from_millis(50)));
+    assert!(matches!(r3, Err(Status::DeviceNotReady(_))), "{r3:?}");
+    let (Poll::Ready(Ok(g1)), Poll::Ready(Ok(g2))) =
+        (r1.as_mut().poll(&mut cx), r2.as_mut().poll(&mut cx))
+    else {
+        panic!("both older requests were served by the newcomer's retries")
+    };
+    // Cancel a granted-by-retry request before it takes its frame: the counters stay sane.
+    let mut r4 = Box::pin(a.allocate());
+    assert!(r4.as_mut().poll(&mut cx).is_pending());
+    drop(f); // hands off to r4
+    drop(r4); // gives the granted frame up
+    let s = a.status();
+    assert_eq!((s.allocated_frames, s.pending), (2, 0));
+    assert!(s.handoffs <= 3, "{}", s.handoffs);
+    // Nobody waits now: a non-blocking allocate gets the free slot.
+    let g3 = a.try_allocate().expect("free, and nobody waits");
+    drop((g1, g2, g3));
+    assert_eq!(a.status().allocated_frames, 0);
+}
+
+#[test]
+fn a_retried_grant_given_up_does_not_break_the_hand_off_count() {
+    let v = Recording::new();
+    let a =
+        Allocator::with_vendor(&framing(2, 64, Alignment::BYTE), Arc::new(Rec(v.clone()))).unwrap();
+    let mut cx = Context::from_waker(Waker::noop());
+    let f = a.try_allocate().unwrap();
+    v.dry.store(true, Ordering::SeqCst);
+    let mut r1 = Box::pin(a.allocate());
+    assert!(r1.as_mut().poll(&mut cx).is_pending());
+    v.dry.store(false, Ordering::SeqCst);
+    let mut r2 = Box::pin(a.allocate());
+    assert!(
+        r2.as_mut().poll(&mut cx).is_pending(),
+        "r1 was served first"
+    );
+    drop(r1); // granted by r2's retry, given up before it took the frame
+    // Only r2's grant counts (the frame r1 gave up went on to r2); in a debug build the
+    // give-up used to underflow the count and panic inside the drop.
+    assert_eq!(a.status().handoffs, 1);
+    // The frame r1 gave up went to r2, the next in line.
+    let Poll::Ready(Ok(g)) = r2.as_mut().poll(&mut cx) else {
+        panic!("r2 got the frame r1 gave up")
+    };
+    drop((f, g));
+    assert_eq!(a.status().allocated_frames, 0);
+}
+
+#[test]
+fn a_non_blocking_allocate_finds_the_free_slot_once_nobody_waits() {
+    // Another thread keeps taking the waiter lock (as any `status()` call does): that must
+    // not make a non-blocking allocate think requests are still waiting.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..2000 {
+        let v = Recording::new(); // one vendor per allocator: it logs "nothing after delete"
+        let a = Allocator::with_vendor(&framing(2, 64, Alignment::BYTE), Arc::new(Rec(v.clone())))
+            .unwrap();
+        let (b, s) = (a.clone(), stop.clone());
+        s.store(false, Ordering::SeqCst);
+        let prober = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                let _ = b.status();
+            }
+        });
+        let f = a.try_allocate().unwrap();
+        v.dry.store(true, Ordering::SeqCst);
+        let mut r1 = Box::pin(a.allocate());
+        assert!(r1.as_mut().poll(&mut cx).is_pending());
+        v.dry.store(false, Ordering::SeqCst);
+        drop(f); // hands off to r1: the queue is empty again, one slot free
+        let Poll::Ready(Ok(g)) = r1.as_mut().poll(&mut cx) else {
+            panic!("r1 got the free")
+        };
+        let h = a.try_allocate();
+        stop.store(true, Ordering::SeqCst);
+        prober.join().unwrap();
+        assert!(h.is_ok(), "a free slot and nobody waiting: {h:?}");
+        assert_eq!(a.status().failed_try_allocates, 0);
+        drop((g, h));
+    }
 }

@@ -144,37 +144,40 @@ impl Inner {
     }
 
     /// Vendor allocators only (a region's free slots never sit on the list while requests
-    /// wait: every free goes to them): whether requests may be pending, so that a new
-    /// allocate must leave a free slot (one the vendor could not back for them) to them and
-    /// take its place in the queue (FIFO, behaviour 26). Never blocks: if the waiter lock is
-    /// busy, the answer is yes.
+    /// wait: every free goes to them): whether requests are pending, so that a new allocate
+    /// must leave a free slot (one the vendor could not back for them) to them and take its
+    /// place in the queue (FIFO, behaviour 26). Lock-free: a vendor allocator clears
+    /// `WAITERS` whenever its queue empties (`vendor_queue_emptied`), so the flag says it.
     #[inline]
     pub(super) fn vendor_queue_ahead(&self) -> bool {
-        if !self.is_vendor() || !self.free.flagged() {
-            return false;
+        self.is_vendor() && self.free.waiting()
+    }
+
+    /// Under the waiter lock, after a grant: a vendor allocator whose queue is now empty
+    /// clears `WAITERS` at once (a region's flags may outlive the queue, which saves the
+    /// hand-off two writes; a vendor's must not, see `vendor_queue_ahead`).
+    #[inline]
+    pub(super) fn vendor_queue_emptied(&self, q: &WaitQueue) {
+        if self.is_vendor() && q.is_empty() {
+            self.free.clear_waiters();
         }
-        // `WAITERS` may outlive the queue: look at the queue itself.
-        crate::loom::try_lock(&self.waiters).is_none_or(|q| !q.is_empty())
     }
 
     /// Under the waiter lock, requests pending, a vendor's: a new request gives a free slot
     /// (one the vendor could not back before) to the oldest request first, if the vendor
-    /// has memory now; returns whom to wake, after the unlock. The slot goes back to the
-    /// list if the vendor still has none (or refuses it).
-    pub(super) fn retry_oldest(&self, q: &mut WaitQueue) -> Notify {
-        let Some((slot, holder)) = q.front() else {
-            return Notify::None;
-        };
+    /// has memory now. `Some(whom to wake, after the unlock)` if it granted one; `None` if no
+    /// slot is free or the vendor still has no memory (or refuses it: the slot goes back).
+    pub(super) fn retry_oldest(&self, q: &mut WaitQueue) -> Option<Notify> {
+        let (slot, holder) = q.front()?;
         let PopOrWait::Frame(i, left) = self.free.pop_or_wait() else {
-            return Notify::None;
+            return None;
         };
         match self.claim(i, holder) {
             Ok(()) => {
                 self.note_peak(left);
                 let notify = q.grant(&self.grants, slot, i);
-                // Not a free's hand-off (`handoffs` counts those).
-                q.handoffs -= 1;
-                notify
+                self.vendor_queue_emptied(q);
+                Some(notify)
             }
             Err(e) => {
                 if let ClaimError::Misaligned(a) = e {
@@ -186,7 +189,7 @@ impl Inner {
                 }
                 // Requests are pending, so the allocator is not closed: no finalize.
                 self.free.push(i, false);
-                Notify::None
+                None
             }
         }
     }
@@ -690,6 +693,7 @@ impl Inner {
         Some(match inner.claim(index, holder) {
             Ok(()) => {
                 let notify = q.grant(&inner.grants, slot, index);
+                inner.vendor_queue_emptied(&q);
                 // Once the lock is released, the frame's new owner may take it, free it and
                 // drop the last handle before our wake. A `Waker` is owned, so waking it
                 // touches nothing of the allocator; a thread is woken through its grant word,

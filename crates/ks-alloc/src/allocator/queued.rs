@@ -56,7 +56,14 @@ impl Allocator {
             // cancelled it in between, and the word would then never change again.
             if check || Grants::settled(ticket, seen) {
                 // After a wake-up the grant is normally collected lock-free (`poll_ticket`).
-                match self.poll_ticket(ticket, |n| *n = Notify::futex(ticket)) {
+                // A waker stored by an earlier poll (a `PendingAlloc` polled, then waited
+                // on) is replaced here, and dropped after the lock (`WaitQueue::vacate`).
+                let mut replaced = Notify::None;
+                let polled = self.poll_ticket(ticket, |n| {
+                    replaced = std::mem::replace(n, Notify::futex(ticket));
+                });
+                drop(replaced);
+                match polled {
                     Polled::Granted(i) => return Ok(Inner::frame(&self.inner, i, NO_HINT)),
                     Polled::Cancelled => return Err(Status::Cancelled),
                     Polled::Queued => {}
@@ -190,8 +197,11 @@ impl Allocator {
         // requests wait. It goes to the oldest first, if the vendor has memory now (this
         // arrival is its retry), and this request then queues behind the others.
         let vendor = inner.is_vendor();
-        if vendor && !q.is_empty() {
-            retried.notify = inner.retry_oldest(&mut q);
+        while vendor && !q.is_empty() {
+            match inner.retry_oldest(&mut q) {
+                Some(served) => retried.notify.push(served),
+                None => break,
+            }
         }
         if vendor && !q.is_empty() {
             // Still requests ahead (the flags are set while they wait): queue behind them.
