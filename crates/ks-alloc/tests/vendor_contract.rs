@@ -304,20 +304,42 @@ fn common_buffer_checks_capabilities_and_carves_one_region() {
     }
 }
 
-#[test]
-fn requests_stay_in_fifo_order_when_the_vendor_ran_dry_for_the_oldest() {
+/// A vendor allocator of `frames` frames with one frame out, and `n` requests that queued
+/// while the vendor had no memory (each polled once, pending); the vendor has memory again.
+fn queued_while_dry(
+    frames: u32,
+    n: usize,
+) -> (
+    Arc<Recording>,
+    Allocator,
+    ks_alloc::Frame,
+    Vec<std::pin::Pin<Box<ks_alloc::AllocateOwned>>>,
+) {
     let v = Recording::new();
-    let a =
-        Allocator::with_vendor(&framing(2, 64, Alignment::BYTE), Arc::new(Rec(v.clone()))).unwrap();
-    let mut cx = Context::from_waker(Waker::noop());
+    let a = Allocator::with_vendor(
+        &framing(frames, 64, Alignment::BYTE),
+        Arc::new(Rec(v.clone())),
+    )
+    .unwrap();
     let f = a.try_allocate().unwrap();
     v.dry.store(true, Ordering::SeqCst);
-    let mut r1 = Box::pin(a.allocate());
-    assert!(
-        r1.as_mut().poll(&mut cx).is_pending(),
-        "no memory: r1 waits"
-    );
+    let mut cx = Context::from_waker(Waker::noop());
+    let requests = (0..n)
+        .map(|_| {
+            let mut r = Box::pin(a.allocate_owned());
+            assert!(r.as_mut().poll(&mut cx).is_pending(), "no memory: it waits");
+            r
+        })
+        .collect();
     v.dry.store(false, Ordering::SeqCst);
+    (v, a, f, requests)
+}
+
+#[test]
+fn requests_stay_in_fifo_order_when_the_vendor_ran_dry_for_the_oldest() {
+    let (v, a, f, mut rs) = queued_while_dry(2, 1);
+    let mut r1 = rs.pop().unwrap();
+    let mut cx = Context::from_waker(Waker::noop());
     // The vendor has memory again, and a slot is free: it is r1's, not a newcomer's.
     assert_eq!(
         a.try_allocate().unwrap_err(),
@@ -347,17 +369,9 @@ fn requests_stay_in_fifo_order_when_the_vendor_ran_dry_for_the_oldest() {
 
 #[test]
 fn a_new_request_retries_the_vendor_for_every_older_one_it_can() {
-    let v = Recording::new();
-    let a =
-        Allocator::with_vendor(&framing(3, 64, Alignment::BYTE), Arc::new(Rec(v.clone()))).unwrap();
+    let (_v, a, f, mut rs) = queued_while_dry(3, 2);
     let mut cx = Context::from_waker(Waker::noop());
-    let f = a.try_allocate().unwrap();
-    v.dry.store(true, Ordering::SeqCst);
-    let mut r1 = Box::pin(a.allocate());
-    let mut r2 = Box::pin(a.allocate());
-    assert!(r1.as_mut().poll(&mut cx).is_pending());
-    assert!(r2.as_mut().poll(&mut cx).is_pending());
-    v.dry.store(false, Ordering::SeqCst);
+    let (mut r2, mut r1) = (rs.pop().unwrap(), rs.pop().unwrap());
     // Two slots are free and the vendor has memory: the newcomer serves r1 and r2, then
     // finds nobody ahead and no slot left for itself (3 frames: f, r1's and r2's).
     let r3 = a.allocate_blocking(Some(std::time::Duration::from_millis(50)));
@@ -367,7 +381,7 @@ fn a_new_request_retries_the_vendor_for_every_older_one_it_can() {
     else {
         panic!("both older requests were served by the newcomer's retries")
     };
-    // Cancel a granted-by-retry request before it takes its frame: the counters stay sane.
+    // A request granted by a free and cancelled before it takes its frame: counters stay sane.
     let mut r4 = Box::pin(a.allocate());
     assert!(r4.as_mut().poll(&mut cx).is_pending());
     drop(f); // hands off to r4
@@ -383,15 +397,9 @@ fn a_new_request_retries_the_vendor_for_every_older_one_it_can() {
 
 #[test]
 fn a_retried_grant_given_up_does_not_break_the_hand_off_count() {
-    let v = Recording::new();
-    let a =
-        Allocator::with_vendor(&framing(2, 64, Alignment::BYTE), Arc::new(Rec(v.clone()))).unwrap();
+    let (_v, a, f, mut rs) = queued_while_dry(2, 1);
+    let r1 = rs.pop().unwrap();
     let mut cx = Context::from_waker(Waker::noop());
-    let f = a.try_allocate().unwrap();
-    v.dry.store(true, Ordering::SeqCst);
-    let mut r1 = Box::pin(a.allocate());
-    assert!(r1.as_mut().poll(&mut cx).is_pending());
-    v.dry.store(false, Ordering::SeqCst);
     let mut r2 = Box::pin(a.allocate());
     assert!(
         r2.as_mut().poll(&mut cx).is_pending(),
@@ -418,9 +426,8 @@ fn a_non_blocking_allocate_finds_the_free_slot_once_nobody_waits() {
     // Under Miri a few rounds: the race this guards against needs many to show.
     let rounds = if cfg!(miri) { 3 } else { 2000 };
     for _ in 0..rounds {
-        let v = Recording::new(); // one vendor per allocator: it logs "nothing after delete"
-        let a = Allocator::with_vendor(&framing(2, 64, Alignment::BYTE), Arc::new(Rec(v.clone())))
-            .unwrap();
+        let (_v, a, f, mut rs) = queued_while_dry(2, 1);
+        let mut r1 = rs.pop().unwrap();
         let (b, s) = (a.clone(), stop.clone());
         s.store(false, Ordering::SeqCst);
         let prober = std::thread::spawn(move || {
@@ -428,11 +435,6 @@ fn a_non_blocking_allocate_finds_the_free_slot_once_nobody_waits() {
                 let _ = b.status();
             }
         });
-        let f = a.try_allocate().unwrap();
-        v.dry.store(true, Ordering::SeqCst);
-        let mut r1 = Box::pin(a.allocate());
-        assert!(r1.as_mut().poll(&mut cx).is_pending());
-        v.dry.store(false, Ordering::SeqCst);
         drop(f); // hands off to r1: the queue is empty again, one slot free
         let Poll::Ready(Ok(g)) = r1.as_mut().poll(&mut cx) else {
             panic!("r1 got the free")
