@@ -336,7 +336,9 @@ impl AllocatorBuilder {
             starving_since_reported: AtomicBool::new(false),
         });
         crate::worker::allocator_created();
-        if self.starvation_threshold.is_some() {
+        // The worker's scan reports starvation, and retries a vendor that had no memory for
+        // pending requests (`Inner::retry_vendor`).
+        if self.starvation_threshold.is_some() || inner.is_vendor() {
             crate::worker::watch(&inner);
         }
         Ok(Allocator { inner })

@@ -10,8 +10,9 @@
 //! * `allocate` and `free` receive only the context `initialize` returned, in any interleaving,
 //!   from any thread (possibly at Dispatch level: they must not block).
 //! * `allocate` returning `None` means "no frame now": a non-blocking allocate fails with
-//!   `STATUS_UNSUCCESSFUL`, a queued request stays pending and is retried at the next free
-//!   or when a new request arrives (which queues behind it: FIFO holds).
+//!   `STATUS_UNSUCCESSFUL`, a queued request stays pending and is retried at the next free,
+//!   when a new request arrives (which queues behind it: FIFO holds), and by the library
+//!   worker every 50 ms.
 //! * An address not aligned as the framing asks is refused (`STATUS_INVALID_PARAMETER` to the
 //!   caller) and handed straight back to `free`.
 //! * At most `framing.frames` frames are outstanding at once (the allocator's slots bound it).

@@ -9,8 +9,10 @@
 //! may make, the equivalent of KS queueing a work item.
 //!
 //! The worker also polls the allocators that have a starvation threshold (every 50 ms) and
-//! emits their starvation reports, and, while any allocator exists, refreshes the library's
-//! coarse clock every 10 ms (the time a frame was taken is read from it).
+//! emits their starvation reports; polls vendor allocators whose vendor had no memory for
+//! pending requests, and retries it for them (so that they are served even if no frame of
+//! the allocator is out to be freed); and, while any allocator exists, refreshes the
+//! library's coarse clock every 10 ms (the time a frame was taken is read from it).
 
 use crate::allocator::Inner;
 
@@ -192,6 +194,7 @@ mod imp {
         // do anything (even create an allocator, which takes that lock).
         for inner in scratch.iter() {
             if !inner.free.is_closed() {
+                inner.retry_vendor();
                 inner.check_starvation();
             }
         }

@@ -447,3 +447,28 @@ fn a_non_blocking_allocate_finds_the_free_slot_once_nobody_waits() {
         drop((g, h));
     }
 }
+
+#[test]
+fn the_worker_retries_a_vendor_that_had_no_memory_when_no_frame_is_out() {
+    // One frame, none out: no free will ever come, and no new request arrives.
+    let v = Recording::new();
+    let a = Allocator::builder(&framing(1, 64, Alignment::BYTE))
+        .vendor(Arc::new(Rec(v.clone())))
+        .starvation_threshold(None) // watched for the retry all the same
+        .build()
+        .unwrap();
+    v.dry.store(true, Ordering::SeqCst);
+    let b = a.clone();
+    let waiter =
+        std::thread::spawn(move || b.allocate_blocking(Some(std::time::Duration::from_secs(10))));
+    while a.status().pending == 0 {
+        std::thread::yield_now();
+    }
+    v.dry.store(false, Ordering::SeqCst);
+    let f = waiter
+        .join()
+        .unwrap()
+        .expect("the worker's scan retried the vendor for the request");
+    assert_eq!(a.status().allocated_frames, 1);
+    drop(f);
+}

@@ -19,7 +19,7 @@ use crate::loom::{
 };
 use crate::memory::Region;
 use crate::vendor::{DynVendor, ErasedContext};
-use crate::waiters::{Grants, Notify, WaitQueue};
+use crate::waiters::{Grants, Notify, WaitQueue, WakeOnDrop};
 use crate::{Framing, Memory, TryAllocateError};
 
 /// Slot states: how a slot's frame is held *while it is outstanding*. Whether it is
@@ -139,7 +139,7 @@ impl Inner {
 
     /// Whether a vendor serves the frames (else the allocator's own region).
     #[inline]
-    pub(super) fn is_vendor(&self) -> bool {
+    pub(crate) fn is_vendor(&self) -> bool {
         matches!(self.backend, Backend::Vendor { .. })
     }
 
@@ -160,6 +160,26 @@ impl Inner {
     pub(super) fn vendor_queue_emptied(&self, q: &WaitQueue) {
         if self.is_vendor() && q.is_empty() {
             self.free.clear_waiters();
+        }
+    }
+
+    /// The worker's periodic retry (`worker.rs`, every 50 ms): requests wait on a vendor
+    /// that had no memory for them; each free slot goes to the oldest request the vendor can
+    /// serve now. Without it, requests would wait for a free or a new request, and neither
+    /// comes if no frame is out. A no-op (one load) for anything else.
+    pub(crate) fn retry_vendor(&self) {
+        if !self.vendor_queue_ahead() {
+            return;
+        }
+        // Declared before the lock: the requests served are woken after the unlock. The
+        // caller (the worker's scan) holds a strong reference, so waking is safe.
+        let mut served = WakeOnDrop::new(&self.grants);
+        let mut q = lock(&self.waiters);
+        while !q.is_empty() {
+            match self.retry_oldest(&mut q) {
+                Some(n) => served.notify.push(n),
+                None => break,
+            }
         }
     }
 
