@@ -233,6 +233,23 @@ pub struct StreamHeader {
 }
 
 impl StreamHeader {
+    /// The input bytes a stream pointer counts (`OffsetIn.Count`): `DataUsed`, but never
+    /// more than `FrameExtent` (policy: a header claiming more data than its frame holds is
+    /// inconsistent, which KS leaves undefined; the data accessors clamp the same way).
+    ///
+    /// ```
+    /// use ks_graph::queue::StreamHeader;
+    /// assert_eq!(StreamHeader::with_data(8, 5).input_count(), 5);
+    /// assert_eq!(StreamHeader::with_data(8, 20).input_count(), 8);
+    /// ```
+    pub const fn input_count(&self) -> u32 {
+        if self.data_used < self.frame_extent {
+            self.data_used
+        } else {
+            self.frame_extent
+        }
+    }
+
     /// A header for an empty frame of `frame_extent` bytes (`DataUsed` = 0): what an output
     /// pin receives to fill.
     ///
@@ -885,7 +902,7 @@ impl<F> Queue<F> {
             } else {
                 (0, 0)
             };
-            input += u64::from(e.header.data_used.saturating_sub(consumed_in));
+            input += u64::from(e.header.input_count().saturating_sub(consumed_in));
             output += u64::from(e.header.frame_extent.saturating_sub(consumed_out));
         }
         (input, output)

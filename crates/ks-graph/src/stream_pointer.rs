@@ -653,7 +653,8 @@ impl<F> Queue<F> {
         }
     }
 
-    /// `OffsetIn` of the pointer: input data (`Count` = the frame's `DataUsed`).
+    /// `OffsetIn` of the pointer: input data (`Count` = the frame's `DataUsed`, at most its
+    /// `FrameExtent`: [`StreamHeader::input_count`]).
     ///
     /// ```
     /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
@@ -668,7 +669,7 @@ impl<F> Queue<F> {
     /// ```
     pub fn offset_in(&self, id: PointerId) -> Result<Offset, Status> {
         let p = self.check(id)?;
-        let count = self.entry(p.pos).map_or(0, |e| e.header.data_used);
+        let count = self.entry(p.pos).map_or(0, |e| e.header.input_count());
         Ok(offset(count, p.consumed_in))
     }
 

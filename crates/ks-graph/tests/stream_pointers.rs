@@ -825,3 +825,21 @@ fn b58_frame_access_needs_a_locked_pointer() {
     q.lock(lead).unwrap();
     assert_eq!(q.frame(lead).unwrap()[0], 9);
 }
+
+#[test]
+fn a_header_claiming_more_data_than_its_frame_counts_only_the_frame() {
+    let mut q = Q::new(QueueConfig::input());
+    // DataUsed 20 in an 8-byte frame: an inconsistent header (policy: Count is clamped).
+    let (f, _) = frame(7, 8);
+    q.push(f, StreamHeader::with_data(8, 20));
+    push(&mut q, 8, 4);
+    let lead = q.leading_edge(PointerState::Locked).unwrap();
+    let o = q.offset_in(lead).unwrap();
+    assert_eq!((o.count, o.remaining), (8, 8));
+    assert_eq!(q.remaining_data(lead).unwrap().len(), 8);
+    assert_eq!(q.available_bytes().0, 12, "input bytes: 8 + 4");
+    // Consuming the 8 bytes there are finishes the frame, as for any frame.
+    q.advance_offsets(lead, 8, 0, false).unwrap();
+    assert_eq!(q.frame_id(lead).unwrap().map(|f| f.sequence()), Some(1));
+    q.check_invariants().unwrap();
+}
