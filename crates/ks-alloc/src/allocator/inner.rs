@@ -175,9 +175,15 @@ impl Inner {
         // caller (the worker's scan) holds a strong reference, so waking is safe.
         let mut served = WakeOnDrop::new(&self.grants);
         let mut q = lock(&self.waiters);
+        self.retry_waiting(&mut q, &mut served.notify);
+    }
+
+    /// Under the waiter lock, a vendor's: [`retry_oldest`](Self::retry_oldest) for as long
+    /// as it serves requests, adding whom to wake (after the unlock) to `served`.
+    pub(super) fn retry_waiting(&self, q: &mut WaitQueue, served: &mut Vec<Notify>) {
         while !q.is_empty() {
-            match self.retry_oldest(&mut q) {
-                Some(n) => served.notify.push(n),
+            match self.retry_oldest(q) {
+                Some(n) => served.push(n),
                 None => break,
             }
         }
@@ -187,7 +193,7 @@ impl Inner {
     /// (one the vendor could not back before) to the oldest request first, if the vendor
     /// has memory now. `Some(whom to wake, after the unlock)` if it granted one; `None` if no
     /// slot is free or the vendor still has no memory (or refuses it: the slot goes back).
-    pub(super) fn retry_oldest(&self, q: &mut WaitQueue) -> Option<Notify> {
+    fn retry_oldest(&self, q: &mut WaitQueue) -> Option<Notify> {
         let (slot, holder) = q.front()?;
         let PopOrWait::Frame(i, left) = self.free.pop_or_wait() else {
             return None;

@@ -197,11 +197,8 @@ impl Allocator {
         // requests wait. It goes to the oldest first, if the vendor has memory now (this
         // arrival is its retry), and this request then queues behind the others.
         let vendor = inner.is_vendor();
-        while vendor && !q.is_empty() {
-            match inner.retry_oldest(&mut q) {
-                Some(served) => retried.notify.push(served),
-                None => break,
-            }
+        if vendor {
+            inner.retry_waiting(&mut q, &mut retried.notify);
         }
         if vendor && !q.is_empty() {
             // Still requests ahead (the flags are set while they wait): queue behind them.
