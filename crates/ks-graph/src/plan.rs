@@ -84,6 +84,24 @@ pub enum MemoryKind {
     Device,
 }
 
+/// The kind of an allocator's memory (a vendor's reports the library memory it is closest
+/// to, so never `Device`).
+///
+/// ```
+/// use ks_graph::plan::MemoryKind;
+/// assert_eq!(MemoryKind::from(ks_alloc::Memory::Paged), MemoryKind::Paged);
+/// assert_eq!(MemoryKind::from(ks_alloc::Memory::User).to_string(), "user");
+/// ```
+impl From<ks_alloc::Memory> for MemoryKind {
+    fn from(m: ks_alloc::Memory) -> MemoryKind {
+        match m {
+            ks_alloc::Memory::NonPaged => MemoryKind::NonPaged,
+            ks_alloc::Memory::Paged => MemoryKind::Paged,
+            ks_alloc::Memory::User => MemoryKind::User,
+        }
+    }
+}
+
 impl MemoryKind {
     /// True for memory that must never reach a user-mode filter (everything but `User`).
     ///

@@ -720,15 +720,6 @@ pub struct PipeReport {
     pub handoffs: u64,
 }
 
-/// An allocator's memory as the plan's [`MemoryKind`](crate::plan::MemoryKind) names it.
-fn memory_name(m: ks_alloc::Memory) -> &'static str {
-    match m {
-        ks_alloc::Memory::NonPaged => "nonpaged",
-        ks_alloc::Memory::Paged => "paged",
-        ks_alloc::Memory::User => "user",
-    }
-}
-
 impl PipeReport {
     fn new(id: usize, name: &str, memory: String, requested: u64, s: &AllocatorStatus) -> Self {
         PipeReport {
@@ -1709,7 +1700,10 @@ impl Runtime {
             .zip(&client_owned)
             .map(|((p, a), &client)| {
                 let (name, memory) = if client {
-                    (a.name(), memory_name(a.memory()).to_owned())
+                    (
+                        a.name(),
+                        crate::plan::MemoryKind::from(a.memory()).to_string(),
+                    )
                 } else {
                     (p.allocator.name.as_str(), p.allocator.memory.to_string())
                 };
