@@ -153,6 +153,10 @@ pub(crate) enum Notify {
 
 /// Wakes its notifies when dropped. Declared before a waiter-lock guard, it wakes after the
 /// unlock on every return path (locals drop in reverse order). Empty, it allocates nothing.
+///
+/// Its wakers belong to other requests: one that panics is reported (`tracing` error) and
+/// the others are woken all the same. The panic does not unwind into the caller, whose own
+/// request (queued, or holding a frame) must not be dropped for someone else's bug.
 pub(crate) struct WakeOnDrop<'a> {
     pub(crate) notify: Vec<Notify>,
     grants: &'a Grants,
@@ -169,8 +173,14 @@ impl<'a> WakeOnDrop<'a> {
 
 impl Drop for WakeOnDrop<'_> {
     fn drop(&mut self) {
+        use std::panic::{AssertUnwindSafe, catch_unwind};
         for n in self.notify.drain(..) {
-            n.wake(self.grants);
+            if catch_unwind(AssertUnwindSafe(|| n.wake(self.grants))).is_err() {
+                tracing::error!(
+                    "a waker of a request served by a vendor retry panicked; the other \
+                     requests were woken all the same"
+                );
+            }
         }
     }
 }

@@ -194,8 +194,19 @@ mod imp {
         // do anything (even create an allocator, which takes that lock).
         for inner in scratch.iter() {
             if !inner.free.is_closed() {
-                inner.retry_vendor();
-                inner.check_starvation();
+                // A vendor's `allocate`, or a `tracing` subscriber, may panic: the worker
+                // serves every allocator, so it reports the panic and goes on.
+                let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    inner.retry_vendor();
+                    inner.check_starvation();
+                }));
+                if checked.is_err() {
+                    tracing::error!(
+                        allocator = %inner.name,
+                        "a vendor callback or a starvation report panicked on the ks-alloc \
+                         worker; the worker goes on"
+                    );
+                }
             }
         }
         // Drops the strong references (possibly the last ones) and keeps the capacity.

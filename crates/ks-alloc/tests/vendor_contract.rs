@@ -472,3 +472,87 @@ fn the_worker_retries_a_vendor_that_had_no_memory_when_no_frame_is_out() {
     assert_eq!(a.status().allocated_frames, 1);
     drop(f);
 }
+
+/// A waker that panics when woken (a caller's bug the allocator must survive).
+struct PanickingWaker;
+impl std::task::Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        panic!("this waker panics (on purpose)");
+    }
+}
+
+#[test]
+fn a_panicking_waker_served_by_a_vendor_retry_strands_nobody() {
+    let (v, a, f, _) = queued_while_dry(3, 0);
+    drop(f);
+    v.dry.store(true, Ordering::SeqCst);
+    // R1: an async request whose waker panics. R2: a thread blocked behind it.
+    let bad = Waker::from(Arc::new(PanickingWaker));
+    let mut r1 = Box::pin(a.allocate_owned());
+    assert!(
+        r1.as_mut()
+            .poll(&mut Context::from_waker(&bad))
+            .is_pending()
+    );
+    let b = a.clone();
+    let r2 =
+        std::thread::spawn(move || b.allocate_blocking(Some(std::time::Duration::from_secs(10))));
+    while a.status().pending < 2 {
+        std::thread::yield_now();
+    }
+    v.dry.store(false, Ordering::SeqCst);
+    // This request's arrival (or the worker's retry, whichever comes first) serves R1 and R2;
+    // R1's waker panics, which must neither strand R2 nor unwind into this call.
+    let mine = a
+        .allocate_blocking(Some(std::time::Duration::from_secs(10)))
+        .expect("the third frame");
+    let g2 = r2
+        .join()
+        .expect("no panic")
+        .expect("R2 was woken with its frame");
+    let Poll::Ready(Ok(g1)) = r1.as_mut().poll(&mut Context::from_waker(Waker::noop())) else {
+        panic!("R1 holds its grant")
+    };
+    drop((mine, g1, g2));
+    // The worker survived: a Dispatch-level free still reaches a blocked request.
+    let region =
+        Allocator::new(&framing(1, 64, Alignment::BYTE), ks_alloc::Memory::NonPaged).unwrap();
+    let held = region.try_allocate().unwrap();
+    let c = region.clone();
+    let waiter =
+        std::thread::spawn(move || c.allocate_blocking(Some(std::time::Duration::from_secs(10))));
+    while region.status().pending == 0 {
+        std::thread::yield_now();
+    }
+    {
+        let _g = ks_alloc::raise_to_dispatch();
+        drop(held);
+    }
+    assert!(
+        waiter.join().unwrap().is_ok(),
+        "the worker handed the frame over"
+    );
+}
+
+#[test]
+fn a_slot_kept_for_waiting_requests_fires_no_free_frame_event() {
+    let (v, a, f, mut rs) = queued_while_dry(2, 1);
+    let fired = Arc::new(AtomicUsize::new(0));
+    let counter = fired.clone();
+    let _sub = a
+        .on_free_frame(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    v.dry.store(true, Ordering::SeqCst);
+    drop(f); // the vendor has no memory for the waiting request: the slot is kept for it
+    assert_eq!(
+        fired.load(Ordering::SeqCst),
+        0,
+        "no frame became free for anybody else"
+    );
+    assert_eq!(a.try_allocate().unwrap_err(), TryAllocateError::Empty);
+    v.dry.store(false, Ordering::SeqCst);
+    drop(rs.pop()); // the request goes away: now the slots are free for all
+    assert!(a.try_allocate().is_ok());
+}

@@ -468,7 +468,7 @@ impl Inner {
             // SAFETY: forwarded from the caller (the frame is ours, a region's). Nothing
             // touches `*this` after a grant.
             if let Some(done) = unsafe { Inner::grant_oldest(this, index) } {
-                // Granted: a region's claim cannot fail. (`Pushed`, after a vendor's failed
+                // Granted: a region's claim cannot fail. (`Reserved`, after a vendor's failed
                 // claim, would also be final: a request is pending, so it cannot finalize.)
                 debug_assert!(matches!(done, HandOff::Granted));
                 return;
@@ -528,7 +528,7 @@ impl Inner {
                     // or the close reference (`finalize`).
                     match unsafe { Inner::hand_off(NonNull::new_unchecked(this.cast_mut()), index) }
                     {
-                        HandOff::Granted => {}
+                        HandOff::Granted | HandOff::Reserved => {}
                         HandOff::Pushed { finalize: f } => {
                             pushed = true;
                             finalize = f;
@@ -632,7 +632,7 @@ impl Inner {
                         unsafe { Inner::finalize(this.as_ptr()) };
                     }
                 }
-                Ok(HandOff::Granted) => {}
+                Ok(HandOff::Granted | HandOff::Reserved) => {}
                 Err(_) => tracing::error!(
                     allocator = %inner.name,
                     frame = index,
@@ -731,9 +731,10 @@ impl Inner {
                     // down.
                     unsafe { Arc::increment_strong_count(this.as_ptr()) };
                 }
-                // `WAITERS` stays set even if the queue is now empty: the next free clears
-                // it (see `FreeList::clear_waiters`), and a request arriving first finds it
-                // set and writes nothing to the free list.
+                // A region's `WAITERS` stays set even if the queue is now empty: the next
+                // free clears it (see `FreeList::clear_waiters`), and a request arriving
+                // first finds it set and writes nothing to the free list. (A vendor's was
+                // cleared above.)
                 drop(q);
                 // Woken after unlock, a `Waker` because it may run anything (even poll
                 // inline, which takes this lock), a blocked thread because the wake is a
@@ -756,11 +757,11 @@ impl Inner {
                 HandOff::Granted
             }
             Err(ClaimError::NoFrame) => {
-                // Vendor has no memory: the request stays pending and is retried at the next
-                // free. The queue is non-empty, so the allocator is not closed and this push
-                // cannot finalize.
+                // Vendor has no memory: the request stays pending and is retried (next free,
+                // next request, the worker). The queue is non-empty, so the allocator is not
+                // closed and this push cannot finalize.
                 inner.free.push(index, false);
-                HandOff::Pushed { finalize: false }
+                HandOff::Reserved
             }
             Err(ClaimError::Misaligned(a)) => {
                 tracing::error!(
@@ -769,7 +770,7 @@ impl Inner {
                     "vendor allocator returned a misaligned frame; refused and returned to the vendor"
                 );
                 inner.free.push(index, false);
-                HandOff::Pushed { finalize: false }
+                HandOff::Reserved
             }
         })
     }
@@ -798,5 +799,11 @@ impl Inner {
 
 enum HandOff {
     Granted,
-    Pushed { finalize: bool },
+    Pushed {
+        finalize: bool,
+    },
+    /// A vendor had no memory for the oldest request: the slot went back to the free list,
+    /// reserved for the requests still pending (no FREEFRAME: no frame became free for
+    /// anybody else; never finalizing: requests are pending).
+    Reserved,
 }
