@@ -805,7 +805,9 @@ impl Graph {
     ///
     /// # Panics
     /// If `pin` does not come from this graph.
+    #[track_caller]
     pub fn peer(&self, pin: PinId) -> Option<PinId> {
+        self.filters.expect_own(pin);
         self.filters.node(pin).peer
     }
 

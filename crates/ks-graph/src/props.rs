@@ -721,6 +721,8 @@ impl Graph {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn assigned_allocator(&self, pin: PinId) -> Option<(AllocatorHandle, &Allocator)> {
+        // A pin of another graph has none here (and out-of-range indices must not panic).
+        self.filters.check_pin(pin).ok()?;
         self.filters
             .node(pin)
             .assigned

@@ -235,7 +235,8 @@ pub struct StreamHeader {
 impl StreamHeader {
     /// The input bytes a stream pointer counts (`OffsetIn.Count`): `DataUsed`, but never
     /// more than `FrameExtent` (policy: a header claiming more data than its frame holds is
-    /// inconsistent, which KS leaves undefined; the data accessors clamp the same way).
+    /// inconsistent, which KS leaves undefined). The data accessors clamp further, to the
+    /// frame's own length too; the runtime always sets `FrameExtent` to that length.
     ///
     /// ```
     /// use ks_graph::queue::StreamHeader;
@@ -1377,6 +1378,10 @@ impl<F> Queue<F> {
     /// [`CancelAction`](crate::stream_pointer::CancelAction) is not applied, since every
     /// clone is deleted. Returns how many frames this completed.
     ///
+    /// # Panics
+    /// If a cancel callback panics: once the flush is complete (every clone deleted, every
+    /// frame completed), the first panic resumes.
+    ///
     /// ```
     /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
     /// # use ks_graph::stream_pointer::PointerState;
@@ -1400,6 +1405,7 @@ impl<F> Queue<F> {
         // The frames this flush cancels are those at or past the leading edge: an unlocked
         // clone on one is told, as on any cancellation (behaviour 56), before it goes.
         let clones: Vec<PointerId> = std::mem::take(&mut self.clones);
+        let mut panicked = None;
         for &c in &clones {
             let p = self.ptr(c);
             let (Some(cb), false) = (p.cancel, p.locked) else {
@@ -1414,8 +1420,11 @@ impl<F> Queue<F> {
                 frame: FrameId(pos),
                 context,
             };
-            // Whatever it answers, the clone goes: the queue is stopping.
-            let _ = cb(&notice);
+            // Whatever it answers, the clone goes: the queue is stopping. A callback that
+            // panics does not stop the flush half-way: the panic resumes once it is done.
+            if let Err(p) = std::panic::catch_unwind(|| cb(&notice)) {
+                panicked.get_or_insert(p);
+            }
         }
         for c in clones {
             self.remove_pointer_unchecked(c);
@@ -1440,6 +1449,9 @@ impl<F> Queue<F> {
         }
         for seq in self.base..self.next {
             self.try_complete(seq);
+        }
+        if let Some(p) = panicked {
+            std::panic::resume_unwind(p);
         }
         (self.stats.completed - before) as usize
     }

@@ -1011,6 +1011,9 @@ impl<F> Queue<F> {
     /// (behaviour 49); the cancel callback of every unlocked clone on it is called, in
     /// creation order, and its [`CancelAction`] applied (behaviour 56).
     ///
+    /// A cancel callback that panics keeps its clone; the other clones are still told, the
+    /// cancellation completes, and then the first panic resumes.
+    ///
     /// Policy (KS defers the cancellation of a locked frame; this API reports it): a frame
     /// under a locked pointer is not cancelled, `STATUS_INVALID_DEVICE_STATE`. A frame no
     /// longer queued gives `STATUS_NOT_FOUND`; cancelling twice is a no-op.
@@ -1057,6 +1060,7 @@ impl<F> Queue<F> {
             }
         }
         let mut i = 0;
+        let mut panicked = None;
         while i < self.clones.len() {
             let c = self.clones[i];
             let p = self.ptr(c);
@@ -1067,7 +1071,13 @@ impl<F> Queue<F> {
                         frame,
                         context: p.context,
                     };
-                    if cb(&notice) == CancelAction::Delete {
+                    // A callback that panics keeps its clone, and the others are still
+                    // told; the panic resumes once the cancellation is complete.
+                    let action = std::panic::catch_unwind(|| cb(&notice)).unwrap_or_else(|p| {
+                        panicked.get_or_insert(p);
+                        CancelAction::Keep
+                    });
+                    if action == CancelAction::Delete {
                         self.clones.remove(i);
                         self.remove_pointer_unchecked(c);
                         continue;
@@ -1077,6 +1087,9 @@ impl<F> Queue<F> {
             i += 1;
         }
         self.try_complete(seq);
+        if let Some(p) = panicked {
+            std::panic::resume_unwind(p);
+        }
         Ok(())
     }
 

@@ -370,6 +370,19 @@ fn allocator_handles_name_one_allocator_across_graphs() {
     .to_bytes();
     let err = g2.pin_property(foreign, &request, &mut data).unwrap_err();
     assert!(err.to_string().contains("another graph"), "{err}");
+    // Once g2's own pin has an allocator, the foreign pin still has none here.
+    g2.assign_allocator(g2.pin("a.out").unwrap(), Some(h2))
+        .unwrap();
+    assert!(g2.assigned_allocator(g2.pin("a.out").unwrap()).is_some());
+    assert!(g2.assigned_allocator(foreign).is_none());
+}
+
+#[test]
+#[should_panic(expected = "belongs to another graph")]
+fn peer_panics_on_a_pin_of_another_graph_as_documented() {
+    let g1 = two(None, None, K, K);
+    let g2 = two(None, None, K, K);
+    let _ = g2.peer(g1.pin("a.out").unwrap());
 }
 
 #[test]

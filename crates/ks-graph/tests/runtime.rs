@@ -505,3 +505,85 @@ fn stop_releases_a_requester_blocked_on_a_client_allocator_it_leaves_open() {
     assert!(!mine.is_closed());
     assert_eq!(mine.status().allocated_frames, 0);
 }
+
+#[test]
+fn a_panicking_cancel_callback_at_stop_fails_the_run_instead_of_panicking_it() {
+    use ks_graph::stream_pointer::{CancelAction, CancelNotice, PointerState};
+    fn boom(_: &CancelNotice) -> CancelAction {
+        panic!("a cancel callback's bug (on purpose)");
+    }
+    // Keeps an unlocked clone (with the panicking callback) on the frame at the leading edge,
+    // and leaves the edge there: the STOP flush cancels that frame and tells the clone.
+    let holding = ks_graph::runtime::process_fn(|pins| {
+        let q = pins.queue(0).expect("connected");
+        if q.first_clone().is_none() {
+            if let Some(p) = q.leading_edge(PointerState::Locked) {
+                let c = q.clone_pointer(p, Some(boom), 0)?;
+                q.unlock(c, false)?;
+                q.unlock(p, false)?;
+            }
+        }
+        Ok(())
+    });
+    let err = run_replaced(
+        "testsrc size=64 ! identity ! nullsink",
+        "identity",
+        Box::new(holding),
+        RunOptions {
+            until: Some(std::time::Duration::from_millis(100)),
+            ..RunOptions::default()
+        },
+    )
+    .expect_err("the callback panicked");
+    let text = err.to_string();
+    assert!(
+        text.contains("identity") && text.contains("cancel callback"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_client_closing_its_allocator_during_the_run_fails_it_instead_of_hanging_it() {
+    let (mut built, mine) = with_client_allocator("testsrc size=64 ! nullsink");
+    // The sink keeps every frame, so the requester soon waits on the client's allocator.
+    built
+        .replace_process(
+            "nullsink",
+            Box::new(ks_graph::runtime::process_fn(|_| Ok(()))),
+        )
+        .unwrap();
+    let runtime = built.into_runtime().unwrap();
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(runtime.run(&RunOptions::default()));
+    });
+    while mine.status().pending == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    mine.close();
+    let err = result
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the run ended")
+        .expect_err("its stream cannot go on");
+    assert!(
+        err.to_string().contains("client's allocator was closed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn frames_a_client_holds_of_its_own_allocator_are_not_counted_against_the_graph() {
+    let (built, mine) = with_client_allocator("testsrc frames=10 size=64 ! nullsink");
+    let kept = mine.try_allocate().unwrap(); // the client's own, before the run
+    let o = built
+        .into_runtime()
+        .unwrap()
+        .run(&RunOptions::default())
+        .unwrap();
+    assert_eq!(o.report.pipes[0].allocated, 1, "the status counts it");
+    assert!(
+        o.report.all_frames_returned,
+        "but the graph returned all of its own"
+    );
+    drop(kept);
+}

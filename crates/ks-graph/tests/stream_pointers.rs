@@ -843,3 +843,38 @@ fn a_header_claiming_more_data_than_its_frame_counts_only_the_frame() {
     assert_eq!(q.frame_id(lead).unwrap().map(|f| f.sequence()), Some(1));
     q.check_invariants().unwrap();
 }
+
+#[test]
+fn a_panicking_cancel_callback_does_not_leave_a_cancel_or_a_flush_half_done() {
+    fn boom(_: &CancelNotice) -> CancelAction {
+        panic!("a filter's bug (on purpose)");
+    }
+    let mut q = Q::new(QueueConfig::input());
+    let a = push(&mut q, 1, 4);
+    push(&mut q, 2, 4);
+    let lead = q.leading_edge_id();
+    let bad = q.clone_pointer(lead, Some(boom), 0).unwrap();
+    let good = q.clone_pointer(lead, Some(delete_me), 0).unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| q.cancel(a)));
+    assert!(r.is_err(), "the panic resumes");
+    assert!(
+        q.kind(good).is_err(),
+        "the other clone was still told, and deleted"
+    );
+    assert!(q.kind(bad).is_ok(), "the panicking one keeps its clone");
+    q.check_invariants().unwrap();
+    // The flush: the panic resumes once every clone is gone and every frame completed.
+    q.lock(q.leading_edge_id()).unwrap();
+    q.unlock(q.leading_edge_id(), false).unwrap();
+    let c2 = q.clone_pointer(q.leading_edge_id(), Some(boom), 0).unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| q.flush()));
+    assert!(r.is_err());
+    assert!(
+        q.kind(c2).is_err() && q.kind(bad).is_err(),
+        "every clone deleted"
+    );
+    q.check_invariants().unwrap();
+    let done = q.drain_completed().count();
+    assert_eq!(done, 2);
+    assert!(q.is_empty());
+}

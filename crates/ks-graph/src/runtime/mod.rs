@@ -797,7 +797,9 @@ pub struct RunReport {
     pub pipes: Vec<PipeReport>,
     /// Per filter.
     pub filters: Vec<FilterReport>,
-    /// Whether every frame went back to its allocator and every allocator was closed.
+    /// Whether every frame went back to its allocator and every allocator the graph created
+    /// was closed. A client's allocator (assigned to a root pin) stays open; for it, no more
+    /// frames may be out at the end than were out when the run started (the client's own).
     pub all_frames_returned: bool,
 }
 
@@ -1347,16 +1349,21 @@ impl Shared {
             }
             let frame = match allocator.allocate_blocking(client.then_some(CLIENT_WAIT_SLICE)) {
                 Ok(frame) => frame,
-                Err(Status::Cancelled) => break, // the allocator was closed: STOP
+                // The graph's allocator was closed: STOP.
+                Err(Status::Cancelled) if !client => break,
                 // A slice of a client allocator's wait ran out: look at `stop`, ask again.
                 Err(Status::DeviceNotReady(_)) if client => continue,
                 // Relaxed: advisory, as above; closed between the check above and the call.
                 Err(_) if self.stop.load(Ordering::Relaxed) => break,
+                // A client's allocator closed by the client during the run (STOP never
+                // closes it) fails the run: its stream can no longer go on.
                 Err(status) => {
-                    self.fail(RunError::Filter {
-                        filter: format!("requester of pipe {pipe}"),
-                        status,
-                    });
+                    let filter = if client {
+                        format!("requester of pipe {pipe} (the client's allocator was closed)")
+                    } else {
+                        format!("requester of pipe {pipe}")
+                    };
+                    self.fail(RunError::Filter { filter, status });
                     break;
                 }
             };
@@ -1510,7 +1517,8 @@ impl Runtime {
     }
 
     /// Runs the graph to the end of its stream: STOP → ACQUIRE → PAUSE → RUN, stream, then
-    /// back to STOP with every frame returned and every allocator closed.
+    /// back to STOP with every frame returned and every allocator the graph created closed
+    /// (a client's allocator assigned to a root pin stays open).
     ///
     /// ```
     /// use ks_graph::filters;
@@ -1520,7 +1528,7 @@ impl Runtime {
     /// let outcome = filters::build(spec)?.into_runtime()?.run(&RunOptions::default())?;
     /// assert!(outcome.report.completed);
     /// assert_eq!((outcome.report.frames, outcome.report.bytes), (4, 256));
-    /// assert!(outcome.report.all_frames_returned); // every allocator closed, every frame back
+    /// assert!(outcome.report.all_frames_returned); // every frame back, every allocator closed
     ///
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -1546,6 +1554,18 @@ impl Runtime {
         // A client's allocator serves its pipe in place of the plan's choice: the report
         // names the one that ran.
         let client_owned: Vec<bool> = graph.allocators().iter().map(|a| a.client_owned).collect();
+        // The frames a client holds of its own allocator before the run: not the graph's.
+        let client_held: Vec<u32> = allocators
+            .iter()
+            .zip(&client_owned)
+            .map(|(a, &client)| {
+                if client {
+                    a.status().allocated_frames
+                } else {
+                    0
+                }
+            })
+            .collect();
         let shared = match setup(&graph, &plan, processes, kinds) {
             Ok(s) => Arc::new(s),
             Err(e) => {
@@ -1684,7 +1704,17 @@ impl Runtime {
         for node in &shared.nodes {
             let mut st = lock(&node.state);
             for q in st.queues.iter_mut().flatten() {
-                q.flush();
+                // A cancel callback of the filter's may panic: the flush completes anyway
+                // (see `Queue::flush`), and the run fails with the filter named.
+                if let Err(p) = catch_unwind(AssertUnwindSafe(|| q.flush())) {
+                    shared.fail(RunError::Filter {
+                        filter: node.name.clone(),
+                        status: Status::Unsuccessful(
+                            format!("a cancel callback panicked at STOP: {}", panic_message(&*p))
+                                .into(),
+                        ),
+                    });
+                }
                 q.drain_completed().for_each(drop);
             }
             filters.push(FilterReport {
@@ -1722,7 +1752,10 @@ impl Runtime {
             return Err(e);
         }
         state_result?;
-        let all_frames_returned = pipes.iter().all(|p| p.allocated == 0)
+        let all_frames_returned = pipes
+            .iter()
+            .zip(&client_held)
+            .all(|(p, &held)| p.allocated <= held)
             && allocators
                 .iter()
                 .zip(&client_owned)
