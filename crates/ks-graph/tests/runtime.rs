@@ -458,6 +458,30 @@ fn with_client_allocator(pipeline: &str) -> (filters::Built, ks_alloc::Allocator
     (built, mine)
 }
 
+/// [`with_client_allocator`] on `testsrc size=64 ! nullsink` with a sink that keeps every
+/// frame, so the requester soon waits on the client's allocator; the run goes on its own
+/// thread with `options`, and the receiver gets its result.
+fn run_on_a_starved_client_allocator(
+    options: RunOptions,
+) -> (
+    std::sync::mpsc::Receiver<Result<RunOutcome, ks_graph::runtime::RunError>>,
+    ks_alloc::Allocator,
+) {
+    let (mut built, mine) = with_client_allocator("testsrc size=64 ! nullsink");
+    built
+        .replace_process(
+            "nullsink",
+            Box::new(ks_graph::runtime::process_fn(|_| Ok(()))),
+        )
+        .unwrap();
+    let runtime = built.into_runtime().unwrap();
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(runtime.run(&options));
+    });
+    (result, mine)
+}
+
 #[test]
 fn a_client_allocator_on_the_root_pin_serves_the_run_and_is_named_in_the_report() {
     let (built, mine) = with_client_allocator("testsrc frames=10 size=64 ! nullsink");
@@ -479,22 +503,9 @@ fn a_client_allocator_on_the_root_pin_serves_the_run_and_is_named_in_the_report(
 
 #[test]
 fn stop_releases_a_requester_blocked_on_a_client_allocator_it_leaves_open() {
-    let (mut built, mine) = with_client_allocator("testsrc size=64 ! nullsink");
-    // The sink keeps every frame: the requester ends up blocked on the client's allocator.
-    built
-        .replace_process(
-            "nullsink",
-            Box::new(ks_graph::runtime::process_fn(|_| Ok(()))),
-        )
-        .unwrap();
-    let runtime = built.into_runtime().unwrap();
-    let (done, result) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let options = RunOptions {
-            until: Some(std::time::Duration::from_millis(100)),
-            ..RunOptions::default()
-        };
-        let _ = done.send(runtime.run(&options));
+    let (result, mine) = run_on_a_starved_client_allocator(RunOptions {
+        until: Some(std::time::Duration::from_millis(100)),
+        ..RunOptions::default()
     });
     let o = result
         .recv_timeout(std::time::Duration::from_secs(20))
@@ -544,19 +555,7 @@ fn a_panicking_cancel_callback_at_stop_fails_the_run_instead_of_panicking_it() {
 
 #[test]
 fn a_client_closing_its_allocator_during_the_run_fails_it_instead_of_hanging_it() {
-    let (mut built, mine) = with_client_allocator("testsrc size=64 ! nullsink");
-    // The sink keeps every frame, so the requester soon waits on the client's allocator.
-    built
-        .replace_process(
-            "nullsink",
-            Box::new(ks_graph::runtime::process_fn(|_| Ok(()))),
-        )
-        .unwrap();
-    let runtime = built.into_runtime().unwrap();
-    let (done, result) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done.send(runtime.run(&RunOptions::default()));
-    });
+    let (result, mine) = run_on_a_starved_client_allocator(RunOptions::default());
     while mine.status().pending == 0 {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
