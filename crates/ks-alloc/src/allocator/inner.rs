@@ -206,18 +206,26 @@ impl Inner {
                 Some(notify)
             }
             Err(e) => {
-                if let ClaimError::Misaligned(a) = e {
-                    tracing::error!(
-                        allocator = %self.name,
-                        addr = a,
-                        "vendor allocator returned a misaligned frame; refused and returned to the vendor"
-                    );
-                }
-                // Requests are pending, so the allocator is not closed: no finalize.
-                self.free.push(i, false);
+                self.keep_refused_slot(i, e);
                 None
             }
         }
+    }
+
+    /// Under the waiter lock, requests pending: the vendor could not back slot `index` for
+    /// the oldest request (no memory now, or a misaligned frame, which is reported). The
+    /// request stays pending and is retried (next free, next request, the worker); the slot
+    /// goes back to the free list, reserved for the queue (`vendor_queue_ahead`). The queue
+    /// is non-empty, so the allocator is not closed and this push cannot finalize.
+    fn keep_refused_slot(&self, index: u32, e: ClaimError) {
+        if let ClaimError::Misaligned(a) = e {
+            tracing::error!(
+                allocator = %self.name,
+                addr = a,
+                "vendor allocator returned a misaligned frame; refused and returned to the vendor"
+            );
+        }
+        self.free.push(index, false);
     }
 
     #[inline(always)]
@@ -756,20 +764,8 @@ impl Inner {
                 }
                 HandOff::Granted
             }
-            Err(ClaimError::NoFrame) => {
-                // Vendor has no memory: the request stays pending and is retried (next free,
-                // next request, the worker). The queue is non-empty, so the allocator is not
-                // closed and this push cannot finalize.
-                inner.free.push(index, false);
-                HandOff::Reserved
-            }
-            Err(ClaimError::Misaligned(a)) => {
-                tracing::error!(
-                    allocator = %inner.name,
-                    addr = a,
-                    "vendor allocator returned a misaligned frame; refused and returned to the vendor"
-                );
-                inner.free.push(index, false);
+            Err(e) => {
+                inner.keep_refused_slot(index, e);
                 HandOff::Reserved
             }
         })
