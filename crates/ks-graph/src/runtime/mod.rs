@@ -963,6 +963,11 @@ impl From<StateError> for RunError {
 }
 
 /// The text of a panic's payload (what `panic!` was given, if it was a string).
+/// `STATUS_UNSUCCESSFUL` saying that `what` (a callback of a filter's) panicked, and why.
+fn panicked(what: &str, payload: &(dyn std::any::Any + Send)) -> Status {
+    Status::Unsuccessful(format!("{what} panicked: {}", panic_message(payload)).into())
+}
+
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
     payload
         .downcast_ref::<&str>()
@@ -1104,11 +1109,8 @@ impl Shared {
             // A callback that panics (a filter of the caller's) fails the run like one that
             // returns an error, instead of killing this thread and leaving the run waiting.
             let process = &mut st.process;
-            catch_unwind(AssertUnwindSafe(|| process.process(&mut pins))).unwrap_or_else(|p| {
-                Err(Status::Unsuccessful(
-                    format!("its process callback panicked: {}", panic_message(&*p)).into(),
-                ))
-            })
+            catch_unwind(AssertUnwindSafe(|| process.process(&mut pins)))
+                .unwrap_or_else(|p| Err(panicked("its process callback", &*p)))
         };
         if let Err(status) = result {
             self.fail(RunError::Filter {
@@ -1244,13 +1246,7 @@ impl Shared {
                             Err(p) => {
                                 self.fail(RunError::Filter {
                                     filter: node.name.clone(),
-                                    status: Status::Unsuccessful(
-                                        format!(
-                                            "a stream-pointer timeout callback panicked: {}",
-                                            panic_message(&*p)
-                                        )
-                                        .into(),
-                                    ),
+                                    status: panicked("a stream-pointer timeout callback", &*p),
                                 });
                                 return;
                             }
@@ -1709,10 +1705,7 @@ impl Runtime {
                 if let Err(p) = catch_unwind(AssertUnwindSafe(|| q.flush())) {
                     shared.fail(RunError::Filter {
                         filter: node.name.clone(),
-                        status: Status::Unsuccessful(
-                            format!("a cancel callback panicked at STOP: {}", panic_message(&*p))
-                                .into(),
-                        ),
+                        status: panicked("a cancel callback, at STOP,", &*p),
                     });
                 }
                 q.drain_completed().for_each(drop);
