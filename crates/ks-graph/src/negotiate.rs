@@ -423,6 +423,19 @@ impl Mem {
     }
 }
 
+/// Whether an allocator of host memory `have` meets the required memory type `required`,
+/// by the merge rules of docs/negotiation.md §3: the wildcard takes any host memory, paged
+/// takes non-paged and user memory too, every other type only itself; device memory is
+/// never host memory.
+pub(crate) fn host_memory_meets(have: ks_alloc::Memory, required: MemoryType) -> bool {
+    let have = match have {
+        ks_alloc::Memory::NonPaged => Mem::NonPaged,
+        ks_alloc::Memory::Paged => Mem::Paged,
+        ks_alloc::Memory::User => Mem::User,
+    };
+    have.meet(Mem::of(required)) == Some(have)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Merging one pipe
 // ---------------------------------------------------------------------------------------------
@@ -1542,6 +1555,7 @@ fn merge_pipe(
     }
 
     let memory_type = final_mem.memory_type();
+    let required_memory = if user { Mem::User } else { acc.hard_mem }.memory_type();
     Ok(PipePlan {
         id,
         root: ctx.pins[0].name.clone(),
@@ -1558,6 +1572,8 @@ fn merge_pipe(
             memory_type: memory_type.to_string(),
             requirements: acc.hard_flags,
             memory: memory_type,
+            required_memory_type: required_memory.to_string(),
+            required_memory,
         },
         allocator,
         rejected,

@@ -205,6 +205,14 @@ pub struct MergedFraming {
     /// The memory type.
     #[serde(skip)]
     pub memory: MemoryType,
+    /// The memory the pipe's pins require (hard, not preferences), by name: `USER` on a
+    /// user-mode pipe (behaviour 40), the wildcard when no pin requires a type. `memory` is
+    /// this refined by preferences and the allocator chosen; an allocator a client assigns
+    /// must meet this one (docs/negotiation.md §5).
+    pub required_memory_type: String,
+    /// The required memory type.
+    #[serde(skip)]
+    pub required_memory: MemoryType,
 }
 
 impl MergedFraming {

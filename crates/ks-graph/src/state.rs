@@ -123,14 +123,14 @@ pub(crate) struct Active {
 }
 
 /// Whether a client's allocator can serve `pipe`: open, frames at least as large as the
-/// pipe's and at least as many, alignment at least as strict, and memory the pipe accepts
-/// (USER memory on a user pipe, behaviour 40; non-paged also serves paged).
+/// pipe's and at least as many, alignment at least as strict, and memory that meets what the
+/// pipe's pins require (`MergedFraming::required_memory`: USER on a user pipe, behaviour 40;
+/// non-paged or user memory also serve paged; any host memory serves the wildcard). Device
+/// memory only comes from the vendor allocator negotiation chose, never from a client's.
 fn fits(a: &Allocator, pipe: &crate::PipePlan) -> Result<(), ks_alloc::Status> {
     let need = pipe.allocator_framing();
     let have = a.framing();
-    let memory = memory_of(pipe.allocator.memory);
-    let memory_ok =
-        a.memory() == memory || (memory == Memory::Paged && a.memory() == Memory::NonPaged);
+    let required = pipe.framing.required_memory;
     let why = if a.is_closed() {
         Some("it is closed".to_owned())
     } else if have.frame_size < need.frame_size {
@@ -149,10 +149,15 @@ fn fits(a: &Allocator, pipe: &crate::PipePlan) -> Result<(), ks_alloc::Status> {
             have.alignment.bytes(),
             need.alignment.bytes()
         ))
-    } else if !memory_ok {
+    } else if !crate::negotiate::host_memory_meets(a.memory(), required) {
         Some(format!(
-            "its memory is {:?}, the pipe needs {memory:?}",
-            a.memory()
+            "its memory is {:?}, which does not meet the memory the pipe requires, {required}{}",
+            a.memory(),
+            if pipe.allocator.memory == MemoryKind::Device {
+                " (device memory: only the pipe's vendor allocator serves it)"
+            } else {
+                ""
+            }
         ))
     } else {
         None

@@ -5,7 +5,7 @@
 mod negotiation_support;
 
 use ks_alloc::{ItemFlags, Memory, MemoryType, Status};
-use ks_graph::{AllocatorKind, GraphError, KsState, StateError};
+use ks_graph::{AllocatorKind, GraphError, KsState, StateError, VendorCapabilities};
 use negotiation_support::*;
 
 const NP: MemoryType = MemoryType::KERNEL_NONPAGED;
@@ -341,6 +341,115 @@ fn a_client_allocator_that_cannot_serve_the_pipe_fails_acquire_with_the_reason()
     );
     assert_eq!(g.state(), KsState::Stop);
     assert!(!small.is_closed());
+}
+
+fn client_allocator_in(memory: Memory, frames: u32, size: u32) -> ks_alloc::Allocator {
+    let pool_type = match memory {
+        Memory::Paged => ks_alloc::PoolType::PAGED,
+        _ => ks_alloc::PoolType::NON_PAGED,
+    };
+    let f = ks_alloc::Framing {
+        flags: 0,
+        pool_type,
+        frames,
+        frame_size: size,
+        alignment: ks_alloc::Alignment::BYTES_64,
+    };
+    ks_alloc::Allocator::new(&f, memory).unwrap()
+}
+
+/// ACQUIRE with `client` assigned to the root pin "a.out" of `g`.
+fn acquire_with_client(
+    g: &mut ks_graph::Graph,
+    client: &ks_alloc::Allocator,
+) -> Result<(), StateError> {
+    let h = g.register_allocator(client.clone());
+    g.assign_allocator(g.pin("a.out").unwrap(), Some(h))
+        .unwrap();
+    g.set_state(KsState::Acquire)
+}
+
+#[test]
+fn a_client_allocator_is_judged_by_the_memory_the_pins_require_not_by_the_plans_choice() {
+    // (required by both pins, client memory, accepted)
+    let cases = [
+        // Nothing required: the plan picks non-paged, but any host memory serves.
+        (MemoryType::WILDCARD, Memory::Paged, true),
+        (MemoryType::WILDCARD, Memory::User, true),
+        (MemoryType::WILDCARD, Memory::NonPaged, true),
+        // Paged is met by non-paged and user memory too (docs/negotiation.md §3).
+        (MemoryType::KERNEL_PAGED, Memory::User, true),
+        (MemoryType::KERNEL_PAGED, Memory::NonPaged, true),
+        (MemoryType::KERNEL_PAGED, Memory::Paged, true),
+        // Non-paged and user memory only by themselves.
+        (NP, Memory::Paged, false),
+        (NP, Memory::User, false),
+        (MemoryType::SYSTEM, Memory::NonPaged, true),
+        (MemoryType::USER, Memory::NonPaged, false),
+        (MemoryType::USER, Memory::User, true),
+    ];
+    for (required, memory, accepted) in cases {
+        let f = fx(required, ItemFlags::empty(), 2, 64, 256, 256);
+        let mut g = two(Some(f.clone()), Some(f), K, K);
+        let client = client_allocator_in(memory, 8, 256);
+        let got = acquire_with_client(&mut g, &client);
+        let what = format!("pins require {required}, client memory {memory:?}: {got:?}");
+        assert_eq!(got.is_ok(), accepted, "{what}");
+        if accepted {
+            assert!(g.allocators()[0].allocator.same(&client), "{what}");
+            assert!(g.allocators()[0].client_owned, "{what}");
+        } else {
+            let err = got.unwrap_err();
+            assert!(matches!(err, StateError::ClientAllocator { .. }), "{what}");
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("its memory is {memory:?}")),
+                "{text}"
+            );
+            assert!(text.contains(&required.to_string()), "{text}");
+            assert_eq!(g.state(), KsState::Stop);
+        }
+    }
+    // A user-mode pipe requires USER memory whatever the kernel pin asks (behaviour 40).
+    let mut g = two(None, None, K, U);
+    let err =
+        acquire_with_client(&mut g, &client_allocator_in(Memory::NonPaged, 8, 4096)).unwrap_err();
+    assert!(
+        err.to_string().contains(&MemoryType::USER.to_string()),
+        "{err}"
+    );
+    let mut g = two(None, None, K, U);
+    acquire_with_client(&mut g, &client_allocator_in(Memory::User, 8, 4096)).unwrap();
+}
+
+#[test]
+fn a_client_allocator_never_serves_a_pipe_that_requires_device_memory() {
+    const DEVICE: MemoryType = MemoryType::from_u128(0x1234_5678_9abc_def0_1122_3344_5566_7788);
+    let (v, counts) = vendor(
+        "dma",
+        VendorCapabilities::new(vec![DEVICE]).with_max_frames(16),
+    );
+    let mut g = Net::new()
+        .f("a", source(K, out_pin(None)))
+        .f(
+            "b",
+            sink(
+                K,
+                in_pin(Some(fx(DEVICE, ItemFlags::empty(), 2, 64, 256, 256))).with_vendor(v),
+            ),
+        )
+        .c("a.out", "b.in")
+        .build();
+    assert_eq!(
+        ks_graph::negotiate(&g).unwrap().pipes[0].allocator.name,
+        "dma"
+    );
+    let client = client_allocator_in(Memory::NonPaged, 8, 4096);
+    let err = acquire_with_client(&mut g, &client).unwrap_err();
+    assert!(matches!(err, StateError::ClientAllocator { .. }), "{err}");
+    assert!(err.to_string().contains("device memory"), "{err}");
+    assert_eq!(g.state(), KsState::Stop);
+    assert_eq!(counts.inits(), 0, "nothing was created");
 }
 
 #[test]
