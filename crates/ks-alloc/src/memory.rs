@@ -2,7 +2,7 @@
 //!
 //! | [`Memory`] | KS | mapping |
 //! |---|---|---|
-//! | `NonPaged` | `KSMEMORY_TYPE_KERNEL_NONPAGED`, `KSMEMORY_TYPE_SYSTEM`, `NonPagedPool` | anonymous, locked (`mlock`, which faults every page in, after checking `RLIMIT_MEMLOCK`): no page fault after creation |
+//! | `NonPaged` | `KSMEMORY_TYPE_KERNEL_NONPAGED`, `KSMEMORY_TYPE_SYSTEM`, `NonPagedPool` | anonymous, the frames' pages locked (`mlock`, which faults every page in, after checking `RLIMIT_MEMLOCK`) and not inherited by a child process (`MADV_DONTFORK`, so that a `fork` never makes them copy-on-write): no page fault after creation |
 //! | `Paged` | `KSMEMORY_TYPE_KERNEL_PAGED`, `PagedPool` | anonymous, ordinary pageable memory |
 //! | `User` | `KSMEMORY_TYPE_USER` | a `memfd` mapped `MAP_SHARED`; the fd and frame offsets are exposed so another process can map the same frames |
 //!
@@ -28,7 +28,9 @@ use crate::{MemoryType, PoolType, Status};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Memory {
     /// Locked, pre-faulted memory: no page fault after creation, so the non-blocking
-    /// function-table interface is offered (KS: non-paged pool).
+    /// function-table interface is offered (KS: non-paged pool). A child process does not
+    /// inherit the frames (`MADV_DONTFORK`): after a `fork`, inherited pages would be
+    /// copy-on-write, and the parent's next write to each frame would fault.
     NonPaged,
     /// Ordinary pageable memory: a page fault may block, so the function table is refused
     /// (KS: paged pool, behaviour 29).
@@ -286,9 +288,18 @@ impl Region {
         };
         let map = NonNull::new(ptr.cast::<u8>())
             .ok_or_else(|| Status::InsufficientResources("mmap returned a null mapping".into()))?;
+        let offset = (map.as_ptr() as usize).next_multiple_of(layout.align) - map.as_ptr() as usize;
+        // SAFETY: `offset < slack + 1 <= map_len - layout.bytes()` when align > page, and 0
+        // otherwise (mmap returns page-aligned addresses), so `base` stays inside the mapping.
+        let base = unsafe { NonNull::new_unchecked(map.as_ptr().add(offset)) };
         if locked {
-            // SAFETY: `map .. map + map_len` is the mapping created above.
-            if let Err(e) = unsafe { rustix::mm::mlock(map.as_ptr().cast(), map_len) } {
+            // Only the frames' pages are locked, not the alignment slack around them (which
+            // would count against RLIMIT_MEMLOCK for nothing). `base` is page-aligned (it is
+            // aligned to `align`, and to the page when `align` is smaller), and the rounded
+            // length stays inside the mapping, whose length is a multiple of the page.
+            let lock_len = layout.bytes().next_multiple_of(page);
+            // SAFETY: `base .. base + lock_len` lies inside the mapping created above.
+            if let Err(e) = unsafe { rustix::mm::mlock(base.as_ptr().cast(), lock_len) } {
                 let limit = rustix::process::getrlimit(rustix::process::Resource::Memlock);
                 let limit = match limit.current {
                     Some(v) => format!("{v} bytes"),
@@ -298,7 +309,7 @@ impl Region {
                 let _ = unsafe { rustix::mm::munmap(map.as_ptr().cast(), map_len) };
                 return Err(Status::InsufficientResources(
                     format!(
-                        "cannot lock {map_len} bytes of non-paged frame memory ({} frames of {} \
+                        "cannot lock {lock_len} bytes of non-paged frame memory ({} frames of {} \
                          bytes): mlock failed ({e}); RLIMIT_MEMLOCK is {limit}. Raise the limit \
                          (`ulimit -l`), use fewer or smaller frames, or use pageable memory, \
                          which is not locked (Memory::Paged)",
@@ -307,11 +318,24 @@ impl Region {
                     .into(),
                 ));
             }
+            // A child process does not inherit the frames: after a `fork`, inherited private
+            // pages would be copy-on-write in this process too, and the next write to each
+            // frame would fault, which non-paged memory promises never to do.
+            // SAFETY: advice on the mapping created above; it changes no contents.
+            if let Err(e) = unsafe {
+                rustix::mm::madvise(
+                    map.as_ptr().cast(),
+                    map_len,
+                    rustix::mm::Advice::LinuxDontFork,
+                )
+            } {
+                // SAFETY: as for the mlock failure above.
+                let _ = unsafe { rustix::mm::munmap(map.as_ptr().cast(), map_len) };
+                return Err(Status::InsufficientResources(
+                    format!("madvise(MADV_DONTFORK) on {map_len} bytes of non-paged frame memory failed: {e}").into(),
+                ));
+            }
         }
-        let offset = (map.as_ptr() as usize).next_multiple_of(layout.align) - map.as_ptr() as usize;
-        // SAFETY: `offset < slack + 1 <= map_len - layout.bytes()` when align > page, and 0
-        // otherwise (mmap returns page-aligned addresses), so `base` stays inside the mapping.
-        let base = unsafe { NonNull::new_unchecked(map.as_ptr().add(offset)) };
         Ok(Region {
             map,
             map_len,
@@ -386,6 +410,46 @@ mod tests {
             Layout::new(usize::MAX / 2, 4096, 1),
             Err(Status::IntegerOverflow(_))
         ));
+    }
+
+    /// The `/proc/self/smaps` entry of the mapping (VMA) holding `addr`: its length and
+    /// `VmFlags`.
+    #[cfg(not(miri))]
+    fn vma_of(addr: usize) -> (usize, Vec<String>) {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut current: Option<usize> = None;
+        for line in smaps.lines() {
+            let head = line.split_whitespace().next().unwrap_or("");
+            if let Some((a, b)) = head.split_once('-') {
+                if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+                {
+                    current = (a <= addr && addr < b).then_some(b - a);
+                    continue;
+                }
+            }
+            if let (Some(len), Some(flags)) = (current, line.strip_prefix("VmFlags:")) {
+                return (len, flags.split_whitespace().map(str::to_owned).collect());
+            }
+        }
+        panic!("no mapping holds {addr:#x}")
+    }
+
+    #[cfg(not(miri))]
+    #[test]
+    fn non_paged_locks_exactly_the_frames_and_is_not_inherited_by_fork() {
+        let page = rustix::param::page_size();
+        // Aligned beyond the page: the mapping has slack, which must not be locked (it would
+        // count against RLIMIT_MEMLOCK for nothing).
+        let align = 16 * page;
+        let r = Region::new(Layout::new(1, align, align).unwrap(), Memory::NonPaged).unwrap();
+        let (len, flags) = vma_of(r.frame_ptr(0).as_ptr() as usize);
+        assert!(flags.iter().any(|f| f == "lo"), "frames locked: {flags:?}");
+        assert!(flags.iter().any(|f| f == "dc"), "MADV_DONTFORK: {flags:?}");
+        assert_eq!(len, align, "the locked mapping is the frame's pages only");
+        // Pageable memory is neither.
+        let r = Region::new(Layout::new(1, align, align).unwrap(), Memory::Paged).unwrap();
+        let (_, flags) = vma_of(r.frame_ptr(0).as_ptr() as usize);
+        assert!(!flags.iter().any(|f| f == "lo" || f == "dc"), "{flags:?}");
     }
 
     #[test]

@@ -59,29 +59,79 @@ mod imp {
         watched: Mutex<Vec<Weak<Inner>>>,
     }
 
-    static WORKER: OnceLock<Result<Worker, String>> = OnceLock::new();
+    /// The worker, once started. Only a successful start is kept: a failed spawn (a thread,
+    /// memory or address-space limit that may pass) is retried by the next allocator's
+    /// creation, rather than failing every creation for the rest of the process.
+    static WORKER: OnceLock<Worker> = OnceLock::new();
+    /// Serializes starting the worker, so that only one thread is ever spawned.
+    static STARTING: Mutex<()> = Mutex::new(());
 
     fn worker() -> Option<&'static Worker> {
-        WORKER.get().and_then(|w| w.as_ref().ok())
+        WORKER.get()
     }
 
     pub(crate) fn ensure_started() -> Result<(), Status> {
-        let w = WORKER.get_or_init(|| {
+        start_once(&WORKER, &STARTING, || {
             std::thread::Builder::new()
                 .name("ks-alloc-worker".into())
                 .spawn(run)
-                .map(|h| Worker {
-                    thread: h.thread().clone(),
-                    queue: AtomicPtr::new(ptr::null_mut()),
-                    watched: Mutex::new(Vec::new()),
-                })
-                .map_err(|e| e.to_string())
-        });
-        w.as_ref().map(|_| ()).map_err(|e| {
-            Status::InsufficientResources(
-                format!("cannot start the ks-alloc worker thread: {e}").into(),
-            )
         })
+    }
+
+    /// Sets `cell` to a worker started by `spawn`, unless it is set already; a failed spawn
+    /// leaves `cell` empty, for the next call to try again.
+    fn start_once(
+        cell: &OnceLock<Worker>,
+        starting: &Mutex<()>,
+        spawn: impl FnOnce() -> std::io::Result<std::thread::JoinHandle<()>>,
+    ) -> Result<(), Status> {
+        if cell.get().is_some() {
+            return Ok(());
+        }
+        let _starting = lock(starting);
+        if cell.get().is_some() {
+            return Ok(());
+        }
+        let handle = spawn().map_err(spawn_error)?;
+        // Cannot fail: `cell` is set only here, under `starting`, and was empty above.
+        let _ = cell.set(Worker {
+            thread: handle.thread().clone(),
+            queue: AtomicPtr::new(ptr::null_mut()),
+            watched: Mutex::new(Vec::new()),
+        });
+        Ok(())
+    }
+
+    fn spawn_error(e: std::io::Error) -> Status {
+        Status::InsufficientResources(
+            format!("cannot start the ks-alloc worker thread: {e}").into(),
+        )
+    }
+
+    #[cfg(test)]
+    #[test]
+    fn a_failed_worker_start_is_retried_and_a_started_worker_is_kept() {
+        let cell = OnceLock::new();
+        let starting = Mutex::new(());
+        let failed = start_once(&cell, &starting, || {
+            Err(std::io::Error::from(std::io::ErrorKind::WouldBlock))
+        });
+        let Err(Status::InsufficientResources(why)) = failed else {
+            panic!("expected STATUS_INSUFFICIENT_RESOURCES, got {failed:?}")
+        };
+        assert!(
+            why.contains("cannot start the ks-alloc worker thread"),
+            "{why}"
+        );
+        assert!(cell.get().is_none(), "a failure is not kept");
+        // Resources came back: the next creation starts the worker.
+        start_once(&cell, &starting, || {
+            std::thread::Builder::new().spawn(|| {})
+        })
+        .unwrap();
+        assert!(cell.get().is_some());
+        // Once started, it is never spawned again.
+        start_once(&cell, &starting, || panic!("spawned twice")).unwrap();
     }
 
     /// Links `this` (with the caller's strong reference) into the worker's queue.
@@ -126,7 +176,7 @@ mod imp {
     }
 
     fn run() {
-        // Wait until `WORKER` is initialised (we may run before `get_or_init` stores it).
+        // Wait until `WORKER` is initialised (we may run before `ensure_started` stores it).
         let w = loop {
             if let Some(w) = worker() {
                 break w;
