@@ -276,6 +276,8 @@ fn full_fence() {
 
 /// The drain's side of the barrier pair.
 fn heavy_barrier(asym: bool) {
+    #[cfg(all(test, not(loom)))]
+    crate::test_hooks::reach(crate::test_hooks::Point::HeavyBarrier);
     #[cfg(all(target_os = "linux", not(loom), not(miri)))]
     if asym {
         use rustix::thread::{MembarrierCommand as C, membarrier};
@@ -386,8 +388,14 @@ mod ids {
 
     /// Called from a free, which must not block: if another thread holds the pool (it is
     /// getting or returning an id), this free is not cached and a later one tries again.
+    /// Not at Dispatch level: registering the thread-exit destructor allocates (the C
+    /// library's `__cxa_thread_atexit_impl`), which Dispatch level does not allow, so a
+    /// thread's frees are cached from its first free at Passive level on.
     #[cold]
     pub(super) fn assign() -> Option<u32> {
+        if crate::level::current_level() == crate::level::Level::Dispatch {
+            return None;
+        }
         let mut p = try_lock(&POOL)?;
         // Registering the destructor fails only while the thread's locals are being
         // destroyed: then the thread stays without an id.
@@ -626,6 +634,106 @@ mod tests {
         let counts: Vec<u32> = seen.iter().map(|a| a.load(Ordering::Relaxed)).collect();
         assert_eq!(counts, [1, 1, 0, 0], "each frame ends once");
         assert_eq!(c.cached(), 0);
+    }
+
+    /// A request queued at Dispatch level leaves the caches to the worker: the drain's
+    /// `membarrier` is a system call, and it may wait for a preempted owner.
+    #[test]
+    fn a_request_queued_at_dispatch_leaves_the_cache_drain_to_the_worker() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::task::{Context, Poll, Wake, Waker};
+
+        struct Flag(AtomicBool, std::thread::Thread);
+        impl Wake for Flag {
+            fn wake(self: Arc<Self>) {
+                // Relaxed: the test's own flag; the unpark orders nothing it relies on.
+                self.0.store(true, Ordering::Relaxed);
+                self.1.unpark();
+            }
+        }
+
+        let a = alloc(true);
+        with_id();
+        let mut held: Vec<_> = std::iter::from_fn(|| a.try_allocate().ok()).collect();
+        assert_eq!(held.len(), 64);
+        // Once the request has looked at every cache and found nothing, another thread
+        // caches a frame: the request sets `WAITERS` and must drain that cache.
+        let mut late = held.pop();
+        crate::test_hooks::set(crate::test_hooks::Point::BeforeWaiterLock, move || {
+            if let Some(f) = late.take() {
+                std::thread::spawn(move || {
+                    with_id();
+                    drop(f)
+                })
+                .join()
+                .expect("the freeing thread");
+            }
+        });
+        let flag = Arc::new(Flag(AtomicBool::new(false), std::thread::current()));
+        let waker = Waker::from(Arc::clone(&flag));
+        let barriers = std::rc::Rc::new(std::cell::Cell::new(0u32));
+        let counted = std::rc::Rc::clone(&barriers);
+        crate::test_hooks::set(crate::test_hooks::Point::HeavyBarrier, move || {
+            counted.set(counted.get() + 1)
+        });
+        let mut fut = Box::pin(a.allocate());
+        let first = {
+            let _dispatch = crate::raise_to_dispatch();
+            fut.as_mut().poll(&mut Context::from_waker(&waker))
+        };
+        crate::test_hooks::set(crate::test_hooks::Point::BeforeWaiterLock, || {});
+        crate::test_hooks::set(crate::test_hooks::Point::HeavyBarrier, || {});
+        assert_eq!(
+            barriers.get(),
+            0,
+            "no membarrier on the Dispatch-level thread"
+        );
+        assert!(
+            first.is_pending(),
+            "at Dispatch level the cache is not drained inline (which would serve this request)"
+        );
+        // The worker drains the cache and grants the frame to the request.
+        for _ in 0..1000 {
+            if flag.0.load(Ordering::Relaxed) {
+                break;
+            }
+            std::thread::park_timeout(Duration::from_millis(10));
+        }
+        assert!(
+            flag.0.load(Ordering::Relaxed),
+            "the worker's grant woke the request"
+        );
+        let Poll::Ready(Ok(f)) = fut.as_mut().poll(&mut Context::from_waker(&waker)) else {
+            panic!("granted after the wake")
+        };
+        assert_eq!(a.inner.cache.cached(), 0);
+        assert_eq!(a.status().allocated_frames, 64);
+        drop((f, held));
+    }
+
+    /// Registering a thread's cache id allocates (the thread-exit destructor), so a free at
+    /// Dispatch level never does it: that thread's frees are cached from its first free at
+    /// Passive level on.
+    #[test]
+    fn a_thread_gets_its_cache_id_only_at_passive_level() {
+        let a = alloc(true);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                {
+                    let _dispatch = crate::raise_to_dispatch();
+                    for _ in 0..20 {
+                        drop(a.try_allocate().expect("frame"));
+                        std::thread::yield_now();
+                    }
+                    assert_eq!(super::ids::ID.with(std::cell::Cell::get), super::ids::UNSET);
+                    assert_eq!(a.inner.cache.cached(), 0, "uncached at Dispatch level");
+                }
+                with_id();
+                drop(a.try_allocate().expect("frame"));
+                assert_eq!(a.inner.cache.cached(), 1, "cached at Passive level");
+            });
+        });
     }
 
     #[test]

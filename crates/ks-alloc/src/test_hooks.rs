@@ -10,6 +10,8 @@ type Hook = RefCell<Option<Box<dyn FnMut()>>>;
 std::thread_local! {
     static BETWEEN_UNLOCK_AND_WAKE: Hook = const { RefCell::new(None) };
     static FRAME_FREE: Hook = const { RefCell::new(None) };
+    static BEFORE_WAITER_LOCK: Hook = const { RefCell::new(None) };
+    static HEAVY_BARRIER: Hook = const { RefCell::new(None) };
 }
 
 /// Where a hook runs.
@@ -20,12 +22,19 @@ pub(crate) enum Point {
     BetweenUnlockAndWake,
     /// A free has just made its frame free (home on the list, or cached).
     FrameFree,
+    /// A request found no free frame, not even a cached one, and is about to take the
+    /// waiter lock to queue.
+    BeforeWaiterLock,
+    /// A cache drain's heavy barrier (`membarrier`) is about to run.
+    HeavyBarrier,
 }
 
 fn key(p: Point) -> &'static LocalKey<Hook> {
     match p {
         Point::BetweenUnlockAndWake => &BETWEEN_UNLOCK_AND_WAKE,
         Point::FrameFree => &FRAME_FREE,
+        Point::BeforeWaiterLock => &BEFORE_WAITER_LOCK,
+        Point::HeavyBarrier => &HEAVY_BARRIER,
     }
 }
 

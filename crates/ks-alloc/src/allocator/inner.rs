@@ -89,6 +89,9 @@ pub(crate) struct Inner {
     pub(crate) handles: AtomicUsize,
     /// Scheduled on the worker (holding one strong reference for it).
     pub(crate) in_worker: AtomicBool,
+    /// A request queued at Dispatch level left the threads' caches for the worker to drain
+    /// (`drain_cache_on_worker`).
+    pub(crate) drain_on_worker: AtomicBool,
     pub(crate) worker_next: AtomicPtr<Inner>,
     pub(crate) name: String,
     pub(crate) starvation_threshold: Option<Duration>,
@@ -374,6 +377,23 @@ impl Inner {
         });
     }
 
+    /// [`drain_cache`](Self::drain_cache) for a request queued at Dispatch level, done by
+    /// the worker: the drain's `membarrier` is a system call, and it may wait for a cache's
+    /// owner preempted between two stores, neither of which Dispatch level allows. The
+    /// frames drained go to the oldest requests as the worker frees them, this one included.
+    pub(super) fn drain_cache_on_worker(this: &Arc<Inner>) {
+        // Relaxed: published to the worker's pass by `schedule`'s AcqRel swap of
+        // `in_worker`, as a deferred frame is (see `schedule`).
+        this.drain_on_worker.store(true, Ordering::Relaxed);
+        let this = Arc::as_ptr(this);
+        // SAFETY: the caller's handle keeps the allocator alive; the reference taken here is
+        // the one `schedule` consumes.
+        unsafe {
+            Arc::increment_strong_count(this);
+            Inner::schedule(this);
+        }
+    }
+
     pub(crate) fn mark_raw(&self, index: u32) {
         // Release: pairs with the AcqRel CAS in `free_raw`, which then sees the frame's
         // final contents... and, more importantly, the state change itself.
@@ -617,6 +637,20 @@ impl Inner {
         let inner = unsafe { this.as_ref() };
         // AcqRel: see `schedule` (a read-modify-write, not a store, on purpose).
         inner.in_worker.swap(false, Ordering::AcqRel);
+        // Relaxed: a store made before the `schedule` whose swap ours synchronizes with (or
+        // a later pass's) is visible here; see `drain_cache_on_worker`.
+        if inner.drain_on_worker.swap(false, Ordering::Relaxed) {
+            // SAFETY: the worker's reference, borrowed as an `Arc` for the drain (which takes
+            // one) and not dropped here.
+            let this = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(this.as_ptr()) });
+            if catch_unwind(AssertUnwindSafe(|| Inner::drain_cache(&this))).is_err() {
+                tracing::error!(
+                    allocator = %inner.name,
+                    "a waker or vendor callback panicked on the ks-alloc worker while it \
+                     drained the threads' frame caches; the worker goes on"
+                );
+            }
+        }
         inner.free.take_deferred(|index| {
             // A caller's `Waker` woken by the grant may panic. The grant is complete by then,
             // so the panic is reported and the rest of the chain handed off as usual: one

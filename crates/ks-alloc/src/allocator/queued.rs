@@ -191,6 +191,8 @@ impl Allocator {
         // Declared before the lock: a request this one serves first (below) is woken after
         // the unlock, whichever way this returns.
         let mut retried = WakeOnDrop::new(&inner.grants);
+        #[cfg(all(test, not(loom)))]
+        crate::test_hooks::reach(crate::test_hooks::Point::BeforeWaiterLock);
         let mut q = lock(&inner.waiters);
         let mut drain = false;
         // FIFO for a vendor's slots: a slot the vendor could not back sits free while
@@ -232,7 +234,10 @@ impl Allocator {
         match q.enqueue(&inner.grants, notify(), holder) {
             Some(t) => {
                 drop(q);
-                if drain {
+                if drain && current_level() == Level::Dispatch {
+                    // The same, by the worker (no system call at Dispatch level).
+                    Inner::drain_cache_on_worker(inner);
+                } else if drain {
                     // Frames cached by threads before the flag are free: they go to the
                     // oldest requests now (this one included), see `cache.rs`.
                     Inner::drain_cache(inner);
