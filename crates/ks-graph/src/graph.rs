@@ -25,7 +25,12 @@ use crate::state::{Active, KsState};
 /// # Ok::<(), ks_graph::GraphError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FilterId(pub(crate) u32);
+pub struct FilterId {
+    /// The graph's id ([`Filters::id`]): a filter of another graph is refused, not taken for
+    /// this graph's filter with the same index.
+    pub(crate) graph: u32,
+    pub(crate) index: u32,
+}
 
 impl FilterId {
     /// The index of the filter in insertion order.
@@ -44,7 +49,7 @@ impl FilterId {
     /// # Ok::<(), ks_graph::GraphError>(())
     /// ```
     pub fn index(self) -> usize {
-        self.0 as usize
+        self.index as usize
     }
 }
 
@@ -62,9 +67,7 @@ impl FilterId {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PinId {
-    /// The graph's id ([`Filters::id`]): a pin of another graph is refused, not taken for
-    /// this graph's pin with the same indices.
-    pub(crate) graph: u32,
+    /// Its filter, which names the graph too.
     pub(crate) filter: FilterId,
     pub(crate) pin: u32,
 }
@@ -157,7 +160,7 @@ fn split_pin_ref(text: &str) -> Result<(&str, &str), GraphError> {
 #[derive(Debug)]
 pub(crate) struct Filters {
     /// Unique per builder (and the graph it builds) in the process, carried by every
-    /// [`PinId`] (0 is never used).
+    /// [`FilterId`] and so every [`PinId`] (0 is never used).
     pub(crate) id: u32,
     pub(crate) nodes: Vec<FilterNode>,
     names: HashMap<String, FilterId>,
@@ -183,10 +186,30 @@ impl Default for Filters {
 }
 
 impl Filters {
+    /// The id of this graph's filter with index `index`.
+    pub(crate) fn filter_id(&self, index: usize) -> FilterId {
+        FilterId {
+            graph: self.id,
+            index: index as u32,
+        }
+    }
+
+    /// This graph's filter `id`; panics, naming the problem, if `id` is another graph's (for
+    /// the accessors documented to panic on such an id).
+    #[track_caller]
+    pub(crate) fn filter_node(&self, id: FilterId) -> &FilterNode {
+        assert!(
+            id.graph == self.id,
+            "filter #{} belongs to another graph (its ids are not this graph's)",
+            id.index
+        );
+        &self.nodes[id.index()]
+    }
+
     /// The id of pin `pin` of filter `filter` of this graph.
     pub(crate) fn pin_id(&self, filter: FilterId, pin: usize) -> PinId {
+        debug_assert_eq!(filter.graph, self.id);
         PinId {
-            graph: self.id,
             filter,
             pin: pin as u32,
         }
@@ -215,9 +238,9 @@ impl Filters {
     }
 
     pub(crate) fn check_pin(&self, pin: PinId) -> Result<(), GraphError> {
-        if pin.graph != self.id {
+        if pin.filter.graph != self.id {
             return Err(GraphError::ForeignPin {
-                filter: pin.filter.0,
+                filter: pin.filter.index,
                 pin: pin.pin,
             });
         }
@@ -225,7 +248,7 @@ impl Filters {
             .nodes
             .get(pin.filter.index())
             .ok_or_else(|| GraphError::UnknownFilter {
-                filter: format!("#{}", pin.filter.0),
+                filter: format!("#{}", pin.filter.index),
             })?;
         if pin.index() >= node.pins.len() {
             return Err(GraphError::UnknownPin {
@@ -303,7 +326,7 @@ impl Filters {
             for (pi, p) in f.desc.pins.iter().enumerate() {
                 if p.required && f.pins[pi].peer.is_none() {
                     return Err(GraphError::Unconnected {
-                        pin: self.pin_name(self.pin_id(FilterId(fi as u32), pi)),
+                        pin: self.pin_name(self.pin_id(self.filter_id(fi), pi)),
                         direction: p.direction,
                     });
                 }
@@ -326,7 +349,7 @@ impl Filters {
         ready.reverse(); // pop() then yields filters in insertion order
         let mut order = Vec::with_capacity(n);
         while let Some(i) = ready.pop() {
-            order.push(FilterId(i as u32));
+            order.push(self.filter_id(i));
             for &j in out[i].iter().rev() {
                 indegree[j] -= 1;
                 if indegree[j] == 0 {
@@ -446,7 +469,7 @@ impl GraphBuilder {
             return Err(GraphError::DuplicateFilter { filter: name });
         }
         descriptor.validate()?;
-        let id = FilterId(self.filters.nodes.len() as u32);
+        let id = self.filters.filter_id(self.filters.nodes.len());
         let pins = descriptor.pins.iter().map(|_| PinNode::default()).collect();
         self.filters.names.insert(name.clone(), id);
         self.filters.nodes.push(FilterNode {
@@ -622,7 +645,7 @@ impl Graph {
     /// # Ok::<(), ks_graph::GraphError>(())
     /// ```
     pub fn filter_ids(&self) -> impl ExactSizeIterator<Item = FilterId> + '_ {
-        (0..self.filters.nodes.len()).map(|i| FilterId(i as u32))
+        (0..self.filters.nodes.len()).map(|i| self.filters.filter_id(i))
     }
 
     /// The filter instance named `name`.
@@ -662,8 +685,9 @@ impl Graph {
     ///
     /// # Panics
     /// If `id` does not come from this graph.
+    #[track_caller]
     pub fn filter_name(&self, id: FilterId) -> &str {
-        &self.filters.nodes[id.index()].name
+        &self.filters.filter_node(id).name
     }
 
     /// The descriptor of a filter instance.
@@ -682,8 +706,9 @@ impl Graph {
     ///
     /// # Panics
     /// If `id` does not come from this graph.
+    #[track_caller]
     pub fn filter_descriptor(&self, id: FilterId) -> &Arc<FilterDescriptor> {
-        &self.filters.nodes[id.index()].desc
+        &self.filters.filter_node(id).desc
     }
 
     /// The mode of a filter instance.
@@ -702,8 +727,9 @@ impl Graph {
     ///
     /// # Panics
     /// If `id` does not come from this graph.
+    #[track_caller]
     pub fn filter_mode(&self, id: FilterId) -> FilterMode {
-        self.filters.nodes[id.index()].desc.mode
+        self.filters.filter_node(id).desc.mode
     }
 
     /// The pins of a filter instance, in descriptor order.
@@ -723,8 +749,9 @@ impl Graph {
     ///
     /// # Panics
     /// If `id` does not come from this graph.
+    #[track_caller]
     pub fn pins(&self, id: FilterId) -> impl ExactSizeIterator<Item = PinId> + '_ {
-        let n = self.filters.nodes[id.index()].pins.len();
+        let n = self.filters.filter_node(id).pins.len();
         (0..n).map(move |i| self.filters.pin_id(id, i))
     }
 

@@ -31,7 +31,7 @@
 use ks_alloc::{Alignment, FrameRange, FramingItem, MemoryType, RequirementFlags};
 
 use crate::error::{Conflict, ConflictField, NegotiationError};
-use crate::graph::{FilterId, Graph, PinId};
+use crate::graph::{Graph, PinId};
 use crate::model::{FilterMode, PinDescriptor, Routing, VendorSpec};
 use crate::plan::{
     AllocationPlan, AllocatorChoice, AllocatorKind, MemoryKind, MergedFraming, PipePlan,
@@ -104,7 +104,7 @@ fn form_pipes(graph: &Graph) -> (Vec<Vec<PinId>>, Vec<Vec<Option<usize>>>) {
     for (fi, f) in nodes.iter().enumerate() {
         for (pi, p) in f.pins.iter().enumerate() {
             if p.peer.is_some() && f.desc.pins[pi].direction == crate::PinDirection::Out {
-                outs[fi].push(graph.filters.pin_id(FilterId(fi as u32), pi));
+                outs[fi].push(graph.filters.pin_id(graph.filters.filter_id(fi), pi));
             }
         }
     }
@@ -115,7 +115,7 @@ fn form_pipes(graph: &Graph) -> (Vec<Vec<PinId>>, Vec<Vec<Option<usize>>>) {
         }
         f.desc.pins.iter().enumerate().find_map(|(pi, d)| {
             (d.direction == crate::PinDirection::In && f.pins[pi].peer.is_some())
-                .then(|| graph.filters.pin_id(FilterId(fi as u32), pi))
+                .then(|| graph.filters.pin_id(graph.filters.filter_id(fi), pi))
         })
     };
     let modifies = |p: PinId| graph.filters.pin_desc(p).modifies_in_place;
@@ -846,6 +846,7 @@ pub fn negotiate(graph: &Graph) -> Result<AllocationPlan, NegotiationError> {
     let mut plan = AllocationPlan {
         pipes: Vec::with_capacity(pipes.len()),
         pipe_of,
+        graph: graph.filters.id,
     };
     for (id, pins) in pipes.into_iter().enumerate() {
         plan.pipes.push(negotiate_pipe(graph, id, pins)?);

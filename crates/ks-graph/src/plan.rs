@@ -560,10 +560,12 @@ pub struct AllocationPlan {
     /// For every pin of the graph (by filter, then pin index), its pipe.
     #[serde(skip)]
     pub(crate) pipe_of: Vec<Vec<Option<usize>>>,
+    /// The id of the graph negotiated (a pin of another graph is in none of its pipes).
+    pub(crate) graph: u32,
 }
 
 impl AllocationPlan {
-    /// The pipe `pin` belongs to (`None` for an unconnected pin).
+    /// The pipe `pin` belongs to (`None` for an unconnected pin, or a pin of another graph).
     ///
     /// ```
     /// # use std::sync::Arc; use ks_graph::*;
@@ -585,6 +587,9 @@ impl AllocationPlan {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn pipe_of(&self, pin: PinId) -> Option<&PipePlan> {
+        if pin.filter.graph != self.graph {
+            return None;
+        }
         let i = (*self.pipe_of.get(pin.filter().index())?.get(pin.index())?)?;
         self.pipes.get(i)
     }

@@ -400,7 +400,8 @@ impl Graph {
             .unwrap_or(&[])
     }
 
-    /// The allocator serving the pipe `pin` belongs to (from ACQUIRE on).
+    /// The allocator serving the pipe `pin` belongs to (from ACQUIRE on; `None` for a pin of
+    /// another graph).
     ///
     /// ```
     /// # use std::sync::Arc; use ks_graph::*;

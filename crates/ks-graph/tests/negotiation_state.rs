@@ -487,6 +487,64 @@ fn allocator_handles_name_one_allocator_across_graphs() {
 }
 
 #[test]
+fn a_pin_of_another_graph_is_in_no_pipe_of_this_one() {
+    let mut g1 = two(None, None, K, K);
+    let g2 = two(None, None, K, U);
+    let foreign = g2.pin("b.in").unwrap();
+    let plan = ks_graph::negotiate(&g1).unwrap();
+    assert!(plan.pipe_of(g1.pin("b.in").unwrap()).is_some());
+    assert!(
+        plan.pipe_of(foreign).is_none(),
+        "same indices, another graph"
+    );
+    assert!(!plan.pipes[0].contains(foreign));
+    g1.set_state(KsState::Acquire).unwrap();
+    assert!(g1.pipe_allocator(g1.pin("b.in").unwrap()).is_some());
+    assert!(g1.pipe_allocator(foreign).is_none());
+}
+
+#[test]
+fn the_filter_accessors_panic_on_a_filter_of_another_graph_as_documented() {
+    let g1 = two(None, None, K, K);
+    let g2 = two(None, None, K, U);
+    let foreign = g2.filter("b").unwrap();
+    assert_eq!(g1.filter_mode(g1.filter("b").unwrap()), K);
+    for (what, call) in [
+        (
+            "filter_name",
+            Box::new(|| {
+                let _ = g1.filter_name(foreign);
+            }) as Box<dyn Fn()>,
+        ),
+        (
+            "filter_mode",
+            Box::new(|| {
+                let _ = g1.filter_mode(foreign);
+            }),
+        ),
+        (
+            "filter_descriptor",
+            Box::new(|| {
+                let _ = g1.filter_descriptor(foreign);
+            }),
+        ),
+        (
+            "pins",
+            Box::new(|| {
+                let _ = g1.pins(foreign).count();
+            }),
+        ),
+    ] {
+        let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).expect_err(what);
+        let msg = err
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .unwrap_or_default();
+        assert!(msg.contains("belongs to another graph"), "{what}: {msg}");
+    }
+}
+
+#[test]
 #[should_panic(expected = "belongs to another graph")]
 fn peer_panics_on_a_pin_of_another_graph_as_documented() {
     let g1 = two(None, None, K, K);
