@@ -351,6 +351,50 @@ fn describe_range(r: FrameRange) -> String {
     }
 }
 
+/// Why an optimal range was not honoured.
+#[derive(Debug, Clone)]
+enum OptSkip {
+    /// It holds no size (of at least one byte) that the pins' physical ranges allow.
+    Physical,
+    /// It meets the physical sizes, but not together with the optimal ranges taken before it
+    /// (of these pins), which left `set`.
+    Earlier { set: SizeSet, pins: Vec<usize> },
+}
+
+/// A pipe's frame sizes once its optimal ranges are decided.
+struct Sizing {
+    /// The sizes left: physical, and every optimal range taken.
+    set: SizeSet,
+    /// Each optimal range not honoured (index into the ranges given), and why.
+    skipped: Vec<(usize, OptSkip)>,
+}
+
+/// Decides the optimal ranges `opts` (pin, range; in pipe order) against the final physical
+/// sizes `phys` (every pin's physical range). Each range in turn is taken if the sizes taken
+/// so far keep a size of at least one byte in it, else skipped (policy §3: greedy in pipe
+/// order, but never judged against a physical range that a later pin has yet to narrow, so
+/// where the optimal ranges agree the result does not depend on the pins' order). `None`
+/// when `phys` holds no size of at least one byte.
+fn size_pipe(phys: SizeSet, opts: &[(usize, FrameRange)]) -> Option<Sizing> {
+    let fits = |s: Result<SizeSet, Miss>| s.ok().filter(|s| s.pick().is_some());
+    let mut set = fits(Ok(phys))?;
+    let mut taken: Vec<usize> = Vec::new();
+    let mut skipped = Vec::new();
+    for (i, &(k, r)) in opts.iter().enumerate() {
+        let o = SizeSet::from_range(r);
+        if let Some(s) = fits(set.intersect(&o)) {
+            set = s;
+            taken.push(k);
+        } else if fits(phys.intersect(&o)).is_none() {
+            skipped.push((i, OptSkip::Physical));
+        } else {
+            let pins = taken.clone();
+            skipped.push((i, OptSkip::Earlier { set, pins }));
+        }
+    }
+    Some(Sizing { set, skipped })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Memory classes
 // ---------------------------------------------------------------------------------------------
@@ -459,8 +503,8 @@ struct Acc {
     lo_pin: Option<usize>,
     hi_pin: Option<usize>,
     step_pins: Vec<usize>,
-    opt: SizeSet,
-    opt_pins: Vec<usize>,
+    /// Every optimal range stated (not "no requirement"), in pipe order, with its pin.
+    opts: Vec<(usize, FrameRange)>,
     hard_mem: Mem,
     mem_pin: Option<usize>,
     /// Every preference-only memory type (not the wildcard), in pipe order, with its pin.
@@ -482,8 +526,7 @@ impl Acc {
             lo_pin: None,
             hi_pin: None,
             step_pins: Vec::new(),
-            opt: SizeSet::ANY,
-            opt_pins: Vec::new(),
+            opts: Vec::new(),
             hard_mem: Mem::Any,
             mem_pin: None,
             pref_mems: Vec::new(),
@@ -904,6 +947,26 @@ fn negotiate_pipe(
     }
 }
 
+/// The relaxation text of an optimal range `r` skipped for `why`; `phys` is the pipe's
+/// physical sizes.
+fn opt_skip_detail(ctx: &PipeCtx<'_>, r: FrameRange, why: &OptSkip, phys: SizeSet) -> String {
+    let r = describe_range(r);
+    match why {
+        OptSkip::Physical => format!(
+            "optimal range {r} not honoured: it holds no size that the pins' physical ranges \
+             allow ({})",
+            phys.describe()
+        ),
+        OptSkip::Earlier { set, pins } => format!(
+            "optimal range {r} not honoured: it does not meet {}, what the physical range {} \
+             and the optimal ranges taken before it (of '{}') leave",
+            set.describe(),
+            phys.describe(),
+            ctx.names(pins.iter().copied()).join("', '")
+        ),
+    }
+}
+
 /// Merges the pins of a pipe. Pin `k < forced.len()` takes item `forced[k]`; later pins take
 /// their first compatible item (only used to explain a failure: see [`Choice::Prefix`]).
 fn merge_pipe(
@@ -1021,32 +1084,9 @@ fn merge_pipe(
         }
         acc.phys = phys;
 
-        // Optimal range: kept while it still meets the others and the physical range.
-        let o = SizeSet::from_range(item.framing_range);
-        if !o.is_any() {
-            match acc
-                .opt
-                .intersect(&o)
-                .and_then(|s| s.intersect(&acc.phys).map(|_| s))
-            {
-                Ok(s) => {
-                    acc.opt = s;
-                    acc.opt_pins.push(k);
-                }
-                Err(_) => relaxed.push(Relaxation {
-                    pin: pin.name.clone(),
-                    field: ConflictField::FrameSize,
-                    detail: format!(
-                        "optimal range {} not honoured: it does not meet {} (the optimal ranges \
-                         of earlier pins and the physical range)",
-                        describe_range(item.framing_range),
-                        acc.opt
-                            .intersect(&acc.phys)
-                            .map(|s| s.describe())
-                            .unwrap_or_else(|_| "the physical range".into())
-                    ),
-                }),
-            }
+        // Optimal range: decided after the walk, against the final physical sizes (§3).
+        if !SizeSet::from_range(item.framing_range).is_any() {
+            acc.opts.push((k, item.framing_range));
         }
 
         acc.align = acc.align.max(item.alignment);
@@ -1250,33 +1290,26 @@ fn merge_pipe(
     }
     let frames = frames as u32;
 
-    // Frame size sets: optimal-and-physical if they meet, else physical.
-    let opt_phys = acc.opt.intersect(&acc.phys).ok();
-    if opt_phys.is_none() && !acc.opt_pins.is_empty() {
-        for &k in &acc.opt_pins {
-            relaxed.push(Relaxation {
-                pin: ctx.pins[k].name.clone(),
-                field: ConflictField::FrameSize,
-                detail: format!(
-                    "optimal ranges together ({}) fall outside the physical range {}; sized by the \
-                     physical range",
-                    acc.opt.describe(),
-                    acc.phys.describe()
-                ),
-            });
-        }
+    // Frame sizes: the physical ones, narrowed by the optimal ranges that still meet them.
+    let sizing = size_pipe(acc.phys, &acc.opts);
+    for (i, why) in sizing.iter().flat_map(|s| &s.skipped) {
+        let (k, r) = acc.opts[*i];
+        relaxed.push(Relaxation {
+            pin: ctx.pins[k].name.clone(),
+            field: ConflictField::FrameSize,
+            detail: opt_skip_detail(ctx, r, why, acc.phys),
+        });
     }
     // A vendor's range narrows the sizes, but the size aimed at stays the pins' own (their
-    // minimum, else a page): the vendor's minimum is not a pin's requirement.
-    let pick_size = |extra: Option<&SizeSet>| -> Option<(u32, bool)> {
+    // minimum, else a page): the vendor's minimum is not a pin's requirement. Inside the
+    // vendor's range: the optimal sizes if it holds one, else the physical ones.
+    let pick_size = |extra: Option<&SizeSet>| -> Option<u32> {
+        let s = sizing.as_ref()?;
         let pick = |s: SizeSet| match extra {
             Some(e) => s.intersect(e).ok()?.pick_near(s.target()),
             None => s.pick(),
         };
-        if let Some(x) = opt_phys.and_then(pick) {
-            return Some((x, true));
-        }
-        pick(acc.phys).map(|x| (x, false))
+        pick(s.set).or_else(|| pick(acc.phys))
     };
 
     // Candidates: the MUST_ALLOCATE pin's vendor, then every vendor in pipe order.
@@ -1386,7 +1419,7 @@ fn merge_pipe(
         }
         match (&chosen, codes.is_empty()) {
             (None, true) => {
-                if let (Some(m), Some((sz, _))) = (vmem, size) {
+                if let (Some(m), Some(sz)) = (vmem, size) {
                     chosen = Some((k, v, m, sz));
                     continue;
                 }
@@ -1488,7 +1521,7 @@ fn merge_pipe(
                 mem = acc.hard_mem;
             }
             let mem = if mem == Mem::Any { Mem::NonPaged } else { mem };
-            let Some((size, _)) = pick_size(None) else {
+            let Some(size) = pick_size(None) else {
                 return Err(ctx.error(vec![Conflict {
                     field: ConflictField::FrameSize,
                     pins: ctx.names(acc.lo_pin.into_iter().chain(acc.hi_pin)),

@@ -1318,3 +1318,49 @@ fn failing_long_pipe_of_alternatives_is_searched_once_per_state() {
     assert_eq!(e.items[1], Some(0));
     assert_eq!(e.items.last(), Some(&None));
 }
+
+#[test]
+fn optimal_ranges_are_decided_against_every_physical_range_in_either_order() {
+    // a's optimal 1000..=2000 comes with no physical range; b's physical 3000..=9000 rules it
+    // out, while b's own optimal 5000..=8000 fits. Judged against the physical range known
+    // so far, a's range was taken first, b's skipped for not meeting it, and then both were
+    // dropped (3000, "does not meet the physical range"); swapped, the size was 5000.
+    let wide = || fx(ANY, NONE, 1, 1, 1000, 2000);
+    let narrow = || phys(fx(ANY, NONE, 1, 1, 5000, 8000), 3000, 9000, 1);
+    for (g, skipped) in [
+        (two(Some(wide()), Some(narrow()), K, K), "a.out"),
+        (two(Some(narrow()), Some(wide()), K, K), "b.in"),
+    ] {
+        let p = one(negotiate(&g));
+        assert_eq!(p.framing.frame_size, 5000, "{:?}", p.relaxed);
+        assert_eq!(p.relaxed.len(), 1, "{:?}", p.relaxed);
+        let r = &p.relaxed[0];
+        assert_eq!(
+            (r.pin.as_str(), r.field),
+            (skipped, ConflictField::FrameSize)
+        );
+        assert!(
+            r.detail.contains("1000..=2000")
+                && r.detail.contains("physical ranges allow (3000..=9000)"),
+            "{}",
+            r.detail
+        );
+    }
+
+    // Optimal ranges that only miss each other: the earlier pin's wins, and the text names it.
+    let p = one(negotiate(&two(
+        Some(fx(ANY, NONE, 1, 1, 1024, 1024)),
+        Some(fx(ANY, NONE, 1, 1, 2048, 2048)),
+        K,
+        K,
+    )));
+    assert_eq!(p.framing.frame_size, 1024);
+    assert_eq!(p.relaxed.len(), 1, "{:?}", p.relaxed);
+    assert_eq!(p.relaxed[0].pin, "b.in");
+    assert!(
+        p.relaxed[0].detail.contains("does not meet 1024..=1024")
+            && p.relaxed[0].detail.contains("(of 'a.out')"),
+        "{}",
+        p.relaxed[0].detail
+    );
+}
