@@ -356,43 +356,58 @@ fn describe_range(r: FrameRange) -> String {
 enum OptSkip {
     /// It holds no size (of at least one byte) that the pins' physical ranges allow.
     Physical,
-    /// It meets the physical sizes, but not together with the optimal ranges taken before it
-    /// (of these pins), which left `set`.
+    /// Its sizes that the physical ranges allow all lie outside the allocating vendor's range.
+    Vendor,
+    /// It meets the physical sizes (and the vendor's), but not together with the optimal
+    /// ranges taken before it (of these pins), which left `set`.
     Earlier { set: SizeSet, pins: Vec<usize> },
 }
 
-/// A pipe's frame sizes once its optimal ranges are decided.
+/// A pipe's frame size once its optimal ranges are decided.
 struct Sizing {
-    /// The sizes left: physical, and every optimal range taken.
-    set: SizeSet,
+    size: u32,
     /// Each optimal range not honoured (index into the ranges given), and why.
     skipped: Vec<(usize, OptSkip)>,
 }
 
-/// Decides the optimal ranges `opts` (pin, range; in pipe order) against the final physical
-/// sizes `phys` (every pin's physical range). Each range in turn is taken if the sizes taken
-/// so far keep a size of at least one byte in it, else skipped (policy §3: greedy in pipe
-/// order, but never judged against a physical range that a later pin has yet to narrow, so
-/// where the optimal ranges agree the result does not depend on the pins' order). `None`
-/// when `phys` holds no size of at least one byte.
-fn size_pipe(phys: SizeSet, opts: &[(usize, FrameRange)]) -> Option<Sizing> {
+/// Decides the optimal ranges `opts` (pin, range; in pipe order) against the final sizes:
+/// the physical sizes `phys` (every pin's physical range), narrowed by the range of the
+/// vendor that would allocate, if any. Each optimal range in turn is taken if the sizes
+/// taken so far keep a size of at least one byte in it, else skipped (policy §3: greedy in
+/// pipe order, but never judged against sizes that a later pin or the vendor has yet to
+/// narrow, so where the optimal ranges agree the result does not depend on the pins' order).
+/// The size is picked from what is left, aiming at the pins' own sizes (physical and optimal
+/// taken): the vendor's minimum is not a pin's. `None` when no size of at least one byte is
+/// left at all.
+fn size_pipe(
+    phys: SizeSet,
+    vendor: Option<&SizeSet>,
+    opts: &[(usize, FrameRange)],
+) -> Option<Sizing> {
     let fits = |s: Result<SizeSet, Miss>| s.ok().filter(|s| s.pick().is_some());
-    let mut set = fits(Ok(phys))?;
+    let base = fits(vendor.map_or(Ok(phys), |v| phys.intersect(v)))?;
+    // `set`: the sizes allowed so far; `aim`: the same without the vendor's range.
+    let (mut set, mut aim) = (base, phys);
     let mut taken: Vec<usize> = Vec::new();
     let mut skipped = Vec::new();
     for (i, &(k, r)) in opts.iter().enumerate() {
         let o = SizeSet::from_range(r);
         if let Some(s) = fits(set.intersect(&o)) {
             set = s;
+            // `set` lies inside `aim`, so this meets.
+            aim = aim.intersect(&o).unwrap_or(aim);
             taken.push(k);
         } else if fits(phys.intersect(&o)).is_none() {
             skipped.push((i, OptSkip::Physical));
+        } else if fits(base.intersect(&o)).is_none() {
+            skipped.push((i, OptSkip::Vendor));
         } else {
             let pins = taken.clone();
             skipped.push((i, OptSkip::Earlier { set, pins }));
         }
     }
-    Some(Sizing { set, skipped })
+    let size = set.pick_near(aim.target())?;
+    Some(Sizing { size, skipped })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -948,22 +963,42 @@ fn negotiate_pipe(
 }
 
 /// The relaxation text of an optimal range `r` skipped for `why`; `phys` is the pipe's
-/// physical sizes.
-fn opt_skip_detail(ctx: &PipeCtx<'_>, r: FrameRange, why: &OptSkip, phys: SizeSet) -> String {
+/// physical sizes, `vendor` the allocating vendor's name and range, if any.
+fn opt_skip_detail(
+    ctx: &PipeCtx<'_>,
+    r: FrameRange,
+    why: &OptSkip,
+    phys: SizeSet,
+    vendor: Option<(&str, FrameRange)>,
+) -> String {
     let r = describe_range(r);
-    match why {
-        OptSkip::Physical => format!(
+    match (why, vendor) {
+        (OptSkip::Physical, _) => format!(
             "optimal range {r} not honoured: it holds no size that the pins' physical ranges \
              allow ({})",
             phys.describe()
         ),
-        OptSkip::Earlier { set, pins } => format!(
-            "optimal range {r} not honoured: it does not meet {}, what the physical range {} \
+        (OptSkip::Vendor, Some((name, vr))) => format!(
+            "optimal range {r} not honoured: vendor '{name}' allocates the pipe and serves {}, \
+             none of which lies in it{}",
+            describe_range(vr),
+            if phys.is_any() {
+                String::new()
+            } else {
+                format!(" within the physical range {}", phys.describe())
+            }
+        ),
+        (OptSkip::Earlier { set, pins }, v) => format!(
+            "optimal range {r} not honoured: it does not meet {}, what the physical range {}{} \
              and the optimal ranges taken before it (of '{}') leave",
             set.describe(),
             phys.describe(),
+            v.map(|(name, vr)| format!(", vendor '{name}''s range {}", describe_range(vr)))
+                .unwrap_or_default(),
             ctx.names(pins.iter().copied()).join("', '")
         ),
+        // Not produced without a vendor.
+        (OptSkip::Vendor, None) => format!("optimal range {r} not honoured"),
     }
 }
 
@@ -1290,28 +1325,6 @@ fn merge_pipe(
     }
     let frames = frames as u32;
 
-    // Frame sizes: the physical ones, narrowed by the optimal ranges that still meet them.
-    let sizing = size_pipe(acc.phys, &acc.opts);
-    for (i, why) in sizing.iter().flat_map(|s| &s.skipped) {
-        let (k, r) = acc.opts[*i];
-        relaxed.push(Relaxation {
-            pin: ctx.pins[k].name.clone(),
-            field: ConflictField::FrameSize,
-            detail: opt_skip_detail(ctx, r, why, acc.phys),
-        });
-    }
-    // A vendor's range narrows the sizes, but the size aimed at stays the pins' own (their
-    // minimum, else a page): the vendor's minimum is not a pin's requirement. Inside the
-    // vendor's range: the optimal sizes if it holds one, else the physical ones.
-    let pick_size = |extra: Option<&SizeSet>| -> Option<u32> {
-        let s = sizing.as_ref()?;
-        let pick = |s: SizeSet| match extra {
-            Some(e) => s.intersect(e).ok()?.pick_near(s.target()),
-            None => s.pick(),
-        };
-        pick(s.set).or_else(|| pick(acc.phys))
-    };
-
     // Candidates: the MUST_ALLOCATE pin's vendor, then every vendor in pipe order.
     let first = allocating_pin.filter(|&a| ctx.pins[a].desc.vendor.is_some());
     let order = first.into_iter().chain(
@@ -1322,7 +1335,7 @@ fn merge_pipe(
     // reported as such; the memory check then covers the kernel pins' own requirements.
     let required_mem = acc.hard_mem;
     let mut rejected = Vec::new();
-    let mut chosen: Option<(usize, &VendorSpec, Mem, u32)> = None;
+    let mut chosen: Option<(usize, &VendorSpec, Mem, Sizing)> = None;
     for k in order {
         let Some(v) = ctx.pins[k].desc.vendor.as_ref() else {
             continue;
@@ -1375,8 +1388,13 @@ fn merge_pipe(
                 list.join(", ")
             ));
         }
-        let vrange = SizeSet::from_range(caps.frame_size);
-        let size = pick_size(Some(&vrange));
+        // The sizes with this vendor: its range narrows the physical set before the optimal
+        // ranges are decided, so they are judged against what it can serve.
+        let size = size_pipe(
+            acc.phys,
+            Some(&SizeSet::from_range(caps.frame_size)),
+            &acc.opts,
+        );
         if size.is_none() {
             codes.push(RejectCode::FrameSizeRange);
             reasons.push(format!(
@@ -1419,8 +1437,8 @@ fn merge_pipe(
         }
         match (&chosen, codes.is_empty()) {
             (None, true) => {
-                if let (Some(m), Some(sz)) = (vmem, size) {
-                    chosen = Some((k, v, m, sz));
+                if let (Some(m), Some(sizing)) = (vmem, size) {
+                    chosen = Some((k, v, m, sizing));
                     continue;
                 }
             }
@@ -1442,8 +1460,8 @@ fn merge_pipe(
         });
     }
 
-    let (allocator, frame_size, final_mem) = match chosen {
-        Some((k, v, m, size)) => {
+    let (allocator, sizing, final_mem) = match chosen {
+        Some((k, v, m, sizing)) => {
             // The vendor may serve only the hard requirement: the preference then goes unmet.
             if let Some((p, j)) = pref_used.filter(|_| !m.satisfies(mem)) {
                 relaxed.push(Relaxation {
@@ -1477,7 +1495,7 @@ fn merge_pipe(
                     pin_id: ctx.pins[k].id,
                     vendor: Some(v.clone()),
                 },
-                size,
+                sizing,
                 m,
             )
         }
@@ -1521,7 +1539,7 @@ fn merge_pipe(
                 mem = acc.hard_mem;
             }
             let mem = if mem == Mem::Any { Mem::NonPaged } else { mem };
-            let Some(size) = pick_size(None) else {
+            let Some(sizing) = size_pipe(acc.phys, None, &acc.opts) else {
                 return Err(ctx.error(vec![Conflict {
                     field: ConflictField::FrameSize,
                     pins: ctx.names(acc.lo_pin.into_iter().chain(acc.hi_pin)),
@@ -1541,11 +1559,26 @@ fn merge_pipe(
                     pin_id: ctx.pins[owner].id,
                     vendor: None,
                 },
-                size,
+                sizing,
                 mem,
             )
         }
     };
+
+    // Optimal ranges not honoured, judged against the sizes the chosen allocator serves.
+    let vendor_range = allocator
+        .vendor
+        .as_ref()
+        .map(|v| (v.name.as_str(), v.capabilities.frame_size));
+    for (i, why) in &sizing.skipped {
+        let (k, r) = acc.opts[*i];
+        relaxed.push(Relaxation {
+            pin: ctx.pins[k].name.clone(),
+            field: ConflictField::FrameSize,
+            detail: opt_skip_detail(ctx, r, why, acc.phys, vendor_range),
+        });
+    }
+    let frame_size = sizing.size;
     if let Some(a) = allocating_pin {
         if hard_alloc.first() == Some(&a) && allocator.pin_id != ctx.pins[a].id {
             // Unreachable by construction (the MUST_ALLOCATE pin owns the default allocator

@@ -1364,3 +1364,49 @@ fn optimal_ranges_are_decided_against_every_physical_range_in_either_order() {
         p.relaxed[0].detail
     );
 }
+
+#[test]
+fn optimal_ranges_a_chosen_vendor_cannot_serve_are_reported_naming_it() {
+    let dma = || {
+        let caps = VendorCapabilities::new(vec![NP]).with_frame_size(4096, 65536, 1);
+        vendor("dma", caps).0
+    };
+    // The vendor's sizes exclude cam.out's optimal range: the size leaves it, and says so.
+    let p = one(negotiate(&vend_graph(
+        dma(),
+        Some(fx(ANY, NONE, 2, 1, 1000, 2000)),
+        None,
+        K,
+    )));
+    assert_eq!(p.allocator.name, "dma");
+    assert_eq!(p.framing.frame_size, 4096);
+    assert_eq!(p.relaxed.len(), 1, "{:?}", p.relaxed);
+    let r = &p.relaxed[0];
+    assert_eq!(
+        (r.pin.as_str(), r.field),
+        ("cam.out", ConflictField::FrameSize)
+    );
+    assert!(
+        r.detail.contains("1000..=2000") && r.detail.contains("vendor 'dma'"),
+        "{}",
+        r.detail
+    );
+
+    // Optimal ranges are decided inside the vendor's range: the one it excludes is reported,
+    // the later one it serves is honoured (without the vendor the earlier one would win).
+    let p = one(negotiate(&vend_graph(
+        dma(),
+        Some(fx(ANY, NONE, 2, 1, 1000, 2000)),
+        Some(fx(ANY, NONE, 1, 1, 5000, 8000)),
+        K,
+    )));
+    assert_eq!(p.allocator.name, "dma");
+    assert_eq!(p.framing.frame_size, 5000, "{:?}", p.relaxed);
+    let pins: Vec<&str> = p.relaxed.iter().map(|r| r.pin.as_str()).collect();
+    assert_eq!(pins, ["cam.out"], "{:?}", p.relaxed);
+    assert!(
+        p.relaxed[0].detail.contains("vendor 'dma'"),
+        "{}",
+        p.relaxed[0].detail
+    );
+}

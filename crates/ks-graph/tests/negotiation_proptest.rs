@@ -1,7 +1,8 @@
 //! Property tests over random graphs: whenever negotiation succeeds, the plan's framing
 //! satisfies every non-preference requirement of every pin of its pipe, every connected pin
 //! is in exactly one pipe (unconnected pins in none), chosen vendors meet their declared
-//! capabilities, and after STOP → ACQUIRE the vendor initialize calls equal the vendors chosen
+//! capabilities, an optimal range is reported in `relaxed` exactly when the frame size lies
+//! outside it, and after STOP → ACQUIRE the vendor initialize calls equal the vendors chosen
 //! (and after ACQUIRE → STOP every initialized vendor was deleted). Pins carry one to three
 //! framing items; a brute-force enumeration of the item combinations of small pipes checks
 //! that the search is complete (a pipe some combination satisfies is never reported as a
@@ -15,8 +16,8 @@ use ks_alloc::{
     Alignment, FrameRange, FramingEx, FramingItem, ItemFlags, MemoryType, RequirementFlags,
 };
 use ks_graph::{
-    AllocatorKind, FilterDescriptor, FilterMode, Graph, GraphBuilder, KsState, MemoryKind,
-    PinDescriptor, PinDirection, PinId, Routing, VendorCapabilities, negotiate,
+    AllocatorKind, ConflictField, FilterDescriptor, FilterMode, Graph, GraphBuilder, KsState,
+    MemoryKind, PinDescriptor, PinDirection, PinId, Routing, VendorCapabilities, negotiate,
 };
 use negotiation_support::{Counts, vendor};
 use proptest::prelude::*;
@@ -339,6 +340,17 @@ proptest! {
                 if item.physical_range.max != 0 {
                     prop_assert!(item.physical_range.contains(fr.frame_size),
                         "{}: size {} outside {:?}", pipe.pins[k], fr.frame_size, item.physical_range);
+                }
+                // An optimal range is reported (a frame-size relaxation of its pin) exactly
+                // when the size lies outside it: none is dropped silently, none reported
+                // while honoured.
+                if item.framing_range.max != 0 {
+                    let reported = pipe.relaxed.iter().any(|r| {
+                        r.pin == pipe.pins[k] && r.field == ConflictField::FrameSize
+                    });
+                    prop_assert_eq!(reported, !item.framing_range.contains(fr.frame_size),
+                        "{}: size {} and optimal range {:?}: {:?}",
+                        pipe.pins[k], fr.frame_size, item.framing_range, pipe.relaxed);
                 }
                 prop_assert!(fr.alignment >= item.alignment.bytes());
                 prop_assert!(fr.frames >= item.frames);
