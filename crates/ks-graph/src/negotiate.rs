@@ -1218,20 +1218,6 @@ fn merge_pipe(
         .first()
         .copied()
         .or_else(|| acc.must_allocate.first().map(|m| m.0));
-    for &(k, hard) in &acc.must_allocate {
-        if !hard && Some(k) != allocating_pin {
-            relaxed.push(Relaxation {
-                pin: ctx.pins[k].name.clone(),
-                field: ConflictField::Flags,
-                detail: format!(
-                    "MUST_ALLOCATE (preference only) not honoured: '{}' allocates the pipe",
-                    allocating_pin
-                        .map(|a| ctx.pins[a].name.as_str())
-                        .unwrap_or("?")
-                ),
-            });
-        }
-    }
 
     // Frames.
     let frames = if acc.frames == 0 {
@@ -1589,6 +1575,33 @@ fn merge_pipe(
                 detail: "the MUST_ALLOCATE pin does not own the chosen allocator".into(),
             }]));
         }
+    }
+
+    // A preference-only MUST_ALLOCATE is honoured only if its pin owns the chosen allocator:
+    // another pin's hard MUST_ALLOCATE, an earlier preference, or another pin's vendor may
+    // own it instead.
+    for &(k, hard) in &acc.must_allocate {
+        if hard || allocator.pin_id == ctx.pins[k].id {
+            continue;
+        }
+        let why = if hard_alloc
+            .first()
+            .is_some_and(|&a| allocator.pin_id == ctx.pins[a].id)
+        {
+            "it requires MUST_ALLOCATE".to_string()
+        } else if let Some(v) = &allocator.vendor {
+            format!("its vendor allocator '{}' serves the pipe", v.name)
+        } else {
+            "its MUST_ALLOCATE preference comes first in the pipe".to_string()
+        };
+        relaxed.push(Relaxation {
+            pin: ctx.pins[k].name.clone(),
+            field: ConflictField::Flags,
+            detail: format!(
+                "MUST_ALLOCATE (preference only) not honoured: '{}' allocates the pipe ({why})",
+                allocator.pin
+            ),
+        });
     }
 
     // Preference-only flags the chosen allocator does not meet are relaxed and reported.

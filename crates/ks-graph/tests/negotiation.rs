@@ -1410,3 +1410,39 @@ fn optimal_ranges_a_chosen_vendor_cannot_serve_are_reported_naming_it() {
         p.relaxed[0].detail
     );
 }
+
+#[test]
+fn a_preference_only_must_allocate_is_reported_when_another_pin_allocates() {
+    let must_pref = || fx(ANY, ItemFlags::MUST_ALLOCATE | PREF, 2, 1, 0, 0);
+    // dst.in prefers to allocate but has no vendor; cam.out's vendor serves the pipe.
+    let p = one(negotiate(&vend_graph(
+        vendor("dma", caps()).0,
+        None,
+        Some(must_pref()),
+        K,
+    )));
+    assert_eq!(
+        (p.allocator.name.as_str(), p.allocator.pin.as_str()),
+        ("dma", "cam.out")
+    );
+    assert_eq!(p.relaxed.len(), 1, "{:?}", p.relaxed);
+    let r = &p.relaxed[0];
+    assert_eq!((r.pin.as_str(), r.field), ("dst.in", ConflictField::Flags));
+    assert!(
+        r.detail.contains("MUST_ALLOCATE") && r.detail.contains("'cam.out' allocates"),
+        "{}",
+        r.detail
+    );
+
+    // Two preferences and the default allocator: the first pin's owns it, the second's is
+    // reported naming it.
+    let p = one(negotiate(&two(Some(must_pref()), Some(must_pref()), K, K)));
+    assert_eq!(p.allocator.pin, "a.out");
+    let pins: Vec<&str> = p.relaxed.iter().map(|r| r.pin.as_str()).collect();
+    assert_eq!(pins, ["b.in"], "{:?}", p.relaxed);
+    assert!(
+        p.relaxed[0].detail.contains("'a.out' allocates"),
+        "{}",
+        p.relaxed[0].detail
+    );
+}

@@ -2,7 +2,7 @@
 //! satisfies every non-preference requirement of every pin of its pipe, every connected pin
 //! is in exactly one pipe (unconnected pins in none), chosen vendors meet their declared
 //! capabilities, an optimal range is reported in `relaxed` exactly when the frame size lies
-//! outside it, and after STOP → ACQUIRE the vendor initialize calls equal the vendors chosen
+//! outside it (a MUST_ALLOCATE preference when another pin allocates), and after STOP → ACQUIRE the vendor initialize calls equal the vendors chosen
 //! (and after ACQUIRE → STOP every initialized vendor was deleted). Pins carry one to three
 //! framing items; a brute-force enumeration of the item combinations of small pipes checks
 //! that the search is complete (a pipe some combination satisfies is never reported as a
@@ -351,6 +351,17 @@ proptest! {
                     prop_assert_eq!(reported, !item.framing_range.contains(fr.frame_size),
                         "{}: size {} and optimal range {:?}: {:?}",
                         pipe.pins[k], fr.frame_size, item.framing_range, pipe.relaxed);
+                }
+                // A MUST_ALLOCATE preference its pin does not get is reported.
+                if pref
+                    && item.flags.requirements().contains(RequirementFlags::MUST_ALLOCATE)
+                    && pipe.allocator.pin_id != p
+                {
+                    prop_assert!(
+                        pipe.relaxed.iter().any(|r| r.pin == pipe.pins[k] && r.field == ConflictField::Flags),
+                        "{}: MUST_ALLOCATE preference, '{}' allocates: {:?}",
+                        pipe.pins[k], pipe.allocator.pin, pipe.relaxed
+                    );
                 }
                 prop_assert!(fr.alignment >= item.alignment.bytes());
                 prop_assert!(fr.frames >= item.frames);
