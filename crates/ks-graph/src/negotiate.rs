@@ -1244,12 +1244,15 @@ fn merge_pipe(
     let mut mem = if user { Mem::User } else { acc.hard_mem };
     // The preference that refined the hard type: the first compatible one (policy §4).
     let mut pref_used: Option<(Mem, usize)> = None;
+    // Every preference that `mem` meets (the one that refined it and later ones it already
+    // meets), with its pin: each is checked again against the memory finally served.
+    let mut pref_met: Vec<(Mem, usize)> = Vec::new();
     if !user {
         let sysmem = acc.hard_flags & RequirementFlags::SYSTEM_MEMORY.bits() != 0;
         for &(p, k) in &acc.pref_mems {
             match mem.meet(p) {
                 // Honoured by what an earlier preference chose.
-                Some(m) if pref_used.is_some() && m == mem => {}
+                Some(m) if pref_used.is_some() && m == mem => pref_met.push((p, k)),
                 Some(_) if pref_used.is_some() => relaxed.push(Relaxation {
                     pin: ctx.pins[k].name.clone(),
                     field: ConflictField::MemoryType,
@@ -1278,6 +1281,7 @@ fn merge_pipe(
                 Some(m) => {
                     mem = m;
                     pref_used = Some((p, k));
+                    pref_met.push((p, k));
                 }
                 None => relaxed.push(Relaxation {
                     pin: ctx.pins[k].name.clone(),
@@ -1448,19 +1452,6 @@ fn merge_pipe(
 
     let (allocator, sizing, final_mem) = match chosen {
         Some((k, v, m, sizing)) => {
-            // The vendor may serve only the hard requirement: the preference then goes unmet.
-            if let Some((p, j)) = pref_used.filter(|_| !m.satisfies(mem)) {
-                relaxed.push(Relaxation {
-                    pin: ctx.pins[j].name.clone(),
-                    field: ConflictField::MemoryType,
-                    detail: format!(
-                        "prefers {} but vendor '{}' serves {} (preference only: relaxed)",
-                        p.memory_type(),
-                        v.name,
-                        m.memory_type()
-                    ),
-                });
-            }
             rejected.push(Rejection {
                 candidate: "default".into(),
                 kind: AllocatorKind::Default,
@@ -1511,17 +1502,7 @@ fn merge_pipe(
                         ),
                     }]));
                 }
-                if let Some((_, k)) = pref_used {
-                    relaxed.push(Relaxation {
-                        pin: ctx.pins[k].name.clone(),
-                        field: ConflictField::MemoryType,
-                        detail: format!(
-                            "prefers device memory {}, which no eligible vendor serves; the \
-                             default allocator uses host memory",
-                            mem.memory_type()
-                        ),
-                    });
-                }
+                // The preference for it goes unmet (reported below).
                 mem = acc.hard_mem;
             }
             let mem = if mem == Mem::Any { Mem::NonPaged } else { mem };
@@ -1550,6 +1531,37 @@ fn merge_pipe(
             )
         }
     };
+
+    // Memory preferences the memory served does not meet: a vendor may serve only the hard
+    // requirement, and the default allocator serves no device memory.
+    for &(p, k) in &pref_met {
+        if final_mem.satisfies(p) {
+            continue;
+        }
+        let detail = match &allocator.vendor {
+            Some(v) => format!(
+                "prefers {} but vendor '{}' serves {} (preference only: relaxed)",
+                p.memory_type(),
+                v.name,
+                final_mem.memory_type()
+            ),
+            None if p.is_device() => format!(
+                "prefers device memory {}, which no eligible vendor serves; the default \
+                 allocator uses host memory",
+                p.memory_type()
+            ),
+            None => format!(
+                "prefers {} but the default allocator uses {} (preference only: relaxed)",
+                p.memory_type(),
+                final_mem.memory_type()
+            ),
+        };
+        relaxed.push(Relaxation {
+            pin: ctx.pins[k].name.clone(),
+            field: ConflictField::MemoryType,
+            detail,
+        });
+    }
 
     // Optimal ranges not honoured, judged against the sizes the chosen allocator serves.
     let vendor_range = allocator

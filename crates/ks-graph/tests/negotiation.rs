@@ -1446,3 +1446,44 @@ fn a_preference_only_must_allocate_is_reported_when_another_pin_allocates() {
         p.relaxed[0].detail
     );
 }
+
+#[test]
+fn every_memory_preference_the_served_memory_misses_is_reported() {
+    let names = |p: &PipePlan| -> Vec<(String, ConflictField)> {
+        p.relaxed.iter().map(|r| (r.pin.clone(), r.field)).collect()
+    };
+    let mem = |pin: &str| (pin.to_string(), ConflictField::MemoryType);
+
+    // Both pins prefer paged memory; the vendor serves device memory only: both unmet.
+    let caps = VendorCapabilities::new(vec![DEVICE]).with_honours(RequirementFlags(0));
+    let paged = || fx(PG, PREF, 1, 1, 0, 0);
+    let p = one(negotiate(&vend_graph(
+        vendor("dev", caps).0,
+        Some(paged()),
+        Some(paged()),
+        K,
+    )));
+    assert_eq!(p.allocator.memory, MemoryKind::Device);
+    assert_eq!(
+        names(&p),
+        [mem("cam.out"), mem("dst.in")],
+        "{:?}",
+        p.relaxed
+    );
+    assert!(
+        p.relaxed.iter().all(|r| r.detail.contains("vendor 'dev'")),
+        "{:?}",
+        p.relaxed
+    );
+
+    // Both pins prefer device memory no vendor serves: the default's host memory misses both.
+    let device = || fx(DEVICE, PREF, 1, 1, 0, 0);
+    let p = one(negotiate(&two(Some(device()), Some(device()), K, K)));
+    assert_eq!(p.allocator.kind, AllocatorKind::Default);
+    assert_eq!(names(&p), [mem("a.out"), mem("b.in")], "{:?}", p.relaxed);
+
+    // A later preference another one already met stays unreported while it is served.
+    let p = one(negotiate(&two(Some(paged()), Some(paged()), K, K)));
+    assert_eq!(p.allocator.memory, MemoryKind::Paged);
+    assert!(p.relaxed.is_empty(), "{:?}", p.relaxed);
+}

@@ -1,12 +1,14 @@
 //! Property tests over random graphs: whenever negotiation succeeds, the plan's framing
 //! satisfies every non-preference requirement of every pin of its pipe, every connected pin
 //! is in exactly one pipe (unconnected pins in none), chosen vendors meet their declared
-//! capabilities, an optimal range is reported in `relaxed` exactly when the frame size lies
-//! outside it (a MUST_ALLOCATE preference when another pin allocates), and after STOP → ACQUIRE the vendor initialize calls equal the vendors chosen
-//! (and after ACQUIRE → STOP every initialized vendor was deleted). Pins carry one to three
-//! framing items; a brute-force enumeration of the item combinations of small pipes checks
-//! that the search is complete (a pipe some combination satisfies is never reported as a
-//! conflict) and picks the preferred combination (the first satisfying one in pipe order).
+//! capabilities, `relaxed` reports an optimal range exactly when the frame size lies outside
+//! it (and a memory preference the memory served misses, a MUST_ALLOCATE preference when
+//! another pin allocates), and after STOP → ACQUIRE the vendor initialize calls equal the
+//! vendors chosen (and after ACQUIRE → STOP every initialized vendor was deleted). Pins carry
+//! one to three framing items; a brute-force enumeration of the item combinations of small
+//! pipes checks that the search is complete (a pipe some combination satisfies is never
+//! reported as a conflict) and picks the preferred combination (the first satisfying one in
+//! pipe order).
 
 mod negotiation_support;
 
@@ -351,6 +353,14 @@ proptest! {
                     prop_assert_eq!(reported, !item.framing_range.contains(fr.frame_size),
                         "{}: size {} and optimal range {:?}: {:?}",
                         pipe.pins[k], fr.frame_size, item.framing_range, pipe.relaxed);
+                }
+                // A memory preference the memory served does not meet is reported.
+                if pref && !satisfies(fr.memory, item.memory_type) {
+                    prop_assert!(
+                        pipe.relaxed.iter().any(|r| r.pin == pipe.pins[k] && r.field == ConflictField::MemoryType),
+                        "{}: prefers {}, served {}: {:?}",
+                        pipe.pins[k], item.memory_type, fr.memory, pipe.relaxed
+                    );
                 }
                 // A MUST_ALLOCATE preference its pin does not get is reported.
                 if pref
