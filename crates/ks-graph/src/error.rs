@@ -432,10 +432,12 @@ pub enum StateError {
         status: Status,
     },
     /// At STOP → ACQUIRE, the allocator a client assigned to a pipe's root pin
-    /// (`KSPROPERTY_STREAM_ALLOCATOR` SET, behaviour 46) cannot serve the pipe's framing.
+    /// (`KSPROPERTY_STREAM_ALLOCATOR` SET, behaviour 46) cannot serve the pipe's framing, or
+    /// is also assigned to the root pin of an earlier pipe (one allocator serves one pipe).
     /// Nothing was created.
     ClientAllocator {
-        /// The pipe it was assigned to.
+        /// The pipe it was assigned to (for an allocator on two pipes, the later one; the
+        /// status names both root pins).
         pipe: usize,
         /// The client allocator's name.
         allocator: String,

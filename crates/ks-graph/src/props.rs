@@ -631,7 +631,9 @@ impl Graph {
 
     /// `KSPROPERTY_STREAM_ALLOCATOR` SET, typed: assigns the allocator behind `handle` to
     /// `pin` (`None` = the null handle: unassign). The previous assignment's reference is
-    /// released (behaviour 46).
+    /// released (behaviour 46). At STOP → ACQUIRE an allocator assigned to a pipe's root pin
+    /// serves that pipe; one allocator assigned to the root pins of two pipes is refused
+    /// then ([`StateError::ClientAllocator`](crate::StateError::ClientAllocator)), not here.
     ///
     /// ```
     /// # use std::sync::Arc; use ks_graph::{FilterDescriptor, GraphBuilder, PinDescriptor};

@@ -9,7 +9,13 @@
 //!   `KSPROPERTY_STREAM_ALLOCATOR`, unless that pin does not accept an allocator
 //!   (`PinDescriptor::with_accepts_allocator(false)`). A client's allocator already assigned
 //!   to a root pin serves its pipe instead, if it can ([`StateError::ClientAllocator`] if
-//!   not).
+//!   not). One client allocator serves one pipe: assigned to the root pins of two pipes (the
+//!   source's and a copy transform's output, say), it is refused with
+//!   [`StateError::ClientAllocator`] (`STATUS_INVALID_PARAMETER`) naming both pins, since two
+//!   requesters drawing on one pool could starve each other (the upstream pipe holds every
+//!   frame, the downstream one never gets the frame that would release them). Like any
+//!   refusal of a client's allocator, this creates nothing: the graph stays in STOP and the
+//!   allocator stays open and assigned.
 //! * **ACQUIRE → STOP** releases those assignments and closes the allocators the graph
 //!   created (pending requests are cancelled; a vendor's delete runs after its last frame
 //!   comes back — the allocator's own close semantics). A client's allocator stays open and
@@ -174,6 +180,23 @@ fn fits(a: &Allocator, pipe: &crate::PipePlan) -> Result<(), ks_alloc::Status> {
     }
 }
 
+/// The refusal of one client allocator assigned to the root pins of two pipes, `first` and
+/// `second` (policy, docs/negotiation.md §5): each pipe's frame count is the bound that keeps
+/// its circuit moving, and one pool shared by two requesters gives neither its own frames.
+/// The pipe upstream can hold every frame while the pipe downstream, which must take frames
+/// to release the upstream ones (a copy transform), waits forever.
+fn shared_by_two_pipes(first: &crate::PipePlan, second: &crate::PipePlan) -> ks_alloc::Status {
+    ks_alloc::Status::InvalidParameter(
+        format!(
+            "the allocator assigned to '{}' (KSPROPERTY_STREAM_ALLOCATOR) is also assigned to \
+             '{}', the root pin of pipe {}: an allocator serves one pipe (two pipes drawing on \
+             one pool could starve each other and never move)",
+            second.pins[0], first.pins[0], first.id
+        )
+        .into(),
+    )
+}
+
 fn memory_of(kind: MemoryKind) -> Memory {
     match kind {
         MemoryKind::Paged => Memory::Paged,
@@ -211,7 +234,8 @@ impl Graph {
     /// # Errors
     /// At STOP → ACQUIRE: [`StateError::Graph`] (a required pin unconnected),
     /// [`StateError::Negotiation`], [`StateError::ClientAllocator`] when a client's allocator
-    /// assigned to a root pin cannot serve its pipe, or [`StateError::Allocator`] with the
+    /// assigned to a root pin cannot serve its pipe or is assigned to the root pins of two
+    /// pipes (nothing is created), or [`StateError::Allocator`] with the
     /// failing allocator's status (a vendor initialize failure, for example); every
     /// allocator already created is closed first.
     ///
@@ -249,13 +273,25 @@ impl Graph {
         self.validate()?;
         let plan = negotiate(self)?;
         // A client's allocator on a pipe's root pin is the one the pipe must use (behaviour
-        // 46), if it can serve the pipe's framing.
+        // 46), if it can serve the pipe's framing, and no other pipe's.
         let mut clients: Vec<Option<(AllocatorHandle, Allocator)>> = Vec::new();
         for pipe in &plan.pipes {
             let client = self
                 .assigned_allocator(pipe.pin_ids[0])
                 .map(|(h, a)| (h, a.clone()));
             if let Some((_, a)) = &client {
+                let earlier = plan
+                    .pipes
+                    .iter()
+                    .zip(&clients)
+                    .find(|(_, c)| c.as_ref().is_some_and(|(_, other)| other.same(a)));
+                if let Some((first, _)) = earlier {
+                    return Err(StateError::ClientAllocator {
+                        pipe: pipe.id,
+                        allocator: a.name().to_owned(),
+                        status: shared_by_two_pipes(first, pipe),
+                    });
+                }
                 if let Err(status) = fits(a, pipe) {
                     return Err(StateError::ClientAllocator {
                         pipe: pipe.id,

@@ -343,6 +343,74 @@ fn a_client_allocator_that_cannot_serve_the_pipe_fails_acquire_with_the_reason()
     assert!(!small.is_closed());
 }
 
+#[test]
+fn one_client_allocator_on_the_root_pins_of_two_pipes_is_refused_at_acquire() {
+    // a → c1 (copy) → c2 (copy) → b: three pipes; the chosen vendor serves pipe 0.
+    let (v, counts) = vendor("dma", caps());
+    let out = fx(NP, ItemFlags::empty(), 3, 64, 4096, 4096);
+    let mut g = Net::new()
+        .f("a", source(K, out_pin(Some(out)).with_vendor(v)))
+        .f("c1", copy(K, in_pin(None), out_pin(None)))
+        .f("c2", copy(K, in_pin(None), out_pin(None)))
+        .f("b", sink(K, in_pin(None)))
+        .c("a.out", "c1.in")
+        .c("c1.out", "c2.in")
+        .c("c2.out", "b.in")
+        .build();
+    let plan = ks_graph::negotiate(&g).unwrap();
+    assert_eq!(plan.pipes.len(), 3);
+    assert_eq!(plan.pipes[0].allocator.kind, AllocatorKind::Vendor);
+    let second = plan.pipe_of(g.pin("c2.out").unwrap()).unwrap().id;
+    // Large enough for either pipe on its own: only the sharing is refused.
+    let mine = client_allocator(8, 4096);
+    let h = g.register_allocator(mine.clone());
+    let (r1, r2) = (g.pin("c1.out").unwrap(), g.pin("c2.out").unwrap());
+    g.assign_allocator(r1, Some(h)).unwrap();
+    g.assign_allocator(r2, Some(h)).unwrap();
+    let err = g.set_state(KsState::Acquire).unwrap_err();
+    let StateError::ClientAllocator { pipe, status, .. } = &err else {
+        panic!("expected a client allocator error, got {err}")
+    };
+    assert_eq!(*pipe, second);
+    assert_eq!(status.name(), "STATUS_INVALID_PARAMETER");
+    assert_eq!(err.status().name(), "STATUS_INVALID_PARAMETER");
+    let text = err.to_string();
+    assert!(
+        text.contains("'c2.out'") && text.contains("'c1.out'"),
+        "both pins named: {text}"
+    );
+    assert!(text.contains("serves one pipe"), "{text}");
+    // Nothing created; the graph stays in STOP; the allocator stays open and assigned.
+    assert_eq!(g.state(), KsState::Stop);
+    assert!(g.plan().is_none() && g.allocators().is_empty());
+    assert_eq!(counts.inits(), 0, "pipe 0's vendor was not initialized");
+    assert!(!mine.is_closed());
+    for root in [r1, r2] {
+        let (still, a) = g.assigned_allocator(root).expect("still assigned");
+        assert_eq!(still, h);
+        assert!(a.same(&mine));
+    }
+    assert_eq!(mine.status().allocated_frames, 0);
+    // Registered twice (two handles), it is still one allocator: refused the same way.
+    let h2 = g.register_allocator(mine.clone());
+    g.assign_allocator(r2, Some(h2)).unwrap();
+    let err = g.set_state(KsState::Run).unwrap_err();
+    assert!(matches!(err, StateError::ClientAllocator { .. }), "{err}");
+    assert!(
+        err.to_string().contains("also assigned to 'c1.out'"),
+        "{err}"
+    );
+    assert_eq!(g.state(), KsState::Stop);
+    // On one pipe only, it serves that pipe.
+    g.assign_allocator(r2, None).unwrap();
+    g.set_state(KsState::Acquire).unwrap();
+    assert!(g.pipe_allocator(r1).unwrap().same(&mine));
+    assert!(!g.pipe_allocator(r2).unwrap().same(&mine));
+    assert_eq!(counts.inits(), 1);
+    g.set_state(KsState::Stop).unwrap();
+    assert!(!mine.is_closed());
+}
+
 fn client_allocator_in(memory: Memory, frames: u32, size: u32) -> ks_alloc::Allocator {
     let pool_type = match memory {
         Memory::Paged => ks_alloc::PoolType::PAGED,

@@ -458,6 +458,44 @@ fn with_client_allocator(pipeline: &str) -> (filters::Built, ks_alloc::Allocator
     (built, mine)
 }
 
+#[test]
+fn a_client_allocator_on_the_root_pins_of_two_pipes_fails_the_run_instead_of_hanging_it() {
+    // Before the refusal, pipe 0's requester took every frame of the shared pool and the
+    // copy's output pipe never got one: the run hung.
+    let (mut built, mine) = with_client_allocator("testsrc frames=1000 size=64 ! copy ! nullsink");
+    let g = &mut built.graph;
+    let (h, _) = g.assigned_allocator(g.pin("testsrc.out").unwrap()).unwrap();
+    g.assign_allocator(g.pin("copy.out").unwrap(), Some(h))
+        .unwrap();
+    let runtime = built.into_runtime().unwrap();
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(runtime.run(&RunOptions::default()));
+    });
+    let err = result
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the run hung")
+        .expect_err("the allocator cannot serve two pipes");
+    assert!(
+        matches!(
+            &err,
+            ks_graph::runtime::RunError::State(ks_graph::StateError::ClientAllocator {
+                pipe: 1,
+                ..
+            })
+        ),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("'copy.out'") && text.contains("'testsrc.out'"),
+        "{text}"
+    );
+    assert_eq!(err.status().name(), "STATUS_INVALID_PARAMETER");
+    assert!(!mine.is_closed());
+    assert_eq!(mine.status().allocated_frames, 0);
+}
+
 /// [`with_client_allocator`] on `testsrc size=64 ! nullsink` with a sink that keeps every
 /// frame, so the requester soon waits on the client's allocator; the run goes on its own
 /// thread with `options`, and the receiver gets its result.
