@@ -1,8 +1,9 @@
 //! The streaming runtime and the built-in filters, end to end (in process).
 
+use ks_graph::KsState;
 use ks_graph::filters::{self, FNV_OFFSET, fnv1a64};
 use ks_graph::runtime::spec::GraphSpec;
-use ks_graph::runtime::{RunOptions, RunOutcome};
+use ks_graph::runtime::{RunError, RunOptions, RunOutcome, Runtime};
 
 fn run(pipeline: &str) -> RunOutcome {
     let spec = GraphSpec::parse_pipeline(pipeline).expect("pipeline parses");
@@ -176,6 +177,49 @@ fn stopping_early_returns_every_frame_and_closes_the_allocators() {
     assert!(o.report.frames > 0);
     assert!(o.report.all_frames_returned, "{:?}", o.report.pipes);
     assert!(o.report.pipes.iter().all(|p| p.allocated == 0));
+}
+
+#[test]
+fn a_graph_that_is_not_in_stop_is_refused_instead_of_run_with_unfitted_frames() {
+    // Run from ACQUIRE, the copy's output pipe kept the frame size negotiated before the fit
+    // (1 byte), and the copy cut every 10000-byte frame to 1 byte without a word.
+    let pipeline = "testsrc frames=3 size=10000 ! copy ! checksum ! nullsink";
+    let build = || filters::build(GraphSpec::parse_pipeline(pipeline).unwrap()).unwrap();
+    for state in [KsState::Acquire, KsState::Pause, KsState::Run] {
+        let mut built = build();
+        built.graph.set_state(state).unwrap();
+        let err = built.into_runtime().expect_err("not in STOP");
+        assert!(matches!(err, RunError::Setup(_)), "{state}: {err}");
+        assert_eq!(err.status().name(), "STATUS_INVALID_PARAMETER");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("the graph is in {state}")) && text.contains("STOP"),
+            "{text}"
+        );
+        // The same through `Runtime::new`.
+        let mut built = build();
+        let processes = ["testsrc", "copy", "checksum", "nullsink"].map(|name| {
+            built
+                .replace_process(name, Box::new(ks_graph::runtime::process_fn(|_| Ok(()))))
+                .unwrap()
+        });
+        built.graph.set_state(state).unwrap();
+        let err = Runtime::new(built.graph, processes.into()).expect_err("not in STOP");
+        assert!(err.to_string().contains(&format!("in {state}")), "{err}");
+    }
+    // Back in STOP, the graph runs, with its frame sizes fitted: every byte arrives.
+    let mut built = build();
+    built.graph.set_state(KsState::Acquire).unwrap();
+    built.graph.set_state(KsState::Stop).unwrap();
+    let o = built
+        .into_runtime()
+        .unwrap()
+        .run(&RunOptions::default())
+        .unwrap();
+    assert!(o.plan.pipes[1].framing.frame_size >= 10000, "{:?}", o.plan);
+    assert_eq!(checksum(&o), ramp_checksum(3, 10000));
+    let sink = &o.report.filters[3];
+    assert_eq!((sink.stats.frames, sink.stats.bytes), (3, 30000));
 }
 
 #[test]

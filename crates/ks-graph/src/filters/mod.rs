@@ -479,6 +479,11 @@ impl Built {
     ///
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// # Errors
+    /// As [`Runtime::new`]: [`RunError::Setup`] when the graph has more than
+    /// [`MAX_RUN_FILTERS`](crate::runtime::MAX_RUN_FILTERS) filters, or when
+    /// [`graph`](Self::graph) was moved out of STOP (a run starts from STOP).
     pub fn into_runtime(self) -> Result<Runtime, RunError> {
         Runtime::new(self.graph, self.processes)
     }

@@ -901,8 +901,8 @@ pub enum RunError {
     /// A frame was about to reach a pin it must not reach.
     Delivery(DeliveryError),
     /// The run could not be set up, or its machinery failed: the wrong number of process
-    /// callbacks, more than [`MAX_RUN_FILTERS`] filters, a thread that could not start, a
-    /// requester or `progress` callback that panicked.
+    /// callbacks, more than [`MAX_RUN_FILTERS`] filters, a graph that is not in STOP, a
+    /// thread that could not start, a requester or `progress` callback that panicked.
     Setup(String),
     /// A filter completed the frame that carries the end of the stream with an error (or
     /// cancelled it), so the frame was dropped and the stream could not end downstream.
@@ -1447,7 +1447,7 @@ pub struct RunOutcome {
 }
 
 impl Runtime {
-    /// Pairs a graph (in STOP) with its filters' process callbacks, one per filter in the
+    /// Pairs a graph, in STOP, with its filters' process callbacks, one per filter in the
     /// graph's insertion order.
     ///
     /// ```
@@ -1468,7 +1468,36 @@ impl Runtime {
     ///
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// # Errors
+    /// [`RunError::Setup`] (`STATUS_INVALID_PARAMETER`) when the number of callbacks is not
+    /// the number of filters, when the graph has more than [`MAX_RUN_FILTERS`] filters, or
+    /// when the graph is not in STOP: [`run`](Self::run) fits the frame sizes of the pipes
+    /// that start at a transform ([`fit_frame_sizes`]) and negotiates itself, which only STOP
+    /// allows; a graph already acquired would stream through a plan made without that fit
+    /// (a copy's output pipe with 1-byte frames, say).
+    ///
+    /// ```
+    /// # use ks_graph::filters;
+    /// # use ks_graph::runtime::spec::GraphSpec;
+    /// # use ks_graph::runtime::RunError;
+    /// use ks_graph::KsState;
+    /// let mut built = filters::build(GraphSpec::parse_pipeline("testsrc ! copy ! nullsink")?)?;
+    /// built.graph.set_state(KsState::Acquire)?;
+    /// let err = built.into_runtime().unwrap_err();
+    /// assert!(matches!(err, RunError::Setup(_)));
+    /// assert!(err.to_string().starts_with("the graph is in ACQUIRE"), "{err}");
+    ///
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(graph: Graph, processes: Vec<Box<dyn Process>>) -> Result<Runtime, RunError> {
+        if graph.state() != KsState::Stop {
+            return Err(RunError::Setup(format!(
+                "the graph is in {}; a runtime takes a graph in STOP (a run fits the pipes' \
+                 frame sizes and negotiates at STOP → ACQUIRE itself)",
+                graph.state()
+            )));
+        }
         if graph.filter_count() > MAX_RUN_FILTERS {
             return Err(RunError::Setup(format!(
                 "the graph has {} filters; a run supports at most {MAX_RUN_FILTERS} (policy: \
@@ -1534,9 +1563,8 @@ impl Runtime {
             processes,
             kinds,
         } = self;
-        if graph.state() == KsState::Stop {
-            fit_frame_sizes(&mut graph)?;
-        }
+        // In STOP, as `Runtime::new` checked (the graph has been ours since).
+        fit_frame_sizes(&mut graph)?;
         graph.set_state(KsState::Acquire)?;
         let plan = match graph.plan() {
             Some(p) => p.clone(),
