@@ -254,8 +254,8 @@ fn end_of_stream_reaches_every_branch_and_counts_match() {
 }
 
 /// Runs `pipeline` with `filter`'s callback replaced by `replacement`, on its own thread,
-/// and returns the run's result; fails the test if the run does not end within 20 s (a hang
-/// would otherwise stall the whole test run).
+/// and returns the run's result; fails the test if the run panics or does not end within
+/// 20 s (a hang would otherwise stall the whole test run).
 fn run_replaced(
     pipeline: &str,
     filter: &'static str,
@@ -271,7 +271,7 @@ fn run_replaced(
     });
     result
         .recv_timeout(std::time::Duration::from_secs(20))
-        .expect("the run hung")
+        .unwrap_or_else(|e| panic!("the run did not return: it hung (timeout) or panicked ({e})"))
 }
 
 #[test]
@@ -290,6 +290,84 @@ fn a_panicking_filter_fails_the_run_instead_of_hanging_it() {
         "{text}"
     );
     assert_eq!(err.status().name(), "STATUS_UNSUCCESSFUL");
+}
+
+/// Passes every input frame on (an `identity`).
+fn pass_on(pins: &mut ks_graph::runtime::Pins<'_>) -> Result<(), ks_alloc::Status> {
+    let q = pins.queue(0).expect("connected");
+    q.eject_leading(usize::MAX, |_| Ok::<(), ks_alloc::Status>(()))?;
+    Ok(())
+}
+
+#[test]
+fn a_panicking_stats_callback_fails_the_run_instead_of_panicking_it() {
+    use ks_graph::runtime::{FilterStats, Pins, Process};
+    struct BadStats;
+    impl Process for BadStats {
+        fn process(&mut self, pins: &mut Pins<'_>) -> Result<(), ks_alloc::Status> {
+            pass_on(pins)
+        }
+        fn stats(&self) -> FilterStats {
+            panic!("a stats bug (on purpose)")
+        }
+    }
+    let err = run_replaced(
+        "testsrc frames=3 size=16 ! identity ! nullsink",
+        "identity",
+        Box::new(BadStats),
+        RunOptions::default(),
+    )
+    .expect_err("the stats callback panicked");
+    assert!(
+        matches!(&err, RunError::Filter { filter, .. } if filter == "identity"),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("stats callback") && text.contains("a stats bug (on purpose)"),
+        "{text}"
+    );
+    assert_eq!(err.status().name(), "STATUS_UNSUCCESSFUL");
+}
+
+#[test]
+fn a_filter_whose_stats_lock_its_process_poisoned_fails_the_run_with_the_first_panic() {
+    use ks_graph::runtime::{FilterStats, Pins, Process};
+    use std::sync::Mutex;
+    /// Counts under a mutex, and panics at the third call while holding it: `stats` then
+    /// panics on the poisoned lock.
+    struct Locked(Mutex<FilterStats>);
+    impl Process for Locked {
+        fn process(&mut self, pins: &mut Pins<'_>) -> Result<(), ks_alloc::Status> {
+            let mut s = self.0.lock().unwrap();
+            s.frames += 1;
+            if s.frames == 3 {
+                panic!("a bug while holding the stats lock (on purpose)");
+            }
+            drop(s);
+            pass_on(pins)
+        }
+        fn stats(&self) -> FilterStats {
+            self.0.lock().unwrap().clone()
+        }
+    }
+    let err = run_replaced(
+        "testsrc frames=30 size=16 ! identity ! nullsink",
+        "identity",
+        Box::new(Locked(Mutex::default())),
+        RunOptions::default(),
+    )
+    .expect_err("the process callback panicked");
+    assert!(
+        matches!(&err, RunError::Filter { filter, .. } if filter == "identity"),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("process callback") && text.contains("holding the stats lock"),
+        "the first failure is the one reported: {text}"
+    );
+    assert!(!text.contains("stats callback"), "{text}");
 }
 
 #[test]

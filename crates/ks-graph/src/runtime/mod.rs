@@ -148,7 +148,10 @@ pub trait Process: Send {
     #[doc(alias = "AVStrMiniPinProcess")]
     fn process(&mut self, pins: &mut Pins<'_>) -> Result<(), Status>;
 
-    /// What the filter did, for the run report ([`FilterReport::stats`]).
+    /// What the filter did, for the run report ([`FilterReport::stats`]). Called once, at
+    /// STOP, after the last [`process`](Self::process). A panic here is contained like one
+    /// in `process`: the run fails with [`RunError::Filter`] naming the filter (or keeps the
+    /// error it already failed with), and the filter's stats are empty.
     ///
     /// ```
     /// use ks_graph::filters;
@@ -962,12 +965,12 @@ impl From<StateError> for RunError {
     }
 }
 
-/// The text of a panic's payload (what `panic!` was given, if it was a string).
 /// `STATUS_UNSUCCESSFUL` saying that `what` (a callback of a filter's) panicked, and why.
 fn panicked(what: &str, payload: &(dyn std::any::Any + Send)) -> Status {
     Status::Unsuccessful(format!("{what} panicked: {}", panic_message(payload)).into())
 }
 
+/// The text of a panic's payload (what `panic!` was given, if it was a string).
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
     payload
         .downcast_ref::<&str>()
@@ -1738,10 +1741,20 @@ impl Runtime {
                 }
                 q.drain_completed().for_each(drop);
             }
+            // A stats callback that panics (a filter of the caller's, perhaps on a lock its
+            // process poisoned) fails the run like any other callback, and reports nothing.
+            let process = &st.process;
+            let stats = catch_unwind(AssertUnwindSafe(|| process.stats())).unwrap_or_else(|p| {
+                shared.fail(RunError::Filter {
+                    filter: node.name.clone(),
+                    status: panicked("its stats callback", &*p),
+                });
+                FilterStats::default()
+            });
             filters.push(FilterReport {
                 name: node.name.clone(),
                 kind: node.kind.clone(),
-                stats: st.process.stats(),
+                stats,
             });
         }
         let pipes: Vec<PipeReport> = plan
