@@ -241,6 +241,76 @@ fn a_failing_filter_stops_the_run_with_its_status_and_frames_come_back() {
     assert_eq!(err.status().name(), "STATUS_UNSUCCESSFUL");
 }
 
+/// Runs `testsrc size=16 ! filesink location=<location>` with a source that sends 3 frames
+/// (bytes 0..48) and never ends its stream, stopped by `until`. Returns the first result
+/// that is an error or reports all 48 bytes at the sink: the time limit only decides
+/// *whether* the frames reached the sink before the stop, so it is doubled until they have
+/// (nothing here depends on how long a run takes).
+fn filesink_stopped_by_until(location: &str) -> Result<RunOutcome, RunError> {
+    let pipeline = format!("testsrc size=16 ! filesink location={location}");
+    let mut until = std::time::Duration::from_millis(50);
+    for _ in 0..12 {
+        let mut built = filters::build(GraphSpec::parse_pipeline(&pipeline).unwrap()).unwrap();
+        let mut sent = 0u8;
+        let source = ks_graph::runtime::process_fn(move |pins| {
+            let q = pins.queue(0).expect("connected");
+            q.eject_leading(usize::from(3 - sent), |mut at| {
+                let first = sent * 16;
+                for (i, b) in at.data_mut()?[..16].iter_mut().enumerate() {
+                    *b = first + i as u8;
+                }
+                at.header.data_used = 16;
+                sent += 1;
+                Ok::<(), ks_alloc::Status>(())
+            })?;
+            Ok(()) // no end of stream, ever
+        });
+        built.replace_process("testsrc", Box::new(source)).unwrap();
+        let options = RunOptions {
+            until: Some(until),
+            ..RunOptions::default()
+        };
+        match built.into_runtime().unwrap().run(&options) {
+            Ok(o) if o.report.filters[1].stats.bytes < 48 => until *= 2,
+            result => return result,
+        }
+    }
+    panic!("the 3 frames never reached the sink before the run stopped");
+}
+
+#[test]
+fn filesink_flushes_at_stop_and_a_flush_error_fails_a_run_stopped_by_until() {
+    if !std::path::Path::new("/dev/full").exists() {
+        return; // the failure is provoked by writing to /dev/full (Linux)
+    }
+    // 48 bytes sit in the sink's buffer when `until` stops the run: flushing them fails.
+    let err = match filesink_stopped_by_until("/dev/full") {
+        Ok(o) => panic!(
+            "{:?} reported written to /dev/full without an error",
+            o.report.filters[1].stats
+        ),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(&err, RunError::Filter { filter, .. } if filter == "filesink"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("write failed"), "{err}");
+    assert_eq!(err.status().name(), "STATUS_UNSUCCESSFUL");
+    // To a file: everything the report counts is in it when the run returns.
+    let dir = std::env::temp_dir().join(format!("ksgraph-rt-stop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let output = dir.join("out.bin");
+    let o = filesink_stopped_by_until(output.to_str().unwrap()).expect("the run succeeds");
+    assert!(!o.report.completed, "stopped by the time limit");
+    assert_eq!(o.report.filters[1].stats.bytes, 48);
+    assert_eq!(
+        std::fs::read(&output).unwrap(),
+        (0..48).collect::<Vec<u8>>()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn end_of_stream_reaches_every_branch_and_counts_match() {
     let o = run(
@@ -368,6 +438,61 @@ fn a_filter_whose_stats_lock_its_process_poisoned_fails_the_run_with_the_first_p
         "the first failure is the one reported: {text}"
     );
     assert!(!text.contains("stats callback"), "{text}");
+}
+
+#[test]
+fn every_filter_is_told_once_that_the_run_stops_and_a_panic_there_fails_the_run() {
+    use ks_graph::runtime::{FilterStats, Pins, Process};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    struct Stopping(Arc<AtomicUsize>, bool);
+    impl Process for Stopping {
+        fn process(&mut self, pins: &mut Pins<'_>) -> Result<(), ks_alloc::Status> {
+            pass_on(pins)
+        }
+        fn stats(&self) -> FilterStats {
+            FilterStats::default()
+        }
+        fn stop(&mut self) -> Result<(), ks_alloc::Status> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            if self.1 {
+                panic!("a stop bug (on purpose)");
+            }
+            Ok(())
+        }
+    }
+    let pipeline = "testsrc frames=5 size=16 ! identity ! nullsink";
+    // At the end of the stream and at `until`: once.
+    for until in [None, Some(std::time::Duration::from_millis(20))] {
+        let stops = Arc::new(AtomicUsize::new(0));
+        let pipeline = if until.is_some() {
+            "testsrc frames=1000000000 size=16 ! identity ! nullsink"
+        } else {
+            pipeline
+        };
+        let options = RunOptions {
+            until,
+            ..RunOptions::default()
+        };
+        let process = Box::new(Stopping(Arc::clone(&stops), false));
+        let o = run_replaced(pipeline, "identity", process, options).unwrap();
+        assert_eq!(o.report.completed, until.is_none());
+        assert_eq!(stops.load(Ordering::SeqCst), 1, "until {until:?}");
+    }
+    let stops = Arc::new(AtomicUsize::new(0));
+    let process = Box::new(Stopping(Arc::clone(&stops), true));
+    let err = run_replaced(pipeline, "identity", process, RunOptions::default())
+        .expect_err("the stop callback panicked");
+    assert!(
+        matches!(&err, RunError::Filter { filter, .. } if filter == "identity"),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("stop callback") && text.contains("a stop bug (on purpose)"),
+        "{text}"
+    );
+    assert_eq!(stops.load(Ordering::SeqCst), 1);
 }
 
 #[test]

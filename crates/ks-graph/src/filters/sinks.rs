@@ -77,7 +77,9 @@ impl Process for NullSink {
 /// Pins: `in` (input, required; any memory, 2 frames, any size). When the graph is built,
 /// the path is only checked (an unwritable path is reported before anything runs, and a
 /// graph that is only planned, or refused, leaves an existing file alone); the file is
-/// created or truncated when the first frame arrives, and flushed at the end of the stream.
+/// created or truncated when the first frame arrives, and flushed at the end of the stream
+/// and at STOP (a run stopped by `until`, or by an error elsewhere, loses nothing it
+/// reported). A write or flush error fails the run, naming the filter.
 pub(super) const FILESINK: FilterType = FilterType {
     name: "filesink",
     summary: "writes the stream's data to a file",
@@ -137,7 +139,7 @@ fn make_filesink(p: &Props<'_>) -> Result<Made, SpecError> {
 
 struct FileSink {
     location: String,
-    /// Created at the first frame (see [`FILESINK`]).
+    /// Created at the first frame (see [`FILESINK`]); flushed and closed at STOP.
     out: Option<BufWriter<File>>,
     stats: FilterStats,
 }
@@ -155,17 +157,33 @@ impl Process for FileSink {
                 self.out.insert(BufWriter::with_capacity(1 << 16, file))
             }
         };
-        let io =
-            |e: std::io::Error| Status::Unsuccessful(format!("filesink: write failed: {e}").into());
         let eos = consume(pins, &mut self.stats, |data| {
-            out.write_all(data).map_err(io)
+            out.write_all(data).map_err(write_failed)
         })?;
         if eos {
-            out.flush().map_err(io)?;
+            out.flush().map_err(write_failed)?;
         }
         Ok(())
     }
     fn stats(&self) -> FilterStats {
         self.stats.clone()
     }
+    /// The run may stop before the end of the stream (`until`, an error elsewhere): what is
+    /// still buffered is written now, so that a failure is reported rather than lost when
+    /// the writer is dropped.
+    fn stop(&mut self) -> Result<(), Status> {
+        let Some(mut out) = self.out.take() else {
+            return Ok(());
+        };
+        let flushed = out.flush();
+        // On failure, what could not be written goes with the report's error, not into a
+        // second (silent) attempt when the writer is dropped.
+        let (file, _unwritten) = out.into_parts();
+        drop(file);
+        flushed.map_err(write_failed)
+    }
+}
+
+fn write_failed(e: std::io::Error) -> Status {
+    Status::Unsuccessful(format!("filesink: write failed: {e}").into())
 }

@@ -41,7 +41,8 @@
 //!   cancelled, which releases blocked requesters; a client's allocator assigned to a root
 //!   pin stays open, and its requester waits in slices of 20 ms so that it sees the stop),
 //!   joins the threads, flushes every queue (each frame goes
-//!   back to its allocator), takes the final allocator status, and moves the graph to STOP.
+//!   back to its allocator), tells every filter that it stops ([`Process::stop`]: a file
+//!   sink flushes), takes the final allocator status, and moves the graph to STOP.
 //!   The report says whether every frame came back.
 //! * **No heap allocation per frame** once running: queue entries are a ring of reused
 //!   slots sized for the pipe's frame count, completions wait in place, shared frames use
@@ -164,6 +165,61 @@ pub trait Process: Send {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn stats(&self) -> FilterStats;
+
+    /// The run is stopping (the pin's transition to `KSSTATE_STOP`, which AVStream reports
+    /// to `AVStrMiniPinSetDeviceState`): called once, at STOP, after the last
+    /// [`process`](Self::process) and the flush of the filter's queues, and before
+    /// [`stats`](Self::stats), however the run ends (end of stream, [`RunOptions::until`],
+    /// an error). Finish what is pending here: `filesink` flushes its buffered writes. An
+    /// error or a panic fails the run with [`RunError::Filter`] naming the filter (a run
+    /// that had already failed keeps its first error). By default, nothing.
+    ///
+    /// ```
+    /// use ks_alloc::Status;
+    /// use ks_graph::filters;
+    /// use ks_graph::runtime::spec::GraphSpec;
+    /// use ks_graph::runtime::{FilterStats, Pins, Process, RunError, RunOptions};
+    ///
+    /// /// A sink that hands its data on only at STOP, and whose destination has gone.
+    /// struct Deferred(Vec<u8>);
+    ///
+    /// impl Process for Deferred {
+    ///     fn process(&mut self, pins: &mut Pins<'_>) -> Result<(), Status> {
+    ///         let Some(q) = pins.queue(0) else { return Ok(()) };
+    ///         let (data, mut eos) = (&mut self.0, false);
+    ///         q.eject_leading(usize::MAX, |at| {
+    ///             data.extend_from_slice(at.used_data());
+    ///             eos |= at.header.is_end_of_stream();
+    ///             Ok::<(), Status>(())
+    ///         })?;
+    ///         if eos {
+    ///             pins.end_of_stream();
+    ///         }
+    ///         Ok(())
+    ///     }
+    ///
+    ///     fn stats(&self) -> FilterStats {
+    ///         FilterStats::default()
+    ///     }
+    ///
+    ///     fn stop(&mut self) -> Result<(), Status> {
+    ///         Err(Status::DeviceNotReady(format!("{} bytes not delivered", self.0.len()).into()))
+    ///     }
+    /// }
+    ///
+    /// let spec = GraphSpec::parse_pipeline("testsrc frames=2 size=8 ! nullsink")?;
+    /// let mut built = filters::build(spec)?;
+    /// built.replace_process("nullsink", Box::new(Deferred(Vec::new())))?;
+    /// let err = built.into_runtime()?.run(&RunOptions::default()).unwrap_err();
+    /// assert!(matches!(&err, RunError::Filter { filter, .. } if filter == "nullsink"));
+    /// assert!(err.to_string().contains("16 bytes not delivered"), "{err}");
+    ///
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[doc(alias = "AVStrMiniPinSetDeviceState")]
+    fn stop(&mut self) -> Result<(), Status> {
+        Ok(())
+    }
 }
 
 /// A [`Process`] whose callback is the closure `f`, for a filter of your own in a few lines
@@ -1740,6 +1796,16 @@ impl Runtime {
                     });
                 }
                 q.drain_completed().for_each(drop);
+            }
+            // The filter's last word: it finishes what is pending (a file sink flushes).
+            let process = &mut st.process;
+            let stopped = catch_unwind(AssertUnwindSafe(|| process.stop()))
+                .unwrap_or_else(|p| Err(panicked("its stop callback", &*p)));
+            if let Err(status) = stopped {
+                shared.fail(RunError::Filter {
+                    filter: node.name.clone(),
+                    status,
+                });
             }
             // A stats callback that panics (a filter of the caller's, perhaps on a lock its
             // process poisoned) fails the run like any other callback, and reports nothing.
