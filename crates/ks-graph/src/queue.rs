@@ -1268,24 +1268,25 @@ impl<F> Queue<F> {
     }
 
     /// [`Queue::eject_leading`] when [`leading_edge_alone`](Self::leading_edge_alone) holds:
-    /// the same end state, reached with one entry access per frame. The edge's position,
-    /// lock and reference are written back once, at the end; in between, the frames it
-    /// passes hold no pointer (the edge's lock and reference on the first one are dropped as
-    /// it leaves), so each completes as it is passed, in order.
+    /// the same end state, reached with one entry access per frame. The frames the edge
+    /// passes hold no other pointer, so each completes as the edge leaves it, in order.
+    ///
+    /// Whenever `work` runs, the queue is exactly as the step-by-step loop has it: the edge
+    /// locked on the frame, its reference and lock counted there, every completion so far
+    /// counted. So a `work` that fails, or panics, leaves the edge locked on its frame with
+    /// nothing to write back, and the next call resumes there. Only between frames (no
+    /// caller code runs) is the edge's reference counted nowhere; the loop's end puts it on
+    /// the frame the edge stopped at.
     pub(crate) fn eject_leading_alone<E>(
         &mut self,
         limit: usize,
         work: &mut impl FnMut(AtEdge<'_, F>) -> Result<(), E>,
     ) -> Result<usize, E> {
-        let lead = self.leading;
-        let (start, mut locked) = {
-            let p = self.ptr(lead);
-            (p.pos, p.locked)
-        };
         let next = self.next;
-        let mut pos = start;
+        // Borrowed apart from the entries and counters, so it can be written per frame.
+        let p = pointer_mut(&mut self.slots, self.leading);
+        let mut pos = p.pos;
         let mut n = 0;
-        let mut completed = 0u64;
         // The edge sits on a live, non-cancelled frame or past the end (queue invariant), so
         // `pos >= base` and every position visited below is such a frame.
         while n < limit && pos < next {
@@ -1296,53 +1297,39 @@ impl<F> Queue<F> {
             let Some(frame) = e.frame.as_mut() else {
                 break; // unreachable: a live frame is in its entry
             };
-            if let Err(err) = work(AtEdge {
+            if n > 0 {
+                // The edge arrives on this frame (it left the previous one below).
+                e.refs += 1;
+                p.pos = pos;
+            }
+            if !p.locked {
+                p.locked = true;
+                e.locks += 1;
+            }
+            work(AtEdge {
                 header: &mut e.header,
                 frame,
-            }) {
-                // As the step-by-step loop leaves it: the edge locked on this frame.
-                if !locked {
-                    e.locks += 1;
-                }
-                if pos != start {
-                    e.refs += 1;
-                }
-                self.stats.completed += completed;
-                let p = self.ptr_mut(lead);
-                if pos != start {
-                    p.pos = pos;
-                    p.consumed_in = 0;
-                    p.consumed_out = 0;
-                }
-                p.locked = true;
-                return Err(err);
-            }
+            })?;
             // Eject: the edge's lock and reference leave the frame; nothing else holds it.
-            if locked {
-                e.locks -= 1;
-                locked = false;
-            }
-            if pos == start {
-                e.refs -= 1;
-            }
+            e.locks -= 1;
+            e.refs -= 1;
+            p.locked = false;
+            p.consumed_in = 0;
+            p.consumed_out = 0;
             if e.refs == 0 {
                 e.done = true;
-                completed += 1;
+                self.stats.completed += 1;
                 self.completed.push_back(pos);
             }
             n += 1;
             pos = match self.entries.get(idx + 1) {
                 Some(e) if e.live() && !e.cancelled => pos + 1,
-                _ => self.next_live_after(pos),
+                _ => next_live_after(&self.entries, self.base, next, pos),
             };
         }
-        self.stats.completed += completed;
-        if pos != start {
-            let p = self.ptr_mut(lead);
+        if n > 0 {
+            // The edge lands where it stopped: on a frame, or past the end.
             p.pos = pos;
-            p.locked = false;
-            p.consumed_in = 0;
-            p.consumed_out = 0;
             if pos >= next {
                 self.at_end += 1;
             } else if let Some(e) = self.entries.get_mut((pos - self.base) as usize) {
@@ -1581,14 +1568,7 @@ impl<F> Queue<F> {
 
     #[inline]
     pub(crate) fn ptr_mut(&mut self, id: PointerId) -> &mut PointerData {
-        match self
-            .slots
-            .get_mut(id.index as usize)
-            .and_then(|s| s.ptr.as_mut())
-        {
-            Some(p) => p,
-            None => unreachable_pointer(),
-        }
+        pointer_mut(&mut self.slots, id)
     }
 
     pub(crate) fn insert_pointer(&mut self, data: PointerData) -> PointerId {
@@ -1702,16 +1682,7 @@ impl<F> Queue<F> {
 
     /// The first live, non-cancelled frame after `pos`, or the end.
     pub(crate) fn next_live_after(&self, pos: u64) -> u64 {
-        let mut seq = (pos + 1).max(self.base);
-        while seq < self.next {
-            if let Some(e) = self.entry(seq) {
-                if !e.cancelled {
-                    return seq;
-                }
-            }
-            seq += 1;
-        }
-        self.next
+        next_live_after(&self.entries, self.base, self.next, pos)
     }
 
     fn completes_now(&self, seq: u64) -> bool {
@@ -1781,6 +1752,35 @@ fn retire_front<F>(entries: &mut Ring<F>, base: &mut u64) {
     while entries.front().is_some_and(|e| e.done && e.frame.is_none()) {
         entries.pop_front();
         *base += 1;
+    }
+}
+
+/// The first live, non-cancelled frame after `pos`, or `next` (the end), in `entries`
+/// whose first entry is frame `base`: [`Queue::next_live_after`] on borrowed fields.
+fn next_live_after<F>(entries: &Ring<F>, base: u64, next: u64, pos: u64) -> u64 {
+    let mut seq = (pos + 1).max(base);
+    while seq < next {
+        let e = usize::try_from(seq - base)
+            .ok()
+            .and_then(|i| entries.get(i));
+        if e.is_some_and(|e| e.live() && !e.cancelled) {
+            return seq;
+        }
+        seq += 1;
+    }
+    next
+}
+
+/// The live pointer `id` in `slots`: [`Queue::ptr_mut`] on a borrowed field, so that a
+/// caller can hold it while it changes the entries.
+#[inline]
+fn pointer_mut(slots: &mut [Slot], id: PointerId) -> &mut PointerData {
+    match slots
+        .get_mut(id.index as usize)
+        .and_then(|s| s.ptr.as_mut())
+    {
+        Some(p) => p,
+        None => unreachable_pointer(),
     }
 }
 

@@ -541,7 +541,9 @@ impl<F> Queue<F> {
     /// with the same states, reference counts, completions and completion order — the usual
     /// pin-centric process step of a filter that handles whole frames — but without the
     /// per-call handle checks. When `work` fails, the leading edge stays locked on that frame
-    /// (as the loop's `?` leaves it) and the error is returned.
+    /// (as the loop's `?` leaves it) and the error is returned. When `work` panics, the
+    /// queue is likewise left as the loop leaves it: the edge locked on that frame, the
+    /// frames before it completed; the next call resumes on that frame.
     ///
     /// ```
     /// use ks_graph::queue::{FrameBytes, Queue, QueueConfig, StreamHeader};

@@ -878,3 +878,85 @@ fn a_panicking_cancel_callback_does_not_leave_a_cancel_or_a_flush_half_done() {
     assert_eq!(done, 2);
     assert!(q.is_empty());
 }
+
+#[test]
+fn a_panic_in_eject_leading_work_leaves_the_edge_locked_on_its_frame() {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    // Four frames; with `clone`, an unlocked clone on the last one, which the work never
+    // reaches but whose presence makes `eject_leading` take its step-by-step path instead
+    // of the one for an edge alone.
+    fn setup(clone: bool, locked: bool) -> (Q, Option<PointerId>) {
+        let mut q = Q::new(QueueConfig::input());
+        for i in 0..4 {
+            push(&mut q, i, 2);
+        }
+        let lead = q.leading_edge_id();
+        let c = clone.then(|| {
+            let c = q.clone_pointer(lead, None, 0).unwrap();
+            for _ in 0..3 {
+                q.advance(c).unwrap();
+            }
+            c
+        });
+        if locked {
+            q.lock(lead).unwrap();
+        }
+        (q, c)
+    }
+    fn state(q: &mut Q) -> String {
+        let lead = q.leading_edge_id();
+        format!(
+            "{:?} len {} ahead {} lead {:?} {:?} {:?} done {:?}",
+            q.stats(),
+            q.len(),
+            q.frames_ahead(),
+            q.is_locked(lead),
+            q.frame_id(lead),
+            q.offset_in(lead),
+            completed_ids(q),
+        )
+    }
+    for locked in [false, true] {
+        let mut states = Vec::new();
+        for clone in [false, true] {
+            let (mut q, c) = setup(clone, locked);
+            let mut seen = Vec::new();
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                q.eject_leading(usize::MAX, |at| {
+                    seen.push(at.frame()[0]);
+                    if seen.len() == 3 {
+                        panic!("a filter's bug (on purpose)");
+                    }
+                    Ok::<(), ()>(())
+                })
+            }));
+            assert!(r.is_err(), "the panic goes on to the caller");
+            assert_eq!(seen, [0, 1, 2]);
+            q.check_invariants().unwrap();
+            let lead = q.leading_edge_id();
+            assert_eq!(q.is_locked(lead), Ok(true), "clone {clone} locked {locked}");
+            assert_eq!(q.frame_id(lead), Ok(Some(FrameId::from_sequence(2))));
+            assert_eq!(q.leading_edge(PointerState::Locked), Some(lead));
+            assert_eq!(q.stats().completed, 2);
+            states.push(state(&mut q));
+            assert!(states.last().unwrap().ends_with("done [0, 1]"));
+            // The next call resumes on the frame where the work panicked.
+            if let Some(c) = c {
+                q.delete(c).unwrap();
+            }
+            push(&mut q, 4, 2);
+            let mut seen = Vec::new();
+            let n = q.eject_leading(usize::MAX, |at| {
+                seen.push(at.frame()[0]);
+                Ok::<(), ()>(())
+            });
+            assert_eq!(n, Ok(3));
+            assert_eq!(seen, [2, 3, 4]);
+            assert_eq!(completed_ids(&mut q), [2, 3, 4]);
+            assert_eq!(q.frame_id(lead), Ok(None));
+            assert_eq!(q.stats().completed, 5);
+            q.check_invariants().unwrap();
+        }
+        assert_eq!(states[0], states[1], "both paths leave the same state");
+    }
+}
