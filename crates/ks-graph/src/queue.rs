@@ -233,9 +233,10 @@ pub struct StreamHeader {
 }
 
 impl StreamHeader {
-    /// The input bytes a stream pointer counts (`OffsetIn.Count`): `DataUsed`, but never
-    /// more than `FrameExtent` (policy: a header claiming more data than its frame holds is
-    /// inconsistent, which KS leaves undefined). The data accessors clamp further, to the
+    /// The input bytes a stream pointer arriving on the frame counts (`OffsetIn.Count`, which
+    /// it keeps while it stays on the frame): `DataUsed`, but never more than `FrameExtent`
+    /// (policy: a header claiming more data than its frame holds is inconsistent, which KS
+    /// leaves undefined). The data accessors clamp further, to the
     /// frame's own length too; the runtime always sets `FrameExtent` to that length.
     ///
     /// ```
@@ -873,7 +874,8 @@ impl<F> Queue<F> {
     }
 
     /// Bytes of input data and of output buffer space in the frames at and ahead of the
-    /// leading edge, as `(input_bytes, output_bytes)`.
+    /// leading edge, as `(input_bytes, output_bytes)`: on the edge's own frame, the edge's
+    /// `OffsetIn.Remaining` and `OffsetOut.Remaining`.
     ///
     /// ```
     /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
@@ -897,14 +899,18 @@ impl<F> Queue<F> {
             if seq < lead || !e.live() || e.cancelled {
                 continue;
             }
-            let (consumed_in, consumed_out) = if seq == lead {
+            // The edge's frame counts what remains of it for the edge (its `Remaining`s).
+            let (remaining_in, remaining_out) = if seq == lead {
                 let p = self.ptr(self.leading);
-                (p.consumed_in, p.consumed_out)
+                (
+                    p.count_in.saturating_sub(p.consumed_in),
+                    p.count_out.saturating_sub(p.consumed_out),
+                )
             } else {
-                (0, 0)
+                (e.header.input_count(), e.header.frame_extent)
             };
-            input += u64::from(e.header.input_count().saturating_sub(consumed_in));
-            output += u64::from(e.header.frame_extent.saturating_sub(consumed_out));
+            input += u64::from(remaining_in);
+            output += u64::from(remaining_out);
         }
         (input, output)
     }
@@ -945,11 +951,31 @@ impl<F> Queue<F> {
         e.locks = 0;
         e.cancelled = false;
         e.status = None;
+        if refs > 0 {
+            self.land(seq, refs, &header);
+        }
         self.at_end = 0;
         self.next += 1;
         self.stats.arrived += 1;
         *slot = None;
         FrameId(seq)
+    }
+
+    /// The `refs` pointers that were past the end have landed on frame `seq`, which just
+    /// arrived with `header`: they take its `Count`s, as any pointer arriving on a frame.
+    fn land(&mut self, seq: u64, refs: u32, header: &StreamHeader) {
+        let mut left = refs;
+        let edges = [Some(self.leading), self.trailing].into_iter().flatten();
+        for id in edges.chain(self.clones.iter().copied()) {
+            let p = pointer_mut(&mut self.slots, id);
+            if p.pos == seq {
+                p.take_counts(Some(header));
+                left -= 1;
+                if left == 0 {
+                    break;
+                }
+            }
+        }
     }
 
     /// The header of a frame still in the queue (no lock needed to look).
@@ -1300,7 +1326,7 @@ impl<F> Queue<F> {
             if n > 0 {
                 // The edge arrives on this frame (it left the previous one below).
                 e.refs += 1;
-                p.pos = pos;
+                p.arrive(pos, Some(&e.header));
             }
             if !p.locked {
                 p.locked = true;
@@ -1314,8 +1340,6 @@ impl<F> Queue<F> {
             e.locks -= 1;
             e.refs -= 1;
             p.locked = false;
-            p.consumed_in = 0;
-            p.consumed_out = 0;
             if e.refs == 0 {
                 e.done = true;
                 self.stats.completed += 1;
@@ -1329,11 +1353,17 @@ impl<F> Queue<F> {
         }
         if n > 0 {
             // The edge lands where it stopped: on a frame, or past the end.
-            p.pos = pos;
-            if pos >= next {
+            let on = if pos >= next {
                 self.at_end += 1;
-            } else if let Some(e) = self.entries.get_mut((pos - self.base) as usize) {
+                None
+            } else {
+                self.entries.get_mut((pos - self.base) as usize)
+            };
+            if let Some(e) = on {
                 e.refs += 1;
+                p.arrive(pos, Some(&e.header));
+            } else {
+                p.arrive(pos, None);
             }
         }
         Ok(n)
@@ -1444,8 +1474,8 @@ impl<F> Queue<F> {
     }
 
     /// Checks the queue's internal bookkeeping (reference and lock counts against the
-    /// pointers, edges on live frames). For tests and debugging; returns the first
-    /// inconsistency found.
+    /// pointers, edges on live frames, offsets within their `Count`). For tests and
+    /// debugging; returns the first inconsistency found.
     ///
     /// ```
     /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
@@ -1464,7 +1494,15 @@ impl<F> Queue<F> {
         let mut at_end = 0u32;
         for (i, slot) in self.slots.iter().enumerate() {
             let Some(p) = &slot.ptr else { continue };
+            if p.consumed_in > p.count_in || p.consumed_out > p.count_out {
+                return Err(format!(
+                    "pointer {i} processed more than its offsets' Count"
+                ));
+            }
             if p.pos >= self.next {
+                if (p.count_in, p.count_out) != (0, 0) {
+                    return Err(format!("pointer {i} past the end counts bytes"));
+                }
                 if p.pos != self.next {
                     return Err(format!("pointer {i} beyond the end: {}", p.pos));
                 }
@@ -1541,12 +1579,7 @@ impl<F> Queue<F> {
 
     #[inline]
     pub(crate) fn entry_mut(&mut self, seq: u64) -> Option<&mut Entry<F>> {
-        if seq < self.base {
-            return None;
-        }
-        self.entries
-            .get_mut(usize::try_from(seq - self.base).ok()?)
-            .filter(|e| e.live())
+        live_entry_mut(&mut self.entries, self.base, seq)
     }
 
     /// Position of a live pointer (callers pass ids they know are live).
@@ -1641,33 +1674,36 @@ impl<F> Queue<F> {
     }
 
     /// Moves an unlocked live pointer to `new` (≥ its position), keeping reference counts,
-    /// applying the `GENERATE_MAPPINGS` `DataUsed` rule to the frame it leaves, and
-    /// completing the frames the move released.
+    /// applying the `GENERATE_MAPPINGS` `DataUsed` rule to the frame it leaves, starting its
+    /// offsets over with the `Count`s of the frame it arrives on, and completing the frames
+    /// the move released.
     pub(crate) fn move_pointer(&mut self, id: PointerId, new: u64) {
         let generate = self.config.generate_mappings;
         let direction = self.config.direction;
-        let p = self.ptr_mut(id);
+        let next = self.next;
+        let p = pointer_mut(&mut self.slots, id);
         let old = p.pos;
         if old == new {
             return;
         }
         let used = p.pin_offset_consumed(direction);
-        p.pos = new;
-        p.consumed_in = 0;
-        p.consumed_out = 0;
         let kind = p.kind;
-        if old >= self.next {
+        if old >= next {
             self.at_end -= 1;
-        } else if let Some(e) = self.entry_mut(old) {
+        } else if let Some(e) = live_entry_mut(&mut self.entries, self.base, old) {
             e.refs -= 1;
             if generate {
                 e.header.data_used = used;
             }
         }
-        if new >= self.next {
+        if new >= next {
             self.at_end += 1;
-        } else if let Some(e) = self.entry_mut(new) {
+            p.arrive(new, None);
+        } else if let Some(e) = live_entry_mut(&mut self.entries, self.base, new) {
             e.refs += 1;
+            p.arrive(new, Some(&e.header));
+        } else {
+            p.arrive(new, None); // unreachable: pointers only move onto live frames
         }
         match kind {
             // An edge moving releases every frame it passed.
@@ -1769,6 +1805,20 @@ fn next_live_after<F>(entries: &Ring<F>, base: u64, next: u64, pos: u64) -> u64 
         seq += 1;
     }
     next
+}
+
+/// The entry of live frame `seq` in `entries` whose first entry is frame `base`:
+/// [`Queue::entry_mut`] on borrowed fields.
+#[inline]
+fn live_entry_mut<F>(entries: &mut Ring<F>, base: u64, seq: u64) -> Option<&mut Entry<F>> {
+    if seq < base {
+        return None;
+    }
+    // `try_from`: on a 32-bit target, a sequence number 2³² past the base must not alias an
+    // entry.
+    entries
+        .get_mut(usize::try_from(seq - base).ok()?)
+        .filter(|e| e.live())
 }
 
 /// The live pointer `id` in `slots`: [`Queue::ptr_mut`] on a borrowed field, so that a

@@ -155,7 +155,9 @@ pub enum PointerKind {
 pub struct Offset {
     /// Bytes already processed: `Data` is the frame's start plus this.
     pub position: u32,
-    /// `Count`: bytes in the frame (input: `DataUsed`; output: `FrameExtent`).
+    /// `Count`: bytes in the frame (input: `DataUsed`; output: `FrameExtent`), as the frame's
+    /// header had them when the pointer arrived on it (a clone takes its parent's). It
+    /// changes only when the pointer moves to another frame (ks-spec.md §8.1).
     pub count: u32,
     /// `Remaining`: `Count` − processed; starts at `Count`, only decreases.
     pub remaining: u32,
@@ -253,6 +255,10 @@ pub(crate) struct PointerData {
     pub(crate) locked: bool,
     pub(crate) consumed_in: u32,
     pub(crate) consumed_out: u32,
+    /// `OffsetIn.Count` and `OffsetOut.Count`: taken from the frame's header when the pointer
+    /// arrives on it (0 past the end), kept while it stays.
+    pub(crate) count_in: u32,
+    pub(crate) count_out: u32,
     pub(crate) context: u64,
     pub(crate) cancel: Option<CancelCallback>,
 }
@@ -265,9 +271,26 @@ impl PointerData {
             locked: false,
             consumed_in: 0,
             consumed_out: 0,
+            count_in: 0,
+            count_out: 0,
             context: 0,
             cancel: None,
         }
+    }
+
+    /// The pointer arrives at `pos`, on a frame with `header` (`None`: past the end): its
+    /// offsets start over, their `Count`s those of the header as it is now.
+    pub(crate) fn arrive(&mut self, pos: u64, header: Option<&StreamHeader>) {
+        self.pos = pos;
+        self.consumed_in = 0;
+        self.consumed_out = 0;
+        self.take_counts(header);
+    }
+
+    /// Takes the `Count`s of the frame the pointer is on from its `header` (`None`: none).
+    pub(crate) fn take_counts(&mut self, header: Option<&StreamHeader>) {
+        (self.count_in, self.count_out) =
+            header.map_or((0, 0), |h| (h.input_count(), h.frame_extent));
     }
 
     /// Bytes processed through the pin's own offset (`Count − Remaining`).
@@ -656,7 +679,11 @@ impl<F> Queue<F> {
     }
 
     /// `OffsetIn` of the pointer: input data (`Count` = the frame's `DataUsed`, at most its
-    /// `FrameExtent`: [`StreamHeader::input_count`]).
+    /// `FrameExtent`: [`StreamHeader::input_count`]), as they were when the pointer arrived
+    /// on the frame. `Count` changes only when the pointer moves to another frame and
+    /// `Remaining` only decreases (ks-spec.md §8.1): rewriting the header while the pointer
+    /// stays, through [`Queue::header_mut`] or by another pointer leaving a
+    /// `GENERATE_MAPPINGS` frame, changes neither.
     ///
     /// ```
     /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
@@ -667,15 +694,17 @@ impl<F> Queue<F> {
     /// q.advance_offsets(p, 2, 0, false)?;
     /// let o = q.offset_in(p)?;
     /// assert_eq!((o.position, o.count, o.remaining), (2, 5, 3));
+    /// q.header_mut(p)?.data_used = 8; // the pointer stays: its Count does not change
+    /// assert_eq!(q.offset_in(p)?, o);
     /// # Ok::<(), ks_alloc::Status>(())
     /// ```
     pub fn offset_in(&self, id: PointerId) -> Result<Offset, Status> {
         let p = self.check(id)?;
-        let count = self.entry(p.pos).map_or(0, |e| e.header.input_count());
-        Ok(offset(count, p.consumed_in))
+        Ok(offset(p.count_in, p.consumed_in))
     }
 
-    /// `OffsetOut` of the pointer: output space (`Count` = the frame's `FrameExtent`).
+    /// `OffsetOut` of the pointer: output space (`Count` = the frame's `FrameExtent` when
+    /// the pointer arrived on it; kept, like [`Queue::offset_in`]'s, while it stays).
     ///
     /// ```
     /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
@@ -690,8 +719,7 @@ impl<F> Queue<F> {
     /// ```
     pub fn offset_out(&self, id: PointerId) -> Result<Offset, Status> {
         let p = self.check(id)?;
-        let count = self.entry(p.pos).map_or(0, |e| e.header.frame_extent);
-        Ok(offset(count, p.consumed_out))
+        Ok(offset(p.count_out, p.consumed_out))
     }
 
     /// `Offset`: `OffsetIn` on an input pin's queue, `OffsetOut` on an output pin's.
@@ -842,6 +870,8 @@ impl<F> Queue<F> {
         data.locked = p.locked;
         data.consumed_in = p.consumed_in;
         data.consumed_out = p.consumed_out;
+        data.count_in = p.count_in;
+        data.count_out = p.count_out;
         data.context = context;
         data.cancel = cancel;
         match self.entry(p.pos) {
@@ -1247,10 +1277,10 @@ impl<F: FrameBytes> Queue<F> {
     /// # Ok::<(), ks_alloc::Status>(())
     /// ```
     pub fn remaining_data(&self, id: PointerId) -> Result<&[u8], Status> {
-        let consumed = self.check(id)?.consumed_in;
-        let used = self.header(id)?.data_used;
+        let p = self.check(id)?;
+        let (consumed, count) = (p.consumed_in, p.count_in);
         let bytes = self.data(id)?;
-        let end = clamp(used, bytes.len());
+        let end = clamp(count, bytes.len());
         let start = clamp(consumed, end);
         Ok(&bytes[start..end])
     }
@@ -1270,10 +1300,12 @@ impl<F: FrameBytes> Queue<F> {
     /// # Ok::<(), ks_alloc::Status>(())
     /// ```
     pub fn remaining_buffer_mut(&mut self, id: PointerId) -> Result<&mut [u8], Status> {
-        let consumed = self.check(id)?.consumed_out;
+        let p = self.check(id)?;
+        let (consumed, count) = (p.consumed_out, p.count_out);
         let buf = self.data_mut(id)?;
-        let start = clamp(consumed, buf.len());
-        Ok(&mut buf[start..])
+        let end = clamp(count, buf.len());
+        let start = clamp(consumed, end);
+        Ok(&mut buf[start..end])
     }
 }
 

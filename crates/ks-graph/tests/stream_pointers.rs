@@ -8,6 +8,7 @@ use ks_graph::queue::{
     Completed, Direction, FrameId, PIN_FLAG_DISTINCT_TRAILING_EDGE, Queue, QueueConfig,
     StreamHeader,
 };
+use ks_graph::stream_pointer::Offset;
 use ks_graph::stream_pointer::{CancelAction, CancelNotice, PointerId, PointerKind, PointerState};
 use proptest::prelude::*;
 
@@ -652,6 +653,7 @@ enum Op {
     ScheduleTimeout(usize, u64),
     CancelTimeout(usize),
     FireTimeouts(u64),
+    SetDataUsed(usize, u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -669,6 +671,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<usize>(), 0u64..40).prop_map(|(p, ms)| Op::ScheduleTimeout(p, ms)),
         1 => any::<usize>().prop_map(Op::CancelTimeout),
         2 => (0u64..80).prop_map(Op::FireTimeouts),
+        1 => (any::<usize>(), 0u8..20).prop_map(|(p, n)| Op::SetDataUsed(p, n)),
     ]
 }
 
@@ -695,11 +698,15 @@ proptest! {
     fn random_operations_keep_invariants_and_complete_every_frame_once(
         trailing in any::<bool>(),
         output in any::<bool>(),
+        generate_mappings in any::<bool>(),
         ops in proptest::collection::vec(op(), 0..120),
     ) {
         let mut cfg = if output { QueueConfig::output() } else { QueueConfig::input() };
         if trailing {
             cfg = cfg.with_distinct_trailing_edge();
+        }
+        if generate_mappings {
+            cfg = cfg.with_generate_mappings();
         }
         let mut q = Q::new(cfg);
         let mut pointers = vec![q.leading_edge_id()];
@@ -710,7 +717,16 @@ proptest! {
         let mut pushed = 0u64;
         for op in ops {
             let pick = |i: usize| pointers[i % pointers.len()];
+            let before: Vec<_> = pointers
+                .iter()
+                .map(|&p| (p, q.frame_id(p), q.offset_in(p), q.offset_out(p)))
+                .collect();
             match op {
+                Op::SetDataUsed(i, n) => {
+                    if let Ok(h) = q.header_mut(pick(i)) {
+                        h.data_used = u32::from(n);
+                    }
+                }
                 Op::Push(len) => {
                     let mut f = vec![0u8; usize::from(len)];
                     f[0] = (pushed % 256) as u8;
@@ -791,6 +807,18 @@ proptest! {
             }
             if let Err(e) = q.check_invariants() {
                 prop_assert!(false, "invariant broken: {}", e);
+            }
+            // ks-spec.md §8.1: a pointer's Count changes only when it moves to another
+            // frame, and its Remaining only decreases.
+            for (p, frame, oin, oout) in before {
+                if q.kind(p).is_err() || q.frame_id(p) != frame {
+                    continue;
+                }
+                for (was, now) in [(oin, q.offset_in(p)), (oout, q.offset_out(p))] {
+                    let (was, now) = (was.unwrap(), now.unwrap());
+                    prop_assert_eq!(now.count, was.count, "{:?} changed a Count", op);
+                    prop_assert!(now.remaining <= was.remaining, "{:?} raised a Remaining", op);
+                }
             }
             record(&mut q, &mut completions)?;
             prop_assert!(completions.values().all(|n| *n == 1), "a frame completed twice");
@@ -959,4 +987,128 @@ fn a_panic_in_eject_leading_work_leaves_the_edge_locked_on_its_frame() {
         }
         assert_eq!(states[0], states[1], "both paths leave the same state");
     }
+}
+
+#[test]
+fn a_pointers_count_stays_while_the_header_is_rewritten_under_it() {
+    // ks-spec.md §8.1: Count changes only when the pointer moves to another frame;
+    // Remaining starts equal to Count and only decreases.
+    let mut q = Q::new(QueueConfig::input());
+    q.push(vec![0; 8], StreamHeader::with_data(8, 2));
+    q.push(vec![0; 8], StreamHeader::with_data(8, 6));
+    let lead = q.leading_edge(PointerState::Locked).unwrap();
+    let at_arrival = Offset {
+        position: 0,
+        count: 2,
+        remaining: 2,
+    };
+    assert_eq!(q.offset_in(lead).unwrap(), at_arrival);
+    let clone = q.clone_pointer(lead, None, 0).unwrap();
+    q.header_mut(lead).unwrap().data_used = 8; // the minidriver rewrites DataUsed
+    assert_eq!(q.offset_in(lead).unwrap(), at_arrival, "the edge stayed");
+    assert_eq!(
+        q.offset_in(clone).unwrap(),
+        at_arrival,
+        "and so did its clone"
+    );
+    assert_eq!(q.remaining_data(lead).unwrap().len(), 2, "Remaining bytes");
+    assert_eq!(q.available_bytes().0, 2 + 6);
+    q.advance_offsets(lead, 1, 0, false).unwrap();
+    assert_eq!(q.offset_in(lead).unwrap().remaining, 1);
+    // A clone made now takes its parent's offsets, Count included.
+    let late = q.clone_pointer(lead, None, 0).unwrap();
+    assert_eq!(q.offset_in(late).unwrap(), q.offset_in(lead).unwrap());
+    // Consuming the last byte of its Count moves the edge on, though DataUsed now says 8.
+    q.advance_offsets(lead, 1, 0, false).unwrap();
+    assert_eq!(q.frame_id(lead).unwrap(), Some(FrameId::from_sequence(1)));
+    assert_eq!(
+        q.offset_in(lead).unwrap().count,
+        6,
+        "a new frame, a new Count"
+    );
+    q.check_invariants().unwrap();
+
+    // A pointer arriving on a frame takes its header as it is then.
+    let mut q = Q::new(QueueConfig::input());
+    q.push(vec![0; 8], StreamHeader::with_data(8, 8));
+    q.push(vec![0; 8], StreamHeader::with_data(8, 6));
+    let lead = q.leading_edge(PointerState::Locked).unwrap();
+    let scout = q.clone_pointer(lead, None, 0).unwrap();
+    q.advance(scout).unwrap(); // locked on frame 1
+    q.header_mut(scout).unwrap().data_used = 3;
+    assert_eq!(q.offset_in(scout).unwrap().count, 6);
+    q.advance(lead).unwrap();
+    assert_eq!(q.offset_in(lead).unwrap().count, 3);
+    q.check_invariants().unwrap();
+
+    // Pointers waiting past the end take the Counts of the frame that arrives.
+    let mut q = Q::new(QueueConfig::output().with_distinct_trailing_edge());
+    let (lead, trail) = (q.leading_edge_id(), q.trailing_edge_id().unwrap());
+    q.push(vec![0; 8], StreamHeader::empty(8)); // both edges land on it
+    q.lock(lead).unwrap();
+    let clone = q.clone_pointer(lead, None, 0).unwrap();
+    q.header_mut(lead).unwrap().frame_extent = 4;
+    for p in [lead, trail, clone] {
+        assert_eq!(q.offset_out(p).unwrap().count, 8);
+    }
+    assert_eq!(
+        q.remaining_buffer_mut(lead).unwrap().len(),
+        4,
+        "never more than the frame's extent"
+    );
+    q.unlock(lead, true).unwrap();
+    q.unlock(clone, true).unwrap();
+    assert_eq!(
+        q.offset_out(lead).unwrap(),
+        Offset::default(),
+        "past the end"
+    );
+    q.push(vec![0; 16], StreamHeader::empty(16));
+    for p in [lead, clone] {
+        assert_eq!(q.offset_out(p).unwrap().count, 16);
+    }
+    assert_eq!(q.offset_out(trail).unwrap().count, 8, "still on frame 0");
+    q.check_invariants().unwrap();
+}
+
+#[test]
+fn a_dma_clone_completes_partially_after_the_edge_moved_on() {
+    // ks-spec.md §8.4, the packet-based DMA loop: clone the leading edge, program the
+    // device from the clone, advance the edge; on completion, advance the clone's offsets.
+    let mut q = Q::new(QueueConfig::input().with_generate_mappings());
+    q.push(vec![0; 8], StreamHeader::with_data(8, 8));
+    q.push(vec![0; 8], StreamHeader::with_data(8, 8));
+    let lead = q.leading_edge(PointerState::Locked).unwrap();
+    let dma = q.clone_pointer(lead, None, 0).unwrap();
+    q.advance(lead).unwrap();
+    // The edge left without moving its offsets: DataUsed = Count − Remaining = 0
+    // (behaviour 59) …
+    assert_eq!(
+        q.frame_header(FrameId::from_sequence(0)).unwrap().data_used,
+        0
+    );
+    // … but the clone never moved: its Count and Remaining are those it started with.
+    let full = Offset {
+        position: 0,
+        count: 8,
+        remaining: 8,
+    };
+    assert_eq!(q.offset_in(dma).unwrap(), full);
+    q.advance_offsets(dma, 4, 0, false).unwrap(); // partial completion
+    assert_eq!(
+        q.offset_in(dma).unwrap(),
+        Offset {
+            position: 4,
+            count: 8,
+            remaining: 4
+        }
+    );
+    assert_eq!(q.remaining_data(dma).unwrap().len(), 4);
+    // The rest completes the frame: the clone moves on and DataUsed becomes 8 − 0.
+    q.advance_offsets_and_unlock(dma, 4, 0, false).unwrap();
+    assert_eq!(q.frame_id(dma).unwrap(), Some(FrameId::from_sequence(1)));
+    let done = q.pop_completed().unwrap();
+    assert_eq!((done.id.sequence(), done.header.data_used), (0, 8));
+    q.delete(dma).unwrap();
+    q.check_invariants().unwrap();
 }
