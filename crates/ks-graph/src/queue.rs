@@ -466,6 +466,15 @@ pub struct Completed<F> {
 
 /// Where completed frames go when a sink is installed.
 ///
+/// A sink may panic: the frame it was handed is then dropped as the panic unwinds, and the
+/// queue is as consistent as after any completion (the sink is called once a frame's
+/// bookkeeping is done). An operation that completes several frames ([`Queue::flush`],
+/// [`Queue::set_completion_sink`]) is not left half done: it completes them all, each handed
+/// to the sink, and then the first panic resumes (as for a panicking cancel callback). A
+/// stream-pointer operation completes at most one frame, as its pointer moves or goes; the
+/// panic goes on from there (after [`Queue::advance`] of a locked pointer, for instance, the
+/// pointer has moved and is unlocked).
+///
 /// ```
 /// use std::sync::mpsc;
 /// use ks_graph::queue::{CompletionSink, Queue, QueueConfig, StreamHeader};
@@ -1031,6 +1040,10 @@ impl<F> Queue<F> {
     /// Installs the sink that receives every frame as it completes. Frames completed before
     /// the sink was installed are passed to it at once, in completion order.
     ///
+    /// # Panics
+    /// If the sink panics on one of those frames: the others are still passed to it and the
+    /// sink is installed, then the first panic resumes.
+    ///
     /// ```
     /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
     /// # use ks_graph::stream_pointer::PointerState;
@@ -1047,10 +1060,12 @@ impl<F> Queue<F> {
     /// # Ok::<(), ks_alloc::Status>(())
     /// ```
     pub fn set_completion_sink(&mut self, mut sink: CompletionSink<F>) {
+        let mut panicked = None;
         while let Some(c) = self.pop_completed() {
-            sink(c);
+            keep_panic(&mut panicked, || sink(c));
         }
         self.sink = Some(sink);
+        resume_panic(panicked);
     }
 
     /// Removes the completion sink; later completions are kept for [`Queue::pop_completed`].
@@ -1396,8 +1411,9 @@ impl<F> Queue<F> {
     /// clone is deleted. Returns how many frames this completed.
     ///
     /// # Panics
-    /// If a cancel callback panics: once the flush is complete (every clone deleted, every
-    /// frame completed), the first panic resumes.
+    /// If a cancel callback or the completion sink panics: once the flush is complete (every
+    /// clone deleted, every frame completed and, with a sink, handed to it), the first panic
+    /// resumes.
     ///
     /// ```
     /// # use ks_graph::queue::{Queue, QueueConfig, StreamHeader};
@@ -1439,12 +1455,14 @@ impl<F> Queue<F> {
             };
             // Whatever it answers, the clone goes: the queue is stopping. A callback that
             // panics does not stop the flush half-way: the panic resumes once it is done.
-            if let Err(p) = std::panic::catch_unwind(|| cb(&notice)) {
-                panicked.get_or_insert(p);
-            }
+            keep_panic(&mut panicked, || {
+                cb(&notice);
+            });
         }
+        // From here on, each step that may complete frames may call a sink that panics: the
+        // same rule, the flush goes on.
         for c in clones {
-            self.remove_pointer_unchecked(c);
+            keep_panic(&mut panicked, || self.remove_pointer_unchecked(c));
         }
         let edges = [Some(self.leading), self.trailing];
         for e in edges.into_iter().flatten() {
@@ -1462,14 +1480,12 @@ impl<F> Queue<F> {
         }
         for e in edges.into_iter().flatten() {
             let end = self.next;
-            self.move_pointer(e, end);
+            keep_panic(&mut panicked, || self.move_pointer(e, end));
         }
         for seq in self.base..self.next {
-            self.try_complete(seq);
+            keep_panic(&mut panicked, || self.try_complete(seq));
         }
-        if let Some(p) = panicked {
-            std::panic::resume_unwind(p);
-        }
+        resume_panic(panicked);
         (self.stats.completed - before) as usize
     }
 
@@ -1708,9 +1724,7 @@ impl<F> Queue<F> {
         match kind {
             // An edge moving releases every frame it passed.
             PointerKind::LeadingEdge | PointerKind::TrailingEdge => {
-                for seq in old..new.min(self.next) {
-                    self.try_complete(seq);
-                }
+                self.try_complete_range(old..new.min(next));
             }
             PointerKind::Clone => self.try_complete(old),
         }
@@ -1740,6 +1754,25 @@ impl<F> Queue<F> {
         }
     }
 
+    /// [`try_complete`](Self::try_complete) on each frame of `seqs`, in order. A completion
+    /// sink that panics does not leave the rest undone: every frame is tried, then the first
+    /// panic resumes. (An edge moving past the frames `seqs` releases one live frame, except
+    /// in [`Queue::flush`]; the rest is a safety net.)
+    fn try_complete_range(&mut self, seqs: std::ops::Range<u64>) {
+        if self.sink.is_none() {
+            // Nothing here can panic: no need to catch (the hot path).
+            for seq in seqs {
+                self.try_complete(seq);
+            }
+            return;
+        }
+        let mut panicked = None;
+        for seq in seqs {
+            keep_panic(&mut panicked, || self.try_complete(seq));
+        }
+        resume_panic(panicked);
+    }
+
     /// Completes frame `seq` if nothing holds it any more (behaviours 51–52).
     pub(crate) fn try_complete(&mut self, seq: u64) {
         // The same rule as `completes_now`, with one entry lookup (hot path).
@@ -1765,7 +1798,8 @@ impl<F> Queue<F> {
     }
 
     /// Counts the completion of frame `seq` (its entry just marked done) and hands it to the
-    /// sink, or queues it for [`Queue::pop_completed`].
+    /// sink, or queues it for [`Queue::pop_completed`]. The sink is called last, with the
+    /// queue consistent, so that a sink that panics leaves nothing half done here.
     #[inline]
     pub(crate) fn finish_completion(&mut self, seq: u64) {
         self.stats.completed += 1;
@@ -1788,6 +1822,26 @@ fn retire_front<F>(entries: &mut Ring<F>, base: &mut u64) {
     while entries.front().is_some_and(|e| e.done && e.frame.is_none()) {
         entries.pop_front();
         *base += 1;
+    }
+}
+
+/// A panic caught to be resumed later, once the operation it interrupted is complete.
+type Panic = Box<dyn std::any::Any + Send>;
+
+/// Runs `f`, keeping its panic (if it is the first) in `panicked` instead of unwinding, so
+/// that the caller can finish its operation first and then [`resume_panic`]. Only for code
+/// that leaves the queue consistent when it panics: the callbacks (cancel callbacks, the
+/// completion sink) are called once the queue's bookkeeping is done.
+fn keep_panic(panicked: &mut Option<Panic>, f: impl FnOnce()) {
+    if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        panicked.get_or_insert(p);
+    }
+}
+
+/// Resumes the panic [`keep_panic`] kept, if any.
+fn resume_panic(panicked: Option<Panic>) {
+    if let Some(p) = panicked {
+        std::panic::resume_unwind(p);
     }
 }
 

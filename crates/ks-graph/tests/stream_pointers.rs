@@ -1112,3 +1112,92 @@ fn a_dma_clone_completes_partially_after_the_edge_moved_on() {
     q.delete(dma).unwrap();
     q.check_invariants().unwrap();
 }
+
+#[test]
+fn a_panicking_completion_sink_does_not_leave_a_flush_half_done() {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::{Arc, Mutex};
+    // A sink that records each frame it gets, then panics (a filter's bug, on purpose).
+    fn failing_sink(seen: &Arc<Mutex<Vec<u64>>>) -> ks_graph::queue::CompletionSink<Vec<u8>> {
+        let seen = Arc::clone(seen);
+        Box::new(move |c| {
+            seen.lock().unwrap().push(c.id.sequence());
+            panic!("sink bug on frame {}", c.id.sequence());
+        })
+    }
+    fn message(p: Box<dyn std::any::Any + Send>) -> String {
+        p.downcast::<String>().map(|s| *s).unwrap_or_default()
+    }
+
+    // Flushing frames no clone holds: each is cancelled and completes as the edges move
+    // past the end (with a trailing edge, frame 0 waits for it: 1 and 2 go first).
+    for (trailing, order) in [(false, [0, 1, 2]), (true, [1, 2, 0])] {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut cfg = QueueConfig::input();
+        if trailing {
+            cfg = cfg.with_distinct_trailing_edge();
+        }
+        let mut q = Q::new(cfg);
+        q.set_completion_sink(failing_sink(&seen));
+        for i in 0..3 {
+            push(&mut q, i, 2);
+        }
+        let r = catch_unwind(AssertUnwindSafe(|| q.flush()));
+        let first = format!("sink bug on frame {}", order[0]);
+        assert_eq!(message(r.unwrap_err()), first, "the first panic resumes");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            order,
+            "every frame still went to the sink"
+        );
+        assert!(q.is_empty());
+        assert_eq!(q.stats().completed, 3);
+        q.check_invariants().unwrap();
+    }
+
+    // Frames the flush completes by deleting the clones on them, and frames it cancels.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut q = Q::new(QueueConfig::input());
+    for i in 0..4 {
+        push(&mut q, i, 2);
+    }
+    let lead = q.leading_edge_id();
+    let c0 = q.clone_pointer(lead, None, 0).unwrap();
+    q.advance(lead).unwrap();
+    let c1 = q.clone_pointer(lead, None, 0).unwrap();
+    q.advance(lead).unwrap(); // frames 0 and 1 wait for their clones
+    q.set_completion_sink(failing_sink(&seen));
+    let r = catch_unwind(AssertUnwindSafe(|| q.flush()));
+    assert_eq!(message(r.unwrap_err()), "sink bug on frame 0");
+    assert_eq!(*seen.lock().unwrap(), [0, 1, 2, 3]);
+    assert!(
+        q.kind(c0).is_err() && q.kind(c1).is_err(),
+        "every clone deleted"
+    );
+    assert!(q.is_empty());
+    assert_eq!(q.frame_id(lead), Ok(None));
+    q.check_invariants().unwrap();
+    // The sink stays installed: later completions still go to it.
+    push(&mut q, 9, 2);
+    assert!(catch_unwind(AssertUnwindSafe(|| q.unlock(lead, true))).is_err());
+    assert_eq!(seen.lock().unwrap().last(), Some(&4));
+    q.check_invariants().unwrap();
+
+    // Installing a sink hands it every frame that completed before; if it panics, the rest
+    // still go to it and it is installed.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut q = Q::new(QueueConfig::input());
+    for i in 0..3 {
+        push(&mut q, i, 2);
+    }
+    q.eject_leading(usize::MAX, |_| Ok::<(), ()>(())).unwrap();
+    assert_eq!(q.completed_len(), 3);
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        q.set_completion_sink(failing_sink(&seen))
+    }));
+    assert_eq!(message(r.unwrap_err()), "sink bug on frame 0");
+    assert_eq!(*seen.lock().unwrap(), [0, 1, 2]);
+    assert_eq!(q.completed_len(), 0);
+    assert!(q.take_completion_sink().is_some(), "installed");
+    q.check_invariants().unwrap();
+}
