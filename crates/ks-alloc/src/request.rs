@@ -6,7 +6,7 @@
 //! | Request | Answer |
 //! |---|---|
 //! | `KSPROPSETID_StreamAllocator` / `STATUS` (GET) | the 32-byte `KSSTREAMALLOCATOR_STATUS` |
-//! | `KSPROPSETID_StreamAllocator` / `FUNCTIONTABLE` (GET) | `KSSTREAMALLOCATOR_FUNCTIONTABLE`: two callable `extern "C"` pointers taking [`Allocator::file_object`] |
+//! | `KSPROPSETID_StreamAllocator` / `FUNCTIONTABLE` (GET) | `KSSTREAMALLOCATOR_FUNCTIONTABLE`: two callable `extern "C"` pointers taking [`Allocator::file_object`] (read it as that structure) |
 //! | `KSMETHODSETID_StreamAllocator` / `ALLOC` | the frame address, or `STATUS_PENDING` and a [`PendingAlloc`] |
 //! | `KSMETHODSETID_StreamAllocator` / `FREE` | frees the address in the data buffer |
 //! | `KSEVENTSETID_StreamAllocator` / `FREEFRAME` | a [`FreeFrameEvents`] subscription |
@@ -23,6 +23,13 @@
 //! * FUNCTIONTABLE on pageable memory → `STATUS_NOT_SUPPORTED` (behaviour 29), after close →
 //!   `STATUS_INVALID_DEVICE_STATE`;
 //! * FREE of an address not outstanding → `STATUS_INVALID_PARAMETER`;
+//! * the FUNCTIONTABLE answer is the ks-sys `KSSTREAMALLOCATOR_FUNCTIONTABLE` written with a
+//!   pointer-typed store, so its bytes keep the entry points' provenance: read it back as that
+//!   structure (`ptr::read_unaligned`, see [`Allocator::file_object`]) and call (move the
+//!   bytes as bytes, e.g. `copy_from_slice`: a copy through integer values, such as assigning
+//!   a `[u8; N]`, drops the provenance). Reading the
+//!   words as `usize` and casting them to pointers with `as` works too (the entry points'
+//!   provenance is exposed); transmuting such an integer to a function pointer does not;
 //! * a method support query runs nothing: `KSMETHOD_TYPE_BASICSUPPORT` writes the method's
 //!   type flags (a `ULONG`: `KSMETHOD_TYPE_WRITE` for ALLOC, `KSMETHOD_TYPE_READ` for FREE;
 //!   `STATUS_BUFFER_TOO_SMALL` with 4 below 4 bytes), as ReactOS's method handler does, and
@@ -38,7 +45,7 @@ use ks_sys::{
     KSMETHOD_TYPE_BASICSUPPORT, KSMETHOD_TYPE_READ, KSMETHOD_TYPE_SETSUPPORT, KSMETHOD_TYPE_WRITE,
     KSMETHODSETID_StreamAllocator, KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE,
     KSPROPERTY_STREAMALLOCATOR_STATUS, KSPROPERTY_TYPE_GET, KSPROPERTY_TYPE_SET,
-    KSPROPSETID_StreamAllocator, NTSTATUS, PFILE_OBJECT,
+    KSPROPSETID_StreamAllocator, KSSTREAMALLOCATOR_FUNCTIONTABLE, NTSTATUS, PFILE_OBJECT,
 };
 
 use crate::allocator::{Begin, Inner};
@@ -236,33 +243,38 @@ impl Allocator {
             return Err(crate::allocator::closed_status());
         }
         need(TABLE)?;
-        let alloc = function_table_allocate as *const () as usize;
-        let free = function_table_free as *const () as usize;
-        data[..PTR].copy_from_slice(&alloc.to_ne_bytes());
-        data[PTR..TABLE].copy_from_slice(&free.to_ne_bytes());
+        write_function_table(&mut data[..TABLE]);
         Ok(TABLE)
     }
 
     /// The `FileObject` argument for the function-table entry points returned by the
     /// FUNCTIONTABLE property: valid while the allocator is open (behaviour 36).
     ///
+    /// The property writes a `KSSTREAMALLOCATOR_FUNCTIONTABLE` with pointer stores; read it
+    /// back as that structure, as below. (Reading the words as `usize` and casting them with
+    /// `as` also works, since the entry points' provenance is exposed; a transmute from the
+    /// integer would give a function pointer without provenance, which must not be called.)
+    ///
     /// ```
     /// use std::ffi::c_void;
-    /// use ks_sys::{KSPROPSETID_StreamAllocator, KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE, PFILE_OBJECT};
+    /// use ks_sys::{KSPROPSETID_StreamAllocator, KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE, KSSTREAMALLOCATOR_FUNCTIONTABLE};
     /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
     /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 2, frame_size: 64, alignment: Alignment::BYTES_64 };
     /// # let hdr = [&KSPROPSETID_StreamAllocator.to_le_bytes()[..], &KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE.to_le_bytes(), &ks_sys::KSPROPERTY_TYPE_GET.to_le_bytes()].concat();
     /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
-    /// let mut table = [0u8; 2 * size_of::<usize>()];
-    /// assert_eq!(alloc.property(&hdr, &mut table).ntstatus(), 0);
-    /// type AllocateFrame = unsafe extern "C" fn(PFILE_OBJECT, *mut *mut c_void) -> i32;
-    /// let entry = usize::from_ne_bytes(table[..size_of::<usize>()].try_into().unwrap());
-    /// // SAFETY: FUNCTIONTABLE wrote the address of an `AllocateFrame` there.
-    /// let allocate_frame = unsafe { std::mem::transmute::<*const (), AllocateFrame>(entry as _) };
-    /// let mut frame = std::ptr::null_mut();
+    /// let mut bytes = [0u8; size_of::<KSSTREAMALLOCATOR_FUNCTIONTABLE>()];
+    /// assert_eq!(alloc.property(&hdr, &mut bytes).ntstatus(), 0);
+    /// // SAFETY: FUNCTIONTABLE wrote a `KSSTREAMALLOCATOR_FUNCTIONTABLE` there (with pointer
+    /// // stores: the bytes carry the functions' provenance); the read needs no alignment.
+    /// let table = unsafe { bytes.as_ptr().cast::<KSSTREAMALLOCATOR_FUNCTIONTABLE>().read_unaligned() };
+    /// let (allocate_frame, free_frame) = (table.AllocateFrame.unwrap(), table.FreeFrame.unwrap());
+    /// let mut frame: *mut c_void = std::ptr::null_mut();
     /// // SAFETY: the file object of an open allocator; `frame` is writable.
     /// assert_eq!(unsafe { allocate_frame(alloc.file_object(), &mut frame) }, 0);
-    /// alloc.free_raw(frame as usize)?;
+    /// assert_eq!(alloc.status().allocated_frames, 1);
+    /// // SAFETY: as above; `frame` came from `allocate_frame`.
+    /// unsafe { free_frame(alloc.file_object(), frame) };
+    /// assert_eq!(alloc.status().allocated_frames, 0);
     /// # Ok::<(), ks_alloc::Status>(())
     /// ```
     pub fn file_object(&self) -> PFILE_OBJECT {
@@ -434,6 +446,44 @@ enum MethodDone {
     Written(usize),
     Pending(PendingAlloc),
 }
+
+/// Writes the `KSSTREAMALLOCATOR_FUNCTIONTABLE` value into `out` (exactly `TABLE` bytes).
+///
+/// The entry points are stored as pointers, not as integers: bytes written by a pointer-typed
+/// store keep the functions' provenance, so a client that reads the value back as the ks-sys
+/// structure (`ptr::read_unaligned::<KSSTREAMALLOCATOR_FUNCTIONTABLE>`, the natural reading)
+/// gets function pointers it may call. A pointer turned into an integer and back by a
+/// transmute has no provenance, and calling it is undefined behaviour (Miri reports it).
+///
+/// Clients that read each word as a `usize` and cast it back with `as` lose the provenance
+/// in the integer read; the cast then takes an exposed one. So both entry points are also
+/// exposed here (`expose_provenance`), which keeps that route
+/// sound too.
+fn write_function_table(out: &mut [u8]) {
+    assert_eq!(out.len(), TABLE);
+    let table = KSSTREAMALLOCATOR_FUNCTIONTABLE {
+        AllocateFrame: Some(function_table_allocate),
+        FreeFrame: Some(function_table_free),
+    };
+    // No effect at run time: it makes the provenance of the very pointers stored available
+    // to integer-to-pointer casts (see above). Exposing a fresh `function_table_allocate as
+    // *const ()` would not do: each mention of a function may produce a pointer of its own
+    // (Miri gives them different addresses).
+    if let (Some(allocate), Some(free)) = (table.AllocateFrame, table.FreeFrame) {
+        let _ = (allocate as *const ()).expose_provenance();
+        let _ = (free as *const ()).expose_provenance();
+    }
+    // SAFETY: `out` is exclusively borrowed and holds `TABLE` bytes, the size of the
+    // structure (checked below at compile time); `write_unaligned` needs no alignment, and
+    // every byte pattern is a valid `u8`, so the slice stays valid for its type.
+    unsafe {
+        out.as_mut_ptr()
+            .cast::<KSSTREAMALLOCATOR_FUNCTIONTABLE>()
+            .write_unaligned(table);
+    }
+}
+
+const _: () = assert!(TABLE == std::mem::size_of::<KSSTREAMALLOCATOR_FUNCTIONTABLE>());
 
 /// Borrows the allocator behind a `FileObject` without touching reference counts.
 ///

@@ -141,9 +141,10 @@ fn function_table_is_callable_and_refused_for_paged_memory() {
     let word = |o: usize| usize::from_ne_bytes(out[o..o + PTR].try_into().unwrap());
     type AllocFn = unsafe extern "C" fn(PFILE_OBJECT, *mut *mut std::ffi::c_void) -> i32;
     type FreeFn = unsafe extern "C" fn(PFILE_OBJECT, *mut std::ffi::c_void);
-    // The addresses come back as integers: an `as` cast turns each into a pointer with the
-    // function's (exposed) provenance, which a transmute of the integer would not give it
-    // (Miri rejects the call then).
+    // Read as integers, the words lose the functions' provenance; an `as` cast turns each
+    // back into a pointer with the provenance the property exposed, which a transmute of the
+    // integer would not give it (Miri rejects the call then). The struct route is in
+    // `function_table_reads_back_as_the_ks_sys_structure`.
     // SAFETY: the property wrote the addresses of functions of exactly these signatures.
     let (allocate, free): (AllocFn, FreeFn) = unsafe {
         (
@@ -188,6 +189,57 @@ fn function_table_is_callable_and_refused_for_paged_memory() {
         matches!(r.status, Err(Status::InvalidDeviceState(_))),
         "behaviour 36"
     );
+}
+
+/// The natural reading of the FUNCTIONTABLE answer (ks-spec §5.6): the bytes are a
+/// `KSSTREAMALLOCATOR_FUNCTIONTABLE`, read back with `read_unaligned` and called. The
+/// property used to write the entry points as integers, so the function pointers read back
+/// had no provenance and calling them was undefined behaviour: run under Miri to see it
+/// (`cargo +nightly miri test -p ks-alloc --test request_surface function_table`).
+#[test]
+fn function_table_reads_back_as_the_ks_sys_structure() {
+    let a = alloc(1, Memory::NonPaged);
+    // One byte of offset: the client's buffer need not be aligned for the structure.
+    let mut buf = [0u8; 1 + std::mem::size_of::<KSSTREAMALLOCATOR_FUNCTIONTABLE>()];
+    let r = a.property(
+        &hdr(
+            KSPROPSETID_StreamAllocator,
+            KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE,
+            KSPROPERTY_TYPE_GET,
+        ),
+        &mut buf[1..],
+    );
+    assert_eq!((r.ntstatus(), r.information), (0, 2 * PTR));
+    // The answer is copied out of the I/O buffer as bytes (KS: the I/O manager's memcpy),
+    // which keeps their provenance.
+    let mut copy = [0u8; 1 + std::mem::size_of::<KSSTREAMALLOCATOR_FUNCTIONTABLE>()];
+    copy.copy_from_slice(&buf);
+    // SAFETY: the property wrote a `KSSTREAMALLOCATOR_FUNCTIONTABLE` at offset 1 (the copy
+    // keeps the bytes' provenance); `read_unaligned` needs no alignment.
+    let table = unsafe {
+        copy.as_ptr()
+            .add(1)
+            .cast::<KSSTREAMALLOCATOR_FUNCTIONTABLE>()
+            .read_unaligned()
+    };
+    let allocate = table.AllocateFrame.expect("AllocateFrame is set");
+    let free = table.FreeFrame.expect("FreeFrame is set");
+    let file = a.file_object();
+    let mut frame = std::ptr::null_mut();
+    // SAFETY: `file` is this live allocator's file object; `frame` is writable.
+    assert_eq!(unsafe { allocate(file, &mut frame) }, 0);
+    assert!(!frame.is_null());
+    assert_eq!(a.status().allocated_frames, 1);
+    // SAFETY: the frame's memory is the allocator's, 512 bytes, and ours until freed.
+    unsafe { frame.cast::<u8>().write_bytes(0xA5, 512) };
+    let mut none = std::ptr::null_mut();
+    // SAFETY: as above.
+    let st = unsafe { allocate(file, &mut none) };
+    assert_eq!(st, 0xC000_0001u32 as i32, "STATUS_UNSUCCESSFUL at once");
+    assert!(none.is_null());
+    // SAFETY: as above; `frame` came from `allocate`.
+    unsafe { free(file, frame) };
+    assert_eq!(a.status().allocated_frames, 0);
 }
 
 #[test]
