@@ -203,6 +203,21 @@ impl Events {
         // Relaxed: as in `subscribe`.
         self.subscribers.fetch_sub(1, Ordering::Relaxed);
     }
+
+    /// Forgets the waker of a spent one-shot subscription (no longer counted as a
+    /// subscriber: [`unsubscribe`](Self::unsubscribe) already ran for it).
+    fn forget_waker(&self, id: u64) {
+        lock(&self.registry).wakers.retain(|(i, _)| *i != id);
+    }
+}
+
+/// Registers `waker` for subscription `id`, replacing the one it had.
+fn register_waker(r: &mut Registry, id: u64, waker: &Waker) {
+    match r.wakers.iter_mut().find(|(i, _)| *i == id) {
+        Some((_, w)) if w.will_wake(waker) => {}
+        Some((_, w)) => w.clone_from(waker),
+        None => r.wakers.push((id, waker.clone())),
+    }
 }
 
 /// A FREEFRAME callback subscription (KS: an enabled `KSEVENT_STREAMALLOCATOR_FREEFRAME`).
@@ -279,10 +294,23 @@ impl Drop for EventSubscription {
 /// assert!(!events.wait(Duration::from_millis(1))?, "nothing since");
 /// # Ok::<(), ks_alloc::Status>(())
 /// ```
+///
+/// # One-shot subscriptions
+///
+/// A subscription made by [`Allocator::enable_event`] with `KSEVENT_TYPE_ONESHOT` is
+/// disabled by its first event: the [`next_event`](Self::next_event) that sees it completes,
+/// and the subscription stops counting as a subscriber (the frees that follow are not
+/// delivered to it and no longer pay for it). It stays silent afterwards: a later
+/// `next_event` completes only with `STATUS_CANCELLED` once the allocator is closed, and
+/// [`wait`](Self::wait) times out.
 pub struct FreeFrameEvents {
     alloc: Allocator,
     id: u64,
     seen: u64,
+    /// `KSEVENT_TYPE_ONESHOT`: disabled by its first event.
+    oneshot: bool,
+    /// A one-shot subscription whose event was seen: unsubscribed, silent.
+    spent: bool,
 }
 
 impl fmt::Debug for FreeFrameEvents {
@@ -290,13 +318,19 @@ impl fmt::Debug for FreeFrameEvents {
         f.debug_struct("FreeFrameEvents")
             .field("id", &self.id)
             .field("seen", &self.seen)
+            .field("oneshot", &self.oneshot)
+            .field("spent", &self.spent)
             .finish()
     }
 }
 
 impl Drop for FreeFrameEvents {
     fn drop(&mut self) {
-        self.alloc.inner.events.unsubscribe(self.id);
+        if self.spent {
+            self.alloc.inner.events.forget_waker(self.id);
+        } else {
+            self.alloc.inner.events.unsubscribe(self.id);
+        }
     }
 }
 
@@ -422,33 +456,49 @@ impl Future for NextFreeFrame<'_> {
         if this.events.alloc.is_closed() {
             return Poll::Ready(Err(Status::Cancelled));
         }
-        let ev = &this.events.alloc.inner.events;
+        let events = &mut *this.events;
+        let ev = &events.alloc.inner.events;
+        if events.spent {
+            // A spent one-shot: silent; its waker is kept only for close to wake it.
+            let mut r = lock(&ev.registry);
+            if r.closed {
+                return Poll::Ready(Err(Status::Cancelled));
+            }
+            register_waker(&mut r, events.id, cx.waker());
+            return Poll::Pending;
+        }
         // Acquire: pairs with the Release increment in `fire`.
         let g = ev.generation.load(Ordering::Acquire);
-        if g != this.events.seen {
-            this.events.seen = g;
+        if g != events.seen {
+            events.saw(g);
             return Poll::Ready(Ok(()));
         }
         let mut r = lock(&ev.registry);
         if r.closed {
             return Poll::Ready(Err(Status::Cancelled));
         }
-        let id = this.events.id;
-        match r.wakers.iter_mut().find(|(i, _)| *i == id) {
-            Some((_, w)) if w.will_wake(cx.waker()) => {}
-            Some((_, w)) => *w = cx.waker().clone(),
-            None => r.wakers.push((id, cx.waker().clone())),
-        }
+        register_waker(&mut r, events.id, cx.waker());
         drop(r);
         // Re-check after registering: a fire between our first load and the registration
         // delivered before our waker was there.
         // Acquire: as above.
         let g = ev.generation.load(Ordering::Acquire);
-        if g != this.events.seen {
-            this.events.seen = g;
+        if g != events.seen {
+            events.saw(g);
             return Poll::Ready(Ok(()));
         }
         Poll::Pending
+    }
+}
+
+impl FreeFrameEvents {
+    /// An event was seen (generation `g`): a one-shot subscription is disabled by it.
+    fn saw(&mut self, g: u64) {
+        self.seen = g;
+        if self.oneshot {
+            self.spent = true;
+            self.alloc.inner.events.unsubscribe(self.id);
+        }
     }
 }
 
@@ -506,6 +556,12 @@ impl Allocator {
     /// # Ok::<(), ks_alloc::Status>(())
     /// ```
     pub fn free_frame_events(&self) -> Result<FreeFrameEvents, Status> {
+        self.subscribe_events(false)
+    }
+
+    /// [`free_frame_events`](Self::free_frame_events), one-shot (`KSEVENT_TYPE_ONESHOT`) if
+    /// `oneshot`.
+    pub(crate) fn subscribe_events(&self, oneshot: bool) -> Result<FreeFrameEvents, Status> {
         let id = self.inner.events.subscribe(None)?;
         // Acquire: start counting from now.
         let seen = self.inner.events.generation.load(Ordering::Acquire);
@@ -513,6 +569,8 @@ impl Allocator {
             alloc: self.clone(),
             id,
             seen,
+            oneshot,
+            spent: false,
         })
     }
 }

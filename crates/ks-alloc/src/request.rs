@@ -9,7 +9,7 @@
 //! | `KSPROPSETID_StreamAllocator` / `FUNCTIONTABLE` (GET) | `KSSTREAMALLOCATOR_FUNCTIONTABLE`: two callable `extern "C"` pointers taking [`Allocator::file_object`] (read it as that structure) |
 //! | `KSMETHODSETID_StreamAllocator` / `ALLOC` | the frame address, or `STATUS_PENDING` and a [`PendingAlloc`] |
 //! | `KSMETHODSETID_StreamAllocator` / `FREE` | frees the address in the data buffer |
-//! | `KSEVENTSETID_StreamAllocator` / `FREEFRAME` | a [`FreeFrameEvents`] subscription |
+//! | `KSEVENTSETID_StreamAllocator` / `FREEFRAME` | a [`FreeFrameEvents`] subscription (none for a support query) |
 //!
 //! # Status policy (KS is silent; ks-spec §10 item 5)
 //!
@@ -34,13 +34,29 @@
 //!   type flags (a `ULONG`: `KSMETHOD_TYPE_WRITE` for ALLOC, `KSMETHOD_TYPE_READ` for FREE;
 //!   `STATUS_BUFFER_TOO_SMALL` with 4 below 4 bytes), as ReactOS's method handler does, and
 //!   `KSMETHOD_TYPE_SETSUPPORT` succeeds with no data (the method is supported);
-//! * enabling `INTERNAL_FREEFRAME` → `STATUS_INVALID_DEVICE_REQUEST` (behaviour 37).
+//! * event flags name exactly one request (Microsoft's `KSEVENT` reference: `Flags` "should
+//!   be one of" the request types, `KSEVENT_TYPE_TOPOLOGY` ORed with one):
+//!   `KSEVENT_TYPE_ENABLE` enables FREEFRAME; `KSEVENT_TYPE_ONESHOT` (also accepted with
+//!   `KSEVENT_TYPE_ENABLE`) enables it "for the next occurrence only": after its first event
+//!   the subscription is disabled and stays silent;
+//! * an event support query runs nothing: `KSEVENT_TYPE_SETSUPPORT` or
+//!   `KSEVENT_TYPE_BASICSUPPORT` on FREEFRAME → `STATUS_SUCCESS` (supported), no data and no
+//!   subscription (`enable_event` answers `Ok(None)`), as for methods;
+//! * event flags without a request (0, no `KSEVENT_TYPE_ENABLE`), with several, or with
+//!   unknown bits → `STATUS_INVALID_PARAMETER`; `KSEVENT_TYPE_ENABLEBUFFERED` /
+//!   `KSEVENT_TYPE_QUERYBUFFER` (FREEFRAME has no event data to buffer) and
+//!   `KSEVENT_TYPE_TOPOLOGY` (an allocator has no nodes) → `STATUS_INVALID_DEVICE_REQUEST`;
+//! * `INTERNAL_FREEFRAME` → `STATUS_INVALID_DEVICE_REQUEST` (behaviour 37), whatever the
+//!   flags: a support query too, since it is not offered to clients (answering "supported"
+//!   for an event that cannot be enabled would mislead them).
 
 use std::ffi::c_void;
 use std::mem::ManuallyDrop;
 
 use ks_sys::{
     GUID, KSEVENT_STREAMALLOCATOR_FREEFRAME, KSEVENT_STREAMALLOCATOR_INTERNAL_FREEFRAME,
+    KSEVENT_TYPE_BASICSUPPORT, KSEVENT_TYPE_ENABLE, KSEVENT_TYPE_ENABLEBUFFERED,
+    KSEVENT_TYPE_ONESHOT, KSEVENT_TYPE_QUERYBUFFER, KSEVENT_TYPE_SETSUPPORT, KSEVENT_TYPE_TOPOLOGY,
     KSEVENTSETID_StreamAllocator, KSMETHOD_STREAMALLOCATOR_ALLOC, KSMETHOD_STREAMALLOCATOR_FREE,
     KSMETHOD_TYPE_BASICSUPPORT, KSMETHOD_TYPE_READ, KSMETHOD_TYPE_SETSUPPORT, KSMETHOD_TYPE_WRITE,
     KSMETHODSETID_StreamAllocator, KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE,
@@ -366,25 +382,40 @@ impl Allocator {
         }
     }
 
-    /// Enables an event (KS: `IOCTL_KS_ENABLE_EVENT`) of `KSEVENTSETID_StreamAllocator`:
-    /// FREEFRAME yields an awaitable subscription; the event data (`KSEVENTDATA`) is not
-    /// interpreted, the returned handle is the notification.
+    /// An event request (KS: `IOCTL_KS_ENABLE_EVENT`) on `KSEVENTSETID_StreamAllocator`.
+    ///
+    /// Enabling FREEFRAME (`KSEVENT_TYPE_ENABLE`, or `KSEVENT_TYPE_ONESHOT` for a subscription
+    /// disabled by its first event) answers `Ok(Some(_))`, an awaitable subscription: the
+    /// returned value is the notification (and the KS event handle: disable it with
+    /// [`disable_event`](Self::disable_event) or by dropping it); the event data
+    /// (`KSEVENTDATA`) is not interpreted. A support query (`KSEVENT_TYPE_SETSUPPORT` or
+    /// `KSEVENT_TYPE_BASICSUPPORT`) enables nothing: it answers `Ok(None)`, `STATUS_SUCCESS`
+    /// (FREEFRAME is supported).
     ///
     /// # Errors
-    /// See the module's status policy; `INTERNAL_FREEFRAME` is refused (behaviour 37).
+    /// See the module's status policy: the flags must name exactly one request (else
+    /// `STATUS_INVALID_PARAMETER`); buffered events and topology nodes are not offered
+    /// (`STATUS_INVALID_DEVICE_REQUEST`); `INTERNAL_FREEFRAME` is refused, to a support query
+    /// too (behaviour 37); `STATUS_INVALID_DEVICE_STATE` for an enable after close.
     ///
     /// ```
     /// use std::time::Duration;
-    /// use ks_sys::{KSEVENTSETID_StreamAllocator as SET, KSEVENT_STREAMALLOCATOR_FREEFRAME};
+    /// use ks_alloc::Status;
+    /// use ks_sys::{KSEVENTSETID_StreamAllocator as SET, KSEVENT_STREAMALLOCATOR_FREEFRAME as FREEFRAME};
+    /// use ks_sys::{KSEVENT_TYPE_BASICSUPPORT, KSEVENT_TYPE_ENABLE};
     /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
     /// # let framing = Framing { flags: 0, pool_type: PoolType::NON_PAGED, frames: 1, frame_size: 64, alignment: Alignment::BYTES_64 };
     /// let alloc = Allocator::new(&framing, Memory::NonPaged)?;
-    /// let hdr = |id: u32| [&SET.to_le_bytes()[..], &id.to_le_bytes(), &1u32.to_le_bytes()].concat();
-    /// let mut events = alloc.enable_event(&hdr(KSEVENT_STREAMALLOCATOR_FREEFRAME), &[])?;
+    /// let hdr = |id: u32, flags: u32| [&SET.to_le_bytes()[..], &id.to_le_bytes(), &flags.to_le_bytes()].concat();
+    /// let mut events = alloc.enable_event(&hdr(FREEFRAME, KSEVENT_TYPE_ENABLE), &[])?.expect("enabled");
     /// drop(alloc.try_allocate()?);
     /// assert!(events.wait(Duration::from_millis(10))?);
+    /// // A support query: supported, nothing enabled.
+    /// assert!(alloc.enable_event(&hdr(FREEFRAME, KSEVENT_TYPE_BASICSUPPORT), &[])?.is_none());
+    /// // No request named in the flags.
+    /// assert!(matches!(alloc.enable_event(&hdr(FREEFRAME, 0), &[]), Err(Status::InvalidParameter(_))));
     /// let internal = ks_sys::KSEVENT_STREAMALLOCATOR_INTERNAL_FREEFRAME;
-    /// assert!(alloc.enable_event(&hdr(internal), &[]).is_err(), "behaviour 37");
+    /// assert!(alloc.enable_event(&hdr(internal, KSEVENT_TYPE_ENABLE), &[]).is_err(), "behaviour 37");
     /// # Ok::<(), ks_alloc::Status>(())
     /// ```
     #[doc(alias = "IOCTL_KS_ENABLE_EVENT")]
@@ -392,23 +423,31 @@ impl Allocator {
         &self,
         header_bytes: &[u8],
         _data: &[u8],
-    ) -> Result<FreeFrameEvents, Status> {
+    ) -> Result<Option<FreeFrameEvents>, Status> {
         let h = header(header_bytes, "KSEVENT")?;
         if h.set != KSEVENTSETID_StreamAllocator {
             return Err(wrong_set(h.set, "KSEVENTSETID_StreamAllocator"));
         }
         match h.id {
-            KSEVENT_STREAMALLOCATOR_FREEFRAME => self.free_frame_events(),
-            KSEVENT_STREAMALLOCATOR_INTERNAL_FREEFRAME => Err(Status::InvalidDeviceRequest(
-                "KSEVENT_STREAMALLOCATOR_INTERNAL_FREEFRAME is internal to the allocator; \
-                 clients enable KSEVENT_STREAMALLOCATOR_FREEFRAME (behaviour 37)"
-                    .into(),
-            )),
-            id => Err(wrong_id(
-                id,
-                "KSEVENTSETID_StreamAllocator",
-                "1 (FREEFRAME)",
-            )),
+            KSEVENT_STREAMALLOCATOR_FREEFRAME => {}
+            KSEVENT_STREAMALLOCATOR_INTERNAL_FREEFRAME => {
+                return Err(Status::InvalidDeviceRequest(
+                    "KSEVENT_STREAMALLOCATOR_INTERNAL_FREEFRAME is internal to the allocator; \
+                     clients enable KSEVENT_STREAMALLOCATOR_FREEFRAME (behaviour 37)"
+                        .into(),
+                ));
+            }
+            id => {
+                return Err(wrong_id(
+                    id,
+                    "KSEVENTSETID_StreamAllocator",
+                    "1 (FREEFRAME)",
+                ));
+            }
+        }
+        match event_request(h.flags)? {
+            EventRequest::Support => Ok(None),
+            EventRequest::Enable { oneshot } => self.subscribe_events(oneshot).map(Some),
         }
     }
 
@@ -440,6 +479,65 @@ impl Allocator {
             ))
         }
     }
+}
+
+/// What the flags of an event request ask for.
+enum EventRequest {
+    /// `KSEVENT_TYPE_ENABLE`, or one-shot: `KSEVENT_TYPE_ONESHOT` (with or without
+    /// `KSEVENT_TYPE_ENABLE`).
+    Enable { oneshot: bool },
+    /// `KSEVENT_TYPE_SETSUPPORT` or `KSEVENT_TYPE_BASICSUPPORT`.
+    Support,
+}
+
+/// Every `KSEVENT_TYPE_*` flag.
+const EVENT_FLAGS: u32 = KSEVENT_TYPE_ENABLE
+    | KSEVENT_TYPE_ONESHOT
+    | KSEVENT_TYPE_ENABLEBUFFERED
+    | KSEVENT_TYPE_SETSUPPORT
+    | KSEVENT_TYPE_BASICSUPPORT
+    | KSEVENT_TYPE_QUERYBUFFER
+    | KSEVENT_TYPE_TOPOLOGY;
+
+/// Decodes the flags of an event request: exactly one request type, possibly ORed with
+/// `KSEVENT_TYPE_TOPOLOGY` (Microsoft's `KSEVENT` reference); `ENABLE | ONESHOT` is accepted
+/// too, as one-shot. Anything else is `STATUS_INVALID_PARAMETER` (policy: KS names no status).
+fn event_request(flags: u32) -> Result<EventRequest, Status> {
+    let invalid = |why: &str| {
+        Err(Status::InvalidParameter(
+            format!(
+                "KSEVENT flags {flags:#x}: {why}; name one of KSEVENT_TYPE_ENABLE, \
+                 KSEVENT_TYPE_ONESHOT (or ENABLE | ONESHOT), KSEVENT_TYPE_SETSUPPORT, \
+                 KSEVENT_TYPE_BASICSUPPORT (policy)"
+            )
+            .into(),
+        ))
+    };
+    let unsupported = |what: &str| {
+        Err(Status::InvalidDeviceRequest(
+            format!("KSEVENT flags {flags:#x}: {what} (policy)").into(),
+        ))
+    };
+    if flags & !EVENT_FLAGS != 0 {
+        return invalid(&format!("unknown bits {:#x}", flags & !EVENT_FLAGS));
+    }
+    let request = match flags & !KSEVENT_TYPE_TOPOLOGY {
+        KSEVENT_TYPE_ENABLE => EventRequest::Enable { oneshot: false },
+        KSEVENT_TYPE_ONESHOT => EventRequest::Enable { oneshot: true },
+        f if f == KSEVENT_TYPE_ENABLE | KSEVENT_TYPE_ONESHOT => {
+            EventRequest::Enable { oneshot: true }
+        }
+        KSEVENT_TYPE_SETSUPPORT | KSEVENT_TYPE_BASICSUPPORT => EventRequest::Support,
+        KSEVENT_TYPE_ENABLEBUFFERED | KSEVENT_TYPE_QUERYBUFFER => {
+            return unsupported("FREEFRAME carries no event data: no buffered events");
+        }
+        0 => return invalid("no request (KSEVENT_TYPE_ENABLE is not set)"),
+        _ => return invalid("several requests at once"),
+    };
+    if flags & KSEVENT_TYPE_TOPOLOGY != 0 {
+        return unsupported("an allocator has no topology nodes");
+    }
+    Ok(request)
 }
 
 enum MethodDone {

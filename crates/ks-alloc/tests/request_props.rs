@@ -18,6 +18,8 @@ use ks_alloc::{
 };
 use ks_sys::{
     GUID, KSEVENT_STREAMALLOCATOR_FREEFRAME, KSEVENT_STREAMALLOCATOR_INTERNAL_FREEFRAME,
+    KSEVENT_TYPE_BASICSUPPORT, KSEVENT_TYPE_ENABLE, KSEVENT_TYPE_ENABLEBUFFERED,
+    KSEVENT_TYPE_ONESHOT, KSEVENT_TYPE_QUERYBUFFER, KSEVENT_TYPE_SETSUPPORT, KSEVENT_TYPE_TOPOLOGY,
     KSEVENTSETID_StreamAllocator, KSMETHOD_STREAMALLOCATOR_ALLOC, KSMETHOD_STREAMALLOCATOR_FREE,
     KSMETHODSETID_StreamAllocator, KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE,
     KSPROPERTY_STREAMALLOCATOR_STATUS, KSPROPERTY_TYPE_GET, KSPROPERTY_TYPE_SET,
@@ -76,6 +78,7 @@ enum Op {
     Event {
         set: Set,
         id: u32,
+        flags: u32,
         header_len: usize,
     },
     /// A method with an id that is neither ALLOC nor FREE.
@@ -88,6 +91,59 @@ fn set_strategy() -> impl Strategy<Value = Set> {
 
 fn header_len() -> impl Strategy<Value = usize> {
     prop_oneof![6 => Just(24usize), 1 => 0usize..24, 1 => 25usize..40]
+}
+
+/// `KSEVENT` flags: mostly the valid requests, sometimes none, several, unsupported or
+/// unknown ones.
+fn event_flags() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        6 => Just(KSEVENT_TYPE_ENABLE),
+        1 => Just(KSEVENT_TYPE_ONESHOT),
+        1 => Just(KSEVENT_TYPE_ENABLE | KSEVENT_TYPE_ONESHOT),
+        1 => Just(KSEVENT_TYPE_SETSUPPORT),
+        1 => Just(KSEVENT_TYPE_BASICSUPPORT),
+        1 => Just(0),
+        1 => Just(KSEVENT_TYPE_ENABLEBUFFERED),
+        1 => Just(KSEVENT_TYPE_QUERYBUFFER),
+        1 => Just(KSEVENT_TYPE_ENABLE | KSEVENT_TYPE_TOPOLOGY),
+        1 => Just(KSEVENT_TYPE_ENABLE | KSEVENT_TYPE_BASICSUPPORT),
+        1 => any::<u32>(),
+    ]
+}
+
+/// What the status policy makes of event flags on FREEFRAME (request.rs).
+#[derive(Debug, PartialEq)]
+enum EventAnswer {
+    Enabled,
+    Supported,
+    InvalidParameter,
+    InvalidDeviceRequest,
+}
+
+fn event_answer(flags: u32) -> EventAnswer {
+    const KNOWN: u32 = KSEVENT_TYPE_ENABLE
+        | KSEVENT_TYPE_ONESHOT
+        | KSEVENT_TYPE_ENABLEBUFFERED
+        | KSEVENT_TYPE_SETSUPPORT
+        | KSEVENT_TYPE_BASICSUPPORT
+        | KSEVENT_TYPE_QUERYBUFFER
+        | KSEVENT_TYPE_TOPOLOGY;
+    if flags & !KNOWN != 0 {
+        return EventAnswer::InvalidParameter;
+    }
+    let answer = match flags & !KSEVENT_TYPE_TOPOLOGY {
+        0x1..=0x3 => EventAnswer::Enabled,
+        KSEVENT_TYPE_SETSUPPORT | KSEVENT_TYPE_BASICSUPPORT => EventAnswer::Supported,
+        KSEVENT_TYPE_ENABLEBUFFERED | KSEVENT_TYPE_QUERYBUFFER => {
+            return EventAnswer::InvalidDeviceRequest;
+        }
+        _ => return EventAnswer::InvalidParameter,
+    };
+    if flags & KSEVENT_TYPE_TOPOLOGY != 0 {
+        EventAnswer::InvalidDeviceRequest
+    } else {
+        answer
+    }
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -110,8 +166,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
             .prop_map(|(target, data_len)| Op::Free { target, data_len }),
         2 => any::<usize>().prop_map(Op::Complete),
         1 => any::<usize>().prop_map(Op::Cancel),
-        1 => (set_strategy(), 0u32..3, header_len())
-            .prop_map(|(set, id, header_len)| Op::Event { set, id, header_len }),
+        1 => (set_strategy(), 0u32..3, event_flags(), header_len())
+            .prop_map(|(set, id, flags, header_len)| Op::Event { set, id, flags, header_len }),
         1 => (2u32..u32::MAX).prop_map(Op::MethodId),
     ]
 }
@@ -448,17 +504,42 @@ fn run(ops: Vec<Op>, frames: u32, backend: Backend) -> Result<(), TestCaseError>
             Op::Event {
                 set,
                 id,
+                flags,
                 header_len,
             } => {
-                let h = header(guid(KSEVENTSETID_StreamAllocator, set), id, 0, header_len);
+                let h = header(
+                    guid(KSEVENTSETID_StreamAllocator, set),
+                    id,
+                    flags,
+                    header_len,
+                );
                 let r = a.enable_event(&h, &[]);
                 if header_len < 24 {
                     prop_assert!(is(&r, |s| matches!(s, Status::InvalidBufferSize(_))));
                 } else if !matches!(set, Set::Right) {
                     prop_assert!(is(&r, |s| matches!(s, Status::PropsetNotFound(_))));
                 } else if id == KSEVENT_STREAMALLOCATOR_FREEFRAME {
-                    let events = r.expect("FREEFRAME subscribes");
-                    prop_assert_eq!(a.disable_event(events), Ok(()));
+                    match event_answer(flags) {
+                        EventAnswer::Enabled => {
+                            let events = r.expect("FREEFRAME enables").expect("a subscription");
+                            prop_assert_eq!(a.disable_event(events), Ok(()));
+                        }
+                        EventAnswer::Supported => {
+                            prop_assert!(matches!(r, Ok(None)), "support query: {:?}", r);
+                        }
+                        EventAnswer::InvalidParameter => prop_assert!(
+                            is(&r, |s| matches!(s, Status::InvalidParameter(_))),
+                            "flags {:#x}: {:?}",
+                            flags,
+                            r
+                        ),
+                        EventAnswer::InvalidDeviceRequest => prop_assert!(
+                            is(&r, |s| matches!(s, Status::InvalidDeviceRequest(_))),
+                            "flags {:#x}: {:?}",
+                            flags,
+                            r
+                        ),
+                    }
                 } else if id == KSEVENT_STREAMALLOCATOR_INTERNAL_FREEFRAME {
                     // Behaviour 37.
                     prop_assert!(is(&r, |s| matches!(s, Status::InvalidDeviceRequest(_))));

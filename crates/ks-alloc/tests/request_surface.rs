@@ -2,9 +2,11 @@
 //! client), with the status policy of request.rs.
 #![cfg(not(loom))]
 
-use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType, Status};
+use ks_alloc::{Alignment, Allocator, Framing, FreeFrameEvents, Memory, PoolType, Status};
 use ks_sys::{
     GUID, KSEVENT_STREAMALLOCATOR_FREEFRAME, KSEVENT_STREAMALLOCATOR_INTERNAL_FREEFRAME,
+    KSEVENT_TYPE_BASICSUPPORT, KSEVENT_TYPE_ENABLE, KSEVENT_TYPE_ENABLEBUFFERED,
+    KSEVENT_TYPE_ONESHOT, KSEVENT_TYPE_QUERYBUFFER, KSEVENT_TYPE_SETSUPPORT, KSEVENT_TYPE_TOPOLOGY,
     KSEVENTSETID_StreamAllocator, KSMETHOD_STREAMALLOCATOR_ALLOC, KSMETHOD_STREAMALLOCATOR_FREE,
     KSMETHOD_TYPE_BASICSUPPORT, KSMETHOD_TYPE_READ, KSMETHOD_TYPE_SETSUPPORT, KSMETHOD_TYPE_WRITE,
     KSMETHODSETID_StreamAllocator, KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE,
@@ -362,10 +364,154 @@ fn freeframe_event_enables_and_internal_is_refused() {
             ),
             &[],
         )
-        .unwrap();
+        .unwrap()
+        .expect("KSEVENT_TYPE_ENABLE subscribes");
     drop(a.try_allocate().unwrap());
     assert!(ev.wait(std::time::Duration::from_secs(5)).unwrap());
     a.disable_event(ev).unwrap();
+}
+
+/// Whether this thread's frees of `a`'s frames are kept in its cache, which happens only
+/// while nobody subscribes to FREEFRAME. (A thread's first free may go uncached: its id is
+/// taken with a lock that is only tried, so a few rounds.)
+fn frees_are_cached(a: &Allocator) -> bool {
+    for _ in 0..100 {
+        drop(a.try_allocate().unwrap());
+        if a.status().cached_frames == 1 {
+            drop(a.try_allocate().unwrap()); // out of the cache again
+            return true;
+        }
+    }
+    false
+}
+
+fn event(a: &Allocator, id: u32, flags: u32) -> Result<Option<FreeFrameEvents>, Status> {
+    a.enable_event(&hdr(KSEVENTSETID_StreamAllocator, id, flags), &[])
+}
+
+/// `KSEVENT_TYPE_SETSUPPORT` / `BASICSUPPORT` ask whether FREEFRAME is supported: they
+/// answer STATUS_SUCCESS and enable nothing (no subscription that fires, none that keeps
+/// the thread caches off). They used to enable the event like `KSEVENT_TYPE_ENABLE`.
+#[test]
+fn event_support_queries_enable_nothing() {
+    let a = alloc(64, Memory::NonPaged); // a cache slot for whatever id this thread has
+    for flags in [KSEVENT_TYPE_SETSUPPORT, KSEVENT_TYPE_BASICSUPPORT] {
+        let r = event(&a, KSEVENT_STREAMALLOCATOR_FREEFRAME, flags);
+        assert!(
+            matches!(r, Ok(None)),
+            "flags {flags:#x}: supported, and no subscription: {r:?}"
+        );
+        assert!(frees_are_cached(&a), "flags {flags:#x}: nobody subscribed");
+        // Behaviour 37: INTERNAL_FREEFRAME is not offered to clients, so not "supported".
+        let r = event(&a, KSEVENT_STREAMALLOCATOR_INTERNAL_FREEFRAME, flags);
+        assert!(
+            matches!(r, Err(Status::InvalidDeviceRequest(_))),
+            "flags {flags:#x}: {r:?}"
+        );
+    }
+    assert_eq!(a.status().allocated_frames, 0);
+}
+
+/// The flags must name one request: none (flags 0: no `KSEVENT_TYPE_ENABLE`), several, or
+/// unknown bits are STATUS_INVALID_PARAMETER; buffered events and topology nodes, which an
+/// allocator does not have, STATUS_INVALID_DEVICE_REQUEST. None of them subscribes. Flags 0
+/// used to enable the event.
+#[test]
+fn event_flags_must_name_one_known_request() {
+    let a = alloc(64, Memory::NonPaged);
+    let invalid_parameter = [
+        0,
+        KSEVENT_TYPE_ONESHOT | KSEVENT_TYPE_BASICSUPPORT,
+        KSEVENT_TYPE_ENABLE | KSEVENT_TYPE_SETSUPPORT,
+        KSEVENT_TYPE_SETSUPPORT | KSEVENT_TYPE_BASICSUPPORT,
+        KSEVENT_TYPE_ENABLE | KSEVENT_TYPE_ENABLEBUFFERED,
+        KSEVENT_TYPE_TOPOLOGY,
+        KSEVENT_TYPE_ENABLE | 0x8,
+        KSEVENT_TYPE_ENABLE | 0x8000_0000,
+        KSEVENT_TYPE_BASICSUPPORT | 0x800,
+    ];
+    for flags in invalid_parameter {
+        let r = event(&a, KSEVENT_STREAMALLOCATOR_FREEFRAME, flags);
+        assert!(
+            matches!(r, Err(Status::InvalidParameter(_))),
+            "flags {flags:#x}: {r:?}"
+        );
+        assert_eq!(r.unwrap_err().to_ntstatus(), 0xC000_000Du32 as i32);
+    }
+    for flags in [
+        KSEVENT_TYPE_ENABLEBUFFERED,
+        KSEVENT_TYPE_QUERYBUFFER,
+        KSEVENT_TYPE_ENABLE | KSEVENT_TYPE_TOPOLOGY,
+    ] {
+        let r = event(&a, KSEVENT_STREAMALLOCATOR_FREEFRAME, flags);
+        assert!(
+            matches!(r, Err(Status::InvalidDeviceRequest(_))),
+            "flags {flags:#x}: {r:?}"
+        );
+        assert_eq!(r.unwrap_err().to_ntstatus(), 0xC000_0010u32 as i32);
+    }
+    assert!(frees_are_cached(&a), "no refused request subscribed");
+    // The set and the id are judged first, as for properties and methods.
+    let r = event(&a, 7, 0);
+    assert!(matches!(r, Err(Status::NotFound(_))), "{r:?}");
+}
+
+/// `KSEVENT_TYPE_ONESHOT` (alone, as the `KSEVENT` reference lists it, or with
+/// `KSEVENT_TYPE_ENABLE`): the first event completes, then the subscription is disabled and
+/// stays silent; only close still ends it. It used to keep firing like `KSEVENT_TYPE_ENABLE`.
+#[test]
+fn oneshot_event_fires_once_then_is_disabled() {
+    use std::time::Duration;
+    let a = alloc(64, Memory::NonPaged);
+    for flags in [
+        KSEVENT_TYPE_ONESHOT,
+        KSEVENT_TYPE_ENABLE | KSEVENT_TYPE_ONESHOT,
+    ] {
+        let mut once = event(&a, KSEVENT_STREAMALLOCATOR_FREEFRAME, flags)
+            .unwrap()
+            .expect("ONESHOT subscribes");
+        // A plain subscription alongside, for comparison: it sees every free.
+        let mut every = event(&a, KSEVENT_STREAMALLOCATOR_FREEFRAME, KSEVENT_TYPE_ENABLE)
+            .unwrap()
+            .expect("ENABLE subscribes");
+        assert!(!frees_are_cached(&a), "subscribed: frees are not cached");
+        assert!(every.wait(Duration::from_secs(5)).unwrap());
+        assert!(once.wait(Duration::from_secs(5)).unwrap(), "the one event");
+        drop(a.try_allocate().unwrap());
+        assert!(every.wait(Duration::from_secs(5)).unwrap());
+        assert_eq!(
+            once.wait(Duration::from_millis(50)),
+            Ok(false),
+            "flags {flags:#x}: silent after its event"
+        );
+        drop(every);
+        // The spent one-shot no longer counts as a subscriber: the caches are back.
+        assert!(frees_are_cached(&a), "flags {flags:#x}: disabled");
+        assert_eq!(
+            once.wait(Duration::from_millis(10)),
+            Ok(false),
+            "still silent"
+        );
+        assert_eq!(a.disable_event(once), Ok(()));
+    }
+    // A spent one-shot learns of the close.
+    let mut once = event(&a, KSEVENT_STREAMALLOCATOR_FREEFRAME, KSEVENT_TYPE_ONESHOT)
+        .unwrap()
+        .unwrap();
+    drop(a.try_allocate().unwrap());
+    assert_eq!(ks_alloc::bench::block_on(once.next_event()), Ok(()));
+    let closer = std::thread::spawn({
+        let a = a.clone();
+        move || {
+            std::thread::sleep(Duration::from_millis(20));
+            a.close();
+        }
+    });
+    assert_eq!(
+        ks_alloc::bench::block_on(once.next_event()),
+        Err(Status::Cancelled)
+    );
+    closer.join().unwrap();
 }
 
 #[test]
