@@ -255,7 +255,16 @@ impl fmt::Debug for EventSubscription {
 }
 
 impl EventSubscription {
-    /// The subscription's id (the KS event handle of the request surface).
+    /// A number naming this subscription among its allocator's FREEFRAME subscriptions, for
+    /// logs and diagnostics: callback and awaitable subscriptions of one allocator draw their
+    /// numbers from one counter, so no two of them share one and a number is not reused once
+    /// its subscription is dropped. Another allocator's subscriptions may have the same
+    /// numbers.
+    ///
+    /// It is not a KS event handle: the request surface neither returns nor accepts it.
+    /// There, [`Allocator::enable_event`] answers with a [`FreeFrameEvents`] value, which is
+    /// itself the handle ([`Allocator::disable_event`] takes it, dropping it disables it too);
+    /// a callback subscription is made only through [`Allocator::on_free_frame`].
     ///
     /// ```
     /// # use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType};
@@ -264,6 +273,10 @@ impl EventSubscription {
     /// let a = alloc.on_free_frame(|| {})?;
     /// let b = alloc.on_free_frame(|| {})?;
     /// assert_ne!(a.id(), b.id());
+    /// let first = a.id();
+    /// drop(a);
+    /// let c = alloc.on_free_frame(|| {})?;
+    /// assert!(c.id() != first && c.id() != b.id(), "not reused");
     /// # Ok::<(), ks_alloc::Status>(())
     /// ```
     pub fn id(&self) -> u64 {
