@@ -58,10 +58,15 @@ use ks_sys::{
     KSEVENT_TYPE_BASICSUPPORT, KSEVENT_TYPE_ENABLE, KSEVENT_TYPE_ENABLEBUFFERED,
     KSEVENT_TYPE_ONESHOT, KSEVENT_TYPE_QUERYBUFFER, KSEVENT_TYPE_SETSUPPORT, KSEVENT_TYPE_TOPOLOGY,
     KSEVENTSETID_StreamAllocator, KSMETHOD_STREAMALLOCATOR_ALLOC, KSMETHOD_STREAMALLOCATOR_FREE,
-    KSMETHOD_TYPE_BASICSUPPORT, KSMETHOD_TYPE_READ, KSMETHOD_TYPE_SETSUPPORT, KSMETHOD_TYPE_WRITE,
+    KSMETHOD_TYPE_BASICSUPPORT, KSMETHOD_TYPE_MODIFY, KSMETHOD_TYPE_READ, KSMETHOD_TYPE_SETSUPPORT,
+    KSMETHOD_TYPE_SOURCE, KSMETHOD_TYPE_TOPOLOGY, KSMETHOD_TYPE_WRITE,
     KSMETHODSETID_StreamAllocator, KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE,
-    KSPROPERTY_STREAMALLOCATOR_STATUS, KSPROPERTY_TYPE_GET, KSPROPERTY_TYPE_SET,
-    KSPROPSETID_StreamAllocator, KSSTREAMALLOCATOR_FUNCTIONTABLE, NTSTATUS, PFILE_OBJECT,
+    KSPROPERTY_STREAMALLOCATOR_STATUS, KSPROPERTY_TYPE_BASICSUPPORT, KSPROPERTY_TYPE_DEFAULTVALUES,
+    KSPROPERTY_TYPE_GET, KSPROPERTY_TYPE_RELATIONS, KSPROPERTY_TYPE_SERIALIZERAW,
+    KSPROPERTY_TYPE_SERIALIZESET, KSPROPERTY_TYPE_SERIALIZESIZE, KSPROPERTY_TYPE_SET,
+    KSPROPERTY_TYPE_SETSUPPORT, KSPROPERTY_TYPE_TOPOLOGY, KSPROPERTY_TYPE_UNSERIALIZERAW,
+    KSPROPERTY_TYPE_UNSERIALIZESET, KSPROPSETID_StreamAllocator, KSSTREAMALLOCATOR_FUNCTIONTABLE,
+    NTSTATUS, PFILE_OBJECT,
 };
 
 use crate::allocator::{Begin, Inner};
@@ -216,7 +221,18 @@ impl Allocator {
                 ));
             }
         };
-        if h.flags & KSPROPERTY_TYPE_SET != 0 || h.flags & KSPROPERTY_TYPE_GET == 0 {
+        if h.flags & !PROPERTY_FLAGS != 0 {
+            return Err(Status::InvalidParameter(
+                format!(
+                    "KSPROPERTY flags {:#x}: unknown bits {:#x}; a request names KSPROPERTY_TYPE_* \
+                     flags only (policy)",
+                    h.flags,
+                    h.flags & !PROPERTY_FLAGS
+                )
+                .into(),
+            ));
+        }
+        if h.flags != KSPROPERTY_TYPE_GET {
             return Err(Status::InvalidDeviceRequest(
                 format!(
                     "KSPROPERTY_STREAMALLOCATOR_{name} is get-only; flags {:#x} ask for \
@@ -337,6 +353,27 @@ impl Allocator {
                 h.id,
                 "KSMETHODSETID_StreamAllocator",
                 "0 (ALLOC), 1 (FREE)",
+            ));
+        }
+        if h.flags & !METHOD_FLAGS != 0 {
+            return Err(Status::InvalidParameter(
+                format!(
+                    "KSMETHOD flags {:#x}: unknown bits {:#x}; a request names KSMETHOD_TYPE_* \
+                     flags only (policy)",
+                    h.flags,
+                    h.flags & !METHOD_FLAGS
+                )
+                .into(),
+            ));
+        }
+        if h.flags & KSMETHOD_TYPE_TOPOLOGY != 0 {
+            return Err(Status::InvalidDeviceRequest(
+                format!(
+                    "KSMETHOD flags {:#x}: KSMETHOD_TYPE_TOPOLOGY, but an allocator has no \
+                     topology nodes (policy)",
+                    h.flags
+                )
+                .into(),
             ));
         }
         // Support queries ask about the method without running it (an ALLOC probe must not
@@ -489,6 +526,27 @@ enum EventRequest {
     /// `KSEVENT_TYPE_SETSUPPORT` or `KSEVENT_TYPE_BASICSUPPORT`.
     Support,
 }
+
+/// Every `KSPROPERTY_TYPE_*` flag.
+const PROPERTY_FLAGS: u32 = KSPROPERTY_TYPE_GET
+    | KSPROPERTY_TYPE_SET
+    | KSPROPERTY_TYPE_SETSUPPORT
+    | KSPROPERTY_TYPE_BASICSUPPORT
+    | KSPROPERTY_TYPE_RELATIONS
+    | KSPROPERTY_TYPE_SERIALIZESET
+    | KSPROPERTY_TYPE_UNSERIALIZESET
+    | KSPROPERTY_TYPE_SERIALIZERAW
+    | KSPROPERTY_TYPE_UNSERIALIZERAW
+    | KSPROPERTY_TYPE_SERIALIZESIZE
+    | KSPROPERTY_TYPE_DEFAULTVALUES
+    | KSPROPERTY_TYPE_TOPOLOGY;
+
+/// Every `KSMETHOD_TYPE_*` flag (`MODIFY` is `READ | WRITE`, `SEND` is `READ`).
+const METHOD_FLAGS: u32 = KSMETHOD_TYPE_MODIFY
+    | KSMETHOD_TYPE_SOURCE
+    | KSMETHOD_TYPE_SETSUPPORT
+    | KSMETHOD_TYPE_BASICSUPPORT
+    | KSMETHOD_TYPE_TOPOLOGY;
 
 /// Every `KSEVENT_TYPE_*` flag.
 const EVENT_FLAGS: u32 = KSEVENT_TYPE_ENABLE

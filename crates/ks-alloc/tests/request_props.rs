@@ -22,8 +22,8 @@ use ks_sys::{
     KSEVENT_TYPE_ONESHOT, KSEVENT_TYPE_QUERYBUFFER, KSEVENT_TYPE_SETSUPPORT, KSEVENT_TYPE_TOPOLOGY,
     KSEVENTSETID_StreamAllocator, KSMETHOD_STREAMALLOCATOR_ALLOC, KSMETHOD_STREAMALLOCATOR_FREE,
     KSMETHODSETID_StreamAllocator, KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE,
-    KSPROPERTY_STREAMALLOCATOR_STATUS, KSPROPERTY_TYPE_GET, KSPROPERTY_TYPE_SET,
-    KSPROPSETID_Connection, KSPROPSETID_StreamAllocator,
+    KSPROPERTY_STREAMALLOCATOR_STATUS, KSPROPERTY_TYPE_BASICSUPPORT, KSPROPERTY_TYPE_GET,
+    KSPROPERTY_TYPE_TOPOLOGY, KSPROPSETID_Connection, KSPROPSETID_StreamAllocator,
 };
 use proptest::prelude::*;
 
@@ -146,10 +146,25 @@ fn event_answer(flags: u32) -> EventAnswer {
     }
 }
 
+/// `KSPROPERTY` flags: mostly GET, SET or both, sometimes another known request or unknown
+/// bits.
+fn property_flags() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        6 => 0u32..4,
+        1 => Just(KSPROPERTY_TYPE_GET | KSPROPERTY_TYPE_TOPOLOGY),
+        1 => Just(KSPROPERTY_TYPE_GET | KSPROPERTY_TYPE_BASICSUPPORT),
+        1 => any::<u32>(),
+    ]
+}
+
+/// Every `KSPROPERTY_TYPE_*` bit (GET, SET, the support and serialization requests,
+/// DEFAULTVALUES, TOPOLOGY).
+const PROPERTY_BITS: u32 = 0x0001_FF03 | KSPROPERTY_TYPE_TOPOLOGY;
+
 fn op_strategy() -> impl Strategy<Value = Op> {
     let data_len = || prop_oneof![4 => Just(PTR), 1 => 0usize..PTR, 1 => PTR + 1..3 * PTR];
     prop_oneof![
-        2 => (set_strategy(), 0u32..3, 0u32..4, header_len(), 0usize..48).prop_map(
+        2 => (set_strategy(), 0u32..3, property_flags(), header_len(), 0usize..48).prop_map(
             |(set, id, flags, header_len, data_len)| Op::Property { set, id, flags, header_len, data_len }
         ),
         5 => (set_strategy(), data_len()).prop_map(|(set, data_len)| Op::Alloc { set, data_len }),
@@ -332,7 +347,7 @@ fn run(ops: Vec<Op>, frames: u32, backend: Backend) -> Result<(), TestCaseError>
                     header_len,
                 );
                 let r = a.property(&h, &mut data);
-                let get_only = flags & KSPROPERTY_TYPE_GET != 0 && flags & KSPROPERTY_TYPE_SET == 0;
+                let get_only = flags == KSPROPERTY_TYPE_GET;
                 if header_len < 24 {
                     prop_assert!(
                         is(&r.status, |s| matches!(s, Status::InvalidBufferSize(_))),
@@ -345,6 +360,11 @@ fn run(ops: Vec<Op>, frames: u32, backend: Backend) -> Result<(), TestCaseError>
                     );
                 } else if id > 1 {
                     prop_assert!(is(&r.status, |s| matches!(s, Status::NotFound(_))), "{r:?}");
+                } else if flags & !PROPERTY_BITS != 0 {
+                    prop_assert!(
+                        is(&r.status, |s| matches!(s, Status::InvalidParameter(_))),
+                        "{r:?}"
+                    );
                 } else if !get_only {
                     prop_assert!(
                         is(&r.status, |s| matches!(s, Status::InvalidDeviceRequest(_))),

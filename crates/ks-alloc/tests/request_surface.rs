@@ -8,11 +8,12 @@ use ks_sys::{
     KSEVENT_TYPE_BASICSUPPORT, KSEVENT_TYPE_ENABLE, KSEVENT_TYPE_ENABLEBUFFERED,
     KSEVENT_TYPE_ONESHOT, KSEVENT_TYPE_QUERYBUFFER, KSEVENT_TYPE_SETSUPPORT, KSEVENT_TYPE_TOPOLOGY,
     KSEVENTSETID_StreamAllocator, KSMETHOD_STREAMALLOCATOR_ALLOC, KSMETHOD_STREAMALLOCATOR_FREE,
-    KSMETHOD_TYPE_BASICSUPPORT, KSMETHOD_TYPE_READ, KSMETHOD_TYPE_SETSUPPORT, KSMETHOD_TYPE_WRITE,
+    KSMETHOD_TYPE_BASICSUPPORT, KSMETHOD_TYPE_MODIFY, KSMETHOD_TYPE_NONE, KSMETHOD_TYPE_READ,
+    KSMETHOD_TYPE_SETSUPPORT, KSMETHOD_TYPE_TOPOLOGY, KSMETHOD_TYPE_WRITE,
     KSMETHODSETID_StreamAllocator, KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE,
-    KSPROPERTY_STREAMALLOCATOR_STATUS, KSPROPERTY_TYPE_GET, KSPROPERTY_TYPE_SET,
-    KSPROPSETID_Connection, KSPROPSETID_StreamAllocator, KSSTREAMALLOCATOR_FUNCTIONTABLE,
-    PFILE_OBJECT,
+    KSPROPERTY_STREAMALLOCATOR_STATUS, KSPROPERTY_TYPE_BASICSUPPORT, KSPROPERTY_TYPE_GET,
+    KSPROPERTY_TYPE_SET, KSPROPERTY_TYPE_TOPOLOGY, KSPROPSETID_Connection,
+    KSPROPSETID_StreamAllocator, KSSTREAMALLOCATOR_FUNCTIONTABLE, PFILE_OBJECT,
 };
 
 const PTR: usize = std::mem::size_of::<usize>();
@@ -567,6 +568,86 @@ fn method_support_queries_run_nothing() {
     assert_eq!((r.ntstatus(), r.information), (0, 0));
     assert!(pending.is_none());
     assert_eq!(a.status().allocated_frames, 0);
+}
+
+#[test]
+fn request_flags_with_unknown_bits_or_topology_run_nothing() {
+    let a = alloc(2, Memory::NonPaged);
+    let m = |id: u32, flags: u32| hdr(KSMETHODSETID_StreamAllocator, id, flags);
+    let status = |r: &ks_alloc::KsReply| r.status.as_ref().map_err(Status::name).err();
+    // Unknown bits: a malformed request, refused before anything runs.
+    for flags in [0x4000_0000, KSMETHOD_TYPE_WRITE | 0x0000_0010, 0x8000_0000] {
+        let (r, pending) = a.method(&m(KSMETHOD_STREAMALLOCATOR_ALLOC, flags), &mut [0u8; 8]);
+        assert_eq!(
+            status(&r),
+            Some("STATUS_INVALID_PARAMETER"),
+            "{flags:#x}: {r:?}"
+        );
+        assert!(format!("{r:?}").contains("unknown bits"), "{r:?}");
+        assert!(pending.is_none());
+    }
+    // TOPOLOGY: well formed, but an allocator has no nodes.
+    let (r, _) = a.method(
+        &m(
+            KSMETHOD_STREAMALLOCATOR_ALLOC,
+            KSMETHOD_TYPE_WRITE | KSMETHOD_TYPE_TOPOLOGY,
+        ),
+        &mut [0u8; 8],
+    );
+    assert_eq!(status(&r), Some("STATUS_INVALID_DEVICE_REQUEST"), "{r:?}");
+    assert_eq!(
+        a.status().allocated_frames,
+        0,
+        "no refused ALLOC took a frame"
+    );
+    // A FREE with unknown bits frees nothing.
+    let f = a.try_allocate().unwrap();
+    let mut addr = f.addr().to_ne_bytes();
+    let (r, _) = a.method(&m(KSMETHOD_STREAMALLOCATOR_FREE, 0x0100_0000), &mut addr);
+    assert_eq!(status(&r), Some("STATUS_INVALID_PARAMETER"), "{r:?}");
+    assert_eq!(a.status().allocated_frames, 1, "the frame is still out");
+    drop(f);
+    // The buffer-type flags are accepted as given.
+    for flags in [
+        KSMETHOD_TYPE_NONE,
+        KSMETHOD_TYPE_WRITE,
+        KSMETHOD_TYPE_MODIFY,
+    ] {
+        let mut out = [0u8; 8];
+        let (r, _) = a.method(&m(KSMETHOD_STREAMALLOCATOR_ALLOC, flags), &mut out);
+        assert_eq!(r.ntstatus(), 0, "{flags:#x}: {r:?}");
+        let (r, _) = a.method(
+            &m(KSMETHOD_STREAMALLOCATOR_FREE, KSMETHOD_TYPE_READ),
+            &mut out,
+        );
+        assert_eq!(r.ntstatus(), 0, "{r:?}");
+    }
+    // Properties: GET alone; unknown bits are malformed, other requests not offered.
+    let p = |flags: u32| {
+        hdr(
+            KSPROPSETID_StreamAllocator,
+            KSPROPERTY_STREAMALLOCATOR_STATUS,
+            flags,
+        )
+    };
+    let r = a.property(&p(KSPROPERTY_TYPE_GET | 0x0800_0000), &mut [0u8; 64]);
+    assert_eq!(status(&r), Some("STATUS_INVALID_PARAMETER"), "{r:?}");
+    for flags in [
+        KSPROPERTY_TYPE_GET | KSPROPERTY_TYPE_TOPOLOGY,
+        KSPROPERTY_TYPE_GET | KSPROPERTY_TYPE_BASICSUPPORT,
+    ] {
+        let r = a.property(&p(flags), &mut [0u8; 64]);
+        assert_eq!(
+            status(&r),
+            Some("STATUS_INVALID_DEVICE_REQUEST"),
+            "{flags:#x}: {r:?}"
+        );
+    }
+    assert_eq!(
+        a.property(&p(KSPROPERTY_TYPE_GET), &mut [0u8; 64])
+            .ntstatus(),
+        0
+    );
 }
 
 #[test]
