@@ -82,7 +82,9 @@ fn per_op(mut op: impl FnMut() -> bool) -> Result<f64, Status> {
 /// Runs every benchmark, with the bodies the criterion benches use (`ks_alloc::bench`), on
 /// locked (non-paged) memory: the function-table row needs it, and if the memory-lock limit
 /// is too small creation fails with a status that names the limit and the bytes asked,
-/// rather than silently leaving a row out.
+/// rather than silently leaving a row out. One allocator lives at a time (the main one, then
+/// the hand-off rows' two of one frame each), so the limit must hold the largest of them, not
+/// their sum.
 pub(crate) fn run(frame_size: u32, frames: u32) -> Result<Results, Status> {
     let alloc = shared::allocator(frames, frame_size)?;
     let mut out: Named = Vec::new();
@@ -111,7 +113,11 @@ pub(crate) fn run(frame_size: u32, frames: u32) -> Result<Results, Status> {
     });
     let ns = elapsed.as_nanos() as f64 / (2 * pairs) as f64;
     out.push(("two_threads", Measure::PerOp(ns)));
+    // Closed and dropped (every frame is back, so the last handle unmaps its locked frames)
+    // before the hand-off rows lock their own: under a tight RLIMIT_MEMLOCK an allocator
+    // that fits the limit alone must not fail for the ones made after it.
     alloc.close();
+    drop(alloc);
 
     // Hand-off: one frame per allocator, held by the freer while the waiter is parked on
     // it. The rows take turns hand-off by hand-off, with the `Condvar` among them, so that
