@@ -733,3 +733,27 @@ fn bench_needs_locked_memory_for_its_largest_allocator_not_for_all_of_them() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("17 frames of 4096 bytes"), "{err}");
 }
+
+#[test]
+fn bench_frames_is_a_loop_count_for_the_fill_invert_loop() {
+    // No allocator is made: FRAMES may exceed what one holds.
+    let o = ksalloc(&[
+        "bench",
+        "--json",
+        "--fill-invert-loop",
+        "--frames",
+        "3000000",
+        "--frame-size",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc = json(&o);
+    assert_eq!(doc["frames"], 3_000_000, "{doc}");
+    assert_eq!(doc["results"][0]["name"], "fill_invert_loop", "{doc}");
+    // Where it sizes an allocator, the allocator's limit applies.
+    assert_fails(
+        &["bench", "--frames", "3000000"],
+        2,
+        &["--frames 3000000", "at most 65535 frames"],
+    );
+}
