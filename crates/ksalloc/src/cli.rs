@@ -4,10 +4,10 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use ks_alloc::Status;
+use ks_alloc::{MemoryType, RequirementFlags, Status};
 use ks_graph::filters;
 use ks_graph::runtime::{self, RunError, RunOptions};
-use ks_graph::{AllocationPlan, AllocatorKind, MemoryKind, StateError};
+use ks_graph::{AllocationPlan, AllocatorKind, Graph, MemoryKind, StateError};
 
 use crate::{Failure, Result, bench, input, output, report};
 
@@ -139,12 +139,12 @@ fn state_failure(e: StateError) -> Failure {
     }
 }
 
-/// [`state_failure`] for a state change made while running `plan`. When a pipe's default
+/// [`state_failure`] for a state change made while running a graph. When a pipe's default
 /// allocator could not get its locked (non-paged) memory — the memory kernel pipes get
-/// unless a pin asks for another, limited by `RLIMIT_MEMLOCK` — the message ends with how
-/// to ask for pageable memory in the graph, since the allocator's own message can only name
-/// the library's `Memory::Paged`.
-fn run_state_failure(e: StateError, plan: &AllocationPlan) -> Failure {
+/// unless a pin asks for another, limited by `RLIMIT_MEMLOCK` — the message ends with the
+/// pipe's hint from [`paged_memory_hints`], if it has one: how to ask for pageable memory in
+/// the graph, since the allocator's own message can only name the library's `Memory::Paged`.
+fn run_state_failure(e: StateError, hints: &[Option<String>]) -> Failure {
     let hint = match &e {
         // Only when locking failed: when the mapping itself failed, pageable memory would
         // fail the same way.
@@ -152,20 +152,43 @@ fn run_state_failure(e: StateError, plan: &AllocationPlan) -> Failure {
             pipe,
             status: Status::InsufficientResources(m),
             ..
-        } if m.contains("RLIMIT_MEMLOCK") => plan
-            .pipes
-            .get(*pipe)
-            .filter(|p| {
-                p.allocator.kind == AllocatorKind::Default
-                    && p.allocator.memory == MemoryKind::NonPaged
-            })
-            .map(|p| paged_memory_hint(&p.allocator.pin)),
+        } if m.contains("RLIMIT_MEMLOCK") => hints.get(*pipe).cloned().flatten(),
         _ => None,
     };
     match (state_failure(e), hint) {
         (Failure::Graph(m), Some(hint)) => Failure::Graph(format!("{m}; {hint}")),
         (failure, _) => failure,
     }
+}
+
+/// For each pipe of `plan`, how to give it pageable memory (see [`paged_memory_hint`]), when
+/// its default allocator has non-paged memory and following the hint would change that: the
+/// hint asks for paged memory on the allocator's pin, and paged is met by non-paged, so a
+/// hard requirement of non-paged memory on another pin of the pipe keeps its memory locked.
+fn paged_memory_hints(graph: &Graph, plan: &AllocationPlan) -> Vec<Option<String>> {
+    plan.pipes
+        .iter()
+        .map(|p| {
+            if p.allocator.kind != AllocatorKind::Default
+                || p.allocator.memory != MemoryKind::NonPaged
+            {
+                return None;
+            }
+            let nonpaged_elsewhere = p.framing.required_memory == MemoryType::KERNEL_NONPAGED
+                && p.pin_ids.iter().zip(&p.items).any(|(&pin, item)| {
+                    let chosen = item.and_then(|i| graph.pin_framing(pin)?.items.get(i));
+                    graph.pin_name(pin) != p.allocator.pin
+                        && chosen.is_some_and(|it| {
+                            it.memory_type == MemoryType::KERNEL_NONPAGED
+                                && !it
+                                    .flags
+                                    .requirements()
+                                    .contains(RequirementFlags::PREFERENCES_ONLY)
+                        })
+                });
+            (!nonpaged_elsewhere).then(|| paged_memory_hint(&p.allocator.pin))
+        })
+        .collect()
 }
 
 /// How to give pin `pin` (`"filter.pin"`) pageable memory, in both graph forms.
@@ -211,11 +234,12 @@ fn run(a: RunArgs) -> Result<()> {
             Box::new(move |n: u64| bar.set_position(n)) as Box<dyn Fn(u64) + Send + Sync>
         }),
     };
+    let hints = paged_memory_hints(&built.graph, &plan);
     let runtime = built
         .into_runtime()
         .map_err(|e| Failure::Graph(e.to_string()))?;
     let outcome = runtime.run(&options).map_err(|e| match e {
-        RunError::State(s) => run_state_failure(s, &plan),
+        RunError::State(s) => run_state_failure(s, &hints),
         other => Failure::Graph(other.to_string()),
     });
     if let Some(bar) = progress {
@@ -333,7 +357,7 @@ mod tests {
             allocator: "default".into(),
             status,
         };
-        run_state_failure(e, &plan)
+        run_state_failure(e, &paged_memory_hints(&built.graph, &plan))
     }
 
     fn memlock() -> Status {
@@ -372,5 +396,26 @@ mod tests {
             panic!("not a graph failure")
         };
         assert!(!m.contains("hint"), "{m}");
+    }
+
+    #[test]
+    fn the_paged_memory_hint_is_given_only_where_following_it_changes_the_memory() {
+        let hinted = |pipeline: &str| match failing(pipeline, memlock()) {
+            Failure::Graph(m) => m.contains("hint: for pageable memory"),
+            other => panic!("{pipeline}: not a graph failure: {other:?}"),
+        };
+        // Another pin requires non-paged memory: paged on the source's pin is met by it, so
+        // the pipe stays non-paged, before and after the hint was followed.
+        assert!(!hinted("testsrc name=src ! nullsink in.memory=nonpaged"));
+        assert!(!hinted(
+            "testsrc name=src out.memory=paged ! nullsink in.memory=nonpaged"
+        ));
+        assert!(!hinted(
+            "testsrc name=src ! identity in.memory=nonpaged ! nullsink"
+        ));
+        // Only the hint's own pin asks for non-paged memory: following the hint replaces it.
+        assert!(hinted("testsrc name=src out.memory=nonpaged ! nullsink"));
+        // Other pins that require nothing do not stand in the way.
+        assert!(hinted("testsrc name=src ! identity ! nullsink"));
     }
 }

@@ -711,6 +711,19 @@ fn locked_memory_past_the_limit_suggests_the_paged_memory_property() {
     ];
     let o = ksalloc_with_memlock_limit(&paged).expect("the limit was imposed above");
     assert!(o.status.success(), "{}", stderr(&o));
+    // Not where another pin requires non-paged memory: the hint could not help there.
+    let required = [
+        "run",
+        "-q",
+        "testsrc name=src frames=10 size=1M out.memory=paged ! nullsink in.memory=nonpaged",
+    ];
+    let o = ksalloc_with_memlock_limit(&required).expect("the limit was imposed above");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("RLIMIT_MEMLOCK") && !err.contains("hint"),
+        "{err}"
+    );
 }
 
 #[test]
