@@ -15,6 +15,8 @@ const AFTER_HELP: &str = "\
 GRAPH is a TOML file (see examples/graphs/) or a pipeline string:
   ksalloc run \"testsrc frames=1000 size=4096 ! invert ! nullsink\"
   ksalloc plan examples/graphs/default.toml --dot | dot -Tsvg > plan.svg
+An existing file is read as TOML, and so is a single word (no '!', no white space) ending
+in .toml or holding a '/'; anything else is a pipeline string.
 
 Exit codes: 0 success, 1 the graph cannot be negotiated or run, 2 bad input.";
 

@@ -34,8 +34,8 @@ impl Loaded {
     }
 }
 
-/// Loads GRAPH: `None` is the default graph; an existing file (or anything ending in `.toml`)
-/// is a TOML document; anything else is a pipeline string.
+/// Loads GRAPH: `None` is the default graph; otherwise [`is_file_argument`] tells a TOML
+/// document from a pipeline string.
 pub(crate) fn load(graph: Option<&str>) -> Result<Loaded> {
     let Some(arg) = graph else {
         return toml_document(DEFAULT_GRAPH.to_owned(), "<default graph>");
@@ -46,13 +46,25 @@ pub(crate) fn load(graph: Option<&str>) -> Result<Loaded> {
             "cannot read graph file '{arg}': it is a directory"
         )));
     }
-    if path.is_file() || arg.ends_with(".toml") {
+    if is_file_argument(arg) {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Failure::Input(format!("cannot read graph file '{arg}': {e}")))?;
         return toml_document(text, arg);
     }
     let spec = GraphSpec::parse_pipeline(arg).map_err(|e| Failure::Input(e.message))?;
     Ok(Loaded { spec, toml: None })
+}
+
+/// Whether GRAPH argument `arg` names a TOML file rather than being a pipeline string: an
+/// existing file is one; otherwise a single word (no `!`, no white space) ending in `.toml`
+/// or holding a `/` is taken for a file name, to be reported as unreadable; anything else is
+/// a pipeline string (`… ! filesink location=out.toml` included).
+fn is_file_argument(arg: &str) -> bool {
+    if Path::new(arg).is_file() {
+        return true;
+    }
+    let one_word = !arg.contains('!') && !arg.contains(char::is_whitespace);
+    one_word && (arg.ends_with(".toml") || arg.contains('/'))
 }
 
 fn toml_document(text: String, name: &str) -> Result<Loaded> {
@@ -263,6 +275,44 @@ mod tests {
             m.starts_with("filter 'a' (filesrc): property 'location' is required"),
             "{m}"
         );
+    }
+
+    #[test]
+    fn file_names_and_pipeline_strings_are_told_apart() {
+        let dir = std::env::temp_dir().join(format!("ksalloc-input-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let existing = dir.join("a graph ! with odd characters");
+        std::fs::write(&existing, "pipeline = \"testsrc ! nullsink\"\n").unwrap();
+        let existing = existing.to_str().unwrap();
+        for (arg, file) in [
+            // A pipeline whose filesink writes a .toml file is a pipeline.
+            (
+                "testsrc frames=2 size=4 ! filesink location=out.toml",
+                false,
+            ),
+            ("testsrc!nullsink", false),
+            ("filesrc location=in.toml ! nullsink", false),
+            ("testsrc", false),
+            // An existing file is a file, whatever its name.
+            (existing, true),
+            // A single word that reads as a file name is one, even when it is missing.
+            ("missing.toml", true),
+            ("graphs/missing", true),
+        ] {
+            assert_eq!(is_file_argument(arg), file, "{arg}");
+        }
+        assert!(load(Some(existing)).unwrap().toml.is_some());
+        let loaded = load(Some("testsrc frames=2 size=4 ! filesink location=out.toml")).unwrap();
+        assert!(loaded.toml.is_none());
+        assert_eq!(loaded.spec.filters[1].kind, "filesink");
+        let Err(Failure::Input(m)) = load(Some("no-such-dir/missing.toml")) else {
+            panic!("a missing file loads")
+        };
+        assert!(
+            m.starts_with("cannot read graph file 'no-such-dir/missing.toml'"),
+            "{m}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

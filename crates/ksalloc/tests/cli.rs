@@ -770,3 +770,29 @@ fn bench_frames_is_a_loop_count_for_the_fill_invert_loop() {
         &["--frames 3000000", "at most 65535 frames"],
     );
 }
+
+#[test]
+fn a_pipeline_that_mentions_a_toml_file_is_a_pipeline() {
+    let dir = temp("keep", "").with_file_name("toml-out");
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_ksalloc"))
+        .args([
+            "run",
+            "-q",
+            "testsrc frames=2 size=4 ! filesink location=out.toml",
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(dir.join("out.toml")).unwrap(),
+        [0, 1, 2, 3, 1, 2, 3, 4]
+    );
+    // A single word naming a missing file is still reported as an unreadable file.
+    assert_fails(
+        &["plan", "no-such-graph.toml"],
+        2,
+        &["cannot read graph file 'no-such-graph.toml'"],
+    );
+}
