@@ -206,26 +206,34 @@ impl FramingOverride {
     /// assert_eq!(o.memory.as_deref(), Some("nonpaged"));
     /// let err = o.set("colour", &PropValue::parse("red")).unwrap_err();
     /// assert_eq!(err.kind, SpecErrorKind::UnknownProperty);
+    /// // A value that is no integer: the message gives the field's own range.
+    /// let err = o.set("alignment", &PropValue::parse("wide")).unwrap_err();
+    /// assert!(err.message.contains("needs a power of two"), "{}", err.message);
     ///
     /// # Ok::<(), ks_graph::runtime::spec::SpecError>(())
     /// ```
     pub fn set(&mut self, field: &str, value: &PropValue) -> Result<(), SpecError> {
-        let int = |v: &PropValue| -> Result<u32, SpecError> {
-            v.as_u32().ok_or_else(|| {
+        // What each field allows, as `apply_override` checks it: a value that is no integer
+        // at all is refused here with the same range.
+        let int = |allowed: &str| -> Result<u32, SpecError> {
+            value.as_u32().ok_or_else(|| {
                 SpecError::new(
                     SpecErrorKind::BadValue,
-                    format!(
-                        "framing field '{field}' needs an integer from 0 to 4294967295, got '{v}'"
-                    ),
+                    format!("framing field '{field}' needs {allowed}, got '{value}'"),
                 )
             })
         };
+        const BYTES: &str = "a number of bytes from 1 to 4294967295";
         match field {
-            "frames" => self.frames = Some(int(value)?),
-            "frame_size" | "size" => self.frame_size = Some(int(value)?),
-            "min_size" => self.min_size = Some(int(value)?),
-            "max_size" => self.max_size = Some(int(value)?),
-            "alignment" => self.alignment = Some(int(value)?),
+            "frames" => self.frames = Some(int("a number of frames from 1 to 4294967295")?),
+            "frame_size" | "size" => self.frame_size = Some(int(BYTES)?),
+            "min_size" => self.min_size = Some(int(BYTES)?),
+            "max_size" => {
+                self.max_size = Some(int("a number of bytes from 0 to 4294967295")?);
+            }
+            "alignment" => {
+                self.alignment = Some(int("a power of two from 1 to 2147483648 (bytes)")?);
+            }
             "memory" => self.memory = Some(value.to_string()),
             other => {
                 return Err(SpecError::new(
@@ -1121,6 +1129,30 @@ mod tests {
         let err =
             serde_json::from_str::<PropValue>("9223372036854775808").expect_err("past i64::MAX");
         assert!(err.to_string().contains("up to 2^63 - 1"), "{err}");
+    }
+
+    #[test]
+    fn a_framing_field_that_is_no_integer_names_the_field_s_own_range() {
+        for (field, allowed) in [
+            ("frames", "a number of frames from 1 to 4294967295"),
+            ("frame_size", "a number of bytes from 1 to 4294967295"),
+            ("size", "a number of bytes from 1 to 4294967295"),
+            ("min_size", "a number of bytes from 1 to 4294967295"),
+            ("max_size", "a number of bytes from 0 to 4294967295"),
+            ("alignment", "a power of two from 1 to 2147483648 (bytes)"),
+        ] {
+            for bad in ["x", "-1", "4294967296", "true"] {
+                let pipeline = format!("testsrc out.{field}={bad} ! nullsink");
+                let e = GraphSpec::parse_pipeline(&pipeline).unwrap_err();
+                assert_eq!(e.kind, SpecErrorKind::BadValue, "{pipeline}: {e}");
+                assert!(
+                    e.message.ends_with(&format!(
+                        "framing field '{field}' needs {allowed}, got '{bad}'"
+                    )),
+                    "{pipeline}: {e}"
+                );
+            }
+        }
     }
 
     #[test]
