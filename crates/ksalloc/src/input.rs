@@ -205,6 +205,39 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_mode_other_than_kernel_or_user_names_the_field_and_its_values_where_it_stands() {
+        let filter = "[[filter]]\nname = \"src\"\ntype = \"testsrc\"\n";
+        for mode in [
+            "3",
+            "{}",
+            "{ user = {} }",
+            "{ kernel = \"\" }",
+            "[\"user\"]",
+            "true",
+            "\"User\"",
+            "\"\"",
+        ] {
+            let m = toml_error(&format!("{filter}mode = {mode}\n"));
+            assert!(m.starts_with("g.toml:4:8: "), "{mode}: {m}");
+            assert!(
+                m.contains("expected `mode` to be \"kernel\" or \"user\""),
+                "{mode}: {m}"
+            );
+        }
+        // Both strings are what they say.
+        for (mode, user) in [("user", true), ("kernel", false)] {
+            let text = format!("{filter}mode = \"{mode}\"\n");
+            let spec = parse_toml(&text, "g.toml").expect("a valid mode");
+            assert_eq!(
+                spec.filters[0]
+                    .mode
+                    .map(|m| m == ks_graph::runtime::spec::ModeSpec::User),
+                Some(user)
+            );
+        }
+    }
+
     /// The message of a TOML graph that parses but is refused when built.
     fn build_error(text: &str) -> String {
         let loaded = toml_document(text.to_owned(), "g.toml").expect("the TOML parses");

@@ -136,13 +136,52 @@ pub struct FilterSpec {
 ///
 /// # Ok::<(), ks_graph::runtime::spec::SpecError>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Deserializes from the strings `"kernel"` and `"user"` only; anything else (another
+/// string, a number, a table) is refused with a message that names the field and both
+/// values.
+///
+/// ```
+/// use ks_graph::runtime::spec::ModeSpec;
+/// assert_eq!(serde_json::from_str::<ModeSpec>(r#""user""#)?, ModeSpec::User);
+/// let err = serde_json::from_str::<ModeSpec>(r#"{"user": null}"#).unwrap_err();
+/// assert!(err.to_string().contains(r#"expected `mode` to be "kernel" or "user""#), "{err}");
+///
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModeSpec {
     /// A kernel-mode filter.
     Kernel,
     /// A user-mode filter.
     User,
+}
+
+impl<'de> Deserialize<'de> for ModeSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ModeSpec, D::Error> {
+        // Not the derived enum form, which also takes a table (`{ user = {} }`) and names
+        // neither the field nor the values when given a number.
+        deserializer.deserialize_any(ModeSpecVisitor)
+    }
+}
+
+struct ModeSpecVisitor;
+
+impl Visitor<'_> for ModeSpecVisitor {
+    type Value = ModeSpec;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("`mode` to be \"kernel\" or \"user\"")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<ModeSpec, E> {
+        match v {
+            "kernel" => Ok(ModeSpec::Kernel),
+            "user" => Ok(ModeSpec::User),
+            other => Err(E::invalid_value(Unexpected::Str(other), &self)),
+        }
+    }
 }
 
 impl From<ModeSpec> for FilterMode {
