@@ -26,7 +26,18 @@ impl Loaded {
     /// kind or out of range, an unknown property, filter type or pin, a bad framing field)
     /// starts with `NAME:LINE:COLUMN:` of that value, like a TOML syntax error.
     pub(crate) fn build(self) -> Result<Built> {
-        let Loaded { spec, toml } = self;
+        let Loaded { mut spec, toml } = self;
+        if let Some((name, text)) = &toml {
+            // The document's `pipeline` string, merged here (`filters::build` would do it too)
+            // so that its own errors, which name a column of the string but no value of a
+            // filter, start with the position of the string.
+            spec.expand().map_err(|e| {
+                Failure::Input(match pipeline_span(text) {
+                    Some(span) => at(name, text, span.start, &e.message),
+                    None => e.message,
+                })
+            })?;
+        }
         filters::build(spec).map_err(|e| match &toml {
             Some((name, text)) => Failure::Input(located(e, name, text)),
             None => Failure::Input(e.message),
@@ -88,12 +99,24 @@ pub(crate) fn parse_toml(text: &str, name: &str) -> Result<GraphSpec> {
 /// document `text` that can be found there.
 fn located(e: SpecError, name: &str, text: &str) -> String {
     match e.location.as_ref().and_then(|l| span_of(text, l)) {
-        Some(span) => {
-            let (line, col) = line_col(text, span.start);
-            format!("{name}:{line}:{col}: {}", e.message)
-        }
+        Some(span) => at(name, text, span.start, &e.message),
         None => e.message,
     }
+}
+
+/// `message`, prefixed with `name:line:column:` of byte offset `offset` of `text`.
+fn at(name: &str, text: &str, offset: usize, message: &str) -> String {
+    let (line, col) = line_col(text, offset);
+    format!("{name}:{line}:{col}: {message}")
+}
+
+/// Byte range of the value of the document's `pipeline` key.
+fn pipeline_span(text: &str) -> Option<Range<usize>> {
+    toml_edit::ImDocument::parse(text)
+        .ok()?
+        .as_item()
+        .get("pipeline")?
+        .span()
 }
 
 /// Byte range of the value at `location` in the TOML document `text`: the value under the
@@ -302,6 +325,30 @@ mod tests {
         // A filter of the document's pipeline string: the string's position.
         let m = build_error("# a graph\npipeline = \"testsrc frames=four ! nullsink\"\n");
         assert!(m.starts_with("g.toml:2:12: filter 'testsrc'"), "{m}");
+        // So are the errors of the string itself, with the column inside it.
+        for (pipeline, needle) in [
+            (
+                "testsrc ! ! nullsink",
+                "pipeline: '!' must stand between two elements",
+            ),
+            (
+                "testsrc out.frames=x ! nullsink",
+                "'out.frames=x' at column 9",
+            ),
+            ("testsrc ! size=3 nullsink", "'size=3' at column 11"),
+            (
+                "testsrc mode=sideways ! nullsink",
+                "mode 'sideways' is not allowed",
+            ),
+            ("testsrc ! nullsink t.", "reference 't.' at column 20"),
+            ("", "the pipeline is empty"),
+        ] {
+            let m = build_error(&format!(
+                "# a graph\n\n  pipeline = \"{pipeline}\"\n[[filter]]\nname = \"a\"\ntype = \"nullsink\"\n"
+            ));
+            assert!(m.starts_with("g.toml:3:14: "), "{pipeline}: {m}");
+            assert!(m.contains(needle), "{pipeline}: '{needle}' missing in {m}");
+        }
         // An error about no value in particular has no position.
         let m = build_error("[[filter]]\nname = \"a\"\ntype = \"filesrc\"\n");
         assert!(
