@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use ks_alloc::{MemoryType, RequirementFlags, Status};
 use ks_graph::filters;
 use ks_graph::runtime::{self, RunError, RunOptions};
-use ks_graph::{AllocationPlan, AllocatorKind, Graph, MemoryKind, StateError};
+use ks_graph::{AllocationPlan, AllocatorKind, FilterId, Graph, MemoryKind, PinId, StateError};
 
 use crate::{Failure, Result, bench, input, output, report};
 
@@ -78,7 +78,8 @@ struct PlanArgs {
 struct PropsArgs {
     /// A TOML file or a pipeline string.
     graph: String,
-    /// The pin, as FILTER.PIN (e.g. src.out).
+    /// The pin, as FILTER.PIN (e.g. src.out; pin names hold no dot, so `cam.front.out` is
+    /// pin `out` of filter `cam.front`).
     pin: String,
 }
 
@@ -293,14 +294,62 @@ fn plan(a: PlanArgs) -> Result<()> {
 
 fn props(a: PropsArgs) -> Result<()> {
     let mut built = input::load(Some(&a.graph))?.build()?;
-    let pin = built
-        .graph
-        .pin(&a.pin)
-        .map_err(|e| Failure::Input(format!("{e} (give the pin as FILTER.PIN)")))?;
+    let pin = find_pin(&built.graph, &a.pin)?;
     let text = report::props_text(&mut built.graph, pin, &a.pin);
     let mut out = output::Out::new();
     out.write(&text)?;
     out.flush()
+}
+
+/// The pin `text` names, as `FILTER.PIN`. Pin names hold no dot, instance names of a TOML
+/// graph may: when the last dot does not split `text` into a filter and one of its pins, the
+/// error is about the longest filter name `text` starts with (the whole of it, or followed
+/// by a dot), and lists that filter's pins, or, when no name fits, the graph's filters.
+fn find_pin(graph: &Graph, text: &str) -> Result<PinId> {
+    if let Ok(pin) = graph.pin(text) {
+        return Ok(pin);
+    }
+    let filters: Vec<FilterId> = graph.filter_ids().collect();
+    let starts = |f: &FilterId| {
+        let name = graph.filter_name(*f);
+        text.strip_prefix(name)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    };
+    let longest = filters
+        .iter()
+        .filter(|f| starts(f))
+        .max_by_key(|f| graph.filter_name(**f).len());
+    let message = match longest {
+        Some(&f) => {
+            let name = graph.filter_name(f);
+            let pins = graph
+                .pins(f)
+                .map(|p| graph.pin_name(p))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let pins = if pins.is_empty() {
+                "none".to_owned()
+            } else {
+                pins
+            };
+            match text[name.len()..].strip_prefix('.') {
+                Some(pin) => format!("filter '{name}' has no pin named '{pin}'; its pins: {pins}"),
+                None => format!("'{name}' is a filter, not a pin; its pins: {pins}"),
+            }
+        }
+        None => {
+            let name = text.rsplit_once('.').map_or(text, |(f, _)| f);
+            let names = filters
+                .iter()
+                .map(|&f| graph.filter_name(f))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("no filter named '{name}'; filters: {names}")
+        }
+    };
+    Err(Failure::Input(format!(
+        "{message} (give the pin as FILTER.PIN)"
+    )))
 }
 
 fn bench_cmd(a: BenchArgs) -> Result<()> {

@@ -796,3 +796,48 @@ fn a_pipeline_that_mentions_a_toml_file_is_a_pipeline() {
         &["cannot read graph file 'no-such-graph.toml'"],
     );
 }
+
+#[test]
+fn props_names_the_pins_or_filters_there_are() {
+    // An unknown pin of a known filter: the filter's pins.
+    assert_fails(
+        &["props", "testsrc ! nullsink", "testsrc.in"],
+        2,
+        &["filter 'testsrc' has no pin named 'in'; its pins: testsrc.out"],
+    );
+    // An unknown filter: the graph's filters.
+    assert_fails(
+        &["props", "testsrc ! nullsink", "foo.in"],
+        2,
+        &["no filter named 'foo'; filters: testsrc, nullsink"],
+    );
+    // Dotted instance names: the longest name that fits is the filter.
+    let dotted = temp(
+        "dotted-props.toml",
+        "[[filter]]\nname = \"my\"\ntype = \"nullsink\"\n\n\
+         [[filter]]\nname = \"my.src\"\ntype = \"testsrc\"\n\n\
+         [[filter]]\nname = \"sink\"\ntype = \"nullsink\"\n\n\
+         [[filter]]\nname = \"src\"\ntype = \"testsrc\"\n\n\
+         [[connect]]\nfrom = \"my.src\"\nto = \"sink\"\n\n\
+         [[connect]]\nfrom = \"src\"\nto = \"my\"\n",
+    );
+    let dotted = dotted.to_string_lossy();
+    assert_fails(
+        &["props", &dotted, "my.src"],
+        2,
+        &["'my.src' is a filter, not a pin; its pins: my.src.out"],
+    );
+    assert_fails(
+        &["props", &dotted, "my.src.in"],
+        2,
+        &["filter 'my.src' has no pin named 'in'; its pins: my.src.out"],
+    );
+    assert_fails(
+        &["props", &dotted, "my.sr"],
+        2,
+        &["filter 'my' has no pin named 'sr'; its pins: my.in"],
+    );
+    let o = ksalloc(&["props", &dotted, "my.src.out"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("FramingRange"), "{}", stdout(&o));
+}
