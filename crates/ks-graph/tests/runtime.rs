@@ -223,6 +223,35 @@ fn a_graph_that_is_not_in_stop_is_refused_instead_of_run_with_unfitted_frames() 
 }
 
 #[test]
+fn the_elapsed_time_of_a_stopped_run_lasts_until_its_filters_returned() {
+    // A source whose first process step outlasts the time limit: the run ends only when it
+    // returns, and the report says so.
+    let hold = std::time::Duration::from_millis(300);
+    let slow = ks_graph::runtime::process_fn(move |pins| {
+        if !pins.source_finished() {
+            std::thread::sleep(hold);
+            pins.finish_source();
+        }
+        Ok(())
+    });
+    let options = RunOptions {
+        until: Some(std::time::Duration::from_millis(10)),
+        ..RunOptions::default()
+    };
+    let o = run_replaced(
+        "testsrc size=64 ! nullsink",
+        "testsrc",
+        Box::new(slow),
+        options,
+    )
+    .expect("a stopped run still reports");
+    assert!(!o.report.completed, "stopped by the time limit");
+    assert!(o.report.all_frames_returned, "{:?}", o.report.pipes);
+    // A lower bound only: the sleep lasts at least `hold`.
+    assert!(o.report.elapsed >= hold, "{:?}", o.report.elapsed);
+}
+
+#[test]
 fn a_failing_filter_stops_the_run_with_its_status_and_frames_come_back() {
     if !std::path::Path::new("/dev/full").exists() {
         return; // the failure is provoked by writing to /dev/full (Linux)

@@ -846,7 +846,8 @@ pub struct RunReport {
     pub frames: u64,
     /// Data bytes in those frames.
     pub bytes: u64,
-    /// Wall-clock time from RUN to the end of the stream.
+    /// Wall-clock time from RUN until the run ended (the end of the stream, an error or
+    /// [`RunOptions::until`]) and its threads had stopped.
     #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
     /// Whether the stream ended (every terminal saw end of stream) rather than being
@@ -1764,7 +1765,6 @@ impl Runtime {
                 }
             }
         }
-        let elapsed = start.elapsed();
 
         // STOP: cancel pending requests, join the requesters, flush every queue.
         // SeqCst: see `fail`; the threads are released by `close` and synchronised by `join`.
@@ -1783,6 +1783,9 @@ impl Runtime {
                 shared.fail(RunError::Setup("a requester thread panicked".into()));
             }
         }
+        // Once no filter runs any more: a process step that took long to return held the
+        // run that long.
+        let elapsed = start.elapsed();
         let mut filters = Vec::with_capacity(shared.nodes.len());
         for node in &shared.nodes {
             let mut st = lock(&node.state);
