@@ -841,3 +841,114 @@ fn props_names_the_pins_or_filters_there_are() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("FramingRange"), "{}", stdout(&o));
 }
+
+/// A FIFO in a fresh directory, or `None` where `mkfifo` is not available.
+fn fifo(name: &str) -> Option<PathBuf> {
+    let path = temp("keep", "").with_file_name(name);
+    let _ = std::fs::remove_file(&path);
+    let made = Command::new("mkfifo").arg(&path).status();
+    made.is_ok_and(|s| s.success()).then_some(path)
+}
+
+/// Waits for `child` to exit; kills it and fails the test if it has not after a minute (a
+/// guard against a hang only: no assertion on how long it took).
+fn wait_or_kill(mut child: std::process::Child, what: &str) -> Output {
+    let guard = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child
+        .try_wait()
+        .expect("the child can be waited for")
+        .is_none()
+    {
+        if std::time::Instant::now() > guard {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("its output")
+}
+
+#[test]
+fn until_stops_a_filesrc_whose_writer_stays_silent() {
+    let Some(path) = fifo("silent.fifo") else {
+        eprintln!("skipped: no mkfifo");
+        return;
+    };
+    let graph = format!("filesrc location={} size=4 ! nullsink", path.display());
+    // Planning opens the file without waiting for a writer.
+    let plan = Command::new(env!("CARGO_BIN_EXE_ksalloc"))
+        .args(["plan", &graph])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let o = wait_or_kill(plan, "plan of a FIFO without a writer");
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A writer (this test) that keeps the FIFO open and writes nothing.
+    let writer = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .expect("the FIFO opens");
+    let run = Command::new(env!("CARGO_BIN_EXE_ksalloc"))
+        .args(["run", "--json", "--until", "0.3", &graph])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let o = wait_or_kill(run, "a run stopped by --until while its source waits");
+    drop(writer);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = &json(&o)["report"];
+    assert_eq!(report["completed"], false, "{report}");
+    assert_eq!(report["all_frames_returned"], true, "{report}");
+    assert_eq!(
+        (&report["frames"], &report["bytes"]),
+        (&0.into(), &0.into())
+    );
+    // The elapsed time covers at least the time limit.
+    assert!(
+        report["elapsed"].as_f64().is_some_and(|s| s >= 0.3),
+        "{report}"
+    );
+}
+
+#[test]
+fn filesrc_reads_a_fifo_whose_writer_pauses_mid_frame() {
+    use std::io::Write as _;
+    let Some(path) = fifo("pausing.fifo") else {
+        eprintln!("skipped: no mkfifo");
+        return;
+    };
+    let graph = format!(
+        "filesrc location={} size=4 ! checksum ! nullsink",
+        path.display()
+    );
+    let run = Command::new(env!("CARGO_BIN_EXE_ksalloc"))
+        .args(["run", "--json", &graph])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    // Pieces that end mid-frame, with pauses longer than the source's wait for data. The
+    // open waits for the reader (so nothing is written before it is there); on a thread, so
+    // that a run that never opens the FIFO fails the test below instead of hanging it.
+    std::thread::spawn(move || {
+        let mut writer = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("the FIFO opens");
+        for piece in [&b"ab"[..], b"cdefg", b"hij"] {
+            writer.write_all(piece).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    });
+    let o = wait_or_kill(run, "a run of a FIFO");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = &json(&o)["report"];
+    assert_eq!(report["completed"], true, "{report}");
+    assert_eq!(report["bytes"], 10, "{report}");
+    assert_eq!(report["frames"], 3, "4 + 4 + 2 bytes: {report}");
+    assert_eq!(checksum_of(report), fnv1a64(FNV_OFFSET, b"abcdefghij"));
+}

@@ -1,14 +1,17 @@
 //! Source filters: `testsrc` and `filesrc`.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::time::Duration;
 
 use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType, Status};
 
 use super::{FilterType, Made, PropDef, PropKind, Props};
 use crate::model::{FilterDescriptor, PinDescriptor};
 use crate::runtime::spec::{SpecError, SpecErrorKind};
-use crate::runtime::{FilterStats, Pins, Process};
+use crate::runtime::{FilterStats, Pins, Process, RtQueue};
+use crate::stream_pointer::PointerId;
 
 /// Frames a source pin holds at once (its framing's `Frames`).
 const SOURCE_FRAMES: u32 = 4;
@@ -204,9 +207,13 @@ impl Process for TestSrc {
 /// Pins: `out` (output, required), framing: any memory, 4 frames, byte alignment, frame size
 /// exactly `size`. An empty file gives one empty frame that carries the end of the stream
 /// (and, having no data, counts as no frame in the report: 0 frames, 0 bytes). The file is
-/// opened when the graph is built, so an unreadable file is reported before anything runs.
-/// A regular file streams the length it has then; a pipe, a device or a `/proc` file (no
-/// length) is read until its end of file (`/dev/zero` never ends: stop it with `--until`).
+/// opened when the graph is built, so an unreadable file is reported before anything runs
+/// (a FIFO without a writer yet is opened without waiting for one). A regular file streams
+/// the length it has then; a pipe, a device or a `/proc` file (no length) is read until its
+/// end of file (`/dev/zero` never ends: stop it with `--until`). A pipe or a device is read
+/// only once it has data: while it has none the source waits in slices of [`READ_WAIT`],
+/// returning to the runtime between them (its stream-pointer timer calls it again), so a run
+/// that stops (`--until`, an error) is not held up by a writer that stays silent.
 pub(super) const FILESRC: FilterType = FilterType {
     name: "filesrc",
     summary: "reads a file into frames",
@@ -240,7 +247,17 @@ fn make_filesrc(p: &Props<'_>) -> Result<Made, SpecError> {
             ),
         )
     };
-    let file = File::open(&location).map_err(io)?;
+    // Opened non-blocking, so that opening a FIFO does not wait for a writer (a graph is
+    // built for `plan` too, which reads nothing); the flag is cleared right after: reads of
+    // a pipe or a device wait on a poll instead (`read_until_end`).
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(&location)
+        .map_err(io)?;
+    let flags = rustix::fs::fcntl_getfl(&file).map_err(|e| io(e.into()))?;
+    rustix::fs::fcntl_setfl(&file, flags - rustix::fs::OFlags::NONBLOCK)
+        .map_err(|e| io(e.into()))?;
     let meta = file.metadata().map_err(io)?;
     if meta.is_dir() {
         return Err(SpecError::new(
@@ -257,9 +274,12 @@ fn make_filesrc(p: &Props<'_>) -> Result<Made, SpecError> {
     Ok(Made {
         descriptor: source_descriptor("filesrc", size),
         process: Box::new(FileSrc {
+            // A regular file never blocks a read: no poll on its path.
+            wait: !meta.is_file(),
             file,
             remaining,
             carry: None,
+            filled: 0,
             sent: 0,
             size,
             stats: FilterStats::default(),
@@ -268,38 +288,72 @@ fn make_filesrc(p: &Props<'_>) -> Result<Made, SpecError> {
     })
 }
 
-/// Fills `buf` from a file of unknown length, starting with `carry`; returns the bytes
-/// filled and whether the file ended. A full frame reads one byte more (kept in `carry`) to
-/// tell whether it was the last.
+/// How long `filesrc` waits for a pipe or a device to have data before it returns to the
+/// runtime (which calls it again from its stream-pointer timer, unless the run is stopping).
+pub(crate) const READ_WAIT: Duration = Duration::from_millis(20);
+
+/// Whether `file` has something to read (data, its end, or an error the read will return)
+/// within [`READ_WAIT`].
+fn readable(file: &File) -> std::io::Result<bool> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let mut fds = [PollFd::new(file, PollFlags::IN)];
+    let slice = Timespec {
+        tv_sec: 0,
+        tv_nsec: READ_WAIT.as_nanos() as _,
+    };
+    match poll(&mut fds, Some(&slice)) {
+        Ok(n) => Ok(n > 0),
+        Err(rustix::io::Errno::INTR) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A stream-pointer timeout that only brings the runtime back to `filesrc`'s process step.
+fn read_again(_: &mut RtQueue, _: PointerId) {}
+
+/// Fills `buf` from a file of unknown length, starting with `carry`, after the `filled`
+/// bytes an earlier call put there; returns the bytes filled and whether the file ended, or
+/// `None` when it had no data within [`READ_WAIT`] (`wait`: poll before each read; the bytes
+/// read so far stay in `buf`, counted in `filled`, for the next call). A full frame reads
+/// one byte more (kept in `carry`) to tell whether it was the last.
 fn read_until_end(
     file: &mut File,
+    wait: bool,
     carry: &mut Option<u8>,
+    filled: &mut usize,
     buf: &mut [u8],
-) -> std::io::Result<(usize, bool)> {
-    let mut n = 0;
-    if let Some(b) = carry.take() {
-        if let Some(first) = buf.first_mut() {
-            *first = b;
-            n = 1;
-        } else {
-            *carry = Some(b);
+) -> std::io::Result<Option<(usize, bool)>> {
+    if *filled == 0 {
+        if let Some(b) = carry.take() {
+            if let Some(first) = buf.first_mut() {
+                *first = b;
+                *filled = 1;
+            } else {
+                *carry = Some(b);
+            }
         }
     }
-    while n < buf.len() {
-        match file.read(&mut buf[n..]) {
-            Ok(0) => return Ok((n, true)),
-            Ok(k) => n += k,
+    while *filled < buf.len() {
+        if wait && !readable(file)? {
+            return Ok(None);
+        }
+        match file.read(&mut buf[*filled..]) {
+            Ok(0) => return Ok(Some((std::mem::take(filled), true))),
+            Ok(k) => *filled += k,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
     let mut one = [0u8; 1];
     loop {
+        if wait && !readable(file)? {
+            return Ok(None);
+        }
         match file.read(&mut one) {
-            Ok(0) => return Ok((n, true)),
+            Ok(0) => return Ok(Some((std::mem::take(filled), true))),
             Ok(_) => {
                 *carry = Some(one[0]);
-                return Ok((n, false));
+                return Ok(Some((std::mem::take(filled), false)));
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -309,12 +363,18 @@ fn read_until_end(
 
 struct FileSrc {
     file: File,
+    /// Not a regular file (a pipe, a device): wait for data with `poll` before each read, so
+    /// that a read never blocks past [`READ_WAIT`].
+    wait: bool,
     /// Bytes of the file not read yet, when its length is known; `None`: read until the end
     /// of file.
     remaining: Option<u64>,
     /// Without a known length: the byte read past the last frame to learn whether it was the
     /// last, which starts the next frame.
     carry: Option<u8>,
+    /// Without a known length: bytes already in the frame at the leading edge, read by an
+    /// earlier call that then found no more data.
+    filled: usize,
     /// Frames sent (the presentation time of the next one).
     sent: u64,
     size: u32,
@@ -337,15 +397,30 @@ impl Process for FileSrc {
             let read_failed = |e: std::io::Error| {
                 Status::Unsuccessful(format!("filesrc: read failed: {e}").into())
             };
-            let (n, last) = match &mut self.remaining {
+            let read = match &mut self.remaining {
                 Some(remaining) => {
                     let n = (*remaining).min(want as u64) as usize;
                     self.file.read_exact(&mut buf[..n]).map_err(read_failed)?;
                     *remaining -= n as u64;
-                    (n, *remaining == 0)
+                    Some((n, *remaining == 0))
                 }
-                None => read_until_end(&mut self.file, &mut self.carry, &mut buf[..want])
-                    .map_err(read_failed)?,
+                None => read_until_end(
+                    &mut self.file,
+                    self.wait,
+                    &mut self.carry,
+                    &mut self.filled,
+                    &mut buf[..want],
+                )
+                .map_err(read_failed)?,
+            };
+            let Some((n, last)) = read else {
+                // Nothing to read yet: the frame stays at the leading edge with what it has,
+                // and the runtime's timer calls again at once, after its look at whether the
+                // run is stopping (then it does not).
+                q.unlock(p, false)?;
+                let lead = q.leading_edge_id();
+                q.schedule_timeout(lead, read_again, Duration::ZERO)?;
+                return Ok(());
             };
             let h = q.header_mut(p)?;
             h.data_used = n as u32;
