@@ -221,17 +221,7 @@ impl Allocator {
                 ));
             }
         };
-        if h.flags & !PROPERTY_FLAGS != 0 {
-            return Err(Status::InvalidParameter(
-                format!(
-                    "KSPROPERTY flags {:#x}: unknown bits {:#x}; a request names KSPROPERTY_TYPE_* \
-                     flags only (policy)",
-                    h.flags,
-                    h.flags & !PROPERTY_FLAGS
-                )
-                .into(),
-            ));
-        }
+        known_flags("KSPROPERTY", h.flags, PROPERTY_FLAGS)?;
         if h.flags != KSPROPERTY_TYPE_GET {
             return Err(Status::InvalidDeviceRequest(
                 format!(
@@ -355,17 +345,7 @@ impl Allocator {
                 "0 (ALLOC), 1 (FREE)",
             ));
         }
-        if h.flags & !METHOD_FLAGS != 0 {
-            return Err(Status::InvalidParameter(
-                format!(
-                    "KSMETHOD flags {:#x}: unknown bits {:#x}; a request names KSMETHOD_TYPE_* \
-                     flags only (policy)",
-                    h.flags,
-                    h.flags & !METHOD_FLAGS
-                )
-                .into(),
-            ));
-        }
+        known_flags("KSMETHOD", h.flags, METHOD_FLAGS)?;
         if h.flags & KSMETHOD_TYPE_TOPOLOGY != 0 {
             return Err(Status::InvalidDeviceRequest(
                 format!(
@@ -540,6 +520,22 @@ const PROPERTY_FLAGS: u32 = KSPROPERTY_TYPE_GET
     | KSPROPERTY_TYPE_SERIALIZESIZE
     | KSPROPERTY_TYPE_DEFAULTVALUES
     | KSPROPERTY_TYPE_TOPOLOGY;
+
+/// `STATUS_INVALID_PARAMETER` if `flags` of a `kind` request (`KSPROPERTY`, `KSMETHOD`) has
+/// bits outside `known` (policy: a malformed request).
+fn known_flags(kind: &str, flags: u32, known: u32) -> Result<(), Status> {
+    if flags & !known == 0 {
+        return Ok(());
+    }
+    Err(Status::InvalidParameter(
+        format!(
+            "{kind} flags {flags:#x}: unknown bits {:#x}; a request names {kind}_TYPE_* flags \
+             only (policy)",
+            flags & !known
+        )
+        .into(),
+    ))
+}
 
 /// Every `KSMETHOD_TYPE_*` flag (`MODIFY` is `READ | WRITE`, `SEND` is `READ`).
 const METHOD_FLAGS: u32 = KSMETHOD_TYPE_MODIFY
