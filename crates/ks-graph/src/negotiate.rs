@@ -482,6 +482,30 @@ impl Mem {
     }
 }
 
+/// Why a memory preference did not refine a pipe's memory (reported only if the memory
+/// finally served misses it too).
+#[derive(Debug, Clone, Copy)]
+enum Unmet {
+    /// `chose` was refined by an earlier preference, of pin `pin`, and does not meet it.
+    Earlier { chose: Mem, pin: usize },
+    /// A device-memory preference where SYSTEM_MEMORY is required.
+    SystemMemory,
+    /// It conflicts with `with`, the hard requirement (or, if `chosen`, the memory an
+    /// earlier preference refined).
+    Conflict { with: Mem, chosen: bool },
+}
+
+impl Unmet {
+    /// The memory the report names as the reason, if any.
+    fn compared_with(self) -> Option<Mem> {
+        match self {
+            Unmet::Earlier { chose, .. } => Some(chose),
+            Unmet::SystemMemory => None,
+            Unmet::Conflict { with, .. } => Some(with),
+        }
+    }
+}
+
 /// Whether an allocator of host memory `have` meets the required memory type `required`,
 /// by the merge rules of docs/negotiation.md §3: the wildcard takes any host memory, paged
 /// takes non-paged and user memory too, every other type only itself; device memory is
@@ -1245,58 +1269,37 @@ fn merge_pipe(
     // The preference that refined the hard type: the first compatible one (policy §4).
     let mut pref_used: Option<(Mem, usize)> = None;
     // Every preference that `mem` meets (the one that refined it and later ones it already
-    // meets), with its pin: each is checked again against the memory finally served.
+    // meets), with its pin, and every other preference with why it did not refine `mem`:
+    // all are judged against the memory finally served, which may still change (a device
+    // preference nobody serves falls back to the hard type; a vendor may serve another).
     let mut pref_met: Vec<(Mem, usize)> = Vec::new();
+    let mut pref_unmet: Vec<(Mem, usize, Unmet)> = Vec::new();
     if !user {
         let sysmem = acc.hard_flags & RequirementFlags::SYSTEM_MEMORY.bits() != 0;
         for &(p, k) in &acc.pref_mems {
             match mem.meet(p) {
                 // Honoured by what an earlier preference chose.
                 Some(m) if pref_used.is_some() && m == mem => pref_met.push((p, k)),
-                Some(_) if pref_used.is_some() => relaxed.push(Relaxation {
-                    pin: ctx.pins[k].name.clone(),
-                    field: ConflictField::MemoryType,
-                    detail: format!(
-                        "prefers {} but {} was chosen for an earlier preference (of '{}'); \
-                         preference only: relaxed",
-                        p.memory_type(),
-                        mem.memory_type(),
-                        pref_used.map_or("?", |(_, j)| ctx.pins[j].name.as_str())
-                    ),
-                }),
+                Some(_) if pref_used.is_some() => {
+                    let (_, j) = pref_used.expect("checked");
+                    pref_unmet.push((p, k, Unmet::Earlier { chose: mem, pin: j }));
+                }
                 Some(m) if m.is_device() && !mem.is_device() && sysmem => {
-                    relaxed.push(Relaxation {
-                        pin: ctx.pins[k].name.clone(),
-                        field: ConflictField::MemoryType,
-                        detail: format!(
-                            "prefers device memory {} but SYSTEM_MEMORY is required (by '{}'); \
-                             preference only: relaxed",
-                            p.memory_type(),
-                            acc.sysmem_pin
-                                .map(|s| ctx.pins[s].name.as_str())
-                                .unwrap_or("?")
-                        ),
-                    })
+                    pref_unmet.push((p, k, Unmet::SystemMemory));
                 }
                 Some(m) => {
                     mem = m;
                     pref_used = Some((p, k));
                     pref_met.push((p, k));
                 }
-                None => relaxed.push(Relaxation {
-                    pin: ctx.pins[k].name.clone(),
-                    field: ConflictField::MemoryType,
-                    detail: format!(
-                        "prefers {} but {} is {} (preference only: relaxed)",
-                        p.memory_type(),
-                        mem.memory_type(),
-                        if pref_used.is_some() {
-                            "chosen"
-                        } else {
-                            "required"
-                        }
-                    ),
-                }),
+                None => pref_unmet.push((
+                    p,
+                    k,
+                    Unmet::Conflict {
+                        with: mem,
+                        chosen: pref_used.is_some(),
+                    },
+                )),
             }
         }
     }
@@ -1554,6 +1557,45 @@ fn merge_pipe(
                 "prefers {} but the default allocator uses {} (preference only: relaxed)",
                 p.memory_type(),
                 final_mem.memory_type()
+            ),
+        };
+        relaxed.push(Relaxation {
+            pin: ctx.pins[k].name.clone(),
+            field: ConflictField::MemoryType,
+            detail,
+        });
+    }
+    // Preferences that did not refine the memory, if the memory served misses them too.
+    for &(p, k, why) in &pref_unmet {
+        if final_mem.satisfies(p) {
+            continue;
+        }
+        let served = if Some(final_mem) == why.compared_with() {
+            String::new()
+        } else {
+            format!("; {} is served", final_mem.memory_type())
+        };
+        let detail = match why {
+            Unmet::Earlier { chose, pin } => format!(
+                "prefers {} but {} was chosen for an earlier preference (of '{}'){served}; \
+                 preference only: relaxed",
+                p.memory_type(),
+                chose.memory_type(),
+                ctx.pins[pin].name
+            ),
+            Unmet::SystemMemory => format!(
+                "prefers device memory {} but SYSTEM_MEMORY is required (by '{}'){served}; \
+                 preference only: relaxed",
+                p.memory_type(),
+                acc.sysmem_pin
+                    .map(|s| ctx.pins[s].name.as_str())
+                    .unwrap_or("?")
+            ),
+            Unmet::Conflict { with, chosen } => format!(
+                "prefers {} but {} is {}{served} (preference only: relaxed)",
+                p.memory_type(),
+                with.memory_type(),
+                if chosen { "chosen" } else { "required" }
             ),
         };
         relaxed.push(Relaxation {

@@ -561,6 +561,7 @@ pub struct AllocationPlan {
     #[serde(skip)]
     pub(crate) pipe_of: Vec<Vec<Option<usize>>>,
     /// The id of the graph negotiated (a pin of another graph is in none of its pipes).
+    #[serde(skip)]
     pub(crate) graph: u32,
 }
 

@@ -1486,4 +1486,42 @@ fn every_memory_preference_the_served_memory_misses_is_reported() {
     let p = one(negotiate(&two(Some(paged()), Some(paged()), K, K)));
     assert_eq!(p.allocator.memory, MemoryKind::Paged);
     assert!(p.relaxed.is_empty(), "{:?}", p.relaxed);
+
+    // A preference that lost to an earlier one is still honoured if the memory finally
+    // served meets it: the device preference nobody serves falls back to host memory,
+    // which meets b.in's paged preference (only a.out is reported).
+    let p = one(negotiate(&two(Some(device()), Some(paged()), K, K)));
+    assert_eq!(p.allocator.memory, MemoryKind::NonPaged);
+    assert_eq!(names(&p), [mem("a.out")], "{:?}", p.relaxed);
+
+    // cam.out's paged preference refines the memory, dst.in prefers user memory; the vendor
+    // serves user memory, which meets both: nothing is reported.
+    let caps = VendorCapabilities::new(vec![MemoryType::USER]).with_honours(RequirementFlags(0));
+    let user = || fx(MemoryType::USER, PREF, 1, 1, 0, 0);
+    let p = one(negotiate(&vend_graph(
+        vendor("v", caps).0,
+        Some(paged()),
+        Some(user()),
+        K,
+    )));
+    assert_eq!(p.allocator.memory, MemoryKind::User);
+    assert!(p.relaxed.is_empty(), "{:?}", p.relaxed);
+
+    // Still unmet in the end: reported, naming the memory served when it is not the reason's.
+    let caps = VendorCapabilities::new(vec![NP]).with_honours(RequirementFlags(0));
+    let p = one(negotiate(&vend_graph(
+        vendor("v", caps).0,
+        Some(paged()),
+        Some(user()),
+        K,
+    )));
+    assert_eq!(p.allocator.memory, MemoryKind::NonPaged);
+    assert_eq!(names(&p), [mem("dst.in")], "{:?}", p.relaxed);
+    assert!(
+        p.relaxed[0]
+            .detail
+            .contains("KSMEMORY_TYPE_KERNEL_NONPAGED is served"),
+        "{:?}",
+        p.relaxed
+    );
 }

@@ -192,6 +192,8 @@ fn plan_json_of_the_default_graph_shows_the_vendor_chosen_and_refused() {
     let o = ksalloc(&["plan", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let plan = json(&o);
+    let keys: Vec<&String> = plan.as_object().expect("an object").keys().collect();
+    assert_eq!(keys, ["pipes"], "the documented shape, no internal ids");
     let pipes = plan["pipes"].as_array().expect("pipes");
     assert!(pipes.len() >= 2);
     let chosen = pipes
