@@ -31,6 +31,12 @@ struct Registry {
     /// The wakers of the last delivery, woken outside the lock; the buffer is kept so that a
     /// delivery allocates nothing in steady state.
     spare_wakers: Vec<(u64, Waker)>,
+    /// Live one-shot subscriptions, with the generation each counts from: the first
+    /// delivery of a later generation disables them (`deliver`).
+    oneshots: Vec<(u64, u64)>,
+    /// One-shot subscriptions a delivery disabled, until their owner learns it (its next
+    /// poll, or its drop). Reserved at subscription, so that a delivery allocates nothing.
+    spent: Vec<u64>,
     closed: bool,
 }
 
@@ -159,6 +165,28 @@ impl Events {
                 rounds = self.again.swap(0, Ordering::Relaxed);
             }
         }
+        // One-shot subscriptions are disabled by their first event (KS: a one-shot event is
+        // disabled when signalled): they stop counting as subscribers now, not when their
+        // owner next polls. Only events after a subscription count for it: one made between
+        // this delivery's generation increment and the lock has seen none yet.
+        if !r.oneshots.is_empty() {
+            // Acquire: as in `NextFreeFrame::poll`.
+            let g = self.generation.load(Ordering::Acquire);
+            let Registry {
+                oneshots, spent, ..
+            } = &mut *r;
+            let before = oneshots.len();
+            oneshots.retain(|&(id, seen)| {
+                let fired = g != seen;
+                if fired {
+                    spent.push(id);
+                }
+                !fired
+            });
+            // Relaxed: the registry lock orders subscriber bookkeeping.
+            self.subscribers
+                .fetch_sub(before - oneshots.len(), Ordering::Relaxed);
+        }
         // The registry keeps the (empty) spare, `wakers` takes the registered ones: both
         // buffers keep their capacity, so no heap traffic in steady state.
         std::mem::swap(&mut wakers, &mut r.wakers);
@@ -181,7 +209,9 @@ impl Events {
         std::mem::take(&mut r.wakers)
     }
 
-    fn subscribe(&self, cb: Option<Callback>) -> Result<u64, Status> {
+    /// Subscribes: a callback (`cb`), or an awaitable subscription, one-shot if `oneshot`.
+    /// Returns its id and the generation it counts events from.
+    fn subscribe(&self, cb: Option<Callback>, oneshot: bool) -> Result<(u64, u64), Status> {
         let mut r = lock(&self.registry);
         if r.closed {
             return Err(crate::allocator::closed_status());
@@ -191,15 +221,30 @@ impl Events {
         if let Some(cb) = cb {
             r.callbacks.push((id, cb));
         }
+        // Acquire: start counting from now (pairs with the Release increment in `fire`).
+        // Read under the lock, so that a delivery judges a one-shot by the same value.
+        let seen = self.generation.load(Ordering::Acquire);
+        if oneshot {
+            r.oneshots.push((id, seen));
+            let live = r.oneshots.len();
+            r.spent.reserve(live);
+        }
         // Relaxed: the registry lock orders subscriber bookkeeping.
         self.subscribers.fetch_add(1, Ordering::Relaxed);
-        Ok(id)
+        Ok((id, seen))
     }
 
+    /// Ends subscription `id` (its owner disables it, or a one-shot saw its event): it stops
+    /// counting as a subscriber, unless a delivery already disabled it (a one-shot).
     fn unsubscribe(&self, id: u64) {
         let mut r = lock(&self.registry);
         r.callbacks.retain(|(i, _)| *i != id);
         r.wakers.retain(|(i, _)| *i != id);
+        if let Some(k) = r.spent.iter().position(|&i| i == id) {
+            r.spent.swap_remove(k);
+            return;
+        }
+        r.oneshots.retain(|&(i, _)| i != id);
         // Relaxed: as in `subscribe`.
         self.subscribers.fetch_sub(1, Ordering::Relaxed);
     }
@@ -311,11 +356,12 @@ impl Drop for EventSubscription {
 /// # One-shot subscriptions
 ///
 /// A subscription made by [`Allocator::enable_event`] with `KSEVENT_TYPE_ONESHOT` is
-/// disabled by its first event: the [`next_event`](Self::next_event) that sees it completes,
-/// and the subscription stops counting as a subscriber (the frees that follow are not
-/// delivered to it and no longer pay for it). It stays silent afterwards: a later
-/// `next_event` completes only with `STATUS_CANCELLED` once the allocator is closed, and
-/// [`wait`](Self::wait) times out.
+/// disabled by its first event, when the event is delivered (on the freeing thread, or on
+/// the library worker for a free at Dispatch level), whether or not its owner is polling:
+/// it stops counting as a subscriber, so the frees that follow are not delivered to it and
+/// no longer pay for it. The [`next_event`](Self::next_event) that sees the event
+/// completes; the subscription stays silent afterwards: a later `next_event` completes only
+/// with `STATUS_CANCELLED` once the allocator is closed, and [`wait`](Self::wait) times out.
 pub struct FreeFrameEvents {
     alloc: Allocator,
     id: u64,
@@ -544,7 +590,10 @@ impl Allocator {
         &self,
         callback: impl Fn() + Send + Sync + 'static,
     ) -> Result<EventSubscription, Status> {
-        let id = self.inner.events.subscribe(Some(StdArc::new(callback)))?;
+        let (id, _) = self
+            .inner
+            .events
+            .subscribe(Some(StdArc::new(callback)), false)?;
         Ok(EventSubscription {
             alloc: self.clone(),
             id,
@@ -575,9 +624,7 @@ impl Allocator {
     /// [`free_frame_events`](Self::free_frame_events), one-shot (`KSEVENT_TYPE_ONESHOT`) if
     /// `oneshot`.
     pub(crate) fn subscribe_events(&self, oneshot: bool) -> Result<FreeFrameEvents, Status> {
-        let id = self.inner.events.subscribe(None)?;
-        // Acquire: start counting from now.
-        let seen = self.inner.events.generation.load(Ordering::Acquire);
+        let (id, seen) = self.inner.events.subscribe(None, oneshot)?;
         Ok(FreeFrameEvents {
             alloc: self.clone(),
             id,

@@ -516,6 +516,43 @@ fn oneshot_event_fires_once_then_is_disabled() {
 }
 
 #[test]
+fn a_oneshot_is_disabled_when_its_event_is_delivered_not_when_polled() {
+    use std::time::Duration;
+    let a = alloc(64, Memory::NonPaged);
+    let mut once = event(&a, KSEVENT_STREAMALLOCATOR_FREEFRAME, KSEVENT_TYPE_ONESHOT)
+        .unwrap()
+        .expect("ONESHOT subscribes");
+    // Its event, delivered on this thread. Not polled yet, the one-shot no longer counts as
+    // a subscriber: the frees after it are cached again.
+    drop(a.try_allocate().unwrap());
+    assert!(
+        frees_are_cached(&a),
+        "disabled by its event, before any poll"
+    );
+    // It still reports the one event it had, and nothing after it.
+    assert!(once.wait(Duration::from_secs(5)).unwrap(), "the one event");
+    assert_eq!(once.wait(Duration::from_millis(20)), Ok(false));
+    assert_eq!(a.disable_event(once), Ok(()));
+    // Disabled by a delivery and dropped unpolled, or dropped before its event: either way
+    // the subscriber count stays right (a plain subscription alone turns the caches off,
+    // and its drop turns them on again).
+    let once = event(&a, KSEVENT_STREAMALLOCATOR_FREEFRAME, KSEVENT_TYPE_ONESHOT)
+        .unwrap()
+        .unwrap();
+    drop(a.try_allocate().unwrap());
+    drop(once);
+    let unfired = event(&a, KSEVENT_STREAMALLOCATOR_FREEFRAME, KSEVENT_TYPE_ONESHOT)
+        .unwrap()
+        .unwrap();
+    drop(unfired);
+    assert!(frees_are_cached(&a));
+    let every = a.free_frame_events().unwrap();
+    assert!(!frees_are_cached(&a));
+    drop(every);
+    assert!(frees_are_cached(&a));
+}
+
+#[test]
 fn method_support_queries_run_nothing() {
     let a = alloc(1, Memory::NonPaged);
     let m = |id: u32, flags: u32| hdr(KSMETHODSETID_StreamAllocator, id, flags);
