@@ -448,3 +448,85 @@ fn loom_cache_owner_vs_thief() {
         assert_eq!(c.cached(), 0);
     });
 }
+
+/// Thread frame cache at Dispatch level (`Inner::drain_cache_on_worker` and the drain in
+/// `Inner::service`, mirrored on a bare list and cache): the request sets `WAITERS`, takes
+/// what is cached now without the barrier (`take_all_now`), then leaves the full drain to
+/// the worker with a Release swap of the drain flag and `schedule`'s swap of `in_worker`.
+/// The worker already has a pass scheduled (`in_worker` set), which may run before the
+/// request's `schedule` and still take the flag; the owner caches its free meanwhile. The
+/// frame ends with the request exactly once and never stays cached.
+#[test]
+fn loom_dispatch_request_leaves_the_drain_to_the_worker() {
+    dispatch_drain_model(Ordering::Release, Ordering::Acquire);
+}
+
+fn dispatch_drain_model(flag_set: Ordering, flag_take: Ordering) {
+    use crate::cache::{FrameCache, Put};
+    use crate::freelist::{FreeList, PopOrWait, Push};
+    model(move || {
+        let l = Arc::new(FreeList::new(1));
+        let c = Arc::new(FrameCache::new(1));
+        let f = l.pop_hinted().expect("frame 0");
+        let in_worker = Arc::new(AtomicBool::new(true));
+        let drain_flag = Arc::new(AtomicBool::new(false));
+        let got = Arc::new(AtomicUsize::new(0));
+        // A free that finds WAITERS hands the frame to the (only) request.
+        let free = |l: &FreeList, got: &AtomicUsize, i: u32| {
+            if l.push(i, true) == Push::Diverted {
+                // Relaxed: read after join.
+                got.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        // One worker pass over the allocator (`service`).
+        let pass = move |l: &FreeList,
+                         c: &FrameCache,
+                         iw: &AtomicBool,
+                         df: &AtomicBool,
+                         got: &AtomicUsize| {
+            iw.swap(false, Ordering::AcqRel);
+            if df.swap(false, flag_take) {
+                c.drain(|i| free(l, got, i));
+            }
+        };
+        let (l1, c1, iw1, df1, g1) = (
+            l.clone(),
+            c.clone(),
+            in_worker.clone(),
+            drain_flag.clone(),
+            got.clone(),
+        );
+        let worker = thread::spawn(move || pass(&l1, &c1, &iw1, &df1, &g1));
+        let (l2, c2, g2) = (l.clone(), c.clone(), got.clone());
+        let owner = thread::spawn(move || {
+            if c2.put_at(0, f.index, || l2.flagged()) != Put::Cached {
+                free(&l2, &g2, f.index);
+            }
+        });
+        let rescheduled = match l.pop_or_wait() {
+            PopOrWait::Frame(..) => {
+                got.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            PopOrWait::Wait { flagged } => {
+                assert!(flagged, "the list was unflagged");
+                c.take_all_now(|i| free(&l, &got, i));
+                drain_flag.swap(true, flag_set);
+                !in_worker.swap(true, Ordering::AcqRel)
+            }
+            PopOrWait::Closed => unreachable!("not closed"),
+        };
+        worker.join().expect("worker");
+        owner.join().expect("owner");
+        if rescheduled {
+            // The pass the request's `schedule` enqueued.
+            pass(&l, &c, &in_worker, &drain_flag, &got);
+        }
+        assert_eq!(
+            got.load(Ordering::Relaxed),
+            1,
+            "the request got the frame once"
+        );
+        assert_eq!(c.cached(), 0, "nothing cached while a request waits");
+    });
+}

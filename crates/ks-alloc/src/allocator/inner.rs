@@ -377,14 +377,24 @@ impl Inner {
         });
     }
 
-    /// [`drain_cache`](Self::drain_cache) for a request queued at Dispatch level, done by
-    /// the worker: the drain's `membarrier` is a system call, and it may wait for a cache's
-    /// owner preempted between two stores, neither of which Dispatch level allows. The
-    /// frames drained go to the oldest requests as the worker frees them, this one included.
+    /// [`drain_cache`](Self::drain_cache) for a request queued at Dispatch level, which
+    /// must make no system call and not wait: the frames cached now are taken at once and
+    /// freed (at Dispatch level a free that finds requests pending defers its frame to the
+    /// worker, which hands it to the oldest), so that no later allocate can take them ahead
+    /// of the queue; the full drain (its `membarrier`, and its wait for an owner between two
+    /// stores, which catch a frame an owner caches without having seen the flag yet) is left
+    /// to the worker.
     pub(super) fn drain_cache_on_worker(this: &Arc<Inner>) {
-        // Relaxed: published to the worker's pass by `schedule`'s AcqRel swap of
-        // `in_worker`, as a deferred frame is (see `schedule`).
-        this.drain_on_worker.store(true, Ordering::Relaxed);
+        this.cache.take_all_now(|i| {
+            // SAFETY: taken out of its cache, so ours; the caller's handle keeps the
+            // allocator alive.
+            unsafe { Inner::release(Arc::as_ptr(this), i) }
+        });
+        // Release: pairs with the worker's Acquire swap in `service`. Whichever pass takes
+        // the flag, even one whose `in_worker` swap came before our `schedule`, then drains
+        // after our `WAITERS` (set before this), as the cache's barrier pairing requires. A
+        // swap rather than a store: loom models the pairing of two read-modify-writes.
+        this.drain_on_worker.swap(true, Ordering::Release);
         let this = Arc::as_ptr(this);
         // SAFETY: the caller's handle keeps the allocator alive; the reference taken here is
         // the one `schedule` consumes.
@@ -637,9 +647,9 @@ impl Inner {
         let inner = unsafe { this.as_ref() };
         // AcqRel: see `schedule` (a read-modify-write, not a store, on purpose).
         inner.in_worker.swap(false, Ordering::AcqRel);
-        // Relaxed: a store made before the `schedule` whose swap ours synchronizes with (or
-        // a later pass's) is visible here; see `drain_cache_on_worker`.
-        if inner.drain_on_worker.swap(false, Ordering::Relaxed) {
+        // Acquire: pairs with the Release swap in `drain_cache_on_worker`, so the drain
+        // below comes after the request's `WAITERS`.
+        if inner.drain_on_worker.swap(false, Ordering::Acquire) {
             // SAFETY: the worker's reference, borrowed as an `Arc` for the drain (which takes
             // one) and not dropped here.
             let this = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(this.as_ptr()) });
