@@ -251,6 +251,38 @@ fn dispatch_level_free_completes_the_waiter_on_the_worker() {
     }
     assert_eq!(waiter.join().unwrap().unwrap(), addr);
     assert_eq!(a.status().handoffs, 1);
+
+    // Behaviour 25: the grant is made (and its waker woken) by the library worker, not by
+    // the Dispatch-level free.
+    struct Recorder(std::sync::Mutex<Option<String>>, std::thread::Thread);
+    impl std::task::Wake for Recorder {
+        fn wake(self: Arc<Self>) {
+            let me = std::thread::current()
+                .name()
+                .unwrap_or("unnamed")
+                .to_owned();
+            *self.0.lock().unwrap() = Some(me);
+            self.1.unpark();
+        }
+    }
+    let f = a.try_allocate().unwrap();
+    let rec = Arc::new(Recorder(
+        std::sync::Mutex::new(None),
+        std::thread::current(),
+    ));
+    let waker = Waker::from(Arc::clone(&rec));
+    let mut cx = Context::from_waker(&waker);
+    let mut r = Box::pin(a.allocate());
+    assert!(r.as_mut().poll(&mut cx).is_pending());
+    {
+        let _g = raise_to_dispatch();
+        drop(f);
+    }
+    while rec.0.lock().unwrap().is_none() {
+        std::thread::park();
+    }
+    assert_eq!(rec.0.lock().unwrap().as_deref(), Some("ks-alloc-worker"));
+    assert!(matches!(r.as_mut().poll(&mut cx), Poll::Ready(Ok(_))));
 }
 
 /// A hand-off that empties the queue leaves the free list's `WAITERS` flags set (the next

@@ -53,8 +53,16 @@ fn status_property_reports_framing_and_allocated_frames() {
     );
     assert_eq!(r.status, Ok(()));
     assert_eq!(r.information, 32);
+    // Behaviour 19: the framing given at creation, field by field (as `alloc` makes it).
+    let ulong = |at: usize| u32::from_le_bytes(out[at..at + 4].try_into().unwrap());
+    assert_eq!(ulong(0), 2, "OptionsFlags");
+    assert_eq!(ulong(4), PoolType::NON_PAGED.0 as u32, "PoolType");
+    assert_eq!(ulong(8), 3, "Frames");
+    assert_eq!(ulong(12), 512, "FrameSize");
+    assert_eq!(ulong(16), Alignment::QUAD.mask(), "FileAlignment");
+    assert_eq!(ulong(20), 0, "Reserved");
     assert_eq!(&out[..24], &a.framing().to_bytes());
-    assert_eq!(&out[24..28], &1u32.to_le_bytes());
+    assert_eq!(ulong(24), 1, "AllocatedFrames");
     assert_eq!(&out[28..32], &[0; 4], "Reserved");
 }
 
@@ -312,6 +320,34 @@ fn methods_reject_short_data_and_unknown_frees() {
         &mut bogus,
     );
     assert!(matches!(r.status, Err(Status::InvalidParameter(_))));
+    assert_eq!(a.status().allocated_frames, 0);
+}
+
+#[test]
+fn a_pending_alloc_cancelled_by_close_completes_with_status_cancelled() {
+    // Behaviour 27 / close: the KS request handle learns STATUS_CANCELLED.
+    let a = alloc(1, Memory::NonPaged);
+    let held = a.try_allocate().unwrap();
+    let (r, pending) = a.method(
+        &hdr(
+            KSMETHODSETID_StreamAllocator,
+            KSMETHOD_STREAMALLOCATOR_ALLOC,
+            KSMETHOD_TYPE_WRITE,
+        ),
+        &mut [0u8; 8],
+    );
+    assert_eq!(
+        r.status.as_ref().map_err(Status::name),
+        Err("STATUS_PENDING")
+    );
+    let mut pending = pending.expect("pending");
+    assert!(pending.try_complete().unwrap().is_none(), "still pending");
+    a.close();
+    assert_eq!(
+        pending.try_complete().map(|f| f.is_some()),
+        Err(Status::Cancelled)
+    );
+    drop(held);
     assert_eq!(a.status().allocated_frames, 0);
 }
 
