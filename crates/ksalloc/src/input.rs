@@ -71,7 +71,9 @@ pub(crate) fn load(graph: Option<&str>) -> Result<Loaded> {
 /// or holding a `/` is taken for a file name, to be reported as unreadable; anything else is
 /// a pipeline string (`… ! filesink location=out.toml` included).
 fn is_file_argument(arg: &str) -> bool {
-    if Path::new(arg).is_file() {
+    // Anything that exists and is no directory: a regular file, or a FIFO or device the
+    // graph is piped through.
+    if std::fs::metadata(arg).is_ok_and(|m| !m.is_dir()) {
         return true;
     }
     let one_word = !arg.contains('!') && !arg.contains(char::is_whitespace);
@@ -97,11 +99,29 @@ pub(crate) fn parse_toml(text: &str, name: &str) -> Result<GraphSpec> {
 
 /// The message of `e`, prefixed with `name:line:column:` when it is about a value of the TOML
 /// document `text` that can be found there.
+/// An error that names no value (two instances of one name, a connection to a missing
+/// filter) is about the `pipeline` string when that is all the document describes the graph
+/// with: it then starts with the string's position.
 fn located(e: SpecError, name: &str, text: &str) -> String {
-    match e.location.as_ref().and_then(|l| span_of(text, l)) {
+    let span = match &e.location {
+        Some(l) => span_of(text, l),
+        None => only_pipeline_span(text),
+    };
+    match span {
         Some(span) => at(name, text, span.start, &e.message),
         None => e.message,
     }
+}
+
+/// The range of the `pipeline` string, if the document declares no `[[filter]]` and no
+/// `[[connect]]` table besides it.
+fn only_pipeline_span(text: &str) -> Option<Range<usize>> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let root = doc.as_item();
+    if root.get("filter").is_some() || root.get("connect").is_some() {
+        return None;
+    }
+    root.get("pipeline")?.span()
 }
 
 /// `message`, prefixed with `name:line:column:` of byte offset `offset` of `text`.
@@ -202,7 +222,7 @@ mod tests {
             (
                 format!("{filter}[filter.framing.out]\nframes = \"four\"\n"),
                 "g.toml:5:10:",
-                "string \"four\", expected u32",
+                "string \"four\", expected framing field 'frames' to be a number of frames",
             ),
             (
                 "[[filter]]\nname = 3\ntype = \"testsrc\"\n".to_owned(),
@@ -382,6 +402,7 @@ mod tests {
             assert_eq!(is_file_argument(arg), file, "{arg}");
         }
         assert!(load(Some(existing)).unwrap().toml.is_some());
+
         let loaded = load(Some("testsrc frames=2 size=4 ! filesink location=out.toml")).unwrap();
         assert!(loaded.toml.is_none());
         assert_eq!(loaded.spec.filters[1].kind, "filesink");
@@ -393,6 +414,50 @@ mod tests {
             "{m}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn errors_of_a_documents_only_pipeline_string_start_at_the_string() {
+        for (pipeline, needle) in [
+            ("testsrc name=a ! nullsink name=a", "already in the graph"),
+            ("testsrc ! foo.in", "no filter instance named"),
+        ] {
+            let m = build_error(&format!("\n\npipeline = \"{pipeline}\"\n"));
+            assert!(m.starts_with("g.toml:3:12:"), "{pipeline}: {m}");
+            assert!(m.contains(needle), "{m}");
+        }
+    }
+
+    #[test]
+    fn a_framing_table_value_that_is_no_integer_names_the_field_s_own_range() {
+        for (field, value, allowed) in [
+            (
+                "frames",
+                "\"four\"",
+                "a number of frames from 1 to 4294967295",
+            ),
+            ("frame_size", "-1", "a number of bytes from 1 to 4294967295"),
+            ("min_size", "1.5", "a number of bytes from 1 to 4294967295"),
+            (
+                "max_size",
+                "4294967296",
+                "a number of bytes from 0 to 4294967295",
+            ),
+            (
+                "alignment",
+                "\"wide\"",
+                "a power of two from 1 to 2147483648 (bytes)",
+            ),
+        ] {
+            let m = toml_error(&format!(
+                "[[filter]]\nname = \"src\"\ntype = \"testsrc\"\n[filter.framing.out]\n{field} = {value}\n"
+            ));
+            assert!(m.starts_with("g.toml:5:"), "{field}: {m}");
+            assert!(
+                m.contains(&format!("framing field '{field}' to be {allowed}")),
+                "{field}: {m}"
+            );
+        }
     }
 
     #[test]

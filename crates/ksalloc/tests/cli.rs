@@ -844,6 +844,30 @@ fn props_names_the_pins_or_filters_there_are() {
     assert!(stdout(&o).contains("FramingRange"), "{}", stdout(&o));
 }
 
+#[test]
+fn a_graph_file_piped_through_a_fifo_named_without_a_slash_is_read_as_a_file() {
+    let Some(path) = fifo("graph-pipe") else {
+        eprintln!("skipped: no mkfifo");
+        return;
+    };
+    let dir = path.parent().expect("a directory").to_owned();
+    let writer = std::thread::spawn({
+        let path = path.clone();
+        move || std::fs::write(path, "pipeline = \"testsrc frames=2 size=4 ! nullsink\"\n")
+    });
+    let plan = Command::new(env!("CARGO_BIN_EXE_ksalloc"))
+        .args(["plan", "graph-pipe"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let o = wait_or_kill(plan, "plan of a graph file that is a FIFO");
+    writer.join().expect("the writer").expect("written");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("testsrc"));
+}
+
 /// A FIFO in a fresh directory, or `None` where `mkfifo` is not available.
 fn fifo(name: &str) -> Option<PathBuf> {
     let path = temp("keep", "").with_file_name(name);

@@ -213,24 +213,94 @@ impl From<ModeSpec> for FilterMode {
 #[serde(deny_unknown_fields)]
 pub struct FramingOverride {
     /// Frames the pin holds at once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_frames"
+    )]
     pub frames: Option<u32>,
     /// Exact frame size in bytes (sets both minimum and maximum).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_frame_size"
+    )]
     pub frame_size: Option<u32>,
     /// Smallest acceptable frame size in bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_min_size"
+    )]
     pub min_size: Option<u32>,
     /// Largest acceptable frame size in bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_max_size"
+    )]
     pub max_size: Option<u32>,
     /// Alignment in bytes (a power of two).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_alignment"
+    )]
     pub alignment: Option<u32>,
     /// Memory type: `any`, `system`, `user`, `paged`, `nonpaged`, `device`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
 }
+
+/// What each integer framing field allows (as `apply_override` checks it), for the messages
+/// of a value that is no such integer, in a pipeline string and in a TOML table alike.
+const FRAMES_ALLOWED: &str = "a number of frames from 1 to 4294967295";
+const BYTES_ALLOWED: &str = "a number of bytes from 1 to 4294967295";
+const MAX_SIZE_ALLOWED: &str = "a number of bytes from 0 to 4294967295";
+const ALIGNMENT_ALLOWED: &str = "a power of two from 1 to 2147483648 (bytes)";
+
+/// Deserializes an integer framing field of a TOML table: any value that is no `u32` is
+/// refused with the field's name and what it allows.
+struct FramingField {
+    field: &'static str,
+    allowed: &'static str,
+}
+
+impl Visitor<'_> for FramingField {
+    type Value = Option<u32>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "framing field '{}' to be {}", self.field, self.allowed)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<u32>, E> {
+        u32::try_from(v)
+            .map(Some)
+            .map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<u32>, E> {
+        u32::try_from(v)
+            .map(Some)
+            .map_err(|_| E::invalid_value(Unexpected::Signed(v), &self))
+    }
+}
+
+macro_rules! framing_field {
+    ($name:ident, $field:literal, $allowed:ident) => {
+        fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+            d.deserialize_any(FramingField {
+                field: $field,
+                allowed: $allowed,
+            })
+        }
+    };
+}
+framing_field!(de_frames, "frames", FRAMES_ALLOWED);
+framing_field!(de_frame_size, "frame_size", BYTES_ALLOWED);
+framing_field!(de_min_size, "min_size", BYTES_ALLOWED);
+framing_field!(de_max_size, "max_size", MAX_SIZE_ALLOWED);
+framing_field!(de_alignment, "alignment", ALIGNMENT_ALLOWED);
 
 impl FramingOverride {
     /// Sets one field from its textual name (pipeline `PIN.FIELD=VALUE` form).
@@ -262,17 +332,12 @@ impl FramingOverride {
                 )
             })
         };
-        const BYTES: &str = "a number of bytes from 1 to 4294967295";
         match field {
-            "frames" => self.frames = Some(int("a number of frames from 1 to 4294967295")?),
-            "frame_size" | "size" => self.frame_size = Some(int(BYTES)?),
-            "min_size" => self.min_size = Some(int(BYTES)?),
-            "max_size" => {
-                self.max_size = Some(int("a number of bytes from 0 to 4294967295")?);
-            }
-            "alignment" => {
-                self.alignment = Some(int("a power of two from 1 to 2147483648 (bytes)")?);
-            }
+            "frames" => self.frames = Some(int(FRAMES_ALLOWED)?),
+            "frame_size" | "size" => self.frame_size = Some(int(BYTES_ALLOWED)?),
+            "min_size" => self.min_size = Some(int(BYTES_ALLOWED)?),
+            "max_size" => self.max_size = Some(int(MAX_SIZE_ALLOWED)?),
+            "alignment" => self.alignment = Some(int(ALIGNMENT_ALLOWED)?),
             "memory" => self.memory = Some(value.to_string()),
             other => {
                 return Err(SpecError::new(
