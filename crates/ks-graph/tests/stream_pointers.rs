@@ -163,6 +163,87 @@ fn b49_frame_into_empty_queue_becomes_leading_frame_and_cancel_moves_edge() {
 }
 
 #[test]
+fn b49_cancelling_the_leading_frame_skips_a_next_frame_cancelled_already() {
+    // Frames a, b, c; b is cancelled first but an unlocked clone (no callback) keeps it in
+    // the queue. Cancelling a must move the leading edge to c, the next *live* frame, not
+    // onto the cancelled b.
+    let mut q = Q::new(QueueConfig::input());
+    let lead = q.leading_edge_id();
+    let a = push(&mut q, 1, 4);
+    let b = push(&mut q, 2, 4);
+    let c = push(&mut q, 3, 4);
+    let holder = q.clone_pointer(lead, None, 0).unwrap();
+    q.advance(holder).unwrap();
+    assert_eq!(q.frame_id(holder).unwrap(), Some(b));
+    q.cancel(b).unwrap();
+    assert_eq!(q.is_cancelled(b), Some(true));
+    assert!(q.contains(b), "the clone still holds the cancelled frame");
+    assert_eq!(q.frame_id(lead).unwrap(), Some(a));
+    q.cancel(a).unwrap();
+    assert_eq!(
+        q.frame_id(lead).unwrap(),
+        Some(c),
+        "the leading edge skips the cancelled frame b"
+    );
+    q.lock(lead).unwrap();
+    assert_eq!(q.data(lead).unwrap(), &[3; 4]);
+    assert_eq!(completed_ids(&mut q), vec![0]);
+    q.check_invariants().unwrap();
+}
+
+#[test]
+fn b49_cancelling_the_leading_frame_with_only_cancelled_frames_after_goes_past_the_end() {
+    // Frames a, b; b cancelled and kept by a clone. Cancelling a leaves no live frame: the
+    // leading edge goes past the end, and picks up the next frame to arrive.
+    let mut q = Q::new(QueueConfig::input());
+    let lead = q.leading_edge_id();
+    let a = push(&mut q, 1, 4);
+    let b = push(&mut q, 2, 4);
+    let holder = q.clone_pointer(lead, None, 0).unwrap();
+    q.advance(holder).unwrap();
+    q.cancel(b).unwrap();
+    assert!(q.contains(b));
+    q.cancel(a).unwrap();
+    assert_eq!(
+        q.frame_id(lead).unwrap(),
+        None,
+        "no live frame after a: past the end, not on the cancelled b"
+    );
+    assert!(is_device_not_ready(q.lock(lead)));
+    assert_eq!(completed_ids(&mut q), vec![0]);
+    let d = push(&mut q, 4, 4);
+    assert_eq!(q.frame_id(lead).unwrap(), Some(d));
+    q.delete(holder).unwrap();
+    assert_eq!(completed_ids(&mut q), vec![1]);
+    q.check_invariants().unwrap();
+}
+
+#[test]
+fn b49_cancelling_the_trailing_edge_frame_moves_the_trailing_edge_on() {
+    let mut q = Q::new(QueueConfig::input().with_distinct_trailing_edge());
+    let a = push(&mut q, 1, 4);
+    let b = push(&mut q, 2, 4);
+    let lead = q.leading_edge(PointerState::Unlocked).unwrap();
+    q.advance(lead).unwrap();
+    let trail = q.trailing_edge_id().unwrap();
+    assert_eq!(q.frame_id(trail).unwrap(), Some(a));
+    assert_eq!(q.frame_id(lead).unwrap(), Some(b));
+    q.cancel(a).unwrap();
+    assert_eq!(
+        q.frame_id(trail).unwrap(),
+        Some(b),
+        "the trailing edge left the cancelled frame"
+    );
+    assert_eq!(q.frame_id(lead).unwrap(), Some(b));
+    // Nothing holds a any more: it completes, cancelled.
+    let done: Vec<Completed<Vec<u8>>> = q.drain_completed().collect();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].id, a);
+    assert_eq!(done[0].status, Err(ks_alloc::Status::Cancelled));
+    q.check_invariants().unwrap();
+}
+
+#[test]
 fn b50_clone_same_frame_same_lock_state_adds_a_reference() {
     let mut q = Q::new(QueueConfig::input());
     let a = push(&mut q, 1, 4);
@@ -184,6 +265,47 @@ fn b50_clone_same_frame_same_lock_state_adds_a_reference() {
     assert!(!q.is_locked(unlocked_clone).unwrap());
     q.delete(clone).unwrap();
     assert_eq!(completed_ids(&mut q), vec![0]);
+    q.check_invariants().unwrap();
+}
+
+#[test]
+fn b50_a_clone_of_an_unlocked_pointer_starts_at_its_parents_offsets() {
+    let mut q = Q::new(QueueConfig::input());
+    let a = push(&mut q, 1, 10);
+    let lead = q.leading_edge(PointerState::Locked).unwrap();
+    q.advance_offsets(lead, 3, 2, false).unwrap();
+    q.unlock(lead, false).unwrap();
+    let clone = q.clone_pointer(lead, None, 0).unwrap();
+    assert!(!q.is_locked(clone).unwrap());
+    assert_eq!(q.frame_id(clone).unwrap(), Some(a));
+    let expected_in = Offset {
+        position: 3,
+        count: 10,
+        remaining: 7,
+    };
+    let expected_out = Offset {
+        position: 2,
+        count: 10,
+        remaining: 8,
+    };
+    assert_eq!(q.offset_in(lead).unwrap(), expected_in);
+    assert_eq!(q.offset_out(lead).unwrap(), expected_out);
+    assert_eq!(
+        q.offset_in(clone).unwrap(),
+        expected_in,
+        "OffsetIn of the clone"
+    );
+    assert_eq!(
+        q.offset_out(clone).unwrap(),
+        expected_out,
+        "OffsetOut of the clone"
+    );
+    // Locked, the clone carries on from there: 7 bytes left, and they move it on.
+    q.lock(clone).unwrap();
+    assert_eq!(q.remaining_data(clone).unwrap(), &[1; 7]);
+    assert!(is_device_not_ready(q.advance_offsets(clone, 7, 0, false)));
+    assert_eq!(q.frame_id(clone).unwrap(), None);
+    q.delete(clone).unwrap();
     q.check_invariants().unwrap();
 }
 
@@ -293,6 +415,64 @@ fn b54_advance_offsets_needs_a_lock_and_exact_remaining_moves_on() {
 }
 
 #[test]
+fn b54_output_pin_exactly_offset_out_remaining_moves_on_less_does_not() {
+    let mut q = Q::new(QueueConfig::output());
+    let a = q.push(vec![0; 10], StreamHeader::empty(10));
+    let b = q.push(vec![0; 6], StreamHeader::empty(6));
+    let lead = q.leading_edge(PointerState::Locked).unwrap();
+    // Less than OffsetOut.Remaining: the pointer stays on the frame.
+    q.advance_offsets(lead, 0, 4, false).unwrap();
+    assert_eq!(q.frame_id(lead).unwrap(), Some(a));
+    let off = q.offset_out(lead).unwrap();
+    assert_eq!((off.position, off.count, off.remaining), (4, 10, 6));
+    assert_eq!(q.completed_len(), 0);
+    // Exactly OffsetOut.Remaining: on to the next frame, relocked, offsets of that frame.
+    q.advance_offsets(lead, 0, 6, false).unwrap();
+    assert_eq!(
+        q.frame_id(lead).unwrap(),
+        Some(b),
+        "using all of OffsetOut.Remaining moves to the next frame"
+    );
+    assert!(q.is_locked(lead).unwrap());
+    let off = q.offset_out(lead).unwrap();
+    assert_eq!((off.position, off.count, off.remaining), (0, 6, 6));
+    assert_eq!(completed_ids(&mut q), vec![0]);
+    // The AndUnlock form too: exactly Remaining moves past the last frame, unlocked.
+    q.advance_offsets_and_unlock(lead, 0, 6, false).unwrap();
+    assert_eq!(q.frame_id(lead).unwrap(), None);
+    assert!(!q.is_locked(lead).unwrap());
+    assert_eq!(completed_ids(&mut q), vec![1]);
+    q.check_invariants().unwrap();
+}
+
+#[test]
+fn b54_advance_offsets_and_unlock_on_an_unlocked_pointer_is_not_ready_and_changes_nothing() {
+    let mut q = Q::new(QueueConfig::input());
+    let a = push(&mut q, 1, 8);
+    push(&mut q, 2, 8);
+    let lead = q.leading_edge(PointerState::Locked).unwrap();
+    q.advance_offsets(lead, 3, 0, false).unwrap();
+    q.unlock(lead, false).unwrap();
+    let before = (q.offset_in(lead).unwrap(), q.offset_out(lead).unwrap());
+    // Partial, exact (5 = Remaining) and ejecting amounts: all refused, nothing moves.
+    for (used, eject) in [(1, false), (5, false), (0, true)] {
+        let r = q.advance_offsets_and_unlock(lead, used, 0, eject);
+        assert!(
+            is_device_not_ready(r.clone()),
+            "unlocked pointer, InUsed {used}, eject {eject}: {r:?}"
+        );
+        assert_eq!(q.frame_id(lead).unwrap(), Some(a));
+        assert!(!q.is_locked(lead).unwrap());
+        assert_eq!(
+            (q.offset_in(lead).unwrap(), q.offset_out(lead).unwrap()),
+            before
+        );
+        assert_eq!(q.completed_len(), 0);
+    }
+    q.check_invariants().unwrap();
+}
+
+#[test]
 fn b55_locking_a_cancelled_frame_is_not_ready() {
     let mut q = Q::new(QueueConfig::input());
     let a = push(&mut q, 1, 4);
@@ -343,6 +523,53 @@ fn b56_locked_frames_are_not_cancelled_unlocked_clones_get_callbacks() {
     q.delete(keeping).unwrap();
     q.delete(silent).unwrap();
     assert!(!q.contains(a));
+    q.check_invariants().unwrap();
+}
+
+#[test]
+fn b56_every_unlocked_clone_is_told_once_even_after_one_asks_to_be_deleted() {
+    thread_local! {
+        static TOLD: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    fn told(n: &CancelNotice) -> CancelAction {
+        TOLD.with(|t| t.borrow_mut().push(n.context));
+        if n.context == 1 {
+            CancelAction::Delete
+        } else {
+            CancelAction::Keep
+        }
+    }
+    let mut q = Q::new(QueueConfig::input());
+    let a = push(&mut q, 1, 4);
+    push(&mut q, 2, 4);
+    let lead = q.leading_edge(PointerState::Locked).unwrap();
+    let clones: Vec<PointerId> = (1..=3)
+        .map(|context| q.clone_pointer(lead, Some(told), context).unwrap())
+        .collect();
+    for &c in &clones {
+        q.unlock(c, false).unwrap();
+    }
+    // A fourth clone on the other frame is not told.
+    q.unlock(lead, true).unwrap();
+    q.lock(lead).unwrap();
+    let elsewhere = q.clone_pointer(lead, Some(told), 4).unwrap();
+    q.unlock(elsewhere, false).unwrap();
+    q.unlock(lead, false).unwrap();
+
+    q.cancel(a).unwrap();
+    assert_eq!(
+        TOLD.with(|t| t.borrow().clone()),
+        [1, 2, 3],
+        "each clone on the cancelled frame told exactly once, in creation order"
+    );
+    assert!(q.kind(clones[0]).is_err(), "the first asked to be deleted");
+    assert_eq!(q.first_clone(), Some(clones[1]));
+    assert_eq!(q.next_clone(clones[1]), Some(clones[2]));
+    assert_eq!(q.next_clone(clones[2]), Some(elsewhere));
+    assert!(q.contains(a), "the kept clones hold the frame");
+    q.delete(clones[1]).unwrap();
+    q.delete(clones[2]).unwrap();
+    assert_eq!(completed_ids(&mut q), vec![0]);
     q.check_invariants().unwrap();
 }
 
