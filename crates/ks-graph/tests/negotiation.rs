@@ -1260,6 +1260,51 @@ fn negotiation_table() {
 }
 
 #[test]
+fn b41_vendor_refused_when_the_pipe_asks_twice_its_max_alignment_kept_at_exactly_it() {
+    let vendor_max = 16;
+    let graph = |align: u32| {
+        vend_graph(
+            vendor(
+                "v",
+                caps().with_max_alignment(ks_alloc::Alignment::from_bytes(vendor_max).unwrap()),
+            )
+            .0,
+            None,
+            Some(fx(ANY, NONE, 1, align, 0, 0)),
+            K,
+        )
+    };
+    // Twice what the vendor guarantees: refused for alignment, the default allocator serves.
+    let p = one(negotiate(&graph(2 * vendor_max)));
+    assert_eq!(p.framing.alignment, 32);
+    assert_eq!(p.allocator.kind, AllocatorKind::Default, "{:?}", p.rejected);
+    let r = p
+        .rejected
+        .iter()
+        .find(|r| r.candidate == "v")
+        .unwrap_or_else(|| panic!("vendor 'v' not among rejected: {:?}", p.rejected));
+    assert_eq!(r.kind, AllocatorKind::Vendor);
+    assert_eq!(r.pin.as_deref(), Some("cam.out"));
+    assert_eq!(r.codes, [RejectCode::Alignment]);
+    assert!(
+        r.reason.contains("32-byte alignment") && r.reason.contains("guarantees 16 bytes"),
+        "{}",
+        r.reason
+    );
+    // Exactly what the vendor guarantees: the vendor is kept.
+    let p = one(negotiate(&graph(vendor_max)));
+    assert_eq!(p.framing.alignment, 16);
+    assert_eq!(p.allocator.kind, AllocatorKind::Vendor, "{:?}", p.rejected);
+    assert_eq!(p.allocator.name, "v");
+    assert!(
+        p.rejected.iter().all(|r| r.candidate != "v"),
+        "{:?}",
+        p.rejected
+    );
+    assert_eq!(rejected_codes(&p, "default"), [RejectCode::Outranked]);
+}
+
+#[test]
 fn ksedit_framing_override_changes_only_that_instance() {
     let d = std::sync::Arc::new(sink(K, in_pin(Some(frames(1)))));
     let mut b = ks_graph::GraphBuilder::new();
