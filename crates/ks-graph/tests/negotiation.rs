@@ -1570,3 +1570,216 @@ fn every_memory_preference_the_served_memory_misses_is_reported() {
         p.relaxed
     );
 }
+
+#[test]
+fn a_pipe_of_exactly_max_frames_is_accepted_one_more_is_a_frames_conflict() {
+    // 65 000 + 535 = 65 535 = `ks_alloc::MAX_FRAMES`: what one allocator holds.
+    let p = one(negotiate(&two(
+        Some(frames(65_000)),
+        Some(frames(535)),
+        K,
+        K,
+    )));
+    assert_eq!(p.framing.frames, 65_535);
+    assert_eq!(ks_alloc::MAX_FRAMES, 65_535);
+
+    // One frame more: a Frames conflict.
+    let e = err(negotiate(&two(
+        Some(frames(65_000)),
+        Some(frames(536)),
+        K,
+        K,
+    )));
+    assert_eq!(e.conflicts.len(), 1, "{e}");
+    assert_eq!(e.conflicts[0].field, ConflictField::Frames, "{e}");
+    assert!(e.conflicts[0].detail.contains("65536"), "{e}");
+
+    // The same boundary when the item search decides: a.out's preferred item makes exactly
+    // 65 535 frames and is taken; making 65 536 it is passed over for the next item.
+    let p = one(negotiate(&two(
+        Some(alt(frames(65_000), frames(1))),
+        Some(frames(535)),
+        K,
+        K,
+    )));
+    assert_eq!(p.items, [Some(0), Some(0)]);
+    assert_eq!(p.framing.frames, 65_535);
+    let p = one(negotiate(&two(
+        Some(alt(frames(65_000), frames(1))),
+        Some(frames(536)),
+        K,
+        K,
+    )));
+    assert_eq!(p.items, [Some(1), Some(0)]);
+    assert_eq!(p.framing.frames, 537);
+}
+
+#[test]
+fn a_frames_conflict_names_every_pin_that_sets_frames() {
+    let e = err(negotiate(&two(
+        Some(frames(40_000)),
+        Some(frames(30_000)),
+        K,
+        K,
+    )));
+    assert_eq!(e.conflicts.len(), 1, "{e}");
+    assert_eq!(e.conflicts[0].field, ConflictField::Frames);
+    assert_eq!(e.conflicts[0].pins, ["a.out", "b.in"], "{e}");
+}
+
+#[test]
+fn a_preference_only_must_allocate_pin_ranks_its_vendor_first_and_else_owns_the_default() {
+    let must_pref = || fx(ANY, ItemFlags::MUST_ALLOCATE | PREF, 1, 1, 0, 0);
+    // dst's preference-only MUST_ALLOCATE pin offers a vendor; cam.out's vendor is earlier in
+    // pipe order, yet dst's is ranked first.
+    let g = Net::new()
+        .f(
+            "cam",
+            source(K, out_pin(None).with_vendor(vendor("up", caps()).0)),
+        )
+        .f(
+            "dst",
+            sink(
+                K,
+                in_pin(Some(must_pref())).with_vendor(vendor("down", caps()).0),
+            ),
+        )
+        .c("cam.out", "dst.in")
+        .build();
+    let p = one(negotiate(&g));
+    assert_eq!(p.allocator.kind, AllocatorKind::Vendor);
+    assert_eq!(
+        (p.allocator.name.as_str(), p.allocator.pin.as_str()),
+        ("down", "dst.in")
+    );
+    assert_eq!(rejected_codes(&p, "up"), [RejectCode::Outranked]);
+    assert!(
+        p.relaxed.iter().all(|r| r.field != ConflictField::Flags),
+        "{:?}",
+        p.relaxed
+    );
+
+    // No vendor anywhere: the default allocator sits at the preference-only MUST_ALLOCATE
+    // pin, not at the pipe's root.
+    let p = one(negotiate(&two(None, Some(must_pref()), K, K)));
+    assert_eq!(p.allocator.kind, AllocatorKind::Default);
+    assert_eq!(p.allocator.pin, "b.in");
+    assert!(p.relaxed.is_empty(), "{:?}", p.relaxed);
+}
+
+#[test]
+fn a_stated_minimum_of_one_byte_is_a_minimum() {
+    // The smallest size of at least one byte, not a page.
+    let p = one(negotiate(&two(
+        Some(phys(frames(1), 1, 10_000, 1)),
+        None,
+        K,
+        K,
+    )));
+    assert_eq!(p.framing.frame_size, 1);
+    // With a stepping: the smallest multiple of 100 at or above 1 (not 4100, the smallest at
+    // or above a page).
+    let p = one(negotiate(&two(
+        Some(phys(frames(1), 1, 10_000, 1)),
+        Some(phys(frames(1), 0, 10_000, 100)),
+        K,
+        K,
+    )));
+    assert_eq!(p.framing.frame_size, 100);
+}
+
+#[test]
+fn a_stepping_conflict_names_the_pins_that_set_steppings() {
+    // src.out sets both bounds; x.in only a stepping (≡ 1 mod 3); dst.in's stepping
+    // (≡ 2 mod 3) never meets it.
+    let g = Net::new()
+        .f(
+            "src",
+            source(K, out_pin(Some(phys(frames(1), 200, 1000, 1)))),
+        )
+        .f(
+            "x",
+            passthru(
+                K,
+                in_pin(Some(phys(frames(1), 100, 1000, 3))),
+                out_pin(None),
+            ),
+        )
+        .f("dst", sink(K, in_pin(Some(phys(frames(1), 101, 1000, 3)))))
+        .c("src.out", "x.in")
+        .c("x.out", "dst.in")
+        .build();
+    let e = err(negotiate(&g));
+    assert_eq!(e.conflicts.len(), 1, "{e}");
+    assert_eq!(e.conflicts[0].field, ConflictField::FrameSize);
+    assert!(
+        e.conflicts[0].pins.iter().any(|p| p == "x.in"),
+        "the pin that set the stepping is named: {e}"
+    );
+    assert!(
+        e.conflicts[0].pins.iter().any(|p| p == "dst.in"),
+        "the pin that could not fit is named: {e}"
+    );
+}
+
+#[test]
+fn a_preference_only_system_memory_is_reported_when_the_vendor_serves_device_memory() {
+    // The vendor honours SYSTEM_MEMORY but serves device memory: the preference is not met.
+    let caps = VendorCapabilities::new(vec![DEVICE]).with_honours(RequirementFlags::SYSTEM_MEMORY);
+    let p = one(negotiate(&vend_graph(
+        vendor("dev", caps).0,
+        Some(fx(ANY, ItemFlags::SYSTEM_MEMORY | PREF, 1, 1, 0, 0)),
+        None,
+        K,
+    )));
+    assert_eq!(
+        (p.allocator.kind, p.allocator.memory),
+        (AllocatorKind::Vendor, MemoryKind::Device)
+    );
+    let x = p
+        .relaxed
+        .iter()
+        .find(|x| x.field == ConflictField::Flags)
+        .unwrap_or_else(|| panic!("SYSTEM_MEMORY preference not reported: {:?}", p.relaxed));
+    assert_eq!(x.pin, "cam.out");
+    assert!(x.detail.contains("SYSTEM_MEMORY"), "{}", x.detail);
+}
+
+#[test]
+fn the_error_explains_the_preferred_pairwise_compatible_combination_over_a_longer_prefix() {
+    // (0,0): compatible pin by pin, but two hard MUST_ALLOCATE pins (whole-pipe Flags).
+    // (1,0): user vs non-paged memory on a kernel pipe: b.in has no compatible item, so
+    // the furthest prefix is [1]. The complete preferred combination is explained.
+    let g = two(
+        Some(alt(
+            fx(NP, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0),
+            fx(USR, NONE, 1, 1, 0, 0),
+        )),
+        Some(fx(NP, ItemFlags::MUST_ALLOCATE, 1, 1, 0, 0)),
+        K,
+        K,
+    );
+    let e = err(negotiate(&g));
+    assert!(e.alternatives_tried);
+    assert_eq!(e.items, [Some(0), Some(0)], "{e}");
+    assert_eq!(e.conflicts.len(), 1, "{e}");
+    assert_eq!(e.conflicts[0].field, ConflictField::Flags, "{e}");
+    assert_eq!(e.conflicts[0].pins, ["a.out", "b.in"], "{e}");
+}
+
+#[test]
+fn a_vendor_serving_several_memory_types_serves_the_preferred_one() {
+    // Nothing is required; dst.in prefers non-paged memory. The vendor offers paged first,
+    // then non-paged: it serves non-paged, and no preference goes unmet.
+    let caps = VendorCapabilities::new(vec![PG, NP]);
+    let p = one(negotiate(&vend_graph(
+        vendor("v", caps).0,
+        None,
+        Some(fx(NP, PREF, 1, 1, 0, 0)),
+        K,
+    )));
+    assert_eq!(p.allocator.kind, AllocatorKind::Vendor);
+    assert_eq!(p.allocator.memory, MemoryKind::NonPaged);
+    assert_eq!(p.framing.memory_type, "KSMEMORY_TYPE_KERNEL_NONPAGED");
+    assert!(p.relaxed.is_empty(), "{:?}", p.relaxed);
+}

@@ -627,3 +627,92 @@ fn check_delivery_panics_on_a_pin_of_another_graph() {
     let g2 = two(None, None, K, K);
     let _ = g2.check_delivery(ks_alloc::Memory::User, g1.pin("b.in").unwrap());
 }
+
+/// A non-paged allocator of `frames` frames of `size` bytes aligned to `align` bytes.
+fn client_aligned(frames: u32, size: u32, align: u32) -> ks_alloc::Allocator {
+    let f = ks_alloc::Framing {
+        flags: 0,
+        pool_type: ks_alloc::PoolType::NON_PAGED,
+        frames,
+        frame_size: size,
+        alignment: ks_alloc::Alignment::from_bytes(align).unwrap(),
+    };
+    ks_alloc::Allocator::new(&f, Memory::NonPaged).unwrap()
+}
+
+#[test]
+fn a_client_allocator_must_be_open_and_at_least_as_large_many_and_aligned_as_the_pipe() {
+    // The pipe: 3 frames of 4096 bytes aligned to 64, non-paged.
+    let pipe = || {
+        two(
+            Some(fx(NP, ItemFlags::empty(), 3, 64, 4096, 4096)),
+            None,
+            K,
+            K,
+        )
+    };
+    let refused = |client: ks_alloc::Allocator, why: &str| {
+        let mut g = pipe();
+        let err = acquire_with_client(&mut g, &client).unwrap_err();
+        assert!(matches!(err, StateError::ClientAllocator { .. }), "{err}");
+        assert_eq!(err.status().name(), "STATUS_INVALID_PARAMETER");
+        assert!(err.to_string().contains(why), "{why}: {err}");
+        assert_eq!(g.state(), KsState::Stop);
+        assert!(g.allocators().is_empty());
+    };
+    let accepted = |client: ks_alloc::Allocator| {
+        let mut g = pipe();
+        acquire_with_client(&mut g, &client)
+            .unwrap_or_else(|e| panic!("client allocator refused: {e}"));
+        assert!(g.allocators()[0].allocator.same(&client));
+        assert!(g.allocators()[0].client_owned);
+        g.set_state(KsState::Stop).unwrap();
+    };
+
+    // Closed: refused, although it is large enough in every respect.
+    let closed = client_aligned(8, 8192, 128);
+    closed.close();
+    refused(closed, "it is closed");
+    // Frames: one short refused, exactly enough accepted.
+    refused(
+        client_aligned(2, 4096, 64),
+        "it holds 2 frames, the pipe needs 3",
+    );
+    accepted(client_aligned(3, 4096, 64));
+    // Frame size: one byte too small refused, exactly the size accepted.
+    refused(
+        client_aligned(3, 4095, 64),
+        "its frames are 4095 bytes, the pipe's 4096",
+    );
+    accepted(client_aligned(3, 4096, 64));
+    // Alignment: weaker refused, equal accepted.
+    refused(
+        client_aligned(3, 4096, 32),
+        "it aligns frames to 32 bytes, the pipe needs 64",
+    );
+    accepted(client_aligned(3, 4096, 64));
+}
+
+#[test]
+fn a_root_pin_that_accepts_no_allocator_is_assigned_none_and_the_graph_runs() {
+    let mut g = Net::new()
+        .f("a", source(K, out_pin(None).with_accepts_allocator(false)))
+        .f("b", sink(K, in_pin(None)))
+        .c("a.out", "b.in")
+        .build();
+    g.set_state(KsState::Acquire).unwrap();
+    let root = g.pin("a.out").unwrap();
+    assert!(
+        g.assigned_allocator(root).is_none(),
+        "no allocator assigned to a pin that accepts none"
+    );
+    // The pipe still has its allocator.
+    assert_eq!(g.allocators().len(), 1);
+    let alloc = g.pipe_allocator(g.pin("b.in").unwrap()).unwrap().clone();
+    assert!(alloc.same(&g.allocators()[0].allocator));
+    g.set_state(KsState::Run).unwrap();
+    assert_eq!(g.state(), KsState::Run);
+    drop(g.pipe_allocator(root).unwrap().try_allocate().unwrap());
+    g.set_state(KsState::Stop).unwrap();
+    assert!(alloc.is_closed());
+}
