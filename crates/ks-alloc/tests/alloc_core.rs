@@ -1184,3 +1184,106 @@ fn free_frame_wait_with_a_timeout_past_the_clock_does_not_panic() {
     drop(a.try_allocate().unwrap());
     assert_eq!(events.wait(Duration::MAX), Ok(true));
 }
+
+#[test]
+fn a_blocking_timeout_names_how_many_frames_are_outstanding() {
+    let a = alloc(2);
+    let _f1 = a.try_allocate().unwrap();
+    let _f2 = a.try_allocate().unwrap();
+    match a.allocate_blocking(Some(Duration::from_millis(20))) {
+        Err(Status::DeviceNotReady(m)) => {
+            assert!(m.contains("timed out"), "{m}");
+            assert!(m.contains("(2 of 2 frames outstanding)"), "{m}");
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
+
+#[test]
+fn max_waiters_is_bounded_by_max_waiters_inclusive() {
+    let fr = framing(1, 64);
+    let build = |n: u32| {
+        Allocator::builder(&fr)
+            .memory(Memory::NonPaged)
+            .max_waiters(n)
+            .build()
+    };
+    assert_eq!(ks_alloc::MAX_WAITERS, 65_536);
+    assert!(build(ks_alloc::MAX_WAITERS).is_ok(), "exactly the bound");
+    for n in [ks_alloc::MAX_WAITERS + 1, 2 * ks_alloc::MAX_WAITERS] {
+        match build(n) {
+            Err(Status::InvalidParameter(m)) => {
+                assert!(m.contains(&format!("max_waiters is {n}")), "{m}");
+                assert!(m.contains("must be at most 65536"), "{m}");
+            }
+            other => panic!("max_waiters {n}: expected a refusal, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_default_max_waiters_is_1024_and_the_refusal_says_how_to_raise_it() {
+    assert_eq!(ks_alloc::DEFAULT_MAX_WAITERS, 1024);
+    let a = Allocator::builder(&framing(1, 64))
+        .memory(Memory::NonPaged)
+        .build()
+        .unwrap();
+    let _f = a.try_allocate().unwrap();
+    let (_c, waker) = counting_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut pending = Vec::with_capacity(1024);
+    for i in 0..1024 {
+        let mut r = Box::pin(a.allocate());
+        assert!(r.as_mut().poll(&mut cx).is_pending(), "request {i} queued");
+        pending.push(r);
+    }
+    assert_eq!(a.status().pending, 1024);
+    let mut r = Box::pin(a.allocate());
+    match r.as_mut().poll(&mut cx) {
+        Poll::Ready(Err(Status::InsufficientResources(m))) => {
+            assert!(m.contains("max_waiters is 1024"), "{m}");
+            assert!(m.contains("1024 requests are pending"), "{m}");
+            assert!(
+                m.contains("raise it with Allocator::builder().max_waiters(..)"),
+                "{m}"
+            );
+        }
+        other => panic!("expected the default bound, got {other:?}"),
+    }
+    assert_eq!(
+        a.status().pending,
+        1024,
+        "the refused request queued nothing"
+    );
+}
+
+#[test]
+fn pending_alloc_wait_refuses_dispatch_level() {
+    let a = alloc(1);
+    let held = a.try_allocate().unwrap();
+    let pending = pending_alloc_method(&a);
+    {
+        let _g = raise_to_dispatch();
+        // A timeout, so that a wait that does block ends (and fails the test) all the same.
+        match pending.wait(Some(Duration::from_millis(50))) {
+            Err(Status::InvalidDeviceState(m)) => {
+                assert!(m.contains("PendingAlloc::wait"), "{m}")
+            }
+            other => panic!("expected a refusal at Dispatch level, got {other:?}"),
+        }
+    }
+    drop(held);
+}
+
+#[test]
+fn free_frame_events_wait_refuses_dispatch_level() {
+    let a = alloc(1);
+    let mut events = a.free_frame_events().unwrap();
+    let _g = raise_to_dispatch();
+    match events.wait(Duration::from_millis(50)) {
+        Err(Status::InvalidDeviceState(m)) => {
+            assert!(m.contains("FreeFrameEvents::wait"), "{m}")
+        }
+        other => panic!("expected a refusal at Dispatch level, got {other:?}"),
+    }
+}

@@ -9,11 +9,14 @@ use ks_sys::{
     KSEVENT_TYPE_ONESHOT, KSEVENT_TYPE_QUERYBUFFER, KSEVENT_TYPE_SETSUPPORT, KSEVENT_TYPE_TOPOLOGY,
     KSEVENTSETID_StreamAllocator, KSMETHOD_STREAMALLOCATOR_ALLOC, KSMETHOD_STREAMALLOCATOR_FREE,
     KSMETHOD_TYPE_BASICSUPPORT, KSMETHOD_TYPE_MODIFY, KSMETHOD_TYPE_NONE, KSMETHOD_TYPE_READ,
-    KSMETHOD_TYPE_SETSUPPORT, KSMETHOD_TYPE_TOPOLOGY, KSMETHOD_TYPE_WRITE,
+    KSMETHOD_TYPE_SETSUPPORT, KSMETHOD_TYPE_SOURCE, KSMETHOD_TYPE_TOPOLOGY, KSMETHOD_TYPE_WRITE,
     KSMETHODSETID_StreamAllocator, KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE,
-    KSPROPERTY_STREAMALLOCATOR_STATUS, KSPROPERTY_TYPE_BASICSUPPORT, KSPROPERTY_TYPE_GET,
-    KSPROPERTY_TYPE_SET, KSPROPERTY_TYPE_TOPOLOGY, KSPROPSETID_Connection,
-    KSPROPSETID_StreamAllocator, KSSTREAMALLOCATOR_FUNCTIONTABLE, PFILE_OBJECT,
+    KSPROPERTY_STREAMALLOCATOR_STATUS, KSPROPERTY_TYPE_BASICSUPPORT, KSPROPERTY_TYPE_DEFAULTVALUES,
+    KSPROPERTY_TYPE_GET, KSPROPERTY_TYPE_RELATIONS, KSPROPERTY_TYPE_SERIALIZERAW,
+    KSPROPERTY_TYPE_SERIALIZESET, KSPROPERTY_TYPE_SERIALIZESIZE, KSPROPERTY_TYPE_SET,
+    KSPROPERTY_TYPE_SETSUPPORT, KSPROPERTY_TYPE_TOPOLOGY, KSPROPERTY_TYPE_UNSERIALIZERAW,
+    KSPROPERTY_TYPE_UNSERIALIZESET, KSPROPSETID_Connection, KSPROPSETID_StreamAllocator,
+    KSSTREAMALLOCATOR_FUNCTIONTABLE, PFILE_OBJECT,
 };
 
 const PTR: usize = std::mem::size_of::<usize>();
@@ -781,4 +784,92 @@ fn alloc_method_takes_a_frame_another_thread_cached_instead_of_pending() {
     drop(held);
     go_tx.send(()).unwrap();
     t.join().unwrap();
+}
+
+#[test]
+fn unknown_ids_name_the_ids_the_set_has() {
+    let a = alloc(1, Memory::NonPaged);
+    let r = a.property(
+        &hdr(KSPROPSETID_StreamAllocator, 7, KSPROPERTY_TYPE_GET),
+        &mut [0; 64],
+    );
+    match &r.status {
+        Err(Status::NotFound(m)) => {
+            assert!(m.contains("0 (FUNCTIONTABLE), 1 (STATUS)"), "{m}")
+        }
+        other => panic!("expected STATUS_NOT_FOUND, got {other:?}"),
+    }
+    let (r, pending) = a.method(
+        &hdr(KSMETHODSETID_StreamAllocator, 9, KSMETHOD_TYPE_WRITE),
+        &mut [0; 8],
+    );
+    assert!(pending.is_none());
+    match &r.status {
+        Err(Status::NotFound(m)) => assert!(m.contains("0 (ALLOC), 1 (FREE)"), "{m}"),
+        other => panic!("expected STATUS_NOT_FOUND, got {other:?}"),
+    }
+}
+
+#[test]
+fn alloc_with_source_or_read_flags_runs() {
+    let a = alloc(1, Memory::NonPaged);
+    for flags in [KSMETHOD_TYPE_SOURCE, KSMETHOD_TYPE_READ] {
+        let mut addr = [0u8; 8];
+        let (r, pending) = a.method(
+            &hdr(
+                KSMETHODSETID_StreamAllocator,
+                KSMETHOD_STREAMALLOCATOR_ALLOC,
+                flags,
+            ),
+            &mut addr,
+        );
+        assert_eq!((r.ntstatus(), r.information), (0, PTR), "{flags:#x}: {r:?}");
+        assert!(pending.is_none());
+        assert_eq!(a.status().allocated_frames, 1, "{flags:#x}: a frame taken");
+        let (r, _) = a.method(
+            &hdr(
+                KSMETHODSETID_StreamAllocator,
+                KSMETHOD_STREAMALLOCATOR_FREE,
+                KSMETHOD_TYPE_READ,
+            ),
+            &mut addr,
+        );
+        assert_eq!(r.ntstatus(), 0, "{r:?}");
+        assert_eq!(a.status().allocated_frames, 0);
+    }
+}
+
+#[test]
+fn every_known_property_request_but_get_is_not_offered_rather_than_malformed() {
+    let a = alloc(1, Memory::NonPaged);
+    for id in [
+        KSPROPERTY_STREAMALLOCATOR_STATUS,
+        KSPROPERTY_STREAMALLOCATOR_FUNCTIONTABLE,
+    ] {
+        for flag in [
+            KSPROPERTY_TYPE_SET,
+            KSPROPERTY_TYPE_SETSUPPORT,
+            KSPROPERTY_TYPE_BASICSUPPORT,
+            KSPROPERTY_TYPE_RELATIONS,
+            KSPROPERTY_TYPE_SERIALIZESET,
+            KSPROPERTY_TYPE_UNSERIALIZESET,
+            KSPROPERTY_TYPE_SERIALIZERAW,
+            KSPROPERTY_TYPE_UNSERIALIZERAW,
+            KSPROPERTY_TYPE_SERIALIZESIZE,
+            KSPROPERTY_TYPE_DEFAULTVALUES,
+            KSPROPERTY_TYPE_TOPOLOGY,
+        ] {
+            let flags = KSPROPERTY_TYPE_GET | flag;
+            let r = a.property(&hdr(KSPROPSETID_StreamAllocator, id, flags), &mut [0; 64]);
+            assert_eq!(
+                r.status.as_ref().map_err(Status::name).err(),
+                Some("STATUS_INVALID_DEVICE_REQUEST"),
+                "id {id}, flags {flags:#x}: {r:?}"
+            );
+            assert_eq!(
+                r.information, 0,
+                "id {id}, flags {flags:#x}: nothing written"
+            );
+        }
+    }
 }

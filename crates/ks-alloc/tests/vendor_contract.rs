@@ -38,6 +38,8 @@ struct Recording {
     misalign: AtomicBool,
     fail_init: bool,
     live: AtomicUsize,
+    /// Calls of `allocate`, dry ones included.
+    tries: AtomicUsize,
 }
 
 impl Recording {
@@ -48,6 +50,7 @@ impl Recording {
             misalign: AtomicBool::new(false),
             fail_init: false,
             live: AtomicUsize::new(0),
+            tries: AtomicUsize::new(0),
         })
     }
     fn log(&self) -> Vec<Call> {
@@ -93,6 +96,7 @@ unsafe impl VendorAllocator for Rec {
     fn allocate(&self, cx: &Cx) -> Option<NonNull<u8>> {
         assert_eq!(cx.id, 0xC0FFEE, "only the initialize context");
         assert!(!self.log().contains(&Call::Delete), "nothing after delete");
+        self.tries.fetch_add(1, Ordering::SeqCst);
         if self.dry.load(Ordering::SeqCst) {
             return None;
         }
@@ -555,4 +559,54 @@ fn a_slot_kept_for_waiting_requests_fires_no_free_frame_event() {
     v.dry.store(false, Ordering::SeqCst);
     drop(rs.pop()); // the request goes away: now the slots are free for all
     assert!(a.try_allocate().is_ok());
+}
+
+#[test]
+fn the_worker_retries_a_dry_vendor_every_tick_while_a_request_waits() {
+    // One frame, none out, the vendor dry: only the worker's scan (every 50 ms) retries it.
+    let v = Recording::new();
+    let a = Allocator::builder(&framing(1, 64, Alignment::BYTE))
+        .vendor(Arc::new(Rec(v.clone())))
+        .starvation_threshold(None)
+        .build()
+        .unwrap();
+    v.dry.store(true, Ordering::SeqCst);
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut request = Box::pin(a.allocate());
+    assert!(request.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(a.status().allocated_frames, 0, "no frame is out");
+    // 20 retries take about 1 s at one per 50 ms tick; a scan ten times slower could not make
+    // them within the 10 s bound. Polled, not timed: the bound only ends a failing run.
+    let start = v.tries.load(Ordering::SeqCst);
+    let want = 20;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while v.tries.load(Ordering::SeqCst) - start < want && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let retries = v.tries.load(Ordering::SeqCst) - start;
+    assert!(
+        retries >= want,
+        "the worker retried the dry vendor {retries} times while the request waited"
+    );
+    assert_eq!(a.status().pending, 1, "still waiting: the vendor is dry");
+    v.dry.store(false, Ordering::SeqCst);
+    let f = loop {
+        if let Poll::Ready(r) = request.as_mut().poll(&mut cx) {
+            break r.expect("a retry served the request");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert_eq!(a.status().allocated_frames, 1);
+    drop(f);
+}
+
+#[test]
+fn zero_frames_are_refused_before_the_vendor_is_initialized() {
+    let v = Recording::new();
+    let r = Allocator::with_vendor(&framing(0, 64, Alignment::BYTE), Arc::new(Rec(v.clone())));
+    match r {
+        Err(Status::InvalidParameter(m)) => assert!(m.contains("Frames is 0"), "{m}"),
+        other => panic!("expected STATUS_INVALID_PARAMETER, got {:?}", other.err()),
+    }
+    assert_eq!(v.log(), [], "initialize never ran");
 }
