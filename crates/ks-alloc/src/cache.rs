@@ -36,7 +36,8 @@
 //!
 //! # Thread ids
 //!
-//! Ids are small integers, given to a thread at its first cached free and returned to a
+//! Ids are small integers, given to a thread at its first free at Passive level (registering
+//! the thread-exit destructor allocates, so never at Dispatch level) and returned to a
 //! process-wide pool when it exits, so slots are reused and stay few. A thread whose id is
 //! beyond an allocator's slots simply does not cache there.
 

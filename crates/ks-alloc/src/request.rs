@@ -15,8 +15,12 @@
 //!
 //! * header shorter than 24 bytes → `STATUS_INVALID_BUFFER_SIZE` (generic KS handler);
 //! * unknown set → `STATUS_PROPSET_NOT_FOUND`; unknown id → `STATUS_NOT_FOUND`;
-//! * SET (or any request without GET) on the get-only properties →
-//!   `STATUS_INVALID_DEVICE_REQUEST`;
+//! * a property request other than `KSPROPERTY_TYPE_GET` alone (SET, support queries,
+//!   serialization, `GET | TOPOLOGY`) on the get-only properties →
+//!   `STATUS_INVALID_DEVICE_REQUEST`; a method with `KSMETHOD_TYPE_TOPOLOGY` →
+//!   `STATUS_INVALID_DEVICE_REQUEST` (an allocator has no nodes); property or method flag bits
+//!   that are no `KSPROPERTY_TYPE_*` / `KSMETHOD_TYPE_*` flag → `STATUS_INVALID_PARAMETER`,
+//!   and nothing runs;
 //! * data buffer too small for a property → `STATUS_BUFFER_TOO_SMALL`, `information` = required
 //!   size; for a method (shorter than a pointer, behaviour 28) → `STATUS_MORE_ENTRIES` with the
 //!   required size (ReactOS method-handler convention);

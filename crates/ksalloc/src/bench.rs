@@ -82,9 +82,9 @@ fn per_op(mut op: impl FnMut() -> bool) -> Result<f64, Status> {
 /// Runs every benchmark, with the bodies the criterion benches use (`ks_alloc::bench`), on
 /// locked (non-paged) memory: the function-table row needs it, and if the memory-lock limit
 /// is too small creation fails with a status that names the limit and the bytes asked,
-/// rather than silently leaving a row out. One allocator lives at a time (the main one, then
-/// the hand-off rows' two of one frame each), so the limit must hold the largest of them, not
-/// their sum.
+/// rather than silently leaving a row out. The main allocator is dropped before the hand-off
+/// rows make theirs (two of one frame each, alive together), so the limit must hold the larger
+/// of the main one and those two, not the sum of all three.
 pub(crate) fn run(frame_size: u32, frames: u32) -> Result<Results, Status> {
     let alloc = shared::allocator(frames, frame_size)?;
     let mut out: Named = Vec::new();

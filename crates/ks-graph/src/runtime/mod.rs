@@ -169,8 +169,10 @@ pub trait Process: Send {
     /// The run is stopping (the pin's transition to `KSSTATE_STOP`, which AVStream reports
     /// to `AVStrMiniPinSetDeviceState`): called once, at STOP, after the last
     /// [`process`](Self::process) and the flush of the filter's queues, and before
-    /// [`stats`](Self::stats), however the run ends (end of stream, [`RunOptions::until`],
-    /// an error). Finish what is pending here: `filesink` flushes its buffered writes. An
+    /// [`stats`](Self::stats), for every run that reached RUN, however it ends (end of
+    /// stream, [`RunOptions::until`], an error while streaming); a run that fails before
+    /// streaming (negotiation, allocator creation) calls no filter's `stop`. Finish what is
+    /// pending here: `filesink` flushes its buffered writes. An
     /// error or a panic fails the run with [`RunError::Filter`] naming the filter (a run
     /// that had already failed keeps its first error). By default, nothing.
     ///
