@@ -331,7 +331,7 @@ impl PendingAlloc {
                 "request already completed".into(),
             ));
         };
-        match self.alloc.poll_ticket(t, |_| {}) {
+        match self.alloc.poll_ticket(t, |_| Notify::None) {
             Polled::Granted(i) => {
                 self.state = State::Done;
                 Ok(Some(self.alloc.frame_from_grant(i)))

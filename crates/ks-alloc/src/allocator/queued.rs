@@ -57,13 +57,8 @@ impl Allocator {
             if check || Grants::settled(ticket, seen) {
                 // After a wake-up the grant is normally collected lock-free (`poll_ticket`).
                 // A waker stored by an earlier poll (a `PendingAlloc` polled, then waited
-                // on) is replaced here, and dropped after the lock (`WaitQueue::vacate`).
-                let mut replaced = Notify::None;
-                let polled = self.poll_ticket(ticket, |n| {
-                    replaced = std::mem::replace(n, Notify::futex(ticket));
-                });
-                drop(replaced);
-                match polled {
+                // on) is replaced here (and dropped after the lock, by `poll_ticket`).
+                match self.poll_ticket(ticket, |n| std::mem::replace(n, Notify::futex(ticket))) {
                     Polled::Granted(i) => return Ok(Inner::frame(&self.inner, i, NO_HINT)),
                     Polled::Cancelled => return Err(Status::Cancelled),
                     Polled::Queued => {}
@@ -270,21 +265,29 @@ impl Allocator {
 
     /// Checks a queued request, updating how it wants to be woken.
     /// A granted frame is taken without the lock (the freer published it in the slot's grant
-    /// word); otherwise the request is checked under the lock.
+    /// word); otherwise the request is checked under the lock. `notify` updates a
+    /// still-queued request's notify and returns the one it replaced, which is dropped after
+    /// the waiter lock (dropping a `Waker` may run anything, see `WaitQueue::vacate`).
     #[inline]
-    pub(crate) fn poll_ticket(&self, t: Ticket, notify: impl FnOnce(&mut Notify)) -> Polled {
+    pub(crate) fn poll_ticket(
+        &self,
+        t: Ticket,
+        notify: impl FnOnce(&mut Notify) -> Notify,
+    ) -> Polled {
         if let Some(i) = self.inner.grants.try_collect(t) {
             return Polled::Granted(i);
         }
-        lock(&self.inner.waiters).poll(&self.inner.grants, t, notify)
+        let mut replaced = Notify::None;
+        // The guard is a temporary: unlocked at the end of this statement.
+        let polled = lock(&self.inner.waiters).poll(&self.inner.grants, t, |n| {
+            replaced = notify(n);
+        });
+        drop(replaced);
+        polled
     }
 
     pub(crate) fn poll_ticket_waker(&self, t: Ticket, waker: &std::task::Waker) -> Polled {
-        let mut replaced = Notify::None;
-        let polled = self.poll_ticket(t, |n| replaced = set_waker(n, waker));
-        // The old waker goes after the lock (see `WaitQueue::vacate`).
-        drop(replaced);
-        polled
+        self.poll_ticket(t, |n| set_waker(n, waker))
     }
 
     /// Withdraws a request. A frame already granted to it is returned to the caller.
