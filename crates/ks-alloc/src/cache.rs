@@ -139,21 +139,25 @@ impl FrameCache {
     /// Takes a frame cached by any thread (the free list is empty), if there is one. Scans
     /// only the slots of ids ever given out (usually a handful).
     pub(crate) fn steal(&self) -> Option<u32> {
-        let n = (ids_given() as usize).min(self.slots.len());
-        self.slots[..n].iter().find_map(|s| take_cached(s))
+        self.given_slots().iter().find_map(|s| take_cached(s))
     }
 
     /// Takes every frame cached now, calling `free` on each, without the heavy barrier and
     /// without waiting for a slot whose owner is between its stores (Dispatch level: no
     /// system call, no wait). Unlike [`drain`](Self::drain), it may miss a frame an owner
     /// caches meanwhile, having not yet seen the flags.
-    pub(crate) fn take_all_now(&self, mut free: impl FnMut(u32)) {
+    pub(crate) fn take_all_now(&self, free: impl FnMut(u32)) {
+        self.given_slots()
+            .iter()
+            .filter_map(|s| take_cached(s))
+            .for_each(free);
+    }
+
+    /// The slots of the thread ids ever given out (usually a handful): the only ones that
+    /// can hold a frame.
+    fn given_slots(&self) -> &[CachePadded<AtomicU32>] {
         let n = (ids_given() as usize).min(self.slots.len());
-        for s in &self.slots[..n] {
-            if let Some(f) = take_cached(s) {
-                free(f);
-            }
-        }
+        &self.slots[..n]
     }
 
     /// After `WAITERS` or `CLOSED` was set on word 0: empties every slot, calling `free` on
