@@ -307,7 +307,6 @@ const _: () = {
     assert!(offset_of!(KSPIN_DESCRIPTOR, Category) == 56);
     assert!(offset_of!(KSPIN_DESCRIPTOR, Name) == 64);
     assert!(offset_of!(KSPIN_DESCRIPTOR, Anonymous) == 72);
-    assert!(offset_of!(KSPIN_DESCRIPTOR_0_0, ConstrainedDataRanges) == 8);
 };
 #[cfg(target_pointer_width = "32")]
 const _: () = {
@@ -323,7 +322,6 @@ const _: () = {
     assert!(offset_of!(KSPIN_DESCRIPTOR, Category) == 32);
     assert!(offset_of!(KSPIN_DESCRIPTOR, Name) == 36);
     assert!(offset_of!(KSPIN_DESCRIPTOR, Anonymous) == 40);
-    assert!(offset_of!(KSPIN_DESCRIPTOR_0_0, ConstrainedDataRanges) == 4);
 };
 
 /// An AVStream pin descriptor (x64 136 bytes, x86 80).

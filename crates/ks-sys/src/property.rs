@@ -95,7 +95,6 @@ impl KSIDENTIFIER {
     }
 }
 
-const _: () = assert!(size_of::<KSIDENTIFIER_0_0>() == 24);
 const _: () = assert!(size_of::<KSIDENTIFIER>() == 24);
 const _: () = assert!(align_of::<KSIDENTIFIER>() == 8);
 const _: () = assert!(offset_of!(KSIDENTIFIER, Anonymous) == 0);
