@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use ks_alloc::{MemoryType, RequirementFlags, Status};
 use ks_graph::filters;
 use ks_graph::runtime::{self, RunError, RunOptions};
-use ks_graph::{AllocationPlan, AllocatorKind, FilterId, Graph, MemoryKind, PinId, StateError};
+use ks_graph::{AllocationPlan, AllocatorKind, Graph, MemoryKind, PinId, StateError};
 
 use crate::{Failure, Result, bench, input, output, report};
 
@@ -179,15 +179,16 @@ fn paged_memory_hints(graph: &Graph, plan: &AllocationPlan) -> Vec<Option<String
             }
             let nonpaged_elsewhere = p.framing.required_memory == MemoryType::KERNEL_NONPAGED
                 && p.pin_ids.iter().zip(&p.items).any(|(&pin, item)| {
-                    let chosen = item.and_then(|i| graph.pin_framing(pin)?.items.get(i));
-                    graph.pin_name(pin) != p.allocator.pin
-                        && chosen.is_some_and(|it| {
-                            it.memory_type == MemoryType::KERNEL_NONPAGED
-                                && !it
-                                    .flags
-                                    .requirements()
-                                    .contains(RequirementFlags::PREFERENCES_ONLY)
-                        })
+                    pin != p.allocator.pin_id
+                        && item
+                            .and_then(|i| graph.pin_framing(pin)?.items.get(i))
+                            .is_some_and(|it| {
+                                it.memory_type == MemoryType::KERNEL_NONPAGED
+                                    && !it
+                                        .flags
+                                        .requirements()
+                                        .contains(RequirementFlags::PREFERENCES_ONLY)
+                            })
                 });
             (!nonpaged_elsewhere).then(|| paged_memory_hint(&p.allocator.pin))
         })
@@ -309,18 +310,12 @@ fn find_pin(graph: &Graph, text: &str) -> Result<PinId> {
     if let Ok(pin) = graph.pin(text) {
         return Ok(pin);
     }
-    let filters: Vec<FilterId> = graph.filter_ids().collect();
-    let starts = |f: &FilterId| {
-        let name = graph.filter_name(*f);
-        text.strip_prefix(name)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
-    };
-    let longest = filters
-        .iter()
-        .filter(|f| starts(f))
-        .max_by_key(|f| graph.filter_name(**f).len());
+    // The whole of `text`, then each prefix before a dot, longest first.
+    let longest = std::iter::once(text)
+        .chain(text.rmatch_indices('.').map(|(i, _)| &text[..i]))
+        .find_map(|name| graph.filter(name).ok());
     let message = match longest {
-        Some(&f) => {
+        Some(f) => {
             let name = graph.filter_name(f);
             let pins = graph
                 .pins(f)
@@ -339,9 +334,9 @@ fn find_pin(graph: &Graph, text: &str) -> Result<PinId> {
         }
         None => {
             let name = text.rsplit_once('.').map_or(text, |(f, _)| f);
-            let names = filters
-                .iter()
-                .map(|&f| graph.filter_name(f))
+            let names = graph
+                .filter_ids()
+                .map(|f| graph.filter_name(f))
                 .collect::<Vec<_>>()
                 .join(", ");
             format!("no filter named '{name}'; filters: {names}")
