@@ -32,7 +32,8 @@ impl Loaded {
             // so that its own errors, which name a column of the string but no value of a
             // filter, start with the position of the string.
             spec.expand().map_err(|e| {
-                Failure::Input(match pipeline_span(text) {
+                let doc = toml_edit::ImDocument::parse(text.as_str()).ok();
+                Failure::Input(match doc.and_then(|d| pipeline_span(d.as_item())) {
                     Some(span) => at(name, text, span.start, &e.message),
                     None => e.message,
                 })
@@ -91,37 +92,38 @@ fn toml_document(text: String, name: &str) -> Result<Loaded> {
 /// Parses a TOML graph; errors name the file, line and column.
 pub(crate) fn parse_toml(text: &str, name: &str) -> Result<GraphSpec> {
     toml::from_str::<GraphSpec>(text).map_err(|e| {
-        let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
         let msg = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
-        Failure::Input(format!("{name}:{line}:{col}: invalid graph TOML: {msg}"))
+        let offset = e.span().map_or(0, |s| s.start);
+        Failure::Input(at(
+            name,
+            text,
+            offset,
+            &format!("invalid graph TOML: {msg}"),
+        ))
     })
 }
 
 /// The message of `e`, prefixed with `name:line:column:` when it is about a value of the TOML
-/// document `text` that can be found there.
-/// An error that names no value (two instances of one name, a connection to a missing
-/// filter) is about the `pipeline` string when that is all the document describes the graph
-/// with: it then starts with the string's position.
+/// document `text` that can be found there. An error that names no value (two instances of
+/// one name, a connection to a missing filter) is about the `pipeline` string when that is
+/// all the document describes the graph with (no `[[filter]]`, no `[[connect]]` table): it
+/// then starts with the string's position.
 fn located(e: SpecError, name: &str, text: &str) -> String {
-    let span = match &e.location {
-        Some(l) => span_of(text, l),
-        None => only_pipeline_span(text),
-    };
+    let doc = toml_edit::ImDocument::parse(text).ok();
+    let span = doc.as_ref().and_then(|doc| {
+        let root = doc.as_item();
+        match &e.location {
+            Some(l) => span_of(root, l),
+            None if root.get("filter").is_none() && root.get("connect").is_none() => {
+                pipeline_span(root)
+            }
+            None => None,
+        }
+    });
     match span {
         Some(span) => at(name, text, span.start, &e.message),
         None => e.message,
     }
-}
-
-/// The range of the `pipeline` string, if the document declares no `[[filter]]` and no
-/// `[[connect]]` table besides it.
-fn only_pipeline_span(text: &str) -> Option<Range<usize>> {
-    let doc = toml_edit::ImDocument::parse(text).ok()?;
-    let root = doc.as_item();
-    if root.get("filter").is_some() || root.get("connect").is_some() {
-        return None;
-    }
-    root.get("pipeline")?.span()
 }
 
 /// `message`, prefixed with `name:line:column:` of byte offset `offset` of `text`.
@@ -130,21 +132,15 @@ fn at(name: &str, text: &str, offset: usize, message: &str) -> String {
     format!("{name}:{line}:{col}: {message}")
 }
 
-/// Byte range of the value of the document's `pipeline` key.
-fn pipeline_span(text: &str) -> Option<Range<usize>> {
-    toml_edit::ImDocument::parse(text)
-        .ok()?
-        .as_item()
-        .get("pipeline")?
-        .span()
+/// Byte range of the value of the `pipeline` key of the document `root`.
+fn pipeline_span(root: &toml_edit::Item) -> Option<Range<usize>> {
+    root.get("pipeline")?.span()
 }
 
-/// Byte range of the value at `location` in the TOML document `text`: the value under the
+/// Byte range of the value at `location` in the TOML document `root`: the value under the
 /// location's keys in the `[[filter]]` table of that name. A filter that no `[[filter]]`
 /// table declares came from the document's `pipeline` string: its range then.
-fn span_of(text: &str, location: &SpecLocation) -> Option<Range<usize>> {
-    let doc = toml_edit::ImDocument::parse(text).ok()?;
-    let root = doc.as_item();
+fn span_of(root: &toml_edit::Item, location: &SpecLocation) -> Option<Range<usize>> {
     let declared = root.get("filter").and_then(|filters| {
         (0..)
             .map_while(|i| filters.get(i))
@@ -156,7 +152,7 @@ fn span_of(text: &str, location: &SpecLocation) -> Option<Range<usize>> {
             .iter()
             .try_fold(table, |item, key| item.get(key.as_str()))?
             .span(),
-        None => root.get("pipeline")?.span(),
+        None => pipeline_span(root),
     }
 }
 
