@@ -206,6 +206,11 @@ impl Filters {
         &self.nodes[id.index()]
     }
 
+    /// The id of pin `pi` of this graph's filter with index `fi`.
+    pub(crate) fn pin_at(&self, fi: usize, pi: usize) -> PinId {
+        self.pin_id(self.filter_id(fi), pi)
+    }
+
     /// The id of pin `pin` of filter `filter` of this graph.
     pub(crate) fn pin_id(&self, filter: FilterId, pin: usize) -> PinId {
         debug_assert_eq!(filter.graph, self.id);
@@ -326,7 +331,7 @@ impl Filters {
             for (pi, p) in f.desc.pins.iter().enumerate() {
                 if p.required && f.pins[pi].peer.is_none() {
                     return Err(GraphError::Unconnected {
-                        pin: self.pin_name(self.pin_id(self.filter_id(fi), pi)),
+                        pin: self.pin_name(self.pin_at(fi, pi)),
                         direction: p.direction,
                     });
                 }

@@ -104,7 +104,7 @@ fn form_pipes(graph: &Graph) -> (Vec<Vec<PinId>>, Vec<Vec<Option<usize>>>) {
     for (fi, f) in nodes.iter().enumerate() {
         for (pi, p) in f.pins.iter().enumerate() {
             if p.peer.is_some() && f.desc.pins[pi].direction == crate::PinDirection::Out {
-                outs[fi].push(graph.filters.pin_id(graph.filters.filter_id(fi), pi));
+                outs[fi].push(graph.filters.pin_at(fi, pi));
             }
         }
     }
@@ -115,7 +115,7 @@ fn form_pipes(graph: &Graph) -> (Vec<Vec<PinId>>, Vec<Vec<Option<usize>>>) {
         }
         f.desc.pins.iter().enumerate().find_map(|(pi, d)| {
             (d.direction == crate::PinDirection::In && f.pins[pi].peer.is_some())
-                .then(|| graph.filters.pin_id(graph.filters.filter_id(fi), pi))
+                .then(|| graph.filters.pin_at(fi, pi))
         })
     };
     let modifies = |p: PinId| graph.filters.pin_desc(p).modifies_in_place;
@@ -511,12 +511,7 @@ impl Unmet {
 /// takes non-paged and user memory too, every other type only itself; device memory is
 /// never host memory.
 pub(crate) fn host_memory_meets(have: ks_alloc::Memory, required: MemoryType) -> bool {
-    let have = match have {
-        ks_alloc::Memory::NonPaged => Mem::NonPaged,
-        ks_alloc::Memory::Paged => Mem::Paged,
-        ks_alloc::Memory::User => Mem::User,
-    };
-    have.meet(Mem::of(required)) == Some(have)
+    Mem::of(have.memory_type()).satisfies(Mem::of(required))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1265,9 +1260,11 @@ fn merge_pipe(
 
     // Memory: USER for user pipes; otherwise the hard type refined by the first compatible
     // preference; non-paged when nothing is asked.
-    let mut mem = if user { Mem::User } else { acc.hard_mem };
-    // The preference that refined the hard type: the first compatible one (policy §4).
-    let mut pref_used: Option<(Mem, usize)> = None;
+    // What the pins require (USER on a user pipe), as the plan records it.
+    let required = if user { Mem::User } else { acc.hard_mem };
+    let mut mem = required;
+    // The pin whose preference refined the hard type: the first compatible one (policy §4).
+    let mut pref_used: Option<usize> = None;
     // Every preference that `mem` meets (the one that refined it and later ones it already
     // meets), with its pin, and every other preference with why it did not refine `mem`:
     // all are judged against the memory finally served, which may still change (a device
@@ -1277,22 +1274,21 @@ fn merge_pipe(
     if !user {
         let sysmem = acc.hard_flags & RequirementFlags::SYSTEM_MEMORY.bits() != 0;
         for &(p, k) in &acc.pref_mems {
-            match mem.meet(p) {
+            match (mem.meet(p), pref_used) {
                 // Honoured by what an earlier preference chose.
-                Some(m) if pref_used.is_some() && m == mem => pref_met.push((p, k)),
-                Some(_) if pref_used.is_some() => {
-                    let (_, j) = pref_used.expect("checked");
+                (Some(m), Some(_)) if m == mem => pref_met.push((p, k)),
+                (Some(_), Some(j)) => {
                     pref_unmet.push((p, k, Unmet::Earlier { chose: mem, pin: j }));
                 }
-                Some(m) if m.is_device() && !mem.is_device() && sysmem => {
+                (Some(m), None) if m.is_device() && !mem.is_device() && sysmem => {
                     pref_unmet.push((p, k, Unmet::SystemMemory));
                 }
-                Some(m) => {
+                (Some(m), None) => {
                     mem = m;
-                    pref_used = Some((p, k));
+                    pref_used = Some(k);
                     pref_met.push((p, k));
                 }
-                None => pref_unmet.push((
+                (None, _) => pref_unmet.push((
                     p,
                     k,
                     Unmet::Conflict {
@@ -1689,7 +1685,7 @@ fn merge_pipe(
     }
 
     let memory_type = final_mem.memory_type();
-    let required_memory = if user { Mem::User } else { acc.hard_mem }.memory_type();
+    let required_memory = required.memory_type();
     Ok(PipePlan {
         id,
         root: ctx.pins[0].name.clone(),

@@ -1832,14 +1832,14 @@ type Panic = Box<dyn std::any::Any + Send>;
 /// that the caller can finish its operation first and then [`resume_panic`]. Only for code
 /// that leaves the queue consistent when it panics: the callbacks (cancel callbacks, the
 /// completion sink) are called once the queue's bookkeeping is done.
-fn keep_panic(panicked: &mut Option<Panic>, f: impl FnOnce()) {
+pub(crate) fn keep_panic(panicked: &mut Option<Panic>, f: impl FnOnce()) {
     if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         panicked.get_or_insert(p);
     }
 }
 
 /// Resumes the panic [`keep_panic`] kept, if any.
-fn resume_panic(panicked: Option<Panic>) {
+pub(crate) fn resume_panic(panicked: Option<Panic>) {
     if let Some(p) = panicked {
         std::panic::resume_unwind(p);
     }

@@ -42,7 +42,9 @@ use std::fmt;
 
 use ks_alloc::Status;
 
-use crate::queue::{Direction, Entry, FrameBytes, FrameId, Queue, StreamHeader};
+use crate::queue::{
+    Direction, Entry, FrameBytes, FrameId, Queue, StreamHeader, keep_panic, resume_panic,
+};
 
 /// Handle to one stream pointer of one [`Queue`]: an index into the queue's pointer slab,
 /// a generation and the queue's id, so a deleted clone's handle, or another queue's, is
@@ -1105,10 +1107,8 @@ impl<F> Queue<F> {
                     };
                     // A callback that panics keeps its clone, and the others are still
                     // told; the panic resumes once the cancellation is complete.
-                    let action = std::panic::catch_unwind(|| cb(&notice)).unwrap_or_else(|p| {
-                        panicked.get_or_insert(p);
-                        CancelAction::Keep
-                    });
+                    let mut action = CancelAction::Keep;
+                    keep_panic(&mut panicked, || action = cb(&notice));
                     if action == CancelAction::Delete {
                         self.clones.remove(i);
                         self.remove_pointer_unchecked(c);
@@ -1119,9 +1119,7 @@ impl<F> Queue<F> {
             i += 1;
         }
         self.try_complete(seq);
-        if let Some(p) = panicked {
-            std::panic::resume_unwind(p);
-        }
+        resume_panic(panicked);
         Ok(())
     }
 
