@@ -1024,6 +1024,13 @@ impl From<StateError> for RunError {
     }
 }
 
+/// Runs `what`, a callback of a filter's: its error, or, if it panics, an error saying so. A
+/// callback that panics (a filter of the caller's) fails the run like one that returns an
+/// error, instead of killing the thread that called it and leaving the run waiting.
+fn call_filter<T>(what: &str, f: impl FnOnce() -> Result<T, Status>) -> Result<T, Status> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| Err(panicked(what, &*p)))
+}
+
 /// `STATUS_UNSUCCESSFUL` saying that `what` (a callback of a filter's) panicked, and why.
 fn panicked(what: &str, payload: &(dyn std::any::Any + Send)) -> Status {
     Status::Unsuccessful(format!("{what} panicked: {}", panic_message(payload)).into())
@@ -1113,6 +1120,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// Fails the run with filter `node`'s error (the first error of the run is kept).
+    fn fail_filter(&self, node: &Node, status: Status) {
+        self.fail(RunError::Filter {
+            filter: node.name.clone(),
+            status,
+        });
+    }
+
     fn fail(&self, e: RunError) {
         let mut slot = lock(&self.error);
         if slot.is_none() {
@@ -1168,17 +1183,11 @@ impl Shared {
                 roles: &node.roles,
                 flags: &mut st.flags,
             };
-            // A callback that panics (a filter of the caller's) fails the run like one that
-            // returns an error, instead of killing this thread and leaving the run waiting.
             let process = &mut st.process;
-            catch_unwind(AssertUnwindSafe(|| process.process(&mut pins)))
-                .unwrap_or_else(|p| Err(panicked("its process callback", &*p)))
+            call_filter("its process callback", || process.process(&mut pins))
         };
         if let Err(status) = result {
-            self.fail(RunError::Filter {
-                filter: node.name.clone(),
-                status,
-            });
+            self.fail_filter(node, status);
             return;
         }
         if st.flags.source_finished {
@@ -1296,20 +1305,17 @@ impl Shared {
                         let node = &self.nodes[i];
                         let mut st = lock(&node.state);
                         let queues = &mut st.queues;
-                        let fired = catch_unwind(AssertUnwindSafe(|| {
-                            queues
+                        let fired = call_filter("a stream-pointer timeout callback", || {
+                            Ok(queues
                                 .iter_mut()
                                 .flatten()
                                 .map(|q| q.fire_timeouts(now))
-                                .sum::<usize>()
-                        }));
+                                .sum::<usize>())
+                        });
                         let fired = match fired {
                             Ok(n) => n,
-                            Err(p) => {
-                                self.fail(RunError::Filter {
-                                    filter: node.name.clone(),
-                                    status: panicked("a stream-pointer timeout callback", &*p),
-                                });
+                            Err(status) => {
+                                self.fail_filter(node, status);
                                 return;
                             }
                         };
@@ -1794,34 +1800,29 @@ impl Runtime {
             for q in st.queues.iter_mut().flatten() {
                 // A cancel callback of the filter's may panic: the flush completes anyway
                 // (see `Queue::flush`), and the run fails with the filter named.
-                if let Err(p) = catch_unwind(AssertUnwindSafe(|| q.flush())) {
-                    shared.fail(RunError::Filter {
-                        filter: node.name.clone(),
-                        status: panicked("a cancel callback, at STOP,", &*p),
-                    });
+                let flushed = call_filter("a cancel callback, at STOP,", || {
+                    q.flush();
+                    Ok(())
+                });
+                if let Err(status) = flushed {
+                    shared.fail_filter(node, status);
                 }
                 q.drain_completed().for_each(drop);
             }
             // The filter's last word: it finishes what is pending (a file sink flushes).
             let process = &mut st.process;
-            let stopped = catch_unwind(AssertUnwindSafe(|| process.stop()))
-                .unwrap_or_else(|p| Err(panicked("its stop callback", &*p)));
-            if let Err(status) = stopped {
-                shared.fail(RunError::Filter {
-                    filter: node.name.clone(),
-                    status,
-                });
+            if let Err(status) = call_filter("its stop callback", || process.stop()) {
+                shared.fail_filter(node, status);
             }
             // A stats callback that panics (a filter of the caller's, perhaps on a lock its
             // process poisoned) fails the run like any other callback, and reports nothing.
             let process = &st.process;
-            let stats = catch_unwind(AssertUnwindSafe(|| process.stats())).unwrap_or_else(|p| {
-                shared.fail(RunError::Filter {
-                    filter: node.name.clone(),
-                    status: panicked("its stats callback", &*p),
-                });
-                FilterStats::default()
-            });
+            let stats = call_filter("its stats callback", || Ok(process.stats())).unwrap_or_else(
+                |status| {
+                    shared.fail_filter(node, status);
+                    FilterStats::default()
+                },
+            );
             filters.push(FilterReport {
                 name: node.name.clone(),
                 kind: node.kind.clone(),
