@@ -1638,24 +1638,17 @@ impl Runtime {
             Some(p) => p.clone(),
             None => return Err(RunError::Setup("no plan after ACQUIRE".into())),
         };
-        let allocators: Vec<Allocator> = graph
+        // Each pipe's allocator and, for a client's (which serves its pipe in place of the
+        // plan's choice: the report names the one that ran), the frames the client held of
+        // it before the run: those are not the graph's.
+        let allocators: Vec<(Allocator, Option<u32>)> = graph
             .allocators()
             .iter()
-            .map(|a| a.allocator.clone())
-            .collect();
-        // A client's allocator serves its pipe in place of the plan's choice: the report
-        // names the one that ran.
-        let client_owned: Vec<bool> = graph.allocators().iter().map(|a| a.client_owned).collect();
-        // The frames a client holds of its own allocator before the run: not the graph's.
-        let client_held: Vec<u32> = allocators
-            .iter()
-            .zip(&client_owned)
-            .map(|(a, &client)| {
-                if client {
-                    a.status().allocated_frames
-                } else {
-                    0
-                }
+            .map(|a| {
+                let held = a
+                    .client_owned
+                    .then(|| a.allocator.status().allocated_frames);
+                (a.allocator.clone(), held)
             })
             .collect();
         let shared = match setup(&graph, &plan, processes, kinds) {
@@ -1678,14 +1671,14 @@ impl Runtime {
             let Some(root) = pipe.pin_ids.first().copied() else {
                 continue;
             };
-            let Some(allocator) = allocators.get(pipe.id).cloned() else {
+            let Some((allocator, client_held)) = allocators.get(pipe.id).cloned() else {
                 continue;
             };
             let root = (root.filter().index(), root.index());
             let sh = Arc::clone(&shared);
             let cn = Arc::clone(&counts);
             let id = pipe.id;
-            let client = client_owned.get(id).copied().unwrap_or(false);
+            let client = client_held.is_some();
             // Delivery recurses once per filter downstream: a roomy stack for long chains.
             let spawned = thread::Builder::new()
                 .name(format!("ks-pipe{id}"))
@@ -1783,7 +1776,7 @@ impl Runtime {
         }
         // A client's allocator stays open (it is the client's to close); its requester sees
         // `stop` within a wait slice.
-        for (a, _) in allocators.iter().zip(&client_owned).filter(|(_, c)| !**c) {
+        for (a, _) in allocators.iter().filter(|(_, held)| held.is_none()) {
             a.close();
         }
         for t in threads {
@@ -1833,9 +1826,8 @@ impl Runtime {
             .pipes
             .iter()
             .zip(&allocators)
-            .zip(&client_owned)
-            .map(|((p, a), &client)| {
-                let (name, memory) = if client {
+            .map(|(p, (a, client_held))| {
+                let (name, memory) = if client_held.is_some() {
                     (
                         a.name(),
                         crate::plan::MemoryKind::from(a.memory()).to_string(),
@@ -1860,12 +1852,11 @@ impl Runtime {
         state_result?;
         let all_frames_returned = pipes
             .iter()
-            .zip(&client_held)
-            .all(|(p, &held)| p.allocated <= held)
+            .zip(&allocators)
+            .all(|(p, (_, held))| p.allocated <= held.unwrap_or(0))
             && allocators
                 .iter()
-                .zip(&client_owned)
-                .all(|(a, client)| *client || a.status().closed);
+                .all(|(a, held)| held.is_some() || a.status().closed);
         let (frames, bytes) = shared
             .nodes
             .iter()
