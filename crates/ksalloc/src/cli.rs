@@ -183,7 +183,9 @@ fn paged_memory_hints(graph: &Graph, plan: &AllocationPlan) -> Vec<Option<String
                         && item
                             .and_then(|i| graph.pin_framing(pin)?.items.get(i))
                             .is_some_and(|it| {
-                                it.memory_type == MemoryType::KERNEL_NONPAGED
+                                // SYSTEM memory is non-paged too (negotiation's policy).
+                                (it.memory_type == MemoryType::KERNEL_NONPAGED
+                                    || it.memory_type == MemoryType::SYSTEM)
                                     && !it
                                         .flags
                                         .requirements()
@@ -459,6 +461,8 @@ mod tests {
         assert!(!hinted(
             "testsrc name=src ! identity in.memory=nonpaged ! nullsink"
         ));
+        // SYSTEM memory is non-paged memory as well.
+        assert!(!hinted("testsrc name=src ! nullsink in.memory=system"));
         // Only the hint's own pin asks for non-paged memory: following the hint replaces it.
         assert!(hinted("testsrc name=src out.memory=nonpaged ! nullsink"));
         // Other pins that require nothing do not stand in the way.
