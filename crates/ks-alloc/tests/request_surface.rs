@@ -99,6 +99,20 @@ fn get_only_properties_refuse_set_and_small_buffers() {
         Err(Status::BufferTooSmall { required: 32, .. })
     ));
     assert_eq!(r.information, 32);
+    // An empty buffer too (policy: both properties are fixed-size; no probe status).
+    let r = a.property(
+        &hdr(
+            KSPROPSETID_StreamAllocator,
+            KSPROPERTY_STREAMALLOCATOR_STATUS,
+            KSPROPERTY_TYPE_GET,
+        ),
+        &mut [],
+    );
+    assert!(matches!(
+        r.status,
+        Err(Status::BufferTooSmall { required: 32, .. })
+    ));
+    assert_eq!(r.information, 32);
     let r = a.property(
         &hdr(
             KSPROPSETID_StreamAllocator,

@@ -162,8 +162,8 @@ pub const KSPROPERTY_CONNECTION_ALLOCATORFRAMING_EX: u32 = 6;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub const KSPROPERTY_STREAM_ALLOCATOR: u32 = 0;
-/// Size of a `HANDLE` value in property data: 8 bytes (the x64 pointer size; this library
-/// always uses the 64-bit layout for handles).
+/// Size of a `HANDLE` value in property data: a pointer's size, as in KS (8 bytes on a 64-bit
+/// host, 4 on a 32-bit one). Handle values are given out so that they always fit.
 ///
 /// ```
 /// # use std::sync::Arc;
@@ -180,13 +180,13 @@ pub const KSPROPERTY_STREAM_ALLOCATOR: u32 = 0;
 /// let h = g.register_allocator(Allocator::new(&framing, Memory::NonPaged)?);
 /// let req = PropertyHeader::new(ks_sys::KSPROPSETID_Stream,
 ///     KSPROPERTY_STREAM_ALLOCATOR, KSPROPERTY_TYPE_SET).to_bytes();
-/// let mut value: [u8; HANDLE_SIZE] = h.value().to_le_bytes();
+/// let mut value = h.to_bytes();
 /// assert_eq!(g.pin_property(pin, &req, &mut value)?, HANDLE_SIZE); // SET the handle
 /// assert_eq!(g.allocator_references(h), 1);
 ///
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub const HANDLE_SIZE: usize = 8;
+pub const HANDLE_SIZE: usize = size_of::<usize>();
 /// Size of an old-style `KSALLOCATOR_FRAMING`.
 ///
 /// ```
@@ -321,6 +321,22 @@ impl AllocatorHandle {
     pub fn from_value(v: u64) -> Option<AllocatorHandle> {
         NonZeroU64::new(v).map(AllocatorHandle)
     }
+
+    /// The handle as `KSPROPERTY_STREAM_ALLOCATOR` data: [`HANDLE_SIZE`] bytes, little-endian.
+    /// A handle the graph gave out always fits; a larger value made with
+    /// [`from_value`](Self::from_value) keeps its low bytes.
+    ///
+    /// ```
+    /// # use ks_graph::{AllocatorHandle, props::HANDLE_SIZE};
+    /// let h = AllocatorHandle::from_value(0x1004).unwrap();
+    /// assert_eq!(h.to_bytes()[..2], [0x04, 0x10]);
+    /// assert_eq!(h.to_bytes().len(), HANDLE_SIZE);
+    /// ```
+    pub fn to_bytes(self) -> [u8; HANDLE_SIZE] {
+        let mut b = [0; HANDLE_SIZE];
+        b.copy_from_slice(&self.value().to_le_bytes()[..HANDLE_SIZE]);
+        b
+    }
 }
 
 impl fmt::Display for AllocatorHandle {
@@ -356,14 +372,17 @@ pub(crate) struct AllocatorRegistry {
 /// The last handle value given out, process-wide: like Windows handles, a value names one
 /// allocator in one graph only, and a closed handle is not reused soon. Values start at an
 /// arbitrary non-zero, non-small value, so that a stray small integer is unlikely to name an
-/// allocator.
-static LAST_HANDLE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0x1000);
+/// allocator. A `usize`, so that every value fits the pointer-sized `HANDLE` of property data.
+static LAST_HANDLE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0x1000);
 
 impl AllocatorRegistry {
     pub(crate) fn insert(&mut self, allocator: Allocator) -> AllocatorHandle {
         // Multiples of 4, like Windows handles. Relaxed: only uniqueness matters.
-        let value = LAST_HANDLE.fetch_add(4, std::sync::atomic::Ordering::Relaxed) + 4;
-        let handle = AllocatorHandle(NonZeroU64::new(value).unwrap_or(NonZeroU64::MIN));
+        // (Wrapping takes 2^62 registrations on a 64-bit host, 2^30 on a 32-bit one.)
+        let value = LAST_HANDLE
+            .fetch_add(4, std::sync::atomic::Ordering::Relaxed)
+            .wrapping_add(4);
+        let handle = AllocatorHandle(NonZeroU64::new(value as u64).unwrap_or(NonZeroU64::MIN));
         self.entries
             .insert(handle, Arc::new(Registered { allocator }));
         handle
@@ -377,6 +396,10 @@ impl AllocatorRegistry {
         self.entries.remove(&handle)
     }
 }
+
+/// What a `HANDLE` is, for the size errors of `KSPROPERTY_STREAM_ALLOCATOR` (the status
+/// carries the byte count, [`HANDLE_SIZE`]).
+const HANDLE_TEXT: &str = "a HANDLE is pointer-sized";
 
 fn too_small(required: usize, got: usize, what: &str) -> Status {
     Status::BufferTooSmall {
@@ -561,15 +584,15 @@ impl Graph {
                 }
                 if is_get {
                     // GET always answers the null handle; success only signals support (DOC).
-                    check_get_buffer(data, HANDLE_SIZE, "a HANDLE is 8 bytes")?;
+                    check_get_buffer(data, HANDLE_SIZE, HANDLE_TEXT)?;
                     data[..HANDLE_SIZE].fill(0);
                     Ok(HANDLE_SIZE)
                 } else {
                     if data.len() < HANDLE_SIZE {
-                        return Err(too_small(HANDLE_SIZE, data.len(), "a HANDLE is 8 bytes"));
+                        return Err(too_small(HANDLE_SIZE, data.len(), HANDLE_TEXT));
                     }
-                    let mut v = [0u8; HANDLE_SIZE];
-                    v.copy_from_slice(&data[..HANDLE_SIZE]);
+                    let mut v = [0u8; 8];
+                    v[..HANDLE_SIZE].copy_from_slice(&data[..HANDLE_SIZE]);
                     let handle = AllocatorHandle::from_value(u64::from_le_bytes(v));
                     self.assign_allocator(pin, handle)?;
                     Ok(HANDLE_SIZE)

@@ -162,15 +162,17 @@ fn ksedit_replaces_one_instance_only() {
 #[test]
 fn stream_allocator_get_is_null_and_only_on_accepting_pins() {
     let (mut g, o, i) = graph(None);
-    let mut h = [0xFFu8; 8];
+    let mut h = [0xFFu8; HANDLE_SIZE];
     assert_eq!(
         g.pin_property(o, &alloc_req(KSPROPERTY_TYPE_GET), &mut h),
-        Ok(8)
+        Ok(HANDLE_SIZE)
     );
-    assert_eq!(h, [0u8; 8]);
+    assert_eq!(h, [0u8; HANDLE_SIZE]);
     assert_eq!(
         g.pin_property(o, &alloc_req(KSPROPERTY_TYPE_GET), &mut []),
-        Err(Status::BufferOverflow { required: 8 })
+        Err(Status::BufferOverflow {
+            required: HANDLE_SIZE
+        })
     );
     assert!(matches!(
         g.pin_property(i, &alloc_req(KSPROPERTY_TYPE_GET), &mut h),
@@ -195,25 +197,28 @@ fn stream_allocator_set_assigns_and_replacing_releases() {
     let a = g.register_allocator(allocator());
     let b = g.register_allocator(allocator());
     let set = alloc_req(KSPROPERTY_TYPE_SET);
-    assert_eq!(g.pin_property(o, &set, &mut a.value().to_le_bytes()), Ok(8));
+    assert_eq!(g.pin_property(o, &set, &mut a.to_bytes()), Ok(HANDLE_SIZE));
     assert_eq!(g.assigned_allocator(o).map(|x| x.0), Some(a));
     assert_eq!(g.allocator_references(a), 1);
     // Replacing releases the previous reference (behaviour 46).
-    assert_eq!(g.pin_property(o, &set, &mut b.value().to_le_bytes()), Ok(8));
+    assert_eq!(g.pin_property(o, &set, &mut b.to_bytes()), Ok(HANDLE_SIZE));
     assert_eq!(
         (g.allocator_references(a), g.allocator_references(b)),
         (0, 1)
     );
     // The null handle releases too.
-    assert_eq!(g.pin_property(o, &set, &mut [0u8; 8]), Ok(8));
+    assert_eq!(
+        g.pin_property(o, &set, &mut [0u8; HANDLE_SIZE]),
+        Ok(HANDLE_SIZE)
+    );
     assert_eq!(g.allocator_references(b), 0);
     assert!(g.assigned_allocator(o).is_none());
     // GET still answers null while assigned.
     g.assign_allocator(o, Some(a)).unwrap();
-    let mut h = [1u8; 8];
+    let mut h = [1u8; HANDLE_SIZE];
     g.pin_property(o, &alloc_req(KSPROPERTY_TYPE_GET), &mut h)
         .unwrap();
-    assert_eq!(h, [0u8; 8]);
+    assert_eq!(h, [0u8; HANDLE_SIZE]);
 }
 
 #[test]
@@ -225,12 +230,15 @@ fn stream_allocator_disconnect_releases_and_bad_handles_are_refused() {
     assert_eq!(g.allocator_references(a), 0);
     let set = alloc_req(KSPROPERTY_TYPE_SET);
     assert!(matches!(
-        g.pin_property(o, &set, &mut 0x4444u64.to_le_bytes()),
+        g.pin_property(o, &set, &mut [0x44; HANDLE_SIZE]),
         Err(Status::InvalidParameter(_))
     ));
     assert!(matches!(
-        g.pin_property(o, &set, &mut [0u8; 4]),
-        Err(Status::BufferTooSmall { required: 8, .. })
+        g.pin_property(o, &set, &mut [0u8; HANDLE_SIZE - 1]),
+        Err(Status::BufferTooSmall {
+            required: HANDLE_SIZE,
+            ..
+        })
     ));
     // Closing the handle leaves an existing assignment's reference alone.
     g.assign_allocator(o, Some(a)).unwrap();
@@ -408,8 +416,8 @@ proptest! {
         let set = alloc_req(KSPROPERTY_TYPE_SET);
         let mut last = None;
         for k in seq {
-            let v = if k == 3 { 0 } else { handles[k].value() };
-            prop_assert_eq!(g.pin_property(o, &set, &mut v.to_le_bytes()), Ok(8));
+            let mut v = if k == 3 { [0; HANDLE_SIZE] } else { handles[k].to_bytes() };
+            prop_assert_eq!(g.pin_property(o, &set, &mut v), Ok(HANDLE_SIZE));
             last = if k == 3 { None } else { Some(k) };
         }
         for (k, &h) in handles.iter().enumerate() {
@@ -429,7 +437,7 @@ fn pin_descriptor_may_opt_out_of_allocator_assignment() {
     let mut g = b.build().unwrap();
     let o = g.pin("s.out").unwrap();
     assert!(matches!(
-        g.pin_property(o, &alloc_req(KSPROPERTY_TYPE_GET), &mut [0u8; 8]),
+        g.pin_property(o, &alloc_req(KSPROPERTY_TYPE_GET), &mut [0u8; HANDLE_SIZE]),
         Err(Status::NotFound(_))
     ));
 }

@@ -101,7 +101,8 @@ pub const KSALLOCATOR_OPTIONF_VALID: u32 = 0x0000_0003;
 pub const KSALLOCATOR_FLAG_PARTIAL_READ_SUPPORT: u32 = 0x0000_0010;
 /// Pin framing flag: device-specific.
 pub const KSALLOCATOR_FLAG_DEVICE_SPECIFIC: u32 = 0x0000_0020;
-/// Pin framing flag: the pin can allocate frames of this item's memory type.
+/// Pin framing flag: by its name, the pin can allocate frames of this item's memory type
+/// (ks-spec.md §2.2: that meaning is inferred, not documented).
 pub const KSALLOCATOR_FLAG_CAN_ALLOCATE: u32 = 0x0000_0040;
 /// Pin framing flag: undocumented; the name suggests the frame-size (compression) ratio is
 /// to be insisted on (ks-spec.md §2.2 and §10: silent).
@@ -250,6 +251,8 @@ pub struct KSALLOCATOR_FRAMING {
 
 const _: () = assert!(size_of::<KSALLOCATOR_FRAMING_0>() == 4);
 const _: () = assert!(size_of::<KSALLOCATOR_FRAMING_1>() == 4);
+const _: () = assert!(align_of::<KSALLOCATOR_FRAMING_0>() == 4);
+const _: () = assert!(align_of::<KSALLOCATOR_FRAMING_1>() == 4);
 const _: () = assert!(size_of::<KSALLOCATOR_FRAMING>() == 24);
 const _: () = assert!(align_of::<KSALLOCATOR_FRAMING>() == 4);
 const _: () = assert!(offset_of!(KSALLOCATOR_FRAMING, Anonymous1) == 0);
@@ -457,6 +460,8 @@ const _: () = assert!(offset_of!(KSALLOCATOR_FRAMING_EX, FramingItem) == 24);
 /// // A payload with 3 items:
 /// assert_eq!(KSALLOCATOR_FRAMING_EX_HEADER_SIZE + 3 * core::mem::size_of::<KS_FRAMING_ITEM>(), 288);
 /// ```
+#[doc(alias = "FIELD_OFFSET")]
+#[doc(alias = "FramingItem")]
 pub const KSALLOCATOR_FRAMING_EX_HEADER_SIZE: usize =
     offset_of!(KSALLOCATOR_FRAMING_EX, FramingItem);
 
@@ -467,6 +472,7 @@ pub const KSALLOCATOR_FRAMING_EX_HEADER_SIZE: usize =
 /// assert_eq!(KS_COMPRESSION_DEFAULT.RatioNumerator, KS_COMPRESSION_DEFAULT.RatioDenominator);
 /// assert_eq!(KS_COMPRESSION_DEFAULT.RatioConstantMargin, 0);
 /// ```
+#[doc(alias = "SetDefaultKsCompression")]
 pub const KS_COMPRESSION_DEFAULT: KS_COMPRESSION = KS_COMPRESSION {
     RatioNumerator: 1,
     RatioDenominator: 1,
@@ -480,6 +486,7 @@ pub const KS_COMPRESSION_DEFAULT: KS_COMPRESSION = KS_COMPRESSION {
 /// assert_eq!(KS_FRAMING_RANGE_DONT_CARE.MinFrameSize, 0);
 /// assert_eq!(KS_FRAMING_RANGE_DONT_CARE.MaxFrameSize, u32::MAX);
 /// ```
+#[doc(alias = "SetDontCareKsFramingRange")]
 pub const KS_FRAMING_RANGE_DONT_CARE: KS_FRAMING_RANGE = KS_FRAMING_RANGE {
     MinFrameSize: 0,
     MaxFrameSize: u32::MAX,
@@ -497,6 +504,7 @@ pub const KS_FRAMING_RANGE_DONT_CARE: KS_FRAMING_RANGE = KS_FRAMING_RANGE {
 /// assert_eq!(f.CountItems, 1);
 /// assert_eq!(f.FramingItem[0].PhysicalRange.MaxFrameSize, u32::MAX);
 /// ```
+#[doc(alias = "INITIALIZE_SIMPLE_FRAMING_EX")]
 pub const fn DECLARE_SIMPLE_FRAMING_EX(
     MemoryType: GUID,
     Flags: u32,

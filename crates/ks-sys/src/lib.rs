@@ -2,9 +2,12 @@
 //! values, with the C names verbatim (in the manner of `windows-sys`).
 //!
 //! Every structure has its size, alignment and field offsets asserted at compile time (x86_64
-//! and x86 values), and `tests/abi.rs` checks every item against data extracted from
-//! mingw-w64's `ks.h` by `tools/abi-probe`, or, for the few items mingw lacks, against a
-//! hand-kept list (`tests/data/abi-spec-only.txt`).
+//! and x86 values; the x86 ones compile only for a 32-bit target, see `tools/abi-probe`), and
+//! `tests/abi.rs` checks every structure layout, constant and GUID against data extracted
+//! from mingw-w64's `ks.h` by `tools/abi-probe`, or, for the few items mingw lacks, against a
+//! hand-kept list (`tests/data/abi-spec-only.txt`). The probe sees no function signature: the
+//! callback types (`PFN*`) are written from the headers. The helpers that mirror C macros
+//! are checked by their doctests and, for `CTL_CODE`, through the IOCTL values it builds.
 //!
 //! ```
 //! use ks_sys::*;
