@@ -1368,18 +1368,7 @@ impl<F> Queue<F> {
         }
         if n > 0 {
             // The edge lands where it stopped: on a frame, or past the end.
-            let on = if pos >= next {
-                self.at_end += 1;
-                None
-            } else {
-                self.entries.get_mut((pos - self.base) as usize)
-            };
-            if let Some(e) = on {
-                e.refs += 1;
-                p.arrive(pos, Some(&e.header));
-            } else {
-                p.arrive(pos, None);
-            }
+            self.put_pointer(self.leading, pos);
         }
         Ok(n)
     }
@@ -1712,21 +1701,29 @@ impl<F> Queue<F> {
                 e.header.data_used = used;
             }
         }
-        if new >= next {
-            self.at_end += 1;
-            p.arrive(new, None);
-        } else if let Some(e) = live_entry_mut(&mut self.entries, self.base, new) {
-            e.refs += 1;
-            p.arrive(new, Some(&e.header));
-        } else {
-            p.arrive(new, None); // unreachable: pointers only move onto live frames
-        }
+        self.put_pointer(id, new);
         match kind {
             // An edge moving releases every frame it passed.
             PointerKind::LeadingEdge | PointerKind::TrailingEdge => {
                 self.try_complete_range(old..new.min(next));
             }
             PointerKind::Clone => self.try_complete(old),
+        }
+    }
+
+    /// Puts live pointer `id`, whose reference no frame counts, on `pos`: counts its
+    /// reference on that frame, or among the pointers past the end, and starts its offsets
+    /// over with the `Count`s of the frame (none past the end).
+    fn put_pointer(&mut self, id: PointerId, pos: u64) {
+        let p = pointer_mut(&mut self.slots, id);
+        if pos >= self.next {
+            self.at_end += 1;
+            p.arrive(pos, None);
+        } else if let Some(e) = live_entry_mut(&mut self.entries, self.base, pos) {
+            e.refs += 1;
+            p.arrive(pos, Some(&e.header));
+        } else {
+            p.arrive(pos, None); // unreachable: pointers only land on live frames
         }
     }
 
