@@ -292,6 +292,14 @@ impl Region {
         // SAFETY: `offset < slack + 1 <= map_len - layout.bytes()` when align > page, and 0
         // otherwise (mmap returns page-aligned addresses), so `base` stays inside the mapping.
         let base = unsafe { NonNull::new_unchecked(map.as_ptr().add(offset)) };
+        // Owned from here on: a failure below drops it, and its `Drop` unmaps the memory.
+        let region = Region {
+            map,
+            map_len,
+            base,
+            layout,
+            fd,
+        };
         if locked {
             // Only the frames' pages are locked, not the alignment slack around them (which
             // would count against RLIMIT_MEMLOCK for nothing). `base` is page-aligned (it is
@@ -305,8 +313,6 @@ impl Region {
                     Some(v) => format!("{v} bytes"),
                     None => "unlimited".to_string(),
                 };
-                // SAFETY: unmapping the mapping created above, which nothing references yet.
-                let _ = unsafe { rustix::mm::munmap(map.as_ptr().cast(), map_len) };
                 return Err(Status::InsufficientResources(
                     format!(
                         "cannot lock {lock_len} bytes of non-paged frame memory ({} frames of {} \
@@ -329,20 +335,12 @@ impl Region {
                     rustix::mm::Advice::LinuxDontFork,
                 )
             } {
-                // SAFETY: as for the mlock failure above.
-                let _ = unsafe { rustix::mm::munmap(map.as_ptr().cast(), map_len) };
                 return Err(Status::InsufficientResources(
                     format!("madvise(MADV_DONTFORK) on {map_len} bytes of non-paged frame memory failed: {e}").into(),
                 ));
             }
         }
-        Ok(Region {
-            map,
-            map_len,
-            base,
-            layout,
-            fd,
-        })
+        Ok(region)
     }
 
     /// Address of frame `index` (`index < frames`).
@@ -388,7 +386,9 @@ impl Region {
 impl Drop for Region {
     fn drop(&mut self) {
         // SAFETY: the mapping was created in `new` with this length; `Region` is dropped only
-        // when no frame is outstanding (allocator close protocol), so nothing references it.
+        // when no frame is outstanding (allocator close protocol), or by `new` itself when
+        // `mlock` or `madvise` fails, before any frame was handed out, so nothing references
+        // it.
         let _ = unsafe { rustix::mm::munmap(self.map.as_ptr().cast(), self.map_len) };
     }
 }
