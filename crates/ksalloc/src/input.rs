@@ -1,7 +1,6 @@
 //! Reading GRAPH arguments: a TOML file, a pipeline string, or the embedded default graph.
 
 use std::ops::Range;
-use std::path::Path;
 
 use ks_graph::filters::{self, Built};
 use ks_graph::runtime::spec::{GraphSpec, SpecError, SpecLocation};
@@ -46,39 +45,56 @@ impl Loaded {
     }
 }
 
-/// Loads GRAPH: `None` is the default graph; otherwise [`is_file_argument`] tells a TOML
-/// document from a pipeline string.
+/// Loads GRAPH: `None` is the default graph; otherwise [`argument_kind`] tells a TOML
+/// document from a pipeline string, and refuses a directory.
 pub(crate) fn load(graph: Option<&str>) -> Result<Loaded> {
     let Some(arg) = graph else {
         return toml_document(DEFAULT_GRAPH.to_owned(), "<default graph>");
     };
-    let path = Path::new(arg);
-    if path.is_dir() {
-        return Err(Failure::Input(format!(
+    match argument_kind(arg) {
+        ArgumentKind::Directory => Err(Failure::Input(format!(
             "cannot read graph file '{arg}': it is a directory"
-        )));
+        ))),
+        ArgumentKind::File => {
+            let text = std::fs::read_to_string(arg)
+                .map_err(|e| Failure::Input(format!("cannot read graph file '{arg}': {e}")))?;
+            toml_document(text, arg)
+        }
+        ArgumentKind::Pipeline => {
+            let spec = GraphSpec::parse_pipeline(arg).map_err(|e| Failure::Input(e.message))?;
+            Ok(Loaded { spec, toml: None })
+        }
     }
-    if is_file_argument(arg) {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Failure::Input(format!("cannot read graph file '{arg}': {e}")))?;
-        return toml_document(text, arg);
-    }
-    let spec = GraphSpec::parse_pipeline(arg).map_err(|e| Failure::Input(e.message))?;
-    Ok(Loaded { spec, toml: None })
 }
 
-/// Whether GRAPH argument `arg` names a TOML file rather than being a pipeline string: an
-/// existing file is one; otherwise a single word (no `!`, no white space) ending in `.toml`
-/// or holding a `/` is taken for a file name, to be reported as unreadable; anything else is
-/// a pipeline string (`… ! filesink location=out.toml` included).
-fn is_file_argument(arg: &str) -> bool {
-    // Anything that exists and is no directory: a regular file, or a FIFO or device the
-    // graph is piped through.
-    if std::fs::metadata(arg).is_ok_and(|m| !m.is_dir()) {
-        return true;
+/// What a GRAPH argument names (see [`argument_kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ArgumentKind {
+    /// An existing directory, which cannot be read as a graph.
+    Directory,
+    /// A TOML file.
+    File,
+    /// A pipeline string.
+    Pipeline,
+}
+
+/// What GRAPH argument `arg` names, from one look at the file system: anything that exists
+/// is a directory or else a file (a regular file, or a FIFO or device the graph is piped
+/// through); otherwise a single word (no `!`, no white space) ending in `.toml` or holding a
+/// `/` is taken for a file name, to be reported as unreadable; anything else is a pipeline
+/// string (`… ! filesink location=out.toml` included).
+fn argument_kind(arg: &str) -> ArgumentKind {
+    match std::fs::metadata(arg) {
+        Ok(m) if m.is_dir() => return ArgumentKind::Directory,
+        Ok(_) => return ArgumentKind::File,
+        Err(_) => {}
     }
     let one_word = !arg.contains('!') && !arg.contains(char::is_whitespace);
-    one_word && (arg.ends_with(".toml") || arg.contains('/'))
+    if one_word && (arg.ends_with(".toml") || arg.contains('/')) {
+        ArgumentKind::File
+    } else {
+        ArgumentKind::Pipeline
+    }
 }
 
 fn toml_document(text: String, name: &str) -> Result<Loaded> {
@@ -395,7 +411,7 @@ mod tests {
             ("missing.toml", true),
             ("graphs/missing", true),
         ] {
-            assert_eq!(is_file_argument(arg), file, "{arg}");
+            assert_eq!(argument_kind(arg) == ArgumentKind::File, file, "{arg}");
         }
         assert!(load(Some(existing)).unwrap().toml.is_some());
 
@@ -409,6 +425,11 @@ mod tests {
             m.starts_with("cannot read graph file 'no-such-dir/missing.toml'"),
             "{m}"
         );
+        // A directory is refused, whatever its name.
+        let Err(Failure::Input(m)) = load(dir.to_str()) else {
+            panic!("a directory loads")
+        };
+        assert!(m.ends_with("': it is a directory"), "{m}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
