@@ -24,7 +24,7 @@ use ks_sys::{
 use crate::status::Status;
 
 // ---------------------------------------------------------------------------------------------
-// Little-endian helpers
+// Little-endian and payload-length helpers
 // ---------------------------------------------------------------------------------------------
 
 /// Reads a little-endian `u32` at `off` (the caller has checked the length).
@@ -47,6 +47,35 @@ fn wr_u32(out: &mut Vec<u8>, v: u32) {
 
 fn wr_guid(out: &mut Vec<u8>, g: &GUID) {
     out.extend_from_slice(&g.to_le_bytes());
+}
+
+/// `STATUS_BUFFER_TOO_SMALL`, required `size`, for `bytes` shorter than the `size` bytes of
+/// `what` (a structure, or its header), naming the offset where they end.
+fn truncated(what: &str, size: usize, bytes: &[u8]) -> Status {
+    Status::BufferTooSmall {
+        required: size,
+        message: Cow::Owned(format!(
+            "{what} is {size} bytes, got {} (truncated at offset {})",
+            bytes.len(),
+            bytes.len()
+        )),
+    }
+}
+
+/// Checks that `bytes` is exactly the `size` bytes of structure `what`: fewer is
+/// [`truncated`], more is `STATUS_INVALID_PARAMETER` naming the trailing bytes.
+fn check_len(what: &str, size: usize, bytes: &[u8]) -> Result<(), Status> {
+    if bytes.len() < size {
+        return Err(truncated(what, size, bytes));
+    }
+    if bytes.len() > size {
+        return Err(Status::InvalidParameter(Cow::Owned(format!(
+            "{what} is {size} bytes, got {}: {} trailing bytes at offset {size}",
+            bytes.len(),
+            bytes.len() - size
+        ))));
+    }
+    Ok(())
 }
 
 /// Writes `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}` (registry form, upper case).
@@ -1101,23 +1130,7 @@ impl Framing {
     /// assert!(Framing::from_bytes(&[0; 24]).is_ok());
     /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<Framing, Status> {
-        if bytes.len() < Self::SIZE {
-            return Err(Status::BufferTooSmall {
-                required: Self::SIZE,
-                message: Cow::Owned(format!(
-                    "KSALLOCATOR_FRAMING is 24 bytes, got {} (truncated at offset {})",
-                    bytes.len(),
-                    bytes.len()
-                )),
-            });
-        }
-        if bytes.len() > Self::SIZE {
-            return Err(Status::InvalidParameter(Cow::Owned(format!(
-                "KSALLOCATOR_FRAMING is 24 bytes, got {}: {} trailing bytes at offset 24",
-                bytes.len(),
-                bytes.len() - Self::SIZE
-            ))));
-        }
+        check_len("KSALLOCATOR_FRAMING", Self::SIZE, bytes)?;
         Self::decode_fields(bytes)
     }
 
@@ -1526,23 +1539,7 @@ impl FramingItem {
     /// assert_eq!(FramingItem::from_bytes(&[0; 87]).unwrap_err().required_size(), Some(88));
     /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<FramingItem, Status> {
-        if bytes.len() < Self::SIZE {
-            return Err(Status::BufferTooSmall {
-                required: Self::SIZE,
-                message: Cow::Owned(format!(
-                    "KS_FRAMING_ITEM is 88 bytes, got {} (truncated at offset {})",
-                    bytes.len(),
-                    bytes.len()
-                )),
-            });
-        }
-        if bytes.len() > Self::SIZE {
-            return Err(Status::InvalidParameter(Cow::Owned(format!(
-                "KS_FRAMING_ITEM is 88 bytes, got {}: {} trailing bytes at offset 88",
-                bytes.len(),
-                bytes.len() - Self::SIZE
-            ))));
-        }
+        check_len("KS_FRAMING_ITEM", Self::SIZE, bytes)?;
         Self::decode(bytes, 0, None)
     }
 
@@ -1722,14 +1719,11 @@ impl FramingEx {
     /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<FramingEx, Status> {
         if bytes.len() < Self::HEADER_SIZE {
-            return Err(Status::BufferTooSmall {
-                required: Self::HEADER_SIZE,
-                message: Cow::Owned(format!(
-                    "KSALLOCATOR_FRAMING_EX header is 24 bytes, got {} (truncated at offset {})",
-                    bytes.len(),
-                    bytes.len()
-                )),
-            });
+            return Err(truncated(
+                "KSALLOCATOR_FRAMING_EX header",
+                Self::HEADER_SIZE,
+                bytes,
+            ));
         }
         let count = rd_u32(bytes, 0);
         if count == 0 {
