@@ -28,14 +28,14 @@ use crate::status::Status;
 // ---------------------------------------------------------------------------------------------
 
 /// Reads a little-endian `u32` at `off` (the caller has checked the length).
-fn rd_u32(b: &[u8], off: usize) -> u32 {
+pub(crate) fn rd_u32(b: &[u8], off: usize) -> u32 {
     let mut a = [0u8; 4];
     a.copy_from_slice(&b[off..off + 4]);
     u32::from_le_bytes(a)
 }
 
 /// Reads a GUID in its memory (little-endian) form at `off` (the caller has checked the length).
-fn rd_guid(b: &[u8], off: usize) -> GUID {
+pub(crate) fn rd_guid(b: &[u8], off: usize) -> GUID {
     let mut a = [0u8; 16];
     a.copy_from_slice(&b[off..off + 16]);
     GUID::from_le_bytes(a)

@@ -74,6 +74,7 @@ use ks_sys::{
 };
 
 use crate::allocator::{Begin, Inner};
+use crate::framing::{rd_guid, rd_u32};
 use crate::loom::Arc;
 use crate::waiters::Notify;
 use crate::{Allocator, AllocatorStatus, FreeFrameEvents, PendingAlloc, Status};
@@ -159,14 +160,10 @@ fn header(bytes: &[u8], what: &str) -> Result<Header, Status> {
             .into(),
         ));
     }
-    let mut g = [0u8; 16];
-    g.copy_from_slice(&bytes[..16]);
-    let u32_at =
-        |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
     Ok(Header {
-        set: GUID::from_le_bytes(g),
-        id: u32_at(16),
-        flags: u32_at(20),
+        set: rd_guid(bytes, 0),
+        id: rd_u32(bytes, 16),
+        flags: rd_u32(bytes, 20),
     })
 }
 

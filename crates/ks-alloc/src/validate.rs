@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use crate::framing::{Alignment, Framing, PoolType};
+use crate::framing::{Alignment, Framing, PoolType, rd_u32};
 use crate::status::Status;
 
 /// The largest alignment the default allocator accepts: one 4 KiB page (`FileAlignment` mask
@@ -97,11 +97,7 @@ pub fn validate_create_request_with(
             params.len() - Framing::SIZE
         ))));
     }
-    let word = |off: usize| {
-        let mut a = [0u8; 4];
-        a.copy_from_slice(&params[off..off + 4]);
-        u32::from_le_bytes(a)
-    };
+    let word = |off: usize| rd_u32(params, off);
     let (flags, pool, frames, frame_size, mask, reserved) =
         (word(0), word(4), word(8), word(12), word(16), word(20));
     check_frame_size(frame_size)?;
