@@ -49,6 +49,12 @@ pub enum AllocatorKind {
     Default,
     /// A vendor allocator offered by a pin (`KSALLOCATOR_DISPATCH`).
     Vendor,
+    /// The client's own allocator, assigned to the pipe's root pin with
+    /// `KSPROPERTY_STREAM_ALLOCATOR` before ACQUIRE (behaviour 46). Only the plan of an
+    /// acquired graph ([`Graph::plan`](crate::Graph::plan)) names it: negotiation alone
+    /// chooses a default or vendor allocator, which the client's then replaces (and which
+    /// [`PipePlan::rejected`] lists with [`RejectCode::ClientAllocator`]).
+    Client,
 }
 
 /// The memory a pipe's frames live in.
@@ -152,14 +158,14 @@ impl fmt::Display for MemoryKind {
 /// ```
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AllocatorChoice {
-    /// Default or vendor.
+    /// Default, vendor, or (in an acquired graph's plan) the client's.
     pub kind: AllocatorKind,
-    /// `"default"` or the vendor's name.
+    /// `"default"`, the vendor's name, or the client allocator's name.
     pub name: String,
     /// The memory its frames live in.
     pub memory: MemoryKind,
     /// The pin that owns the allocator (`"filter.pin"`): the vendor's pin, the
-    /// MUST_ALLOCATE pin, or the pipe's root output pin.
+    /// MUST_ALLOCATE pin, or the pipe's root output pin (where a client's is assigned).
     pub pin: String,
     /// The owning pin as an id.
     #[serde(skip)]
@@ -350,6 +356,9 @@ pub enum RejectCode {
     MustAllocate,
     /// Eligible, but a candidate ranked higher was chosen.
     Outranked,
+    /// Negotiation chose it, but the client's allocator assigned to the pipe's root pin
+    /// serves the pipe instead (behaviour 46; [`AllocatorKind::Client`]).
+    ClientAllocator,
 }
 
 impl fmt::Display for RejectCode {
@@ -363,6 +372,7 @@ impl fmt::Display for RejectCode {
             RejectCode::Flags => "flags",
             RejectCode::MustAllocate => "must allocate",
             RejectCode::Outranked => "outranked",
+            RejectCode::ClientAllocator => "client allocator",
         })
     }
 }
@@ -400,7 +410,7 @@ pub struct Rejection {
     /// Every reason, in words, joined by `"; "`.
     pub reason: String,
     /// Every reason as a code (in the order checked: user mode, memory type, frame size,
-    /// alignment, frame count, flags, must-allocate, outranked).
+    /// alignment, frame count, flags, must-allocate, outranked; or, alone, client allocator).
     pub codes: Vec<RejectCode>,
 }
 

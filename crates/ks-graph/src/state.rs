@@ -197,6 +197,40 @@ fn shared_by_two_pipes(first: &crate::PipePlan, second: &crate::PipePlan) -> ks_
     )
 }
 
+/// Records in `pipe`'s plan that the client's allocator `a`, assigned to its root pin, serves
+/// it: the negotiated choice becomes a rejected candidate (placed first, with
+/// [`RejectCode::ClientAllocator`](crate::plan::RejectCode::ClientAllocator)).
+fn client_serves(pipe: &mut crate::PipePlan, a: &Allocator) {
+    use crate::plan::{AllocatorChoice, AllocatorKind, RejectCode, Rejection};
+    let root = pipe.pins[0].clone();
+    let negotiated = std::mem::replace(
+        &mut pipe.allocator,
+        AllocatorChoice {
+            kind: AllocatorKind::Client,
+            name: a.name().to_owned(),
+            memory: MemoryKind::from(a.memory()),
+            pin: root.clone(),
+            pin_id: pipe.pin_ids[0],
+            vendor: None,
+        },
+    );
+    let reason = format!(
+        "the client's allocator '{}' assigned to '{root}' (KSPROPERTY_STREAM_ALLOCATOR) serves \
+         the pipe instead",
+        a.name()
+    );
+    pipe.rejected.insert(
+        0,
+        Rejection {
+            pin: (negotiated.kind == AllocatorKind::Vendor).then_some(negotiated.pin),
+            candidate: negotiated.name,
+            kind: negotiated.kind,
+            reason,
+            codes: vec![RejectCode::ClientAllocator],
+        },
+    );
+}
+
 fn memory_of(kind: MemoryKind) -> Memory {
     match kind {
         MemoryKind::Paged => Memory::Paged,
@@ -271,7 +305,7 @@ impl Graph {
 
     fn acquire(&mut self) -> Result<(), StateError> {
         self.validate()?;
-        let plan = negotiate(self)?;
+        let mut plan = negotiate(self)?;
         // A client's allocator on a pipe's root pin is the one the pipe must use (behaviour
         // 46), if it can serve the pipe's framing, and no other pipe's.
         let mut clients: Vec<Option<(AllocatorHandle, Allocator)>> = Vec::new();
@@ -329,6 +363,13 @@ impl Graph {
                         status,
                     });
                 }
+            }
+        }
+        // The plan names the allocator that serves each pipe: a client's replaces the
+        // negotiated choice, which moves to the rejected candidates with the reason.
+        for (pipe, client) in plan.pipes.iter_mut().zip(&clients) {
+            if let Some((_, a)) = client {
+                client_serves(pipe, a);
             }
         }
         let mut allocators = Vec::with_capacity(created.len());

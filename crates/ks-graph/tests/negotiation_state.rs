@@ -311,6 +311,26 @@ fn an_allocator_the_client_assigns_to_the_root_pin_is_the_one_the_pipe_uses() {
         "the pipe streams through the client's allocator"
     );
     assert!(g.allocators()[0].client_owned);
+    // The acquired graph's plan names the allocator that serves the pipe, and lists
+    // negotiation's choice as replaced by it.
+    let p = &g.plan().unwrap().pipes[0];
+    assert_eq!(
+        (
+            p.allocator.kind,
+            p.allocator.name.as_str(),
+            p.allocator.pin.as_str()
+        ),
+        (AllocatorKind::Client, mine.name(), "a.out")
+    );
+    assert_eq!(p.allocator.memory, ks_graph::MemoryKind::NonPaged);
+    assert!(p.allocator.vendor.is_none());
+    let r = &p.rejected[0];
+    assert_eq!(
+        (r.candidate.as_str(), r.kind, r.pin.as_deref()),
+        ("default", AllocatorKind::Default, None)
+    );
+    assert_eq!(r.codes, [ks_graph::RejectCode::ClientAllocator]);
+    assert!(r.reason.contains("'a.out'"), "{}", r.reason);
     // Assignments are fixed from ACQUIRE to STOP.
     let refused = g.assign_allocator(root, None).unwrap_err();
     assert_eq!(refused.name(), "STATUS_INVALID_DEVICE_STATE");
@@ -409,6 +429,44 @@ fn one_client_allocator_on_the_root_pins_of_two_pipes_is_refused_at_acquire() {
     assert_eq!(counts.inits(), 1);
     g.set_state(KsState::Stop).unwrap();
     assert!(!mine.is_closed());
+}
+
+#[test]
+fn a_client_allocator_replaces_the_vendor_negotiation_chose_which_is_never_initialized() {
+    let (v, counts) = vendor("dma", caps());
+    let out = fx(NP, ItemFlags::empty(), 3, 64, 4096, 4096);
+    let mut g = Net::new()
+        .f("a", source(K, out_pin(Some(out)).with_vendor(v)))
+        .f("b", sink(K, in_pin(None)))
+        .c("a.out", "b.in")
+        .build();
+    let negotiated = ks_graph::negotiate(&g).unwrap();
+    assert_eq!(negotiated.pipes[0].allocator.kind, AllocatorKind::Vendor);
+    let mine = client_allocator(8, 4096);
+    let h = g.register_allocator(mine.clone());
+    g.assign_allocator(g.pin("a.out").unwrap(), Some(h))
+        .unwrap();
+    g.set_state(KsState::Acquire).unwrap();
+    let p = &g.plan().unwrap().pipes[0];
+    assert_eq!(p.allocator.kind, AllocatorKind::Client);
+    assert!(p.allocator.vendor.is_none());
+    assert_eq!(g.plan().unwrap().vendors_chosen(), 0);
+    // The vendor is listed first among the rejected, with its pin, and the rest of
+    // negotiation's record follows unchanged.
+    let r = &p.rejected[0];
+    assert_eq!(
+        (r.candidate.as_str(), r.kind, r.pin.as_deref()),
+        ("dma", AllocatorKind::Vendor, Some("a.out"))
+    );
+    assert_eq!(r.codes, [ks_graph::RejectCode::ClientAllocator]);
+    assert_eq!(p.rejected[1..], negotiated.pipes[0].rejected[..]);
+    assert_eq!(
+        counts.inits(),
+        0,
+        "the replaced vendor is never initialized"
+    );
+    g.set_state(KsState::Stop).unwrap();
+    assert_eq!(counts.deletes(), 0);
 }
 
 fn client_allocator_in(memory: Memory, frames: u32, size: u32) -> ks_alloc::Allocator {

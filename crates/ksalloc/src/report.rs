@@ -28,6 +28,7 @@ pub(crate) fn plan_text(graph: &Graph, plan: &AllocationPlan) -> String {
         let kind = match a.kind {
             AllocatorKind::Default => "default allocator",
             AllocatorKind::Vendor => "vendor allocator",
+            AllocatorKind::Client => "client's allocator",
         };
         let _ = writeln!(s, "pipe {} ({})", p.id, p.mode);
         let _ = writeln!(s, "  pins:      {}", p.pins.join(", "));
@@ -125,6 +126,7 @@ pub(crate) fn plan_dot(graph: &Graph, plan: &AllocationPlan) -> String {
         let kind = match a.kind {
             AllocatorKind::Default => "default",
             AllocatorKind::Vendor => "vendor",
+            AllocatorKind::Client => "client's",
         };
         let refused: String = p
             .rejected

@@ -1638,9 +1638,9 @@ impl Runtime {
             Some(p) => p.clone(),
             None => return Err(RunError::Setup("no plan after ACQUIRE".into())),
         };
-        // Each pipe's allocator and, for a client's (which serves its pipe in place of the
-        // plan's choice: the report names the one that ran), the frames the client held of
-        // it before the run: those are not the graph's.
+        // Each pipe's allocator and, for a client's (which serves its pipe in place of
+        // negotiation's choice), the frames the client held of it before the run: those are
+        // not the graph's.
         let allocators: Vec<(Allocator, Option<u32>)> = graph
             .allocators()
             .iter()
@@ -1826,19 +1826,13 @@ impl Runtime {
             .pipes
             .iter()
             .zip(&allocators)
-            .map(|(p, (a, client_held))| {
-                let (name, memory) = if client_held.is_some() {
-                    (
-                        a.name(),
-                        crate::plan::MemoryKind::from(a.memory()).to_string(),
-                    )
-                } else {
-                    (p.allocator.name.as_str(), p.allocator.memory.to_string())
-                };
+            .map(|(p, (a, _))| {
+                // The acquired graph's plan names the allocator that served the pipe, a
+                // client's included.
                 PipeReport::new(
                     p.id,
-                    name,
-                    memory,
+                    &p.allocator.name,
+                    p.allocator.memory.to_string(),
                     // Relaxed: the requesters were joined above, which synchronises.
                     counts[p.id].load(Ordering::Relaxed),
                     &a.status(),
