@@ -900,3 +900,109 @@ fn frames_a_client_holds_of_its_own_allocator_are_not_counted_against_the_graph(
     );
     drop(kept);
 }
+
+#[test]
+fn processing_attempted_here_from_within_a_callback_does_not_deadlock() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let calls = Arc::new(AtomicU32::new(0));
+    let seen = Arc::clone(&calls);
+    // The callback holds its filter's mutex: processing it again on this thread would wait
+    // for that mutex for ever, so `attempt_here` asks the timer thread instead.
+    let again = ks_graph::runtime::process_fn(move |pins| {
+        if seen.fetch_add(1, Ordering::SeqCst) < 2 {
+            assert!(pins.attempt_processing().attempt_here());
+            return Ok(());
+        }
+        let q = pins.queue(0).expect("connected");
+        q.eject_leading(usize::MAX, |_| Ok::<(), ks_alloc::Status>(()))?;
+        Ok(())
+    });
+    let o = run_replaced(
+        "testsrc frames=1 size=4 ! identity ! nullsink",
+        "identity",
+        Box::new(again),
+        RunOptions::default(),
+    )
+    .expect("the run ends");
+    assert!(o.report.completed && o.report.all_frames_returned);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+/// A pass-through filter that processes itself on a thread of its own as often as it can,
+/// and counts the process calls made after its `stop`.
+struct SelfDriven {
+    started: bool,
+    stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    late: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    driver: std::sync::mpsc::Sender<std::thread::JoinHandle<u64>>,
+}
+
+impl ks_graph::runtime::Process for SelfDriven {
+    fn process(&mut self, pins: &mut ks_graph::runtime::Pins<'_>) -> Result<(), ks_alloc::Status> {
+        use std::sync::atomic::Ordering;
+        if self.stopped.load(Ordering::SeqCst) {
+            self.late.fetch_add(1, Ordering::SeqCst);
+        }
+        if !self.started {
+            self.started = true;
+            let again = pins.attempt_processing();
+            let driver = std::thread::spawn(move || {
+                // Until the run stops: then `attempt_here` does nothing and says so.
+                let mut calls = 0;
+                while again.attempt_here() {
+                    calls += 1;
+                    std::thread::yield_now();
+                }
+                calls
+            });
+            let _ = self.driver.send(driver);
+        }
+        let q = pins.queue(0).expect("connected");
+        q.eject_leading(usize::MAX, |_| Ok::<(), ks_alloc::Status>(()))?;
+        Ok(())
+    }
+
+    fn stats(&self) -> ks_graph::runtime::FilterStats {
+        ks_graph::runtime::FilterStats::default()
+    }
+
+    fn stop(&mut self) -> Result<(), ks_alloc::Status> {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[test]
+fn processing_attempted_on_another_thread_ends_with_the_run() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    let late = Arc::new(AtomicU32::new(0));
+    let (driver, drivers) = std::sync::mpsc::channel();
+    let filter = SelfDriven {
+        started: false,
+        stopped: Arc::new(AtomicBool::new(false)),
+        late: Arc::clone(&late),
+        driver,
+    };
+    // An endless stream, stopped by the time limit while the other thread keeps processing.
+    let options = RunOptions {
+        until: Some(std::time::Duration::from_millis(100)),
+        ..RunOptions::default()
+    };
+    let o = run_replaced(
+        "testsrc frames=9223372036854775807 size=64 ! identity ! nullsink",
+        "identity",
+        Box::new(filter),
+        options,
+    )
+    .expect("the run succeeds");
+    assert!(!o.report.completed && o.report.all_frames_returned);
+    // `stop` came after the last process call, wherever it was made.
+    assert_eq!(late.load(Ordering::SeqCst), 0);
+    // The thread saw the run stop and ended.
+    let driver = drivers.recv().expect("the filter was processed");
+    let calls = driver.join().expect("the thread ends");
+    eprintln!("processed {calls} times on its own thread");
+}

@@ -30,6 +30,17 @@
 //!   mutex, then runs the filter's [`Process::process`] (as `KsPinAttemptProcessing` would)
 //!   and routes what completed. Without timeouts it only sleeps; the filters' cost is one
 //!   check per queue after each process call.
+//! * **Waiting for the outside world.** A process callback never waits for anything
+//!   outside the graph (a pipe's data, a device, another thread): the thread it runs on may
+//!   be the timer thread, which every filter's timeouts need, or a thread delivering frames
+//!   for other filters. A filter that needs such an event returns, waits for it on a thread
+//!   of its own, holding no lock of the runtime, and then asks for its processing with an
+//!   [`AttemptProcessing`] handle (`KsPinAttemptProcessing`): either on that thread
+//!   ([`AttemptProcessing::attempt_here`], which then delivers downstream like a
+//!   requester), or asynchronously ([`AttemptProcessing::attempt`]: the timer thread makes
+//!   the call, as for a timeout). `filesrc` waits for a pipe's data on a thread of its own
+//!   and processes there. STOP waits for processing attempted on another thread to return
+//!   before it flushes the queues.
 //! * **Delivery rule.** A frame of a kernel-side pipe is never delivered to a user-mode
 //!   filter ([`Graph::check_delivery`], behaviour 40).
 //! * **End of stream.** Sources mark their last frame with
@@ -54,7 +65,7 @@ pub mod spec;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -128,8 +139,14 @@ pub type RtQueue = Queue<RtFrame>;
 /// ```
 pub trait Process: Send {
     /// Called, under the filter's processing mutex, whenever frames have arrived at one of
-    /// its pins. Work through the pins' queues with stream pointers; frames ejected from a
-    /// queue complete and travel on. An error stops the run.
+    /// its pins, after its stream-pointer timeouts fired, and when asked for with
+    /// [`Pins::attempt_processing`]. Work through the pins' queues with stream pointers;
+    /// frames ejected from a queue complete and travel on. An error stops the run.
+    ///
+    /// Never wait here for something outside the graph (data on a pipe or a device, another
+    /// thread): the thread making the call may be the run's timer thread, which fires every
+    /// filter's timeouts, and the filter's mutex is held. Return instead, and ask for the
+    /// next call once the event has happened ([`AttemptProcessing`]).
     ///
     /// ```
     /// use ks_alloc::Status;
@@ -421,6 +438,10 @@ pub struct Pins<'a> {
     queues: &'a mut [Option<RtQueue>],
     roles: &'a [PinRole],
     flags: &'a mut Flags,
+    /// The run, for [`Pins::attempt_processing`].
+    run: &'a Weak<Shared>,
+    /// The filter's index in the run.
+    node: usize,
 }
 
 impl fmt::Debug for Pins<'_> {
@@ -703,6 +724,239 @@ impl<'a> Pins<'a> {
     /// ```
     pub fn source_finished(&self) -> bool {
         self.flags.source_finished
+    }
+
+    /// A handle that asks the runtime, from any thread, to call this filter's process
+    /// callback again (`KsPinAttemptProcessing`): for a filter whose work waits for something
+    /// outside the graph (data on a pipe, a device, another thread), which it must not wait
+    /// for in its callback. See [`AttemptProcessing`].
+    ///
+    /// ```
+    /// # use std::sync::mpsc;
+    /// # use std::thread;
+    /// # use ks_graph::filters;
+    /// # use ks_graph::runtime::spec::GraphSpec;
+    /// # use ks_graph::runtime::{process_fn, RunOptions};
+    /// # use ks_graph::stream_pointer::PointerState;
+    /// let mut built = filters::build(GraphSpec::parse_pipeline("testsrc size=4 ! nullsink")?)?;
+    /// // In place of `testsrc`: frames carry what another thread sends. The filter never waits
+    /// // for it; that thread asks for processing again each time it has sent something.
+    /// let (tx, rx) = mpsc::channel::<u8>();
+    /// let mut producer = Some(tx);
+    /// built.replace_process("testsrc", Box::new(process_fn(move |pins| {
+    ///     if let Some(tx) = producer.take() {
+    ///         let again = pins.attempt_processing();
+    ///         thread::spawn(move || {
+    ///             for b in 1..=3 {
+    ///                 tx.send(b).unwrap();
+    ///                 again.attempt();
+    ///             }
+    ///         });
+    ///     }
+    ///     let q = pins.queue(0).expect("connected");
+    ///     let mut last = false;
+    ///     while let Some(p) = q.leading_edge(PointerState::Locked) {
+    ///         let Ok(b) = rx.try_recv() else {
+    ///             q.unlock(p, false)?; // nothing yet: the frame waits at the leading edge
+    ///             break;
+    ///         };
+    ///         q.data_mut(p)?[..4].fill(b);
+    ///         let h = q.header_mut(p)?;
+    ///         h.data_used = 4;
+    ///         last = b == 3;
+    ///         h.set_end_of_stream(last);
+    ///         q.unlock(p, true)?;
+    ///         if last {
+    ///             break;
+    ///         }
+    ///     }
+    ///     if last {
+    ///         pins.finish_source();
+    ///     }
+    ///     Ok(())
+    /// })))?;
+    /// let report = built.into_runtime()?.run(&RunOptions::default())?.report;
+    /// assert!(report.completed && report.all_frames_returned);
+    /// assert_eq!((report.filters[1].stats.frames, report.filters[1].stats.bytes), (3, 12));
+    ///
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[doc(alias = "KsPinAttemptProcessing")]
+    #[doc(alias = "KsFilterAttemptProcessing")]
+    pub fn attempt_processing(&self) -> AttemptProcessing {
+        AttemptProcessing {
+            run: Weak::clone(self.run),
+            node: self.node,
+        }
+    }
+}
+
+/// Asks the runtime to call a filter's [`Process::process`] again, from any thread: KS's
+/// `KsPinAttemptProcessing` with `Asynchronous` set. Made by [`Pins::attempt_processing`].
+///
+/// A process callback must not wait for anything outside the graph: the thread that runs it
+/// may be the run's timer thread, which fires every filter's stream-pointer timeouts, or a
+/// thread delivering frames to other filters, and a wait there makes them all wait. A filter
+/// whose work depends on such an event returns instead, waits for the event on a thread of
+/// its own (holding none of the runtime's locks), and then calls
+/// [`attempt_here`](Self::attempt_here) (processing on that thread) or
+/// [`attempt`](Self::attempt) (on the timer thread). `filesrc` waits for a pipe's data this
+/// way, with `attempt_here`.
+///
+/// The handle does not keep the run alive: once the run is over, `attempt` does nothing
+/// and returns `false`.
+///
+/// ```
+/// use std::sync::mpsc;
+/// use ks_graph::filters;
+/// use ks_graph::runtime::spec::GraphSpec;
+/// use ks_graph::runtime::{process_fn, Process, RunOptions};
+/// let spec = GraphSpec::parse_pipeline("testsrc frames=2 size=4 ! nullsink")?;
+/// let mut built = filters::build(spec)?;
+/// let (tx, rx) = mpsc::channel();
+/// // Wrap the built-in `testsrc`: keep a handle, then let it do its work.
+/// let mut testsrc = built.replace_process("testsrc", Box::new(process_fn(|_| Ok(()))))?;
+/// built.replace_process("testsrc", Box::new(process_fn(move |pins| {
+///     let _ = tx.send(pins.attempt_processing());
+///     testsrc.process(pins)
+/// })))?;
+/// assert!(built.into_runtime()?.run(&RunOptions::default())?.report.completed);
+/// // The run is over: nothing to attempt any more.
+/// assert!(!rx.recv()?.attempt());
+///
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[doc(alias = "KsPinAttemptProcessing")]
+#[derive(Clone)]
+pub struct AttemptProcessing {
+    run: Weak<Shared>,
+    node: usize,
+}
+
+impl fmt::Debug for AttemptProcessing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttemptProcessing")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AttemptProcessing {
+    /// Asks for one more call of the filter's process callback. The run's timer thread makes
+    /// it soon, under the filter's processing mutex (after firing the filter's due
+    /// stream-pointer timeouts), and routes what completed; requests made before that call
+    /// are served by it. This never waits and never runs the filter on the calling thread,
+    /// so it may be called from any thread, within the filter's own callbacks too.
+    ///
+    /// Returns `false` when the run is stopping or over (nothing will be called), `true`
+    /// when the request was taken (a run that stops before serving it drops it).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// use ks_alloc::Status;
+    /// use ks_graph::filters;
+    /// use ks_graph::runtime::spec::GraphSpec;
+    /// use ks_graph::runtime::{process_fn, RunOptions};
+    /// let spec = GraphSpec::parse_pipeline("testsrc frames=1 size=4 ! identity ! nullsink")?;
+    /// let mut built = filters::build(spec)?;
+    /// let calls = Arc::new(AtomicU32::new(0));
+    /// let seen = Arc::clone(&calls);
+    /// // In place of `identity`: let the frame go only on the third call, asking for the
+    /// // next one from within the callback.
+    /// built.replace_process("identity", Box::new(process_fn(move |pins| {
+    ///     if seen.fetch_add(1, Ordering::SeqCst) < 2 {
+    ///         assert!(pins.attempt_processing().attempt());
+    ///         return Ok(());
+    ///     }
+    ///     pins.queue(0).expect("connected").eject_leading(usize::MAX, |_| Ok::<(), Status>(()))?;
+    ///     Ok(())
+    /// })))?;
+    /// let report = built.into_runtime()?.run(&RunOptions::default())?.report;
+    /// assert!(report.completed && report.all_frames_returned);
+    /// assert_eq!(calls.load(Ordering::SeqCst), 3);
+    ///
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn attempt(&self) -> bool {
+        let Some(run) = self.run.upgrade() else {
+            return false;
+        };
+        // SeqCst: as the timer thread's load; a request that misses the stop is dropped
+        // with the timer thread's exit, which is all a stopping run needs.
+        if run.stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        let mut timers = lock(&run.timers);
+        if let Some(asked) = timers.attempted.get_mut(self.node) {
+            if !*asked {
+                *asked = true;
+                timers.any_attempted = true;
+                run.timer_cv.notify_one();
+            }
+        }
+        true
+    }
+
+    /// Calls the filter's process callback now, on the calling thread (KS's
+    /// `KsPinAttemptProcessing` with `Asynchronous` clear), under its processing mutex, and
+    /// routes what completed, delivering it downstream on this thread too: the thread a
+    /// source waits for its data on becomes its streaming thread, and neither the timer
+    /// thread nor a thread hop is involved. The call waits for the filter's mutex (another
+    /// thread may be processing it) and for the filters downstream.
+    ///
+    /// Call it from a thread of your own that holds no lock of the graph. Called from a
+    /// thread of the run, or from within a callback of the run (which may hold a filter's
+    /// mutex), it does what [`attempt`](Self::attempt) does instead, so it cannot deadlock.
+    /// Delivery recurses once per filter downstream: give the thread a roomy stack for a
+    /// long chain (the run's own threads have 64 MiB).
+    ///
+    /// Returns `false` when the run is stopping or over (nothing was called), `true`
+    /// otherwise. STOP waits for a call under way to return before it flushes the queues.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use std::thread;
+    /// use ks_alloc::Status;
+    /// use ks_graph::filters;
+    /// use ks_graph::runtime::spec::GraphSpec;
+    /// use ks_graph::runtime::{process_fn, RunOptions};
+    /// let spec = GraphSpec::parse_pipeline("testsrc frames=1 size=4 ! identity ! nullsink")?;
+    /// let mut built = filters::build(spec)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let mut waiter = None;
+    /// // In place of `identity`: hold the frame until a thread of its own lets it go, on
+    /// // that thread.
+    /// built.replace_process("identity", Box::new(process_fn(move |pins| {
+    ///     if waiter.is_none() {
+    ///         let again = pins.attempt_processing();
+    ///         let tx = tx.clone();
+    ///         waiter = Some(thread::spawn(move || {
+    ///             assert!(again.attempt_here());
+    ///             tx.send(thread::current().id()).unwrap();
+    ///         }));
+    ///         return Ok(());
+    ///     }
+    ///     pins.queue(0).expect("connected").eject_leading(usize::MAX, |_| Ok::<(), Status>(()))?;
+    ///     tx.send(thread::current().id()).unwrap();
+    ///     Ok(())
+    /// })))?;
+    /// let report = built.into_runtime()?.run(&RunOptions::default())?.report;
+    /// assert!(report.completed && report.all_frames_returned);
+    /// // The second call, which let the frame go, ran on the waiting thread.
+    /// let (processed_on, waiter_is) = (rx.recv()?, rx.recv()?);
+    /// assert_eq!(processed_on, waiter_is);
+    ///
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn attempt_here(&self) -> bool {
+        if PROCESSING.with(std::cell::Cell::get) {
+            return self.attempt();
+        }
+        match self.run.upgrade() {
+            Some(run) => run.attempt_here(self.node),
+            None => false,
+        }
     }
 }
 
@@ -1063,6 +1317,17 @@ pub const MAX_RUN_FILTERS: usize = 1024;
 /// Most frames a requester feeds in at once.
 const BATCH: usize = 16;
 
+/// The stack of a thread that processes filters: delivery recurses once per filter
+/// downstream, so a long chain needs a roomy stack (only touched pages are used).
+pub(crate) const PROCESSING_STACK: usize = 64 << 20;
+
+thread_local! {
+    /// This thread is one of the run's (a requester, the timer) or is processing a filter
+    /// for [`AttemptProcessing::attempt_here`]: it may hold a filter's mutex, so a
+    /// processing attempted here must not wait for one.
+    static PROCESSING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// How long a requester waits on a client's allocator before it looks at `stop` again (a
 /// client's allocator is not closed at STOP, which is what releases the other requesters).
 const CLIENT_WAIT_SLICE: Duration = Duration::from_millis(20);
@@ -1108,11 +1373,31 @@ struct Shared {
     done: Condvar,
     error: Mutex<Option<RunError>>,
     delivered: AtomicU64,
-    /// Each filter's earliest stream-pointer timeout (`NodeState::armed`), for the timer
-    /// thread; written with the filter's mutex held, so in the same order as `armed`.
-    timers: Mutex<Vec<Option<Instant>>>,
-    /// Wakes the timer thread: a deadline came earlier, or the run stops.
+    /// What the timer thread has to do.
+    timers: Mutex<Timers>,
+    /// Wakes the timer thread: a deadline came earlier, a filter's processing was
+    /// attempted, or the run stops.
     timer_cv: Condvar,
+    /// This run, for the filters' [`AttemptProcessing`] handles (which must not keep it
+    /// alive).
+    me: Weak<Shared>,
+    /// [`AttemptProcessing::attempt_here`] calls under way: STOP waits for none to be left
+    /// before it flushes the queues.
+    attempting: Mutex<usize>,
+    /// Signalled when `attempting` drops to 0.
+    attempts_done: Condvar,
+}
+
+/// The timer thread's work, per filter.
+struct Timers {
+    /// Each filter's earliest stream-pointer timeout (`NodeState::armed`); written with the
+    /// filter's mutex held, so in the same order as `armed`.
+    deadlines: Vec<Option<Instant>>,
+    /// Filters whose processing was attempted ([`AttemptProcessing::attempt`]) since the
+    /// timer thread last looked.
+    attempted: Vec<bool>,
+    /// Whether any of `attempted` is set.
+    any_attempted: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -1182,6 +1467,8 @@ impl Shared {
                 queues: &mut st.queues,
                 roles: &node.roles,
                 flags: &mut st.flags,
+                run: &self.me,
+                node: node.index,
             };
             let process = &mut st.process;
             call_filter("its process callback", || process.process(&mut pins))
@@ -1264,19 +1551,65 @@ impl Shared {
                 (None, _) => false,
             };
             st.armed = next;
-            lock(&self.timers)[node.index] = next;
+            lock(&self.timers).deadlines[node.index] = next;
             if earlier {
                 self.timer_cv.notify_one();
             }
         }
     }
 
-    /// The timer thread: sleeps until the earliest stream-pointer timeout of any filter,
-    /// fires the due ones (under each filter's mutex), then lets the filter process, as
+    /// [`AttemptProcessing::attempt_here`]: processes filter `index` on this thread, unless
+    /// the run is stopping. Counted in `attempting` from before the look at `stop`, so that
+    /// STOP, which sets `stop` and then waits for the count to drop to 0, flushes the queues
+    /// only after every such call has left the filters.
+    fn attempt_here(&self, index: usize) -> bool {
+        /// Uncounts the call however it ends.
+        struct Counted<'a>(&'a Shared);
+        impl Drop for Counted<'_> {
+            fn drop(&mut self) {
+                let mut n = lock(&self.0.attempting);
+                *n -= 1;
+                if *n == 0 {
+                    self.0.attempts_done.notify_all();
+                }
+            }
+        }
+        *lock(&self.attempting) += 1;
+        let _counted = Counted(self);
+        // SeqCst: pairs with the store at STOP, made before STOP reads the count.
+        if self.stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        let Some(node) = self.nodes.get(index) else {
+            return false;
+        };
+        PROCESSING.with(|p| p.set(true));
+        // The filter's own panics fail the run in `process_locked`; this catches the rest,
+        // as on the run's threads.
+        let processed = catch_unwind(AssertUnwindSafe(|| {
+            let mut st = lock(&node.state);
+            self.process_locked(node, &mut st);
+        }));
+        PROCESSING.with(|p| p.set(false));
+        if let Err(p) = processed {
+            self.fail(RunError::Setup(format!(
+                "processing '{}' for another thread panicked: {}",
+                node.name,
+                panic_message(&*p)
+            )));
+        }
+        true
+    }
+
+    /// The timer thread: sleeps until the earliest stream-pointer timeout of any filter or
+    /// an attempt at a filter's processing ([`AttemptProcessing`]), fires the due timeouts
+    /// (under each filter's mutex), then lets the filter process, as
     /// `KsPinAttemptProcessing` would, and routes what completed. Ends when the run stops.
     fn timer(&self) {
+        PROCESSING.with(|p| p.set(true));
         let mut timers = lock(&self.timers);
-        let mut due = Vec::new();
+        // (filter, whether its processing was attempted)
+        let mut due: Vec<(usize, bool)> = Vec::with_capacity(timers.deadlines.len());
         loop {
             // SeqCst: pairs with the SeqCst store in `fail` and at STOP, both of which
             // then notify under this mutex, so the wake-up cannot be missed.
@@ -1284,7 +1617,11 @@ impl Shared {
                 return;
             }
             let now = Instant::now();
-            let next = timers.iter().flatten().min().copied();
+            let next = if timers.any_attempted {
+                Some(now)
+            } else {
+                timers.deadlines.iter().flatten().min().copied()
+            };
             timers = match next {
                 None => self
                     .timer_cv
@@ -1298,10 +1635,20 @@ impl Shared {
                 }
                 Some(_) => {
                     due.clear();
-                    due.extend((0..timers.len()).filter(|&i| timers[i].is_some_and(|t| t <= now)));
+                    let t = &mut *timers;
+                    due.extend(
+                        t.deadlines
+                            .iter()
+                            .zip(&t.attempted)
+                            .enumerate()
+                            .filter(|(_, (d, a))| **a || d.is_some_and(|d| d <= now))
+                            .map(|(i, (_, a))| (i, *a)),
+                    );
+                    t.attempted.fill(false);
+                    t.any_attempted = false;
                     // Filters are locked without this mutex held: `arm` takes it under theirs.
                     drop(timers);
-                    for &i in &due {
+                    for &(i, attempted) in &due {
                         let node = &self.nodes[i];
                         let mut st = lock(&node.state);
                         let queues = &mut st.queues;
@@ -1319,7 +1666,7 @@ impl Shared {
                                 return;
                             }
                         };
-                        if fired > 0 {
+                        if fired > 0 || attempted {
                             self.process_locked(node, &mut st);
                         } else {
                             self.arm(node, &mut st);
@@ -1398,6 +1745,7 @@ impl Shared {
         root: (usize, usize),
         count: &AtomicU64,
     ) {
+        PROCESSING.with(|p| p.set(true));
         let (f, pin) = root;
         let node = &self.nodes[f];
         let batch_more = allocator.offers_function_table();
@@ -1652,7 +2000,10 @@ impl Runtime {
             })
             .collect();
         let shared = match setup(&graph, &plan, processes, kinds) {
-            Ok(s) => Arc::new(s),
+            Ok(s) => Arc::new_cyclic(|me| Shared {
+                me: Weak::clone(me),
+                ..s
+            }),
             Err(e) => {
                 let _ = graph.set_state(KsState::Stop);
                 return Err(e);
@@ -1682,7 +2033,7 @@ impl Runtime {
             // Delivery recurses once per filter downstream: a roomy stack for long chains.
             let spawned = thread::Builder::new()
                 .name(format!("ks-pipe{id}"))
-                .stack_size(64 << 20)
+                .stack_size(PROCESSING_STACK)
                 .spawn(move || {
                     // The filters' own panics fail the run in `process_locked`; this catches
                     // the rest, so that the run ends with an error instead of waiting for a
@@ -1707,7 +2058,7 @@ impl Runtime {
         let sh = Arc::clone(&shared);
         let timer = thread::Builder::new()
             .name("ks-timer".into())
-            .stack_size(64 << 20)
+            .stack_size(PROCESSING_STACK)
             .spawn(move || {
                 if let Err(p) = catch_unwind(AssertUnwindSafe(|| sh.timer())) {
                     sh.fail(RunError::Setup(format!(
@@ -1782,6 +2133,17 @@ impl Runtime {
         for t in threads {
             if t.join().is_err() {
                 shared.fail(RunError::Setup("a requester thread panicked".into()));
+            }
+        }
+        // Processing attempted on other threads (`AttemptProcessing::attempt_here`): each
+        // call saw `stop` and did nothing, or is counted; wait for those to leave.
+        {
+            let mut n = lock(&shared.attempting);
+            while *n > 0 {
+                n = shared
+                    .attempts_done
+                    .wait(n)
+                    .unwrap_or_else(PoisonError::into_inner);
             }
         }
         // Once no filter runs any more: a process step that took long to return held the
@@ -2044,7 +2406,11 @@ fn setup(
         });
     }
     let terminals = nodes.iter().filter(|n| n.terminal).count();
-    let timers = Mutex::new(vec![None; nodes.len()]);
+    let timers = Mutex::new(Timers {
+        deadlines: vec![None; nodes.len()],
+        attempted: vec![false; nodes.len()],
+        any_attempted: false,
+    });
     Ok(Shared {
         nodes,
         stop: AtomicBool::new(false),
@@ -2056,5 +2422,9 @@ fn setup(
         delivered: AtomicU64::new(0),
         timers,
         timer_cv: Condvar::new(),
+        // Set by `Runtime::run`, which puts the run in its `Arc`.
+        me: Weak::new(),
+        attempting: Mutex::new(0),
+        attempts_done: Condvar::new(),
     })
 }
