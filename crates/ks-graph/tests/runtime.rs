@@ -901,6 +901,188 @@ fn frames_a_client_holds_of_its_own_allocator_are_not_counted_against_the_graph(
     drop(kept);
 }
 
+/// What happened, in order, in `a_filesrc_waiting_on_a_silent_pipe_leaves_the_timer_free`
+/// (one test only: tests run in parallel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimerEvent {
+    /// `filesrc`'s process callback was entered, on this thread.
+    Filesrc(std::thread::ThreadId),
+    /// One of the other filter's chained timeouts fired, on this thread.
+    Tick(std::thread::ThreadId),
+}
+
+static TIMER_EVENTS: std::sync::Mutex<Vec<TimerEvent>> = std::sync::Mutex::new(Vec::new());
+
+/// How many timeouts [`tick`] fires in a chain, each scheduling the next at once.
+const TICKS: usize = 50;
+
+/// A stream-pointer timeout due at once that schedules the next one, [`TICKS`] times in
+/// all, then lets its frame go (the clone it is scheduled on is deleted).
+fn tick(q: &mut ks_graph::runtime::RtQueue, p: ks_graph::stream_pointer::PointerId) {
+    let mut events = TIMER_EVENTS.lock().unwrap();
+    events.push(TimerEvent::Tick(std::thread::current().id()));
+    let ticks = events
+        .iter()
+        .filter(|e| matches!(e, TimerEvent::Tick(_)))
+        .count();
+    drop(events);
+    if ticks < TICKS {
+        q.schedule_timeout(p, tick, std::time::Duration::ZERO)
+            .expect("the clone is live");
+    } else {
+        q.delete(p).expect("the clone is live");
+    }
+}
+
+/// A filter's process callback, its calls logged in [`TIMER_EVENTS`]; `waiting` is told
+/// when its first call has returned.
+struct Logged {
+    inner: Box<dyn ks_graph::runtime::Process>,
+    waiting: Option<std::sync::mpsc::Sender<()>>,
+}
+
+impl ks_graph::runtime::Process for Logged {
+    fn process(&mut self, pins: &mut ks_graph::runtime::Pins<'_>) -> Result<(), ks_alloc::Status> {
+        let me = std::thread::current().id();
+        TIMER_EVENTS.lock().unwrap().push(TimerEvent::Filesrc(me));
+        let r = self.inner.process(pins);
+        if let Some(tx) = self.waiting.take() {
+            let _ = tx.send(());
+        }
+        r
+    }
+
+    fn stats(&self) -> ks_graph::runtime::FilterStats {
+        self.inner.stats()
+    }
+
+    fn stop(&mut self) -> Result<(), ks_alloc::Status> {
+        self.inner.stop()
+    }
+}
+
+#[test]
+fn a_filesrc_waiting_on_a_silent_pipe_leaves_the_timer_free() {
+    use ks_graph::stream_pointer::PointerState;
+    let dir = std::env::temp_dir().join(format!("ksgraph-rt-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("silent.fifo");
+    let _ = std::fs::remove_file(&fifo);
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: no mkfifo");
+        return;
+    }
+    // Two independent chains: a filesrc on a FIFO whose writer stays silent, and a filter
+    // (`identity`) that holds its one frame while a chain of stream-pointer timeouts fires.
+    let pipeline = format!(
+        "filesrc location={} size=4 ! nullsink name=a  \
+         testsrc frames=1 size=4 ! identity ! nullsink name=b",
+        fifo.display()
+    );
+    let mut built = filters::build(GraphSpec::parse_pipeline(&pipeline).unwrap()).unwrap();
+    let noop = Box::new(ks_graph::runtime::process_fn(|_| Ok(())));
+    let filesrc = built.replace_process("filesrc", noop).unwrap();
+    let (waiting, filesrc_waits) = std::sync::mpsc::channel();
+    built
+        .replace_process(
+            "filesrc",
+            Box::new(Logged {
+                inner: filesrc,
+                waiting: Some(waiting),
+            }),
+        )
+        .unwrap();
+    let filesrc_waits = std::sync::Mutex::new(filesrc_waits);
+    let holder = ks_graph::runtime::process_fn(move |pins| {
+        let q = pins.queue(0).expect("connected");
+        while let Some(p) = q.leading_edge(PointerState::Locked) {
+            // The chain starts once filesrc has found no data and waits for some: every
+            // tick fires while it waits.
+            filesrc_waits
+                .lock()
+                .unwrap()
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .expect("filesrc was called");
+            let c = q.clone_pointer(p, None, 0)?;
+            q.unlock(c, false)?;
+            q.schedule_timeout(c, tick, std::time::Duration::ZERO)?;
+            q.unlock(p, true)?;
+        }
+        Ok(())
+    });
+    built.replace_process("identity", Box::new(holder)).unwrap();
+    // The writer: opened (the reader is there, so without waiting) and silent.
+    let writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    let runtime = built.into_runtime().unwrap();
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(runtime.run(&RunOptions::default()));
+    });
+    // Once the chain is through, the writer writes, then goes away: filesrc, woken by its
+    // waiter, reads the data and the end of the file.
+    let started = std::time::Instant::now();
+    let guard = started + std::time::Duration::from_secs(20);
+    let ticks = || {
+        TIMER_EVENTS
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e, TimerEvent::Tick(_)))
+            .count()
+    };
+    while ticks() < TICKS {
+        assert!(std::time::Instant::now() < guard, "the ticks never came");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // For the record only (no assertion on time): how long the chain took.
+    eprintln!("{TICKS} chained timeouts: {:?}", started.elapsed());
+    {
+        use std::io::Write as _;
+        let mut writer = writer;
+        writer.write_all(b"abcdef").unwrap();
+    }
+    let o = result
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the run ended")
+        .expect("the run succeeds");
+    assert!(o.report.completed && o.report.all_frames_returned);
+    let a = o.report.filters.iter().find(|f| f.name == "a").unwrap();
+    assert_eq!((a.stats.frames, a.stats.bytes), (2, 6), "4 + 2 bytes");
+    std::fs::remove_dir_all(&dir).unwrap();
+    // STOP ended filesrc's waiter thread (no other test of this binary starts one).
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        let waiters = tasks
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+            .filter(|name| name.trim_end() == "ks-filesrc-wait")
+            .count();
+        assert_eq!(waiters, 0, "filesrc's waiter outlived the run");
+    }
+    // While the ticks fired, the thread that fired them never entered filesrc, which
+    // would have made the next tick wait for filesrc's wait for data.
+    let events = TIMER_EVENTS.lock().unwrap().clone();
+    let first = events
+        .iter()
+        .position(|e| matches!(e, TimerEvent::Tick(_)))
+        .unwrap();
+    let last = events
+        .iter()
+        .rposition(|e| matches!(e, TimerEvent::Tick(_)))
+        .unwrap();
+    let TimerEvent::Tick(timer) = events[first] else {
+        unreachable!()
+    };
+    let waits = events[first..last]
+        .iter()
+        .filter(|&&e| e == TimerEvent::Filesrc(timer))
+        .count();
+    assert_eq!(
+        waits, 0,
+        "{waits} of the {TICKS} chained timeouts waited for filesrc's wait on the timer thread"
+    );
+}
+
 #[test]
 fn processing_attempted_here_from_within_a_callback_does_not_deadlock() {
     use std::sync::Arc;

@@ -1,17 +1,19 @@
 //! Source filters: `testsrc` and `filesrc`.
 
 use std::fs::{File, OpenOptions};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::time::Duration;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
 
 use ks_alloc::{Alignment, FramingEx, ItemFlags, MemoryType, Status};
 
 use super::{FilterType, Made, PropDef, PropKind, Props};
 use crate::model::{FilterDescriptor, PinDescriptor};
 use crate::runtime::spec::{SpecError, SpecErrorKind};
-use crate::runtime::{FilterStats, Pins, Process, RtQueue};
-use crate::stream_pointer::PointerId;
+use crate::runtime::{AttemptProcessing, FilterStats, PROCESSING_STACK, Pins, Process};
 
 /// Frames a source pin holds at once (its framing's `Frames`).
 const SOURCE_FRAMES: u32 = 4;
@@ -211,9 +213,12 @@ impl Process for TestSrc {
 /// (a FIFO without a writer yet is opened without waiting for one). A regular file streams
 /// the length it has then; a pipe, a device or a `/proc` file (no length) is read until its
 /// end of file (`/dev/zero` never ends: stop it with `--until`). A pipe or a device is read
-/// only once it has data: while it has none the source waits in slices of [`READ_WAIT`],
-/// returning to the runtime between them (its stream-pointer timer calls it again), so a run
-/// that stops (`--until`, an error) is not held up by a writer that stays silent.
+/// only once it has data, and the source never waits for it in its process callback (which
+/// may run on the runtime's timer thread, serving every filter's stream-pointer timeouts):
+/// while it has none, a thread of the source's own waits for it, holding no lock, and then
+/// processes the source there ([`AttemptProcessing::attempt_here`]), which delivers what it
+/// read downstream on that thread. No runtime thread and no lock waits for a writer that
+/// stays silent, and a run that stops (`--until`, an error) ends that thread at once.
 pub(super) const FILESRC: FilterType = FilterType {
     name: "filesrc",
     summary: "reads a file into frames",
@@ -248,8 +253,9 @@ fn make_filesrc(p: &Props<'_>) -> Result<Made, SpecError> {
         )
     };
     // Opened non-blocking, so that opening a FIFO does not wait for a writer (a graph is
-    // built for `plan` too, which reads nothing); the flag is cleared right after: reads of
-    // a pipe or a device wait on a poll instead (`read_until_end`).
+    // built for `plan` too, which reads nothing); the flag is cleared right after: a pipe or
+    // a device is read only after a poll found data (`read_until_end`), and waited for by
+    // the source's waiter thread (`Waiter`).
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
@@ -276,6 +282,7 @@ fn make_filesrc(p: &Props<'_>) -> Result<Made, SpecError> {
         process: Box::new(FileSrc {
             // A regular file never blocks a read: no poll on its path.
             wait: !meta.is_file(),
+            waiter: None,
             file,
             remaining,
             carry: None,
@@ -288,32 +295,164 @@ fn make_filesrc(p: &Props<'_>) -> Result<Made, SpecError> {
     })
 }
 
-/// How long `filesrc` waits for a pipe or a device to have data before it returns to the
-/// runtime (which calls it again from its stream-pointer timer, unless the run is stopping).
-pub(crate) const READ_WAIT: Duration = Duration::from_millis(20);
-
-/// Whether `file` has something to read (data, its end, or an error the read will return)
-/// within [`READ_WAIT`].
+/// Whether `file` has something to read now (data, its end, or an error the read will
+/// return). Never waits.
 fn readable(file: &File) -> std::io::Result<bool> {
     use rustix::event::{PollFd, PollFlags, Timespec, poll};
     let mut fds = [PollFd::new(file, PollFlags::IN)];
-    let slice = Timespec {
+    let now = Timespec {
         tv_sec: 0,
-        tv_nsec: READ_WAIT.as_nanos() as _,
+        tv_nsec: 0,
     };
-    match poll(&mut fds, Some(&slice)) {
+    match poll(&mut fds, Some(&now)) {
         Ok(n) => Ok(n > 0),
         Err(rustix::io::Errno::INTR) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
 
-/// A stream-pointer timeout that only brings the runtime back to `filesrc`'s process step.
-fn read_again(_: &mut RtQueue, _: PointerId) {}
+/// What `filesrc` and its waiter thread share.
+struct Wake {
+    /// The source has a frame to fill and found no data: the waiter waits for some, then
+    /// asks for the source's processing (and clears this).
+    armed: AtomicBool,
+    /// The waiter ends.
+    quit: AtomicBool,
+    /// A byte written here wakes the waiter's poll (which watches `rx`) to look at `armed`
+    /// and `quit`. Both ends live as long as either side, so a write never meets a closed
+    /// peer. Non-blocking, both.
+    tx: UnixStream,
+    rx: UnixStream,
+}
+
+impl Wake {
+    /// Wakes the waiter. A full socket already holds a wake-up: nothing is lost.
+    fn notify(&self) {
+        let _ = (&self.tx).write(&[1]);
+    }
+
+    /// Reads every pending wake-up byte.
+    fn drain(&self) {
+        let mut buf = [0u8; 64];
+        while matches!((&self.rx).read(&mut buf), Ok(n) if n > 0) {}
+    }
+}
+
+/// `filesrc`'s thread that waits for a pipe's or a device's data, so that its process
+/// callback never does, and then processes the source (its streaming thread).
+struct Waiter {
+    wake: Arc<Wake>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Waiter {
+    /// Starts the thread, waiting on `file` (a handle of the source's open file) and
+    /// processing the source through `again`.
+    fn start(file: File, again: AttemptProcessing) -> std::io::Result<Waiter> {
+        let (tx, rx) = UnixStream::pair()?;
+        tx.set_nonblocking(true)?;
+        rx.set_nonblocking(true)?;
+        let wake = Arc::new(Wake {
+            armed: AtomicBool::new(false),
+            quit: AtomicBool::new(false),
+            tx,
+            rx,
+        });
+        let shared = Arc::clone(&wake);
+        let thread = thread::Builder::new()
+            .name("ks-filesrc-wait".into())
+            .stack_size(PROCESSING_STACK)
+            .spawn(move || run_waiter(&file, &shared, &again))?;
+        Ok(Waiter {
+            wake,
+            thread: Some(thread),
+        })
+    }
+
+    /// Has the thread wait for data, then process the source.
+    fn arm(&self) {
+        // SeqCst, here and in the thread: a handful of flags, read once per wake-up.
+        // Armed by the thread itself (processing the source, it found the data used up),
+        // it looks at the flag as soon as it returns: no wake-up needed.
+        if !self.wake.armed.swap(true, Ordering::SeqCst) && !self.is_current() {
+            self.wake.notify();
+        }
+    }
+
+    /// The source does not need the thread now (it read what there was, or has no frame
+    /// to fill): data that comes does not make the thread process it. A thread already
+    /// waiting on the file wakes once, and then waits for the next `arm` only.
+    fn disarm(&self) {
+        self.wake.armed.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether the calling thread is the waiter.
+    fn is_current(&self) -> bool {
+        self.thread
+            .as_ref()
+            .is_some_and(|t| t.thread().id() == thread::current().id())
+    }
+
+    /// Ends the thread and waits for it, unless this is that thread (dropping the run's
+    /// last handle there drops the source). The thread is either waiting (it is woken) or
+    /// processing the source, which a stopping run lets it finish.
+    fn quit(&mut self) {
+        self.wake.quit.store(true, Ordering::SeqCst);
+        self.wake.notify();
+        let current = self.is_current();
+        if let Some(t) = self.thread.take() {
+            if !current {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        self.quit();
+    }
+}
+
+/// The waiter thread: while `armed`, waits for `file` to be readable, then processes the
+/// source; otherwise waits for a wake-up. Ends on `quit`, or once the run is stopping.
+fn run_waiter(file: &File, wake: &Wake, again: &AttemptProcessing) {
+    use rustix::event::{PollFd, PollFlags, poll};
+    loop {
+        if wake.quit.load(Ordering::SeqCst) {
+            return;
+        }
+        // Read before the poll: an `arm` after this wakes the poll through `rx`.
+        let armed = wake.armed.load(Ordering::SeqCst);
+        let mut fds = [
+            PollFd::new(&wake.rx, PollFlags::IN),
+            PollFd::new(file, PollFlags::IN),
+        ];
+        let watched = if armed { 2 } else { 1 };
+        let ready = match poll(&mut fds[..watched], None) {
+            Ok(_) => watched == 2 && !fds[1].revents().is_empty(),
+            Err(rustix::io::Errno::INTR) => false,
+            // Polling is broken: look again after a while, and let the source try its read
+            // (which reports the error, if it is the file's).
+            Err(_) => {
+                thread::sleep(std::time::Duration::from_millis(20));
+                armed
+            }
+        };
+        if !fds[0].revents().is_empty() {
+            wake.drain();
+        }
+        // Claimed, unless the source was disarmed meanwhile (another thread processing it
+        // found the data first). A run that is stopping processes nothing: the thread ends.
+        if ready && wake.armed.swap(false, Ordering::SeqCst) && !again.attempt_here() {
+            return;
+        }
+    }
+}
 
 /// Fills `buf` from a file of unknown length, starting with `carry`, after the `filled`
 /// bytes an earlier call put there; returns the bytes filled and whether the file ended, or
-/// `None` when it had no data within [`READ_WAIT`] (`wait`: poll before each read; the bytes
+/// `None` when it has no data now (`wait`: poll, without waiting, before each read; the bytes
 /// read so far stay in `buf`, counted in `filled`, for the next call). A full frame reads
 /// one byte more (kept in `carry`) to tell whether it was the last.
 fn read_until_end(
@@ -363,9 +502,11 @@ fn read_until_end(
 
 struct FileSrc {
     file: File,
-    /// Not a regular file (a pipe, a device): wait for data with `poll` before each read, so
-    /// that a read never blocks past [`READ_WAIT`].
+    /// Not a regular file (a pipe, a device): look for data with `poll` before each read, so
+    /// that a read never blocks; without data, `waiter` waits for some.
     wait: bool,
+    /// Started at the first wait for data.
+    waiter: Option<Waiter>,
     /// Bytes of the file not read yet, when its length is known; `None`: read until the end
     /// of file.
     remaining: Option<u64>,
@@ -388,6 +529,7 @@ impl Process for FileSrc {
             pins.finish_source();
             return Ok(());
         };
+        let mut no_data = false;
         while !self.done {
             let Some(p) = q.leading_edge(crate::stream_pointer::PointerState::Locked) else {
                 break;
@@ -415,12 +557,10 @@ impl Process for FileSrc {
             };
             let Some((n, last)) = read else {
                 // Nothing to read yet: the frame stays at the leading edge with what it has,
-                // and the runtime's timer calls again at once, after its look at whether the
-                // run is stopping (then it does not).
+                // and the waiter makes this call again once there is something.
                 q.unlock(p, false)?;
-                let lead = q.leading_edge_id();
-                q.schedule_timeout(lead, read_again, Duration::ZERO)?;
-                return Ok(());
+                no_data = true;
+                break;
             };
             let h = q.header_mut(p)?;
             h.data_used = n as u32;
@@ -431,6 +571,11 @@ impl Process for FileSrc {
             self.stats.record(n as u32);
             self.done = last;
         }
+        if no_data {
+            self.wait_for_data(pins)?;
+        } else if let Some(w) = &self.waiter {
+            w.disarm();
+        }
         if self.done {
             pins.finish_source();
         }
@@ -439,5 +584,37 @@ impl Process for FileSrc {
 
     fn stats(&self) -> FilterStats {
         self.stats.clone()
+    }
+
+    /// Ends the waiter thread (at once: it is woken), so that nothing of the run is left.
+    fn stop(&mut self) -> Result<(), Status> {
+        if let Some(mut w) = self.waiter.take() {
+            w.quit();
+        }
+        Ok(())
+    }
+}
+
+impl FileSrc {
+    /// Has the waiter thread (started now, the first time) wait for the file's data and then
+    /// process this source again.
+    fn wait_for_data(&mut self, pins: &Pins<'_>) -> Result<(), Status> {
+        let waiter = match &mut self.waiter {
+            Some(w) => w,
+            None => {
+                let started = self
+                    .file
+                    .try_clone()
+                    .and_then(|file| Waiter::start(file, pins.attempt_processing()))
+                    .map_err(|e| {
+                        Status::InsufficientResources(
+                            format!("filesrc: cannot wait for data: {e}").into(),
+                        )
+                    })?;
+                self.waiter.insert(started)
+            }
+        };
+        waiter.arm();
+        Ok(())
     }
 }
