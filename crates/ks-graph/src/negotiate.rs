@@ -442,6 +442,15 @@ impl Mem {
         }
     }
 
+    /// The memory of frames the library maps (what a vendor's `memory()` reports).
+    fn of_frames(m: ks_alloc::Memory) -> Mem {
+        match m {
+            ks_alloc::Memory::NonPaged => Mem::NonPaged,
+            ks_alloc::Memory::Paged => Mem::Paged,
+            ks_alloc::Memory::User => Mem::User,
+        }
+    }
+
     /// The weakest memory satisfying both, if any.
     fn meet(self, o: Mem) -> Option<Mem> {
         match (self, o) {
@@ -1342,20 +1351,24 @@ fn merge_pipe(
         // The vendor's memory: the first it offers that meets the pipe's memory including
         // its preference; a wildcard offer takes the pipe's memory; failing both, the first
         // that meets the hard requirement alone (the preference then goes unmet). A hard
-        // SYSTEM_MEMORY excludes device memory.
+        // SYSTEM_MEMORY excludes device memory. A host memory type counts only if the
+        // vendor's frames really are of a kind that meets it (`DynVendor::memory`: pageable
+        // frames do not serve a pipe that requires non-paged memory, whatever the vendor
+        // declares); device memory is the vendor's own, taken as declared.
         let host_only = acc.hard_flags & RequirementFlags::SYSTEM_MEMORY.bits() != 0;
-        let usable = |o: Mem| o != Mem::Any && !(host_only && o.is_device());
+        let frames_mem = Mem::of_frames(v.allocator.memory());
+        let honest = |o: Mem| o.is_device() || frames_mem.satisfies(o);
+        let usable = |o: Mem| o != Mem::Any && !(host_only && o.is_device()) && honest(o);
         let offered: Vec<Mem> = caps.memory_types.iter().map(|&t| Mem::of(t)).collect();
         let vmem = offered
             .iter()
             .copied()
             .find(|&o| usable(o) && o.satisfies(mem))
             .or_else(|| {
-                offered.contains(&Mem::Any).then_some(if mem == Mem::Any {
-                    Mem::NonPaged
-                } else {
-                    mem
-                })
+                offered
+                    .contains(&Mem::Any)
+                    .then_some(if mem == Mem::Any { frames_mem } else { mem })
+                    .filter(|&m| honest(m))
             })
             .or_else(|| {
                 offered
@@ -1366,15 +1379,30 @@ fn merge_pipe(
         if vmem.is_none() {
             codes.push(RejectCode::MemoryType);
             let list: Vec<String> = caps.memory_types.iter().map(|t| t.to_string()).collect();
+            // Declared types its frames do not meet, said as such.
+            let dishonest: Vec<String> = offered
+                .iter()
+                .filter(|&&o| o != Mem::Any && !honest(o))
+                .map(|o| o.memory_type().to_string())
+                .collect();
             reasons.push(format!(
-                "the pipe needs {} memory{}; the vendor serves [{}]",
+                "the pipe needs {} memory{}; the vendor serves [{}]{}",
                 required_mem.memory_type(),
                 if host_only {
                     " in host memory (SYSTEM_MEMORY is required)"
                 } else {
                     ""
                 },
-                list.join(", ")
+                list.join(", "),
+                if dishonest.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", but its frames are {} memory, which does not meet {}",
+                        frames_mem.memory_type(),
+                        dishonest.join(" or ")
+                    )
+                }
             ));
         }
         // The sizes with this vendor: its range narrows the physical set before the optimal

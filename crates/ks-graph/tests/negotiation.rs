@@ -1783,3 +1783,48 @@ fn a_vendor_serving_several_memory_types_serves_the_preferred_one() {
     assert_eq!(p.framing.memory_type, "KSMEMORY_TYPE_KERNEL_NONPAGED");
     assert!(p.relaxed.is_empty(), "{:?}", p.relaxed);
 }
+
+/// A vendor serves a host memory type only if its frames (`DynVendor::memory`) meet it: one
+/// that declares non-paged memory but maps pageable frames does not serve a pipe that
+/// requires non-paged memory (its frames would fault, and offer no function table).
+#[test]
+fn a_vendor_whose_frames_do_not_meet_its_declared_memory_is_refused_for_it() {
+    use ks_alloc::{DefaultVendor, Memory};
+    use ks_graph::{MemoryKind, RejectCode, VendorCapabilities, VendorSpec};
+    use std::sync::Arc;
+    let declares = |frames: Memory, types: Vec<MemoryType>| {
+        VendorSpec::new(
+            "dev",
+            Arc::new(DefaultVendor { memory: frames }),
+            VendorCapabilities::new(types),
+        )
+    };
+    let nonpaged = Some(fx(NP, ItemFlags::empty(), 2, 64, 4096, 4096));
+    // Declares non-paged, maps pageable frames: refused, the default allocator serves.
+    let v = declares(Memory::Paged, vec![NP]);
+    let plan = ks_graph::negotiate(&vend_graph(v, nonpaged.clone(), None, K)).unwrap();
+    let p = &plan.pipes[0];
+    assert_eq!(p.allocator.kind, AllocatorKind::Default);
+    assert_eq!(p.allocator.memory, MemoryKind::NonPaged);
+    let r = &p.rejected[0];
+    assert_eq!(r.codes, [RejectCode::MemoryType], "{}", r.reason);
+    assert!(
+        r.reason
+            .contains("its frames are KSMEMORY_TYPE_KERNEL_PAGED memory"),
+        "{}",
+        r.reason
+    );
+    // Its frames really are non-paged: chosen, as before.
+    let v = declares(Memory::NonPaged, vec![NP]);
+    let plan = ks_graph::negotiate(&vend_graph(v, nonpaged, None, K)).unwrap();
+    assert_eq!(plan.pipes[0].allocator.kind, AllocatorKind::Vendor);
+    // A wildcard offer serves what its frames are: pageable frames on a pipe that asks for
+    // nothing are paged memory in the plan, not non-paged.
+    let v = declares(Memory::Paged, vec![MemoryType::WILDCARD]);
+    let plan = ks_graph::negotiate(&vend_graph(v, None, None, K)).unwrap();
+    let p = &plan.pipes[0];
+    assert_eq!(
+        (p.allocator.kind, p.allocator.memory),
+        (AllocatorKind::Vendor, MemoryKind::Paged)
+    );
+}

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ks_alloc::{
-    Alignment, FrameRange, Framing, FramingEx, ItemFlags, MemoryType, Status, VendorAllocator,
+    Alignment, FrameRange, Framing, FramingEx, ItemFlags, Memory, MemoryType, Status,
+    VendorAllocator,
 };
 use ks_graph::{
     FilterDescriptor, FilterMode, Graph, GraphBuilder, PinDescriptor, Routing, VendorCapabilities,
@@ -183,10 +184,12 @@ impl Counts {
 }
 
 /// A vendor allocator that counts its callbacks and serves frames from one buffer owned by
-/// its context (freed at delete). `fail` makes initialize fail with a status.
+/// its context (freed at delete). `fail` makes initialize fail with a status. `memory` is
+/// what it reports its frames to be (negotiation holds a vendor to it).
 pub struct Counting {
     pub counts: Arc<Counts>,
     pub fail: Option<Status>,
+    pub memory: Memory,
 }
 
 pub struct Cx {
@@ -236,6 +239,10 @@ unsafe impl VendorAllocator for Counting {
     fn delete(&self, _cx: Cx) {
         self.counts.deletes.fetch_add(1, Ordering::SeqCst);
     }
+
+    fn memory(&self) -> Memory {
+        self.memory
+    }
 }
 
 /// A counting vendor with capabilities `caps`, and its counters.
@@ -258,9 +265,23 @@ fn counting_vendor(
     fail: Option<Status>,
 ) -> (VendorSpec, Arc<Counts>) {
     let counts = Arc::new(Counts::default());
+    // Frames of the strongest host memory it declares (non-paged frames meet paged too):
+    // a vendor whose frames meet what it declares, one declaring both non-paged and user
+    // memory excepted (no frame is both).
+    let declares = |ts: &[MemoryType]| caps.memory_types.iter().any(|t| ts.contains(t));
+    let memory = if declares(&[MemoryType::KERNEL_NONPAGED, MemoryType::SYSTEM]) {
+        Memory::NonPaged
+    } else if declares(&[MemoryType::USER]) {
+        Memory::User
+    } else if declares(&[MemoryType::KERNEL_PAGED]) {
+        Memory::Paged
+    } else {
+        Memory::NonPaged
+    };
     let v = Counting {
         counts: counts.clone(),
         fail,
+        memory,
     };
     (VendorSpec::new(name, Arc::new(v), caps), counts)
 }
