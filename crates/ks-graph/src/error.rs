@@ -108,6 +108,14 @@ pub enum GraphError {
         /// `"filter.pin"`.
         pin: String,
     },
+    /// The operation needs an output pin and was given an input pin (for example injection
+    /// mode, which only an output pin can be in).
+    NotAnOutputPin {
+        /// `"filter.pin"`.
+        pin: String,
+        /// What was attempted.
+        operation: &'static str,
+    },
     /// The operation is only legal in another state (for example a framing edit outside STOP).
     WrongState {
         /// What was attempted.
@@ -197,6 +205,12 @@ impl fmt::Display for GraphError {
                 write!(f, "required {direction} pin '{pin}' is not connected")
             }
             GraphError::NotConnected { pin } => write!(f, "pin '{pin}' is not connected"),
+            GraphError::NotAnOutputPin { pin, operation } => {
+                write!(
+                    f,
+                    "{operation} needs an output pin; pin '{pin}' is an input pin"
+                )
+            }
             GraphError::WrongState {
                 operation,
                 state,

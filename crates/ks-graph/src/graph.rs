@@ -137,6 +137,8 @@ pub(crate) struct PinNode {
     pub(crate) edited: Option<FramingEx>,
     /// The allocator assigned through `KSPROPERTY_STREAM_ALLOCATOR`.
     pub(crate) assigned: Option<Assignment>,
+    /// The frame-return callback that puts the pin in injection mode (behaviour 45).
+    pub(crate) frame_return: Option<Arc<crate::runtime::inject::Injection>>,
 }
 
 #[derive(Debug)]
@@ -904,7 +906,7 @@ impl Graph {
             .or(self.filters.pin_desc(pin).framing.as_ref())
     }
 
-    fn require_stop(&self, operation: &'static str) -> Result<(), GraphError> {
+    pub(crate) fn require_stop(&self, operation: &'static str) -> Result<(), GraphError> {
         if self.state != KsState::Stop {
             return Err(GraphError::WrongState {
                 operation,

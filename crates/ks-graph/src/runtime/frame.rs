@@ -1,17 +1,20 @@
 //! The frames that travel through a running graph: an allocator [`Frame`] owned by one queue,
-//! or the same frame shared read-only by the branches of a tee.
+//! a client's buffer injected into the circuit ([`InjectedFrame`], behaviour 45), or either
+//! of them shared read-only by the branches of a tee.
 //!
 //! Sharing never allocates in steady state: the cells that hold a shared frame are recycled
 //! through a [`SharePool`]. The last branch to drop its reference gives the frame back to its
-//! allocator (behaviour 60) and the cell back to the pool.
+//! allocator (behaviour 60), or an injected frame back to its client, and the cell back to
+//! the pool.
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use ks_alloc::Frame;
+use ks_alloc::{Frame, Status};
 
-use crate::queue::FrameBytes;
+use super::inject::InjectedFrame;
+use crate::queue::{FrameBytes, StreamHeader};
 
 /// A frame in a running graph.
 ///
@@ -32,6 +35,10 @@ use crate::queue::FrameBytes;
 pub enum RtFrame {
     /// An allocator frame with a single owner (the usual case; writable).
     Owned(Frame),
+    /// A client's buffer submitted to a pin in injection mode (single owner; writable). When
+    /// it leaves the circuit it goes back to the client's frame-return callback instead of
+    /// to an allocator ([`Injector`](super::Injector)).
+    Injected(InjectedFrame),
     /// A frame shared read-only by several tee branches.
     Shared(SharedFrame),
 }
@@ -55,7 +62,26 @@ impl RtFrame {
     pub fn as_bytes(&self) -> &[u8] {
         match self {
             RtFrame::Owned(f) => f,
+            RtFrame::Injected(f) => f.bytes(),
             RtFrame::Shared(s) => s.bytes(),
+        }
+    }
+
+    /// The frame has completed where the runtime holds it with its header: the end of its
+    /// circuit (`status` `Ok`), or a cancellation or failure. An allocator frame goes back
+    /// to its allocator; an injected frame records the header and status its client will
+    /// receive, then goes back to it (the first failure recorded wins over any success, see
+    /// [`InjectedFrame`]); a shared frame records them for its injected frame, if it holds
+    /// one, and drops this holder's reference.
+    pub(crate) fn complete(self, header: &StreamHeader, status: Result<(), Status>) {
+        match self {
+            RtFrame::Owned(f) => drop(f),
+            RtFrame::Injected(f) => f.record(header, status),
+            RtFrame::Shared(s) => {
+                if let Some(RtFrame::Injected(f)) = s.cell.as_ref().and_then(|c| c.frame.as_ref()) {
+                    f.record(header, status);
+                }
+            }
         }
     }
 
@@ -79,8 +105,8 @@ impl RtFrame {
     /// ```
     pub fn share(self, pool: &SharePool) -> SharedFrame {
         match self {
-            RtFrame::Owned(f) => pool.share(f),
             RtFrame::Shared(s) => s,
+            single => pool.share_frame(single),
         }
     }
 }
@@ -93,6 +119,7 @@ impl fmt::Debug for RtFrame {
                 .field("addr", &format_args!("{:#x}", fr.addr()))
                 .field("len", &fr.len())
                 .finish(),
+            RtFrame::Injected(fr) => fmt::Debug::fmt(fr, f),
             RtFrame::Shared(_) => f.write_str("Shared"),
         }
     }
@@ -105,13 +132,15 @@ impl FrameBytes for RtFrame {
     fn bytes_mut(&mut self) -> Option<&mut [u8]> {
         match self {
             RtFrame::Owned(f) => Some(f),
+            RtFrame::Injected(f) => Some(f.bytes_mut()),
             RtFrame::Shared(_) => None,
         }
     }
 }
 
 struct Cell {
-    frame: Option<Frame>,
+    /// An [`RtFrame::Owned`] or [`RtFrame::Injected`], never a shared one.
+    frame: Option<RtFrame>,
     /// The [`SharedFrame`]s that hold this cell. Exactly one of them, the one whose decrement
     /// takes it to zero, recycles the cell: with two last holders dropping at once, counting
     /// `Arc` references alone (`Arc::get_mut`) would let both see the other and neither
@@ -193,6 +222,11 @@ impl SharePool {
     /// # Ok::<(), ks_alloc::Status>(())
     /// ```
     pub fn share(&self, frame: Frame) -> SharedFrame {
+        self.share_frame(RtFrame::Owned(frame))
+    }
+
+    /// [`share`](Self::share) for an owned or injected frame (a shared one is never given).
+    fn share_frame(&self, frame: RtFrame) -> SharedFrame {
         let popped = self
             .free
             .lock()
@@ -277,8 +311,8 @@ impl SharedFrame {
     pub fn bytes(&self) -> &[u8] {
         self.cell
             .as_ref()
-            .and_then(|c| c.frame.as_deref())
-            .unwrap_or(&[])
+            .and_then(|c| c.frame.as_ref())
+            .map_or(&[], RtFrame::as_bytes)
     }
 }
 
@@ -322,7 +356,7 @@ impl Drop for SharedFrame {
             }
         };
         // The cell goes back to the pool before the frame goes back to its allocator
-        // (behaviour 60): the frame may be handed straight to a waiting requester and shared
+        // (behaviour 60) or its client: the frame may be handed straight to a waiting requester and shared
         // again at once, and it must find a cell ready then.
         self.pool
             .free

@@ -60,6 +60,7 @@
 //!   recycled cells (tested with a counting allocator in `crates/ksalloc/tests`).
 
 pub mod frame;
+pub mod inject;
 pub mod spec;
 
 use std::fmt;
@@ -79,6 +80,7 @@ use crate::queue::{Completed, Direction, Queue, QueueConfig, StreamHeader};
 use crate::state::KsState;
 
 pub use frame::{RtFrame, SharePool, SharedFrame};
+pub use inject::{InjectedFrame, Injector, ReturnedFrame, SubmitError};
 
 /// The queue type of a running graph.
 ///
@@ -1359,6 +1361,11 @@ struct Node {
     forward: Vec<Target>,
     /// For root output pins: the connected input.
     root_target: Vec<Option<Target>>,
+    /// Per pin: its pipe starts at a pin in injection mode, so frames completing here may be
+    /// injected ones, which go back to their client with the header and status they
+    /// completed with. Such pins take the per-frame path of `process_locked` (through
+    /// `route`), where those are at hand, instead of the batched one.
+    injected: Vec<bool>,
     terminal: bool,
     finished: AtomicBool,
     state: Mutex<NodeState>,
@@ -1443,10 +1450,14 @@ impl Shared {
         // Relaxed: `stop` is advisory here (it only saves work after the run is over); the
         // authoritative shutdown is allocator close + thread join, which synchronise.
         if self.stop.load(Ordering::Relaxed) {
-            return; // dropping the frame returns it to its allocator
+            // Back to its allocator, or, injected, to its client: cancelled on its way.
+            frame.complete(&header, Err(Status::Cancelled));
+            return;
         }
         if let Some(r) = t.refused {
-            self.fail(RunError::Delivery(self.refusals[r].clone()));
+            let refusal = self.refusals[r].clone();
+            frame.complete(&header, Err(refusal.status()));
+            self.fail(RunError::Delivery(refusal));
             return;
         }
         let node = &self.nodes[t.filter];
@@ -1455,7 +1466,10 @@ impl Shared {
             Some(q) => {
                 q.push(frame, header);
             }
-            None => return,
+            None => {
+                frame.complete(&header, Err(Status::Cancelled));
+                return;
+            }
         }
         self.process_locked(node, &mut guard);
     }
@@ -1494,12 +1508,13 @@ impl Shared {
                 PinRole::Root => node.root_target[pin],
                 _ => None,
             };
+            let batched = !node.injected[pin];
             match single {
-                Some(t) if t.refused.is_none() && !node.terminal => {
+                Some(t) if t.refused.is_none() && !node.terminal && batched => {
                     self.deliver_all(t, q);
                 }
                 // Nowhere to go (a sink, or a copy transform's input): back to the allocator.
-                _ if node.roles[pin] == PinRole::Input && node.forward.is_empty() => {
+                _ if node.roles[pin] == PinRole::Input && node.forward.is_empty() && batched => {
                     let n = q.discard_completed();
                     if node.terminal {
                         // Relaxed: a progress counter; nothing is ordered by it.
@@ -1682,7 +1697,10 @@ impl Shared {
     fn deliver_all(&self, t: Target, from: &mut RtQueue) {
         // Relaxed: advisory, as in `deliver`.
         if self.stop.load(Ordering::Relaxed) || from.completed_len() == 0 {
-            from.drain_completed().for_each(drop);
+            for c in from.drain_completed() {
+                c.frame
+                    .complete(&c.header, c.status.and(Err(Status::Cancelled)));
+            }
             return;
         }
         let node = &self.nodes[t.filter];
@@ -1696,9 +1714,12 @@ impl Shared {
 
     fn route(&self, node: &Node, pin: usize, c: Completed<RtFrame>) {
         if let Err(status) = c.status {
-            // Cancelled or failed: back to the allocator. If it carried the end of the
-            // stream, the stream can no longer end: the run fails rather than waits.
-            if c.header.is_end_of_stream() {
+            // Cancelled or failed: back to the allocator (or to its client, with the status).
+            // If it carried the end of the stream, the stream can no longer end: the run
+            // fails rather than waits.
+            let eos = c.header.is_end_of_stream();
+            c.frame.complete(&c.header, Err(status.clone()));
+            if eos {
                 self.fail(RunError::EndOfStreamLost {
                     filter: node.name.clone(),
                     status,
@@ -1713,7 +1734,8 @@ impl Shared {
                     self.delivered.fetch_add(1, Ordering::Relaxed);
                 }
                 match node.forward.len() {
-                    0 => {}
+                    // The end of its circuit (a sink, a copy transform's input).
+                    0 => c.frame.complete(&c.header, Ok(())),
                     1 => self.deliver(node.forward[0], c.frame, c.header),
                     n => {
                         let shared = c.frame.share(&self.pool);
@@ -1724,12 +1746,14 @@ impl Shared {
                     }
                 }
             }
-            PinRole::Root => {
-                if let Some(t) = node.root_target[pin] {
-                    self.deliver(t, c.frame, c.header);
-                }
+            PinRole::Root => match node.root_target[pin] {
+                Some(t) => self.deliver(t, c.frame, c.header),
+                None => c.frame.complete(&c.header, Err(Status::Cancelled)),
+            },
+            // No queue, so no completions; should a frame come here, it has nowhere to go.
+            PinRole::PassThrough | PinRole::Unconnected => {
+                c.frame.complete(&c.header, Err(Status::Cancelled));
             }
-            PinRole::PassThrough | PinRole::Unconnected => {}
         }
     }
 
@@ -1999,7 +2023,38 @@ impl Runtime {
                 (a.allocator.clone(), held)
             })
             .collect();
-        let shared = match setup(&graph, &plan, processes, kinds) {
+        // The pins in injection mode (behaviour 45), with their pipes: each must start one.
+        let mut injections: Vec<(usize, Arc<inject::Injection>)> = Vec::new();
+        let mut injecting = vec![false; plan.pipes.len()];
+        let mut misplaced = None;
+        for pin in graph.filter_ids().flat_map(|f| graph.pins(f)) {
+            let Some(inj) = graph.frame_return(pin) else {
+                continue;
+            };
+            match plan.pipes.iter().find(|p| p.pin_ids.first() == Some(&pin)) {
+                Some(pipe) => {
+                    if let Some(flag) = injecting.get_mut(pipe.id) {
+                        *flag = true;
+                    }
+                    injections.push((pipe.id, Arc::clone(inj)));
+                }
+                None => {
+                    misplaced = Some(pin);
+                    break;
+                }
+            }
+        }
+        if let Some(pin) = misplaced {
+            let msg = format!(
+                "pin '{}' is in injection mode but does not start a pipe (it is unconnected, or \
+                 passes on its input's frames); only a pin where frames enter a pipe can inject \
+                 them",
+                graph.pin_name(pin)
+            );
+            let _ = graph.set_state(KsState::Stop);
+            return Err(RunError::Setup(msg));
+        }
+        let shared = match setup(&graph, &plan, processes, kinds, &injecting) {
             Ok(s) => Arc::new_cyclic(|me| Shared {
                 me: Weak::clone(me),
                 ..s
@@ -2025,6 +2080,10 @@ impl Runtime {
             let Some((allocator, client_held)) = allocators.get(pipe.id).cloned() else {
                 continue;
             };
+            if injecting.get(pipe.id) == Some(&true) {
+                // Injection mode: the client feeds the pipe; its allocator stays untouched.
+                continue;
+            }
             let root = (root.filter().index(), root.index());
             let sh = Arc::clone(&shared);
             let cn = Arc::clone(&counts);
@@ -2075,6 +2134,47 @@ impl Runtime {
             }
         };
 
+        // Injection: one returner thread per pin, then the gate opens to submissions. From
+        // here on, whatever way `run` leaves, the gates close and the returners finish.
+        let gates = CloseGates(&injections);
+        let mut returners = Vec::with_capacity(injections.len());
+        for (pipe, inj) in gates.0 {
+            inj.start_returner();
+            let (sh, ij) = (Arc::clone(&shared), Arc::clone(inj));
+            let spawned = thread::Builder::new()
+                .name(format!("ks-inject{pipe}"))
+                .spawn(move || {
+                    ij.run_returner(|status| {
+                        sh.fail(RunError::Filter {
+                            filter: ij.filter.clone(),
+                            status,
+                        });
+                    });
+                });
+            match spawned {
+                Ok(h) => returners.push(h),
+                Err(e) => {
+                    inj.stop_returner();
+                    shared.fail(RunError::Setup(format!("cannot start a thread: {e}")));
+                }
+            }
+        }
+        // SeqCst: pairs with `fail` (once per run); a failed start opens no gate.
+        if !shared.stop.load(Ordering::SeqCst) {
+            for (pipe, inj) in gates.0 {
+                let (Some(p), Some(root)) = (
+                    plan.pipes.get(*pipe),
+                    plan.pipes.get(*pipe).and_then(|p| p.pin_ids.first()),
+                ) else {
+                    continue;
+                };
+                let target = shared.nodes[root.filter().index()].root_target[root.index()];
+                if let Some(t) = target {
+                    inj.open(Arc::clone(&shared), t, p.framing.frame_size);
+                }
+            }
+        }
+
         // Wait for the end of the stream, an error, or the time limit.
         let terminals = shared.nodes.iter().filter(|n| n.terminal).count();
         let mut completed = false;
@@ -2122,6 +2222,9 @@ impl Runtime {
         // SeqCst: see `fail`; the threads are released by `close` and synchronised by `join`.
         shared.stop.store(true, Ordering::SeqCst);
         shared.stop_timer();
+        // No frame is injected from here on; those being submitted are delivered first (and
+        // cancelled, `stop` being set), so the flush below finds every injected frame.
+        gates.close();
         if timer.is_some_and(|t| t.join().is_err()) {
             shared.fail(RunError::Setup("the stream-pointer timer panicked".into()));
         }
@@ -2152,7 +2255,10 @@ impl Runtime {
         let mut filters = Vec::with_capacity(shared.nodes.len());
         for node in &shared.nodes {
             let mut st = lock(&node.state);
-            for q in st.queues.iter_mut().flatten() {
+            for (pin, q) in st.queues.iter_mut().enumerate() {
+                let Some(q) = q else {
+                    continue;
+                };
                 // A cancel callback of the filter's may panic: the flush completes anyway
                 // (see `Queue::flush`), and the run fails with the filter named.
                 let flushed = call_filter("a cancel callback, at STOP,", || {
@@ -2162,7 +2268,17 @@ impl Runtime {
                 if let Err(status) = flushed {
                     shared.fail_filter(node, status);
                 }
-                q.drain_completed().for_each(drop);
+                // Frames back to their allocators; injected ones to their clients, completed
+                // only if this pin ends their circuit (they did not get there otherwise).
+                let end = node.roles[pin] == PinRole::Input && node.forward.is_empty();
+                for c in q.drain_completed() {
+                    let status = if end {
+                        c.status
+                    } else {
+                        c.status.and(Err(Status::Cancelled))
+                    };
+                    c.frame.complete(&c.header, status);
+                }
             }
             // The filter's last word: it finishes what is pending (a file sink flushes).
             let process = &mut st.process;
@@ -2201,18 +2317,22 @@ impl Runtime {
                 )
             })
             .collect();
+        // Every injected frame has been flushed: the returners hand the last ones to their
+        // callbacks, then end.
+        gates.finish_returns();
+        for h in returners {
+            if h.join().is_err() {
+                shared.fail(RunError::Setup("a frame-return thread panicked".into()));
+            }
+        }
+        for (_, inj) in &injections {
+            inj.drain_inline();
+        }
         let state_result = graph.set_state(KsState::Stop);
         if let Some(e) = lock(&shared.error).take() {
             return Err(e);
         }
         state_result?;
-        let all_frames_returned = pipes
-            .iter()
-            .zip(&allocators)
-            .all(|(p, (_, held))| p.allocated <= held.unwrap_or(0))
-            && allocators
-                .iter()
-                .all(|(a, held)| held.is_some() || a.status().closed);
         let (frames, bytes) = shared
             .nodes
             .iter()
@@ -2221,6 +2341,25 @@ impl Runtime {
             .fold((0, 0), |(f, b), (_, r)| {
                 (f + r.stats.frames, b + r.stats.bytes)
             });
+        // The last reference: an injected frame a filter kept in its own state goes back to
+        // its client now, on this thread (no returner runs any more).
+        drop(shared);
+        for (_, inj) in &injections {
+            if let Some(status) = inj.take_panic() {
+                return Err(RunError::Filter {
+                    filter: inj.filter.clone(),
+                    status,
+                });
+            }
+        }
+        let all_frames_returned = pipes
+            .iter()
+            .zip(&allocators)
+            .all(|(p, (_, held))| p.allocated <= held.unwrap_or(0))
+            && allocators
+                .iter()
+                .all(|(a, held)| held.is_some() || a.status().closed)
+            && injections.iter().all(|(_, inj)| inj.all_returned());
         Ok(RunOutcome {
             plan,
             report: RunReport {
@@ -2304,11 +2443,41 @@ pub fn fit_frame_sizes(graph: &mut Graph) -> Result<AllocationPlan, StateError> 
     }
 }
 
+/// The injection pins of a run. Dropped, however `run` leaves, it closes their gates and
+/// ends their returner threads, so that no submission reaches a run that is over and no
+/// returner waits for ever.
+struct CloseGates<'a>(&'a [(usize, Arc<inject::Injection>)]);
+
+impl CloseGates<'_> {
+    /// Refuses submissions from now on, once those in flight have delivered their frames.
+    fn close(&self) {
+        for (_, inj) in self.0 {
+            inj.close();
+        }
+    }
+
+    /// Tells the returner threads to finish once their queues are empty.
+    fn finish_returns(&self) {
+        for (_, inj) in self.0 {
+            inj.stop_returner();
+        }
+    }
+}
+
+impl Drop for CloseGates<'_> {
+    fn drop(&mut self) {
+        self.close();
+        self.finish_returns();
+    }
+}
+
+/// The run's shared state. `injecting[pipe]`: the pipe starts at a pin in injection mode.
 fn setup(
     graph: &Graph,
     plan: &AllocationPlan,
     processes: Vec<Box<dyn Process>>,
     kinds: Vec<String>,
+    injecting: &[bool],
 ) -> Result<Shared, RunError> {
     let mut refusals = Vec::new();
     let memory: Vec<ks_alloc::Memory> = graph
@@ -2323,6 +2492,7 @@ fn setup(
         let mut roles = Vec::with_capacity(pins.len());
         let mut queues = Vec::with_capacity(pins.len());
         let mut root_target = Vec::with_capacity(pins.len());
+        let mut injected = Vec::with_capacity(pins.len());
         let mut forward = Vec::new();
         for &pin in &pins {
             let desc = graph.pin_descriptor(pin);
@@ -2375,6 +2545,7 @@ fn setup(
                 }
             }
             roles.push(role);
+            injected.push(pipe.is_some_and(|p| injecting.get(p.id) == Some(&true)));
             queues.push(queue);
             root_target.push(if role == PinRole::Root { target } else { None });
         }
@@ -2395,6 +2566,7 @@ fn setup(
             roles,
             forward,
             root_target,
+            injected,
             finished: AtomicBool::new(false),
             state: Mutex::new(NodeState {
                 queues,
