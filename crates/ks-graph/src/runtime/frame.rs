@@ -69,17 +69,19 @@ impl RtFrame {
 
     /// The frame has completed where the runtime holds it with its header: the end of its
     /// circuit (`status` `Ok`), or a cancellation or failure. An allocator frame goes back
-    /// to its allocator; an injected frame records the header and status its client will
-    /// receive, then goes back to it (the first failure recorded wins over any success, see
-    /// [`InjectedFrame`]); a shared frame records them for its injected frame, if it holds
-    /// one, and drops this holder's reference.
+    /// to its allocator; an injected frame goes back to its client with `header` and
+    /// `status`; a shared frame records them for the injected frame it holds, if it does
+    /// (see [`InjectedFrame`]), and drops this holder's reference.
     pub(crate) fn complete(self, header: &StreamHeader, status: Result<(), Status>) {
         match self {
             RtFrame::Owned(f) => drop(f),
-            RtFrame::Injected(f) => f.record(header, status),
+            RtFrame::Injected(f) => f.finish(header, status),
             RtFrame::Shared(s) => {
-                if let Some(RtFrame::Injected(f)) = s.cell.as_ref().and_then(|c| c.frame.as_ref()) {
-                    f.record(header, status);
+                if let Some(c) = &s.cell {
+                    if matches!(c.frame, Some(RtFrame::Injected(_))) {
+                        let mut outcome = c.outcome.lock().unwrap_or_else(PoisonError::into_inner);
+                        super::inject::record_outcome(&mut outcome, header, status);
+                    }
                 }
             }
         }
@@ -141,6 +143,9 @@ impl FrameBytes for RtFrame {
 struct Cell {
     /// An [`RtFrame::Owned`] or [`RtFrame::Injected`], never a shared one.
     frame: Option<RtFrame>,
+    /// For an injected frame: how its branches completed it (header and status), for its
+    /// return once the last one lets go. Untouched for allocator frames.
+    outcome: Mutex<Option<(StreamHeader, Result<(), Status>)>>,
     /// The [`SharedFrame`]s that hold this cell. Exactly one of them, the one whose decrement
     /// takes it to zero, recycles the cell: with two last holders dropping at once, counting
     /// `Arc` references alone (`Arc::get_mut`) would let both see the other and neither
@@ -152,6 +157,7 @@ impl Cell {
     fn empty() -> Arc<Cell> {
         Arc::new(Cell {
             frame: None,
+            outcome: Mutex::new(None),
             holders: AtomicUsize::new(0),
         })
     }
@@ -236,6 +242,7 @@ impl SharePool {
         match Arc::get_mut(&mut cell) {
             Some(c) => {
                 c.frame = Some(frame);
+                *c.outcome.get_mut().unwrap_or_else(PoisonError::into_inner) = None;
                 *c.holders.get_mut() = 1;
             }
             // A pooled cell is never shared (`SharedFrame::drop` returns it only when unique);
@@ -243,6 +250,7 @@ impl SharePool {
             None => {
                 cell = Arc::new(Cell {
                     frame: Some(frame),
+                    outcome: Mutex::new(None),
                     holders: AtomicUsize::new(1),
                 })
             }
@@ -344,9 +352,10 @@ impl Drop for SharedFrame {
         // `Arc` right after, so the cell becomes unique within a few instructions (or one
         // preemption of that thread): wait for it, then recycle cell and frame.
         let mut spins = 0u32;
-        let frame = loop {
+        let (frame, outcome) = loop {
             if let Some(c) = Arc::get_mut(&mut cell) {
-                break c.frame.take();
+                let outcome = c.outcome.get_mut().unwrap_or_else(PoisonError::into_inner);
+                break (c.frame.take(), outcome.take());
             }
             spins += 1;
             if spins < 64 {
@@ -363,7 +372,10 @@ impl Drop for SharedFrame {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(cell);
-        drop(frame);
+        match (frame, outcome) {
+            (Some(RtFrame::Injected(f)), Some((header, status))) => f.finish(&header, status),
+            (frame, _) => drop(frame),
+        }
     }
 }
 

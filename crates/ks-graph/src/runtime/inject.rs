@@ -21,8 +21,8 @@
 //! callback that submits its buffer again (the documented way to recycle frames) would
 //! deliver into that same filter. The thread is the worker item KS would use. The frame's
 //! `Drop` queues the return, so no path that lets go of a frame can lose it; the paths
-//! that know how the frame ended (completed, cancelled, failed) record its header and status
-//! first, and a frame dropped without that record returns with `STATUS_CANCELLED`.
+//! that know how the frame ended (completed, cancelled, failed) give it back with its header
+//! and status, and a frame dropped without that returns with `STATUS_CANCELLED`.
 //!
 //! A gate orders submissions against STOP: a submission counts itself in under the gate's
 //! lock while the run is open, and STOP closes the gate and waits for the submissions in
@@ -89,10 +89,12 @@ pub struct ReturnedFrame {
     /// The client's buffer (`Data`, `Size`), as the circuit left it (an in-place transform
     /// may have changed its bytes).
     pub buffer: Box<[u8]>,
-    /// The frame's stream header as it last completed: `DataUsed` and the flags as the
-    /// filter where it ended its circuit left them. A frame shared by a tee's branches
-    /// reports the header of the last branch to complete it; a frame that never reached a
-    /// queue, the header it was submitted with (`FrameExtent` = the buffer's length).
+    /// The frame's stream header as it completed: `DataUsed` and the flags as the filter
+    /// where it ended its circuit (or was cancelled) left them; a frame cancelled on its way
+    /// between two filters, as the first one passed it on. A frame shared by a tee's
+    /// branches reports the header of the last branch to complete it (of the first that
+    /// failed it, if one did). A frame let go without completing (a filter kept it in its
+    /// own state until the run was over) has a header with only `FrameExtent` set.
     pub header: StreamHeader,
     /// The context given to [`Injector::submit`].
     pub context: u64,
@@ -464,12 +466,8 @@ impl Injector {
         // gate's lock order everything then).
         inj.submitted.fetch_add(1, Ordering::Relaxed);
         let frame = InjectedFrame {
-            buffer,
+            buffer: Some(buffer),
             context,
-            outcome: Mutex::new(Outcome {
-                header,
-                status: None,
-            }),
             injection: Arc::clone(inj),
         };
         live.shared
@@ -488,11 +486,11 @@ impl Injector {
 /// writable like an allocator frame, and, when it leaves the circuit, handed back to its
 /// client's frame-return callback as a [`ReturnedFrame`] instead of going to an allocator.
 ///
-/// It returns exactly once, from its `Drop`: with the header and status the runtime recorded
-/// where it completed (the first failure recorded wins over any success, which is how a
-/// frame shared by a tee's branches returns the first failure of any branch), or, when it
-/// was let go without such a record (the run stopped while it was between filters),
-/// `STATUS_CANCELLED` and the header it was submitted with.
+/// It returns exactly once: where the runtime completes it, with the header and status it
+/// completed with (for a frame shared by a tee's branches, when the last branch lets go of
+/// it: the first failure of any branch, else the last branch's header); or, let go without
+/// a completion (a filter kept it in its own state), from its `Drop`, with
+/// `STATUS_CANCELLED` and a header that only gives `FrameExtent`.
 ///
 /// ```
 /// use std::sync::mpsc;
@@ -533,18 +531,12 @@ impl Injector {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct InjectedFrame {
-    buffer: Box<[u8]>,
+    /// `None` once given back. (Kept small: a queue slot holds any [`RtFrame`](super::RtFrame),
+    /// so this must not be larger than an allocator frame; how a shared frame ended is kept
+    /// in its share cell instead.)
+    buffer: Option<Box<[u8]>>,
     context: u64,
-    /// How the frame ended, as recorded where it completed. A mutex, not a plain field: the
-    /// branches of a tee record into one frame they share read-only.
-    outcome: Mutex<Outcome>,
     injection: Arc<Injection>,
-}
-
-struct Outcome {
-    header: StreamHeader,
-    /// `None` until a completion is recorded.
-    status: Option<Result<(), Status>>,
 }
 
 impl InjectedFrame {
@@ -593,22 +585,42 @@ impl InjectedFrame {
     }
 
     pub(crate) fn bytes(&self) -> &[u8] {
-        &self.buffer
+        self.buffer.as_deref().unwrap_or(&[])
     }
 
     pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.buffer
+        self.buffer.as_deref_mut().unwrap_or(&mut [])
     }
 
-    /// Records how the frame completed (header and status). Policy: the first failure wins;
-    /// otherwise the last success's header.
-    pub(crate) fn record(&self, header: &StreamHeader, status: Result<(), Status>) {
-        let mut o = lock(&self.outcome);
-        if matches!(o.status, Some(Err(_))) {
+    /// The frame completed with `header` and `status`: back to its client.
+    pub(crate) fn finish(mut self, header: &StreamHeader, status: Result<(), Status>) {
+        self.give_back(header, status);
+    }
+
+    /// Queues the return (once: the buffer goes with it).
+    fn give_back(&mut self, header: &StreamHeader, status: Result<(), Status>) {
+        let Some(buffer) = self.buffer.take() else {
             return;
-        }
-        o.header = *header;
-        o.status = Some(status);
+        };
+        self.injection.give_back(ReturnedFrame {
+            pin: self.injection.pin,
+            buffer,
+            header: *header,
+            context: self.context,
+            status,
+        });
+    }
+}
+
+/// How a frame shared by a tee's branches completed, as the branches record it (policy:
+/// the first failure wins over any success; otherwise the last success's header).
+pub(crate) fn record_outcome(
+    outcome: &mut Option<(StreamHeader, Result<(), Status>)>,
+    header: &StreamHeader,
+    status: Result<(), Status>,
+) {
+    if !matches!(outcome, Some((_, Err(_)))) {
+        *outcome = Some((*header, status));
     }
 }
 
@@ -616,26 +628,18 @@ impl fmt::Debug for InjectedFrame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Injected")
             .field("pin", &self.injection.name)
-            .field("len", &self.buffer.len())
+            .field("len", &self.bytes().len())
             .field("context", &self.context)
             .finish()
     }
 }
 
 impl Drop for InjectedFrame {
+    /// Let go without a completion (a filter kept it, the run stopped while it was between
+    /// filters): back to the client, cancelled.
     fn drop(&mut self) {
-        let o = self
-            .outcome
-            .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let returned = ReturnedFrame {
-            pin: self.injection.pin,
-            buffer: std::mem::take(&mut self.buffer),
-            header: o.header,
-            context: self.context,
-            status: o.status.take().unwrap_or(Err(Status::Cancelled)),
-        };
-        self.injection.give_back(returned);
+        let extent = self.bytes().len().try_into().unwrap_or(u32::MAX);
+        self.give_back(&StreamHeader::empty(extent), Err(Status::Cancelled));
     }
 }
 
