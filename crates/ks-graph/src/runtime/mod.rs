@@ -43,6 +43,17 @@
 //!   before it flushes the queues.
 //! * **Delivery rule.** A frame of a kernel-side pipe is never delivered to a user-mode
 //!   filter ([`Graph::check_delivery`], behaviour 40).
+//! * **Frame injection** (behaviour 45, [`inject`]). A root output pin whose client registered
+//!   a frame-return callback in STOP ([`Graph::register_frame_return`]) gets no requester:
+//!   the client submits its own buffers with an [`Injector`], which enter the circuit at the
+//!   pin's peer as [`RtFrame::Injected`] frames and travel it like allocator frames. Where an
+//!   allocator frame would go back to its allocator (a sink, a copy transform's input, the
+//!   last tee branch, a cancellation, the flush at STOP), an injected frame goes back to its
+//!   client as a [`ReturnedFrame`] with the header and status it completed with. The pins
+//!   that carry injected frames take the per-frame completion path, where header and status
+//!   are at hand; returns are made on a "ks-inject" thread, never under a filter's mutex; STOP
+//!   closes the pins' gates to submissions before it flushes, and every accepted frame is
+//!   back before `run` returns. Policies: `docs/negotiation.md` §9.
 //! * **End of stream.** Sources mark their last frame with
 //!   `KSSTREAM_HEADER_OPTIONSF_ENDOFSTREAM` and call [`Pins::finish_source`]; the flag travels
 //!   with the frame (copy transforms copy it); a sink that sees it calls
@@ -392,7 +403,9 @@ pub enum PinRole {
     /// A connected input pin: frames arrive in its queue.
     Input,
     /// An output pin where a pipe begins: its queue receives empty frames from the pipe's
-    /// requester; the filter fills them and ejects them, and they travel downstream.
+    /// requester; the filter fills them and ejects them, and they travel downstream. (In
+    /// injection mode, [`Graph::register_frame_return`], it receives none: its client's
+    /// frames enter the circuit at its peer.)
     Root,
     /// An output pin inside its input's pipe: the frames the filter releases on its input
     /// travel through it untouched (no queue).
