@@ -369,8 +369,10 @@ impl Injector {
     /// copies `DataUsed` bytes into its output pipe's frames — and a header claiming more
     /// data than its frame holds is refused rather than clamped).
     ///
-    /// Do not call it from the process callback of a filter downstream of the pin: the
-    /// frame is delivered, and processed, before this returns, and that filter's processing
+    /// The frame is delivered, and processed, on the caller's thread before this returns,
+    /// recursing once per filter downstream (the runtime's own threads have 64 MiB stacks
+    /// for long chains; a thread of the caller's needs a stack to match). So do not call it
+    /// from the process callback of a filter downstream of the pin: that filter's processing
     /// mutex is held by the caller.
     ///
     /// ```
@@ -841,7 +843,10 @@ impl Graph {
     /// The pin must start a pipe when the graph runs (a source's output, a copy
     /// transform's output); [`Runtime::run`](super::Runtime::run) refuses one that does
     /// not. The pipe's allocator is still negotiated and created, but no frame is taken
-    /// from it. Registering again replaces the callback; injectors of the earlier
+    /// from it. The pin's filter gets no empty frames to fill on it: a built-in filter that
+    /// fills its output (`testsrc`; `copy`, which then holds its input frames waiting for
+    /// output frames) produces nothing there, and its place is for a filter of the client's
+    /// that submits what it produces. Registering again replaces the callback; injectors of the earlier
     /// registration are refused from then on.
     ///
     /// The callback runs on the run's "ks-inject" thread, one frame at a time, in the order

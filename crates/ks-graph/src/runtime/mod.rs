@@ -2154,8 +2154,11 @@ impl Runtime {
         for (pipe, inj) in gates.0 {
             inj.start_returner();
             let (sh, ij) = (Arc::clone(&shared), Arc::clone(inj));
+            // A callback that submits again delivers down the whole chain on this thread:
+            // the same roomy stack as the requesters'.
             let spawned = thread::Builder::new()
                 .name(format!("ks-inject{pipe}"))
+                .stack_size(64 << 20)
                 .spawn(move || {
                     ij.run_returner(|status| {
                         sh.fail(RunError::Filter {
