@@ -483,7 +483,8 @@ pub struct PipePlan {
     pub mode: FilterMode,
     /// The chosen allocator.
     pub allocator: AllocatorChoice,
-    /// The merged framing.
+    /// The merged framing: what every pin of the pipe gets (for a pipe a client's allocator
+    /// serves, what the pins need, which that allocator meets).
     pub framing: MergedFraming,
     /// Every candidate not chosen, with its reasons.
     pub rejected: Vec<Rejection>,
@@ -492,7 +493,11 @@ pub struct PipePlan {
 }
 
 impl PipePlan {
-    /// The old-style framing the pipe's allocator is created with.
+    /// The old-style framing the pipe's allocator is created with: what the pins need, from
+    /// [`framing`](Self::framing). Where a client's allocator serves the pipe
+    /// ([`AllocatorKind::Client`]), the graph creates none: this is what it would have
+    /// created, which the client's met (at least as many frames, as large, as aligned);
+    /// the client's own framing is [`Allocator::framing`](ks_alloc::Allocator::framing).
     ///
     /// ```
     /// # use std::sync::Arc; use ks_graph::*;

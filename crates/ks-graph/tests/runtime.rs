@@ -1188,3 +1188,53 @@ fn processing_attempted_on_another_thread_ends_with_the_run() {
     let calls = driver.join().expect("the thread ends");
     eprintln!("processed {calls} times on its own thread");
 }
+
+/// The progress callback is a callback of the run: a processing it attempts "here" goes to
+/// the timer thread, as from a filter's callback, and never streams on the thread that
+/// called `run` (which must keep watching `until`).
+#[test]
+fn processing_attempted_here_from_the_progress_callback_does_not_run_on_the_runs_thread() {
+    use ks_graph::runtime::{AttemptProcessing, process_fn};
+    use std::sync::{Arc, Mutex};
+    use std::thread::{self, ThreadId};
+    let handle: Arc<Mutex<Option<AttemptProcessing>>> = Arc::default();
+    let threads: Arc<Mutex<Vec<ThreadId>>> = Arc::default();
+    let (h, t) = (Arc::clone(&handle), Arc::clone(&threads));
+    let mut built = filters::build(
+        GraphSpec::parse_pipeline("testsrc frames=100000000 size=4 ! identity ! nullsink").unwrap(),
+    )
+    .unwrap();
+    built
+        .replace_process(
+            "identity",
+            Box::new(process_fn(move |pins| {
+                *h.lock().unwrap() = Some(pins.attempt_processing());
+                t.lock().unwrap().push(thread::current().id());
+                pass_on(pins)
+            })),
+        )
+        .unwrap();
+    let attempted = Arc::new(Mutex::new(0u32));
+    let (h2, a2) = (Arc::clone(&handle), Arc::clone(&attempted));
+    let options = RunOptions {
+        until: Some(std::time::Duration::from_millis(300)),
+        progress: Some(Box::new(move |_| {
+            if let Some(a) = h2.lock().unwrap().clone() {
+                if a.attempt_here() {
+                    *a2.lock().unwrap() += 1;
+                }
+            }
+        })),
+    };
+    let me = thread::current().id();
+    let o = built.into_runtime().unwrap().run(&options).unwrap();
+    assert!(o.report.all_frames_returned);
+    assert!(
+        *attempted.lock().unwrap() > 0,
+        "the progress callback attempted"
+    );
+    assert!(
+        !threads.lock().unwrap().contains(&me),
+        "a filter was processed on the thread running the run"
+    );
+}

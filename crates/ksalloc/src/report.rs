@@ -40,8 +40,17 @@ pub(crate) fn plan_text(graph: &Graph, plan: &AllocationPlan) -> String {
         let f = &p.framing;
         let _ = writeln!(
             s,
-            "  framing:   {} frames × {} bytes, alignment {} bytes, {}",
-            f.frames, f.frame_size, f.alignment, f.memory_type
+            "  framing:   {} frames × {} bytes, alignment {} bytes, {}{}",
+            f.frames,
+            f.frame_size,
+            f.alignment,
+            f.memory_type,
+            // A client's allocator met this at least; its own framing is its own.
+            if a.kind == AllocatorKind::Client {
+                " (what the pins need)"
+            } else {
+                ""
+            }
         );
         for r in &p.rejected {
             let who = match &r.pin {

@@ -2223,7 +2223,13 @@ impl Runtime {
                     drop(left);
                     // Relaxed: a progress figure, approximate by nature.
                     let delivered = shared.delivered.load(Ordering::Relaxed);
-                    if let Err(e) = catch_unwind(AssertUnwindSafe(|| p(delivered))) {
+                    // A callback of the run, like the filters': a processing it attempts
+                    // here goes to the timer thread (`attempt_here` falls back to
+                    // `attempt`), so that the run's own thread does not stream.
+                    let was = PROCESSING.with(|f| f.replace(true));
+                    let called = catch_unwind(AssertUnwindSafe(|| p(delivered)));
+                    PROCESSING.with(|f| f.set(was));
+                    if let Err(e) = called {
                         shared.fail(RunError::Setup(format!(
                             "the progress callback panicked: {}",
                             panic_message(&*e)
