@@ -330,6 +330,7 @@ impl AllocatorBuilder {
             handles: AtomicUsize::new(1),
             in_worker: AtomicBool::new(false),
             drain_on_worker: AtomicBool::new(false),
+            finalize_on_worker: AtomicBool::new(false),
             worker_next: AtomicPtr::new(std::ptr::null_mut()),
             name: self.name.unwrap_or_else(|| "allocator".to_string()),
             starvation_threshold: self.starvation_threshold,

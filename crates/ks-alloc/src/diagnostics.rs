@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::allocator::{Backend, DEFERRED, Inner, RAW};
+use crate::allocator::{Backend, DEFERRED, Inner, RAW, STATE_MASK};
 use crate::frame::{OutstandingFrame, now_ns};
 use crate::loom::{Ordering, lock};
 use crate::{Allocator, Framing};
@@ -368,7 +368,7 @@ impl Inner {
                     return None;
                 }
                 // Relaxed (all): a diagnostics snapshot (see above).
-                let state = s.state.load(Ordering::Relaxed);
+                let state = s.state.load(Ordering::Relaxed) & STATE_MASK;
                 // A `DEFERRED` frame off the free list is on the worker's deferred stack: the
                 // free that put it there cleared its holder's claim (a claim restores `HELD`).
                 let in_transit = state == DEFERRED;

@@ -52,6 +52,10 @@ fn poll_state(
                 *state = State::Done;
                 Poll::Ready(Err(Status::Cancelled))
             }
+            Polled::Misaligned(addr) => {
+                *state = State::Done;
+                Poll::Ready(Err(alloc.misaligned(addr)))
+            }
             Polled::Queued => Poll::Pending,
         },
         State::Done => Poll::Ready(Err(Status::InvalidDeviceRequest(
@@ -339,6 +343,10 @@ impl PendingAlloc {
             Polled::Cancelled => {
                 self.state = State::Done;
                 Err(Status::Cancelled)
+            }
+            Polled::Misaligned(addr) => {
+                self.state = State::Done;
+                Err(self.alloc.misaligned(addr))
             }
             Polled::Queued => Ok(None),
         }

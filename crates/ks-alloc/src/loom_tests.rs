@@ -530,3 +530,115 @@ fn dispatch_drain_model(flag_set: Ordering, flag_take: Ordering) {
         assert_eq!(c.cached(), 0, "nothing cached while a request waits");
     });
 }
+
+/// A vendor of two 64-byte blocks handed out in turn (so that a slot reused after a free holds
+/// another address), counting its deletes.
+struct TwoBlocks(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+struct TwoBlocksCx {
+    blocks: [std::ptr::NonNull<u8>; 2],
+    next: std::sync::atomic::AtomicUsize,
+}
+
+// SAFETY: the blocks are only reached through the allocator's claim of one slot at a time.
+unsafe impl Send for TwoBlocksCx {}
+// SAFETY: as above.
+unsafe impl Sync for TwoBlocksCx {}
+
+const BLOCK: std::alloc::Layout = match std::alloc::Layout::from_size_align(64, 8) {
+    Ok(l) => l,
+    Err(_) => panic!("a valid layout"),
+};
+
+// SAFETY: each block is 64 zeroed bytes, live until `delete`; with one slot, at most one is
+// outstanding at a time.
+unsafe impl crate::VendorAllocator for TwoBlocks {
+    type Context = TwoBlocksCx;
+    fn initialize(&self, _: &crate::Framing) -> Result<TwoBlocksCx, Status> {
+        // SAFETY: a non-zero size.
+        let block = || std::ptr::NonNull::new(unsafe { std::alloc::alloc_zeroed(BLOCK) });
+        Ok(TwoBlocksCx {
+            blocks: [block().expect("memory"), block().expect("memory")],
+            next: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+    fn allocate(&self, cx: &TwoBlocksCx) -> Option<std::ptr::NonNull<u8>> {
+        // Not a loom atomic: a counter of this run's own, only the claimer touches it.
+        let n = cx.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(cx.blocks[n % 2])
+    }
+    fn free(&self, _: &TwoBlocksCx, _: std::ptr::NonNull<u8>) {}
+    fn delete(&self, cx: TwoBlocksCx) {
+        for b in cx.blocks {
+            // SAFETY: allocated in `initialize` with this layout.
+            unsafe { std::alloc::dealloc(b.as_ptr(), BLOCK) };
+        }
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn two_blocks() -> (Allocator, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let deletes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let f = crate::framing::test_framing(PoolType::NON_PAGED, 1);
+    let a = Allocator::builder(&f)
+        .vendor(Arc::from_std(
+            std::sync::Arc::new(TwoBlocks(deletes.clone())) as std::sync::Arc<dyn crate::DynVendor>,
+        ))
+        .max_waiters(4)
+        .starvation_threshold(None)
+        .build()
+        .expect("allocator");
+    (a, deletes)
+}
+
+/// Two racing raw frees of a vendor's address `x`, while the slot, once home, is reused for
+/// another address `y` and made raw again: exactly one free of `x` wins, and the loser never
+/// frees `y` (without the state's raw generation, a loser that looked the slot up before the
+/// winner's free could win its `RAW → HELD` CAS on `y`'s raw period).
+#[test]
+fn loom_racing_raw_frees_of_a_reused_vendor_slot() {
+    model(|| {
+        let (a, _) = two_blocks();
+        let x = a.try_allocate().expect("frame").into_raw();
+        let free_x = |a: &Allocator| {
+            let a = a.clone();
+            thread::spawn(move || a.free_raw(x).is_ok())
+        };
+        let (t1, t2) = (free_x(&a), free_x(&a));
+        let y = a.try_allocate().ok().map(Frame::into_raw);
+        let wins = usize::from(t1.join().expect("join")) + usize::from(t2.join().expect("join"));
+        assert_eq!(wins, 1, "exactly one free of x");
+        if let Some(y) = y {
+            assert_ne!(x, y, "the vendor's other block");
+            assert!(
+                a.free_raw(y).is_ok(),
+                "y stayed outstanding: no loser freed it"
+            );
+        }
+        assert_eq!(a.status().allocated_frames, 0);
+    });
+}
+
+/// The last frame comes home at Dispatch level after close: the teardown (the vendor's
+/// `delete`) is left to the worker, played by this thread, which runs it exactly once.
+#[test]
+fn loom_dispatch_last_free_leaves_the_teardown_to_the_worker() {
+    model(|| {
+        let (a, deletes) = two_blocks();
+        let f = a.try_allocate().expect("frame");
+        let inner = a.inner.clone();
+        drop(a); // closed, one frame out
+        let freer = thread::spawn(move || {
+            let _level = raise_to_dispatch();
+            drop(f);
+        });
+        while deletes.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            if !crate::worker::run_scheduled(&inner) {
+                thread::yield_now();
+            }
+        }
+        freer.join().expect("join");
+        while crate::worker::run_scheduled(&inner) {}
+        assert_eq!(deletes.load(std::sync::atomic::Ordering::SeqCst), 1);
+    });
+}

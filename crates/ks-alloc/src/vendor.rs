@@ -14,10 +14,13 @@
 //!   when a new request arrives (which queues behind it: FIFO holds), and by the library
 //!   worker every 50 ms.
 //! * An address not aligned as the framing asks is refused (`STATUS_INVALID_PARAMETER` to the
-//!   caller) and handed straight back to `free`.
+//!   caller, also to a queued request, which then completes with it) and handed straight
+//!   back to `free`.
 //! * At most `framing.frames` frames are outstanding at once (the allocator's slots bound it).
 //! * `delete` runs exactly once, after the allocator is closed and the last frame has come
-//!   back, and nothing is called after it.
+//!   back, and nothing is called after it. It runs at Passive level: on the thread that
+//!   closed the allocator or freed the last frame, or, if that free was made at Dispatch
+//!   level, on the library worker.
 
 use std::any::Any;
 use std::fmt;
@@ -37,9 +40,24 @@ use crate::{Framing, Memory, Status};
 /// allocator hands those bytes out as `&[u8]` and `&mut [u8]`, and reading uninitialized
 /// memory through them would be undefined behaviour).
 ///
-/// The callbacks should not panic: a panic in `allocate` or `free` propagates to the caller
-/// of the allocate or free that called it, and the frame slot in flight is lost to the
-/// allocator (it is neither free nor outstanding, and the allocator is never finalized).
+/// The callbacks should not panic. If one does, the allocator stays whole: no frame slot is
+/// lost, and it recovers once the vendor does.
+/// * `allocate` called for a caller's own allocate (`try_allocate`, `allocate()`,
+///   `allocate_blocking`, a KS ALLOC): the slot goes back, then the panic resumes toward
+///   that caller. Called on behalf of a pending request (the worker's 50 ms retry, a new
+///   request retrying for older ones, a free handing its slot to the oldest request): it is
+///   reported (`tracing` error) and taken for "no frame now"; the request stays pending and
+///   is retried, and the worker or the freer goes on.
+/// * `free`: the slot goes home all the same (the vendor has had its address), then the
+///   panic resumes toward the caller of the free (a `Frame`'s drop, `free_raw`, a KS FREE,
+///   or the drop of a request that had been granted the frame); on the worker it is
+///   reported.
+/// * `delete`: the allocator is torn down all the same (nothing leaks) and, in `close`, the
+///   cancelled requests are woken first; the panic then resumes toward the caller of
+///   `close` or of the free that brought the last frame home; on the worker it is reported.
+///
+/// A panic is only reported, never resumed, on a thread that is unwinding already (a
+/// `Frame` dropped during a panic), since a second panic would abort the process.
 ///
 /// # Examples
 /// ```
@@ -147,7 +165,9 @@ pub unsafe trait VendorAllocator: Send + Sync + 'static {
     #[doc(alias = "PFNKSDEFAULTFREE")]
     fn free(&self, cx: &Self::Context, frame: NonNull<u8>);
 
-    /// KS `DeleteAllocator` (`PFNKSDELETEALLOCATOR`): once, after close and the last frame.
+    /// KS `DeleteAllocator` (`PFNKSDELETEALLOCATOR`): once, after close and the last frame,
+    /// at Passive level (it may block, free memory, make system calls): if the last frame
+    /// comes home at Dispatch level, the library worker runs it.
     ///
     /// ```
     /// use std::ptr::NonNull;

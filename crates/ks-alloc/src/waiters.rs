@@ -51,6 +51,9 @@ const PENDING: u32 = VALUE_MASK;
 const COLLECTED: u32 = VALUE_MASK - 1;
 /// Value of a grant word: the request was cancelled by close (ask under the lock).
 const CANCELLED: u32 = VALUE_MASK - 2;
+/// Value of a grant word: the request failed (a vendor's misaligned frame; ask under the
+/// lock). The lowest non-frame value: frame indices are below it.
+const FAILED: u32 = VALUE_MASK - 3;
 
 #[inline(always)]
 fn pack(generation: u32, value: u32) -> u32 {
@@ -86,7 +89,7 @@ impl Grants {
         // and slot metadata written before the hand-off are visible to the new holder.
         let v = w.load(Ordering::Acquire);
         let frame = v & VALUE_MASK;
-        if !same_generation(v, t.generation) || frame >= CANCELLED {
+        if !same_generation(v, t.generation) || frame >= FAILED {
             return None;
         }
         // Release: pairs with the Acquire load in `WaitQueue::reclaim`; after this store the
@@ -231,6 +234,8 @@ pub(crate) enum State {
     /// Completed with this frame index (already claimed for the waiter).
     Granted(u32),
     Cancelled,
+    /// Completed without a frame: the vendor returned this misaligned address for it.
+    Failed(usize),
 }
 
 #[derive(Debug)]
@@ -256,6 +261,9 @@ pub(crate) struct Ticket {
 pub(crate) enum Polled {
     Granted(u32),
     Cancelled,
+    /// The vendor returned this misaligned address for the request
+    /// (`STATUS_INVALID_PARAMETER`).
+    Misaligned(usize),
     Queued,
 }
 
@@ -458,6 +466,17 @@ impl WaitQueue {
         notify
     }
 
+    /// Completes the queued request in `slot` without a frame: the vendor returned the
+    /// misaligned address `addr` for it. Its owner learns it under the lock (`poll`); returns
+    /// whom to wake. The other requests keep their order.
+    pub(crate) fn fail(&mut self, grants: &Grants, slot: u32, addr: usize) -> Notify {
+        self.unlink(slot);
+        let s = &mut self.slots[slot as usize];
+        s.state = State::Failed(addr);
+        grants.set(slot, s.generation, FAILED);
+        std::mem::take(&mut s.notify)
+    }
+
     /// Cancels every queued request (close); returns whom to wake.
     pub(crate) fn cancel_all(&mut self, grants: &Grants) -> Vec<Notify> {
         let mut wake = Vec::with_capacity(self.len as usize);
@@ -509,6 +528,10 @@ impl WaitQueue {
                 let _none = self.vacate(grants, t.slot);
                 Polled::Cancelled
             }
+            State::Failed(addr) => {
+                let _none = self.vacate(grants, t.slot);
+                Polled::Misaligned(addr)
+            }
         }
     }
 
@@ -525,7 +548,7 @@ impl WaitQueue {
             // Already taken lock-free: `reclaim` recycles the slot.
             State::Granted(_) if grants.collected(t.slot) => return (None, Notify::None),
             State::Granted(_) => self.unlink_granted(t.slot),
-            State::Cancelled | State::Vacant => {}
+            State::Cancelled | State::Failed(_) | State::Vacant => {}
         }
         let old = self.vacate(grants, t.slot);
         match state {

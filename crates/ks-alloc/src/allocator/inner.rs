@@ -1,8 +1,9 @@
 //! The allocator's shared state and its free paths (see the parent module's docs).
 
+use std::any::Any;
 use std::cell::UnsafeCell;
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr::NonNull;
 use std::time::Duration;
 
@@ -27,9 +28,17 @@ use crate::{Framing, Memory, TryAllocateError};
 /// state as it is and the fast paths write no state at all: the resting state is `HELD`,
 /// which a raw free restores (`RAW` → `HELD`) before it frees, and which the worker's
 /// claim of a `DEFERRED` frame restores.
+///
+/// The state is the low bits of the slot's state word ([`STATE_MASK`]); the bits above are a
+/// generation that each `mark_raw` advances, so that a raw free's CAS succeeds only on the
+/// very raw period whose address it looked up (see `Allocator::free_raw`).
 pub(crate) const HELD: u32 = 1;
 pub(crate) const RAW: u32 = 2;
 pub(crate) const DEFERRED: u32 = 3;
+/// The state bits of a slot's state word (the rest is the raw generation).
+pub(crate) const STATE_MASK: u32 = 3;
+/// One step of the raw generation.
+const GENERATION_STEP: u32 = STATE_MASK + 1;
 
 #[repr(align(64))]
 #[derive(Debug)]
@@ -60,12 +69,45 @@ impl fmt::Debug for Backend {
     }
 }
 
-/// Why claiming a slot for a caller failed.
+/// A vendor callback's panic, caught so that the slot the library owns is not lost.
+pub(crate) type Panic = Box<dyn Any + Send + 'static>;
+
+/// Why claiming a slot for a caller failed. In every case the slot is still the caller's.
 pub(super) enum ClaimError {
     /// The vendor had no memory ("no frame now").
     NoFrame,
     /// The vendor returned a misaligned address (already returned to the vendor).
     Misaligned(usize),
+    /// The vendor's `allocate` panicked (or its `free`, handed a misaligned frame back).
+    Panicked(Panic),
+}
+
+/// The message of a panic payload (`panic!` with a literal or a format), for the log.
+pub(crate) fn panic_message(p: &Panic) -> &str {
+    if let Some(s) = p.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s
+    } else {
+        "(a non-string panic payload)"
+    }
+}
+
+/// Resumes a vendor callback's panic toward the caller whose allocate or free called it,
+/// once the library's state is whole again. If that thread is unwinding already (a `Frame`
+/// dropped during a panic), the panic is reported instead: a second one would abort the
+/// process.
+pub(crate) fn resume_vendor_panic(p: Panic, callback: &'static str) {
+    if std::thread::panicking() {
+        tracing::error!(
+            callback,
+            panic = panic_message(&p),
+            "a vendor callback panicked while its thread was unwinding already; reported, not \
+             re-raised"
+        );
+    } else {
+        resume_unwind(p);
+    }
 }
 
 pub(crate) struct Inner {
@@ -92,6 +134,9 @@ pub(crate) struct Inner {
     /// A request queued at Dispatch level left the threads' caches for the worker to drain
     /// (`drain_cache_on_worker`).
     pub(crate) drain_on_worker: AtomicBool,
+    /// A free at Dispatch level brought the last frame home after close and left the
+    /// teardown to the worker (`finalize_here_or_on_worker`).
+    pub(crate) finalize_on_worker: AtomicBool,
     pub(crate) worker_next: AtomicPtr<Inner>,
     pub(crate) name: String,
     pub(crate) starvation_threshold: Option<Duration>,
@@ -208,6 +253,8 @@ impl Inner {
                 self.vendor_queue_emptied(q);
                 Some(notify)
             }
+            // The oldest request completes with the error; the next ones are tried next.
+            Err(ClaimError::Misaligned(addr)) => Some(self.fail_oldest(q, slot, i, addr)),
             Err(e) => {
                 self.keep_refused_slot(i, e);
                 None
@@ -215,18 +262,50 @@ impl Inner {
         }
     }
 
+    /// Under the waiter lock, a vendor's: the vendor returned a misaligned frame (already
+    /// handed back to it) for the oldest request, in `slot`, claiming slot `index` (ours).
+    /// That request completes with the error (`STATUS_INVALID_PARAMETER` naming the address
+    /// and the alignment, as a request that does not queue gets it), like a cancelled one:
+    /// its owner collects the failure under the lock. The slot goes back to the free list,
+    /// still reserved for the requests behind it (if any), which keep their order. Returns
+    /// whom to wake, after the unlock. The queue was non-empty and we hold the lock, so the
+    /// allocator is not closed and the push cannot finalize.
+    fn fail_oldest(&self, q: &mut WaitQueue, slot: u32, index: u32, addr: usize) -> Notify {
+        tracing::error!(
+            allocator = %self.name,
+            addr,
+            alignment = self.framing.alignment.bytes(),
+            "vendor allocator returned a misaligned frame for a pending request; returned to \
+             the vendor, and the request fails with STATUS_INVALID_PARAMETER"
+        );
+        let notify = q.fail(&self.grants, slot, addr);
+        self.vendor_queue_emptied(q);
+        self.free.push(index, false);
+        notify
+    }
+
     /// Under the waiter lock, requests pending: the vendor could not back slot `index` for
-    /// the oldest request (no memory now, or a misaligned frame, which is reported). The
+    /// the oldest request (no memory now, or its `allocate` panicked, which is reported and
+    /// taken for "no frame now": the allocation was on the request's behalf, so there is no
+    /// caller to unwind into, and the worker or a freer must not be taken down by it). The
     /// request stays pending and is retried (next free, next request, the worker); the slot
     /// goes back to the free list, reserved for the queue (`vendor_queue_ahead`). The queue
     /// is non-empty, so the allocator is not closed and this push cannot finalize.
+    /// (A misaligned frame fails the request instead: `fail_oldest`.)
     fn keep_refused_slot(&self, index: u32, e: ClaimError) {
-        if let ClaimError::Misaligned(a) = e {
-            tracing::error!(
+        match &e {
+            ClaimError::NoFrame => {}
+            ClaimError::Panicked(p) => tracing::error!(
+                allocator = %self.name,
+                panic = panic_message(p),
+                "vendor allocate panicked while serving a pending request; taken for \
+                 \"no frame now\": the request stays pending and is retried"
+            ),
+            ClaimError::Misaligned(a) => tracing::error!(
                 allocator = %self.name,
                 addr = a,
                 "vendor allocator returned a misaligned frame; refused and returned to the vendor"
-            );
+            ),
         }
         self.free.push(index, false);
     }
@@ -254,10 +333,24 @@ impl Inner {
     ) -> Result<(), ClaimError> {
         let slot = &self.slots[index as usize];
         if let Some((vendor, cx)) = self.vendor_cx() {
-            let p = vendor.dyn_allocate(cx).ok_or(ClaimError::NoFrame)?;
+            // A panic is caught here, while the slot is still ours, so that whoever popped
+            // the slot can return it (and, if it is a caller's own allocate, then re-raise).
+            let p = match catch_unwind(AssertUnwindSafe(|| vendor.dyn_allocate(cx))) {
+                Ok(Some(p)) => p,
+                Ok(None) => return Err(ClaimError::NoFrame),
+                Err(panic) => return Err(ClaimError::Panicked(panic)),
+            };
             if !self.framing.alignment.is_aligned(p.as_ptr() as usize) {
-                vendor.dyn_free(cx, p);
-                return Err(ClaimError::Misaligned(p.as_ptr() as usize));
+                let addr = p.as_ptr() as usize;
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| vendor.dyn_free(cx, p))) {
+                    tracing::error!(
+                        allocator = %self.name,
+                        addr,
+                        "vendor free panicked taking back a misaligned frame"
+                    );
+                    return Err(ClaimError::Panicked(panic));
+                }
+                return Err(ClaimError::Misaligned(addr));
             }
             // Relaxed: the slot is ours; published with the frame (see `frame_ptr`).
             slot.addr.store(p.as_ptr() as usize, Ordering::Relaxed);
@@ -274,8 +367,10 @@ impl Inner {
         if slot.taken_at.load(Ordering::Relaxed) != t {
             slot.taken_at.store(t, Ordering::Relaxed);
         }
-        if slot.state.load(Ordering::Relaxed) != HELD {
-            slot.state.store(HELD, Ordering::Relaxed);
+        let state = slot.state.load(Ordering::Relaxed);
+        if state & STATE_MASK != HELD {
+            slot.state
+                .store(state & !STATE_MASK | HELD, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -291,6 +386,8 @@ impl Inner {
         match this.claim(index, holder) {
             Ok(()) => Ok(Inner::frame(this, index, hint)),
             Err(e) => {
+                // The slot goes back first, whatever happened (a panic then resumes toward
+                // the caller, in `claim_error`).
                 Inner::return_slot(this, index);
                 if matches!(e, ClaimError::NoFrame) {
                     // A vendor's "no frame now" fails the non-blocking allocate like an
@@ -308,11 +405,15 @@ impl Inner {
         if let Push::Pushed { finalize: true } = this.free.push(index, false) {
             // SAFETY: this push brought the last frame home after close; the caller holds a
             // handle, so finalizing cannot free `this`.
-            unsafe { Inner::finalize(Arc::as_ptr(this)) };
+            if let Some(p) = unsafe { Inner::finalize_here_or_on_worker(Arc::as_ptr(this)) } {
+                resume_vendor_panic(p, "delete");
+            }
         }
     }
 
-    /// The error for a failed claim (a [`Status`](crate::Status) through `From`).
+    /// The error for a failed claim (a [`Status`](crate::Status) through `From`). A vendor
+    /// panic resumes unwinding here, toward the caller whose own allocate called the vendor:
+    /// the caller has already returned the slot.
     #[cold]
     pub(super) fn claim_error(&self, e: ClaimError) -> TryAllocateError {
         match e {
@@ -321,6 +422,7 @@ impl Inner {
                 addr,
                 alignment: self.framing.alignment.bytes() as usize,
             },
+            ClaimError::Panicked(p) => resume_unwind(p),
         }
     }
 
@@ -404,12 +506,19 @@ impl Inner {
         }
     }
 
+    /// The owner of outstanding frame `index` turns it into a raw address, in a new raw
+    /// generation.
     pub(crate) fn mark_raw(&self, index: u32) {
-        // Release: pairs with the AcqRel CAS in `free_raw`, which then sees the frame's
-        // final contents... and, more importantly, the state change itself.
-        self.slots[index as usize]
-            .state
-            .store(RAW, Ordering::Release);
+        let state = &self.slots[index as usize].state;
+        // Relaxed: only the frame's owner writes the state while the frame is held (a raw
+        // free's CAS expects `RAW`), so this reads our own last store.
+        let generation = state.load(Ordering::Relaxed) & !STATE_MASK;
+        // Release: pairs with the Acquire load in `free_raw`, which then sees the address
+        // (`addr`) and the frame's contents written before, in this raw generation.
+        state.store(
+            generation.wrapping_add(GENERATION_STEP) | RAW,
+            Ordering::Release,
+        );
     }
 
     pub(crate) fn held_for(&self, index: u32) -> Duration {
@@ -529,13 +638,19 @@ impl Inner {
         // SAFETY: the frame is outstanding, so the allocator is alive (close protocol).
         let inner = unsafe { &*this };
         let slot = &inner.slots[index as usize];
+        // A panic in the vendor's `free` is caught so that the slot still goes home (the
+        // vendor has had its address back); it resumes once the free is complete.
+        let mut panicked: Option<(Panic, &'static str)> = None;
         if let Some((vendor, cx)) = inner.vendor_cx() {
             // Relaxed: owner-only slot metadata.
             let a = slot.addr.swap(0, Ordering::Relaxed);
             if let Some(p) = NonNull::new(a as *mut u8) {
-                vendor.dyn_free(cx, p);
+                if let Err(p) = catch_unwind(AssertUnwindSafe(|| vendor.dyn_free(cx, p))) {
+                    panicked = Some((p, "free"));
+                }
             }
         }
+
         let events = inner.events.active();
         if events {
             // SAFETY: `this` comes from `Arc::as_ptr` and the allocator is alive (frame out).
@@ -590,7 +705,12 @@ impl Inner {
         }
         if finalize {
             // SAFETY: our push brought the last frame home after close.
-            unsafe { Inner::finalize(this) };
+            if let Some(p) = unsafe { Inner::finalize_here_or_on_worker(this) } {
+                panicked.get_or_insert((p, "delete"));
+            }
+        }
+        if let Some((p, callback)) = panicked {
+            resume_vendor_panic(p, callback);
         }
     }
 
@@ -603,10 +723,10 @@ impl Inner {
         unsafe { Arc::increment_strong_count(this) };
         // SAFETY: as above.
         let inner = unsafe { &*this };
-        // Relaxed: diagnostics only.
-        inner.slots[index as usize]
-            .state
-            .store(DEFERRED, Ordering::Relaxed);
+        let state = &inner.slots[index as usize].state;
+        // Relaxed: diagnostics only (and owner-only, the generation kept).
+        let generation = state.load(Ordering::Relaxed) & !STATE_MASK;
+        state.store(generation | DEFERRED, Ordering::Relaxed);
         inner.free.push_deferred(index);
         // SAFETY: we hold a strong reference, which `schedule` consumes.
         unsafe { Inner::schedule(this) };
@@ -680,8 +800,9 @@ impl Inner {
                     if finalize {
                         // SAFETY: the last frame came home after close; the worker still
                         // holds its own reference, so the allocator stays valid for the rest
-                        // of this pass.
-                        unsafe { Inner::finalize(this.as_ptr()) };
+                        // of this pass. A `delete` panic is reported by `finalize`: the
+                        // worker has no caller to resume it toward.
+                        let _reported = unsafe { Inner::finalize(this.as_ptr()) };
                     }
                 }
                 Ok(HandOff::Granted | HandOff::Reserved) => {}
@@ -698,6 +819,16 @@ impl Inner {
                 allocator = %inner.name,
                 "a FREEFRAME callback or waker panicked on the ks-alloc worker; the worker goes on"
             );
+        }
+        // Acquire: pairs with the Release swap in `finalize_here_or_on_worker`. Last: the
+        // allocator is closed with every frame home, so nothing above had work left, and
+        // after this only the worker's own reference keeps it alive.
+        if inner.finalize_on_worker.swap(false, Ordering::Acquire) {
+            // SAFETY: a Dispatch-level free brought the last frame home after close and left
+            // the teardown to us, with the close reference still held; it is set once. The
+            // worker's reference keeps the allocator alive until the pass ends. A `delete`
+            // panic is reported by `finalize`.
+            let _reported = unsafe { Inner::finalize(this.as_ptr()) };
         }
     }
 
@@ -808,6 +939,31 @@ impl Inner {
                 }
                 HandOff::Granted
             }
+            Err(ClaimError::Misaligned(addr)) => {
+                // The oldest request fails with the error; the slot goes back and is tried
+                // for the requests behind it, which are woken after the unlock too.
+                let mut wake = WakeOnDrop::new(&inner.grants);
+                wake.notify
+                    .push(inner.fail_oldest(&mut q, slot, index, addr));
+                // Nobody else waits: the slot is free for anybody (a FREEFRAME).
+                let free_for_all = q.is_empty();
+                inner.retry_waiting(&mut q, &mut wake.notify);
+                // A thread is woken through its grant word, in the allocator, which may be
+                // torn down once the lock is released (the slot is home): a reference of our
+                // own keeps it alive until the wakes are done.
+                // SAFETY: `this` comes from the `Arc` (see `frame`) and is alive: we hold the
+                // waiter lock, so it is not closed, and it is not torn down.
+                unsafe { Arc::increment_strong_count(this.as_ptr()) };
+                drop(q);
+                drop(wake);
+                // SAFETY: drops the reference taken above; nothing touches it afterwards.
+                unsafe { Arc::decrement_strong_count(this.as_ptr()) };
+                if free_for_all {
+                    HandOff::Pushed { finalize: false }
+                } else {
+                    HandOff::Reserved
+                }
+            }
             Err(e) => {
                 inner.keep_refused_slot(index, e);
                 HandOff::Reserved
@@ -815,25 +971,67 @@ impl Inner {
         })
     }
 
+    /// [`finalize`](Self::finalize) on this thread at Passive level. At Dispatch level
+    /// (a free that brought the last frame home after close, at Dispatch level) the
+    /// teardown, the vendor's `delete` and for the default allocator the unmapping, is
+    /// handed to the library worker instead, which completes it at Passive level like the
+    /// other deferred work: `None` then.
+    ///
+    /// # Safety
+    /// As `finalize`.
+    #[must_use = "a vendor `delete` panic, to resume toward the caller or report"]
+    pub(crate) unsafe fn finalize_here_or_on_worker(this: *const Inner) -> Option<Panic> {
+        if current_level() != Level::Dispatch {
+            // SAFETY: forwarded from the caller.
+            return unsafe { Inner::finalize(this) };
+        }
+        // SAFETY: the close reference keeps it alive; the reference taken here is the one
+        // `schedule` consumes (the worker's, which keeps it alive through its pass, while
+        // `finalize` drops the close reference).
+        unsafe { Arc::increment_strong_count(this) };
+        // SAFETY: as above.
+        let inner = unsafe { &*this };
+        // Release: pairs with the worker's Acquire swap in `service`, which then sees
+        // everything the frees that brought the frames home did (we saw them: the free list's
+        // AcqRel CAS). A swap, as for `drain_on_worker`, so that loom models the pairing of
+        // two read-modify-writes; `schedule`'s AcqRel makes sure a pass comes after it.
+        inner.finalize_on_worker.swap(true, Ordering::Release);
+        // SAFETY: we hold a strong reference, which `schedule` consumes.
+        unsafe { Inner::schedule(this) };
+        None
+    }
+
     /// Tears the allocator down after close and the last frame: vendor `delete`, then drop
-    /// the reference `close` took.
+    /// the reference `close` took. A panic in `delete` is caught, so that the reference is
+    /// dropped all the same (the allocator does not leak), and returned, for the caller to
+    /// resume toward whoever called close or the free (or to report, on the worker).
     ///
     /// # Safety
     /// Called exactly once, by whoever observed "closed and every frame home" atomically, and
     /// with the close reference still held.
-    pub(crate) unsafe fn finalize(this: *const Inner) {
+    #[must_use = "a vendor `delete` panic, to resume toward the caller or report"]
+    pub(crate) unsafe fn finalize(this: *const Inner) -> Option<Panic> {
         // SAFETY: the close reference keeps it alive.
         let inner = unsafe { &*this };
+        let mut panicked = None;
         if let Backend::Vendor { vendor, cx, .. } = &inner.backend {
             // SAFETY: no allocate/free can run: the list is closed (no pops) and every slot is
             // home (no frees), and this runs once. So this is the only access to `cx`.
             if let Some(cx) = unsafe { &mut *cx.get() }.take() {
-                vendor.dyn_delete(cx);
+                if let Err(p) = catch_unwind(AssertUnwindSafe(|| vendor.dyn_delete(cx))) {
+                    tracing::error!(
+                        allocator = %inner.name,
+                        panic = panic_message(&p),
+                        "vendor delete panicked; the allocator is torn down all the same"
+                    );
+                    panicked = Some(p);
+                }
             }
         }
         tracing::debug!(allocator = %inner.name, "allocator torn down");
         // SAFETY: drops the close reference (taken in `close`).
         unsafe { Arc::decrement_strong_count(this) };
+        panicked
     }
 }
 

@@ -48,7 +48,7 @@
 mod inner;
 mod queued;
 
-pub(crate) use inner::{Backend, DEFERRED, HELD, Inner, RAW, Slot};
+pub(crate) use inner::{Backend, DEFERRED, HELD, Inner, RAW, STATE_MASK, Slot};
 pub(crate) use queued::Begin;
 
 use std::fmt;
@@ -485,21 +485,45 @@ impl Allocator {
     #[doc(alias = "KSMETHOD_STREAMALLOCATOR_FREE")]
     pub fn free_raw(&self, addr: usize) -> Result<(), Status> {
         let inner = &self.inner;
-        let index = match &inner.backend {
-            Backend::Region(r) => r.index_of(addr),
-            Backend::Vendor { .. } => inner.slots.iter().position(|s| {
-                // Relaxed: a lookup; the state CAS below decides.
-                addr != 0 && s.addr.load(Ordering::Relaxed) == addr
+        // The slot, and its state word as seen when the lookup matched (Acquire: pairs with
+        // `mark_raw`'s Release, so a vendor slot's address read after it is the one of that
+        // raw generation, or later).
+        let found = match &inner.backend {
+            Backend::Region(r) => r
+                .index_of(addr)
+                .map(|i| (i, inner.slots[i].state.load(Ordering::Acquire))),
+            // A vendor's addresses are whatever it returned: a scan of the slots, O(Frames)
+            // (docs/allocator.md). The address is checked again after the state load, so
+            // that the pair belongs to one raw generation.
+            Backend::Vendor { .. } => inner.slots.iter().enumerate().find_map(|(i, s)| {
+                // Relaxed (the first): a filter; the state load and the second read decide.
+                if addr == 0 || s.addr.load(Ordering::Relaxed) != addr {
+                    return None;
+                }
+                let state = s.state.load(Ordering::Acquire);
+                // Relaxed: ordered after the Acquire load above.
+                (s.addr.load(Ordering::Relaxed) == addr).then_some((i, state))
             }),
         };
-        let Some(index) = index else {
+        let Some((index, state)) = found.filter(|&(_, s)| s & STATE_MASK == RAW) else {
             return Err(not_outstanding(addr, &inner.name));
         };
-        // AcqRel: Acquire pairs with `mark_raw`'s Release; only one of two racing frees of
-        // the same address can win this CAS.
+        // The CAS expects the very state word the lookup saw: `RAW` *in that generation*.
+        // Only one of two racing frees of the same address can win it; and a loser whose
+        // lookup ran before the winner freed the frame, and the slot was reused for another
+        // address and marked raw again, finds a new generation and fails, rather than free
+        // that other address. (Without the generation it could: it looked up `X`, the slot
+        // now holds `Y`, and its state is `RAW` again.) AcqRel: Release so that a later
+        // owner's writes to the slot's address happen after our reads of it (it cannot
+        // hand us a later address yet let the CAS succeed); Acquire as the load above.
         if inner.slots[index]
             .state
-            .compare_exchange(RAW, HELD, Ordering::AcqRel, Ordering::Relaxed)
+            .compare_exchange(
+                state,
+                state & !STATE_MASK | HELD,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
             .is_err()
         {
             return Err(not_outstanding(addr, &inner.name));
@@ -521,9 +545,11 @@ impl Allocator {
     ///
     /// Every allocate that starts after `close` returns fails. One running on another thread
     /// during `close` may still get the frame that thread had cached (policy: see
-    /// docs/allocator.md). The requests' wakers are woken last, once the allocator's state
-    /// is final; if one panics, the others are still woken and the panic then reaches the
-    /// caller of `close`.
+    /// docs/allocator.md). The requests' wakers are woken once the allocator's state is
+    /// final, before the vendor's `delete`; if one panics, the others are still woken and
+    /// the panic then reaches the caller of `close`. A vendor `delete` that panics (when no
+    /// frame is out, it runs here) does not keep the cancelled requests asleep nor leak the
+    /// allocator: it reaches the caller of `close` once the teardown is complete.
     ///
     /// ```
     /// use ks_alloc::{Alignment, Allocator, Framing, Memory, PoolType, Status, TryAllocateError};
@@ -553,13 +579,26 @@ impl Allocator {
         crate::worker::unwatch(inner);
         // Frames cached by threads are free: bring them home (the last one may finalize).
         Inner::drain_cache(inner);
-        if finalize {
+        // Woken once the allocator's state is final, and before the vendor's `delete`: a
+        // caller's `Waker` may panic, and so may `delete`, and neither may keep the
+        // cancelled requests asleep (`wake_all` wakes them all, then resumes the first
+        // waker panic, which is held here until the teardown is done). Our handle keeps the
+        // grant words alive.
+        let woken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::waiters::wake_all(cancelled, subscribers, &inner.grants);
+        }));
+        let deleted = if finalize {
             // SAFETY: every frame was home when we closed; we hold a handle too.
-            unsafe { Inner::finalize(Arc::as_ptr(inner)) };
+            unsafe { Inner::finalize_here_or_on_worker(Arc::as_ptr(inner)) }
+        } else {
+            None
+        };
+        if let Err(p) = woken {
+            std::panic::resume_unwind(p);
         }
-        // Last, once the allocator's state is final: a caller's `Waker` may panic, and the
-        // others are woken all the same (`wake_all`). Our handle keeps the grant words alive.
-        crate::waiters::wake_all(cancelled, subscribers, &inner.grants);
+        if let Some(p) = deleted {
+            inner::resume_vendor_panic(p, "delete");
+        }
     }
 
     /// Whether [`close`](Self::close) has run.

@@ -61,6 +61,7 @@ impl Allocator {
                 match self.poll_ticket(ticket, |n| std::mem::replace(n, Notify::futex(ticket))) {
                     Polled::Granted(i) => return Ok(Inner::frame(&self.inner, i, NO_HINT)),
                     Polled::Cancelled => return Err(Status::Cancelled),
+                    Polled::Misaligned(addr) => return Err(self.misaligned(addr)),
                     Polled::Queued => {}
                 }
             }
@@ -119,15 +120,29 @@ impl Allocator {
                 (i, hint, Some(left))
             }
         };
-        if inner.claim(i, holder).is_ok() {
-            if let Some(left) = left {
-                inner.note_peak(left);
+        match inner.claim(i, holder) {
+            Ok(()) => {
+                if let Some(left) = left {
+                    inner.note_peak(left);
+                }
+                Some(Inner::frame(inner, i, hint))
             }
-            return Some(Inner::frame(inner, i, hint));
+            Err(e) => {
+                // Vendor refused: return the slot; the locked path retries and reports. A
+                // vendor panic resumes toward this caller, whose allocate it was.
+                Inner::return_slot(inner, i);
+                if let ClaimError::Panicked(p) = e {
+                    std::panic::resume_unwind(p);
+                }
+                None
+            }
         }
-        // Vendor refused: return the slot; the locked path retries and reports.
-        Inner::return_slot(inner, i);
-        None
+    }
+
+    /// The error of a queued request the vendor returned a misaligned frame for (the same
+    /// as a request that does not queue gets).
+    pub(crate) fn misaligned(&self, addr: usize) -> Status {
+        self.inner.claim_error(ClaimError::Misaligned(addr)).into()
     }
 
     /// First step of a queued allocate: a frame now, or a place in the queue.
@@ -139,12 +154,15 @@ impl Allocator {
         let inner = &self.inner;
         // A frame from a thread cache: this thread's, or (below) another's. Only the default
         // memory caches, and its claim cannot fail.
-        let cached = |i: u32| {
-            if inner.claim(i, holder).is_ok() {
-                return Some(Inner::frame(inner, i, NO_HINT));
+        let cached = |i: u32| match inner.claim(i, holder) {
+            Ok(()) => Some(Inner::frame(inner, i, NO_HINT)),
+            Err(e) => {
+                Inner::return_slot(inner, i);
+                if let ClaimError::Panicked(p) = e {
+                    std::panic::resume_unwind(p);
+                }
+                None
             }
-            Inner::return_slot(inner, i);
-            None
         };
         // Fast path: no lock.
         if let Some(f) = inner.cache.take().and_then(cached) {
@@ -163,7 +181,8 @@ impl Allocator {
                             inner.note_peak(left);
                             return Ok(Begin::Ready(Inner::frame(inner, i, hint)));
                         }
-                        Err(e @ ClaimError::Misaligned(_)) => {
+                        // A panic resumes toward this caller (`claim_error`), the slot home.
+                        Err(e @ (ClaimError::Misaligned(_) | ClaimError::Panicked(_))) => {
                             Inner::return_slot(inner, i);
                             return Err(inner.claim_error(e).into());
                         }
@@ -210,7 +229,8 @@ impl Allocator {
                             inner.note_peak(left);
                             return Ok(Begin::Ready(Inner::frame(inner, i, NO_HINT)));
                         }
-                        Err(e @ ClaimError::Misaligned(_)) => {
+                        // A panic resumes toward this caller (`claim_error`), the slot home.
+                        Err(e @ (ClaimError::Misaligned(_) | ClaimError::Panicked(_))) => {
                             drop(q);
                             Inner::return_slot(inner, i);
                             return Err(inner.claim_error(e).into());
