@@ -19,7 +19,10 @@
 //! * **ACQUIRE → STOP** releases those assignments and closes the allocators the graph
 //!   created (pending requests are cancelled; a vendor's delete runs after its last frame
 //!   comes back — the allocator's own close semantics). A client's allocator stays open and
-//!   assigned.
+//!   assigned. A vendor `delete` that panics in one close stops nothing: every allocator is
+//!   still closed and unregistered, the graph reaches STOP, and then the panic resumes toward
+//!   the caller of `set_state` (a vendor bug is not a KS status, so it is not turned into a
+//!   [`StateError`]).
 //! * ACQUIRE ↔ PAUSE ↔ RUN change only the state.
 //!
 //! A request to jump several states walks through the intermediate ones, like KS.
@@ -289,13 +292,25 @@ impl Graph {
     /// assert!(g.allocators().is_empty() && g.plan().is_none());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// # Panics
+    /// If a vendor's `delete` panics while ACQUIRE → STOP closes its allocator (or one
+    /// created so far, when ACQUIRE fails): the panic resumes once every allocator is closed
+    /// and the graph is in STOP.
     #[doc(alias = "KSPROPERTY_CONNECTION_STATE")]
     pub fn set_state(&mut self, target: KsState) -> Result<(), StateError> {
         while self.state != target {
             let next = self.state.step_towards(target);
             match (self.state, next) {
                 (KsState::Stop, KsState::Acquire) => self.acquire()?,
-                (KsState::Acquire, KsState::Stop) => self.release(),
+                (KsState::Acquire, KsState::Stop) => {
+                    if let Some(p) = self.release() {
+                        // Every allocator was closed and the graph's state cleared all the
+                        // same: it is in STOP, and the panic reaches the caller.
+                        self.state = KsState::Stop;
+                        std::panic::resume_unwind(p);
+                    }
+                }
                 _ => {}
             }
             self.state = next;
@@ -354,8 +369,19 @@ impl Graph {
                 Ok(a) => created.push(a),
                 Err(status) => {
                     let ours = created.iter().zip(&clients).filter(|(_, c)| c.is_none());
+                    // Each one closed even if a vendor's `delete` panics; then the first
+                    // panic resumes (see `release`).
+                    let mut first = None;
                     for (a, _) in ours {
-                        a.close();
+                        let closed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            a.close();
+                        }));
+                        if let Err(p) = closed {
+                            first.get_or_insert(p);
+                        }
+                    }
+                    if let Some(p) = first {
+                        std::panic::resume_unwind(p);
                     }
                     return Err(StateError::Allocator {
                         pipe: pipe.id,
@@ -405,16 +431,23 @@ impl Graph {
         tracing::debug!(pipes = plan.pipes.len(), "graph acquired its allocators");
         self.active = Some(Active { plan, allocators });
         if let Some(e) = failure {
-            self.release();
+            if let Some(p) = self.release() {
+                std::panic::resume_unwind(p);
+            }
             return Err(e);
         }
         Ok(())
     }
 
-    fn release(&mut self) {
-        let Some(active) = self.active.take() else {
-            return;
-        };
+    /// Releases every assignment and closes every allocator the graph created. A vendor
+    /// `delete` that panics in a close (a bug in the vendor, not a status: no `StateError`
+    /// stands for it) does not stop the others: every allocator is closed and unregistered,
+    /// and the first panic is returned, for the caller to resume once the graph's state is
+    /// consistent (STOP, nothing assigned, nothing registered).
+    #[must_use = "a vendor panic to resume"]
+    fn release(&mut self) -> Option<Box<dyn std::any::Any + Send + 'static>> {
+        let active = self.active.take()?;
+        let mut first = None;
         for pa in &active.allocators {
             if pa.client_owned {
                 // The client's: it stays open and assigned, for the next ACQUIRE too.
@@ -428,8 +461,14 @@ impl Graph {
                 }
             }
             self.registry.remove(pa.handle);
-            pa.allocator.close();
+            let closed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                pa.allocator.close();
+            }));
+            if let Err(p) = closed {
+                first.get_or_insert(p);
+            }
         }
+        first
     }
 
     /// The negotiated plan (from ACQUIRE on; `None` in STOP).
@@ -579,6 +618,16 @@ impl Graph {
 impl Drop for Graph {
     /// A graph dropped outside STOP closes its allocators, as ACQUIRE → STOP would.
     fn drop(&mut self) {
-        self.release();
+        if let Some(p) = self.release() {
+            // Resumed unless the graph is dropped while its thread unwinds (a second panic
+            // would abort the process): then only reported.
+            if std::thread::panicking() {
+                tracing::error!(
+                    "a vendor delete panicked while a graph was dropped during a panic"
+                );
+            } else {
+                std::panic::resume_unwind(p);
+            }
+        }
     }
 }
