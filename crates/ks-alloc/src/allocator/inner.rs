@@ -414,7 +414,15 @@ impl Inner {
     /// The error for a failed claim (a [`Status`](crate::Status) through `From`). A vendor
     /// panic resumes unwinding here, toward the caller whose own allocate called the vendor:
     /// the caller has already returned the slot.
-    #[cold]
+    ///
+    /// Inlined, not `#[cold]`: the error is three words, so an out-of-line call returns it
+    /// through memory, into the `Result<Frame, _>` that `claim_or_return` shares with its hot
+    /// path; that result then lives on the stack and every allocate builds its frame there
+    /// (five stores ahead of the next locked instruction; see `Allocator::steal_cached`, and
+    /// BENCHMARKS.md (a), twelfth round). With the `Panicked` arm the body grew past what
+    /// LLVM inlines on its own, which cost (a) about 0.9 ns per cycle. Inlined, the two
+    /// error values are built in registers and the panic is one call that does not return.
+    #[inline(always)]
     pub(super) fn claim_error(&self, e: ClaimError) -> TryAllocateError {
         match e {
             ClaimError::NoFrame => TryAllocateError::VendorEmpty,
