@@ -12,6 +12,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::sync::Arc as StdArc;
 use std::task::{Context, Poll, Waker};
@@ -21,7 +22,17 @@ use crate::level::{Level, current_level};
 use crate::loom::{AtomicU64, AtomicUsize, Mutex, Ordering, lock};
 use crate::{Allocator, Status};
 
-type Callback = StdArc<dyn Fn() + Send + Sync>;
+pub(crate) type Callback = StdArc<dyn Fn() + Send + Sync>;
+
+/// What [`Events::close`] took out of the registry, for the caller to wake and drop after
+/// unlocking (dropping a callback or a `Waker` may free a frame of this allocator, whose
+/// delivery takes the registry lock).
+pub(crate) struct Closed {
+    /// The callback subscriptions, dropped by the caller.
+    pub(crate) callbacks: Vec<(u64, Callback)>,
+    /// The awaiting subscribers' wakers (spent one-shots' included), woken by the caller.
+    pub(crate) wakers: Vec<(u64, Waker)>,
+}
 
 #[derive(Default)]
 struct Registry {
@@ -37,7 +48,29 @@ struct Registry {
     /// One-shot subscriptions a delivery disabled, until their owner learns it (its next
     /// poll, or its drop). Reserved at subscription, so that a delivery allocates nothing.
     spent: Vec<u64>,
+    /// The wakers of spent one-shot subscriptions still polled: silent, so only `close`
+    /// wakes them (a delivery does not).
+    spent_wakers: Vec<(u64, Waker)>,
     closed: bool,
+}
+
+/// Takes subscription `id`'s entry out of `list`, for the caller to drop after unlocking.
+fn take_entry<T>(list: &mut Vec<(u64, T)>, id: u64) -> Option<T> {
+    let k = list.iter().position(|(i, _)| *i == id)?;
+    // `remove`, not `swap_remove`: callbacks run in subscription order.
+    Some(list.remove(k).1)
+}
+
+/// Wakes `w`, a subscriber's: a panic is reported, not raised, so that the other
+/// subscribers are woken all the same and the thread that freed (or the worker) does not
+/// unwind because of someone else's `Waker`.
+fn wake_subscriber(w: Waker) {
+    if catch_unwind(AssertUnwindSafe(|| w.wake())).is_err() {
+        tracing::error!(
+            "a FREEFRAME subscriber's waker panicked; reported, and the other subscribers are \
+             woken all the same"
+        );
+    }
 }
 
 pub(crate) struct Events {
@@ -52,6 +85,10 @@ pub(crate) struct Events {
     /// each.
     again: AtomicU64,
     registry: Mutex<Registry>,
+    /// Request wakers a free made by a callback (on the delivering thread, registry locked)
+    /// handed a frame to: woken once the delivery has unlocked (`wake_later`), since a waker
+    /// may poll inline and then await the next event (which takes the registry lock).
+    later: Mutex<Vec<Waker>>,
 }
 
 /// A value unique to the calling thread among live threads (the address of a thread-local).
@@ -92,6 +129,7 @@ impl Events {
             delivering: AtomicUsize::new(0),
             again: AtomicU64::new(0),
             registry: Mutex::new(Registry::default()),
+            later: Mutex::new(Vec::new()),
         }
     }
 
@@ -138,7 +176,14 @@ impl Events {
     ///
     /// A callback may free a frame of this allocator: that free comes back here on the same
     /// thread with the lock held, so it only asks the running delivery for one more round
-    /// per free instead of locking again (which would deadlock).
+    /// per free instead of locking again (which would deadlock); a request such a free hands
+    /// its frame to is woken after the unlock too ([`wake_later`](Self::wake_later)).
+    ///
+    /// Panics: a waker that panics is reported and the others are woken all the same (the
+    /// freeing thread does not unwind because of someone else's `Waker`). A callback that
+    /// panics (it must not) does not stop the other callbacks nor the wakes either; the
+    /// first such panic resumes once the delivery is complete (reported instead if the
+    /// thread is unwinding already).
     fn deliver(&self, frees: u64) {
         let me = thread_token();
         // Relaxed: only this thread stores `me` here, and it clears it before it stops
@@ -148,6 +193,7 @@ impl Events {
             self.again.fetch_add(frees, Ordering::Relaxed);
             return;
         }
+        let mut panicked = None;
         let mut r = lock(&self.registry);
         let mut wakers = std::mem::take(&mut r.spare_wakers);
         {
@@ -158,7 +204,9 @@ impl Events {
             while rounds != 0 {
                 for _ in 0..rounds {
                     for (_, cb) in &r.callbacks {
-                        cb();
+                        if let Err(p) = catch_unwind(AssertUnwindSafe(|| cb())) {
+                            panicked.get_or_insert(p);
+                        }
                     }
                 }
                 // Relaxed: counted by this thread (nested deliveries).
@@ -192,21 +240,71 @@ impl Events {
         std::mem::swap(&mut wakers, &mut r.wakers);
         drop(r);
         for (_, w) in wakers.drain(..) {
-            w.wake();
+            wake_subscriber(w);
         }
+        self.wake_held();
         let mut r = lock(&self.registry);
         if wakers.capacity() > r.spare_wakers.capacity() {
             r.spare_wakers = wakers;
         }
+        drop(r);
+        if let Some(p) = panicked {
+            if std::thread::panicking() {
+                tracing::error!(
+                    "a FREEFRAME callback panicked while its thread was unwinding already; \
+                     reported, not re-raised"
+                );
+            } else {
+                resume_unwind(p);
+            }
+        }
     }
 
-    /// Disables the event; returns the awaiting subscribers' wakers, for the caller to wake
-    /// (after unlocking, as in `deliver`), which then see the event closed.
-    pub(crate) fn close(&self) -> Vec<(u64, Waker)> {
+    /// Whether this thread is running this allocator's FREEFRAME callbacks now (so holds
+    /// the registry lock): a request woken from here must be woken later
+    /// ([`wake_later`](Self::wake_later)).
+    #[inline]
+    pub(crate) fn delivering_here(&self) -> bool {
+        // Relaxed: as in `deliver`, only this thread stores its own token there.
+        self.active() && self.delivering.load(Ordering::Relaxed) == thread_token()
+    }
+
+    /// Called from a callback's free (see [`delivering_here`](Self::delivering_here)):
+    /// `w`, of a request granted a frame, is woken once the running delivery has unlocked.
+    pub(crate) fn wake_later(&self, w: Waker) {
+        lock(&self.later).push(w);
+    }
+
+    /// Wakes the requests [`wake_later`](Self::wake_later) held back (reported if one panics,
+    /// as in `deliver`).
+    fn wake_held(&self) {
+        let held = std::mem::take(&mut *lock(&self.later));
+        for w in held {
+            if catch_unwind(AssertUnwindSafe(|| w.wake())).is_err() {
+                tracing::error!(
+                    "a request's waker panicked when a FREEFRAME callback's free handed it a \
+                     frame; reported (the request has its frame)"
+                );
+            }
+        }
+    }
+
+    /// Disables the event: nobody counts as a subscriber any more (frees stop paying for
+    /// the event). Returns the callbacks, for the caller to drop, and the awaiting
+    /// subscribers' wakers, for it to wake (which then see the event closed), both after
+    /// unlocking: dropping either may free a frame, whose delivery takes this lock.
+    pub(crate) fn close(&self) -> Closed {
         let mut r = lock(&self.registry);
         r.closed = true;
-        r.callbacks.clear();
-        std::mem::take(&mut r.wakers)
+        let callbacks = std::mem::take(&mut r.callbacks);
+        let mut wakers = std::mem::take(&mut r.wakers);
+        wakers.append(&mut r.spent_wakers);
+        r.oneshots.clear();
+        r.spent.clear();
+        // Relaxed: the registry lock orders subscriber bookkeeping; `unsubscribe` counts
+        // nothing once closed.
+        self.subscribers.store(0, Ordering::Relaxed);
+        Closed { callbacks, wakers }
     }
 
     /// Subscribes: a callback (`cb`), or an awaitable subscription, one-shot if `oneshot`.
@@ -236,32 +334,51 @@ impl Events {
 
     /// Ends subscription `id` (its owner disables it, or a one-shot saw its event): it stops
     /// counting as a subscriber, unless a delivery already disabled it (a one-shot).
+    ///
+    /// Its callback and waker are dropped after unlocking: dropping them may free a frame of
+    /// this allocator, whose delivery takes the registry lock.
     fn unsubscribe(&self, id: u64) {
         let mut r = lock(&self.registry);
-        r.callbacks.retain(|(i, _)| *i != id);
-        r.wakers.retain(|(i, _)| *i != id);
-        if let Some(k) = r.spent.iter().position(|&i| i == id) {
-            r.spent.swap_remove(k);
-            return;
+        let callback = take_entry(&mut r.callbacks, id);
+        let waker = take_entry(&mut r.wakers, id);
+        let spent_waker = take_entry(&mut r.spent_wakers, id);
+        // After close nothing counts as a subscriber (`close` reset the count).
+        if !r.closed {
+            if let Some(k) = r.spent.iter().position(|&i| i == id) {
+                r.spent.swap_remove(k);
+            } else {
+                r.oneshots.retain(|&(i, _)| i != id);
+                // Relaxed: as in `subscribe`.
+                self.subscribers.fetch_sub(1, Ordering::Relaxed);
+            }
         }
-        r.oneshots.retain(|&(i, _)| i != id);
-        // Relaxed: as in `subscribe`.
-        self.subscribers.fetch_sub(1, Ordering::Relaxed);
+        drop(r);
+        drop((callback, waker, spent_waker));
     }
 
     /// Forgets the waker of a spent one-shot subscription (no longer counted as a
-    /// subscriber: [`unsubscribe`](Self::unsubscribe) already ran for it).
+    /// subscriber: [`unsubscribe`](Self::unsubscribe) already ran for it), dropped after
+    /// unlocking (see `unsubscribe`).
     fn forget_waker(&self, id: u64) {
-        lock(&self.registry).wakers.retain(|(i, _)| *i != id);
+        let mut r = lock(&self.registry);
+        let waker = take_entry(&mut r.spent_wakers, id);
+        let stale = take_entry(&mut r.wakers, id);
+        drop(r);
+        drop((waker, stale));
     }
 }
 
-/// Registers `waker` for subscription `id`, replacing the one it had.
-fn register_waker(r: &mut Registry, id: u64, waker: &Waker) {
-    match r.wakers.iter_mut().find(|(i, _)| *i == id) {
-        Some((_, w)) if w.will_wake(waker) => {}
-        Some((_, w)) => w.clone_from(waker),
-        None => r.wakers.push((id, waker.clone())),
+/// Registers `waker` for subscription `id` in `list`, replacing the one it had. Returns the
+/// replaced one, for the caller to drop after unlocking (see `Events::unsubscribe`).
+#[must_use = "drop the replaced waker after unlocking"]
+fn register_waker(list: &mut Vec<(u64, Waker)>, id: u64, waker: &Waker) -> Option<Waker> {
+    match list.iter_mut().find(|(i, _)| *i == id) {
+        Some((_, w)) if w.will_wake(waker) => None,
+        Some((_, w)) => Some(std::mem::replace(w, waker.clone())),
+        None => {
+            list.push((id, waker.clone()));
+            None
+        }
     }
 }
 
@@ -518,12 +635,15 @@ impl Future for NextFreeFrame<'_> {
         let events = &mut *this.events;
         let ev = &events.alloc.inner.events;
         if events.spent {
-            // A spent one-shot: silent; its waker is kept only for close to wake it.
+            // A spent one-shot: silent; its waker is kept only for close to wake it (apart
+            // from the live subscribers' wakers, which every delivery wakes).
             let mut r = lock(&ev.registry);
             if r.closed {
                 return Poll::Ready(Err(Status::Cancelled));
             }
-            register_waker(&mut r, events.id, cx.waker());
+            let replaced = register_waker(&mut r.spent_wakers, events.id, cx.waker());
+            drop(r);
+            drop(replaced);
             return Poll::Pending;
         }
         // Acquire: pairs with the Release increment in `fire`.
@@ -536,8 +656,9 @@ impl Future for NextFreeFrame<'_> {
         if r.closed {
             return Poll::Ready(Err(Status::Cancelled));
         }
-        register_waker(&mut r, events.id, cx.waker());
+        let replaced = register_waker(&mut r.wakers, events.id, cx.waker());
         drop(r);
+        drop(replaced);
         // Re-check after registering: a fire between our first load and the registration
         // delivered before our waker was there.
         // Acquire: as above.
@@ -632,5 +753,33 @@ impl Allocator {
             oneshot,
             spent: false,
         })
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::{Allocator, Memory, PoolType};
+
+    /// After close nobody counts as a subscriber: frees no longer take the events path (and
+    /// subscriptions dropped later count nothing down).
+    #[test]
+    fn close_resets_the_subscriber_count() {
+        let f = crate::framing::test_framing(PoolType::NON_PAGED, 2);
+        let alloc = Allocator::new(&f, Memory::NonPaged).expect("allocator");
+        let sub = alloc.on_free_frame(|| {}).expect("subscribed");
+        let events = alloc.free_frame_events().expect("subscribed");
+        assert!(alloc.inner.events.active());
+        alloc.close();
+        assert!(!alloc.inner.events.active(), "still counted after close");
+        drop(sub);
+        drop(events);
+        assert!(!alloc.inner.events.active());
+        // Relaxed: a check, nothing to order.
+        let n = alloc
+            .inner
+            .events
+            .subscribers
+            .load(crate::loom::Ordering::Relaxed);
+        assert_eq!(n, 0, "no underflow");
     }
 }

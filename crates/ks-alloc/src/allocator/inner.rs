@@ -909,8 +909,16 @@ impl Inner {
         };
         Some(match inner.claim(index, holder) {
             Ok(()) => {
-                let notify = q.grant(&inner.grants, slot, index);
+                let mut notify = q.grant(&inner.grants, slot, index);
                 inner.vendor_queue_emptied(&q);
+                // A free made by a FREEFRAME callback, on the thread delivering with the
+                // registry lock held: a `Waker` may poll inline and await the next event,
+                // which takes that lock, so it is woken once the delivery has unlocked.
+                if matches!(notify, Notify::Waker(_)) && inner.events.delivering_here() {
+                    if let Notify::Waker(w) = std::mem::take(&mut notify) {
+                        inner.events.wake_later(w);
+                    }
+                }
                 // Once the lock is released, the frame's new owner may take it, free it and
                 // drop the last handle before our wake. A `Waker` is owned, so waking it
                 // touches nothing of the allocator; a thread is woken through its grant word,

@@ -575,7 +575,9 @@ impl Allocator {
         let (_, finalize) = inner.free.close();
         let cancelled = q.cancel_all(&inner.grants);
         drop(q);
-        let subscribers = inner.events.close();
+        // Taken out under the registry lock, dropped and woken here after it: dropping a
+        // callback may free a frame, whose delivery takes that lock.
+        let crate::events::Closed { callbacks, wakers } = inner.events.close();
         crate::worker::unwatch(inner);
         // Frames cached by threads are free: bring them home (the last one may finalize).
         Inner::drain_cache(inner);
@@ -585,7 +587,14 @@ impl Allocator {
         // waker panic, which is held here until the teardown is done). Our handle keeps the
         // grant words alive.
         let woken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::waiters::wake_all(cancelled, subscribers, &inner.grants);
+            // A callback's drop that panics does not keep anybody asleep either.
+            let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                drop(callbacks);
+            }));
+            crate::waiters::wake_all(cancelled, wakers, &inner.grants);
+            if let Err(p) = dropped {
+                std::panic::resume_unwind(p);
+            }
         }));
         let deleted = if finalize {
             // SAFETY: every frame was home when we closed; we hold a handle too.
