@@ -748,16 +748,38 @@ impl FreeList {
     }
 
     /// Takes the whole deferred stack (single consumer: the worker), calling `f` on each
-    /// index, most recent first.
+    /// index, most recent first. If `f` unwinds, the indices it has not reached yet go back
+    /// on the stack (they would otherwise be lost: neither free nor held, ever), for the
+    /// caller to schedule another pass.
     pub(crate) fn take_deferred(&self, mut f: impl FnMut(u32)) {
-        // Acquire: pairs with the Release CAS of every `push_deferred` in the chain.
-        let mut cur = self.deferred.swap(DEFERRED_NIL, Ordering::Acquire);
-        while cur != DEFERRED_NIL {
-            // Relaxed: ordered by the Acquire swap; `cur` is ours now (popped as a batch), so
+        /// The chain not reached yet, from `cur`: pushed back when dropped (on unwind only:
+        /// a completed walk leaves `cur` at the end).
+        struct Rest<'a> {
+            list: &'a FreeList,
+            cur: u32,
+        }
+        impl Drop for Rest<'_> {
+            fn drop(&mut self) {
+                let mut cur = self.cur;
+                while cur != DEFERRED_NIL {
+                    // Relaxed: ours, as in the walk below; read before the push relinks it.
+                    let n = self.list.next[cur as usize].load(Ordering::Relaxed);
+                    self.list.push_deferred(cur);
+                    cur = n;
+                }
+            }
+        }
+        let mut rest = Rest {
+            list: self,
+            // Acquire: pairs with the Release CAS of every `push_deferred` in the chain.
+            cur: self.deferred.swap(DEFERRED_NIL, Ordering::Acquire),
+        };
+        while rest.cur != DEFERRED_NIL {
+            let i = rest.cur;
+            // Relaxed: ordered by the Acquire swap; `i` is ours now (popped as a batch), so
             // read the link before `f` reuses it.
-            let n = self.next[cur as usize].load(Ordering::Relaxed);
-            f(cur);
-            cur = n;
+            rest.cur = self.next[i as usize].load(Ordering::Relaxed);
+            f(i);
         }
     }
 }
@@ -981,5 +1003,31 @@ mod tests {
         l.take_deferred(|i| got.push(i));
         assert_eq!(got, vec![0, 2]);
         l.take_deferred(|_| panic!("empty"));
+    }
+
+    /// A panic in the worker's callback must not lose the rest of the deferred chain: the
+    /// frames it has not reached go back on the stack, for the next pass (before, they were
+    /// neither free nor held, ever).
+    #[test]
+    fn deferred_stack_survives_a_panic() {
+        let l = FreeList::new(4);
+        for _ in 0..4 {
+            take(&l);
+        }
+        l.push_deferred(0);
+        l.push_deferred(1);
+        l.push_deferred(2);
+        let mut seen = vec![];
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            l.take_deferred(|i| {
+                seen.push(i);
+                assert_ne!(i, 1, "the worker's step panics");
+            });
+        }));
+        assert!(r.is_err());
+        assert_eq!(seen, vec![2, 1]);
+        let mut rest = vec![];
+        l.take_deferred(|i| rest.push(i));
+        assert_eq!(rest, vec![0], "the frame not reached is still deferred");
     }
 }

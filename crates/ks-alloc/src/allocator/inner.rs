@@ -660,10 +660,15 @@ impl Inner {
         }
 
         let events = inner.events.active();
-        if events {
+        // Held in a guard, so that it is dropped (or handed to the worker) whatever happens.
+        let keep = if events {
             // SAFETY: `this` comes from `Arc::as_ptr` and the allocator is alive (frame out).
             unsafe { Arc::increment_strong_count(this) };
-        }
+            // SAFETY: the strong reference just taken is the guard's.
+            Some(unsafe { StrongRef::new(this) })
+        } else {
+            None
+        };
         let mut pushed = false;
         let mut finalize = false;
         // SAFETY: the frame is ours, so the list is alive (`push_ptr`: it may not be after).
@@ -698,17 +703,21 @@ impl Inner {
                 }
             }
         }
-        if events {
+        // A FREEFRAME callback's panic (callbacks must not panic; a waker's is reported by
+        // the delivery) resumes once the free is complete: reference dropped, teardown done.
+        let mut callback_panic = None;
+        if let Some(keep) = keep {
             if pushed {
-                inner.events.fire();
+                if let Err(p) = catch_unwind(AssertUnwindSafe(|| inner.events.fire())) {
+                    callback_panic = Some(p);
+                }
             }
             if pushed && inner.events.needs_worker() {
-                // SAFETY: hands our own strong reference to the worker.
-                unsafe { Inner::schedule(this) };
+                keep.schedule();
             } else {
-                // SAFETY: drops the reference taken above. If `finalize` is set the close
-                // reference is still held, so this cannot free the allocator.
-                unsafe { Arc::decrement_strong_count(this) };
+                // Drops the reference taken above. If `finalize` is set the close reference
+                // is still held, so this cannot free the allocator.
+                drop(keep);
             }
         }
         if finalize {
@@ -719,6 +728,9 @@ impl Inner {
         }
         if let Some((p, callback)) = panicked {
             resume_vendor_panic(p, callback);
+        } else if let Some(p) = callback_panic {
+            // `deliver` raises a callback's panic only if the thread is not unwinding.
+            resume_unwind(p);
         }
     }
 
@@ -789,39 +801,65 @@ impl Inner {
                 );
             }
         }
-        inner.free.take_deferred(|index| {
-            // A caller's `Waker` woken by the grant may panic. The grant is complete by then,
-            // so the panic is reported and the rest of the chain handed off as usual: one
-            // bad waker must not strand the other deferred frames, nor stop the worker that
-            // serves every allocator.
-            // SAFETY: the deferred frame is ours; the worker's reference keeps it alive.
-            let done = catch_unwind(AssertUnwindSafe(|| unsafe { Inner::hand_off(this, index) }));
-            match done {
-                Ok(HandOff::Pushed { finalize }) => {
-                    // The request it was deferred for went away meanwhile (dropped, or
-                    // withdrawn at its timeout): the frame went on the free list, which is
-                    // a FREEFRAME like any other (behaviour 33). The worker runs at Passive
-                    // level, so this delivers at once.
-                    if inner.events.active() {
-                        inner.events.fire();
+        // `take_deferred` puts the frames not reached yet back on the stack if this unwinds
+        // (it does not: every step is guarded), and then a later pass must serve them.
+        let taken = catch_unwind(AssertUnwindSafe(|| {
+            inner.free.take_deferred(|index| {
+                // A caller's `Waker` woken by the grant may panic. The grant is complete by then,
+                // so the panic is reported and the rest of the chain handed off as usual: one
+                // bad waker must not strand the other deferred frames, nor stop the worker that
+                // serves every allocator.
+                // SAFETY: the deferred frame is ours; the worker's reference keeps it alive.
+                let done =
+                    catch_unwind(AssertUnwindSafe(|| unsafe { Inner::hand_off(this, index) }));
+                match done {
+                    Ok(HandOff::Pushed { finalize }) => {
+                        // The request it was deferred for went away meanwhile (dropped, or
+                        // withdrawn at its timeout): the frame went on the free list, which is
+                        // a FREEFRAME like any other (behaviour 33). The worker runs at Passive
+                        // level, so this delivers at once. A callback's panic (a waker's is
+                        // reported by the delivery) is reported, and the teardown below runs
+                        // all the same.
+                        if inner.events.active()
+                            && catch_unwind(AssertUnwindSafe(|| inner.events.fire())).is_err()
+                        {
+                            tracing::error!(
+                                allocator = %inner.name,
+                                "a FREEFRAME callback panicked on the ks-alloc worker; the worker \
+                                 goes on"
+                            );
+                        }
+                        if finalize {
+                            // SAFETY: the last frame came home after close; the worker still
+                            // holds its own reference, so the allocator stays valid for the rest
+                            // of this pass. A `delete` panic is reported by `finalize`: the
+                            // worker has no caller to resume it toward.
+                            let _reported = unsafe { Inner::finalize(this.as_ptr()) };
+                        }
                     }
-                    if finalize {
-                        // SAFETY: the last frame came home after close; the worker still
-                        // holds its own reference, so the allocator stays valid for the rest
-                        // of this pass. A `delete` panic is reported by `finalize`: the
-                        // worker has no caller to resume it toward.
-                        let _reported = unsafe { Inner::finalize(this.as_ptr()) };
-                    }
+                    Ok(HandOff::Granted | HandOff::Reserved) => {}
+                    Err(_) => tracing::error!(
+                        allocator = %inner.name,
+                        frame = index,
+                        "a waker or vendor callback panicked on the ks-alloc worker while it \
+                         completed a Dispatch-level free; the worker goes on"
+                    ),
                 }
-                Ok(HandOff::Granted | HandOff::Reserved) => {}
-                Err(_) => tracing::error!(
-                    allocator = %inner.name,
-                    frame = index,
-                    "a waker or vendor callback panicked on the ks-alloc worker while it \
-                     completed a Dispatch-level free; the worker goes on"
-                ),
+            })
+        }));
+        if taken.is_err() {
+            tracing::error!(
+                allocator = %inner.name,
+                "the ks-alloc worker's pass over the deferred frames panicked; the frames not \
+                 reached yet wait for another pass"
+            );
+            // SAFETY: the worker's reference keeps it alive; the reference taken here is the
+            // one `schedule` consumes.
+            unsafe {
+                Arc::increment_strong_count(this.as_ptr());
+                Inner::schedule(this.as_ptr());
             }
-        });
+        }
         if catch_unwind(AssertUnwindSafe(|| inner.events.deliver_deferred())).is_err() {
             tracing::error!(
                 allocator = %inner.name,
@@ -950,7 +988,8 @@ impl Inner {
                         // allocator down; nothing touches it afterwards.
                         unsafe { Arc::decrement_strong_count(this.as_ptr()) };
                     }
-                    Notify::Waker(w) => w.wake(),
+                    // Not `*this`: the allocator may be gone (see above).
+                    Notify::Waker(w) => wake_granted(w),
                     Notify::None => {}
                 }
                 HandOff::Granted
@@ -1048,6 +1087,48 @@ impl Inner {
         // SAFETY: drops the close reference (taken in `close`).
         unsafe { Arc::decrement_strong_count(this) };
         panicked
+    }
+}
+
+/// Wakes the `Waker` of a request a free has just handed a frame to. A panic is reported,
+/// not raised: the request has its frame, and the free (or the worker) must not unwind
+/// because of someone else's `Waker` (it would lose what it still had to do, a FREEFRAME
+/// event, a teardown, a reference). Touches nothing of the allocator, which may be gone.
+fn wake_granted(w: std::task::Waker) {
+    if catch_unwind(AssertUnwindSafe(|| w.wake())).is_err() {
+        tracing::error!(
+            "a request's waker panicked when a free handed it a frame; reported, not raised \
+             (the request has its frame)"
+        );
+    }
+}
+
+/// A strong reference to an allocator held by a free's events path: dropped when the guard
+/// is (even on unwind), unless handed to the worker ([`schedule`](Self::schedule)).
+struct StrongRef(*const Inner);
+
+impl StrongRef {
+    /// # Safety
+    /// `this` comes from an `Arc<Inner>` and the caller gives this guard a strong reference
+    /// it holds.
+    unsafe fn new(this: *const Inner) -> StrongRef {
+        StrongRef(this)
+    }
+
+    /// Hands the reference to the worker (`Inner::schedule`).
+    fn schedule(self) {
+        let this = std::mem::ManuallyDrop::new(self).0;
+        // SAFETY: the guard's strong reference (see `new`), which `schedule` consumes; the
+        // guard is not dropped (`ManuallyDrop`), so it is not dropped twice.
+        unsafe { Inner::schedule(this) };
+    }
+}
+
+impl Drop for StrongRef {
+    fn drop(&mut self) {
+        // SAFETY: the guard's strong reference (see `new`); nothing touches the allocator
+        // through this guard afterwards.
+        unsafe { Arc::decrement_strong_count(self.0) };
     }
 }
 
