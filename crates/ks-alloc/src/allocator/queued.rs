@@ -249,6 +249,12 @@ impl Allocator {
         match q.enqueue(&inner.grants, notify(), holder) {
             Some(t) => {
                 drop(q);
+                // Until the caller holds the ticket, nobody could withdraw the request if
+                // the drain below unwound (a free it makes, through a FREEFRAME callback's
+                // panic): it would stay queued, and the frame granted to it be lost. The
+                // guard withdraws it then (freeing a frame granted to it). The wakers the
+                // drain's frees wake do not unwind (`wake_granted`).
+                let unwinding = CancelOnUnwind { alloc: self, t };
                 if drain && current_level() == Level::Dispatch {
                     // The same, by the worker (no system call at Dispatch level).
                     Inner::drain_cache_on_worker(inner);
@@ -258,9 +264,11 @@ impl Allocator {
                     Inner::drain_cache(inner);
                     // If one came to this request, it need not wait at all.
                     if let Some(i) = inner.grants.try_collect(t) {
+                        std::mem::forget(unwinding);
                         return Ok(Begin::Ready(Inner::frame(inner, i, NO_HINT)));
                     }
                 }
+                std::mem::forget(unwinding);
                 Ok(Begin::Queued(t))
             }
             None => {
@@ -365,6 +373,19 @@ fn sleep_on(_word: &AtomicU32, _seen: u32, _timeout: Option<Duration>) {
     loom::thread::yield_now();
 }
 
+/// Withdraws a request `begin` queued if `begin` unwinds before returning its ticket (see
+/// there); forgotten on the normal paths.
+struct CancelOnUnwind<'a> {
+    alloc: &'a Allocator,
+    t: Ticket,
+}
+
+impl Drop for CancelOnUnwind<'_> {
+    fn drop(&mut self) {
+        self.alloc.cancel(self.t);
+    }
+}
+
 /// First step of a queued allocate.
 pub(crate) enum Begin {
     Ready(Frame),
@@ -405,6 +426,80 @@ mod tests {
             .expect("the waiter slept through its cancellation");
         assert!(matches!(r, Err(Status::Cancelled)), "{r:?}");
         drop(held);
+    }
+
+    /// A request's first poll queues it, then drains the thread caches, which hands a
+    /// cached frame to this very request and wakes its waker inside `begin`, before the
+    /// future holds the ticket. A waker that panics there once unwound out of `begin`: the
+    /// request stayed queued and granted with nobody to collect or withdraw it, and the
+    /// frame was lost for good. Now the wake is reported, and the poll completes with the
+    /// frame.
+    #[test]
+    fn panicking_waker_woken_inside_begin_loses_no_frame() {
+        use std::future::Future;
+        use std::sync::mpsc::channel;
+        use std::task::{Context, Poll, Wake, Waker};
+
+        struct Panicky;
+        impl Wake for Panicky {
+            fn wake(self: std::sync::Arc<Self>) {
+                panic!("this waker panics");
+            }
+        }
+
+        let f = crate::framing::test_framing(PoolType::NON_PAGED, 2);
+        let alloc = Allocator::builder(&f)
+            .memory(Memory::NonPaged)
+            .starvation_threshold(None)
+            .build()
+            .expect("allocator");
+        let held = alloc.try_allocate().expect("a frame");
+        // Thread T: gets a cache slot, then holds a frame until told to free it (cached).
+        let (go, wait_go) = channel::<()>();
+        let (done, wait_done) = channel::<()>();
+        let (quit, wait_quit) = channel::<()>();
+        let (ready, wait_ready) = channel::<()>();
+        let a = alloc.clone();
+        let t = std::thread::spawn(move || {
+            drop(a.try_allocate().expect("a frame")); // registers and fills its cache slot
+            let mine = a.try_allocate().expect("the cached frame");
+            ready.send(()).expect("main waits");
+            wait_go.recv().expect("main says go");
+            drop(mine); // no request queued yet: cached in T's slot
+            done.send(()).expect("main waits");
+            let _ = wait_quit.recv();
+        });
+        wait_ready.recv().expect("T is ready");
+        // After the request found no frame and before it queues, T caches its frame: the
+        // request's drain finds it.
+        let mut once = Some((go, wait_done));
+        test_hooks::set(test_hooks::Point::BeforeWaiterLock, move || {
+            if let Some((go, wait_done)) = once.take() {
+                go.send(()).expect("T waits");
+                wait_done.recv().expect("T cached its frame");
+            }
+        });
+        let waker = Waker::from(std::sync::Arc::new(Panicky));
+        let mut req = Box::pin(alloc.allocate());
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            matches!(
+                req.as_mut().poll(&mut Context::from_waker(&waker)),
+                Poll::Ready(Ok(_))
+            )
+        }));
+        test_hooks::set(test_hooks::Point::BeforeWaiterLock, || {});
+        assert!(
+            matches!(polled, Ok(true)),
+            "the first poll completes with the frame"
+        );
+        drop(req);
+        drop(held);
+        quit.send(()).expect("T waits");
+        t.join().expect("T");
+        let s = alloc.status();
+        assert_eq!((s.allocated_frames, s.pending), (0, 0), "{s:?}");
+        let both = (alloc.try_allocate(), alloc.try_allocate());
+        assert!(both.0.is_ok() && both.1.is_ok(), "a frame was lost");
     }
 
     /// An allocator of `frames` frames of paged memory, with no starvation watch, so that
