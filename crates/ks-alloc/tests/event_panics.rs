@@ -48,24 +48,29 @@ impl Wake for Panicky {
     }
 }
 
-/// Runs `f` on a detached thread; panics if it does not finish within 10 s (a hang), and
-/// resumes its panic if it panicked.
+/// How long a test may take before it counts as hung (Miri runs far slower).
+fn patience() -> Duration {
+    Duration::from_secs(if cfg!(miri) { 900 } else { 10 })
+}
+
+/// Runs `f` on a detached thread; panics if it does not finish within [`patience`] (a
+/// hang), and resumes its panic if it panicked.
 fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
         let _ = tx.send(r);
     });
-    match rx.recv_timeout(Duration::from_secs(10)) {
+    match rx.recv_timeout(patience()) {
         Ok(Ok(v)) => v,
         Ok(Err(p)) => std::panic::resume_unwind(p),
         Err(_) => panic!("{what}: hung (deadlock?)"),
     }
 }
 
-/// Waits up to 5 s for `cond`.
+/// Waits up to half of [`patience`] for `cond`.
 fn eventually(mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + patience() / 2;
     while Instant::now() < deadline {
         if cond() {
             return true;
