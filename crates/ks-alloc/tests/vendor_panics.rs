@@ -378,8 +378,9 @@ fn a_dispatch_level_last_free_leaves_delete_to_the_worker_at_passive_level() {
     drop(a); // closed, one frame out
     {
         let _dispatch = raise_to_dispatch();
-        drop(f); // the last frame comes home at Dispatch level
-        assert_eq!(k.deletes.load(SeqCst), 0, "not inline at Dispatch level");
+        // The last frame comes home at Dispatch level. (The worker may finish the teardown
+        // before the next line runs: where and at which level `delete` ran is checked below.)
+        drop(f);
     }
     wait_until("the worker's teardown", || weak.strong_count() == 0);
     assert_eq!(k.deletes.load(SeqCst), 1);
