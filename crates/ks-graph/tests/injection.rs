@@ -302,28 +302,11 @@ fn a_filter_failure_status_reaches_the_frame_return_callback() {
     let mut built = build("testsrc size=8 ! nullsink");
     // In place of `nullsink`: completes odd frames with a failure status.
     let mut n = 0u32;
-    built
-        .replace_process(
-            "nullsink",
-            Box::new(process_fn(move |pins| {
-                let q = pins.queue(0).expect("connected");
-                let mut ended = false;
-                while let Some(p) = q.leading_edge(PointerState::Locked) {
-                    let eos = q.header(p)?.is_end_of_stream();
-                    if n % 2 == 1 && !eos {
-                        q.set_status_code(p, Err(Status::DeviceNotReady("unplugged".into())))?;
-                    }
-                    n += 1;
-                    q.unlock(p, true)?;
-                    ended |= eos;
-                }
-                if ended {
-                    pins.end_of_stream();
-                }
-                Ok(())
-            })),
-        )
-        .unwrap();
+    let odd = move || {
+        n += 1;
+        n % 2 == 0
+    };
+    failing_sink(&mut built, "nullsink", "unplugged", odd);
     let (injector, rx) = collect(&mut built, "testsrc.out");
     let feeder = feed(injector, 6, 8);
     let o = run(built, &RunOptions::default()).expect("run succeeds");
@@ -593,27 +576,7 @@ fn the_callback_may_submit_its_buffer_again() {
 fn a_frame_shared_by_tee_branches_returns_the_first_failure_of_any_branch() {
     let mut built = build("testsrc size=8 ! tee name=t ! nullsink name=sa t. ! nullsink name=sb");
     // Branch `sb` fails every frame but the last; branch `sa` completes them all.
-    built
-        .replace_process(
-            "sb",
-            Box::new(process_fn(|pins| {
-                let q = pins.queue(0).expect("connected");
-                let mut ended = false;
-                while let Some(p) = q.leading_edge(PointerState::Locked) {
-                    let eos = q.header(p)?.is_end_of_stream();
-                    if !eos {
-                        q.set_status_code(p, Err(Status::DeviceNotReady("branch b".into())))?;
-                    }
-                    q.unlock(p, true)?;
-                    ended |= eos;
-                }
-                if ended {
-                    pins.end_of_stream();
-                }
-                Ok(())
-            })),
-        )
-        .unwrap();
+    failing_sink(&mut built, "sb", "branch b", || true);
     let (injector, rx) = collect(&mut built, "testsrc.out");
     let feeder = feed(injector, 5, 8);
     let o = run(built, &RunOptions::default()).expect("run succeeds");
@@ -646,4 +609,36 @@ fn injection_types_are_send_and_sync() {
     check::<ks_graph::runtime::SubmitError>();
     check::<ReturnedFrame>();
     check::<ks_graph::runtime::InjectedFrame>();
+}
+
+/// Replaces sink `name` by one that completes each frame but the end-of-stream one with
+/// `STATUS_DEVICE_NOT_READY` (`why`) when `fail()` says so (asked once per such frame, in
+/// order), and reports the end of the stream.
+fn failing_sink(
+    built: &mut filters::Built,
+    name: &str,
+    why: &'static str,
+    mut fail: impl FnMut() -> bool + Send + 'static,
+) {
+    built
+        .replace_process(
+            name,
+            Box::new(process_fn(move |pins| {
+                let q = pins.queue(0).expect("connected");
+                let mut ended = false;
+                while let Some(p) = q.leading_edge(PointerState::Locked) {
+                    let eos = q.header(p)?.is_end_of_stream();
+                    if !eos && fail() {
+                        q.set_status_code(p, Err(Status::DeviceNotReady(why.into())))?;
+                    }
+                    q.unlock(p, true)?;
+                    ended |= eos;
+                }
+                if ended {
+                    pins.end_of_stream();
+                }
+                Ok(())
+            })),
+        )
+        .unwrap();
 }
