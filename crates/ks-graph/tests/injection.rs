@@ -642,3 +642,48 @@ fn failing_sink(
         )
         .unwrap();
 }
+
+/// A submission is processed on the submitting thread, which then holds the filters'
+/// mutexes: a filter that asks there for its own processing (`attempt_here`) is served
+/// asynchronously, as within any callback of the run, instead of waiting for its own mutex.
+#[test]
+fn a_filter_attempting_its_processing_here_during_a_submission_does_not_deadlock() {
+    let mut built = build("testsrc size=8 ! nullsink");
+    let mut asked = false;
+    built
+        .replace_process(
+            "nullsink",
+            Box::new(process_fn(move |pins| {
+                if !asked {
+                    asked = true;
+                    assert!(pins.attempt_processing().attempt_here());
+                }
+                let q = pins.queue(0).expect("connected");
+                let mut ended = false;
+                q.eject_leading(usize::MAX, |at| {
+                    ended |= at.header.is_end_of_stream();
+                    Ok::<(), Status>(())
+                })?;
+                if ended {
+                    pins.end_of_stream();
+                }
+                Ok(())
+            })),
+        )
+        .unwrap();
+    let (injector, rx) = collect(&mut built, "testsrc.out");
+    let feeder = feed(injector, 3, 8);
+    let (done_tx, done_rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = done_tx.send(run(built, &RunOptions::default()));
+    });
+    let o = done_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the run deadlocked")
+        .expect("run succeeds");
+    assert_eq!(feeder.join().unwrap(), 3);
+    assert!(o.report.completed);
+    let returned = by_context(&rx);
+    assert_eq!(returned.len(), 3);
+    assert!(returned.values().all(|r| r.status.is_ok()));
+}

@@ -472,8 +472,13 @@ impl Injector {
             context,
             injection: Arc::clone(inj),
         };
-        live.shared
-            .deliver(live.target, super::RtFrame::Injected(frame), header);
+        {
+            // Delivered on this thread, which then holds filters' mutexes: a filter asking
+            // for its processing here (`attempt_here`) is served asynchronously instead.
+            let _processing = super::Processing::enter();
+            live.shared
+                .deliver(live.target, super::RtFrame::Injected(frame), header);
+        }
         drop(live);
         let mut gate = lock(&inj.gate);
         gate.submitting -= 1;

@@ -1337,10 +1337,27 @@ const BATCH: usize = 16;
 pub(crate) const PROCESSING_STACK: usize = 64 << 20;
 
 thread_local! {
-    /// This thread is one of the run's (a requester, the timer) or is processing a filter
-    /// for [`AttemptProcessing::attempt_here`]: it may hold a filter's mutex, so a
-    /// processing attempted here must not wait for one.
+    /// This thread is one of the run's (a requester, the timer), or is processing a filter
+    /// for [`AttemptProcessing::attempt_here`] or an injector's submission, or runs a
+    /// callback of the run: it may hold a filter's mutex, so a processing attempted here
+    /// must not wait for one.
     static PROCESSING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread as [`PROCESSING`] until dropped (an unwind included), then restores
+/// what it was.
+pub(crate) struct Processing(bool);
+
+impl Processing {
+    pub(crate) fn enter() -> Processing {
+        Processing(PROCESSING.with(|f| f.replace(true)))
+    }
+}
+
+impl Drop for Processing {
+    fn drop(&mut self) {
+        PROCESSING.with(|f| f.set(self.0));
+    }
 }
 
 /// How long a requester waits on a client's allocator before it looks at `stop` again (a
@@ -1611,14 +1628,14 @@ impl Shared {
         let Some(node) = self.nodes.get(index) else {
             return false;
         };
-        PROCESSING.with(|p| p.set(true));
+        let processing = Processing::enter();
         // The filter's own panics fail the run in `process_locked`; this catches the rest,
         // as on the run's threads.
         let processed = catch_unwind(AssertUnwindSafe(|| {
             let mut st = lock(&node.state);
             self.process_locked(node, &mut st);
         }));
-        PROCESSING.with(|p| p.set(false));
+        drop(processing);
         if let Err(p) = processed {
             self.fail(RunError::Setup(format!(
                 "processing '{}' for another thread panicked: {}",
@@ -2226,9 +2243,9 @@ impl Runtime {
                     // A callback of the run, like the filters': a processing it attempts
                     // here goes to the timer thread (`attempt_here` falls back to
                     // `attempt`), so that the run's own thread does not stream.
-                    let was = PROCESSING.with(|f| f.replace(true));
+                    let processing = Processing::enter();
                     let called = catch_unwind(AssertUnwindSafe(|| p(delivered)));
-                    PROCESSING.with(|f| f.set(was));
+                    drop(processing);
                     if let Err(e) = called {
                         shared.fail(RunError::Setup(format!(
                             "the progress callback panicked: {}",
