@@ -687,3 +687,59 @@ fn a_filter_attempting_its_processing_here_during_a_submission_does_not_deadlock
     assert_eq!(returned.len(), 3);
     assert!(returned.values().all(|r| r.status.is_ok()));
 }
+
+/// A frame stops counting in `outstanding` as the callback receives it.
+#[test]
+fn a_frame_no_longer_counts_as_outstanding_in_its_callback() {
+    let mut built = build("testsrc size=8 ! nullsink");
+    let pin = built.graph.pin("testsrc.out").unwrap();
+    let slot: Arc<Mutex<Option<Injector>>> = Arc::default();
+    let (tx, rx) = mpsc::channel();
+    let s2 = Arc::clone(&slot);
+    let injector = built
+        .graph
+        .register_frame_return(pin, move |_r| {
+            let seen = s2.lock().unwrap().as_ref().map(Injector::outstanding);
+            let _ = tx.send(seen);
+        })
+        .unwrap();
+    *slot.lock().unwrap() = Some(injector.clone());
+    let feeder = feed(injector, 1, 8);
+    let o = run(built, &RunOptions::default()).expect("run succeeds");
+    assert_eq!(feeder.join().unwrap(), 1);
+    assert!(o.report.completed);
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), [Some(0)]);
+    slot.lock().unwrap().take();
+}
+
+/// Once the run has begun to stop (here: a filter failed, on the submitting thread itself),
+/// submissions are refused and `is_running` says so, though the gates close a moment later.
+#[test]
+fn submissions_are_refused_once_the_run_has_failed() {
+    let mut built = build("testsrc size=8 ! nullsink");
+    built
+        .replace_process(
+            "nullsink",
+            Box::new(process_fn(|_| {
+                Err(Status::DeviceNotReady("the sink gave up".into()))
+            })),
+        )
+        .unwrap();
+    let (injector, rx) = collect(&mut built, "testsrc.out");
+    let feeder = thread::spawn(move || {
+        wait_running(&injector);
+        // Delivered on this thread: the sink fails the run before this returns.
+        injector
+            .submit(payload(0, 8), 0)
+            .expect("accepted while running");
+        let second = injector.submit(payload(1, 8), 1);
+        (second.map_err(|e| e.status().name()), injector.is_running())
+    });
+    let outcome = run(built, &RunOptions::default());
+    assert!(outcome.is_err(), "the sink failed the run");
+    let (second, running) = feeder.join().unwrap();
+    assert_eq!(second, Err("STATUS_INVALID_DEVICE_STATE"));
+    assert!(!running);
+    let returned = by_context(&rx);
+    assert_eq!(returned.keys().copied().collect::<Vec<_>>(), [0]);
+}

@@ -227,8 +227,11 @@ impl From<SubmitError> for Status {
 }
 
 /// Submits frames to a pin in injection mode (`KsPinSubmitFrame`). Made by
-/// [`Graph::register_frame_return`]; cheap to clone, and usable from any thread (a filter's
-/// process callback, the frame-return callback itself, a thread of the client's).
+/// [`Graph::register_frame_return`]; cheap to clone, and usable from any thread (the
+/// frame-return callback itself, a thread of the client's, the process callback of the
+/// pin's own filter), except from the process callback of a filter downstream of the pin,
+/// whose processing mutex the delivery would need (see
+/// [`submit_with_header`](Self::submit_with_header)).
 ///
 /// Frames are accepted while the graph runs ([`is_running`](Self::is_running)): from the
 /// moment [`Runtime::run`](super::Runtime::run) has started streaming until it begins to
@@ -313,11 +316,11 @@ impl Injector {
     /// ```
     pub fn is_running(&self) -> bool {
         let gate = lock(&self.inner.gate);
-        gate.registered && gate.live.is_some()
+        gate.registered && gate.live.as_ref().is_some_and(|l| !l.stopping())
     }
 
-    /// Frames accepted and not yet handed back to the frame-return callback (0 whenever no
-    /// run is in progress).
+    /// Frames accepted and not yet handed to the frame-return callback (0 whenever no run is
+    /// in progress). A frame stops counting as the callback receives it.
     ///
     /// ```
     /// # use ks_graph::filters;
@@ -445,7 +448,7 @@ impl Injector {
                 );
                 return refuse(Status::InvalidDeviceRequest(msg.into()), buffer);
             }
-            let Some(live) = gate.live.clone() else {
+            let Some(live) = gate.live.clone().filter(|l| !l.stopping()) else {
                 let msg = format!(
                     "the graph of pin '{}' is not running; frames are accepted from RUN until \
                      the run begins to stop",
@@ -464,6 +467,8 @@ impl Injector {
             gate.submitting += 1;
             live
         };
+        // Uncounted however the delivery ends (STOP waits for the count to reach 0).
+        let _submitting = Submitting(inj);
         // Relaxed: a counter; `outstanding` is exact once the run is over (joins and the
         // gate's lock order everything then).
         inj.submitted.fetch_add(1, Ordering::Relaxed);
@@ -480,12 +485,21 @@ impl Injector {
                 .deliver(live.target, super::RtFrame::Injected(frame), header);
         }
         drop(live);
-        let mut gate = lock(&inj.gate);
+        Ok(())
+    }
+}
+
+/// A submission under way, counted in the gate's `submitting` (which STOP waits out before
+/// it flushes); uncounted on drop, an unwind included.
+struct Submitting<'a>(&'a Arc<Injection>);
+
+impl Drop for Submitting<'_> {
+    fn drop(&mut self) {
+        let mut gate = lock(&self.0.gate);
         gate.submitting -= 1;
         if gate.submitting == 0 {
-            inj.gate_idle.notify_all();
+            self.0.gate_idle.notify_all();
         }
-        Ok(())
     }
 }
 
@@ -661,6 +675,16 @@ struct Live {
     frame_size: u32,
 }
 
+impl Live {
+    /// The run has begun to stop (STOP, or a failure): its frames are being flushed, so a
+    /// submission now would only come straight back cancelled.
+    fn stopping(&self) -> bool {
+        // SeqCst: as every other load of `stop` (set before the gates close at STOP, and by
+        // `fail`).
+        self.shared.stop.load(Ordering::SeqCst)
+    }
+}
+
 struct Gate {
     /// The pin's current registration (cleared when it is unregistered or replaced).
     registered: bool,
@@ -815,11 +839,13 @@ impl Injection {
     /// Calls the callback with `r`. A panic counts as a return (the buffer was handed
     /// over); it is kept for the run to report, and given back as an error.
     fn call(&self, r: ReturnedFrame) -> Result<(), Status> {
+        // Counted as the callback receives it (a panic still counts: the buffer was handed
+        // over), so that `outstanding` no longer counts it there. Relaxed: a counter (see
+        // `submit_with_header`).
+        self.returned.fetch_add(1, Ordering::Relaxed);
         let mut callback = lock(&self.callback);
         let result = catch_unwind(AssertUnwindSafe(|| (*callback)(r)));
         drop(callback);
-        // Relaxed: a counter (see `submit_with_header`).
-        self.returned.fetch_add(1, Ordering::Relaxed);
         result.map_err(|p| {
             let status = Status::Unsuccessful(
                 format!(
