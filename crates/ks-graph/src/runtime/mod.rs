@@ -1113,7 +1113,8 @@ pub struct FilterReport {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunReport {
     /// Frames carrying data produced by the sources (an empty end-of-stream frame does not
-    /// count; see [`FilterStats::frames`]).
+    /// count; see [`FilterStats::frames`]). Frames a client injected ([`Injector`]) are not
+    /// produced by a source: they count in the stats of the filters they reach.
     pub frames: u64,
     /// Data bytes in those frames.
     pub bytes: u64,
@@ -1128,9 +1129,10 @@ pub struct RunReport {
     pub pipes: Vec<PipeReport>,
     /// Per filter.
     pub filters: Vec<FilterReport>,
-    /// Whether every frame went back to its allocator and every allocator the graph created
-    /// was closed. A client's allocator (assigned to a root pin) stays open; for it, no more
-    /// frames may be out at the end than were out when the run started (the client's own).
+    /// Whether every frame went back to its allocator, every frame a client injected went
+    /// back to its frame-return callback, and every allocator the graph created was closed.
+    /// A client's allocator (assigned to a root pin) stays open; for it, no more frames may
+    /// be out at the end than were out when the run started (the client's own).
     pub all_frames_returned: bool,
 }
 
