@@ -574,29 +574,33 @@ fn the_callback_may_submit_its_buffer_again() {
 
 #[test]
 fn a_frame_shared_by_tee_branches_returns_the_first_failure_of_any_branch() {
-    let mut built = build("testsrc size=8 ! tee name=t ! nullsink name=sa t. ! nullsink name=sb");
-    // Branch `sb` fails every frame but the last; branch `sa` completes them all.
-    failing_sink(&mut built, "sb", "branch b", || true);
-    let (injector, rx) = collect(&mut built, "testsrc.out");
-    let feeder = feed(injector, 5, 8);
-    let o = run(built, &RunOptions::default()).expect("run succeeds");
-    assert_eq!(feeder.join().unwrap(), 5);
-    assert_eq!(o.plan.pipes.len(), 1, "both branches share the pipe");
-    let returned = by_context(&rx);
-    assert_eq!(returned.len(), 5);
-    for (n, r) in &returned {
-        if *n < 4 {
-            assert!(
-                matches!(&r.status, Err(Status::DeviceNotReady(m)) if m.contains("branch b")),
-                "{n}: {:?}",
-                r.status
-            );
-        } else {
-            assert_eq!(
-                r.status,
-                Ok(()),
-                "the last frame completed on both branches"
-            );
+    // One branch fails every frame but the last; the other completes them all. Either
+    // branch, whether it lets go of the frame first or last, decides the status.
+    for failing in ["sa", "sb"] {
+        let mut built =
+            build("testsrc size=8 ! tee name=t ! nullsink name=sa t. ! nullsink name=sb");
+        failing_sink(&mut built, failing, "the failing branch", || true);
+        let (injector, rx) = collect(&mut built, "testsrc.out");
+        let feeder = feed(injector, 5, 8);
+        let o = run(built, &RunOptions::default()).expect("run succeeds");
+        assert_eq!(feeder.join().unwrap(), 5);
+        assert_eq!(o.plan.pipes.len(), 1, "both branches share the pipe");
+        let returned = by_context(&rx);
+        assert_eq!(returned.len(), 5);
+        for (n, r) in &returned {
+            if *n < 4 {
+                assert!(
+                    matches!(&r.status, Err(Status::DeviceNotReady(m)) if m.contains("failing")),
+                    "{failing} fails, frame {n}: {:?}",
+                    r.status
+                );
+            } else {
+                assert_eq!(
+                    r.status,
+                    Ok(()),
+                    "the last frame completed on both branches"
+                );
+            }
         }
     }
 }

@@ -1238,3 +1238,113 @@ fn processing_attempted_here_from_the_progress_callback_does_not_run_on_the_runs
         "a filter was processed on the thread running the run"
     );
 }
+
+/// A processing handle asked from the filter's `stop` callback, when the run still exists
+/// but is stopping, takes nothing and says so.
+#[test]
+fn processing_attempted_at_stop_is_refused() {
+    use ks_graph::runtime::{AttemptProcessing, FilterStats, Pins, Process};
+    use std::sync::{Arc, Mutex};
+    struct AtStop {
+        handle: Option<AttemptProcessing>,
+        answers: Arc<Mutex<Vec<bool>>>,
+    }
+    impl Process for AtStop {
+        fn process(&mut self, pins: &mut Pins<'_>) -> Result<(), ks_alloc::Status> {
+            self.handle.get_or_insert_with(|| pins.attempt_processing());
+            pass_on(pins)
+        }
+        fn stats(&self) -> FilterStats {
+            FilterStats::default()
+        }
+        fn stop(&mut self) -> Result<(), ks_alloc::Status> {
+            let mut answers = self.answers.lock().unwrap();
+            if let Some(h) = &self.handle {
+                answers.push(h.attempt());
+                answers.push(h.attempt_here());
+            }
+            Ok(())
+        }
+    }
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    let o = run_replaced(
+        "testsrc frames=3 size=16 ! identity ! nullsink",
+        "identity",
+        Box::new(AtStop {
+            handle: None,
+            answers: Arc::clone(&answers),
+        }),
+        RunOptions::default(),
+    )
+    .expect("run succeeds");
+    assert!(o.report.completed);
+    assert_eq!(*answers.lock().unwrap(), [false, false]);
+}
+
+/// Processing attempted "here" from a thread of the client's makes that thread a processing
+/// one: a filter asking there for its processing again is served asynchronously, instead of
+/// waiting for its own mutex.
+#[test]
+fn processing_attempted_here_within_processing_attempted_here_does_not_deadlock() {
+    use ks_graph::runtime::{FilterStats, Pins, Process};
+    use std::sync::{Arc, Mutex, mpsc};
+    use std::thread;
+    struct Nested {
+        started: bool,
+        outer: Arc<Mutex<Option<bool>>>,
+        inner: Arc<Mutex<Option<bool>>>,
+    }
+    impl Process for Nested {
+        fn process(&mut self, pins: &mut Pins<'_>) -> Result<(), ks_alloc::Status> {
+            if !self.started {
+                self.started = true;
+                let again = pins.attempt_processing();
+                let outer = Arc::clone(&self.outer);
+                thread::Builder::new()
+                    .name("client".into())
+                    .spawn(move || *outer.lock().unwrap() = Some(again.attempt_here()))
+                    .unwrap();
+            } else if thread::current().name() == Some("client") {
+                *self.inner.lock().unwrap() = Some(pins.attempt_processing().attempt_here());
+            }
+            pass_on(pins)
+        }
+        fn stats(&self) -> FilterStats {
+            FilterStats::default()
+        }
+    }
+    let (outer, inner): (Arc<Mutex<Option<bool>>>, Arc<Mutex<Option<bool>>>) =
+        (Arc::default(), Arc::default());
+    let (tx, rx) = mpsc::channel();
+    let (o2, i2) = (Arc::clone(&outer), Arc::clone(&inner));
+    // The client's call comes within the run's first milliseconds; `until` ends it.
+    let options = RunOptions {
+        until: Some(std::time::Duration::from_secs(1)),
+        progress: Some(Box::new(move |_| {
+            if o2.lock().unwrap().is_some() {
+                let _ = tx.send(());
+            }
+        })),
+    };
+    let mut built = filters::build(
+        GraphSpec::parse_pipeline("testsrc frames=100000000 size=4 ! identity ! nullsink").unwrap(),
+    )
+    .unwrap();
+    built
+        .replace_process(
+            "identity",
+            Box::new(Nested {
+                started: false,
+                outer: Arc::clone(&outer),
+                inner: Arc::clone(&inner),
+            }),
+        )
+        .unwrap();
+    let runtime = built.into_runtime().unwrap();
+    let run = thread::spawn(move || runtime.run(&options));
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the client's attempt_here never returned: it deadlocked");
+    assert_eq!(*outer.lock().unwrap(), Some(true));
+    assert_eq!(*inner.lock().unwrap(), Some(true), "served asynchronously");
+    assert!(run.join().unwrap().is_ok());
+}
