@@ -1313,10 +1313,10 @@ fn processing_attempted_here_within_processing_attempted_here_does_not_deadlock(
             FilterStats::default()
         }
     }
-    let (outer, inner): (Arc<Mutex<Option<bool>>>, Arc<Mutex<Option<bool>>>) =
-        (Arc::default(), Arc::default());
+    type Answer = Arc<Mutex<Option<bool>>>;
+    let (outer, inner): (Answer, Answer) = (Arc::default(), Arc::default());
     let (tx, rx) = mpsc::channel();
-    let (o2, i2) = (Arc::clone(&outer), Arc::clone(&inner));
+    let o2 = Arc::clone(&outer);
     // The client's call comes within the run's first milliseconds; `until` ends it.
     let options = RunOptions {
         until: Some(std::time::Duration::from_secs(1)),
