@@ -442,15 +442,6 @@ impl Mem {
         }
     }
 
-    /// The memory of frames the library maps (what a vendor's `memory()` reports).
-    fn of_frames(m: ks_alloc::Memory) -> Mem {
-        match m {
-            ks_alloc::Memory::NonPaged => Mem::NonPaged,
-            ks_alloc::Memory::Paged => Mem::Paged,
-            ks_alloc::Memory::User => Mem::User,
-        }
-    }
-
     /// The weakest memory satisfying both, if any.
     fn meet(self, o: Mem) -> Option<Mem> {
         match (self, o) {
@@ -1356,7 +1347,7 @@ fn merge_pipe(
         // frames do not serve a pipe that requires non-paged memory, whatever the vendor
         // declares); device memory is the vendor's own, taken as declared.
         let host_only = acc.hard_flags & RequirementFlags::SYSTEM_MEMORY.bits() != 0;
-        let frames_mem = Mem::of_frames(v.allocator.memory());
+        let frames_mem = Mem::of(v.allocator.memory().memory_type());
         let honest = |o: Mem| o.is_device() || frames_mem.satisfies(o);
         let usable = |o: Mem| o != Mem::Any && !(host_only && o.is_device()) && honest(o);
         let offered: Vec<Mem> = caps.memory_types.iter().map(|&t| Mem::of(t)).collect();

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use ks_alloc::{MemoryType, RequirementFlags, Status};
+use ks_alloc::{Memory, MemoryType, RequirementFlags, Status};
 use ks_graph::filters;
 use ks_graph::runtime::{self, RunError, RunOptions};
 use ks_graph::{AllocationPlan, AllocatorKind, Graph, MemoryKind, PinId, StateError};
@@ -183,9 +183,8 @@ fn paged_memory_hints(graph: &Graph, plan: &AllocationPlan) -> Vec<Option<String
                         && item
                             .and_then(|i| graph.pin_framing(pin)?.items.get(i))
                             .is_some_and(|it| {
-                                // SYSTEM memory is non-paged too (negotiation's policy).
-                                (it.memory_type == MemoryType::KERNEL_NONPAGED
-                                    || it.memory_type == MemoryType::SYSTEM)
+                                // KERNEL_NONPAGED or SYSTEM, both non-paged.
+                                Memory::from_memory_type(it.memory_type) == Ok(Memory::NonPaged)
                                     && !it
                                         .flags
                                         .requirements()
