@@ -1653,7 +1653,7 @@ impl Shared {
     /// (under each filter's mutex), then lets the filter process, as
     /// `KsPinAttemptProcessing` would, and routes what completed. Ends when the run stops.
     fn timer(&self) {
-        PROCESSING.with(|p| p.set(true));
+        let _processing = Processing::enter();
         let mut timers = lock(&self.timers);
         // (filter, whether its processing was attempted)
         let mut due: Vec<(usize, bool)> = Vec::with_capacity(timers.deadlines.len());
@@ -1801,7 +1801,7 @@ impl Shared {
         root: (usize, usize),
         count: &AtomicU64,
     ) {
-        PROCESSING.with(|p| p.set(true));
+        let _processing = Processing::enter();
         let (f, pin) = root;
         let node = &self.nodes[f];
         let batch_more = allocator.offers_function_table();
